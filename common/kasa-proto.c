@@ -1,0 +1,731 @@
+/* SPDX-License-Identifier: MIT */
+
+#include "kasa-proto.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+
+/* jansson ships json_decrefp() for exactly this. */
+#define _cleanup_json_ _cleanup_(json_decrefp)
+
+_printf_(2, 3) static int fail(KasaError *err, const char *fmt, ...) {
+        if (err) {
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(err->message, sizeof(err->message), fmt, ap);
+                va_end(ap);
+        }
+        return -EBADMSG;
+}
+
+void kasa_encrypt(uint8_t *buf, size_t len) {
+        uint8_t key = KASA_XOR_KEY;
+        for (size_t i = 0; i < len; i++) {
+                key ^= buf[i];
+                buf[i] = key;
+        }
+}
+
+void kasa_decrypt(uint8_t *buf, size_t len) {
+        uint8_t key = KASA_XOR_KEY;
+        for (size_t i = 0; i < len; i++) {
+                uint8_t c = buf[i];
+                buf[i] = key ^ c;
+                key = c;
+        }
+}
+
+int kasa_frame_encode(const char *payload, size_t len, uint8_t **ret_buf, size_t *ret_len) {
+        if (len > UINT32_MAX)
+                return -EMSGSIZE;
+        uint8_t *buf = malloc(len + KASA_FRAME_HEADER_SIZE);
+        if (!buf)
+                return -ENOMEM;
+        buf[0] = (uint8_t) (len >> 24);
+        buf[1] = (uint8_t) (len >> 16);
+        buf[2] = (uint8_t) (len >> 8);
+        buf[3] = (uint8_t) len;
+        memcpy(buf + KASA_FRAME_HEADER_SIZE, payload, len);
+        kasa_encrypt(buf + KASA_FRAME_HEADER_SIZE, len);
+        *ret_buf = buf;
+        *ret_len = len + KASA_FRAME_HEADER_SIZE;
+        return 0;
+}
+
+void kasa_frame_decoder_init(KasaFrameDecoder *d, size_t max_size) {
+        *d = (KasaFrameDecoder) {
+                .max_size = max_size > 0 ? max_size : KASA_FRAME_MAX_DEFAULT,
+        };
+}
+
+void kasa_frame_decoder_reset(KasaFrameDecoder *d) {
+        free(d->payload);
+        kasa_frame_decoder_init(d, d->max_size);
+}
+
+bool kasa_frame_decoder_busy(const KasaFrameDecoder *d) {
+        return d->header_have > 0;
+}
+
+int kasa_frame_decoder_feed(KasaFrameDecoder *d, const uint8_t *data, size_t len,
+                            size_t *ret_consumed, char **ret_frame, size_t *ret_frame_len,
+                            KasaError *err) {
+        size_t used = 0;
+
+        *ret_consumed = 0;
+
+        if (d->header_have < KASA_FRAME_HEADER_SIZE) {
+                size_t n = MIN(len, KASA_FRAME_HEADER_SIZE - d->header_have);
+                memcpy(d->header + d->header_have, data, n);
+                d->header_have += n;
+                used += n;
+                *ret_consumed = used;
+                if (d->header_have < KASA_FRAME_HEADER_SIZE)
+                        return 0;
+
+                uint32_t size = (uint32_t) d->header[0] << 24 | (uint32_t) d->header[1] << 16 |
+                                (uint32_t) d->header[2] << 8 | d->header[3];
+                if (size == 0) {
+                        fail(err, "frame announces an empty payload");
+                        return -EBADMSG;
+                }
+                if (size > d->max_size) {
+                        fail(err, "frame announces %" PRIu32 " bytes, more than the limit of %zu",
+                             size, d->max_size);
+                        return -EMSGSIZE;
+                }
+                /* +1 for the NUL terminator handed to the JSON parser. */
+                d->payload = malloc(size + 1);
+                if (!d->payload)
+                        return -ENOMEM;
+                d->payload_size = size;
+                d->payload_have = 0;
+        }
+
+        size_t n = MIN(len - used, d->payload_size - d->payload_have);
+        memcpy(d->payload + d->payload_have, data + used, n);
+        d->payload_have += n;
+        used += n;
+        *ret_consumed = used;
+
+        if (d->payload_have < d->payload_size)
+                return 0;
+
+        kasa_decrypt(d->payload, d->payload_size);
+        d->payload[d->payload_size] = 0;
+        *ret_frame = (char *) d->payload;
+        *ret_frame_len = d->payload_size;
+        d->payload = NULL;
+        kasa_frame_decoder_init(d, d->max_size);
+        return 1;
+}
+
+/* ---- requests ---- */
+
+static char *dump_request(json_t *root, const char *child_id) {
+        if (!root)
+                return NULL;
+        if (child_id) {
+                json_t *ids = json_pack("{s:[s]}", "child_ids", child_id);
+                if (!ids || json_object_set_new(root, "context", ids) < 0)
+                        return NULL;
+        }
+        return json_dumps(root, JSON_COMPACT);
+}
+
+char *kasa_request_query(unsigned queries, const char *child_id) {
+        _cleanup_json_ json_t *root = json_object();
+        if (!root)
+                return NULL;
+        if (queries & KASA_QUERY_SYSINFO)
+                json_object_set_new(root, "system", json_pack("{s:{}}", "get_sysinfo"));
+        if (queries & KASA_QUERY_REALTIME)
+                json_object_set_new(root, "emeter", json_pack("{s:{}}", "get_realtime"));
+        if (queries & KASA_QUERY_TIME)
+                json_object_set_new(root, "time", json_pack("{s:{}}", "get_time"));
+        return dump_request(root, child_id);
+}
+
+char *kasa_request_set_relay(bool on, const char *child_id) {
+        _cleanup_json_ json_t *root = json_pack("{s:{s:{s:i}}}", "system", "set_relay_state", "state", on ? 1 : 0);
+        return dump_request(root, child_id);
+}
+
+char *kasa_request_set_alias(const char *alias, const char *child_id) {
+        _cleanup_json_ json_t *root = json_pack("{s:{s:{s:s}}}", "system", "set_dev_alias", "alias", alias);
+        return dump_request(root, child_id);
+}
+
+char *kasa_request_set_led_off(bool off) {
+        _cleanup_json_ json_t *root = json_pack("{s:{s:{s:i}}}", "system", "set_led_off", "off", off ? 1 : 0);
+        return dump_request(root, NULL);
+}
+
+char *kasa_request_reboot(unsigned delay_s) {
+        _cleanup_json_ json_t *root = json_pack("{s:{s:{s:I}}}", "system", "reboot", "delay", (json_int_t) delay_s);
+        return dump_request(root, NULL);
+}
+
+char *kasa_request_daystat(int year, int month, const char *child_id) {
+        _cleanup_json_ json_t *root = json_pack("{s:{s:{s:i,s:i}}}", "emeter", "get_daystat",
+                                                "year", year, "month", month);
+        return dump_request(root, child_id);
+}
+
+char *kasa_request_monthstat(int year, const char *child_id) {
+        _cleanup_json_ json_t *root = json_pack("{s:{s:{s:i}}}", "emeter", "get_monthstat", "year", year);
+        return dump_request(root, child_id);
+}
+
+char *kasa_request_erase_emeter(const char *child_id) {
+        _cleanup_json_ json_t *root = json_pack("{s:{s:{}}}", "emeter", "erase_emeter_stat");
+        return dump_request(root, child_id);
+}
+
+/* ---- response parsing ---- */
+
+/* Every getter: absent is fine unless required; present with the wrong
+ * type or an insane value is an error naming the field. */
+
+static int get_string(json_t *obj, const char *where, const char *key, bool required,
+                      char *out, size_t out_size, KasaError *err) {
+        json_t *v = json_object_get(obj, key);
+        if (!v) {
+                if (required)
+                        return fail(err, "%s: required field \"%s\" is missing", where, key);
+                return 0;
+        }
+        if (!json_is_string(v))
+                return fail(err, "%s: field \"%s\" must be a string", where, key);
+        size_t n = json_string_length(v);
+        if (n >= out_size)
+                return fail(err, "%s: field \"%s\" is %zu bytes long, limit %zu", where, key, n, out_size - 1);
+        memcpy(out, json_string_value(v), n);
+        out[n] = 0;
+        return 1;
+}
+
+static int get_int(json_t *obj, const char *where, const char *key, bool required,
+                   int64_t min, int64_t max, int64_t *out, KasaError *err) {
+        json_t *v = json_object_get(obj, key);
+        if (!v) {
+                if (required)
+                        return fail(err, "%s: required field \"%s\" is missing", where, key);
+                return 0;
+        }
+        if (!json_is_integer(v))
+                return fail(err, "%s: field \"%s\" must be an integer", where, key);
+        json_int_t i = json_integer_value(v);
+        if (i < min || i > max)
+                return fail(err, "%s: field \"%s\" is %" JSON_INTEGER_FORMAT ", outside %" PRId64 "..%" PRId64,
+                            where, key, i, min, max);
+        *out = i;
+        return 1;
+}
+
+/* A number in device units, scaled into internal units and rounded.
+ * Integer devices send integers; float devices may send either. */
+static int get_scaled(json_t *obj, const char *where, const char *key, double scale,
+                      int64_t min, int64_t max, int64_t *out, KasaError *err) {
+        json_t *v = json_object_get(obj, key);
+        if (!v)
+                return 0;
+        if (!json_is_number(v))
+                return fail(err, "%s: field \"%s\" must be a number", where, key);
+        double d = json_number_value(v) * scale;
+        if (!isfinite(d) || d < (double) min || d > (double) max)
+                return fail(err, "%s: field \"%s\" is %g, outside the plausible range", where, key,
+                            json_number_value(v));
+        *out = (int64_t) llround(d);
+        return 1;
+}
+
+static int get_err_code(json_t *obj, const char *where, int32_t *out, KasaError *err) {
+        int64_t code = 0;
+        int r = get_int(obj, where, "err_code", false, INT32_MIN + 1, INT32_MAX, &code, err);
+        if (r < 0)
+                return r;
+        /* A reply without err_code is a success: several firmwares omit it. */
+        *out = (int32_t) code;
+        return 0;
+}
+
+/* A module that answers "module not support" puts err_code on the module
+ * object itself, not on the method. */
+static int module_err(json_t *module, const char *where, int32_t *out, KasaError *err) {
+        json_t *v = json_object_get(module, "err_code");
+        if (!v)
+                return 0;
+        int r = get_err_code(module, where, out, err);
+        return r < 0 ? r : 1;
+}
+
+static int method(json_t *module, const char *mname, const char *mkey, json_t **ret, int32_t *ret_err,
+                  KasaError *err) {
+        char where[96];
+        json_t *v = json_object_get(module, mkey);
+
+        *ret = NULL;
+        if (!v)
+                return 0;
+        snprintf(where, sizeof(where), "%s.%s", mname, mkey);
+        if (!json_is_object(v))
+                return fail(err, "%s: must be an object", where);
+        int r = get_err_code(v, where, ret_err, err);
+        if (r < 0)
+                return r;
+        *ret = v;
+        return 1;
+}
+
+int kasa_mac_normalize(const char *in, char out[static 18]) {
+        unsigned n = 0;
+        size_t o = 0;
+        for (const char *p = in; *p; p++) {
+                if (*p == ':' || *p == '-') {
+                        if (n % 2 != 0 || n == 0)
+                                return -EINVAL;
+                        continue;
+                }
+                if (!isxdigit((unsigned char) *p) || n >= 12)
+                        return -EINVAL;
+                if (n > 0 && n % 2 == 0)
+                        out[o++] = ':';
+                out[o++] = (char) toupper((unsigned char) *p);
+                n++;
+        }
+        if (n != 12)
+                return -EINVAL;
+        out[o] = 0;
+        return 0;
+}
+
+static int parse_child(json_t *c, size_t idx, KasaChild *ret, KasaError *err) {
+        char where[64];
+        int64_t v;
+        int r;
+
+        snprintf(where, sizeof(where), "system.get_sysinfo.children[%zu]", idx);
+        if (!json_is_object(c))
+                return fail(err, "%s: must be an object", where);
+        r = get_string(c, where, "id", true, ret->id, sizeof(ret->id), err);
+        if (r < 0)
+                return r;
+        if (!ret->id[0])
+                return fail(err, "%s: field \"id\" is empty", where);
+        r = get_string(c, where, "alias", false, ret->alias, sizeof(ret->alias), err);
+        if (r < 0)
+                return r;
+        r = get_int(c, where, "state", true, 0, 1, &v, err);
+        if (r < 0)
+                return r;
+        ret->on = v == 1;
+        r = get_int(c, where, "on_time", false, 0, INT32_MAX, &ret->on_time, err);
+        if (r < 0)
+                return r;
+        return 0;
+}
+
+static int parse_sysinfo(json_t *si, KasaSysinfo *ret, KasaError *err) {
+        static const char where[] = "system.get_sysinfo";
+        char mac[KASA_STRING_MAX] = "";
+        int64_t v;
+        int r;
+
+        *ret = (KasaSysinfo) {};
+
+        r = get_string(si, where, "alias", false, ret->alias, sizeof(ret->alias), err);
+        if (r < 0)
+                return r;
+        r = get_string(si, where, "model", true, ret->model, sizeof(ret->model), err);
+        if (r < 0)
+                return r;
+        r = get_string(si, where, "mac", false, mac, sizeof(mac), err);
+        if (r < 0)
+                return r;
+        if (r == 0) {
+                /* some firmwares name it mic_mac and drop the colons */
+                r = get_string(si, where, "mic_mac", false, mac, sizeof(mac), err);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        return fail(err, "%s: no \"mac\" or \"mic_mac\" field", where);
+        }
+        if (kasa_mac_normalize(mac, ret->mac) < 0)
+                return fail(err, "%s: \"%.32s\" is not a MAC address", where, mac);
+        r = get_string(si, where, "deviceId", true, ret->device_id, sizeof(ret->device_id), err);
+        if (r < 0)
+                return r;
+        if (!ret->device_id[0])
+                return fail(err, "%s: field \"deviceId\" is empty", where);
+        const struct {
+                const char *key;
+                char *out;
+                size_t size;
+        } optional[] = {
+                { "hwId", ret->hw_id, sizeof(ret->hw_id) },
+                { "oemId", ret->oem_id, sizeof(ret->oem_id) },
+                { "hw_ver", ret->hw_ver, sizeof(ret->hw_ver) },
+                { "sw_ver", ret->sw_ver, sizeof(ret->sw_ver) },
+                { "feature", ret->feature, sizeof(ret->feature) },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(optional); i++) {
+                r = get_string(si, where, optional[i].key, false, optional[i].out, optional[i].size, err);
+                if (r < 0)
+                        return r;
+        }
+        r = get_string(si, where, "type", false, ret->type, sizeof(ret->type), err);
+        if (r == 0)
+                r = get_string(si, where, "mic_type", false, ret->type, sizeof(ret->type), err);
+        if (r < 0)
+                return r;
+        ret->has_emeter = strstr(ret->feature, "ENE") != NULL;
+
+        r = get_int(si, where, "relay_state", false, 0, 1, &v, err);
+        if (r < 0)
+                return r;
+        ret->has_relay = r > 0;
+        ret->on = r > 0 && v == 1;
+        r = get_int(si, where, "led_off", false, 0, 1, &v, err);
+        if (r < 0)
+                return r;
+        ret->led_off = r > 0 && v == 1;
+        r = get_int(si, where, "on_time", false, 0, INT32_MAX, &ret->on_time, err);
+        if (r < 0)
+                return r;
+        r = get_int(si, where, "rssi", false, -200, 0, &v, err);
+        if (r < 0)
+                return r;
+        ret->has_rssi = r > 0;
+        ret->rssi = (int32_t) v;
+
+        json_t *children = json_object_get(si, "children");
+        if (children) {
+                if (!json_is_array(children))
+                        return fail(err, "%s: field \"children\" must be an array", where);
+                size_t n = json_array_size(children);
+                if (n > KASA_CHILDREN_MAX)
+                        return fail(err, "%s: %zu children, limit %d", where, n, KASA_CHILDREN_MAX);
+                for (size_t i = 0; i < n; i++) {
+                        r = parse_child(json_array_get(children, i), i, &ret->children[i], err);
+                        if (r < 0)
+                                return r;
+                }
+                ret->n_children = n;
+        }
+        return 0;
+}
+
+/* Plausible bounds, in internal units: a plug carries at most a few kW. */
+#define POWER_MAX_MW    (100LL * 1000 * 1000)        /* 100 kW */
+#define VOLTAGE_MAX_MV  (1000LL * 1000)              /* 1000 V */
+#define CURRENT_MAX_MA  (1000LL * 1000)              /* 1000 A */
+#define ENERGY_MAX_MWH  (1000LL * 1000 * 1000 * 1000) /* 1 GWh */
+
+static int parse_realtime(json_t *rt, KasaRealtime *ret, KasaError *err) {
+        static const char where[] = "emeter.get_realtime";
+        const struct {
+                const char *milli_key, *float_key;
+                double milli_scale, float_scale;
+                int64_t min, max;
+                int64_t *out;
+        } fields[] = {
+                { "power_mw", "power", 1, 1000, -POWER_MAX_MW, POWER_MAX_MW, &ret->power_mw },
+                { "voltage_mv", "voltage", 1, 1000, 0, VOLTAGE_MAX_MV, &ret->voltage_mv },
+                { "current_ma", "current", 1, 1000, 0, CURRENT_MAX_MA, &ret->current_ma },
+                { "total_wh", "total", 1000, 1000 * 1000, 0, ENERGY_MAX_MWH, &ret->total_mwh },
+        };
+        unsigned milli = 0, flt = 0;
+        int r;
+
+        *ret = (KasaRealtime) {};
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+                r = get_scaled(rt, where, fields[i].milli_key, fields[i].milli_scale,
+                               fields[i].min, fields[i].max, fields[i].out, err);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        milli++;
+                        continue;
+                }
+                r = get_scaled(rt, where, fields[i].float_key, fields[i].float_scale,
+                               fields[i].min, fields[i].max, fields[i].out, err);
+                if (r < 0)
+                        return r;
+                flt += r;
+        }
+        if (milli > 0 && flt > 0)
+                return fail(err, "%s: mixes milli-unit and float fields", where);
+        if (milli + flt != ELEMENTSOF(fields))
+                return fail(err, "%s: needs power, voltage, current and total (got %u of 4)", where,
+                            milli + flt);
+        ret->style = milli > 0 ? KASA_UNITS_MILLI : KASA_UNITS_FLOAT;
+        return 0;
+}
+
+static int parse_stats(json_t *m, const char *where, const char *list_key, bool daily, KasaResponse *ret,
+                       KasaError *err) {
+        json_t *list = json_object_get(m, list_key);
+        if (!list)
+                return fail(err, "%s: required field \"%s\" is missing", where, list_key);
+        if (!json_is_array(list))
+                return fail(err, "%s: field \"%s\" must be an array", where, list_key);
+        size_t n = json_array_size(list);
+        if (n > KASA_STATS_MAX)
+                return fail(err, "%s: %zu entries, limit %d", where, n, KASA_STATS_MAX);
+        for (size_t i = 0; i < n; i++) {
+                json_t *e = json_array_get(list, i);
+                KasaStat *s = &ret->stats[i];
+                char ewhere[96];
+                int64_t y, mo, d = 0;
+                int r;
+
+                snprintf(ewhere, sizeof(ewhere), "%s.%s[%zu]", where, list_key, i);
+                if (!json_is_object(e))
+                        return fail(err, "%s: must be an object", ewhere);
+                if ((r = get_int(e, ewhere, "year", true, 1970, 9999, &y, err)) < 0 ||
+                    (r = get_int(e, ewhere, "month", true, 1, 12, &mo, err)) < 0 ||
+                    (daily && (r = get_int(e, ewhere, "day", true, 1, 31, &d, err)) < 0))
+                        return r;
+                r = get_scaled(e, ewhere, "energy_wh", 1000, 0, ENERGY_MAX_MWH, &s->energy_mwh, err);
+                if (r == 0)
+                        r = get_scaled(e, ewhere, "energy", 1000 * 1000, 0, ENERGY_MAX_MWH, &s->energy_mwh, err);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        return fail(err, "%s: no \"energy_wh\" or \"energy\" field", ewhere);
+                s->year = (int) y;
+                s->month = (int) mo;
+                s->day = (int) d;
+        }
+        ret->n_stats = n;
+        return 0;
+}
+
+static int parse_time(json_t *t, KasaTime *ret, KasaError *err) {
+        static const char where[] = "time.get_time";
+        const struct {
+                const char *key;
+                int64_t min, max;
+                int *out;
+        } f[] = {
+                { "year", 1970, 9999, &ret->year }, { "month", 1, 12, &ret->month },
+                { "mday", 1, 31, &ret->mday },      { "hour", 0, 23, &ret->hour },
+                { "min", 0, 59, &ret->min },        { "sec", 0, 60, &ret->sec },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(f); i++) {
+                int64_t v;
+                int r = get_int(t, where, f[i].key, true, f[i].min, f[i].max, &v, err);
+                if (r < 0)
+                        return r;
+                *f[i].out = (int) v;
+        }
+        return 0;
+}
+
+static int parse_module(json_t *root, const char *name, json_t **ret, KasaError *err) {
+        json_t *m = json_object_get(root, name);
+        *ret = NULL;
+        if (!m)
+                return 0;
+        if (!json_is_object(m))
+                return fail(err, "module \"%s\" must be an object", name);
+        *ret = m;
+        return 1;
+}
+
+static int parse_system(json_t *sys, KasaResponse *ret, KasaError *err) {
+        json_t *m;
+        int32_t code;
+        int r;
+
+        r = module_err(sys, "system", &code, err);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                ret->sysinfo_err = ret->generic_err = code;
+                return 0;
+        }
+        r = method(sys, "system", "get_sysinfo", &m, &ret->sysinfo_err, err);
+        if (r < 0)
+                return r;
+        if (m && ret->sysinfo_err == 0) {
+                r = parse_sysinfo(m, &ret->sysinfo, err);
+                if (r < 0)
+                        return r;
+        }
+        r = method(sys, "system", "set_relay_state", &m, &ret->relay_err, err);
+        if (r < 0)
+                return r;
+        r = method(sys, "system", "set_dev_alias", &m, &ret->alias_err, err);
+        if (r < 0)
+                return r;
+        const char *other[] = { "set_led_off", "reboot", "reset" };
+        for (size_t i = 0; i < ELEMENTSOF(other); i++) {
+                int32_t c = KASA_ERR_ABSENT;
+                r = method(sys, "system", other[i], &m, &c, err);
+                if (r < 0)
+                        return r;
+                if (m && ret->generic_err == KASA_ERR_ABSENT)
+                        ret->generic_err = c;
+        }
+        return 0;
+}
+
+static int parse_emeter(json_t *em, KasaResponse *ret, KasaError *err) {
+        json_t *m;
+        int32_t code;
+        int r;
+
+        r = module_err(em, "emeter", &code, err);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                /* Module missing on this device: every emeter method failed. */
+                ret->realtime_err = ret->daystat_err = ret->monthstat_err = code;
+                return 0;
+        }
+        r = method(em, "emeter", "get_realtime", &m, &ret->realtime_err, err);
+        if (r < 0)
+                return r;
+        if (m && ret->realtime_err == 0) {
+                r = parse_realtime(m, &ret->realtime, err);
+                if (r < 0)
+                        return r;
+        }
+        r = method(em, "emeter", "get_daystat", &m, &ret->daystat_err, err);
+        if (r < 0)
+                return r;
+        if (m && ret->daystat_err == 0) {
+                r = parse_stats(m, "emeter.get_daystat", "day_list", true, ret, err);
+                if (r < 0)
+                        return r;
+        }
+        r = method(em, "emeter", "get_monthstat", &m, &ret->monthstat_err, err);
+        if (r < 0)
+                return r;
+        if (m && ret->monthstat_err == 0) {
+                r = parse_stats(m, "emeter.get_monthstat", "month_list", false, ret, err);
+                if (r < 0)
+                        return r;
+        }
+        int32_t c = KASA_ERR_ABSENT;
+        r = method(em, "emeter", "erase_emeter_stat", &m, &c, err);
+        if (r < 0)
+                return r;
+        if (m && ret->generic_err == KASA_ERR_ABSENT)
+                ret->generic_err = c;
+        return 0;
+}
+
+int kasa_response_parse(const char *json, size_t len, KasaResponse *ret, KasaError *err) {
+        json_error_t jerr;
+        json_t *m;
+        int r;
+
+        ret->sysinfo_err = ret->realtime_err = ret->relay_err = ret->alias_err = KASA_ERR_ABSENT;
+        ret->daystat_err = ret->monthstat_err = ret->time_err = ret->generic_err = KASA_ERR_ABSENT;
+        ret->n_stats = 0;
+
+        _cleanup_json_ json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root)
+                return fail(err, "malformed JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+        if (!json_is_object(root))
+                return fail(err, "reply is not a JSON object");
+
+        r = parse_module(root, "system", &m, err);
+        if (r < 0)
+                return r;
+        if (m && (r = parse_system(m, ret, err)) < 0)
+                return r;
+
+        r = parse_module(root, "emeter", &m, err);
+        if (r < 0)
+                return r;
+        if (m && (r = parse_emeter(m, ret, err)) < 0)
+                return r;
+
+        r = parse_module(root, "time", &m, err);
+        if (r < 0)
+                return r;
+        if (m) {
+                json_t *t;
+                int32_t code;
+                r = module_err(m, "time", &code, err);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        ret->time_err = code;
+                else {
+                        r = method(m, "time", "get_time", &t, &ret->time_err, err);
+                        if (r < 0)
+                                return r;
+                        if (t && ret->time_err == 0 && (r = parse_time(t, &ret->time, err)) < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+int kasa_discovery_probe(uint8_t **ret_buf, size_t *ret_len) {
+        _cleanup_free_ char *q = kasa_request_query(KASA_QUERY_SYSINFO, NULL);
+        if (!q)
+                return -ENOMEM;
+        size_t n = strlen(q);
+        kasa_encrypt((uint8_t *) q, n);
+        *ret_len = n;
+        *ret_buf = (uint8_t *) TAKE_PTR(q);
+        return 0;
+}
+
+int kasa_discovery_parse(const uint8_t *datagram, size_t len, KasaSysinfo *ret, KasaError *err) {
+        /* Larger than any UDP payload: it cannot be a real reply. */
+        if (len == 0)
+                return fail(err, "empty discovery datagram");
+        if (len > 65507)
+                return fail(err, "discovery datagram of %zu bytes is too large", len);
+
+        _cleanup_free_ KasaResponse *resp = malloc(sizeof(KasaResponse));
+        _cleanup_free_ uint8_t *plain = malloc(len);
+        if (!resp || !plain)
+                return -ENOMEM;
+        memcpy(plain, datagram, len);
+        kasa_decrypt(plain, len);
+
+        int r = kasa_response_parse((const char *) plain, len, resp, err);
+        if (r < 0)
+                return r;
+        if (resp->sysinfo_err == KASA_ERR_ABSENT)
+                return fail(err, "discovery reply carries no system.get_sysinfo");
+        if (resp->sysinfo_err != 0)
+                return fail(err, "discovery reply has err_code %d (%s)", resp->sysinfo_err,
+                            kasa_err_to_string(resp->sysinfo_err));
+        *ret = resp->sysinfo;
+        return 0;
+}
+
+const char *kasa_err_to_string(int32_t err_code) {
+        switch (err_code) {
+        case 0:
+                return "success";
+        case -1:
+                return "module not supported";
+        case -2:
+                return "method not supported";
+        case -3:
+                return "invalid argument";
+        case KASA_ERR_ABSENT:
+                return "absent from reply";
+        default:
+                return "device error";
+        }
+}
