@@ -83,6 +83,13 @@ int kasa_frame_decoder_feed(KasaFrameDecoder *d, const uint8_t *data, size_t len
 
         *ret_consumed = 0;
 
+        /* A complete header without a buffer means an earlier call failed:
+         * carrying on would treat payload bytes as the next header. */
+        if (d->header_have == KASA_FRAME_HEADER_SIZE && !d->payload)
+                return fail(err, "frame stream is unusable after an earlier error, reset the decoder");
+        if (len == 0)
+                return 0;
+
         if (d->header_have < KASA_FRAME_HEADER_SIZE) {
                 size_t n = MIN(len, KASA_FRAME_HEADER_SIZE - d->header_have);
                 memcpy(d->header + d->header_have, data, n);
@@ -288,24 +295,30 @@ static int method(json_t *module, const char *mname, const char *mkey, json_t **
 }
 
 int kasa_mac_normalize(const char *in, char out[static 18]) {
-        unsigned n = 0;
-        size_t o = 0;
-        for (const char *p = in; *p; p++) {
-                if (*p == ':' || *p == '-') {
-                        if (n % 2 != 0 || n == 0)
-                                return -EINVAL;
-                        continue;
-                }
-                if (!isxdigit((unsigned char) *p) || n >= 12)
-                        return -EINVAL;
-                if (n > 0 && n % 2 == 0)
-                        out[o++] = ':';
-                out[o++] = (char) toupper((unsigned char) *p);
-                n++;
-        }
-        if (n != 12)
+        /* Twelve bare hex digits, or six pairs joined by one separator used
+         * throughout. Anything looser would let several spellings of junk
+         * map onto one device identity. */
+        size_t len = strlen(in);
+        char sep, buf[18];
+
+        if (len == 12)
+                sep = 0;
+        else if (len == 17 && (in[2] == ':' || in[2] == '-'))
+                sep = in[2];
+        else
                 return -EINVAL;
-        out[o] = 0;
+
+        for (size_t i = 0; i < 6; i++) {
+                const char *p = in + i * (sep ? 3 : 2);
+                if (!isxdigit((unsigned char) p[0]) || !isxdigit((unsigned char) p[1]))
+                        return -EINVAL;
+                if (sep && i < 5 && p[2] != sep)
+                        return -EINVAL;
+                buf[i * 3] = (char) toupper((unsigned char) p[0]);
+                buf[i * 3 + 1] = (char) toupper((unsigned char) p[1]);
+                buf[i * 3 + 2] = i < 5 ? ':' : 0;
+        }
+        memcpy(out, buf, sizeof(buf));
         return 0;
 }
 
@@ -455,6 +468,9 @@ static int parse_realtime(json_t *rt, KasaRealtime *ret, KasaError *err) {
                         return r;
                 if (r > 0) {
                         milli++;
+                        /* One quantity in both styles: no way to tell which is right. */
+                        if (json_object_get(rt, fields[i].float_key))
+                                flt++;
                         continue;
                 }
                 r = get_scaled(rt, where, fields[i].float_key, fields[i].float_scale,

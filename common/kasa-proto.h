@@ -64,7 +64,7 @@ void kasa_frame_decoder_reset(KasaFrameDecoder *d);
  * owned by the caller, and the decoder is ready for the next frame.
  * Returns 0 when more bytes are needed. Returns -EMSGSIZE for a length
  * beyond max_size and -EBADMSG for a zero length; the decoder must then be
- * reset (the stream is unusable). */
+ * reset (the stream is unusable, and further feeds fail with -EBADMSG). */
 int kasa_frame_decoder_feed(KasaFrameDecoder *d, const uint8_t *data, size_t len,
                             size_t *ret_consumed, char **ret_frame, size_t *ret_frame_len,
                             KasaError *err);
