@@ -1,0 +1,433 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A simulated device's sockets: TCP (framed requests on persistent
+ * connections) and UDP (unframed discovery), both on the device's own
+ * address, plus the faults that act on the wire and the reboot cycle.
+ *
+ * Faults on UDP: hang and drop send nothing, garbage sends random bytes;
+ * delay and bad_length only apply to TCP.
+ */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+
+#include "kasa-sim.h"
+#include "macro.h"
+
+#define USEC_PER_MSEC 1000ULL
+#define USEC_PER_SEC 1000000ULL
+
+typedef union SockaddrIn {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+} SockaddrIn;
+
+/* A reply held back by the delay fault. */
+typedef struct SimDelayed {
+        struct SimDelayed *next;
+        uint64_t due;
+        uint8_t *buf;
+        size_t len;
+} SimDelayed;
+
+struct SimConn {
+        SimDevice *device;
+        SimConn *prev, *next;
+        int fd;
+        sd_event_source *io, *timer;
+        KasaFrameDecoder decoder;
+        uint8_t *out;              /* bytes ready to send */
+        size_t out_len;
+        SimDelayed *delayed, *delayed_tail;
+};
+
+static void conn_free(SimConn *c) {
+        if (!c)
+                return;
+        SimDevice *d = c->device;
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                d->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->timer);
+        if (c->fd >= 0)
+                close(c->fd);
+        kasa_frame_decoder_reset(&c->decoder);
+        free(c->out);
+        while (c->delayed) {
+                SimDelayed *n = c->delayed->next;
+                free(c->delayed->buf);
+                free(c->delayed);
+                c->delayed = n;
+        }
+        free(c);
+}
+
+/* Returns < 0 when the connection is broken and must be freed. */
+static int conn_flush(SimConn *c) {
+        while (c->out_len > 0) {
+                ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                break;
+                        return -errno;
+                }
+                memmove(c->out, c->out + n, c->out_len - (size_t) n);
+                c->out_len -= (size_t) n;
+        }
+        return sd_event_source_set_io_events(c->io, EPOLLIN | (c->out_len > 0 ? EPOLLOUT : 0));
+}
+
+static int conn_append(SimConn *c, const uint8_t *buf, size_t len) {
+        uint8_t *n = realloc(c->out, c->out_len + len);
+        if (!n)
+                return -ENOMEM;
+        memcpy(n + c->out_len, buf, len);
+        c->out = n;
+        c->out_len += len;
+        return 0;
+}
+
+/* Moves the replies whose time has come to the output, re-arms for the rest. */
+static int conn_release_delayed(SimConn *c) {
+        uint64_t now = sim_now(CLOCK_MONOTONIC);
+        int r;
+
+        while (c->delayed && c->delayed->due <= now) {
+                SimDelayed *e = c->delayed;
+                r = conn_append(c, e->buf, e->len);
+                if (r < 0)
+                        return r;
+                c->delayed = e->next;
+                if (!c->delayed)
+                        c->delayed_tail = NULL;
+                free(e->buf);
+                free(e);
+        }
+        if (c->delayed) {
+                r = sd_event_source_set_time(c->timer, c->delayed->due);
+                if (r < 0)
+                        return r;
+                r = sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+                if (r < 0)
+                        return r;
+        }
+        return conn_flush(c);
+}
+
+static int on_conn_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        SimConn *c = userdata;
+        if (conn_release_delayed(c) < 0)
+                conn_free(c);
+        return 0;
+}
+
+/* Takes buf. Replies keep their order even when the delay changes. */
+static int conn_queue(SimConn *c, uint8_t *buf, size_t len, uint64_t delay_usec) {
+        int r;
+
+        if (delay_usec == 0 && !c->delayed) {
+                r = conn_append(c, buf, len);
+                free(buf);
+                return r < 0 ? r : conn_flush(c);
+        }
+
+        SimDelayed *e = malloc(sizeof(*e));
+        if (!e) {
+                free(buf);
+                return -ENOMEM;
+        }
+        uint64_t due = sim_now(CLOCK_MONOTONIC) + delay_usec;
+        *e = (SimDelayed) {
+                .due = c->delayed_tail ? MAX(due, c->delayed_tail->due) : due,
+                .buf = buf,
+                .len = len,
+        };
+        if (c->delayed_tail)
+                c->delayed_tail->next = e;
+        else
+                c->delayed = e;
+        c->delayed_tail = e;
+
+        if (!c->timer) {
+                r = sd_event_add_time(c->device->sim->event, &c->timer, CLOCK_MONOTONIC, c->delayed->due, 0, on_conn_timer, c);
+                if (r < 0)
+                        return r;
+                return 0;
+        }
+        return conn_release_delayed(c);
+}
+
+static int random_bytes(SimDevice *d, uint8_t **ret_buf, size_t *ret_len) {
+        size_t len = 16 + sim_device_random(d) % 256;
+        uint8_t *buf = malloc(len);
+        if (!buf)
+                return -ENOMEM;
+        for (size_t i = 0; i < len; i++)
+                buf[i] = (uint8_t) sim_device_random(d);
+        *ret_buf = buf;
+        *ret_len = len;
+        return 0;
+}
+
+/* Returns < 0 when the connection must be closed. */
+static int conn_on_frame(SimConn *c, const char *frame, size_t len) {
+        SimDevice *d = c->device;
+        _cleanup_free_ char *reply = NULL;
+        uint8_t *buf;
+        size_t blen;
+        int r;
+
+        if (d->faults & SIM_FAULT_HANG)
+                return 0;
+        if (d->faults & SIM_FAULT_DROP)
+                return -ECONNRESET;
+
+        r = sim_device_handle(d, frame, len, &reply);
+        if (r < 0)
+                return r;
+
+        if (d->faults & SIM_FAULT_GARBAGE)
+                r = random_bytes(d, &buf, &blen);
+        else
+                r = kasa_frame_encode(reply, strlen(reply), &buf, &blen);
+        if (r < 0)
+                return r;
+        if (d->faults & SIM_FAULT_BAD_LENGTH && !(d->faults & SIM_FAULT_GARBAGE))
+                memcpy(buf, "\x7f\xff\xff\xff", KASA_FRAME_HEADER_SIZE);
+
+        return conn_queue(c, buf, blen, (uint64_t) d->delay_ms * USEC_PER_MSEC);
+}
+
+static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        SimConn *c = userdata;
+        int r;
+
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                uint8_t buf[4096];
+                ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        return 0;
+                if (n <= 0)
+                        goto close;
+                for (size_t off = 0; off < (size_t) n;) {
+                        _cleanup_free_ char *frame = NULL;
+                        size_t used, flen;
+                        r = kasa_frame_decoder_feed(&c->decoder, buf + off, (size_t) n - off, &used, &frame,
+                                                    &flen, NULL);
+                        if (r < 0)
+                                goto close;
+                        off += used;
+                        if (r > 0 && conn_on_frame(c, frame, flen) < 0)
+                                goto close;
+                }
+        }
+        if ((revents & EPOLLOUT) && conn_flush(c) < 0)
+                goto close;
+        return 0;
+
+close:
+        conn_free(c);
+        return 0;
+}
+
+static int on_tcp_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        SimDevice *d = userdata;
+
+        _cleanup_close_ int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        fprintf(stderr, "kasa-sim: %s: accept failed: %m\n", d->address);
+                return 0;
+        }
+
+        SimConn *c = calloc(1, sizeof(*c));
+        if (!c)
+                return 0;
+        c->device = d;
+        c->fd = TAKE_FD(cfd);
+        kasa_frame_decoder_init(&c->decoder, SIM_REQUEST_MAX);
+        c->next = d->conns;
+        if (d->conns)
+                d->conns->prev = c;
+        d->conns = c;
+
+        if (sd_event_add_io(d->sim->event, &c->io, c->fd, EPOLLIN, on_conn_io, c) < 0) {
+                fprintf(stderr, "kasa-sim: %s: cannot watch a connection, closing it\n", d->address);
+                conn_free(c);
+        }
+        return 0;
+}
+
+static int on_udp(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        SimDevice *d = userdata;
+        uint8_t buf[4096];
+        SockaddrIn from;
+        socklen_t fromlen = sizeof(from.in);
+
+        ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC, &from.sa, &fromlen);
+        if (n <= 0 || (size_t) n > sizeof(buf))
+                return 0;
+        if (d->faults & (SIM_FAULT_HANG | SIM_FAULT_DROP))
+                return 0;
+
+        _cleanup_free_ uint8_t *out = NULL;
+        size_t out_len;
+        if (d->faults & SIM_FAULT_GARBAGE) {
+                if (random_bytes(d, &out, &out_len) < 0)
+                        return 0;
+        } else {
+                kasa_decrypt(buf, (size_t) n);
+                char *reply;
+                if (sim_device_handle(d, (const char *) buf, (size_t) n, &reply) < 0)
+                        return 0;
+                out = (uint8_t *) reply;
+                out_len = strlen(reply);
+                kasa_encrypt(out, out_len);
+        }
+        (void) sendto(fd, out, out_len, MSG_DONTWAIT, &from.sa, fromlen);
+        return 0;
+}
+
+static int open_socket(int type, struct in_addr addr, uint16_t port, int *ret_fd) {
+        SockaddrIn sa = {
+                .in.sin_family = AF_INET,
+                .in.sin_addr = addr,
+                .in.sin_port = htons(port),
+        };
+        int one = 1;
+
+        _cleanup_close_ int fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+                return -errno;
+        if (bind(fd, &sa.sa, sizeof(sa.in)) < 0)
+                return -errno;
+        if (type == SOCK_STREAM && listen(fd, 64) < 0)
+                return -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+bool sim_device_online(const SimDevice *d) {
+        return d->tcp_fd >= 0;
+}
+
+void sim_device_unbind(SimDevice *d) {
+        while (d->conns)
+                conn_free(d->conns);
+        d->tcp_source = sd_event_source_disable_unref(d->tcp_source);
+        d->udp_source = sd_event_source_disable_unref(d->udp_source);
+        if (d->tcp_fd >= 0)
+                close(d->tcp_fd);
+        if (d->udp_fd >= 0)
+                close(d->udp_fd);
+        d->tcp_fd = d->udp_fd = -1;
+}
+
+/* Binds at addr first and only then drops the old sockets, so a failed
+ * move leaves the device where it was. */
+static int bind_at(SimDevice *d, struct in_addr addr) {
+        _cleanup_close_ int tcp = -1, udp = -1;
+        sd_event_source *ts = NULL, *us = NULL;
+        int r;
+
+        r = open_socket(SOCK_STREAM, addr, d->port, &tcp);
+        if (r < 0)
+                return r;
+        r = open_socket(SOCK_DGRAM, addr, d->port, &udp);
+        if (r < 0)
+                return r;
+        r = sd_event_add_io(d->sim->event, &ts, tcp, EPOLLIN, on_tcp_accept, d);
+        if (r < 0)
+                return r;
+        r = sd_event_add_io(d->sim->event, &us, udp, EPOLLIN, on_udp, d);
+        if (r < 0) {
+                sd_event_source_disable_unref(ts);
+                return r;
+        }
+
+        sim_device_unbind(d);
+        d->tcp_fd = TAKE_FD(tcp);
+        d->udp_fd = TAKE_FD(udp);
+        d->tcp_source = ts;
+        d->udp_source = us;
+        d->addr = addr;
+        inet_ntop(AF_INET, &addr, d->address, sizeof(d->address));
+        return 0;
+}
+
+int sim_device_bind(SimDevice *d) {
+        return bind_at(d, d->addr);
+}
+
+int sim_device_move(SimDevice *d, struct in_addr addr) {
+        if (!sim_device_online(d)) {
+                /* Rebooting: it comes back at the new address. */
+                d->addr = addr;
+                inet_ntop(AF_INET, &addr, d->address, sizeof(d->address));
+                return 0;
+        }
+        if (addr.s_addr == d->addr.s_addr)
+                return 0;
+        return bind_at(d, addr);
+}
+
+static int arm_reboot_timer(SimDevice *d, uint64_t usec);
+
+static int on_reboot_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        SimDevice *d = userdata;
+        int r;
+
+        if (d->reboot_pending) {
+                d->reboot_pending = false;
+                sim_device_unbind(d);
+                r = arm_reboot_timer(d, d->reboot_down_usec);
+        } else {
+                r = sim_device_bind(d);
+                if (r < 0) {
+                        fprintf(stderr, "kasa-sim: %s:%u: cannot come back after reboot: %s, retrying in 1 s\n",
+                                d->address, d->port, strerror(-r));
+                        r = arm_reboot_timer(d, USEC_PER_SEC);
+                } else
+                        sim_device_booted(d);
+        }
+        if (r < 0)
+                fprintf(stderr, "kasa-sim: %s:%u: reboot timer failed: %s\n", d->address, d->port, strerror(-r));
+        return 0;
+}
+
+static int arm_reboot_timer(SimDevice *d, uint64_t usec) {
+        uint64_t when = sim_now(CLOCK_MONOTONIC) + usec;
+        int r;
+
+        if (!d->reboot_timer)
+                return sd_event_add_time(d->sim->event, &d->reboot_timer, CLOCK_MONOTONIC, when, 0, on_reboot_timer,
+                                         d);
+        r = sd_event_source_set_time(d->reboot_timer, when);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(d->reboot_timer, SD_EVENT_ONESHOT);
+}
+
+int sim_device_schedule_reboot(SimDevice *d, uint64_t delay_usec, uint64_t down_usec) {
+        d->reboot_down_usec = down_usec;
+        if (delay_usec > 0) {
+                d->reboot_pending = true;
+                return arm_reboot_timer(d, delay_usec);
+        }
+        d->reboot_pending = false;
+        sim_device_unbind(d);
+        return arm_reboot_timer(d, down_usec);
+}

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * kasa-sim: simulated TP-Link Kasa devices (legacy XOR protocol) for tests
+ * and benchmarks. One process, one sd-event loop, any number of devices,
+ * each with its own address. See kasa-sim-control.c for the control
+ * protocol and kasa-sim.c for the command line and config file.
+ */
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "kasa-proto.h"
+
+#define SIM_OUTLETS_MAX 6
+#define SIM_ALIAS_MAX 64
+#define SIM_CHILD_ID_MAX 64
+/* A request bigger than this is not something a real client sends. */
+#define SIM_REQUEST_MAX (16u * 1024u)
+/* How long a device stays offline after system.reboot. */
+#define SIM_REBOOT_DOWN_SEC 2
+
+typedef struct Sim Sim;
+typedef struct SimConn SimConn;
+
+typedef struct SimProfile {
+        const char *name;          /* command-line name: "hs110" */
+        const char *model;         /* "HS110(EU)" */
+        const char *hw_ver;
+        const char *sw_ver;
+        const char *dev_name;      /* NULL: field absent, as on strips */
+        const char *type_key;      /* "type" or "mic_type" */
+        const char *feature;       /* "TIM" or "TIM:ENE" */
+        uint8_t oui[3];            /* MAC prefix */
+        unsigned n_outlets;        /* 0: plain plug, relay at top level */
+        bool emeter;
+        KasaUnitStyle units;
+        int64_t mains_mv;          /* nominal voltage */
+        int64_t default_load_mw;   /* per outlet */
+        bool geo_float;            /* "latitude"/"longitude" instead of *_i */
+        bool has_status;           /* "status": "new" */
+        bool has_obd;              /* "ntc_state", "obd_src" */
+} SimProfile;
+
+const SimProfile *sim_profile_find(const char *name);
+/* Space-separated profile names, for messages. */
+const char *sim_profile_names(void);
+
+typedef struct SimDay {
+        int year, month, day;
+        int64_t mwh, rem;          /* rem: mW*usec below one mWh */
+} SimDay;
+
+typedef struct SimOutlet {
+        char alias[SIM_ALIAS_MAX];
+        bool on;
+        uint64_t on_since;         /* CLOCK_MONOTONIC usec: relay on or device booted */
+        int64_t load_mw;
+        /* Ground truth: energy delivered since start, never reset. */
+        int64_t delivered_mwh, delivered_rem;
+        /* delivered_mwh when the device's counter last restarted at 0. */
+        int64_t counter_base_mwh;
+        unsigned counter_resets;
+        SimDay *days;              /* per local day, oldest first */
+        size_t n_days;
+} SimOutlet;
+
+typedef enum SimFault {
+        SIM_FAULT_HANG       = 1 << 0,
+        SIM_FAULT_DROP       = 1 << 1,
+        SIM_FAULT_GARBAGE    = 1 << 2,
+        SIM_FAULT_BAD_LENGTH = 1 << 3,
+} SimFault;
+
+typedef struct SimDevice {
+        Sim *sim;
+        unsigned index;
+        const SimProfile *profile;
+
+        struct in_addr addr;
+        uint16_t port;
+        char address[INET_ADDRSTRLEN];
+
+        char mac[18];
+        char device_id[41];
+        char hw_id[33];
+        char oem_id[33];
+        char alias[SIM_ALIAS_MAX];
+        bool led_off;
+        int rssi;
+        uint64_t rng;              /* noise state, seeded per device */
+
+        unsigned n_outlets;        /* 1 for plugs */
+        SimOutlet outlets[SIM_OUTLETS_MAX];
+        uint64_t integrated_at;    /* CLOCK_MONOTONIC usec energy is integrated up to */
+        unsigned counter_resets;
+
+        unsigned faults;           /* SimFault mask */
+        unsigned delay_ms;
+
+        int tcp_fd, udp_fd;
+        sd_event_source *tcp_source, *udp_source;
+        sd_event_source *reboot_timer;
+        bool reboot_pending;       /* timer armed to go down (system.reboot delay) */
+        uint64_t reboot_down_usec; /* how long to stay down once it goes down */
+        SimConn *conns;
+} SimDevice;
+
+struct Sim {
+        sd_event *event;
+        uint64_t seed;
+        uint16_t port;
+        SimDevice **devices;
+        size_t n_devices;
+
+        char *control_path;
+        int control_fd;
+        sd_event_source *control_source;
+        struct SimClient *clients;
+};
+
+/* kasa-sim-device.c: the device model, no sockets */
+int sim_device_new(Sim *sim, const SimProfile *p, struct in_addr addr, uint16_t port, SimDevice **ret);
+SimDevice *sim_device_free(SimDevice *d);
+void sim_device_integrate(SimDevice *d);
+void sim_device_set_relay(SimDevice *d, unsigned outlet, bool on);
+void sim_device_set_load(SimDevice *d, unsigned outlet, int64_t load_mw);
+void sim_device_counter_reset(SimDevice *d);
+void sim_device_booted(SimDevice *d);
+/* Answers one decrypted request. Returns -EBADMSG when it is not a JSON
+ * object (a real device closes the connection then). */
+int sim_device_handle(SimDevice *d, const char *request, size_t len, char **ret_reply);
+/* Ground truth for the control interface; new reference. */
+struct json_t *sim_device_truth(SimDevice *d);
+uint64_t sim_device_random(SimDevice *d);
+/* A strip outlet's id: deviceId + two-digit index. */
+void sim_device_child_id(const SimDevice *d, unsigned outlet, char out[static SIM_CHILD_ID_MAX]);
+uint64_t sim_now(clockid_t clock);
+
+/* kasa-sim-net.c: the device's sockets and faults */
+int sim_device_bind(SimDevice *d);
+void sim_device_unbind(SimDevice *d);
+bool sim_device_online(const SimDevice *d);
+int sim_device_move(SimDevice *d, struct in_addr addr);
+/* Goes down after delay_usec (at once when 0, which must not be called from
+ * the device's own socket handlers), stays down for down_usec, comes back. */
+int sim_device_schedule_reboot(SimDevice *d, uint64_t delay_usec, uint64_t down_usec);
+
+/* kasa-sim-control.c */
+int sim_control_open(Sim *s, const char *path);
+void sim_control_close(Sim *s);
+extern const char sim_control_help[];
+/* Applies a fault spec (see the control protocol). With actions false only
+ * the persistent faults are allowed (the config file's "faults"). On error
+ * nothing is applied and *ret_error says why (caller frees). */
+int sim_apply_faults(SimDevice *d, struct json_t *spec, bool actions, char **ret_error);
