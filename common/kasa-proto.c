@@ -267,13 +267,18 @@ static int get_err_code(json_t *obj, const char *where, int32_t *out, KasaError 
 }
 
 /* A module that answers "module not support" puts err_code on the module
- * object itself, not on the method. */
+ * object itself, not on the method. Only a failure there speaks for the
+ * whole module: taking a module-level 0 as success would mark methods that
+ * were never parsed as valid. */
 static int module_err(json_t *module, const char *where, int32_t *out, KasaError *err) {
-        json_t *v = json_object_get(module, "err_code");
-        if (!v)
+        int32_t code = 0;
+        int r = get_err_code(module, where, &code, err);
+        if (r < 0)
+                return r;
+        if (code == 0)
                 return 0;
-        int r = get_err_code(module, where, out, err);
-        return r < 0 ? r : 1;
+        *out = code;
+        return 1;
 }
 
 static int method(json_t *module, const char *mname, const char *mkey, json_t **ret, int32_t *ret_err,
@@ -710,7 +715,7 @@ int kasa_discovery_parse(const uint8_t *datagram, size_t len, KasaSysinfo *ret, 
         if (len > 65507)
                 return fail(err, "discovery datagram of %zu bytes is too large", len);
 
-        _cleanup_free_ KasaResponse *resp = malloc(sizeof(KasaResponse));
+        _cleanup_free_ KasaResponse *resp = calloc(1, sizeof(KasaResponse));
         _cleanup_free_ uint8_t *plain = malloc(len);
         if (!resp || !plain)
                 return -ENOMEM;

@@ -44,7 +44,7 @@ __attribute__((format(printf, 1, 2))) static inline void diag(const char *fmt, .
         fflush(stdout);
 }
 
-static inline bool tap_vok(bool cond, const char *fmt, va_list ap) {
+__attribute__((format(printf, 2, 0))) static inline bool tap_vok(bool cond, const char *fmt, va_list ap) {
         tap_state.run++;
         if (!cond)
                 tap_state.failed++;

@@ -625,6 +625,20 @@ static void test_command_replies(void) {
         is_int(r.sysinfo_err, -3, "sysinfo_err -3");
         is_int(parse("{\"schedule\":{\"get_rules\":{\"rule_list\":[]}},\"smartlife.iot.dimmer\":{\"err_code\":-1}}", &r, &e),
                0, "unknown modules are ignored");
+        /* Found by fuzz-response: a module-level err_code 0 used to mark
+         * every method of the module as answered and valid. */
+        is_int(parse("{\"emeter\":{\"err_code\":-0,\"err_msg\":\"module not s\"}}", &r, &e), 0,
+               "module-level err_code 0 parses");
+        ok(r.realtime_err == KASA_ERR_ABSENT && r.daystat_err == KASA_ERR_ABSENT && r.monthstat_err == KASA_ERR_ABSENT,
+           "module-level err_code 0 does not make unanswered methods valid");
+        is_int(parse("{\"emeter\":{\"err_code\":0,\"get_realtime\":{\"power_mw\":5,\"voltage_mv\":230000,"
+                     "\"current_ma\":1,\"total_wh\":2}}}", &r, &e), 0, "module-level err_code 0 beside a method parses");
+        ok(r.realtime_err == 0 && r.realtime.power_mw == 5 && r.realtime.total_mwh == 2000,
+           "the method beside a module-level err_code 0 is parsed");
+        is_int(parse("{\"system\":{\"err_code\":0,\"model\":\"KP303(US)\"},\"time\":{\"err_code\":0}}", &r, &e), 0,
+               "system and time with module-level err_code 0 parse");
+        ok(r.sysinfo_err == KASA_ERR_ABSENT && r.generic_err == KASA_ERR_ABSENT && r.time_err == KASA_ERR_ABSENT,
+           "no sysinfo or time claimed from a module-level err_code 0");
         is_str(kasa_err_to_string(-99), "device error", "other codes read as device error");
         is_str(kasa_err_to_string(KASA_ERR_ABSENT), "absent from reply", "absent reads as such");
 }
@@ -848,7 +862,7 @@ static void test_discovery(void) {
 
         is_int(kasa_discovery_probe(&probe, &probe_len), 0, "probe builds");
         to_hex(probe, probe_len, hex);
-        is_str(hex, VECTOR_HEX + 8, "probe is the test vector without the length prefix");
+        is_str(hex, &VECTOR_HEX[8], "probe is the test vector without the length prefix");
 
         static KasaSysinfo si;
         KasaError err = {};
@@ -892,6 +906,13 @@ static void test_discovery(void) {
         encrypt_copy("{\"system\":{\"get_sysinfo\":{\"err_code\":-1,\"err_msg\":\"module not support\"}}}", &err_si,
                      &err_si_len);
         expect_bad_datagram(err_si, err_si_len, "err_code -1 (module not supported)", "sysinfo with err_code -1");
+        /* Found by fuzz-discovery: sysinfo fields spliced into the system
+         * module beside err_code 0 passed as a sysinfo of uninitialised memory. */
+        _cleanup_free_ uint8_t *spliced = NULL;
+        size_t spliced_len;
+        encrypt_copy("{\"system\":{\"get_sEsw_ver\":\"1.0.9\",\"model\":\"KP303(US)\",\"mac\":\"B0:A7:B9:4C:5D:6E\","
+                     "\"deviceId\":\"" KP303_ID "\",\"err_code\":0}}", &spliced, &spliced_len);
+        expect_bad_datagram(spliced, spliced_len, "no system.get_sysinfo", "module-level err_code 0 without get_sysinfo");
         kasa_frame_encode(kp303_reply, strlen(kp303_reply), &framed, &framed_len);
         expect_bad_datagram(framed, framed_len, "malformed JSON", "TCP-framed reply on UDP");
 }
