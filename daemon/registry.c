@@ -1,0 +1,547 @@
+/* SPDX-License-Identifier: MIT */
+#include "macro.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "registry.h"
+
+/* Schema history: append only, never edit a released entry. Each runs once,
+ * in order, inside the transaction that bumps PRAGMA user_version. */
+static const char *const migrations[] = {
+        /* 1: devices, and the counter behind their never-reused numbers
+         * (max(number)+1 would hand out a removed device's number again and
+         * mix its old readings into the new device's history). */
+        "CREATE TABLE devices (\n"
+        "        id TEXT PRIMARY KEY NOT NULL,\n"
+        "        number INTEGER NOT NULL UNIQUE,\n"
+        "        parent TEXT,\n"
+        "        mac TEXT,\n"
+        "        outlet_index INTEGER,\n"
+        "        alias TEXT,\n"
+        "        model TEXT,\n"
+        "        hw_ver TEXT,\n"
+        "        sw_ver TEXT,\n"
+        "        address TEXT,\n"
+        "        device_id TEXT,\n"
+        "        child_id TEXT,\n"
+        "        has_emeter INTEGER NOT NULL DEFAULT 0,\n"
+        "        first_seen INTEGER NOT NULL,\n"
+        "        last_seen INTEGER NOT NULL,\n"
+        "        monitored INTEGER NOT NULL DEFAULT 1\n"
+        ") STRICT;\n"
+        "CREATE INDEX devices_parent ON devices (parent);\n"
+        "CREATE TABLE sequences (\n"
+        "        name TEXT PRIMARY KEY NOT NULL,\n"
+        "        value INTEGER NOT NULL\n"
+        ") STRICT;\n"
+        "INSERT INTO sequences VALUES ('device_number', 1);\n",
+};
+
+#define COLUMNS "id, number, parent, mac, outlet_index, alias, model, hw_ver, sw_ver, " \
+                "address, device_id, child_id, has_emeter, first_seen, last_seen, monitored"
+
+typedef enum Statement {
+        STMT_BEGIN,
+        STMT_COMMIT,
+        STMT_ROLLBACK,
+        STMT_GET,
+        STMT_LIST,
+        STMT_NEXT_NUMBER,
+        STMT_INSERT,
+        STMT_UPDATE,
+        STMT_REMOVE,
+        STMT_SET_ALIAS,
+        STMT_SET_MONITORED,
+        STMT_TOUCH,
+        _STMT_MAX,
+} Statement;
+
+/* STMT_INSERT and STMT_UPDATE share the parameter numbering of bind_device(). */
+static const char *const statement_sql[_STMT_MAX] = {
+        [STMT_BEGIN]         = "BEGIN IMMEDIATE",
+        [STMT_COMMIT]        = "COMMIT",
+        [STMT_ROLLBACK]      = "ROLLBACK",
+        [STMT_GET]           = "SELECT " COLUMNS " FROM devices WHERE id = ?1",
+        [STMT_LIST]          = "SELECT " COLUMNS " FROM devices ORDER BY number",
+        [STMT_NEXT_NUMBER]   = "UPDATE sequences SET value = value + 1 WHERE name = 'device_number' RETURNING value - 1",
+        [STMT_INSERT]        = "INSERT INTO devices (" COLUMNS ") VALUES "
+                               "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 1)",
+        /* Fields the device did not report keep their value; last_seen
+         * never goes back. */
+        [STMT_UPDATE]        = "UPDATE devices SET parent = COALESCE(?3, parent), mac = COALESCE(?4, mac), "
+                               "outlet_index = COALESCE(?5, outlet_index), alias = COALESCE(?6, alias), "
+                               "model = COALESCE(?7, model), hw_ver = COALESCE(?8, hw_ver), "
+                               "sw_ver = COALESCE(?9, sw_ver), address = COALESCE(?10, address), "
+                               "device_id = COALESCE(?11, device_id), child_id = COALESCE(?12, child_id), "
+                               "has_emeter = ?13, last_seen = MAX(last_seen, ?15) "
+                               "WHERE id = ?1",
+        [STMT_REMOVE]        = "DELETE FROM devices WHERE id = ?1 OR parent = ?1",
+        [STMT_SET_ALIAS]     = "UPDATE devices SET alias = ?2 WHERE id = ?1",
+        [STMT_SET_MONITORED] = "UPDATE devices SET monitored = ?2 WHERE id = ?1",
+        [STMT_TOUCH]         = "UPDATE devices SET last_seen = MAX(last_seen, ?2) WHERE id = ?1",
+};
+
+struct Registry {
+        sqlite3 *db;
+        sqlite3_stmt *stmt[_STMT_MAX];
+        int schema_version;
+        char error[256];
+};
+
+static int errno_from_sqlite(int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_CONSTRAINT:
+                return -EEXIST;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+                return -EBADMSG;
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_READONLY:
+                return -EROFS;
+        case SQLITE_PERM:
+        case SQLITE_AUTH:
+                return -EACCES;
+        default:
+                return -EIO;
+        }
+}
+
+static int fail(Registry *r, int rc) {
+        snprintf(r->error, sizeof r->error, "%s", sqlite3_errmsg(r->db));
+        return errno_from_sqlite(rc);
+}
+
+_printf_(3, 4)
+static int fail_msg(Registry *r, int err, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(r->error, sizeof r->error, fmt, ap);
+        va_end(ap);
+        return err;
+}
+
+/* Statements are cached, so each use ends with a reset that also drops the
+ * bindings (a bound string must not outlive the caller's buffer). */
+static void stmt_resetp(sqlite3_stmt **s) {
+        if (*s) {
+                sqlite3_reset(*s);
+                sqlite3_clear_bindings(*s);
+        }
+}
+#define _cleanup_stmt_ _cleanup_(stmt_resetp)
+
+static int exec_simple(Registry *r, Statement which) {
+        _cleanup_stmt_ sqlite3_stmt *s = r->stmt[which];
+        int rc = sqlite3_step(s);
+        return rc == SQLITE_DONE ? 0 : fail(r, rc);
+}
+
+static void rollback(Registry *r) {
+        if (!sqlite3_get_autocommit(r->db))
+                (void) exec_simple(r, STMT_ROLLBACK);
+}
+
+int registry_make_id(const char *mac, int outlet, char ret[static REGISTRY_ID_MAX]) {
+        char hex[13];
+        size_t n = 0;
+        char sep = 0;
+
+        if (!mac || outlet < -1 || outlet > 99)
+                return -EINVAL;
+
+        for (const char *p = mac; *p; p++) {
+                if (*p == ':' || *p == '-') {
+                        /* one kind of separator, only between byte pairs */
+                        if ((sep && *p != sep) || n == 0 || n % 2 != 0 || p[1] == 0)
+                                return -EINVAL;
+                        sep = *p;
+                        continue;
+                }
+                if (n >= 12 || !((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F')))
+                        return -EINVAL;
+                hex[n++] = (char) (*p >= 'A' && *p <= 'F' ? *p - 'A' + 'a' : *p);
+        }
+        if (n != 12)
+                return -EINVAL;
+        hex[n] = 0;
+
+        if (outlet < 0)
+                snprintf(ret, REGISTRY_ID_MAX, "%s", hex);
+        else
+                snprintf(ret, REGISTRY_ID_MAX, "%s_%02d", hex, outlet);
+        return 0;
+}
+
+/* Ids become D-Bus object path elements: keep them to [0-9a-z_]. */
+static bool id_is_valid(const char *id) {
+        if (!id || !*id || strlen(id) >= REGISTRY_ID_MAX)
+                return false;
+        for (const char *p = id; *p; p++)
+                if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || *p == '_'))
+                        return false;
+        return true;
+}
+
+static int migrate(Registry *r) {
+        int rc, version;
+
+        rc = sqlite3_exec(r->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                return fail(r, rc);
+
+        sqlite3_stmt *s;
+        rc = sqlite3_prepare_v2(r->db, "PRAGMA user_version", -1, &s, NULL);
+        if (rc != SQLITE_OK)
+                goto fail;
+        rc = sqlite3_step(s);
+        version = sqlite3_column_int(s, 0);
+        sqlite3_finalize(s);
+        if (rc != SQLITE_ROW)
+                goto fail;
+
+        if (version > (int) ELEMENTSOF(migrations)) {
+                sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+                return fail_msg(r, -EPROTONOSUPPORT, "database schema version %d is newer than this kasamond (%zu)",
+                                version, ELEMENTSOF(migrations));
+        }
+
+        for (size_t i = (size_t) version; i < ELEMENTSOF(migrations); i++) {
+                rc = sqlite3_exec(r->db, migrations[i], NULL, NULL, NULL);
+                if (rc != SQLITE_OK)
+                        goto fail;
+        }
+
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %zu", ELEMENTSOF(migrations));
+        rc = sqlite3_exec(r->db, sql, NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                goto fail;
+
+        rc = sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                goto fail;
+
+        r->schema_version = (int) ELEMENTSOF(migrations);
+        return 0;
+
+fail:;
+        int q = fail(r, rc);
+        sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+        return q;
+}
+
+Registry *registry_free(Registry *r) {
+        if (!r)
+                return NULL;
+        for (size_t i = 0; i < _STMT_MAX; i++)
+                sqlite3_finalize(r->stmt[i]);
+        sqlite3_close(r->db);
+        free(r);
+        return NULL;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(Registry *, registry_free);
+
+int registry_open(const char *path, Registry **ret, char **ret_error) {
+        _cleanup_(registry_freep) Registry *r = calloc(1, sizeof(Registry));
+        int rc, q;
+
+        if (!r)
+                return -ENOMEM;
+
+        rc = sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc != SQLITE_OK) {
+                q = r->db ? fail(r, rc) : fail_msg(r, -ENOMEM, "out of memory");
+                goto fail;
+        }
+
+        /* Other processes (sqlite3 CLI, backups) may hold the lock briefly. */
+        sqlite3_busy_timeout(r->db, 5000);
+
+        rc = sqlite3_exec(r->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+                q = fail(r, rc);
+                goto fail;
+        }
+
+        q = migrate(r);
+        if (q < 0)
+                goto fail;
+
+        for (size_t i = 0; i < _STMT_MAX; i++) {
+                rc = sqlite3_prepare_v3(r->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &r->stmt[i], NULL);
+                if (rc != SQLITE_OK) {
+                        q = fail(r, rc);
+                        goto fail;
+                }
+        }
+
+        *ret = TAKE_PTR(r);
+        return 0;
+
+fail:
+        if (ret_error) {
+                *ret_error = NULL;
+                if (asprintf(ret_error, "%s: %s", path, r->error) < 0)
+                        *ret_error = NULL;
+        }
+        return q;
+}
+
+const char *registry_last_error(const Registry *r) {
+        return r->error;
+}
+
+int registry_schema_version(Registry *r) {
+        return r->schema_version;
+}
+
+void registry_device_done(RegistryDevice *d) {
+        if (!d)
+                return;
+        free(d->id);
+        free(d->parent);
+        free(d->mac);
+        free(d->alias);
+        free(d->model);
+        free(d->hw_ver);
+        free(d->sw_ver);
+        free(d->address);
+        free(d->device_id);
+        free(d->child_id);
+        *d = (RegistryDevice) { .outlet_index = -1 };
+}
+
+void registry_device_array_free(RegistryDevice *a, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                registry_device_done(&a[i]);
+        free(a);
+}
+
+static int column_strdup(sqlite3_stmt *s, int col, char **ret) {
+        const unsigned char *t = sqlite3_column_text(s, col);
+        if (!t) {
+                *ret = NULL;
+                return 0;
+        }
+        *ret = strdup((const char *) t);
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* Columns in the order of COLUMNS. */
+static int read_device(sqlite3_stmt *s, RegistryDevice *ret) {
+        RegistryDevice d = {
+                .number = (uint32_t) sqlite3_column_int64(s, 1),
+                .outlet_index = sqlite3_column_type(s, 4) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 4),
+                .has_emeter = sqlite3_column_int(s, 12) != 0,
+                .first_seen_ms = sqlite3_column_int64(s, 13),
+                .last_seen_ms = sqlite3_column_int64(s, 14),
+                .monitored = sqlite3_column_int(s, 15) != 0,
+        };
+
+        if (column_strdup(s, 0, &d.id) < 0 ||
+            column_strdup(s, 2, &d.parent) < 0 ||
+            column_strdup(s, 3, &d.mac) < 0 ||
+            column_strdup(s, 5, &d.alias) < 0 ||
+            column_strdup(s, 6, &d.model) < 0 ||
+            column_strdup(s, 7, &d.hw_ver) < 0 ||
+            column_strdup(s, 8, &d.sw_ver) < 0 ||
+            column_strdup(s, 9, &d.address) < 0 ||
+            column_strdup(s, 10, &d.device_id) < 0 ||
+            column_strdup(s, 11, &d.child_id) < 0) {
+                registry_device_done(&d);
+                return -ENOMEM;
+        }
+
+        *ret = d;
+        return 0;
+}
+
+static int bind_text(sqlite3_stmt *s, int i, const char *t) {
+        return t ? sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC) : sqlite3_bind_null(s, i);
+}
+
+/* ?2 (number) and ?14 (first_seen) are only used by STMT_INSERT, so an
+ * update can change neither. */
+static int bind_device(sqlite3_stmt *s, const RegistryDevice *d, int64_t number) {
+        int rc = SQLITE_OK;
+
+        rc = rc ?: bind_text(s, 1, d->id);
+        rc = rc ?: (number > 0 ? sqlite3_bind_int64(s, 2, number) : sqlite3_bind_null(s, 2));
+        rc = rc ?: bind_text(s, 3, d->parent);
+        rc = rc ?: bind_text(s, 4, d->mac);
+        rc = rc ?: (d->outlet_index >= 0 ? sqlite3_bind_int(s, 5, d->outlet_index) : sqlite3_bind_null(s, 5));
+        rc = rc ?: bind_text(s, 6, d->alias);
+        rc = rc ?: bind_text(s, 7, d->model);
+        rc = rc ?: bind_text(s, 8, d->hw_ver);
+        rc = rc ?: bind_text(s, 9, d->sw_ver);
+        rc = rc ?: bind_text(s, 10, d->address);
+        rc = rc ?: bind_text(s, 11, d->device_id);
+        rc = rc ?: bind_text(s, 12, d->child_id);
+        rc = rc ?: sqlite3_bind_int(s, 13, d->has_emeter);
+        rc = rc ?: sqlite3_bind_int64(s, 14, d->first_seen_ms > 0 ? d->first_seen_ms : d->last_seen_ms);
+        rc = rc ?: sqlite3_bind_int64(s, 15, d->last_seen_ms);
+        return rc;
+}
+
+static int upsert_locked(Registry *r, RegistryDevice *dev) {
+        int rc;
+
+        {
+                _cleanup_stmt_ sqlite3_stmt *s = r->stmt[STMT_UPDATE];
+                rc = bind_device(s, dev, 0);
+                if (rc == SQLITE_OK)
+                        rc = sqlite3_step(s);
+                if (rc != SQLITE_DONE)
+                        return fail(r, rc);
+        }
+
+        if (sqlite3_changes(r->db) == 0) {
+                int64_t number;
+                {
+                        _cleanup_stmt_ sqlite3_stmt *s = r->stmt[STMT_NEXT_NUMBER];
+                        rc = sqlite3_step(s);
+                        if (rc != SQLITE_ROW)
+                                return rc == SQLITE_DONE ? fail_msg(r, -EBADMSG, "device number sequence missing") : fail(r, rc);
+                        number = sqlite3_column_int64(s, 0);
+                        rc = sqlite3_step(s);
+                        if (rc != SQLITE_DONE)
+                                return fail(r, rc);
+                }
+                if (number <= 0 || number > UINT32_MAX)
+                        return fail_msg(r, -ERANGE, "device numbers exhausted");
+
+                _cleanup_stmt_ sqlite3_stmt *s = r->stmt[STMT_INSERT];
+                rc = bind_device(s, dev, number);
+                if (rc == SQLITE_OK)
+                        rc = sqlite3_step(s);
+                if (rc != SQLITE_DONE)
+                        return fail(r, rc);
+        }
+
+        _cleanup_stmt_ sqlite3_stmt *s = r->stmt[STMT_GET];
+        rc = bind_text(s, 1, dev->id);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(s);
+        if (rc != SQLITE_ROW)
+                return fail(r, rc);
+
+        dev->number = (uint32_t) sqlite3_column_int64(s, 1);
+        dev->first_seen_ms = sqlite3_column_int64(s, 13);
+        dev->monitored = sqlite3_column_int(s, 15) != 0;
+        return 0;
+}
+
+int registry_upsert(Registry *r, RegistryDevice *dev) {
+        int q;
+
+        if (!id_is_valid(dev->id) || (dev->parent && !id_is_valid(dev->parent)))
+                return fail_msg(r, -EINVAL, "invalid device id");
+
+        q = exec_simple(r, STMT_BEGIN);
+        if (q < 0)
+                return q;
+
+        q = upsert_locked(r, dev);
+        if (q >= 0)
+                q = exec_simple(r, STMT_COMMIT);
+        if (q < 0)
+                rollback(r);
+        return q;
+}
+
+int registry_get(Registry *r, const char *id, RegistryDevice *ret) {
+        _cleanup_stmt_ sqlite3_stmt *s = r->stmt[STMT_GET];
+        int rc;
+
+        rc = bind_text(s, 1, id);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(s);
+        if (rc == SQLITE_DONE)
+                return fail_msg(r, -ENOENT, "no device '%s'", id ?: "");
+        if (rc != SQLITE_ROW)
+                return fail(r, rc);
+
+        return read_device(s, ret);
+}
+
+int registry_list(Registry *r, RegistryDevice **ret, size_t *ret_n) {
+        _cleanup_stmt_ sqlite3_stmt *s = r->stmt[STMT_LIST];
+        RegistryDevice *a = NULL;
+        size_t n = 0, allocated = 0;
+        int rc, q = 0;
+
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+                if (n == allocated) {
+                        size_t m = allocated ? allocated * 2 : 16;
+                        RegistryDevice *b = reallocarray(a, m, sizeof(RegistryDevice));
+                        if (!b) {
+                                q = -ENOMEM;
+                                break;
+                        }
+                        a = b;
+                        allocated = m;
+                }
+                q = read_device(s, &a[n]);
+                if (q < 0)
+                        break;
+                n++;
+        }
+        if (q == 0 && rc != SQLITE_DONE)
+                q = fail(r, rc);
+        if (q < 0) {
+                registry_device_array_free(a, n);
+                return q;
+        }
+
+        *ret = a;
+        *ret_n = n;
+        return 0;
+}
+
+/* Runs a bound single-row UPDATE/DELETE; -ENOENT if it matched nothing. */
+static int step_change(Registry *r, sqlite3_stmt *s, int rc, const char *id) {
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+                return fail(r, rc);
+        if (sqlite3_changes(r->db) == 0)
+                return fail_msg(r, -ENOENT, "no device '%s'", id ?: "");
+        return 0;
+}
+
+int registry_remove(Registry *r, const char *id) {
+        _cleanup_stmt_ sqlite3_stmt *s = r->stmt[STMT_REMOVE];
+        return step_change(r, s, bind_text(s, 1, id), id);
+}
+
+int registry_set_alias(Registry *r, const char *id, const char *alias) {
+        _cleanup_stmt_ sqlite3_stmt *s = r->stmt[STMT_SET_ALIAS];
+        int rc = bind_text(s, 1, id);
+        rc = rc ?: bind_text(s, 2, alias);
+        return step_change(r, s, rc, id);
+}
+
+int registry_set_monitored(Registry *r, const char *id, bool monitored) {
+        _cleanup_stmt_ sqlite3_stmt *s = r->stmt[STMT_SET_MONITORED];
+        int rc = bind_text(s, 1, id);
+        rc = rc ?: sqlite3_bind_int(s, 2, monitored);
+        return step_change(r, s, rc, id);
+}
+
+int registry_touch(Registry *r, const char *id, int64_t last_seen_ms) {
+        _cleanup_stmt_ sqlite3_stmt *s = r->stmt[STMT_TOUCH];
+        int rc = bind_text(s, 1, id);
+        rc = rc ?: sqlite3_bind_int64(s, 2, last_seen_ms);
+        return step_change(r, s, rc, id);
+}
