@@ -12,10 +12,10 @@
 
 #include "calendar.h"
 #include "config.h"
+#include "discovery.h"
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
 #define USEC_PER_SEC 1000000ULL
-#define DISCOVERY_PORT_DEFAULT 9999
 #define DAY (24.0 * 3600.0)
 
 #define KEY(g, k, t, d, lo, hi, field, text) \
@@ -147,49 +147,6 @@ static int parse_duration(const char *s, double *ret_seconds) {
         return -EINVAL;
 }
 
-static int parse_target(const char *s, ConfigTarget *ret, const char **ret_why) {
-        if (streq(s, "auto")) {
-                *ret = (ConfigTarget) { .is_auto = true, .port = DISCOVERY_PORT_DEFAULT };
-                return 0;
-        }
-
-        char addr[INET_ADDRSTRLEN];
-        const char *colon = strchr(s, ':');
-        size_t alen = colon ? (size_t) (colon - s) : strlen(s);
-        unsigned long port = DISCOVERY_PORT_DEFAULT;
-
-        if (alen >= sizeof addr) {
-                *ret_why = "is not an IPv4 address";
-                return -EINVAL;
-        }
-        memcpy(addr, s, alen);
-        addr[alen] = 0;
-
-        if (colon) {
-                const char *p = colon + 1;
-                char *end;
-                if (!g_ascii_isdigit(*p) || strlen(p) > 5 ||
-                    (port = strtoul(p, &end, 10), *end != 0) || port == 0 || port > 65535) {
-                        *ret_why = "has an invalid port (1..65535)";
-                        return -EINVAL;
-                }
-        }
-
-        struct in_addr a;
-        if (inet_pton(AF_INET, addr, &a) != 1) {
-                *ret_why = "is not an IPv4 address";
-                return -EINVAL;
-        }
-        uint32_t h = ntohl(a.s_addr);
-        if (h == 0 || (h >= 0xe0000000u && h != 0xffffffffu)) {
-                *ret_why = "is not a unicast or broadcast address";
-                return -EINVAL;
-        }
-
-        *ret = (ConfigTarget) { .address = a, .port = (uint16_t) port };
-        return 0;
-}
-
 /* Parses one value into the config; on failure *ret_why (if given) says
  * what is wrong, for the caller to prefix with file, line, group and key. */
 static int parse_value(const ConfigKey *k, const char *raw, Config *c, char **ret_why) {
@@ -253,25 +210,31 @@ static int parse_value(const ConfigKey *k, const char *raw, Config *c, char **re
         }
 
         case CONFIG_TARGETS: {
-                ConfigTarget targets[CONFIG_TARGETS_MAX];
-                size_t n = 0;
                 _cleanup_(gstrvp) char **words = g_strsplit_set(value, "; \t", -1);
+                GPtrArray *targets = g_ptr_array_new_with_free_func(g_free);
 
                 for (char **w = words; *w; w++) {
-                        const char *why;
                         if (**w == 0)
                                 continue;
-                        if (n >= CONFIG_TARGETS_MAX)
+                        if (targets->len >= CONFIG_TARGETS_MAX) {
+                                g_ptr_array_free(targets, TRUE);
                                 return set_error(ret_why, "more than %d targets", CONFIG_TARGETS_MAX), -E2BIG;
-                        if (parse_target(*w, &targets[n], &why) < 0)
-                                return set_error(ret_why, "'%s' %s", *w, why), -EINVAL;
-                        n++;
+                        }
+                        if (discovery_check_target(*w) < 0) {
+                                g_ptr_array_free(targets, TRUE);
+                                return set_error(ret_why,
+                                                 "'%s' is not 'auto', an IPv4 address or a block a.b.c.d/n "
+                                                 "(n >= 16), each optionally followed by :port", *w), -EINVAL;
+                        }
+                        g_ptr_array_add(targets, g_strdup(*w));
                 }
-                if (n == 0)
+                if (targets->len == 0) {
+                        g_ptr_array_free(targets, TRUE);
                         return set_error(ret_why, "no targets (use 'auto' for the default)"), -EINVAL;
-
-                memcpy(c->discovery_targets, targets, n * sizeof targets[0]);
-                c->n_discovery_targets = n;
+                }
+                g_ptr_array_add(targets, NULL);
+                g_strfreev(c->discovery_targets);
+                c->discovery_targets = (char **) g_ptr_array_free(targets, FALSE);
                 return 0;
         }
         }
@@ -360,6 +323,7 @@ void config_done(Config *c) {
                 return;
         free(c->state_directory);
         free(c->time_zone);
+        g_strfreev(c->discovery_targets);
         *c = (Config) {};
 }
 
@@ -490,23 +454,7 @@ static char *format_duration(uint64_t usec) {
 }
 
 static char *format_targets(const Config *c) {
-        GString *s = g_string_new(NULL);
-
-        for (size_t i = 0; i < c->n_discovery_targets; i++) {
-                const ConfigTarget *t = &c->discovery_targets[i];
-                char addr[INET_ADDRSTRLEN];
-
-                if (i > 0)
-                        g_string_append_c(s, ' ');
-                if (t->is_auto) {
-                        g_string_append(s, "auto");
-                        continue;
-                }
-                g_string_append(s, inet_ntop(AF_INET, &t->address, addr, sizeof addr));
-                if (t->port != DISCOVERY_PORT_DEFAULT)
-                        g_string_append_printf(s, ":%u", t->port);
-        }
-        return g_string_free(s, FALSE);
+        return g_strjoinv(" ", c->discovery_targets);
 }
 
 char *config_dump(const Config *c) {

@@ -40,11 +40,6 @@
 
 #define CONFIG_TARGETS_MAX 64
 
-typedef struct ConfigTarget {
-        bool is_auto;            /* the interfaces' broadcast addresses */
-        struct in_addr address;  /* otherwise, network byte order */
-        uint16_t port;           /* host byte order */
-} ConfigTarget;
 
 typedef struct Config {
         char *state_directory;
@@ -55,8 +50,7 @@ typedef struct Config {
         uint64_t poll_max_backoff_usec;
         double poll_jitter;
 
-        ConfigTarget discovery_targets[CONFIG_TARGETS_MAX];
-        size_t n_discovery_targets;
+        char **discovery_targets;  /* NULL-terminated; see discovery_check_target() */
         uint64_t discovery_interval_usec;
         unsigned discovery_attempts;
         uint64_t discovery_timeout_usec;

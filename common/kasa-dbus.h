@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The D-Bus names: a contract between the daemon, its clients and docs. */
+
+#define KASA_BUS_NAME "org.kasamond.Kasa1"
+#define KASA_MANAGER_PATH "/org/kasamond/Kasa1"
+#define KASA_DEVICE_PREFIX "/org/kasamond/Kasa1/device"
+
+#define KASA_MANAGER_IFACE "org.kasamond.Kasa1.Manager"
+#define KASA_DEVICE_IFACE "org.kasamond.Kasa1.Device"
+#define KASA_METER_IFACE "org.kasamond.Kasa1.EnergyMeter"
+
+#define KASA_ERROR_NOT_FOUND "org.kasamond.Kasa1.Error.NotFound"
+#define KASA_ERROR_OFFLINE "org.kasamond.Kasa1.Error.Offline"
+#define KASA_ERROR_DEVICE "org.kasamond.Kasa1.Error.DeviceError"
+#define KASA_ERROR_NOT_METERED "org.kasamond.Kasa1.Error.NotMetered"
+#define KASA_ERROR_LIMIT "org.kasamond.Kasa1.Error.LimitReached"

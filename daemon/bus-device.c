@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bus.h"
+#include "kasa-dbus.h"
+#include "log.h"
+#include "manager.h"
+
+static int property_get_string(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Device *d = userdata;
+        const char *v =
+                strcmp(property, "Id") == 0                ? d->id :
+                strcmp(property, "Alias") == 0             ? d->alias :
+                strcmp(property, "Model") == 0             ? d->model :
+                strcmp(property, "Address") == 0           ? d->address :
+                strcmp(property, "Mac") == 0               ? d->mac :
+                strcmp(property, "HardwareVersion") == 0   ? d->hw_ver :
+                strcmp(property, "FirmwareVersion") == 0   ? d->sw_ver : "";
+        return sd_bus_message_append(reply, "s", v);
+}
+
+static int property_get_parent(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Device *d = userdata;
+        return sd_bus_message_append(reply, "o", d->parent ? d->parent->path : "/");
+}
+
+static int property_get_on(sd_bus *bus, const char *path, const char *interface, const char *property,
+                           sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Device *d = userdata;
+        return sd_bus_message_append(reply, "b", strcmp(property, "On") == 0 ? d->on : d->online);
+}
+
+int bus_set_device_error(sd_bus_error *e, Device *d, int error, int32_t device_err) {
+        if (error == 0 && device_err != 0)
+                return sd_bus_error_setf(e, KASA_ERROR_DEVICE, "Device %s refused the command: err_code %d (%s).",
+                                         d->id, device_err, kasa_err_to_string(device_err));
+        switch (error) {
+        case -ETIMEDOUT:
+        case -ECONNREFUSED:
+        case -ECONNRESET:
+        case -EHOSTUNREACH:
+        case -ENETUNREACH:
+        case -EPIPE:
+        case -ECANCELED:
+                if (d->last_seen_usec == 0)
+                        return sd_bus_error_setf(e, KASA_ERROR_OFFLINE,
+                                                 "Device %s at %s did not answer (%s); it was never seen online.",
+                                                 d->id, d->address, strerror(-error));
+                return sd_bus_error_setf(e, KASA_ERROR_OFFLINE,
+                                         "Device %s at %s did not answer (%s); last seen %" PRIu64
+                                         " (microseconds since the epoch).",
+                                         d->id, d->address, strerror(-error), d->last_seen_usec);
+        case -EMSGSIZE:
+        case -EBADMSG:
+                return sd_bus_error_setf(e, KASA_ERROR_DEVICE, "Device %s at %s sent a malformed reply.", d->id,
+                                         d->address);
+        default:
+                return sd_bus_error_set_errnof(e, error, "Command to device %s failed: %s", d->id,
+                                               strerror(-error));
+        }
+}
+
+int bus_reply_device_error(sd_bus_message *call, Device *d, int error, int32_t device_err) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+
+        bus_set_device_error(&e, d, error, device_err);
+        return sd_bus_reply_method_error(call, &e);
+}
+
+static void reply_done(sd_bus_message *call, Device *d, int error, int32_t device_err, bool with_state) {
+        int r;
+
+        if (error < 0 || device_err != 0)
+                r = bus_reply_device_error(call, d, error, device_err);
+        else if (with_state)
+                r = sd_bus_reply_method_return(call, "b", d->on);
+        else
+                r = sd_bus_reply_method_return(call, NULL);
+        if (r < 0)
+                log_debug_errno(r, "Failed to send reply, ignoring: %m");
+        sd_bus_message_unref(call);
+}
+
+static void on_command_done(Device *d, int error, int32_t device_err, void *userdata) {
+        reply_done(userdata, d, error, device_err, false);
+}
+
+static void on_toggle_done(Device *d, int error, int32_t device_err, void *userdata) {
+        reply_done(userdata, d, error, device_err, true);
+}
+
+static int method_set_on(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Device *d = userdata;
+        int on, r;
+
+        r = sd_bus_message_read(m, "b", &on);
+        if (r < 0)
+                return r;
+        r = device_set_on(d, on, on_command_done, sd_bus_message_ref(m));
+        if (r < 0) {
+                sd_bus_message_unref(m);
+                return bus_set_device_error(error, d, r, 0);
+        }
+        return 1;
+}
+
+static int method_toggle(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Device *d = userdata;
+        int r;
+
+        r = device_set_on(d, !d->on, on_toggle_done, sd_bus_message_ref(m));
+        if (r < 0) {
+                sd_bus_message_unref(m);
+                return bus_set_device_error(error, d, r, 0);
+        }
+        return 1;
+}
+
+static int method_rename(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Device *d = userdata;
+        const char *alias;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &alias);
+        if (r < 0)
+                return r;
+        r = device_rename(d, alias, on_command_done, sd_bus_message_ref(m));
+        if (r < 0) {
+                sd_bus_message_unref(m);
+                if (r == -EINVAL)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Invalid alias '%s': must be 1 to 31 bytes of UTF-8.", alias);
+                return bus_set_device_error(error, d, r, 0);
+        }
+        return 1;
+}
+
+static int method_describe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_free_ char *json = device_describe(userdata);
+
+        if (!json)
+                return -ENOMEM;
+        return sd_bus_reply_method_return(m, "s", json);
+}
+
+const sd_bus_vtable bus_device_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Id", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Alias", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Model", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Address", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Mac", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("HardwareVersion", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("FirmwareVersion", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("On", "b", property_get_on, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Online", "b", property_get_on, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LastSeen", "t", NULL, offsetof(Device, last_seen_usec), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Parent", "o", property_get_parent, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Rssi", "i", NULL, offsetof(Device, rssi), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("SetOn", SD_BUS_ARGS("b", on), SD_BUS_NO_RESULT, method_set_on,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Toggle", SD_BUS_NO_ARGS, SD_BUS_RESULT("b", on), method_toggle,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Rename", SD_BUS_ARGS("s", alias), SD_BUS_NO_RESULT, method_rename,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Describe", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", json), method_describe,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+void bus_device_emit_changed(Manager *m, Device *d) {
+        static const struct {
+                unsigned mask;
+                const char *iface;
+                const char *names[4];
+        } map[] = {
+                { DEVICE_CHANGED_ALIAS, KASA_DEVICE_IFACE, { "Alias" } },
+                { DEVICE_CHANGED_MODEL, KASA_DEVICE_IFACE, { "Model" } },
+                { DEVICE_CHANGED_ADDRESS, KASA_DEVICE_IFACE, { "Address" } },
+                { DEVICE_CHANGED_VERSIONS, KASA_DEVICE_IFACE, { "HardwareVersion", "FirmwareVersion" } },
+                { DEVICE_CHANGED_ON, KASA_DEVICE_IFACE, { "On" } },
+                { DEVICE_CHANGED_ONLINE, KASA_DEVICE_IFACE, { "Online" } },
+                { DEVICE_CHANGED_SEEN, KASA_DEVICE_IFACE, { "LastSeen" } },
+                { DEVICE_CHANGED_RSSI, KASA_DEVICE_IFACE, { "Rssi" } },
+                { DEVICE_CHANGED_READING, KASA_METER_IFACE, { "Power", "Voltage", "Current" } },
+                { DEVICE_CHANGED_ENERGY, KASA_METER_IFACE, { "EnergyTotal", "EnergyToday" } },
+        };
+        const char *iface_names[2] = { KASA_DEVICE_IFACE, KASA_METER_IFACE };
+        unsigned changes = d->changes;
+
+        d->changes = 0;
+        if (!m->bus || changes == 0)
+                return;
+        for (size_t k = 0; k < ELEMENTSOF(iface_names); k++) {
+                char *names[16];
+                size_t n = 0;
+
+                if (k == 1 && !d->metered)
+                        break;
+                for (size_t i = 0; i < ELEMENTSOF(map); i++) {
+                        if (!(changes & map[i].mask) || strcmp(map[i].iface, iface_names[k]) != 0)
+                                continue;
+                        for (size_t j = 0; j < ELEMENTSOF(map[i].names) && map[i].names[j]; j++)
+                                names[n++] = (char *) map[i].names[j];
+                }
+                if (n == 0)
+                        continue;
+                names[n] = NULL;
+                int r = sd_bus_emit_properties_changed_strv(m->bus, d->path, iface_names[k], names);
+                if (r < 0)
+                        log_debug_errno(r, "Failed to emit PropertiesChanged for %s, ignoring: %m", d->id);
+        }
+}

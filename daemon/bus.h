@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include "device.h"
+
+typedef struct Manager Manager;
+
+extern const sd_bus_vtable bus_manager_vtable[];
+extern const sd_bus_vtable bus_device_vtable[];
+extern const sd_bus_vtable bus_energy_vtable[];
+
+/* Registers the objects, the enumerator and the object manager. */
+int bus_register(Manager *m);
+
+/* Emits PropertiesChanged for what d->changes says, and clears it. */
+void bus_device_emit_changed(Manager *m, Device *d);
+void bus_manager_emit_total(Manager *m);
+
+/* Reply to a method call with the error a failed device command deserves. */
+int bus_reply_device_error(sd_bus_message *call, Device *d, int error, int32_t device_err);
+int bus_set_device_error(sd_bus_error *e, Device *d, int error, int32_t device_err);

@@ -1,0 +1,555 @@
+/* SPDX-License-Identifier: MIT */
+
+#include "device.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <glib.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+
+#define USEC_PER_SEC 1000000ULL
+
+int device_new(Manager *m, const char *id, Device *parent, Device **ret) {
+        _cleanup_free_ Device *d = calloc(1, sizeof(Device));
+
+        if (!d)
+                return -ENOMEM;
+        if (strlen(id) >= sizeof(d->id))
+                return -EINVAL;
+        strcpy(d->id, id);
+        if (asprintf(&d->path, "/org/kasamond/Kasa1/device/%s", id) < 0)
+                return -ENOMEM;
+        d->manager = m;
+        d->parent = parent;
+        d->outlet = -1;
+        energy_account_init(&d->energy);
+        *ret = TAKE_PTR(d);
+        return 0;
+}
+
+Device *device_free(Device *d) {
+        if (!d)
+                return NULL;
+        /* The connection first: its cancelled callbacks still see every
+         * outlet alive. */
+        conn_free(d->conn);
+        sd_event_source_disable_unref(d->poll_timer);
+        free(d->outlets);
+        free(d->path);
+        free(d);
+        return NULL;
+}
+
+/* Fields are sized for real devices; longer values are cut, not refused. */
+static void set_string(Device *d, char *field, size_t size, const char *value, unsigned change) {
+        size_t n = strnlen(value, size - 1);
+
+        if (strncmp(field, value, n) == 0 && field[n] == 0)
+                return;
+        memcpy(field, value, n);
+        field[n] = 0;
+        d->changes |= change;
+}
+
+unsigned device_apply_sysinfo(Device *d, const KasaSysinfo *si) {
+        unsigned before = d->changes;
+
+        d->changes = 0;
+        if (d->outlet < 0)
+                set_string(d, d->alias, sizeof(d->alias), si->alias, DEVICE_CHANGED_ALIAS);
+        set_string(d, d->model, sizeof(d->model), si->model, DEVICE_CHANGED_MODEL);
+        set_string(d, d->hw_ver, sizeof(d->hw_ver), si->hw_ver, DEVICE_CHANGED_VERSIONS);
+        set_string(d, d->sw_ver, sizeof(d->sw_ver), si->sw_ver, DEVICE_CHANGED_VERSIONS);
+        set_string(d, d->mac, sizeof(d->mac), si->mac, 0);
+        set_string(d, d->device_id, sizeof(d->device_id), si->device_id, 0);
+
+        if (d->outlet >= 0 && (size_t) d->outlet < si->n_children) {
+                const KasaChild *c = &si->children[d->outlet];
+                set_string(d, d->alias, sizeof(d->alias), c->alias, DEVICE_CHANGED_ALIAS);
+                if (d->on != c->on) {
+                        d->on = c->on;
+                        d->changes |= DEVICE_CHANGED_ON;
+                }
+        } else if (si->n_children > 0) {
+                /* A strip is on when any outlet is. */
+                bool any = false;
+                for (size_t i = 0; i < si->n_children; i++)
+                        any = any || si->children[i].on;
+                if (d->on != any) {
+                        d->on = any;
+                        d->changes |= DEVICE_CHANGED_ON;
+                }
+        } else if (si->has_relay && d->on != si->on) {
+                d->on = si->on;
+                d->changes |= DEVICE_CHANGED_ON;
+        }
+        if (si->has_rssi && d->rssi != si->rssi) {
+                d->rssi = si->rssi;
+                d->changes |= DEVICE_CHANGED_RSSI;
+        }
+
+        unsigned changed = d->changes;
+        d->changes |= before;
+        return changed;
+}
+
+int device_set_address(Device *d, const struct sockaddr_in *sa) {
+        char buf[sizeof(d->address)];
+
+        d->sockaddr = *sa;
+        format_address(sa, buf, sizeof(buf));
+        set_string(d, d->address, sizeof(d->address), buf, DEVICE_CHANGED_ADDRESS);
+        for (size_t i = 0; i < d->n_outlets; i++)
+                if (d->outlets[i]) {
+                        d->outlets[i]->sockaddr = *sa;
+                        set_string(d->outlets[i], d->outlets[i]->address, sizeof(d->address), buf,
+                                   DEVICE_CHANGED_ADDRESS);
+                }
+        if (d->conn)
+                conn_set_address(d->conn, sa);
+        return 0;
+}
+
+/* ---- polling ---- */
+
+static uint64_t random_u64(void) {
+        static uint64_t state;
+
+        if (state == 0 && getrandom(&state, sizeof(state), GRND_NONBLOCK) != sizeof(state))
+                state = 0x9e3779b97f4a7c15ULL;
+        /* xorshift64*: only spreads poll times, no secrecy involved */
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        return state * 0x2545F4914F6CDD1DULL;
+}
+
+static uint64_t next_delay(Device *d) {
+        const Config *c = &d->manager->config;
+        uint64_t interval = c->poll_interval_usec;
+
+        if (d->failures > 0) {
+                /* Exponential backoff for an unreachable device, capped. */
+                unsigned shift = MIN(d->failures - 1, 16u);
+                uint64_t backoff = interval << shift;
+                interval = MIN(backoff, MAX(c->poll_max_backoff_usec, interval));
+        }
+        double j = c->poll_jitter * ((double) (random_u64() >> 11) / (double) (1ULL << 53) * 2.0 - 1.0);
+        return (uint64_t) ((double) interval * (1.0 + j));
+}
+
+static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+static int schedule(Device *d, uint64_t delay) {
+        uint64_t now;
+        int r;
+
+        r = sd_event_now(d->manager->event, CLOCK_MONOTONIC, &now);
+        if (r < 0)
+                return r;
+        if (!d->poll_timer)
+                return sd_event_add_time(d->manager->event, &d->poll_timer, CLOCK_MONOTONIC, now + delay, 0,
+                                         on_poll_timer, d);
+        r = sd_event_source_set_time(d->poll_timer, now + delay);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(d->poll_timer, SD_EVENT_ONESHOT);
+}
+
+static void set_online(Device *d, bool online) {
+        if (d->online == online)
+                return;
+        d->online = online;
+        d->changes |= DEVICE_CHANGED_ONLINE;
+        if (!online && d->metered && (d->power_mw || d->current_ma)) {
+                /* What we do not know is not shown as a reading. */
+                d->power_mw = d->current_ma = 0;
+                d->changes |= DEVICE_CHANGED_READING;
+        }
+}
+
+static void apply_reading(Device *d, const KasaRealtime *rt, int64_t ts_ms) {
+        EnergyUpdate u;
+
+        if (d->power_mw != rt->power_mw || d->voltage_mv != rt->voltage_mv || d->current_ma != rt->current_ma) {
+                d->power_mw = rt->power_mw;
+                d->voltage_mv = rt->voltage_mv;
+                d->current_ma = rt->current_ma;
+                d->changes |= DEVICE_CHANGED_READING;
+        }
+
+        /* The delta belongs to the period of this sample, as in the store. */
+        int64_t day = calendar_day_start(d->manager->calendar, ts_ms);
+        if (day != d->day_start_ms) {
+                d->day_start_ms = day;
+                d->energy_today_base = d->energy.cumulative_mwh;
+        }
+
+        energy_account_update(&d->energy, ts_ms, rt->total_mwh, rt->power_mw, &u);
+        if (u.flags & ENERGY_RESET)
+                log_info("%s: energy counter went back to %" PRId64 " mWh, counted as a reset", d->id,
+                         rt->total_mwh);
+        if (u.flags & ENERGY_IMPLAUSIBLE)
+                log_warning("%s: energy counter jumped implausibly, used power x time instead", d->id);
+        if (u.delta_mwh != 0)
+                d->changes |= DEVICE_CHANGED_ENERGY;
+        manager_record(d->manager, &(StoreSample) {
+                .device = d->number,
+                .ts_ms = ts_ms,
+                .power_mw = rt->power_mw,
+                .voltage_mv = rt->voltage_mv,
+                .current_ma = rt->current_ma,
+                .energy_mwh = d->energy.cumulative_mwh,
+        });
+}
+
+int64_t device_energy_today(Device *d, int64_t now_ms) {
+        if (calendar_day_start(d->manager->calendar, now_ms) != d->day_start_ms)
+                return 0;
+        return d->energy.cumulative_mwh - d->energy_today_base;
+}
+
+static void finish_round(Device *d) {
+        Manager *m = d->manager;
+        bool ok = d->round_error == 0;
+        int r;
+
+        d->polling = false;
+        if (ok) {
+                if (d->failures > 0)
+                        log_info("%s (%s): back online", d->id, d->address);
+                d->failures = 0;
+                d->last_seen_usec = (uint64_t) d->round_ts_ms * 1000;
+                d->changes |= DEVICE_CHANGED_SEEN;
+        } else {
+                if (d->failures == 0)
+                        log_warning_errno(d->round_error, "%s (%s): poll failed, offline: %m", d->id, d->address);
+                d->failures++;
+        }
+        set_online(d, ok);
+        for (size_t i = 0; i < d->n_outlets; i++) {
+                Device *o = d->outlets[i];
+                if (!o)
+                        continue;
+                set_online(o, ok);
+                if (ok) {
+                        o->last_seen_usec = d->last_seen_usec;
+                        o->changes |= DEVICE_CHANGED_SEEN;
+                }
+                manager_device_changed(m, o);
+        }
+        manager_device_changed(m, d);
+
+        r = schedule(d, next_delay(d));
+        if (r < 0)
+                log_error_errno(r, "%s: failed to schedule the next poll: %m", d->id);
+}
+
+/* Returns NULL for a reply that cannot be trusted; said once per outage. */
+static KasaResponse *parse_reply(Device *d, const char *json, size_t len) {
+        /* One reply at a time in this single-threaded daemon; too big for
+         * the stack of a callback. */
+        static KasaResponse resp;
+        KasaError err;
+
+        if (kasa_response_parse(json, len, &resp, &err) < 0) {
+                if (device_root(d)->failures == 0)
+                        log_warning("%s (%s): refused reply: %s", d->id, d->address, err.message);
+                return NULL;
+        }
+        return &resp;
+}
+
+static void round_fail(Device *d, int error) {
+        if (d->round_error == 0)
+                d->round_error = error;
+}
+
+static void on_sysinfo_reply(Conn *c, int error, const char *json, size_t len, void *userdata) {
+        Device *d = userdata;
+        KasaResponse *resp;
+
+        if (error == -ECANCELED)
+                return;
+        resp = error < 0 ? NULL : parse_reply(d, json, len);
+        if (!resp)
+                round_fail(d, error ?: -EBADMSG);
+        else {
+                if (resp->sysinfo_err != 0) {
+                        round_fail(d, -EBADMSG);
+                } else {
+                        device_apply_sysinfo(d, &resp->sysinfo);
+                        for (size_t i = 0; i < d->n_outlets; i++)
+                                if (d->outlets[i])
+                                        device_apply_sysinfo(d->outlets[i], &resp->sysinfo);
+                        if (strcmp(resp->sysinfo.mac, d->mac) != 0) {
+                                /* Another device now answers at this address. */
+                                log_warning("%s: %s now answers as %s", d->id, d->address, resp->sysinfo.mac);
+                                round_fail(d, -ESTALE);
+                        }
+                }
+                if (d->metered && d->n_outlets == 0) {
+                        if (resp->realtime_err == 0)
+                                apply_reading(d, &resp->realtime, d->round_ts_ms);
+                        else
+                                round_fail(d, -EBADMSG);
+                }
+        }
+        if (--d->round_pending == 0)
+                finish_round(d);
+}
+
+static void on_outlet_reply(Conn *c, int error, const char *json, size_t len, void *userdata) {
+        Device *o = userdata, *d = o->parent;
+        KasaResponse *resp;
+
+        if (error == -ECANCELED)
+                return;
+        resp = error < 0 ? NULL : parse_reply(o, json, len);
+        if (!resp)
+                round_fail(d, error ?: -EBADMSG);
+        else if (resp->realtime_err == 0)
+                apply_reading(o, &resp->realtime, d->round_ts_ms);
+        else
+                round_fail(d, -EBADMSG);
+        if (--d->round_pending == 0)
+                finish_round(d);
+}
+
+static int ensure_conn(Device *d) {
+        const Config *c = &d->manager->config;
+
+        if (d->conn)
+                return 0;
+        return conn_new(d->manager->event, &d->sockaddr, c->poll_timeout_usec, c->max_frame_size, &d->conn);
+}
+
+static int poll_start(Device *d) {
+        _cleanup_free_ char *q = NULL;
+        int r;
+
+        if (d->polling)
+                return 0; /* the previous round is still waiting for its timeout */
+        r = ensure_conn(d);
+        if (r < 0)
+                return r;
+
+        d->polling = true;
+        d->round_error = 0;
+        d->round_ts_ms = manager_now_ms(d->manager);
+        d->round_pending = 1;
+        d->manager->poll_count++;
+
+        /* A plug answers sysinfo and reading in one request; a strip's
+         * meters must be asked one outlet at a time. */
+        q = kasa_request_query(KASA_QUERY_SYSINFO | (d->metered && d->n_outlets == 0 ? KASA_QUERY_REALTIME : 0),
+                               NULL);
+        if (!q)
+                return -ENOMEM;
+        r = conn_request(d->conn, q, on_sysinfo_reply, d);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < d->n_outlets; i++) {
+                Device *o = d->outlets[i];
+                _cleanup_free_ char *oq = NULL;
+
+                if (!o || !o->metered)
+                        continue;
+                oq = kasa_request_query(KASA_QUERY_REALTIME, o->child_id);
+                if (!oq)
+                        return -ENOMEM;
+                r = conn_request(d->conn, oq, on_outlet_reply, o);
+                if (r < 0)
+                        return r;
+                d->round_pending++;
+        }
+        return 0;
+}
+
+static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Device *d = userdata;
+        int r;
+
+        r = poll_start(d);
+        if (r < 0) {
+                log_error_errno(r, "%s: failed to start a poll: %m", d->id);
+                /* A queue half built still completes through its callbacks;
+                 * only an empty one needs the retry scheduled here. */
+                if (!d->conn || conn_pending(d->conn) == 0) {
+                        d->polling = false;
+                        (void) schedule(d, next_delay(d));
+                }
+        }
+        return 0;
+}
+
+int device_start(Device *d, bool now) {
+        uint64_t interval = d->manager->config.poll_interval_usec;
+        return schedule(d, now ? 0 : random_u64() % MAX(interval, 1u));
+}
+
+int device_poll_now(Device *d) {
+        d = device_root(d);
+        if (d->polling)
+                return 0;
+        return schedule(d, 0);
+}
+
+/* ---- commands ---- */
+
+typedef struct Command {
+        Device *device;
+        DeviceCommandFn cb;
+        void *userdata;
+        size_t pending;
+        int error;
+        int32_t device_err;
+        bool on;
+        char alias[DEVICE_ALIAS_MAX];
+} Command;
+
+static void command_done(Command *cmd) {
+        Device *d = cmd->device;
+
+        if (cmd->error == 0 && cmd->device_err == 0)
+                manager_device_changed(d->manager, d);
+        cmd->cb(d, cmd->error, cmd->device_err, cmd->userdata);
+        free(cmd);
+}
+
+static void set_on_state(Device *d, bool on) {
+        if (d->on != on) {
+                d->on = on;
+                d->changes |= DEVICE_CHANGED_ON;
+        }
+}
+
+static void on_relay_reply(Conn *c, int error, const char *json, size_t len, void *userdata) {
+        Command *cmd = userdata;
+        Device *d = cmd->device;
+        KasaResponse *resp = error < 0 ? NULL : parse_reply(d, json, len);
+
+        if (!resp)
+                cmd->error = cmd->error ?: (error ?: -EBADMSG);
+        else if (resp->relay_err != 0)
+                cmd->device_err = cmd->device_err ?: (resp->relay_err == KASA_ERR_ABSENT ? -3 : resp->relay_err);
+
+        if (--cmd->pending > 0)
+                return;
+        if (cmd->error == 0 && cmd->device_err == 0) {
+                set_on_state(d, cmd->on);
+                for (size_t i = 0; i < d->n_outlets; i++)
+                        if (d->outlets[i]) {
+                                set_on_state(d->outlets[i], cmd->on);
+                                manager_device_changed(d->manager, d->outlets[i]);
+                        }
+                if (d->parent) {
+                        bool any = false;
+                        for (size_t i = 0; i < d->parent->n_outlets; i++)
+                                any = any || (d->parent->outlets[i] && d->parent->outlets[i]->on);
+                        set_on_state(d->parent, any);
+                        manager_device_changed(d->manager, d->parent);
+                }
+                /* Power follows the relay: read it now, not at the next tick. */
+                (void) device_poll_now(d);
+        }
+        command_done(cmd);
+}
+
+int device_set_on(Device *d, bool on, DeviceCommandFn cb, void *userdata) {
+        Device *root = device_root(d);
+        Command *cmd;
+        int r;
+
+        r = ensure_conn(root);
+        if (r < 0)
+                return r;
+        cmd = calloc(1, sizeof(Command));
+        if (!cmd)
+                return -ENOMEM;
+        *cmd = (Command) { .device = d, .cb = cb, .userdata = userdata, .on = on };
+
+        /* A strip is switched outlet by outlet: firmwares differ on what a
+         * request without context does. */
+        Device *single[] = { d };
+        Device **targets = d->n_outlets > 0 ? d->outlets : single;
+        size_t n = d->n_outlets > 0 ? d->n_outlets : 1;
+
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *q = NULL;
+                if (!targets[i])
+                        continue;
+                q = kasa_request_set_relay(on, targets[i]->outlet >= 0 ? targets[i]->child_id : NULL);
+                if (!q)
+                        r = -ENOMEM;
+                else
+                        r = conn_request(root->conn, q, on_relay_reply, cmd);
+                if (r < 0) {
+                        if (cmd->pending == 0) {
+                                free(cmd);
+                                return r;
+                        }
+                        /* The queued part completes through the callback. */
+                        cmd->error = r;
+                        break;
+                }
+                cmd->pending++;
+        }
+        if (cmd->pending == 0) {
+                free(cmd);
+                return -ENODEV;
+        }
+        return 0;
+}
+
+static void on_alias_reply(Conn *c, int error, const char *json, size_t len, void *userdata) {
+        Command *cmd = userdata;
+        Device *d = cmd->device;
+        KasaResponse *resp = error < 0 ? NULL : parse_reply(d, json, len);
+
+        if (!resp)
+                cmd->error = error ?: -EBADMSG;
+        else if (resp->alias_err != 0)
+                cmd->device_err = resp->alias_err == KASA_ERR_ABSENT ? -3 : resp->alias_err;
+        else {
+                set_string(d, d->alias, sizeof(d->alias), cmd->alias, DEVICE_CHANGED_ALIAS);
+                (void) registry_set_alias(d->manager->registry, d->id, d->alias);
+        }
+        command_done(cmd);
+}
+
+int device_rename(Device *d, const char *alias, DeviceCommandFn cb, void *userdata) {
+        _cleanup_free_ char *q = NULL;
+        Device *root = device_root(d);
+        Command *cmd;
+        int r;
+
+        /* The devices keep at most 31 bytes; refuse rather than truncate. */
+        if (alias[0] == 0 || strlen(alias) > 31 || !g_utf8_validate(alias, -1, NULL))
+                return -EINVAL;
+        r = ensure_conn(root);
+        if (r < 0)
+                return r;
+        q = kasa_request_set_alias(alias, d->outlet >= 0 ? d->child_id : NULL);
+        if (!q)
+                return -ENOMEM;
+        cmd = calloc(1, sizeof(Command));
+        if (!cmd)
+                return -ENOMEM;
+        *cmd = (Command) { .device = d, .cb = cb, .userdata = userdata, .pending = 1 };
+        snprintf(cmd->alias, sizeof(cmd->alias), "%s", alias);
+        r = conn_request(root->conn, q, on_alias_reply, cmd);
+        if (r < 0) {
+                free(cmd);
+                return r;
+        }
+        return 0;
+}

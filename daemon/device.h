@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * A device as kasamond knows it: a plug, a strip, or one outlet of a strip.
+ * Plugs and strips own the connection and the poll timer; outlets are
+ * polled by their strip over its connection. No D-Bus here: changes are
+ * reported to the manager as a bitmask, which the bus glue turns into at
+ * most one PropertiesChanged per object per poll.
+ */
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "conn.h"
+#include "energy.h"
+#include "kasa-proto.h"
+
+typedef struct Manager Manager;
+typedef struct Device Device;
+
+#define DEVICE_ID_MAX 32
+#define DEVICE_ALIAS_MAX 64
+
+typedef enum DeviceChange {
+        DEVICE_CHANGED_ALIAS    = 1 << 0,
+        DEVICE_CHANGED_MODEL    = 1 << 1,
+        DEVICE_CHANGED_ADDRESS  = 1 << 2,
+        DEVICE_CHANGED_VERSIONS = 1 << 3,
+        DEVICE_CHANGED_ON       = 1 << 4,
+        DEVICE_CHANGED_ONLINE   = 1 << 5,
+        DEVICE_CHANGED_SEEN     = 1 << 6,
+        DEVICE_CHANGED_RSSI     = 1 << 7,
+        DEVICE_CHANGED_READING  = 1 << 8, /* Power, Voltage, Current */
+        DEVICE_CHANGED_ENERGY   = 1 << 9, /* EnergyTotal, EnergyToday */
+} DeviceChange;
+
+/* Result of a command (switch, rename): 0 or negative errno, and for a
+ * device-side refusal the device's err_code. */
+typedef void (*DeviceCommandFn)(Device *d, int error, int32_t device_err, void *userdata);
+
+struct Device {
+        Manager *manager;
+        char id[DEVICE_ID_MAX];
+        char *path;                /* D-Bus object path */
+        uint32_t number;           /* key in the time-series store */
+
+        Device *parent;            /* outlets: their strip */
+        Device **outlets;          /* strips: their outlets, by index */
+        size_t n_outlets;
+        int outlet;                /* outlet index, -1 for plugs and strips */
+        char child_id[KASA_STRING_MAX];
+
+        /* identity */
+        char alias[DEVICE_ALIAS_MAX];
+        char model[64];
+        char mac[18];
+        char device_id[KASA_STRING_MAX];
+        char hw_ver[32];
+        char sw_ver[64];
+        char address[32];          /* "a.b.c.d" or "a.b.c.d:port" */
+        struct sockaddr_in sockaddr;
+        bool metered;              /* carries the EnergyMeter interface */
+
+        /* state */
+        bool on;
+        bool online;
+        uint64_t last_seen_usec;   /* realtime */
+        int32_t rssi;
+        int64_t power_mw, voltage_mv, current_ma;
+        EnergyAccount energy;      /* energy.cumulative_mwh: kasamond's own count */
+        int64_t day_start_ms;      /* local day of energy_today_base */
+        int64_t energy_today_base; /* energy_mwh at the start of that day */
+        unsigned changes;          /* DeviceChange, pending emission */
+
+        /* polling, plugs and strips only */
+        Conn *conn;
+        sd_event_source *poll_timer;
+        bool polling;
+        unsigned failures;
+        size_t round_pending;      /* replies still expected this round */
+        int round_error;
+        int64_t round_ts_ms;
+};
+
+int device_new(Manager *m, const char *id, Device *parent, Device **ret);
+Device *device_free(Device *d);
+
+/* Update identity from a sysinfo reply; returns the DeviceChange mask. */
+unsigned device_apply_sysinfo(Device *d, const KasaSysinfo *si);
+int device_set_address(Device *d, const struct sockaddr_in *sa);
+
+/* Start polling: at once, or at a random point of the first interval so
+ * that many devices loaded at start-up do not all poll together. */
+int device_start(Device *d, bool now);
+int device_poll_now(Device *d);
+
+int device_set_on(Device *d, bool on, DeviceCommandFn cb, void *userdata);
+int device_rename(Device *d, const char *alias, DeviceCommandFn cb, void *userdata);
+
+/* Device that owns the connection: the strip of an outlet, else itself. */
+static inline Device *device_root(Device *d) {
+        return d->parent ? d->parent : d;
+}
+
+int64_t device_energy_today(Device *d, int64_t now_ms);

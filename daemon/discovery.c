@@ -1,0 +1,391 @@
+/* SPDX-License-Identifier: MIT */
+
+#include "discovery.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <glib.h>
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/rtnl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "log.h"
+
+#define USEC_PER_MSEC 1000ULL
+/* Largest block a target may sweep by unicast: a /16. */
+#define SWEEP_MIN_PREFIX 16
+
+struct DiscoveryRun {
+        sd_event *event;
+        int fd;
+        sd_event_source *io;
+        sd_event_source *send_timer;
+        sd_event_source *end_timer;
+
+        struct sockaddr_in *dests;
+        size_t n_dests;
+        unsigned attempts_left;
+        uint64_t spacing_usec;
+
+        GHashTable *seen;          /* (addr << 16 | port) of devices already reported */
+        DiscoveryFoundFn found;
+        DiscoveryDoneFn done;
+        void *userdata;
+};
+
+static int parse_port(const char *s, uint16_t *ret) {
+        char *end;
+        unsigned long p;
+
+        errno = 0;
+        p = strtoul(s, &end, 10);
+        if (errno || *end || end == s || p == 0 || p > 65535)
+                return -EINVAL;
+        *ret = (uint16_t) p;
+        return 0;
+}
+
+/* Splits "what[:port]". */
+static int split_target(const char *target, char *what, size_t size, uint16_t *port) {
+        const char *colon = strrchr(target, ':');
+        size_t n = colon ? (size_t) (colon - target) : strlen(target);
+
+        *port = KASA_PORT;
+        if (n == 0 || n >= size)
+                return -EINVAL;
+        memcpy(what, target, n);
+        what[n] = 0;
+        return colon ? parse_port(colon + 1, port) : 0;
+}
+
+static int parse_block(const char *what, struct in_addr *ret_addr, unsigned *ret_prefix) {
+        char buf[32];
+        const char *slash = strchr(what, '/');
+        unsigned long prefix = 32;
+
+        if (slash) {
+                char *end;
+                if ((size_t) (slash - what) >= sizeof(buf))
+                        return -EINVAL;
+                memcpy(buf, what, (size_t) (slash - what));
+                buf[slash - what] = 0;
+                errno = 0;
+                prefix = strtoul(slash + 1, &end, 10);
+                if (errno || *end || end == slash + 1 || prefix < SWEEP_MIN_PREFIX || prefix > 32)
+                        return -EINVAL;
+                what = buf;
+        }
+        if (inet_pton(AF_INET, what, ret_addr) != 1)
+                return -EINVAL;
+        *ret_prefix = (unsigned) prefix;
+        return 0;
+}
+
+int discovery_check_target(const char *target) {
+        char what[64];
+        uint16_t port;
+        struct in_addr a;
+        unsigned prefix;
+
+        if (split_target(target, what, sizeof(what), &port) < 0)
+                return -EINVAL;
+        if (strcmp(what, "auto") == 0)
+                return 0;
+        return parse_block(what, &a, &prefix);
+}
+
+static int add_dest(GArray *dests, uint32_t addr_host, uint16_t port) {
+        struct sockaddr_in sa = {
+                .sin_family = AF_INET,
+                .sin_port = htons(port),
+                .sin_addr.s_addr = htonl(addr_host),
+        };
+        g_array_append_val(dests, sa);
+        return 0;
+}
+
+/* The broadcast address of every IPv4 interface that has one. */
+static int add_broadcasts(GArray *dests, uint16_t port) {
+        struct nl_sock *sk = nl_socket_alloc();
+        struct nl_cache *cache = NULL;
+        int r;
+
+        if (!sk)
+                return -ENOMEM;
+        r = nl_connect(sk, NETLINK_ROUTE);
+        if (r == 0)
+                r = rtnl_addr_alloc_cache(sk, &cache);
+        if (r < 0) {
+                nl_socket_free(sk);
+                return log_error_errno(EIO, "Failed to list network addresses: %s", nl_geterror(r));
+        }
+        for (struct nl_object *o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
+                struct rtnl_addr *a = (struct rtnl_addr *) o;
+                struct nl_addr *b = rtnl_addr_get_broadcast(a);
+                uint32_t v;
+
+                if (rtnl_addr_get_family(a) != AF_INET || !b || nl_addr_get_len(b) != sizeof(v))
+                        continue;
+                memcpy(&v, nl_addr_get_binary_addr(b), sizeof(v));
+                add_dest(dests, ntohl(v), port);
+        }
+        nl_cache_free(cache);
+        nl_socket_free(sk);
+        return 0;
+}
+
+static int resolve_targets(char *const *targets, GArray *dests) {
+        for (char *const *t = targets; t && *t; t++) {
+                char what[64];
+                uint16_t port;
+                struct in_addr a;
+                unsigned prefix;
+                int r;
+
+                if (split_target(*t, what, sizeof(what), &port) < 0)
+                        return -EINVAL;
+                if (strcmp(what, "auto") == 0) {
+                        r = add_broadcasts(dests, port);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (parse_block(what, &a, &prefix) < 0)
+                        return -EINVAL;
+                uint32_t base = ntohl(a.s_addr);
+                if (prefix >= 31) {
+                        add_dest(dests, base, port);
+                        continue;
+                }
+                uint32_t mask = prefix == 0 ? 0 : ~0u << (32 - prefix);
+                uint32_t net = base & mask, last = net | ~mask;
+                /* Hosts only: the network and broadcast addresses are not plugs. */
+                for (uint32_t h = net + 1; h < last; h++)
+                        add_dest(dests, h, port);
+        }
+        return 0;
+}
+
+static int send_probes(DiscoveryRun *run) {
+        _cleanup_free_ uint8_t *probe = NULL;
+        size_t len;
+        int r;
+
+        r = kasa_discovery_probe(&probe, &len);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < run->n_dests; i++)
+                if (sendto(run->fd, probe, len, 0, (const struct sockaddr *) &run->dests[i], sizeof(run->dests[i])) < 0 &&
+                    errno != EAGAIN)
+                        log_debug_errno(errno, "Discovery probe to %s failed, ignoring: %m",
+                                        inet_ntoa(run->dests[i].sin_addr));
+        return 0;
+}
+
+static int on_send_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        DiscoveryRun *run = userdata;
+
+        (void) send_probes(run);
+        if (--run->attempts_left == 0)
+                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        (void) sd_event_source_set_time(s, usec + run->spacing_usec);
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static int on_datagram(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        DiscoveryRun *run = userdata;
+
+        for (;;) {
+                static uint8_t buf[65536];
+                struct sockaddr_in from;
+                socklen_t fromlen = sizeof(from);
+                KasaSysinfo si;
+                KasaError err;
+                ssize_t n;
+
+                n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *) &from, &fromlen);
+                if (n < 0) {
+                        if (errno != EAGAIN && errno != EINTR)
+                                log_debug_errno(errno, "Discovery receive failed, ignoring: %m");
+                        return 0;
+                }
+                if (fromlen != sizeof(from) || from.sin_family != AF_INET)
+                        continue;
+
+                gpointer key = GSIZE_TO_POINTER(((gsize) ntohl(from.sin_addr.s_addr) << 16) | ntohs(from.sin_port));
+                if (g_hash_table_contains(run->seen, key))
+                        continue;
+                if (kasa_discovery_parse(buf, (size_t) n, &si, &err) < 0) {
+                        log_info("Ignoring discovery reply from %s:%u: %s", inet_ntoa(from.sin_addr),
+                                 ntohs(from.sin_port), err.message);
+                        continue;
+                }
+                g_hash_table_add(run->seen, key);
+                run->found(run, &from, &si, run->userdata);
+        }
+}
+
+static int on_end_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        DiscoveryRun *run = userdata;
+        DiscoveryDoneFn done = run->done;
+        void *ud = run->userdata;
+
+        run->done = NULL;
+        done(run, 0, ud);
+        discovery_run_free(run);
+        return 0;
+}
+
+DiscoveryRun *discovery_run_free(DiscoveryRun *run) {
+        if (!run)
+                return NULL;
+        sd_event_source_disable_unref(run->io);
+        sd_event_source_disable_unref(run->send_timer);
+        sd_event_source_disable_unref(run->end_timer);
+        if (run->fd >= 0)
+                close(run->fd);
+        if (run->seen)
+                g_hash_table_unref(run->seen);
+        free(run->dests);
+        sd_event_unref(run->event);
+        free(run);
+        return NULL;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(DiscoveryRun *, discovery_run_free);
+
+int discovery_run(sd_event *event, char *const *targets, unsigned attempts, uint64_t duration_usec,
+                  DiscoveryFoundFn found, DiscoveryDoneFn done, void *userdata, DiscoveryRun **ret) {
+        _cleanup_(discovery_run_freep) DiscoveryRun *run = NULL;
+        GArray *dests;
+        int r;
+
+        run = calloc(1, sizeof(DiscoveryRun));
+        if (!run)
+                return -ENOMEM;
+        run->fd = -1;
+        run->event = sd_event_ref(event);
+        run->found = found;
+        run->done = done;
+        run->userdata = userdata;
+        run->seen = g_hash_table_new(NULL, NULL);
+
+        dests = g_array_new(false, false, sizeof(struct sockaddr_in));
+        r = resolve_targets(targets, dests);
+        run->n_dests = dests->len;
+        run->dests = (struct sockaddr_in *) g_array_free(dests, false);
+        if (r < 0)
+                return r;
+
+        run->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (run->fd < 0)
+                return -errno;
+        if (setsockopt(run->fd, SOL_SOCKET, SO_BROADCAST, &(int) { 1 }, sizeof(int)) < 0)
+                return -errno;
+        /* Replies to a sweep of a /16 arrive in a burst. */
+        (void) setsockopt(run->fd, SOL_SOCKET, SO_RCVBUF, &(int) { 4 << 20 }, sizeof(int));
+
+        r = sd_event_add_io(event, &run->io, run->fd, EPOLLIN, on_datagram, run);
+        if (r < 0)
+                return r;
+
+        run->attempts_left = MAX(attempts, 1u);
+        /* UDP loses packets: spread the attempts over the first half. */
+        run->spacing_usec = MIN(duration_usec / 2 / run->attempts_left, 500 * USEC_PER_MSEC);
+        r = sd_event_add_time_relative(event, &run->send_timer, CLOCK_MONOTONIC, 0, 0, on_send_timer, run);
+        if (r < 0)
+                return r;
+        r = sd_event_add_time_relative(event, &run->end_timer, CLOCK_MONOTONIC, duration_usec, 0, on_end_timer,
+                                       run);
+        if (r < 0)
+                return r;
+        if (ret)
+                *ret = run;
+        TAKE_PTR(run);
+        return 0;
+}
+
+/* ---- address watch ---- */
+
+struct AddressWatch {
+        struct nl_sock *sk;
+        sd_event_source *io;
+        sd_event_source *debounce;
+        AddressWatchFn cb;
+        void *userdata;
+};
+
+static int on_debounce(sd_event_source *s, uint64_t usec, void *userdata) {
+        AddressWatch *w = userdata;
+
+        w->cb(w->userdata);
+        return 0;
+}
+
+static int on_nl_msg(struct nl_msg *msg, void *arg) {
+        AddressWatch *w = arg;
+        uint64_t now;
+
+        /* Addresses come in bursts (DHCP, link up): act once they settle. */
+        if (sd_event_now(sd_event_source_get_event(w->debounce), CLOCK_MONOTONIC, &now) >= 0) {
+                (void) sd_event_source_set_time(w->debounce, now + 2000 * USEC_PER_MSEC);
+                (void) sd_event_source_set_enabled(w->debounce, SD_EVENT_ONESHOT);
+        }
+        return NL_OK;
+}
+
+static int on_nl_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        AddressWatch *w = userdata;
+        int r = nl_recvmsgs_default(w->sk);
+
+        if (r < 0 && r != -NLE_AGAIN)
+                log_debug("Netlink receive failed, ignoring: %s", nl_geterror(r));
+        return 0;
+}
+
+AddressWatch *address_watch_free(AddressWatch *w) {
+        if (!w)
+                return NULL;
+        sd_event_source_disable_unref(w->io);
+        sd_event_source_disable_unref(w->debounce);
+        if (w->sk)
+                nl_socket_free(w->sk);
+        free(w);
+        return NULL;
+}
+
+int address_watch_new(sd_event *event, AddressWatchFn cb, void *userdata, AddressWatch **ret) {
+        _cleanup_(address_watch_freep) AddressWatch *w = calloc(1, sizeof(AddressWatch));
+        int r;
+
+        if (!w)
+                return -ENOMEM;
+        w->cb = cb;
+        w->userdata = userdata;
+        w->sk = nl_socket_alloc();
+        if (!w->sk)
+                return -ENOMEM;
+        nl_socket_disable_seq_check(w->sk);
+        nl_socket_modify_cb(w->sk, NL_CB_VALID, NL_CB_CUSTOM, on_nl_msg, w);
+        r = nl_connect(w->sk, NETLINK_ROUTE);
+        if (r == 0)
+                r = nl_socket_add_memberships(w->sk, RTNLGRP_IPV4_IFADDR, 0);
+        if (r == 0)
+                r = nl_socket_set_nonblocking(w->sk);
+        if (r < 0)
+                return log_error_errno(EIO, "Failed to watch network addresses: %s", nl_geterror(r));
+
+        r = sd_event_add_time(event, &w->debounce, CLOCK_MONOTONIC, UINT64_MAX, 0, on_debounce, w);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(w->debounce, SD_EVENT_OFF);
+        r = sd_event_add_io(event, &w->io, nl_socket_get_fd(w->sk), EPOLLIN, on_nl_io, w);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(w);
+        return 0;
+}

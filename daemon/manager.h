@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "calendar.h"
+#include "config.h"
+#include "device.h"
+#include "discovery.h"
+#include "registry.h"
+#include "store.h"
+
+typedef struct PendingOp PendingOp;
+
+typedef struct Manager {
+        const char *version;
+        sd_event *event;
+        sd_bus *bus;
+        Config config;
+        char *state_dir;
+
+        Registry *registry;
+        Store *store;
+        Calendar *calendar;
+        AddressWatch *address_watch;
+        PendingOp *ops;            /* AddDevice and Discover in progress */
+
+        GHashTable *devices;       /* id -> Device*, owns them */
+        GPtrArray *roots;          /* plugs and strips, for iteration */
+        size_t n_devices;
+
+        /* samples of this round, written in one transaction */
+        StoreSample *pending;
+        size_t n_pending, pending_size;
+        sd_event_source *flush_timer;
+        sd_event_source *maintenance_timer;
+        sd_event_source *rediscover_timer;
+        sd_event_source *watchdog_timer;
+        uint64_t watchdog_usec;
+
+        int64_t total_power_mw;    /* as last emitted */
+        unsigned long poll_count;
+} Manager;
+
+/* Takes over the contents of *config. */
+int manager_new(Config *config, Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+int manager_startup(Manager *m);
+int manager_run(Manager *m);
+
+Device *manager_find(Manager *m, const char *id);
+Device *manager_find_path(Manager *m, const char *path);
+
+/* Called by devices. */
+void manager_device_changed(Manager *m, Device *d);
+void manager_record(Manager *m, const StoreSample *s);
+/* Writes the samples of this round in one transaction. */
+int manager_flush(Manager *m);
+int64_t manager_now_ms(Manager *m);
+
+/* Register (or update) a plug or strip, with its outlets, from the
+ * sysinfo it sent from address sa; returns the plug or strip. */
+int manager_register(Manager *m, const struct sockaddr_in *sa, const KasaSysinfo *si, Device **ret);
+int manager_remove(Manager *m, Device *d);
+
+typedef void (*ManagerAddFn)(Manager *m, int error, const char *message, Device *d, void *userdata);
+int manager_add_address(Manager *m, const char *address, ManagerAddFn cb, void *userdata);
+
+typedef void (*ManagerDiscoverFn)(Manager *m, int error, Device **found, size_t n, void *userdata);
+int manager_discover(Manager *m, uint64_t timeout_usec, ManagerDiscoverFn cb, void *userdata);
+
+int64_t manager_total_power(Manager *m);
+char *manager_describe(Manager *m);
+char *device_describe(Device *d);
+
+int parse_address(const char *s, struct sockaddr_in *ret);
+void format_address(const struct sockaddr_in *sa, char *buf, size_t size);

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+
+#include "readings.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "manager.h"
+
+HistoryResolution history_resolution_from_string(const char *s) {
+        static const char *const names[] = {
+                [HISTORY_RAW] = "raw",
+                [HISTORY_MINUTE] = "minute",
+                [HISTORY_HOUR] = "hour",
+                [HISTORY_DAY] = "day",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (strcmp(s, names[i]) == 0)
+                        return (HistoryResolution) i;
+        return _HISTORY_RESOLUTION_INVALID;
+}
+
+static int history_raw(Device *d, int64_t from_ms, int64_t to_ms, HistoryPoint **ret, size_t *ret_n) {
+        _cleanup_free_ StoreSample *s = NULL;
+        size_t n;
+        int r;
+
+        r = store_query_raw(d->manager->store, d->number, from_ms, to_ms, &s, &n);
+        if (r < 0)
+                return r;
+        if (n > READINGS_MAX_POINTS)
+                return -E2BIG;
+        HistoryPoint *p = calloc(MAX(n, 1u), sizeof(HistoryPoint));
+        if (!p)
+                return -ENOMEM;
+
+        /* The first sample's energy is relative to the one before the
+         * range, if the store still has it. */
+        _cleanup_free_ StoreSample *prev = NULL;
+        size_t n_prev = 0;
+        int64_t last = -1;
+        if (n > 0 && store_query_raw(d->manager->store, d->number, from_ms - 3600 * 1000, from_ms, &prev, &n_prev) >= 0 &&
+            n_prev > 0)
+                last = prev[n_prev - 1].energy_mwh;
+        for (size_t i = 0; i < n; i++) {
+                p[i] = (HistoryPoint) {
+                        .ts_ms = s[i].ts_ms,
+                        .avg_mw = s[i].power_mw,
+                        .min_mw = s[i].power_mw,
+                        .max_mw = s[i].power_mw,
+                        .energy_mwh = last < 0 ? 0 : s[i].energy_mwh - last,
+                };
+                last = s[i].energy_mwh;
+        }
+        *ret = p;
+        *ret_n = n;
+        return 0;
+}
+
+int device_history(Device *d, int64_t from_ms, int64_t to_ms, HistoryResolution res, HistoryPoint **ret,
+                   size_t *ret_n) {
+        static const StoreResolution map[] = {
+                [HISTORY_MINUTE] = STORE_MINUTE,
+                [HISTORY_HOUR] = STORE_HOUR,
+                [HISTORY_DAY] = STORE_DAY,
+        };
+        _cleanup_free_ StoreRollup *r = NULL;
+        size_t n;
+        int k;
+
+        if (!d->metered)
+                return -ENOTTY;
+        if (from_ms > to_ms)
+                return -EINVAL;
+        manager_flush(d->manager);
+        if (res == HISTORY_RAW)
+                return history_raw(d, from_ms, to_ms, ret, ret_n);
+
+        k = store_query_rollup(d->manager->store, d->number, map[res], from_ms, to_ms, &r, &n);
+        if (k < 0)
+                return k;
+        if (n > READINGS_MAX_POINTS)
+                return -E2BIG;
+        HistoryPoint *p = calloc(MAX(n, 1u), sizeof(HistoryPoint));
+        if (!p)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                p[i] = (HistoryPoint) {
+                        .ts_ms = r[i].period_start_ms,
+                        .avg_mw = r[i].power_avg_mw,
+                        .min_mw = r[i].power_min_mw,
+                        .max_mw = r[i].power_max_mw,
+                        .energy_mwh = r[i].energy_mwh,
+                };
+        *ret = p;
+        *ret_n = n;
+        return 0;
+}
+
+int device_energy_buckets(Device *d, int64_t from_ms, int64_t to_ms, bool monthly, EnergyBucket **ret,
+                          size_t *ret_n) {
+        const Calendar *cal = d->manager->calendar;
+        _cleanup_free_ EnergyBucket *b = NULL;
+        size_t n = 0;
+
+        if (!d->metered)
+                return -ENOTTY;
+        if (from_ms > to_ms)
+                return -EINVAL;
+        manager_flush(d->manager);
+
+        int64_t start = monthly ? calendar_month_start(cal, from_ms) : calendar_day_start(cal, from_ms);
+        for (int64_t t = start; t < to_ms;) {
+                int64_t next = monthly ? calendar_next_month(cal, t) : calendar_next_day(cal, t);
+                int64_t e;
+                int r;
+
+                if (n >= READINGS_MAX_BUCKETS)
+                        return -E2BIG;
+                r = store_energy(d->manager->store, d->number, t, next, &e);
+                if (r == -ENOENT)
+                        e = 0;
+                else if (r < 0)
+                        return r;
+                EnergyBucket *nb = realloc(b, (n + 1) * sizeof(EnergyBucket));
+                if (!nb)
+                        return -ENOMEM;
+                b = nb;
+                b[n++] = (EnergyBucket) { .start_ms = t, .energy_mwh = e };
+                t = next;
+        }
+        *ret = TAKE_PTR(b);
+        *ret_n = n;
+        return 0;
+}
