@@ -16,8 +16,9 @@
 
 typedef struct Calendar Calendar;
 
-/* "YYYY-MM-DDTHH:MM:SS.mmm+HH:MM:SS" plus NUL, with room for wide years. */
-#define CALENDAR_ISO8601_MAX 48
+/* "YYYY-MM-DDTHH:MM:SS.mmm+HH:MM:SS" plus NUL, with room for any int64 year
+ * (and for what the compiler cannot prove about field widths). */
+#define CALENDAR_ISO8601_MAX 96
 
 /* tz: an IANA name ("Europe/Berlin"); NULL or "" means the system's local
  * zone. Returns NULL if the zone is unknown. */

@@ -36,7 +36,8 @@ const ConfigKey config_keys[] = {
             "Random spread of poll times, as a fraction of Interval (0.1 = +-10 %)."),
         KEY("Discovery", "Targets", CONFIG_TARGETS, "auto", 0, 0, discovery_targets,
             "Where discovery probes go, separated by ';' or ' ': 'auto' (the broadcast address of each interface), "
-            "IPv4 unicast or broadcast addresses, each optionally as addr:port."),
+            "IPv4 unicast or broadcast addresses, or blocks a.b.c.d/n (n >= 16, every host probed), "
+            "each optionally as addr:port."),
         KEY("Discovery", "Interval", CONFIG_DURATION, "300s", 0, DAY, discovery_interval_usec,
             "Time between discovery rounds; 0 = only at start and when addresses change."),
         KEY("Discovery", "Attempts", CONFIG_UNSIGNED, "3", 1, 10, discovery_attempts,
@@ -289,9 +290,9 @@ static unsigned find_line(const char *text, size_t len, const char *group, const
 }
 
 /* GKeyFile's syntax errors do not say where either: the first line that is
- * neither blank, comment, group header nor key=value (or a key before any
- * group). 0 if none. */
-static unsigned find_bad_line(const char *text, size_t len) {
+ * neither blank, comment, group header nor key=value, a key before any group,
+ * or a localized key (which GKeyFile would silently set aside). 0 if none. */
+static unsigned find_bad_line(const char *text, size_t len, const char **ret_why) {
         const char *p = text, *end = text + len;
         bool have_group = false;
         unsigned line = 0;
@@ -308,10 +309,19 @@ static unsigned find_bad_line(const char *text, size_t len) {
                         q--;
 
                 if (p < q && *p != '#') {
+                        const char *eq = memchr(p, '=', (size_t) (q - p));
                         if (*p == '[' && q[-1] == ']')
                                 have_group = true;
-                        else if (!memchr(p, '=', (size_t) (q - p)) || !have_group || *p == '=')
+                        else if (!eq || eq == p) {
+                                *ret_why = "not a group header, key=value pair or comment";
                                 return line;
+                        } else if (!have_group) {
+                                *ret_why = "key=value before any [group]";
+                                return line;
+                        } else if (memchr(p, '[', (size_t) (eq - p))) {
+                                *ret_why = "localized keys (Key[lang]=) are not supported";
+                                return line;
+                        }
                 }
                 p = eol + 1;
         }
@@ -361,9 +371,10 @@ int config_load_data(const char *text, size_t len, const char *name, Config *ret
                 return r;
 
         if (text) {
-                unsigned bad = find_bad_line(text, len);
+                const char *syntax;
+                unsigned bad = find_bad_line(text, len, &syntax);
                 if (bad > 0)
-                        return set_error(ret_error, "%s:%u: not a group header, key=value pair or comment", name, bad) ?: -EINVAL;
+                        return set_error(ret_error, "%s:%u: %s", name, bad, syntax) ?: -EINVAL;
 
                 kf = g_key_file_new();
                 if (!g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &err))
@@ -486,7 +497,8 @@ char *config_dump(const Config *c) {
                 }
 
                 g_key_file_set_string(kf, k->group, k->key, value);
-                g_key_file_set_comment(kf, k->group, k->key, k->doc, NULL);
+                _cleanup_(gfreep) char *comment = g_strconcat(" ", k->doc, NULL);
+                g_key_file_set_comment(kf, k->group, k->key, comment, NULL);
         }
 
         _cleanup_(gfreep) char *text = g_key_file_to_data(kf, NULL, NULL);

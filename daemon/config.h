@@ -23,8 +23,9 @@
  *   Jitter=0.1         0..0.5        random spread, fraction of Interval (+-)
  * [Discovery]
  *   Targets=auto       where probes go: "auto" (the broadcast address of each
- *                      interface), IPv4 unicast or broadcast addresses, each
- *                      optionally "addr:port"; separated by ';' or ' '
+ *                      interface), IPv4 unicast or broadcast addresses, or
+ *                      blocks a.b.c.d/n (n >= 16), each optionally
+ *                      "addr:port"; separated by ';' or ' '
  *   Interval=300s      0..1d, 0 = only at start and on address changes
  *   Attempts=3         1..10         probes per discovery round
  *   Timeout=2s         0.1s..60s     how long replies are awaited
