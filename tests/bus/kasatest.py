@@ -1,0 +1,289 @@
+# SPDX-License-Identifier: MIT
+"""Bus-level test harness: a private system bus with the project's own
+policy, kasa-sim devices on 127.0.0.x, kasamond from the build tree with a
+temporary state directory. Everything started is ended by PID and every
+file removed in close(). Tests run inside their own network namespace
+(tests/netns-run), so loopback addresses never collide between tests.
+
+Needs Debian's python3-gi (Gio) for D-Bus, including signals."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import gi
+
+gi.require_version("Gio", "2.0")
+from gi.repository import Gio, GLib  # noqa: E402
+
+BUS_NAME = "org.kasamond.Kasa1"
+MANAGER_PATH = "/org/kasamond/Kasa1"
+MANAGER_IFACE = "org.kasamond.Kasa1.Manager"
+DEVICE_IFACE = "org.kasamond.Kasa1.Device"
+METER_IFACE = "org.kasamond.Kasa1.EnergyMeter"
+
+BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Peer"/>
+  </policy>
+  <includedir>{policy_dir}</includedir>
+</busconfig>
+"""
+
+
+class Tap:
+    """Minimal TAP producer; the plan is printed at the end."""
+
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, name, diag=None):
+        self.n += 1
+        print(f"{'ok' if cond else 'not ok'} {self.n} - {name}", flush=True)
+        if not cond:
+            self.failed += 1
+            if diag is not None:
+                for line in str(diag).splitlines():
+                    print(f"# {line}", flush=True)
+        return cond
+
+    def eq(self, got, want, name):
+        return self.ok(got == want, name, f"got {got!r}, want {want!r}")
+
+    def close(self):
+        print(f"1..{self.n}", flush=True)
+        return 1 if self.failed or self.n == 0 else 0
+
+
+def source_dir():
+    return os.environ.get("KASA_SOURCE_ROOT") or os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+
+
+def build_dir():
+    b = os.environ.get("KASA_BUILD_ROOT")
+    if not b:
+        raise SystemExit("KASA_BUILD_ROOT is not set (run through meson test)")
+    return b
+
+
+class Env:
+    """One private bus, one kasa-sim, one kasamond."""
+
+    def __init__(self, devices, config="", poll_interval=1.0, targets=None, sim_args=()):
+        self.tmp = tempfile.mkdtemp(prefix="kasa-bus-")
+        self.procs = {}
+        self.bus = None
+        self.devices = devices
+        try:
+            self._start_bus()
+            self._start_sim(devices, sim_args)
+            if targets is None:
+                targets = " ".join(d.split("@", 1)[1] for d in devices)
+            self.config_path = os.path.join(self.tmp, "kasamond.conf")
+            with open(self.config_path, "w") as f:
+                f.write(f"[Polling]\nInterval={poll_interval}\nTimeout=1\nMaxBackoff=4\n"
+                        f"[Discovery]\nTargets={targets}\nTimeout=1\nInterval=0\n{config}")
+            self.state = os.path.join(self.tmp, "state")
+            os.mkdir(self.state)
+            self.start_daemon()
+        except BaseException:
+            self.close()
+            raise
+
+    # --- processes ---------------------------------------------------
+
+    def _start_bus(self):
+        policy = os.path.join(self.tmp, "policy")
+        os.mkdir(policy)
+        shutil.copy(os.path.join(source_dir(), "dbus", "org.kasamond.Kasa1.conf"), policy)
+        self.bus_socket = os.path.join(self.tmp, "bus.sock")
+        conf = os.path.join(self.tmp, "bus.conf")
+        with open(conf, "w") as f:
+            f.write(BUS_CONF.format(socket=self.bus_socket, policy_dir=policy))
+        out = subprocess.run(["dbus-daemon", f"--config-file={conf}", "--fork", "--print-pid=1",
+                              "--nopidfile"], check=True, capture_output=True, text=True).stdout
+        self.procs["dbus-daemon"] = int(out.split()[0])
+        self.address = f"unix:path={self.bus_socket}"
+        self.bus = Gio.DBusConnection.new_for_address_sync(
+            self.address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
+            Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+
+    def _start_sim(self, devices, sim_args):
+        self.sim_socket = os.path.join(self.tmp, "sim.sock")
+        self.sim_log = open(os.path.join(self.tmp, "sim.log"), "w")
+        p = subprocess.Popen([os.path.join(build_dir(), "tools", "kasa-sim"), f"--control={self.sim_socket}",
+                              *sim_args, *devices], stdout=subprocess.PIPE, stderr=self.sim_log, text=True)
+        self.procs["kasa-sim"] = p
+        line = p.stdout.readline()
+        if line.strip() != "READY":
+            raise RuntimeError(f"kasa-sim did not start: {self.log('sim')}")
+
+    def start_daemon(self, wait=True):
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.address, STATE_DIRECTORY=self.state)
+        self.daemon_log = open(os.path.join(self.tmp, "kasamond.log"), "a")
+        self.procs["kasamond"] = subprocess.Popen(
+            [os.path.join(build_dir(), "daemon", "kasamond"), f"--config={self.config_path}"],
+            env=env, stdout=self.daemon_log, stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_for(self.has_owner, 10, "kasamond owns its bus name")
+
+    def stop_daemon(self, sig=signal.SIGTERM):
+        p = self.procs.pop("kasamond", None)
+        if p is None:
+            return None
+        p.send_signal(sig)
+        rc = p.wait(30)
+        self.wait_for(lambda: not self.has_owner(), 10, "bus name released")
+        return rc
+
+    def log(self, which="kasamond"):
+        path = os.path.join(self.tmp, "sim.log" if which == "sim" else "kasamond.log")
+        try:
+            with open(path) as f:
+                return f.read()[-4000:]
+        except OSError:
+            return ""
+
+    def close(self):
+        if self.bus:
+            try:
+                self.bus.close_sync(None)
+            except GLib.Error:
+                pass
+            self.bus = None
+        for name, p in list(self.procs.items()):
+            try:
+                if isinstance(p, int):
+                    os.kill(p, signal.SIGTERM)
+                else:
+                    p.terminate()
+                    try:
+                        p.wait(10)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        p.wait()
+            except ProcessLookupError:
+                pass
+        self.procs.clear()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:
+            sys.stderr.write(f"kasamond log:\n{self.log()}\n")
+        self.close()
+
+    # --- D-Bus -------------------------------------------------------
+
+    def has_owner(self):
+        r = self.bus.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "NameHasOwner", GLib.Variant("(s)", (BUS_NAME,)), None,
+                               Gio.DBusCallFlags.NONE, 5000, None)
+        return r.unpack()[0]
+
+    def call(self, path, iface, method, signature=None, args=(), timeout=20):
+        params = GLib.Variant(f"({signature})", tuple(args)) if signature else None
+        r = self.bus.call_sync(BUS_NAME, path, iface, method, params, None, Gio.DBusCallFlags.NONE,
+                               int(timeout * 1000), None)
+        return r.unpack()
+
+    def call_error(self, *a, **kw):
+        """Calls and returns (dbus error name, message), or None on success."""
+        try:
+            self.call(*a, **kw)
+            return None
+        except GLib.Error as e:
+            return Gio.DBusError.get_remote_error(e), e.message
+
+    def get(self, path, iface, prop):
+        return self.call(path, "org.freedesktop.DBus.Properties", "Get", "ss", (iface, prop))[0]
+
+    def get_all(self, path, iface):
+        return self.call(path, "org.freedesktop.DBus.Properties", "GetAll", "s", (iface,))[0]
+
+    def objects(self):
+        return self.call(MANAGER_PATH, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects")[0]
+
+    def discover(self, timeout=1.0):
+        return self.call(MANAGER_PATH, MANAGER_IFACE, "Discover", "d", (timeout,))[0]
+
+    def device_path(self, dev_id):
+        return f"{MANAGER_PATH}/device/{dev_id}"
+
+    def iterate(self, seconds):
+        """Runs the GLib main context for a while, so signals arrive."""
+        ctx = GLib.MainContext.default()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            ctx.iteration(False)
+            time.sleep(0.01)
+
+    def wait_for(self, predicate, timeout, what):
+        """Guards against hangs only: a test never asserts how fast."""
+        end = time.monotonic() + timeout
+        while True:
+            v = predicate()
+            if v:
+                return v
+            if time.monotonic() > end:
+                raise TimeoutError(f"timed out waiting for: {what}\n--- kasamond log ---\n{self.log()}")
+            self.iterate(0.05)
+
+    # --- simulator control ---------------------------------------------
+
+    def sim(self, **request):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(self.sim_socket)
+            s.sendall((json.dumps(request) + "\n").encode())
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        reply = json.loads(buf)
+        if not reply.get("ok"):
+            raise RuntimeError(f"kasa-sim refused {request}: {reply.get('error')}")
+        return reply
+
+    def sim_devices(self):
+        return self.sim(cmd="list")["devices"]
+
+    def truth(self, device=None):
+        req = {"cmd": "truth"}
+        if device is not None:
+            req["device"] = device
+        return self.sim(**req)["devices"]
+
+
+def mac_id(mac, outlet=None):
+    i = mac.replace(":", "").lower()
+    return i if outlet is None else f"{i}_{outlet:02d}"
