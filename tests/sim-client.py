@@ -157,6 +157,21 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="sim-client-")
     ctl_path = os.path.join(tmp, "control")
+
+    # bad arguments and config: exit 2 with a message naming the problem
+    bad_config = os.path.join(tmp, "bad.json")
+    with open(bad_config, "w") as f:
+        json.dump({"devices": [{"profile": "hs110", "address": "127.0.0.2", "lod_w": 5}]}, f)
+    for bad_args, word in ((["hs999@127.0.0.2"], "hs999"), (["hs110@127.0.0.300"], "127.0.0.300"),
+                           (["--seed=x", "hs110@127.0.0.2"], "--seed"), ([], "no devices"),
+                           (["hs110@127.0.0.2", "hs100@127.0.0.2"], "127.0.0.2"),
+                           (["--config=" + bad_config], "lod_w")):
+        r = subprocess.run([sim] + bad_args, capture_output=True, text=True, timeout=10)
+        tap.ok(r.returncode == 2 and word in r.stderr and r.stdout == "",
+               "refused with exit 2, naming %r: %s" % (word, " ".join(bad_args)), (r.returncode, r.stderr))
+    os.unlink(bad_config)
+    r = subprocess.run([sim, "--help"], capture_output=True, text=True, timeout=10)
+    tap.ok(r.returncode == 0 and "PROFILE@ADDRESS" in r.stdout and '"truth"' in r.stdout, "--help documents usage")
     args = [sim, "--seed=7", "--control=" + ctl_path] + ["%s@%s" % (p, a) for p, a in DEVICES.items()]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     conns = []

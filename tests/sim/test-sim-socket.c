@@ -79,12 +79,16 @@ static int start_sim(const char *sim, const char *control) {
         return ready ? 0 : -EIO;
 }
 
-static void stop_sim(void) {
+/* Returns the simulator's exit status, -1 if it did not exit normally. */
+static int stop_sim(void) {
+        int status = 0;
         if (sim_pid <= 0)
-                return;
+                return -1;
         kill(sim_pid, SIGTERM);
-        waitpid(sim_pid, NULL, 0);
+        if (waitpid(sim_pid, &status, 0) < 0)
+                return -1;
         sim_pid = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 static int ctl_open(const char *path) {
@@ -389,7 +393,7 @@ int main(int argc, char *argv[]) {
 
         if (!ok(start_sim(argv[1], control) == 0, "simulator started") ||
             !ok(ctl_open(control) == 0, "control socket connected")) {
-                stop_sim();
+                (void) stop_sim();
                 rmdir(dir);
                 return done_testing();
         }
@@ -408,7 +412,7 @@ int main(int argc, char *argv[]) {
         if (ctl_in)
                 fclose(ctl_in);
         close(ctl_fd);
-        stop_sim();
+        is_int(stop_sim(), 0, "simulator exits cleanly on SIGTERM");
         ok(access(control, F_OK) < 0, "control socket removed on exit");
         rmdir(dir);
         free(r);
