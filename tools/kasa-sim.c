@@ -303,6 +303,8 @@ static int load_config(Sim *s, const char *path, bool seed_set, bool port_set) {
         int r;
 
         _cleanup_json_ json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root && jerr.line < 0)
+                return usage_error("%s", jerr.text);
         if (!root)
                 return usage_error("%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
         if (!json_is_object(root))
