@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
@@ -22,6 +23,20 @@ static void help(void) {
                "The state directory is $STATE_DIRECTORY when set, else StateDirectory=.\n"
                "Set KASA_LOG_LEVEL=debug for more detail. See kasamond(8), kasamond.conf(5).\n",
                "org.kasamond.Kasa1");
+}
+
+/* Every polled plug or strip holds a TCP socket for its whole life, so a
+ * thousand of them exceed the customary soft limit of 1024 descriptors.
+ * The hard limit is what the administrator (or LimitNOFILE=) allows; sd-event
+ * uses epoll, so descriptors above 1023 are safe. */
+static void raise_nofile(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+                return;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_warning_errno(-errno, "Failed to raise the file descriptor limit, ignoring: %m");
 }
 
 int main(int argc, char *argv[]) {
@@ -85,6 +100,7 @@ int main(int argc, char *argv[]) {
         sigaddset(&mask, SIGINT);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
+        raise_nofile();
 
         r = manager_new(&config, &m);
         config_done(&config);
