@@ -193,7 +193,10 @@ static void apply_reading(Device *d, const KasaRealtime *rt, int64_t ts_ms) {
                 d->energy_today_base = d->energy.cumulative_mwh;
         }
 
-        energy_account_update(&d->energy, ts_ms, rt->total_mwh, rt->power_mw, &u);
+        /* A reading the account refuses (clock stepped back) adds nothing;
+         * a slightly negative power (meter noise at no load) counts as 0. */
+        if (energy_account_update(&d->energy, ts_ms, rt->total_mwh, MAX(rt->power_mw, 0), &u) < 0)
+                u = (EnergyUpdate) { .cumulative_mwh = d->energy.cumulative_mwh };
         if (u.flags & ENERGY_RESET)
                 log_info("%s: energy counter went back to %" PRId64 " mWh, counted as a reset", d->id,
                          rt->total_mwh);
