@@ -352,8 +352,8 @@ static json_t *sysinfo(SimDevice *d) {
 
 static json_t *realtime(SimDevice *d, unsigned outlet) {
         const SimOutlet *o = &d->outlets[outlet];
-        double v_mv = (double) d->profile->mains_mv * (1.0 + 0.01 * noise(d));
-        double p_mw = o->on ? (double) o->load_mw * (1.0 + 0.01 * noise(d)) : 0.0;
+        double v_mv = (double) d->profile->mains_mv * (1.0 + d->sim->noise / 100.0 * noise(d));
+        double p_mw = o->on ? (double) o->load_mw * (1.0 + d->sim->noise / 100.0 * noise(d)) : 0.0;
         int64_t counter = o->delivered_mwh - o->counter_base_mwh;
 
         if (d->profile->units == KASA_UNITS_FLOAT)

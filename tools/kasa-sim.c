@@ -42,6 +42,8 @@ static void help(void) {
                "  --control=PATH  UNIX socket for the control interface (see below)\n"
                "  --seed=N        seed for identities (MAC, deviceId, hwId, oemId) and noise\n"
                "                  (default 0); the same seed gives the same devices\n"
+               "  --noise=PERCENT noise on power and voltage readings, +-PERCENT (default 1,\n"
+               "                  0..50); 0 makes every reading exact\n"
                "  --port=N        port for TCP and UDP (default 9999)\n"
                "  --help          show this help\n"
                "\n"
@@ -62,11 +64,11 @@ static void help(void) {
                "answer emeter methods with -1 \"module not support\".\n"
                "\n"
                "Model: relay off -> 0 W; relay on -> the load (profile default or set) with\n"
-               "+-1 %% seeded noise; voltage nominal +-1 %%; current = P/V. Energy is the\n"
-               "load integrated over CLOCK_MONOTONIC, exact in mWh, reported in whole Wh\n"
-               "(HS110: kWh with 3 decimals). Day and month statistics follow local days\n"
-               "(TZ of the process). on_time counts seconds since the relay went on (or\n"
-               "the device rebooted).\n"
+               "seeded noise (--noise); voltage nominal with the same noise; current = P/V.\n"
+               "Energy is the load integrated over CLOCK_MONOTONIC, exact in mWh, reported\n"
+               "in whole Wh (HS110: kWh with 3 decimals). Day and month statistics follow\n"
+               "local days (TZ of the process). on_time counts seconds since the relay went\n"
+               "on (or the device rebooted).\n"
                "\n"
                "Config file (--config), JSON:\n"
                "  {\"seed\": N, \"port\": N,                 (both optional; options win)\n"
@@ -353,11 +355,13 @@ static int run(int argc, char *argv[]) {
                 { "control", required_argument, NULL, 'C' },
                 { "seed", required_argument, NULL, 's' },
                 { "port", required_argument, NULL, 'p' },
+                { "noise", required_argument, NULL, 'n' },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
         _cleanup_(sim_done) Sim s = {
                 .port = KASA_PORT,
+                .noise = 1.0,
                 .control_fd = -1,
         };
         const char *config = NULL, *control = NULL;
@@ -385,6 +389,16 @@ static int run(int argc, char *argv[]) {
                         s.port = (uint16_t) v;
                         port_set = true;
                         break;
+                case 'n': {
+                        char *end;
+                        errno = 0;
+                        double n = strtod(optarg, &end);
+                        /* Above 50 % a reading says little about the load. */
+                        if (errno || end == optarg || *end || !(n >= 0 && n <= 50))
+                                return usage_error("--noise: \"%s\" is not a percentage (0..50)", optarg), 2;
+                        s.noise = n;
+                        break;
+                }
                 case 'h':
                         help();
                         return 0;

@@ -112,6 +112,7 @@ typedef struct SimDevice {
 struct Sim {
         sd_event *event;
         uint64_t seed;
+        double noise;              /* +- percent on power and voltage readings */
         uint16_t port;
         SimDevice **devices;
         size_t n_devices;
