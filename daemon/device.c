@@ -204,6 +204,11 @@ static void apply_reading(Device *d, const KasaRealtime *rt, int64_t ts_ms) {
                 log_warning("%s: energy counter jumped implausibly, used power x time instead", d->id);
         if (u.delta_mwh != 0)
                 d->changes |= DEVICE_CHANGED_ENERGY;
+        /* The store takes strictly increasing times per device; a wall
+         * clock stepped back (NTP) must not make it refuse a whole round. */
+        if (ts_ms <= d->last_sample_ms)
+                return;
+        d->last_sample_ms = ts_ms;
         manager_record(d->manager, &(StoreSample) {
                 .device = d->number,
                 .ts_ms = ts_ms,

@@ -71,6 +71,7 @@ struct Device {
         int32_t rssi;
         int64_t power_mw, voltage_mv, current_ma;
         EnergyAccount energy;      /* energy.cumulative_mwh: kasamond's own count */
+        int64_t last_sample_ms;    /* newest sample recorded */
         int64_t day_start_ms;      /* local day of energy_today_base */
         int64_t energy_today_base; /* energy_mwh at the start of that day */
         unsigned changes;          /* DeviceChange, pending emission */

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +21,9 @@
 #define USEC_PER_SEC 1000000ULL
 #define FLUSH_INTERVAL_USEC (1 * USEC_PER_SEC)
 #define MAINTENANCE_INTERVAL_USEC (60 * USEC_PER_SEC)
+#define MAINTENANCE_STEP_USEC (USEC_PER_SEC / 4)
+/* Samples kept in memory while the store refuses them (disk full). */
+#define PENDING_MAX (1024 * 1024)
 
 typedef struct PendingOp PendingOp;
 struct PendingOp {
@@ -115,11 +119,16 @@ void manager_device_changed(Manager *m, Device *d) {
 }
 
 void manager_record(Manager *m, const StoreSample *s) {
+        if (m->n_pending >= PENDING_MAX) {
+                /* Said once per outage by manager_flush(); the oldest stay. */
+                m->dropped++;
+                return;
+        }
         if (m->n_pending == m->pending_size) {
                 size_t n = MAX(m->pending_size * 2, 64u);
                 StoreSample *p = realloc(m->pending, n * sizeof(StoreSample));
                 if (!p) {
-                        log_oom();
+                        m->dropped++;
                         return;
                 }
                 m->pending = p;
@@ -134,10 +143,24 @@ int manager_flush(Manager *m) {
         if (m->n_pending == 0)
                 return 0;
         r = store_append(m->store, m->pending, m->n_pending);
-        if (r < 0)
-                /* Kept for the next attempt: a full disk may get space back. */
-                return log_error_errno(r, "Failed to record %zu samples, keeping them for the next attempt: %m",
-                                       m->n_pending);
+        if (r == -EINVAL) {
+                /* Devices only record increasing times and energy, so this
+                 * is a bug; retrying the same batch would block all others. */
+                log_error_errno(r, "The store refused %zu samples, dropping them: %m", m->n_pending);
+                m->n_pending = 0;
+                return r;
+        }
+        if (r < 0) {
+                if (!m->store_failing)
+                        log_error_errno(r, "Failed to record %zu samples, keeping them for the next attempt: %m",
+                                        m->n_pending);
+                m->store_failing = true;
+                return r;
+        }
+        if (m->store_failing || m->dropped > 0)
+                log_notice("Recording again; %" PRIu64 " samples were lost while the store failed", m->dropped);
+        m->store_failing = false;
+        m->dropped = 0;
         m->n_pending = 0;
         return 0;
 }
@@ -172,15 +195,20 @@ static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 static int on_maintenance_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         int64_t now = manager_now_ms(m);
+        bool more = false;
         int r;
 
         r = store_compact(m->store, now);
         if (r < 0)
                 log_warning_errno(r, "Failed to compact the readings, ignoring: %m");
+        more = more || r > 0;
         r = store_expire(m->store, now - (int64_t) (m->config.raw_retention_usec / 1000));
         if (r < 0)
                 log_warning_errno(r, "Failed to expire old raw readings, ignoring: %m");
-        (void) sd_event_source_set_time(s, usec + MAINTENANCE_INTERVAL_USEC);
+        more = more || r > 0;
+        /* Each call does bounded work; a backlog is worked off in steps
+         * short enough not to hold up the polls. */
+        (void) sd_event_source_set_time(s, usec + (more ? MAINTENANCE_STEP_USEC : MAINTENANCE_INTERVAL_USEC));
         return sd_event_source_set_enabled(s, SD_EVENT_ON);
 }
 
@@ -237,6 +265,7 @@ static void restore_energy(Manager *m, Device *d) {
         if (!d->metered || store_last_sample(m->store, d->number, &last) < 0)
                 return;
         energy_account_restore(&d->energy, last.energy_mwh);
+        d->last_sample_ms = last.ts_ms;
         d->day_start_ms = calendar_day_start(m->calendar, now);
         if (store_energy(m->store, d->number, d->day_start_ms, now + 1, &today) < 0)
                 today = 0;

@@ -36,6 +36,8 @@ typedef struct Manager {
         /* samples of this round, written in one transaction */
         StoreSample *pending;
         size_t n_pending, pending_size;
+        uint64_t dropped;          /* samples lost while the store failed */
+        bool store_failing;
         sd_event_source *flush_timer;
         sd_event_source *maintenance_timer;
         sd_event_source *rediscover_timer;
