@@ -95,7 +95,7 @@ def build_dir():
 class Env:
     """One private bus, one kasa-sim, one kasamond."""
 
-    def __init__(self, devices, config="", poll_interval=1.0, targets=None, sim_args=()):
+    def __init__(self, devices, config="", poll_interval=1.0, targets=None, sim_args=(), poll_timeout=1.0):
         self.tmp = tempfile.mkdtemp(prefix="kasa-bus-")
         self.procs = {}
         self.bus = None
@@ -107,7 +107,7 @@ class Env:
                 targets = " ".join(d.split("@", 1)[1] for d in devices)
             self.config_path = os.path.join(self.tmp, "kasamond.conf")
             with open(self.config_path, "w") as f:
-                f.write(f"[Polling]\nInterval={poll_interval}\nTimeout=1\nMaxBackoff=4\n"
+                f.write(f"[Polling]\nInterval={poll_interval}\nTimeout={poll_timeout}\nMaxBackoff=4\n"
                         f"[Discovery]\nTargets={targets}\nTimeout=1\nInterval=0\n{config}")
             self.state = os.path.join(self.tmp, "state")
             os.mkdir(self.state)
@@ -161,6 +161,10 @@ class Env:
         rc = p.wait(30)
         self.wait_for(lambda: not self.has_owner(), 10, "bus name released")
         return rc
+
+    def daemon_alive(self):
+        p = self.procs.get("kasamond")
+        return p is not None and p.poll() is None
 
     def log(self, which="kasamond"):
         path = os.path.join(self.tmp, "sim.log" if which == "sim" else "kasamond.log")
@@ -238,6 +242,24 @@ class Env:
     def device_path(self, dev_id):
         return f"{MANAGER_PATH}/device/{dev_id}"
 
+    def watch_properties(self):
+        """Records every PropertiesChanged below the manager, in arrival order,
+        from now on: (monotonic time, path, interface, changed dict)."""
+        return PropertiesLog(self.bus)
+
+    def wait_polled(self, path, polls=1, after=None, timeout=20):
+        """Waits until the device (for an outlet: its strip) has finished
+        `polls` poll rounds that started after wall time `after` (seconds,
+        default now), so its properties show the simulator's state of then.
+        Returns the last round's LastSeen (microseconds)."""
+        # LastSeen has millisecond resolution: one more ms rules out a
+        # round that started in the same millisecond, before `after`.
+        t_us = int((time.time() if after is None else after) * 1e6) + 1000
+        for _ in range(polls):
+            t_us = self.wait_for(lambda: (lambda v: v if v > t_us else 0)(self.get(path, DEVICE_IFACE, "LastSeen")),
+                                 timeout, f"a poll of {path}")
+        return t_us
+
     def iterate(self, seconds):
         """Runs the GLib main context for a while, so signals arrive."""
         ctx = GLib.MainContext.default()
@@ -282,6 +304,39 @@ class Env:
         if device is not None:
             req["device"] = device
         return self.sim(**req)["devices"]
+
+
+class PropertiesLog:
+    """PropertiesChanged signals of kasamond's objects; they arrive while the
+    main context runs (Env.iterate, Env.wait_for)."""
+
+    def __init__(self, bus):
+        self.events = []
+        self.bus = bus
+        # No sender filter: GDBus would compare a well-known name with the
+        # unique name the messages carry. Only kasamond owns these paths.
+        self.id = bus.signal_subscribe(None, "org.freedesktop.DBus.Properties", "PropertiesChanged", None,
+                                       None, Gio.DBusSignalFlags.NONE, self._on_signal)
+
+    def _on_signal(self, conn, sender, path, iface, member, params):
+        if path == MANAGER_PATH or path.startswith(MANAGER_PATH + "/"):
+            changed_iface, changed, _ = params.unpack()
+            self.events.append((time.monotonic(), path, changed_iface, changed))
+
+    def of(self, path, iface=None):
+        return [e for e in self.events if e[1] == path and (iface is None or e[2] == iface)]
+
+    def values(self, path, iface, prop):
+        """Every value prop was announced with, in order."""
+        return [e[3][prop] for e in self.of(path, iface) if prop in e[3]]
+
+    def clear(self):
+        self.events.clear()
+
+    def close(self):
+        if self.id is not None:
+            self.bus.signal_unsubscribe(self.id)
+            self.id = None
 
 
 def mac_id(mac, outlet=None):
