@@ -339,6 +339,16 @@ class PropertiesLog:
             self.id = None
 
 
+def eventually(t, env, predicate, timeout, name):
+    """A TAP point for something that must come true; the timeout only
+    guards against hangs, the test never asserts how fast."""
+    try:
+        env.wait_for(predicate, timeout, name)
+        return t.ok(True, name)
+    except TimeoutError as e:
+        return t.ok(False, name, e)
+
+
 def mac_id(mac, outlet=None):
     i = mac.replace(":", "").lower()
     return i if outlet is None else f"{i}_{outlet:02d}"
