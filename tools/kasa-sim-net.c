@@ -4,11 +4,21 @@
  * connections) and UDP (unframed discovery), both on the device's own
  * address, plus the faults that act on the wire and the reboot cycle.
  *
+ * A socket bound to an address never sees datagrams sent to a broadcast
+ * address, while a real plug (bound to 0.0.0.0) does. So each UDP port in
+ * use also has one socket on 0.0.0.0 (SO_REUSEADDR on both sides); the
+ * kernel hands a unicast datagram to the more specific socket only, so the
+ * wildcard one ignores whatever is not a broadcast. A broadcast is answered
+ * by every device inside the sender's broadcast domain, each from its own
+ * socket so the reply comes from the device's address.
+ *
  * Faults on UDP: hang and drop send nothing, garbage sends random bytes;
  * delay and bad_length only apply to TCP.
  */
 
 #include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +279,27 @@ static int on_tcp_accept(sd_event_source *s, int fd, uint32_t revents, void *use
         return 0;
 }
 
+/* Answers one decrypted discovery request from the device's own socket. */
+static void udp_answer(SimDevice *d, const uint8_t *request, size_t len, const SockaddrIn *to) {
+        if (d->faults & (SIM_FAULT_HANG | SIM_FAULT_DROP))
+                return;
+
+        _cleanup_free_ uint8_t *out = NULL;
+        size_t out_len;
+        if (d->faults & SIM_FAULT_GARBAGE) {
+                if (random_bytes(d, &out, &out_len) < 0)
+                        return;
+        } else {
+                char *reply;
+                if (sim_device_handle(d, (const char *) request, len, &reply) < 0)
+                        return;
+                out = (uint8_t *) reply;
+                out_len = strlen(reply);
+                kasa_encrypt(out, out_len);
+        }
+        (void) sendto(d->udp_fd, out, out_len, MSG_DONTWAIT, &to->sa, sizeof(to->in));
+}
+
 static int on_udp(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         SimDevice *d = userdata;
         uint8_t buf[4096];
@@ -276,26 +307,82 @@ static int on_udp(sd_event_source *s, int fd, uint32_t revents, void *userdata) 
         socklen_t fromlen = sizeof(from.in);
 
         ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC, &from.sa, &fromlen);
-        if (n <= 0 || (size_t) n > sizeof(buf))
+        if (n <= 0 || (size_t) n > sizeof(buf) || fromlen != sizeof(from.in))
                 return 0;
-        if (d->faults & (SIM_FAULT_HANG | SIM_FAULT_DROP))
+        kasa_decrypt(buf, (size_t) n);
+        udp_answer(d, buf, (size_t) n, &from);
+        return 0;
+}
+
+/* The block a directed broadcast reaches: that of the local address whose
+ * broadcast address it is. -ENOENT when dst is no broadcast address here. */
+static int broadcast_domain(struct in_addr dst, uint32_t *ret_net, uint32_t *ret_mask) {
+        struct ifaddrs *list;
+        int r = -ENOENT;
+
+        if (getifaddrs(&list) < 0)
+                return -errno;
+        for (struct ifaddrs *i = list; i; i = i->ifa_next) {
+                struct sockaddr_in addr, brd, mask;
+
+                if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || !(i->ifa_flags & IFF_BROADCAST) ||
+                    !i->ifa_broadaddr || !i->ifa_netmask)
+                        continue;
+                memcpy(&addr, i->ifa_addr, sizeof(addr));
+                memcpy(&brd, i->ifa_broadaddr, sizeof(brd));
+                memcpy(&mask, i->ifa_netmask, sizeof(mask));
+                if (brd.sin_addr.s_addr != dst.s_addr)
+                        continue;
+                *ret_net = addr.sin_addr.s_addr & mask.sin_addr.s_addr;
+                *ret_mask = mask.sin_addr.s_addr;
+                r = 0;
+                break;
+        }
+        freeifaddrs(list);
+        return r;
+}
+
+static int on_broadcast(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        SimBroadcast *b = userdata;
+        uint8_t buf[4096];
+        union {
+                struct cmsghdr align;
+                uint8_t buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+        } control;
+        SockaddrIn from;
+        struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+        struct msghdr mh = {
+                .msg_name = &from.in,
+                .msg_namelen = sizeof(from.in),
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = &control,
+                .msg_controllen = sizeof(control),
+        };
+        struct in_addr dst = {};
+        bool have_dst = false;
+        uint32_t net = 0, mask = 0;
+
+        ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_TRUNC);
+        if (n <= 0 || (size_t) n > sizeof(buf) || mh.msg_namelen != sizeof(from.in))
+                return 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+                        struct in_pktinfo pi;
+                        memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+                        dst = pi.ipi_addr;
+                        have_dst = true;
+                }
+        /* Unicast to a local address without a device: nobody is there. */
+        if (!have_dst || broadcast_domain(dst, &net, &mask) < 0)
                 return 0;
 
-        _cleanup_free_ uint8_t *out = NULL;
-        size_t out_len;
-        if (d->faults & SIM_FAULT_GARBAGE) {
-                if (random_bytes(d, &out, &out_len) < 0)
-                        return 0;
-        } else {
-                kasa_decrypt(buf, (size_t) n);
-                char *reply;
-                if (sim_device_handle(d, (const char *) buf, (size_t) n, &reply) < 0)
-                        return 0;
-                out = (uint8_t *) reply;
-                out_len = strlen(reply);
-                kasa_encrypt(out, out_len);
+        kasa_decrypt(buf, (size_t) n);
+        for (size_t i = 0; i < b->sim->n_devices; i++) {
+                SimDevice *d = b->sim->devices[i];
+                if (d->port == b->port && sim_device_online(d) && (d->addr.s_addr & mask) == net)
+                        udp_answer(d, buf, (size_t) n, &from);
         }
-        (void) sendto(fd, out, out_len, MSG_DONTWAIT, &from.sa, fromlen);
         return 0;
 }
 
@@ -311,6 +398,10 @@ static int open_socket(int type, struct in_addr addr, uint16_t port, int *ret_fd
         if (fd < 0)
                 return -errno;
         if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+                return -errno;
+        /* Only the wildcard socket needs to learn where a datagram went. */
+        if (type == SOCK_DGRAM && addr.s_addr == htonl(INADDR_ANY) &&
+            setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) < 0)
                 return -errno;
         if (bind(fd, &sa.sa, sizeof(sa.in)) < 0)
                 return -errno;
@@ -382,6 +473,43 @@ int sim_device_move(SimDevice *d, struct in_addr addr) {
         if (addr.s_addr == d->addr.s_addr)
                 return 0;
         return bind_at(d, addr);
+}
+
+int sim_broadcast_open(Sim *s) {
+        for (size_t i = 0; i < s->n_devices; i++) {
+                uint16_t port = s->devices[i]->port;
+                SimBroadcast *b;
+                int r;
+
+                for (b = s->broadcasts; b && b->port != port; b = b->next)
+                        ;
+                if (b)
+                        continue;
+
+                b = calloc(1, sizeof(*b));
+                if (!b)
+                        return -ENOMEM;
+                *b = (SimBroadcast) { .sim = s, .port = port, .fd = -1, .next = s->broadcasts };
+                s->broadcasts = b;
+                r = open_socket(SOCK_DGRAM, (struct in_addr) { htonl(INADDR_ANY) }, port, &b->fd);
+                if (r < 0)
+                        return r;
+                r = sd_event_add_io(s->event, &b->source, b->fd, EPOLLIN, on_broadcast, b);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+void sim_broadcast_close(Sim *s) {
+        while (s->broadcasts) {
+                SimBroadcast *b = s->broadcasts;
+                s->broadcasts = b->next;
+                sd_event_source_disable_unref(b->source);
+                if (b->fd >= 0)
+                        close(b->fd);
+                free(b);
+        }
 }
 
 static int arm_reboot_timer(SimDevice *d, uint64_t usec);

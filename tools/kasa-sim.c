@@ -28,7 +28,11 @@ static void help(void) {
                "Simulates TP-Link Kasa devices speaking the legacy XOR protocol. Each device\n"
                "listens on its own IPv4 address: TCP (4-byte length + XOR payload, persistent\n"
                "connections, several modules per request) and UDP (unframed discovery).\n"
-               "Any address in 127.0.0.0/8 works without setup.\n"
+               "Any address in 127.0.0.0/8 works without setup. Discovery probes sent to\n"
+               "the broadcast address of a local interface address (e.g. 192.0.2.255 of\n"
+               "192.0.2.1/24) are answered by every device inside that block, each from\n"
+               "its own address, as by plugs on a LAN; for that kasa-sim also listens on\n"
+               "0.0.0.0 at each UDP port in use (never answering unicast there).\n"
                "\n"
                "Profiles:\n"
                "  hs100   HS100(US) hw 2.0, plug without energy meter\n"
@@ -92,6 +96,7 @@ static void help(void) {
 
 static void sim_done(Sim *s) {
         sim_control_close(s);
+        sim_broadcast_close(s);
         for (size_t i = 0; i < s->n_devices; i++)
                 sim_device_free(s->devices[i]);
         free(s->devices);
@@ -447,6 +452,11 @@ static int run(int argc, char *argv[]) {
                                 d->profile->name, strerror(-r));
                         return 1;
                 }
+        }
+        r = sim_broadcast_open(&s);
+        if (r < 0) {
+                fprintf(stderr, "kasa-sim: cannot bind 0.0.0.0 for broadcast discovery: %s\n", strerror(-r));
+                return 1;
         }
         if (control) {
                 r = sim_control_open(&s, control);

@@ -109,6 +109,16 @@ typedef struct SimDevice {
         SimConn *conns;
 } SimDevice;
 
+/* The wildcard socket of one UDP port, for probes sent to a broadcast
+ * address (see kasa-sim-net.c). */
+typedef struct SimBroadcast {
+        Sim *sim;
+        struct SimBroadcast *next;
+        uint16_t port;
+        int fd;
+        sd_event_source *source;
+} SimBroadcast;
+
 struct Sim {
         sd_event *event;
         uint64_t seed;
@@ -116,6 +126,7 @@ struct Sim {
         uint16_t port;
         SimDevice **devices;
         size_t n_devices;
+        SimBroadcast *broadcasts;
 
         char *control_path;
         int control_fd;
@@ -149,6 +160,9 @@ int sim_device_move(SimDevice *d, struct in_addr addr);
 /* Goes down after delay_usec (at once when 0, which must not be called from
  * the device's own socket handlers), stays down for down_usec, comes back. */
 int sim_device_schedule_reboot(SimDevice *d, uint64_t delay_usec, uint64_t down_usec);
+/* One wildcard UDP socket per port the devices use. */
+int sim_broadcast_open(Sim *s);
+void sim_broadcast_close(Sim *s);
 
 /* kasa-sim-control.c */
 int sim_control_open(Sim *s, const char *path);
