@@ -113,8 +113,16 @@ int device_set_address(Device *d, const struct sockaddr_in *sa) {
                         set_string(d->outlets[i], d->outlets[i]->address, sizeof(d->address), buf,
                                    DEVICE_CHANGED_ADDRESS);
                 }
-        if (d->conn)
+        if (d->conn && memcmp(conn_address(d->conn), sa, sizeof(*sa)) != 0) {
+                /* The reset cancels a round still waiting on the old
+                 * address, and the poll callbacks ignore -ECANCELED (it
+                 * also means "being freed"): drop that round here, or
+                 * polling would wait for it forever. The caller polls
+                 * again at once. */
                 conn_set_address(d->conn, sa);
+                d->polling = false;
+                d->round_pending = 0;
+        }
         return 0;
 }
 
