@@ -8,6 +8,7 @@
 #include "kasa-dbus.h"
 #include "log.h"
 #include "manager.h"
+#include "polkit.h"
 
 static int property_get_string(sd_bus *bus, const char *path, const char *interface, const char *property,
                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
@@ -101,6 +102,9 @@ static int method_set_on(sd_bus_message *m, void *userdata, sd_bus_error *error)
         r = sd_bus_message_read(m, "b", &on);
         if (r < 0)
                 return r;
+        r = polkit_check(d->manager->polkit, m, KASA_ACTION_SWITCH, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
         r = device_set_on(d, on, on_command_done, sd_bus_message_ref(m));
         if (r < 0) {
                 sd_bus_message_unref(m);
@@ -113,6 +117,9 @@ static int method_toggle(sd_bus_message *m, void *userdata, sd_bus_error *error)
         Device *d = userdata;
         int r;
 
+        r = polkit_check(d->manager->polkit, m, KASA_ACTION_SWITCH, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
         r = device_set_on(d, !d->on, on_toggle_done, sd_bus_message_ref(m));
         if (r < 0) {
                 sd_bus_message_unref(m);
@@ -129,6 +136,9 @@ static int method_rename(sd_bus_message *m, void *userdata, sd_bus_error *error)
         r = sd_bus_message_read(m, "s", &alias);
         if (r < 0)
                 return r;
+        r = polkit_check(d->manager->polkit, m, KASA_ACTION_MANAGE_DEVICES, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
         r = device_rename(d, alias, on_command_done, sd_bus_message_ref(m));
         if (r < 0) {
                 sd_bus_message_unref(m);

@@ -8,6 +8,7 @@
 #include "kasa-dbus.h"
 #include "log.h"
 #include "manager.h"
+#include "polkit.h"
 
 static int property_get_total(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
@@ -60,6 +61,9 @@ static int method_discover(sd_bus_message *m, void *userdata, sd_bus_error *erro
         if (!isfinite(timeout) || timeout < 0.1 || timeout > 60)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Invalid timeout %g: must be between 0.1 and 60 seconds.", timeout);
+        r = polkit_check(mgr->polkit, m, KASA_ACTION_MANAGE_DEVICES, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
         r = manager_discover(mgr, (uint64_t) (timeout * 1e6), on_discover_done, sd_bus_message_ref(m));
         if (r < 0) {
                 sd_bus_message_unref(m);
@@ -91,6 +95,9 @@ static int method_add_device(sd_bus_message *m, void *userdata, sd_bus_error *er
         r = sd_bus_message_read(m, "s", &address);
         if (r < 0)
                 return r;
+        r = polkit_check(mgr->polkit, m, KASA_ACTION_MANAGE_DEVICES, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
         r = manager_add_address(mgr, address, on_add_done, sd_bus_message_ref(m));
         if (r < 0) {
                 sd_bus_message_unref(m);
@@ -118,6 +125,13 @@ static int method_remove_device(sd_bus_message *m, void *userdata, sd_bus_error 
         if (d->parent)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "%s is an outlet; remove its strip %s instead.", d->id, d->parent->id);
+        r = polkit_check(mgr->polkit, m, KASA_ACTION_MANAGE_DEVICES, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        /* The device may have gone while polkit was asked. */
+        d = manager_find_path(mgr, path);
+        if (!d)
+                return sd_bus_error_setf(error, KASA_ERROR_NOT_FOUND, "No device at %s.", path);
         r = manager_remove(mgr, d);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Failed to remove %s: %s", path, strerror(-r));

@@ -770,6 +770,9 @@ int manager_new(Config *config, Manager **ret) {
         m->version = PROJECT_VERSION;
         m->devices = g_hash_table_new(g_str_hash, g_str_equal);
         m->roots = g_ptr_array_new();
+        m->polkit = polkit_queries_new();
+        if (!m->polkit)
+                return log_oom();
 
         r = sd_event_default(&m->event);
         if (r < 0)
@@ -912,6 +915,7 @@ Manager *manager_free(Manager *m) {
         if (m->devices)
                 g_hash_table_unref(m->devices);
         address_watch_free(m->address_watch);
+        polkit_queries_free(m->polkit);
         sd_event_source_disable_unref(m->flush_timer);
         sd_event_source_disable_unref(m->maintenance_timer);
         sd_event_source_disable_unref(m->rediscover_timer);

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "device.h"
 #include "discovery.h"
+#include "polkit.h"
 #include "registry.h"
 #include "store.h"
 
@@ -27,6 +28,7 @@ typedef struct Manager {
         Store *store;
         Calendar *calendar;
         AddressWatch *address_watch;
+        PolkitQueries *polkit;
         PendingOp *ops;            /* AddDevice and Discover in progress */
 
         GHashTable *devices;       /* id -> Device*, owns them */
