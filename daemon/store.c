@@ -1092,9 +1092,38 @@ static int rollup_energy(Store *s, MDB_txn *txn, StoreResolution res, uint32_t d
         return 0;
 }
 
+/* The device's minutes with data: [first minute, end of the last one). */
+static int device_span(Store *s, MDB_txn *txn, uint32_t device, int64_t *ret_first, int64_t *ret_end) {
+        _cleanup_cursor_ MDB_cursor *c = NULL;
+        StoreSample last;
+        MDB_val k, v;
+        uint32_t d;
+        int64_t t;
+        int r;
+
+        r = get_last(s, txn, device, &last);
+        if (r < 0)
+                return r;
+        r = cursor_open(s, txn, DB_MINUTE, &c);
+        if (r < 0)
+                return r;
+        r = cursor_seek(c, device, 0, &k, &v);
+        if (r < 0)
+                return r;
+        r = key_parse(&k, &d, &t);
+        if (r < 0)
+                return r;
+        if (d != device)
+                return -ENOENT;
+
+        *ret_first = t;
+        *ret_end = floor_to(last.ts_ms, MINUTE_MS) + MINUTE_MS;
+        return 0;
+}
+
 int store_energy(Store *s, uint32_t device, int64_t from_ms, int64_t to_ms, int64_t *ret_mwh) {
         _cleanup_txn_ MDB_txn *txn = NULL;
-        int64_t t, end, sum = 0;
+        int64_t t, end, first, last, sum = 0;
         int r;
 
         if (!s || !ret_mwh)
@@ -1106,6 +1135,17 @@ int store_energy(Store *s, uint32_t device, int64_t from_ms, int64_t to_ms, int6
         r = store_read(s, &txn);
         if (r < 0)
                 return r;
+
+        /* Only the device's own span is walked, whatever range was asked. */
+        r = device_span(s, txn, device, &first, &last);
+        if (r == -ENOENT) {
+                *ret_mwh = 0;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        t = MAX(t, first);
+        end = MIN(end, last);
 
         /* Covers [t, end) greedily with the coarsest period that starts at t
          * and ends inside the range: days, then UTC hours, then minutes. */

@@ -1,0 +1,644 @@
+/* SPDX-License-Identifier: MIT */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "tap.h"
+
+#define MINUTE_MS INT64_C(60000)
+#define HOUR_MS INT64_C(3600000)
+#define DAY_MS INT64_C(86400000)
+/* 2026-01-05 00:00 UTC, a Monday. */
+#define T0 INT64_C(1767571200000)
+
+static int64_t floor_to(int64_t t, int64_t unit) {
+        return t / unit * unit;
+}
+
+static int64_t day_utc(int64_t ts, void *userdata) {
+        return floor_to(ts, DAY_MS);
+}
+
+/* A fixed offset that is not a whole hour, so local days and UTC hours do
+ * not line up. */
+static int64_t day_plus_0530(int64_t ts, void *userdata) {
+        const int64_t off = 5 * HOUR_MS + 30 * MINUTE_MS;
+        return floor_to(ts + off, DAY_MS) - off;
+}
+
+/* A zone at UTC+1 that moves to UTC+2 at SPRING and back at FALL, both
+ * in the middle of a local night, giving one 23 h and one 25 h day. */
+#define SPRING (T0 + 1 * DAY_MS + 1 * HOUR_MS)
+#define FALL (T0 + 3 * DAY_MS + 1 * HOUR_MS)
+
+static int64_t dst_offset(int64_t ts) {
+        return ts >= SPRING && ts < FALL ? 2 * HOUR_MS : HOUR_MS;
+}
+
+static int64_t day_dst(int64_t ts, void *userdata) {
+        int64_t local_midnight = floor_to(ts + dst_offset(ts), DAY_MS);
+        /* Transitions are not near midnight, so the offset at the midnight
+         * is the offset an hour before the transition point could change. */
+        int64_t guess = local_midnight - dst_offset(ts);
+        return local_midnight - dst_offset(guess);
+}
+
+/* ---- helpers ---- */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        return remove(path);
+}
+
+static void rm_rf(const char *dir) {
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+
+static uint64_t rnd(void) {
+        /* xorshift64: repeatable noise. */
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        return rng_state;
+}
+
+typedef struct Series {
+        StoreSample *s;
+        size_t n;
+} Series;
+
+/* n samples of a device starting at t, step apart, with random gaps
+ * (a missed poll leaves no row) when gaps is set. */
+static Series series_make(uint32_t device, int64_t t, int64_t step, size_t n, bool gaps) {
+        Series x = { .s = calloc(n, sizeof(StoreSample)), .n = n };
+        int64_t energy = 1000000 + device;
+
+        for (size_t i = 0; i < n; i++) {
+                int64_t power = 50000 + (int64_t) (rnd() % 4000000);
+                energy += power * step / HOUR_MS + (int64_t) (rnd() % 3);
+                x.s[i] = (StoreSample) {
+                        .device = device,
+                        .ts_ms = t + (int64_t) (rnd() % 1000),
+                        .power_mw = power,
+                        .voltage_mv = 229000 + (int64_t) (rnd() % 4000),
+                        .current_ma = power / 230 + (int64_t) (rnd() % 10),
+                        .energy_mwh = energy,
+                };
+                t += step;
+                if (gaps && rnd() % 50 == 0)
+                        t += step * (int64_t) (1 + rnd() % 300);
+        }
+        return x;
+}
+
+/* Appends several series interleaved, one sample of each per round as the
+ * daemon does per poll, 'rounds' rounds per call (one transaction). */
+static int append_rounds(Store *st, Series *sv, size_t k, size_t rounds) {
+        size_t longest = 0, m = 0;
+        StoreSample *buf = calloc(k * rounds, sizeof(StoreSample));
+        int r = 0;
+
+        if (!buf)
+                return -ENOMEM;
+        for (size_t j = 0; j < k; j++)
+                longest = MAX(longest, sv[j].n);
+        for (size_t i = 0; i < longest && r >= 0; i++) {
+                for (size_t j = 0; j < k; j++)
+                        if (i < sv[j].n)
+                                buf[m++] = sv[j].s[i];
+                if ((i + 1) % rounds == 0 || i + 1 == longest) {
+                        r = store_append(st, buf, m);
+                        m = 0;
+                }
+        }
+        free(buf);
+        return r;
+}
+
+static bool sample_eq(const StoreSample *a, const StoreSample *b) {
+        return a->device == b->device && a->ts_ms == b->ts_ms && a->power_mw == b->power_mw &&
+               a->voltage_mv == b->voltage_mv && a->current_ma == b->current_ma &&
+               a->energy_mwh == b->energy_mwh;
+}
+
+/* The store's samples in [from, to) equal the reference's. */
+static bool query_matches(Store *st, const Series *ref, int64_t from, int64_t to) {
+        StoreSample *got = NULL;
+        size_t n = 0, j = 0;
+        bool same = true;
+
+        if (store_query_raw(st, ref->s[0].device, from, to, &got, &n) < 0)
+                return false;
+        for (size_t i = 0; i < ref->n; i++) {
+                if (ref->s[i].ts_ms < from || ref->s[i].ts_ms >= to)
+                        continue;
+                if (j >= n || !sample_eq(&got[j], &ref->s[i])) {
+                        same = false;
+                        break;
+                }
+                j++;
+        }
+        if (j != n)
+                same = false;
+        free(got);
+        return same;
+}
+
+typedef int64_t (*DayFunc)(int64_t, void *);
+
+static int64_t ref_period(StoreResolution res, DayFunc day, int64_t ts) {
+        return res == STORE_MINUTE ? floor_to(ts, MINUTE_MS) : res == STORE_HOUR ? floor_to(ts, HOUR_MS) : day(ts, NULL);
+}
+
+/* Energy the store must report for [from, to): the deltas of samples in
+ * whole minutes starting in that range. */
+static int64_t ref_energy(const Series *x, int64_t from, int64_t to) {
+        int64_t a = floor_to(from + MINUTE_MS - 1, MINUTE_MS), b = floor_to(to + MINUTE_MS - 1, MINUTE_MS), e = 0;
+        for (size_t i = 1; i < x->n; i++)
+                if (x->s[i].ts_ms >= a && x->s[i].ts_ms < b)
+                        e += x->s[i].energy_mwh - x->s[i - 1].energy_mwh;
+        return e;
+}
+
+/* Every rollup of the resolution matches one recomputed from the samples,
+ * and there is none for a period without samples. */
+static bool rollups_match(Store *st, const Series *x, StoreResolution res, DayFunc day) {
+        StoreRollup *r = NULL;
+        size_t n = 0, k = 0, i = 0;
+        bool same = true;
+
+        if (store_query_rollup(st, x->s[0].device, res, 0, INT64_MAX, &r, &n) < 0)
+                return false;
+        while (i < x->n) {
+                int64_t p = ref_period(res, day, x->s[i].ts_ms);
+                StoreRollup want = { .period_start_ms = p, .power_min_mw = INT64_MAX, .power_max_mw = INT64_MIN,
+                                     .first_ts_ms = x->s[i].ts_ms };
+                int64_t sum = 0;
+                for (; i < x->n && ref_period(res, day, x->s[i].ts_ms) == p; i++) {
+                        want.energy_mwh += i > 0 ? x->s[i].energy_mwh - x->s[i - 1].energy_mwh : 0;
+                        want.power_min_mw = MIN(want.power_min_mw, x->s[i].power_mw);
+                        want.power_max_mw = MAX(want.power_max_mw, x->s[i].power_mw);
+                        sum += x->s[i].power_mw;
+                        want.count++;
+                        want.last_ts_ms = x->s[i].ts_ms;
+                }
+                want.power_avg_mw = sum / (int64_t) want.count;
+                if (k >= n || memcmp(&r[k], &want, sizeof want) != 0) {
+                        diag("rollup %zu of resolution %d differs (period %" PRId64 ")", k, res, p);
+                        same = false;
+                        break;
+                }
+                k++;
+        }
+        if (k != n)
+                same = false;
+        free(r);
+        return same;
+}
+
+static int64_t rollup_energy_sum(Store *st, uint32_t device, StoreResolution res) {
+        StoreRollup *r = NULL;
+        size_t n = 0;
+        int64_t e = 0;
+
+        if (store_query_rollup(st, device, res, 0, INT64_MAX, &r, &n) < 0)
+                return -1;
+        for (size_t i = 0; i < n; i++)
+                e += r[i].energy_mwh;
+        free(r);
+        return e;
+}
+
+static int compact_all(Store *st, int64_t now) {
+        int r;
+        while ((r = store_compact(st, now)) > 0)
+                ;
+        return r;
+}
+
+static char *make_tmpdir(void) {
+        char *d = strdup("/tmp/test-store-XXXXXX");
+        return mkdtemp(d) ? d : NULL;
+}
+
+/* ---- tests ---- */
+
+static void test_roundtrip(const char *dir) {
+        Store *st = NULL;
+        Series sv[3];
+        StoreSample last, *got = NULL;
+        size_t n;
+
+        ok(store_open(dir, day_utc, NULL, &st) == 0, "open a new store");
+        is_int(store_open(dir, day_utc, NULL, &(Store *) { NULL }), -EBUSY, "a second open in one process is refused");
+        for (uint32_t d = 0; d < 3; d++)
+                sv[d] = series_make(d + 1, T0 + d, 10000, 400, false);
+        ok(append_rounds(st, sv, 3, 1) == 0, "append 400 rounds of 3 devices, one call each");
+        for (uint32_t d = 0; d < 3; d++)
+                ok(query_matches(st, &sv[d], 0, INT64_MAX), "device %u reads back whole", d + 1);
+        ok(query_matches(st, &sv[1], sv[1].s[17].ts_ms, sv[1].s[203].ts_ms), "a sub-range reads back, end excluded");
+        ok(store_last_sample(st, 3, &last) == 0 && sample_eq(&last, &sv[2].s[399]), "last sample");
+        is_int(store_last_sample(st, 9, &last), -ENOENT, "no last sample for an unknown device");
+        ok(store_query_raw(st, 9, 0, INT64_MAX, &got, &n) == 0 && n == 0, "an unknown device has no samples");
+        free(got);
+
+        StoreSample bad[2] = { sv[0].s[399], sv[0].s[399] };
+        bad[0].device = 7;
+        bad[1].ts_ms -= 1;
+        is_int(store_append(st, bad, 2), -EINVAL, "a sample older than the stored one is refused");
+        is_int(store_last_sample(st, 7, &last), -ENOENT, "and nothing of the refused call was written");
+        bad[1].ts_ms += 2;
+        bad[1].energy_mwh -= 1;
+        is_int(store_append(st, &bad[1], 1), -EINVAL, "a decreasing cumulative energy is refused");
+
+        store_free(st);
+        for (uint32_t d = 0; d < 3; d++)
+                free(sv[d].s);
+}
+
+static void test_compaction_and_rollups(const char *dir, DayFunc day, const char *what) {
+        Store *st = NULL;
+        Series sv[2];
+        StoreStats stats;
+
+        ok(store_open(dir, day, NULL, &st) == 0, "%s: open", what);
+        sv[0] = series_make(1, T0 + 123, 7000, 4000, true);
+        sv[1] = series_make(2, T0 + 40000, 13000, 3000, true);
+        ok(append_rounds(st, sv, 2, 10) == 0, "%s: append with gaps", what);
+
+        int64_t mid = sv[0].s[2000].ts_ms;
+        ok(compact_all(st, mid) == 0, "%s: compact up to the middle", what);
+        ok(store_stats(st, &stats) == 0 && stats.blocks > 0 && stats.raw_rows > 0, "%s: blocks and raw rows both present", what);
+        for (uint32_t d = 0; d < 2; d++)
+                ok(query_matches(st, &sv[d], 0, INT64_MAX), "%s: device %u identical across blocks and raw rows", what, d + 1);
+
+        bool ranges = true;
+        for (unsigned i = 0; i < 200 && ranges; i++) {
+                const Series *x = &sv[i % 2];
+                int64_t a = x->s[0].ts_ms - HOUR_MS + (int64_t) (rnd() % (uint64_t) (x->s[x->n - 1].ts_ms - x->s[0].ts_ms + 2 * HOUR_MS));
+                int64_t b = a + (int64_t) (rnd() % (6 * HOUR_MS));
+                ranges = query_matches(st, x, a, b);
+        }
+        ok(ranges, "%s: 200 random ranges read the same as the reference", what);
+
+        for (StoreResolution res = 0; res < _STORE_RESOLUTION_MAX; res++)
+                for (uint32_t d = 0; d < 2; d++) {
+                        const Series *x = &sv[d];
+                        ok(rollups_match(st, x, res, day), "%s: device %u resolution %d rollups match the samples", what, d + 1, res);
+                        is_int(rollup_energy_sum(st, d + 1, res), x->s[x->n - 1].energy_mwh - x->s[0].energy_mwh,
+                               "%s: device %u resolution %d energy sums to the cumulative delta", what, d + 1, res);
+                }
+
+        bool energy = true;
+        for (unsigned i = 0; i < 300 && energy; i++) {
+                const Series *x = &sv[i % 2];
+                int64_t span = x->s[x->n - 1].ts_ms - x->s[0].ts_ms;
+                int64_t a = x->s[0].ts_ms - HOUR_MS + (int64_t) (rnd() % (uint64_t) span);
+                int64_t b = a + (int64_t) (rnd() % (uint64_t) span);
+                /* Every third range starts on a local midnight, to use day rollups. */
+                if (i % 3 == 0)
+                        a = day(a, NULL);
+                int64_t got = -1;
+                energy = store_energy(st, x->s[0].device, a, b, &got) == 0 && got == ref_energy(x, a, b);
+                if (!energy)
+                        diag("range [%" PRId64 ", %" PRId64 "): got %" PRId64 " want %" PRId64, a, b, got, ref_energy(x, a, b));
+        }
+        ok(energy, "%s: energy of 300 random ranges equals the cumulative delta", what);
+
+        int64_t end = MAX(sv[0].s[3999].ts_ms, sv[1].s[2999].ts_ms) + 2 * HOUR_MS;
+        ok(compact_all(st, end) == 0 && store_stats(st, &stats) == 0 && stats.raw_rows == 0,
+           "%s: compacting everything leaves no raw rows", what);
+        is_int(stats.block_samples, 7000, "%s: blocks hold every sample", what);
+        for (uint32_t d = 0; d < 2; d++)
+                ok(query_matches(st, &sv[d], 0, INT64_MAX), "%s: device %u identical from blocks only", what, d + 1);
+
+        /* A device coming back after its last hour was packed. */
+        StoreSample more = sv[1].s[2999];
+        more.ts_ms = end + 1000;
+        more.energy_mwh += 5;
+        ok(store_append(st, &more, 1) == 0, "%s: append after full compaction", what);
+        int64_t e = -1;
+        ok(store_energy(st, 2, floor_to(more.ts_ms, MINUTE_MS), more.ts_ms + 1, &e) == 0 && e == 5,
+           "%s: the delta from a packed sample lands in the new period", what);
+
+        store_free(st);
+        free(sv[0].s);
+        free(sv[1].s);
+}
+
+static void test_gaps(const char *dir) {
+        Store *st = NULL;
+        StoreSample x[3] = {
+                { .device = 4, .ts_ms = T0 + 10 * MINUTE_MS, .power_mw = 1000, .energy_mwh = 100 },
+                { .device = 4, .ts_ms = T0 + 11 * MINUTE_MS, .power_mw = 3000, .energy_mwh = 110 },
+                /* Two hours missed: no rows, no zeros; the whole delta since
+                 * the last sample belongs to the period of this one. */
+                { .device = 4, .ts_ms = T0 + 191 * MINUTE_MS, .power_mw = 2000, .energy_mwh = 500 },
+        };
+        StoreRollup *r = NULL;
+        size_t n = 0;
+
+        ok(store_open(dir, day_utc, NULL, &st) == 0, "gaps: open");
+        for (size_t i = 0; i < 3; i++)
+                ok(store_append(st, &x[i], 1) == 0, "gaps: append %zu", i);
+        ok(store_query_rollup(st, 4, STORE_HOUR, 0, INT64_MAX, &r, &n) == 0 && n == 2, "gaps: two hour rollups, none for the gap");
+        if (n == 2) {
+                is_int(r[0].energy_mwh, 10, "gaps: first hour energy");
+                is_int(r[0].power_avg_mw, 2000, "gaps: average over the samples present");
+                is_int(r[1].period_start_ms, T0 + 3 * HOUR_MS, "gaps: second hour after the gap");
+                is_int(r[1].energy_mwh, 390, "gaps: the delta across the gap counts once, in the later period");
+        }
+        free(r);
+        ok(store_query_rollup(st, 4, STORE_MINUTE, 0, INT64_MAX, &r, &n) == 0 && n == 3, "gaps: three minute rollups");
+        free(r);
+        int64_t e = -1;
+        ok(store_energy(st, 4, T0, T0 + DAY_MS, &e) == 0 && e == 400, "gaps: day energy");
+        store_free(st);
+}
+
+static void test_dst(const char *dir) {
+        Store *st = NULL;
+        Series x = series_make(5, T0 - 2 * HOUR_MS, 5 * MINUTE_MS, 5 * 24 * 12, false);
+        StoreRollup *r = NULL, *h = NULL;
+        size_t n = 0, nh = 0;
+
+        ok(store_open(dir, day_dst, NULL, &st) == 0, "dst: open");
+        ok(append_rounds(st, &x, 1, 10) == 0, "dst: append five days of 5-minute samples");
+        ok(store_query_rollup(st, 5, STORE_DAY, 0, INT64_MAX, &r, &n) == 0 && n == 6, "dst: six local days touched");
+        if (n == 6) {
+                /* Days in the local zone: the spring day is 23 h, the fall day 25 h. */
+                is_int(r[3].period_start_ms - r[2].period_start_ms, 23 * HOUR_MS, "dst: the spring day is 23 h");
+                is_int(r[5].period_start_ms - r[4].period_start_ms, 25 * HOUR_MS, "dst: the fall day is 25 h");
+                is_int(r[2].count, 23 * 12, "dst: the spring day holds 23 h of samples");
+                is_int(r[4].count, 25 * 12, "dst: the fall day holds 25 h of samples");
+                ok(store_query_rollup(st, 5, STORE_HOUR, r[2].period_start_ms, r[3].period_start_ms, &h, &nh) == 0 && nh == 23,
+                   "dst: 23 hour rollups in the spring day");
+                free(h);
+                bool each = true;
+                for (size_t i = 0; i + 1 < n; i++) {
+                        int64_t e = -1;
+                        each = each && store_energy(st, 5, r[i].period_start_ms, r[i + 1].period_start_ms, &e) == 0 &&
+                               e == r[i].energy_mwh && e == ref_energy(&x, r[i].period_start_ms, r[i + 1].period_start_ms);
+                }
+                ok(each, "dst: energy of each local day equals its rollup and the reference");
+        }
+        ok(rollups_match(st, &x, STORE_DAY, day_dst), "dst: day rollups match the samples");
+        int64_t e = -1;
+        ok(store_energy(st, 5, 0, INT64_MAX / 2, &e) == 0 && e == x.s[x.n - 1].energy_mwh - x.s[0].energy_mwh,
+           "dst: total energy is the cumulative delta");
+        free(r);
+        store_free(st);
+        free(x.s);
+}
+
+static void test_retention_delete_reopen(const char *dir) {
+        Store *st = NULL;
+        Series sv[2] = { series_make(1, T0, 10000, 3000, false), series_make(2, T0, 10000, 3000, false) };
+        StoreRollup *before[3], *after = NULL;
+        size_t nb[3], na = 0;
+        StoreSample *got = NULL, last;
+        size_t n = 0;
+        int r;
+
+        ok(store_open(dir, day_utc, NULL, &st) == 0, "retention: open");
+        ok(append_rounds(st, sv, 2, 10) == 0, "retention: append");
+        ok(compact_all(st, T0 + 5 * HOUR_MS) == 0, "retention: compact five hours");
+        for (StoreResolution res = 0; res < _STORE_RESOLUTION_MAX; res++)
+                store_query_rollup(st, 1, res, 0, INT64_MAX, &before[res], &nb[res]);
+
+        int64_t cutoff = T0 + 5 * HOUR_MS + 30 * MINUTE_MS;
+        while ((r = store_expire(st, cutoff)) > 0)
+                ;
+        is_int(r, 0, "retention: expire");
+        ok(store_query_raw(st, 1, 0, INT64_MAX, &got, &n) == 0 && n > 0 && got[0].ts_ms >= cutoff,
+           "retention: no raw sample before the cutoff");
+        free(got);
+        Series tail = { .s = sv[0].s, .n = sv[0].n };
+        ok(query_matches(st, &tail, cutoff, INT64_MAX), "retention: samples after the cutoff intact");
+        for (StoreResolution res = 0; res < _STORE_RESOLUTION_MAX; res++) {
+                ok(store_query_rollup(st, 1, res, 0, INT64_MAX, &after, &na) == 0 && na == nb[res] &&
+                   memcmp(after, before[res], na * sizeof(StoreRollup)) == 0,
+                   "retention: resolution %d rollups kept", res);
+                free(after);
+                free(before[res]);
+        }
+
+        /* Expire everything: the newest sample still anchors the energy. */
+        while (store_expire(st, INT64_MAX / 2) > 0)
+                ;
+        ok(store_query_raw(st, 1, 0, INT64_MAX, &got, &n) == 0 && n == 0, "retention: all raw data expired");
+        free(got);
+        ok(store_last_sample(st, 1, &last) == 0 && sample_eq(&last, &sv[0].s[2999]), "retention: last sample kept");
+
+        ok(store_delete_device(st, 2) == 0, "delete device 2");
+        is_int(store_last_sample(st, 2, &last), -ENOENT, "delete: no last sample");
+        ok(store_query_rollup(st, 2, STORE_MINUTE, 0, INT64_MAX, &after, &na) == 0 && na == 0, "delete: no rollups");
+        free(after);
+        ok(rollup_energy_sum(st, 1, STORE_HOUR) == sv[0].s[2999].energy_mwh - sv[0].s[0].energy_mwh,
+           "delete: device 1 untouched");
+
+        store_free(st);
+        st = NULL;
+        ok(store_open(dir, day_utc, NULL, &st) == 0, "reopen after close");
+        ok(store_last_sample(st, 1, &last) == 0 && sample_eq(&last, &sv[0].s[2999]), "reopen: last sample");
+        ok(rollups_match(st, &sv[0], STORE_MINUTE, day_utc), "reopen: minute rollups intact");
+        is_int(store_last_sample(st, 2, &last), -ENOENT, "reopen: deleted device stays deleted");
+        store_free(st);
+        free(sv[0].s);
+        free(sv[1].s);
+}
+
+static void test_map_growth(const char *dir) {
+        Store *st = NULL;
+        Series sv[8];
+        char path[512];
+        struct stat s;
+
+        /* A new environment starts with LMDB's 1 MiB map; this data needs
+         * several times that. */
+        ok(store_open(dir, day_utc, NULL, &st) == 0, "growth: open");
+        for (uint32_t d = 0; d < 8; d++)
+                sv[d] = series_make(d, T0, 1000, 5000, false);
+        int r = append_rounds(st, sv, 8, 50);
+        is_int(r, 0, "growth: 40000 samples fit after growing the map");
+        snprintf(path, sizeof path, "%s/data.mdb", dir);
+        ok(stat(path, &s) == 0 && s.st_size > 1024 * 1024, "growth: data file beyond the initial map");
+        bool all = true;
+        for (uint32_t d = 0; d < 8; d++)
+                all = all && query_matches(st, &sv[d], 0, INT64_MAX);
+        ok(all, "growth: everything reads back");
+        ok(compact_all(st, INT64_MAX / 2) == 0, "growth: compaction");
+        all = true;
+        for (uint32_t d = 0; d < 8; d++) {
+                all = all && query_matches(st, &sv[d], 0, INT64_MAX);
+                free(sv[d].s);
+        }
+        ok(all, "growth: everything reads back after compaction");
+        store_free(st);
+}
+
+/* ---- crash test ---- */
+
+#define CRASH_DEVICES 4
+#define CRASH_STEP_MS INT64_C(30000)
+
+static StoreSample crash_sample(uint32_t device, int64_t ts) {
+        int64_t i = (ts - T0) / CRASH_STEP_MS;
+        return (StoreSample) {
+                .device = device,
+                .ts_ms = ts,
+                .power_mw = (i * 7919 + device * 104729) % 3000000,
+                .voltage_mv = 230000 + i % 1000,
+                .current_ma = i % 13000,
+                .energy_mwh = i * 25 + (i * i) % 7 + device,
+        };
+}
+
+/* Keeps appending rounds and reports each committed timestamp; never
+ * returns. */
+static _Noreturn void crash_child(const char *dir, int fd) {
+        Store *st = NULL;
+        StoreSample last;
+        int64_t ts = T0;
+
+        if (store_open(dir, day_utc, NULL, &st) < 0)
+                _exit(2);
+        if (store_last_sample(st, CRASH_DEVICES - 1, &last) == 0)
+                ts = last.ts_ms + CRASH_STEP_MS;
+        for (unsigned round = 0;; round++, ts += CRASH_STEP_MS) {
+                StoreSample x[CRASH_DEVICES];
+                for (uint32_t d = 0; d < CRASH_DEVICES; d++)
+                        x[d] = crash_sample(d, ts);
+                if (store_append(st, x, CRASH_DEVICES) < 0)
+                        _exit(3);
+                if (write(fd, &ts, sizeof ts) != sizeof ts)
+                        _exit(4);
+                if (round % 20 == 19 && compact_all(st, ts) < 0)
+                        _exit(5);
+        }
+}
+
+/* Everything committed is there, in order, without holes, matching the
+ * generator, and the rollups agree with it. */
+static bool crash_check(const char *dir, int64_t committed) {
+        Store *st = NULL;
+        bool good = true;
+
+        if (store_open(dir, day_utc, NULL, &st) < 0)
+                return false;
+        for (uint32_t d = 0; d < CRASH_DEVICES && good; d++) {
+                StoreSample *x = NULL;
+                size_t n = 0;
+
+                good = store_query_raw(st, d, 0, INT64_MAX, &x, &n) == 0 && n > 0 &&
+                       x[n - 1].ts_ms >= committed;
+                for (size_t i = 0; i < n && good; i++) {
+                        StoreSample want = crash_sample(d, T0 + (int64_t) i * CRASH_STEP_MS);
+                        good = sample_eq(&x[i], &want);
+                }
+                if (good) {
+                        Series s = { .s = x, .n = n };
+                        good = rollups_match(st, &s, STORE_MINUTE, day_utc) && rollups_match(st, &s, STORE_HOUR, day_utc);
+                }
+                /* A round is one transaction: all devices end together. */
+                StoreSample last, last0;
+                good = good && store_last_sample(st, d, &last) == 0 && store_last_sample(st, 0, &last0) == 0 &&
+                       last.ts_ms == last0.ts_ms && last.ts_ms == x[n - 1].ts_ms;
+                free(x);
+        }
+        store_free(st);
+        return good;
+}
+
+static void test_crash(const char *dir) {
+        int64_t committed = INT64_MIN;
+        unsigned good = 0, kills = 30;
+
+        for (unsigned k = 0; k < kills; k++) {
+                int fds[2];
+                pid_t pid;
+                int status;
+
+                if (pipe(fds) < 0)
+                        break;
+                pid = fork();
+                if (pid == 0) {
+                        close(fds[0]);
+                        crash_child(dir, fds[1]);
+                }
+                close(fds[1]);
+                if (pid < 0) {
+                        close(fds[0]);
+                        break;
+                }
+
+                /* Let it commit a random number of rounds, then kill it
+                 * wherever it happens to be. */
+                unsigned want = 1 + (unsigned) (rnd() % 150), got = 0;
+                int64_t ts;
+                while (got < want && read(fds[0], &ts, sizeof ts) == sizeof ts) {
+                        committed = MAX(committed, ts);
+                        got++;
+                }
+                kill(pid, SIGKILL);
+                waitpid(pid, &status, 0);
+                while (read(fds[0], &ts, sizeof ts) == sizeof ts)
+                        committed = MAX(committed, ts);
+                close(fds[0]);
+
+                if (!WIFSIGNALED(status)) {
+                        diag("child %u exited with %d before the kill", k, WEXITSTATUS(status));
+                        break;
+                }
+                if (!crash_check(dir, committed)) {
+                        diag("inconsistent after kill %u", k);
+                        break;
+                }
+                good++;
+        }
+        is_int(good, kills, "crash: consistent after each of %u SIGKILLs, nothing committed lost", kills);
+}
+
+int main(void) {
+        struct {
+                const char *name;
+                void (*run)(const char *dir);
+        } tests[] = {
+                { "roundtrip", test_roundtrip },
+                { "gaps", test_gaps },
+                { "dst", test_dst },
+                { "retention", test_retention_delete_reopen },
+                { "growth", test_map_growth },
+                { "crash", test_crash },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(tests); i++) {
+                char *dir = make_tmpdir();
+                if (!ok(dir, "%s: temp dir", tests[i].name))
+                        continue;
+                tests[i].run(dir);
+                rm_rf(dir);
+                free(dir);
+        }
+
+        DayFunc days[] = { day_utc, day_plus_0530 };
+        const char *names[] = { "utc", "+05:30" };
+        for (size_t i = 0; i < ELEMENTSOF(days); i++) {
+                char *dir = make_tmpdir();
+                if (!ok(dir, "compaction %s: temp dir", names[i]))
+                        continue;
+                test_compaction_and_rollups(dir, days[i], names[i]);
+                rm_rf(dir);
+                free(dir);
+        }
+
+        return done_testing();
+}
