@@ -108,6 +108,15 @@ static int add_dest(GArray *dests, uint32_t addr_host, uint16_t port) {
         return 0;
 }
 
+static bool has_dest(GArray *dests, uint32_t addr_host, uint16_t port) {
+        for (guint i = 0; i < dests->len; i++) {
+                const struct sockaddr_in *sa = &g_array_index(dests, struct sockaddr_in, i);
+                if (sa->sin_addr.s_addr == htonl(addr_host) && sa->sin_port == htons(port))
+                        return true;
+        }
+        return false;
+}
+
 /* The broadcast address of every IPv4 interface that has one. */
 static int add_broadcasts(GArray *dests, uint16_t port) {
         struct nl_sock *sk = nl_socket_alloc();
@@ -131,7 +140,10 @@ static int add_broadcasts(GArray *dests, uint16_t port) {
                 if (rtnl_addr_get_family(a) != AF_INET || !b || nl_addr_get_len(b) != sizeof(v))
                         continue;
                 memcpy(&v, nl_addr_get_binary_addr(b), sizeof(v));
-                add_dest(dests, ntohl(v), port);
+                /* Each address of a block reports the block's broadcast
+                 * address: probe it once, not once per address. */
+                if (!has_dest(dests, ntohl(v), port))
+                        add_dest(dests, ntohl(v), port);
         }
         nl_cache_free(cache);
         nl_socket_free(sk);
