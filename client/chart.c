@@ -2,6 +2,7 @@
 
 #include "chart.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,11 @@
 #include "time-util.h"
 
 #define AXIS_WIDTH 10 /* "1234.5 W ┤" */
+
+static int compare_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
 
 void chart_draw(FILE *f, const ChartPoint *points, size_t n, uint64_t from, uint64_t to, unsigned width,
                 unsigned height, const char *unit, bool colors) {
@@ -45,6 +51,32 @@ void chart_draw(FILE *f, const ChartPoint *points, size_t n, uint64_t from, uint
                         cols[x] /= count[x];
                         max = MAX(max, cols[x]);
                 }
+
+        /* Points sparser than columns would leave holes that look like gaps:
+         * a column between two points closer than 2.5 typical steps shows
+         * the earlier one. Only longer silences stay empty. */
+        if (n >= 2) {
+                _cleanup_free_ uint64_t *steps = calloc(n - 1, sizeof(uint64_t));
+                uint64_t max_gap;
+                unsigned last = UINT_MAX;
+
+                if (!steps)
+                        return;
+                for (size_t i = 1; i < n; i++)
+                        steps[i - 1] = points[i].time - points[i - 1].time;
+                qsort(steps, n - 1, sizeof(uint64_t), compare_u64);
+                max_gap = steps[(n - 1) / 2] * 5 / 2;
+                for (unsigned x = 0; x < w; x++) {
+                        if (count[x] > 0) {
+                                if (last != UINT_MAX && (double) (x - last) * (double) (to - from) / w <= max_gap)
+                                        for (unsigned k = last + 1; k < x; k++) {
+                                                cols[k] = cols[last];
+                                                count[k] = 1;
+                                        }
+                                last = x;
+                        }
+                }
+        }
         if (max <= 0)
                 max = 1;
 
