@@ -100,10 +100,6 @@ static int32_t offset_at(const Calendar *c, int64_t t) {
         return g_time_zone_get_offset(c->tz, g_time_zone_find_interval(c->tz, G_TIME_TYPE_UNIVERSAL, t));
 }
 
-int32_t calendar_utc_offset(const Calendar *c, int64_t ts_ms) {
-        return offset_at(c, floor_div(ts_ms, 1000));
-}
-
 typedef enum Period {
         PERIOD_DAY,
         PERIOD_MONTH,

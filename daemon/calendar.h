@@ -32,9 +32,6 @@ int64_t calendar_next_day(const Calendar *c, int64_t ts_ms);
 int64_t calendar_month_start(const Calendar *c, int64_t ts_ms);
 int64_t calendar_next_month(const Calendar *c, int64_t ts_ms);
 
-/* UTC offset in seconds in effect at ts_ms. */
-int32_t calendar_utc_offset(const Calendar *c, int64_t ts_ms);
-
 /* Local ISO 8601 with offset, e.g. "2024-03-31T03:00:00+02:00";
  * milliseconds are added only when not zero. Returns buf. */
 char *calendar_format_iso8601(const Calendar *c, int64_t ts_ms, char buf[static CALENDAR_ISO8601_MAX]);

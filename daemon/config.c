@@ -38,7 +38,7 @@ const ConfigKey config_keys[] = {
             "Where discovery probes go, separated by ';' or ' ': 'auto' (the broadcast address of each interface), "
             "IPv4 unicast or broadcast addresses, or blocks a.b.c.d/n (n >= 16, every host probed), "
             "each optionally as addr:port."),
-        KEY("Discovery", "Interval", CONFIG_DURATION, "300s", 0, DAY, discovery_interval_usec,
+        KEY("Discovery", "Interval", CONFIG_DURATION_OR_NEVER, "300s", 10, DAY, discovery_interval_usec,
             "Time between discovery rounds; 0 = only at start and when addresses change."),
         KEY("Discovery", "Attempts", CONFIG_UNSIGNED, "3", 1, 10, discovery_attempts,
             "Probes sent per discovery round."),
@@ -184,8 +184,13 @@ static int parse_value(const ConfigKey *k, const char *raw, Config *c, char **re
         }
 
         case CONFIG_DURATION:
+        case CONFIG_DURATION_OR_NEVER:
                 if (parse_duration(value, &v) < 0)
                         return set_error(ret_why, "'%s' is not a duration (seconds, or a number with ms, s, min, h or d)", value), -EINVAL;
+                if (v == 0 && k->type == CONFIG_DURATION_OR_NEVER) {
+                        *(uint64_t *) field = 0;
+                        return 0;
+                }
                 if (v < k->min || v > k->max)
                         return set_error(ret_why, "'%s' is out of range (%gs..%gs)", value, k->min, k->max), -ERANGE;
                 *(uint64_t *) field = (uint64_t) llround(v * USEC_PER_SEC);
@@ -483,6 +488,7 @@ char *config_dump(const Config *c) {
                         value = g_strdup(*(char *const *) field);
                         break;
                 case CONFIG_DURATION:
+                case CONFIG_DURATION_OR_NEVER:
                         value = format_duration(*(const uint64_t *) field);
                         break;
                 case CONFIG_FRACTION:

@@ -26,7 +26,7 @@
  *                      interface), IPv4 unicast or broadcast addresses, or
  *                      blocks a.b.c.d/n (n >= 16), each optionally
  *                      "addr:port"; separated by ';' or ' '
- *   Interval=300s      0..1d, 0 = only at start and on address changes
+ *   Interval=300s      10s..1d, or 0 = only at start and on address changes
  *   Attempts=3         1..10         probes per discovery round
  *   Timeout=2s         0.1s..60s     how long replies are awaited
  * [Storage]
@@ -67,6 +67,7 @@ typedef enum ConfigType {
         CONFIG_PATH,      /* absolute */
         CONFIG_TIME_ZONE,
         CONFIG_DURATION,  /* min/max in seconds */
+        CONFIG_DURATION_OR_NEVER, /* the same, or 0 */
         CONFIG_FRACTION,
         CONFIG_UNSIGNED,
         CONFIG_TARGETS,

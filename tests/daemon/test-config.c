@@ -152,6 +152,7 @@ static void test_errors(void) {
         check_error("[Polling]\nInterval=inf\n", "is not a duration", "inf refused");
         check_error("[Polling]\nInterval=5 weeks\n", "is not a duration", "unknown unit");
         check_error("[Polling]\nInterval=5s\nInterval=7x\n", "test.conf:3: [Polling] Interval: '7x'", "duplicate key: the last one, with its line");
+        check_error("[Discovery]\nInterval=1s\n", "[Discovery] Interval: '1s' is out of range (10s..86400s)", "discovery interval: 0 or at least 10 s");
         check_error("[Polling]\nJitter=0.6\n", "[Polling] Jitter: '0.6' is out of range (0..0.5)", "fraction out of range");
         check_error("[Polling]\nJitter=10%\n", "'10%' is not a number", "fraction with junk");
         check_error("[Discovery]\nAttempts=0\n", "test.conf:2: [Discovery] Attempts: '0' is out of range (1..10)", "integer below range");
