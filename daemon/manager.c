@@ -118,6 +118,101 @@ void manager_device_changed(Manager *m, Device *d) {
         bus_device_emit_changed(m, d);
 }
 
+/* ---- energy counters across restarts ---- */
+
+/* The store keeps kasamond's cumulative energy, not the devices' own
+ * counters. Without the counter a restarted kasamond must take the first
+ * new reading as a baseline, and what the devices counted while it was down
+ * is lost. So the accounts' counter state is saved beside the store after
+ * every flush: write and rename, no fsync, since it only has to outlive
+ * kasamond; a state that does not belong to the store's last sample (power
+ * loss, a crash between the two writes) is not used. */
+#define COUNTERS_FILE "energy-counters"
+
+typedef struct SavedCounter {
+        int64_t ts_ms, cumulative_mwh, counter_mwh, power_mw;
+} SavedCounter;
+
+static int write_counters(Manager *m, const char *tmp, const char *path) {
+        GHashTableIter it;
+        gpointer v;
+        FILE *f;
+
+        f = fopen(tmp, "we");
+        if (!f)
+                return -errno;
+        g_hash_table_iter_init(&it, m->devices);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                const Device *d = v;
+                if (d->metered && d->energy.have_baseline)
+                        fprintf(f, "%" PRIu32 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "\n", d->number,
+                                d->energy.ts_ms, d->energy.cumulative_mwh, d->energy.counter_mwh,
+                                d->energy.power_mw);
+        }
+        if (ferror(f)) {
+                fclose(f);
+                return -EIO;
+        }
+        if (fclose(f) != 0 || rename(tmp, path) < 0)
+                return -errno;
+        return 0;
+}
+
+static void save_counters(Manager *m) {
+        _cleanup_free_ char *path = NULL, *tmp = NULL;
+        int r;
+
+        if (asprintf(&path, "%s/" COUNTERS_FILE, m->state_dir) < 0 ||
+            asprintf(&tmp, "%s/." COUNTERS_FILE ".tmp", m->state_dir) < 0) {
+                log_oom();
+                return;
+        }
+        r = write_counters(m, tmp, path);
+        if (r < 0) {
+                (void) unlink(tmp);
+                if (!m->counters_failing)
+                        log_warning_errno(r, "Failed to save the energy counters to %s, ignoring: %m", path);
+        }
+        m->counters_failing = r < 0;
+}
+
+/* number -> SavedCounter; empty when there is no (readable) file. */
+static GHashTable *load_counters(Manager *m) {
+        GHashTable *t = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, free);
+        _cleanup_free_ char *path = NULL;
+        char line[256];
+        FILE *f;
+
+        if (asprintf(&path, "%s/" COUNTERS_FILE, m->state_dir) < 0) {
+                log_oom();
+                return t;
+        }
+        f = fopen(path, "re");
+        if (!f) {
+                if (errno != ENOENT)
+                        log_warning_errno(errno, "Failed to read %s, energy used while kasamond was down is lost: %m",
+                                          path);
+                return t;
+        }
+        while (fgets(line, sizeof(line), f)) {
+                SavedCounter c, *p;
+                uint32_t number;
+
+                /* A damaged line only costs that device its downtime energy. */
+                if (sscanf(line, "%" SCNu32 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64, &number, &c.ts_ms,
+                           &c.cumulative_mwh, &c.counter_mwh, &c.power_mw) != 5 ||
+                    c.counter_mwh < 0 || c.power_mw < 0)
+                        continue;
+                p = malloc(sizeof(SavedCounter));
+                if (!p)
+                        break;
+                *p = c;
+                g_hash_table_replace(t, GUINT_TO_POINTER(number), p);
+        }
+        fclose(f);
+        return t;
+}
+
 void manager_record(Manager *m, const StoreSample *s) {
         if (m->n_pending >= PENDING_MAX) {
                 /* Said once per outage by manager_flush(); the oldest stay. */
@@ -162,6 +257,7 @@ int manager_flush(Manager *m) {
         m->store_failing = false;
         m->dropped = 0;
         m->n_pending = 0;
+        save_counters(m);
         return 0;
 }
 
@@ -257,14 +353,20 @@ static int save_device(Manager *m, Device *d) {
         return 0;
 }
 
-/* Resume energy counting where the store left off after a restart. */
-static void restore_energy(Manager *m, Device *d) {
+/* Resume energy counting where the store left off after a restart;
+ * counters (from load_counters(), may be NULL) give the device counter
+ * behind the last sample, so the next reading continues from it. */
+static void restore_energy(Manager *m, Device *d, GHashTable *counters) {
+        const SavedCounter *c;
         StoreSample last;
         int64_t now = manager_now_ms(m), today = 0;
 
         if (!d->metered || store_last_sample(m->store, d->number, &last) < 0)
                 return;
         energy_account_restore(&d->energy, last.energy_mwh);
+        c = counters ? g_hash_table_lookup(counters, GUINT_TO_POINTER(d->number)) : NULL;
+        if (c && c->ts_ms == last.ts_ms && c->cumulative_mwh == last.energy_mwh)
+                energy_account_resume(&d->energy, c->counter_mwh, c->ts_ms, c->power_mw);
         d->last_sample_ms = last.ts_ms;
         d->day_start_ms = calendar_day_start(m->calendar, now);
         if (store_energy(m->store, d->number, d->day_start_ms, now + 1, &today) < 0)
@@ -387,9 +489,9 @@ int manager_register(Manager *m, const struct sockaddr_in *sa, const KasaSysinfo
 
         if (created) {
                 log_info("New %s %s (%s) at %s, %zu outlets", d->model, d->id, d->alias, d->address, d->n_outlets);
-                restore_energy(m, d);
+                restore_energy(m, d, NULL);
                 for (size_t i = 0; i < d->n_outlets; i++)
-                        restore_energy(m, d->outlets[i]);
+                        restore_energy(m, d->outlets[i], NULL);
                 announce(m, d);
                 for (size_t i = 0; i < d->n_outlets; i++)
                         announce(m, d->outlets[i]);
@@ -434,6 +536,7 @@ int manager_remove(Manager *m, Device *d) {
 }
 
 static int load_devices(Manager *m) {
+        g_autoptr(GHashTable) counters = NULL;
         RegistryDevice *list = NULL;
         size_t n = 0;
         int r;
@@ -441,6 +544,7 @@ static int load_devices(Manager *m) {
         r = registry_list(m->registry, &list, &n);
         if (r < 0)
                 return log_error_errno(r, "Failed to read the device registry: %s", registry_last_error(m->registry));
+        counters = load_counters(m);
 
         /* Roots first, then outlets into their roots. */
         for (int pass = 0; pass < 2; pass++)
@@ -495,7 +599,7 @@ static int load_devices(Manager *m) {
                                 return log_oom();
                         }
                         d->changes = 0;
-                        restore_energy(m, d);
+                        restore_energy(m, d, counters);
                 }
         registry_device_array_free(list, n);
         log_info("Loaded %u known devices", g_hash_table_size(m->devices));

@@ -40,6 +40,7 @@ typedef struct Manager {
         size_t n_pending, pending_size;
         uint64_t dropped;          /* samples lost while the store failed */
         bool store_failing;
+        bool counters_failing;     /* saving the energy counters failed, said once */
         sd_event_source *flush_timer;
         sd_event_source *maintenance_timer;
         sd_event_source *rediscover_timer;
