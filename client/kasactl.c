@@ -1636,7 +1636,7 @@ typedef enum VerbFlags {
 typedef struct Verb {
         const char *name;
         int min_args; /* counting the verb itself */
-        int max_args; /* INT_MAX: any number */
+        int max_args; /* INT32_MAX: any number */
         VerbFlags flags;
         int (*fn)(int argc, char **argv, void *userdata);
         const char *args_help;
