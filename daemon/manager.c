@@ -123,15 +123,33 @@ void manager_device_changed(Manager *m, Device *d) {
 /* The store keeps kasamond's cumulative energy, not the devices' own
  * counters. Without the counter a restarted kasamond must take the first
  * new reading as a baseline, and what the devices counted while it was down
- * is lost. So the accounts' counter state is saved beside the store after
- * every flush: write and rename, no fsync, since it only has to outlive
- * kasamond; a state that does not belong to the store's last sample (power
- * loss, a crash between the two writes) is not used. */
+ * is lost. So each flush first saves, beside the store, every account's
+ * state twice: as of the batch being committed and as of the last batch
+ * committed. Whether or not the commit then completes, one of the two
+ * belongs to the store's last sample, and only that one is used at start.
+ * Write and rename without fsync: the file only has to outlive kasamond.
+ * A state is used only with the very sample it was saved for, so a file
+ * older than the store (a power loss) costs the outage's energy, nothing
+ * more. */
 #define COUNTERS_FILE "energy-counters"
 
 typedef struct SavedCounter {
         int64_t ts_ms, cumulative_mwh, counter_mwh, power_mw;
 } SavedCounter;
+
+static SavedCounter account_state(const Device *d) {
+        return (SavedCounter) {
+                .ts_ms = d->energy.ts_ms,
+                .cumulative_mwh = d->energy.cumulative_mwh,
+                .counter_mwh = d->energy.counter_mwh,
+                .power_mw = d->energy.power_mw,
+        };
+}
+
+static void write_counter(FILE *f, uint32_t number, const SavedCounter *c) {
+        fprintf(f, "%" PRIu32 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "\n", number, c->ts_ms,
+                c->cumulative_mwh, c->counter_mwh, c->power_mw);
+}
 
 static int write_counters(Manager *m, const char *tmp, const char *path) {
         GHashTableIter it;
@@ -144,10 +162,14 @@ static int write_counters(Manager *m, const char *tmp, const char *path) {
         g_hash_table_iter_init(&it, m->devices);
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 const Device *d = v;
-                if (d->metered && d->energy.have_baseline)
-                        fprintf(f, "%" PRIu32 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "\n", d->number,
-                                d->energy.ts_ms, d->energy.cumulative_mwh, d->energy.counter_mwh,
-                                d->energy.power_mw);
+                const SavedCounter *committed = g_hash_table_lookup(m->counters, GUINT_TO_POINTER(d->number));
+                SavedCounter now = account_state(d);
+
+                if (!d->metered || !d->energy.have_baseline)
+                        continue;
+                write_counter(f, d->number, &now);
+                if (committed && committed->ts_ms != now.ts_ms)
+                        write_counter(f, d->number, committed);
         }
         if (ferror(f)) {
                 fclose(f);
@@ -176,7 +198,35 @@ static void save_counters(Manager *m) {
         m->counters_failing = r < 0;
 }
 
-/* number -> SavedCounter; empty when there is no (readable) file. */
+/* What was saved as "now" became the committed state of the device. */
+static void counters_committed_one(Manager *m, const Device *d) {
+        SavedCounter *c = g_hash_table_lookup(m->counters, GUINT_TO_POINTER(d->number));
+
+        if (!c) {
+                c = malloc(sizeof(SavedCounter));
+                if (!c) {
+                        log_oom();
+                        return;
+                }
+                g_hash_table_insert(m->counters, GUINT_TO_POINTER(d->number), c);
+        }
+        *c = account_state(d);
+}
+
+static void counters_committed(Manager *m) {
+        GHashTableIter it;
+        gpointer v;
+
+        g_hash_table_iter_init(&it, m->devices);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                const Device *d = v;
+                if (d->metered && d->energy.have_baseline)
+                        counters_committed_one(m, d);
+        }
+}
+
+/* number -> SavedCounter[2] (ts_ms -1: none), as saved by the last run;
+ * empty when there is no readable file. */
 static GHashTable *load_counters(Manager *m) {
         GHashTable *t = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, free);
         _cleanup_free_ char *path = NULL;
@@ -201,13 +251,18 @@ static GHashTable *load_counters(Manager *m) {
                 /* A damaged line only costs that device its downtime energy. */
                 if (sscanf(line, "%" SCNu32 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64, &number, &c.ts_ms,
                            &c.cumulative_mwh, &c.counter_mwh, &c.power_mw) != 5 ||
-                    c.counter_mwh < 0 || c.power_mw < 0)
+                    c.ts_ms < 0 || c.counter_mwh < 0 || c.power_mw < 0)
                         continue;
-                p = malloc(sizeof(SavedCounter));
-                if (!p)
-                        break;
-                *p = c;
-                g_hash_table_replace(t, GUINT_TO_POINTER(number), p);
+                p = g_hash_table_lookup(t, GUINT_TO_POINTER(number));
+                if (!p) {
+                        p = malloc(2 * sizeof(SavedCounter));
+                        if (!p)
+                                break;
+                        p[0] = c;
+                        p[1].ts_ms = -1;
+                        g_hash_table_insert(t, GUINT_TO_POINTER(number), p);
+                } else
+                        p[1] = c;
         }
         fclose(f);
         return t;
@@ -237,6 +292,7 @@ int manager_flush(Manager *m) {
 
         if (m->n_pending == 0)
                 return 0;
+        save_counters(m);
         r = store_append(m->store, m->pending, m->n_pending);
         if (r == -EINVAL) {
                 /* Devices only record increasing times and energy, so this
@@ -257,7 +313,7 @@ int manager_flush(Manager *m) {
         m->store_failing = false;
         m->dropped = 0;
         m->n_pending = 0;
-        save_counters(m);
+        counters_committed(m);
         return 0;
 }
 
@@ -365,8 +421,12 @@ static void restore_energy(Manager *m, Device *d, GHashTable *counters) {
                 return;
         energy_account_restore(&d->energy, last.energy_mwh);
         c = counters ? g_hash_table_lookup(counters, GUINT_TO_POINTER(d->number)) : NULL;
-        if (c && c->ts_ms == last.ts_ms && c->cumulative_mwh == last.energy_mwh)
-                energy_account_resume(&d->energy, c->counter_mwh, c->ts_ms, c->power_mw);
+        for (size_t i = 0; c && i < 2; i++)
+                if (c[i].ts_ms == last.ts_ms && c[i].cumulative_mwh == last.energy_mwh) {
+                        energy_account_resume(&d->energy, c[i].counter_mwh, c[i].ts_ms, c[i].power_mw);
+                        counters_committed_one(m, d);
+                        break;
+                }
         d->last_sample_ms = last.ts_ms;
         d->day_start_ms = calendar_day_start(m->calendar, now);
         if (store_energy(m->store, d->number, d->day_start_ms, now + 1, &today) < 0)
@@ -873,6 +933,7 @@ int manager_new(Config *config, Manager **ret) {
         *config = (Config) {};
         m->version = PROJECT_VERSION;
         m->devices = g_hash_table_new(g_str_hash, g_str_equal);
+        m->counters = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, free);
         m->roots = g_ptr_array_new();
         m->polkit = polkit_queries_new();
         if (!m->polkit)
@@ -1018,6 +1079,8 @@ Manager *manager_free(Manager *m) {
                 g_ptr_array_unref(m->roots);
         if (m->devices)
                 g_hash_table_unref(m->devices);
+        if (m->counters)
+                g_hash_table_unref(m->counters);
         address_watch_free(m->address_watch);
         polkit_queries_free(m->polkit);
         sd_event_source_disable_unref(m->flush_timer);

@@ -32,6 +32,7 @@ typedef struct Manager {
         PendingOp *ops;            /* AddDevice and Discover in progress */
 
         GHashTable *devices;       /* id -> Device*, owns them */
+        GHashTable *counters;      /* store number -> energy counter state committed last */
         GPtrArray *roots;          /* plugs and strips, for iteration */
         size_t n_devices;
 
