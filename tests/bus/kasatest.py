@@ -7,8 +7,11 @@ file removed in close(). Tests run inside their own network namespace
 
 Needs Debian's python3-gi (Gio) for D-Bus, including signals."""
 
+import contextlib
+import grp
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -27,6 +30,8 @@ MANAGER_PATH = "/org/kasamond/Kasa1"
 MANAGER_IFACE = "org.kasamond.Kasa1.Manager"
 DEVICE_IFACE = "org.kasamond.Kasa1.Device"
 METER_IFACE = "org.kasamond.Kasa1.EnergyMeter"
+POLKIT_NAME = "org.freedesktop.PolicyKit1"
+POLKITD = "/usr/lib/polkit-1/polkitd"
 
 BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -53,6 +58,29 @@ BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configur
   <includedir>{policy_dir}</includedir>
 </busconfig>
 """
+
+
+# Lets polkitd (which drops to the user polkitd) serve the test bus, as
+# Debian's system.d/org.freedesktop.PolicyKit1.conf does on the real one.
+POLKIT_BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <policy user="polkitd">
+    <allow own="org.freedesktop.PolicyKit1"/>
+  </policy>
+  <policy context="default">
+    <allow send_destination="org.freedesktop.PolicyKit1"/>
+  </policy>
+</busconfig>
+"""
+
+# polkitd reads actions and rules from fixed system directories only, so it
+# runs in a mount namespace of its own where the test's directories are
+# bound over them: nothing on the host changes.
+POLKIT_NS_SCRIPT = ('mount --bind "$1" /usr/share/polkit-1/actions && '
+                    'mount --bind "$2" /etc/polkit-1/rules.d && '
+                    'mount --bind "$3" /usr/share/polkit-1/rules.d && '
+                    'exec "$4" --no-debug')
 
 
 class Tap:
@@ -95,13 +123,21 @@ def build_dir():
 class Env:
     """One private bus, one kasa-sim, one kasamond."""
 
-    def __init__(self, devices, config="", poll_interval=1.0, targets=None, sim_args=(), poll_timeout=1.0):
+    def __init__(self, devices, config="", poll_interval=1.0, targets=None, sim_args=(), poll_timeout=1.0,
+                 polkit=False):
+        """polkit=True: callers of any user can reach the bus, and a real
+        polkitd serves it with the project's actions (start_polkit)."""
         self.tmp = tempfile.mkdtemp(prefix="kasa-bus-")
         self.procs = {}
         self.bus = None
         self.devices = devices
         try:
-            self._start_bus()
+            if polkit:
+                # Other users must reach the bus socket inside.
+                os.chmod(self.tmp, 0o755)
+            self._start_bus(polkit)
+            if polkit:
+                self.start_polkit()
             self._start_sim(devices, sim_args)
             if targets is None:
                 targets = " ".join(d.split("@", 1)[1] for d in devices)
@@ -118,10 +154,13 @@ class Env:
 
     # --- processes ---------------------------------------------------
 
-    def _start_bus(self):
+    def _start_bus(self, polkit=False):
         policy = os.path.join(self.tmp, "policy")
         os.mkdir(policy)
         shutil.copy(os.path.join(source_dir(), "dbus", "org.kasamond.Kasa1.conf"), policy)
+        if polkit:
+            with open(os.path.join(policy, "org.freedesktop.PolicyKit1.conf"), "w") as f:
+                f.write(POLKIT_BUS_CONF)
         self.bus_socket = os.path.join(self.tmp, "bus.sock")
         conf = os.path.join(self.tmp, "bus.conf")
         with open(conf, "w") as f:
@@ -153,6 +192,42 @@ class Env:
         if wait:
             self.wait_for(self.has_owner, 10, "kasamond owns its bus name")
 
+    def start_polkit(self, rules=()):
+        """Starts polkitd on the test bus, seeing only the project's actions
+        and the given rules files (no system rules)."""
+        if "polkitd" in self.procs:
+            raise RuntimeError("polkitd is already running; stop_polkit() first")
+        root = os.path.join(self.tmp, "polkit")
+        shutil.rmtree(root, ignore_errors=True)
+        dirs = [os.path.join(root, d) for d in ("actions", "rules.d", "no-rules.d")]
+        for d in dirs:
+            os.makedirs(d)
+            os.chmod(d, 0o755)
+        os.chmod(root, 0o755)
+        copies = [shutil.copy(os.path.join(source_dir(), "polkit", "org.kasamond.kasa1.policy"), dirs[0])]
+        copies += [shutil.copy(r, os.path.join(dirs[1], os.path.basename(r))) for r in rules]
+        for c in copies:
+            os.chmod(c, 0o644)
+        log = open(os.path.join(self.tmp, "polkitd.log"), "a")
+        p = subprocess.Popen(["unshare", "--mount", "--propagation=private", "--", "sh", "-c", POLKIT_NS_SCRIPT,
+                              "polkit-ns", *dirs, POLKITD],
+                             env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.address),
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.procs["polkitd"] = p
+        self.wait_for(lambda: p.poll() is not None or self.has_owner(POLKIT_NAME), 30, "polkitd owns its name")
+        if p.poll() is not None:
+            self.procs.pop("polkitd")
+            raise RuntimeError(f"polkitd exited with {p.returncode}: {self.log('polkitd')}")
+
+    def stop_polkit(self):
+        p = self.procs.pop("polkitd", None)
+        if p is None:
+            return
+        p.terminate()
+        p.wait(30)
+        self.wait_for(lambda: not self.has_owner(POLKIT_NAME), 10, "polkit's name released")
+
     def stop_daemon(self, sig=signal.SIGTERM):
         p = self.procs.pop("kasamond", None)
         if p is None:
@@ -167,7 +242,7 @@ class Env:
         return p is not None and p.poll() is None
 
     def log(self, which="kasamond"):
-        path = os.path.join(self.tmp, "sim.log" if which == "sim" else "kasamond.log")
+        path = os.path.join(self.tmp, {"sim": "sim.log", "polkitd": "polkitd.log"}.get(which, "kasamond.log"))
         try:
             with open(path) as f:
                 return f.read()[-4000:]
@@ -207,9 +282,9 @@ class Env:
 
     # --- D-Bus -------------------------------------------------------
 
-    def has_owner(self):
+    def has_owner(self, name=BUS_NAME):
         r = self.bus.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                               "NameHasOwner", GLib.Variant("(s)", (BUS_NAME,)), None,
+                               "NameHasOwner", GLib.Variant("(s)", (name,)), None,
                                Gio.DBusCallFlags.NONE, 5000, None)
         return r.unpack()[0]
 
@@ -337,6 +412,32 @@ class PropertiesLog:
         if self.id is not None:
             self.bus.signal_unsubscribe(self.id)
             self.id = None
+
+
+@contextlib.contextmanager
+def system_user(name, group=None):
+    """A throw-away local user (useradd), optionally in `group`, which is
+    created if missing; both are deleted on leaving, whatever happened.
+    Yields the user's name."""
+    made_group = False
+    made_user = False
+    try:
+        if group is not None:
+            try:
+                grp.getgrnam(group)
+            except KeyError:
+                subprocess.run(["groupadd", group], check=True)
+                made_group = True
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", "--user-group",
+                        *(["--groups", group] if group is not None else []), name], check=True)
+        made_user = True
+        pwd.getpwnam(name)
+        yield name
+    finally:
+        if made_user:
+            subprocess.run(["userdel", "--remove", name], stderr=subprocess.DEVNULL)
+        if made_group:
+            subprocess.run(["groupdel", group])
 
 
 def eventually(t, env, predicate, timeout, name):
