@@ -12,6 +12,7 @@
 #include <libsmartcols.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -339,6 +340,8 @@ static int fetch_devices(sd_bus *bus, DeviceList *ret) {
                         r = sd_bus_message_exit_container(reply); /* {oa{...}} */
                 if (r < 0 || !is_device || !d.id)
                         continue;
+                if (!d.parent && !(d.parent = strdup("/")))
+                        return log_oom();
 
                 Device *n = reallocarray(l.devices, l.n + 1, sizeof(Device));
                 if (!n)
