@@ -1,0 +1,551 @@
+# SPDX-License-Identifier: MIT
+"""System-level test: kasamond under a real systemd.
+
+systemd runs as PID 1 of new pid+mount+uts+ipc+net namespaces with a
+minimal unit set (so no host unit can start inside), its own dbus-daemon
+and polkitd, and the project installed into that namespace's view by
+`meson install --destdir`: the staged tree is merged read-only over /usr,
+while /etc and /var are overlays whose writes (the sysusers user, the
+state directory) land in the test's temp dir. Every mount lives in the
+private mount namespace; the temp dir and the cgroups created here are
+removed at the end, so nothing is left on the host.
+
+Python 3 standard library only; needs root."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BUS_NAME = "org.kasamond.Kasa1"
+MANAGER_PATH = "/org/kasamond/Kasa1"
+UNIT = "kasamond.service"
+PLAIN_USER = "kasa-plain"
+SIM_DEVICES = {"127.0.0.2": "hs110", "127.0.0.3": "kp115"}
+SIM_SOCKET = "/run/kasa-sim/control.sock"
+WATCHDOG_SEC = 6
+
+# Host units the boot needs: every target and slice (inert without their
+# .wants directories, which are not copied) and these services.
+HOST_UNITS = ("dbus.socket", "dbus.service", "systemd-exit.service", "systemd-halt.service",
+              "systemd-poweroff.service", "systemd-reboot.service")
+GENERATOR_DIRS = ("/usr/lib/systemd/system-generators", "/usr/local/lib/systemd/system-generators",
+                  "/etc/systemd/system-generators", "/usr/lib/systemd/system-environment-generators",
+                  "/etc/systemd/system-environment-generators")
+
+TEST_TARGET = """[Unit]
+Description=kasamond system test boot target
+Requires=multi-user.target
+After=multi-user.target
+Wants=dbus.socket kasa-sim.service
+AllowIsolate=yes
+"""
+
+POLKIT_SERVICE = """[Unit]
+Description=Authorization Manager
+
+[Service]
+Type=dbus
+BusName=org.freedesktop.PolicyKit1
+ExecStart=/usr/lib/polkit-1/polkitd --no-debug
+"""
+
+# The simulated plugs exist before kasamond starts, as real ones would; the
+# control socket is bound last, so its presence means every plug listens.
+SIM_SERVICE = """[Unit]
+Description=Simulated Kasa plugs for the system test
+Before=kasamond.service
+
+[Service]
+Type=exec
+RuntimeDirectory=kasa-sim
+ExecStart={sim} --noise=0 --control={sock} {devices}
+ExecStartPost=/bin/sh -c 'while [ ! -S {sock} ]; do sleep 0.1; done'
+"""
+
+# What an administrator would add; the watchdog is shortened so a hung
+# daemon is caught quickly, the log goes to a file as there is no journald.
+UNIT_DROPIN = f"""[Service]
+WatchdogSec={WATCHDOG_SEC}s
+StandardOutput=append:/run/kasa-test/kasamond.log
+StandardError=inherit
+"""
+
+DAEMON_CONFIG = """[Polling]
+Interval=1
+Timeout=1
+[Discovery]
+Targets={targets}
+Timeout=1
+"""
+
+# Runs as PID 1 of the new namespaces until it execs systemd.
+BOOT_SCRIPT = r"""
+set -e
+T=$KASA_T
+for d in $(cat $T/overlay-ro); do
+    mount -t overlay overlay -o lowerdir=$T/merged$d:$d $d
+done
+for d in /etc /var; do
+    mkdir -p $T/merged$d $T/upper$d $T/work$d
+    mount -t overlay overlay -o lowerdir=$T/merged$d:$d,upperdir=$T/upper$d,workdir=$T/work$d $d
+done
+mount -t tmpfs tmpfs /run
+mkdir /run/kasa-test
+mount -t tmpfs tmpfs /etc/systemd/system
+cp -a $T/etc-systemd/. /etc/systemd/system/
+mount --bind $T/units /usr/lib/systemd/system
+for g in $(cat $T/generator-dirs); do mount --bind $T/empty $g; done
+hostname kasa-system-test
+ip link set lo up
+systemd-sysusers $(cat $T/sysusers)
+systemd-tmpfiles --create $(cat $T/tmpfiles)
+useradd --no-create-home --shell /usr/sbin/nologin $KASA_PLAIN_USER
+systemctl enable kasamond.service
+mount -t tmpfs tmpfs /tmp
+exec env -i container=other PATH=/usr/sbin:/usr/bin:/sbin:/bin /lib/systemd/systemd \
+    --unit=kasa-test.target --log-target=console --log-level=info --show-status=no
+"""
+
+
+class Tap:
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, name, diag=None):
+        self.n += 1
+        print(f"{'ok' if cond else 'not ok'} {self.n} - {name}", flush=True)
+        if not cond:
+            self.failed += 1
+            for line in str(diag or "").splitlines():
+                print(f"# {line}", flush=True)
+        return cond
+
+    def eq(self, got, want, name):
+        return self.ok(got == want, name, f"got {got!r}, want {want!r}")
+
+    def close(self):
+        print(f"1..{self.n}", flush=True)
+        return 1 if self.failed or self.n == 0 else 0
+
+
+def wait_for(predicate, timeout, what):
+    """Guards against hangs only; nothing here asserts how fast."""
+    end = time.monotonic() + timeout
+    while True:
+        v = predicate()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise TimeoutError(f"timed out waiting for: {what}")
+        time.sleep(0.2)
+
+
+def mounts_of_type(fstype):
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, post = line.split(" - ", 1)
+            if post.split()[0] == fstype:
+                yield pre.split()[4], post.split()[2]
+
+
+class Cgroup:
+    """The namespace's systemd gets a cgroup of its own. Under a host systemd
+    that is a delegated scope (removed by the host's systemd); otherwise one
+    directory in every mounted hierarchy, unified and named v1 'systemd'
+    alike, next to this process's own, removed in close()."""
+
+    def __init__(self, name):
+        self.dirs = []
+        self.command = []
+        if os.path.isdir("/run/systemd/system"):
+            self.command = ["systemd-run", "--quiet", "--scope", "-p", "Delegate=yes", f"--unit={name}", "--"]
+            return
+        own = {}
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, controllers, path = line.rstrip("\n").split(":", 2)
+                own[controllers] = path
+        for mnt, opts in mounts_of_type("cgroup2"):
+            self.dirs.append(os.path.join(mnt + own[""], name))
+        for mnt, opts in mounts_of_type("cgroup"):
+            key = ",".join(o for o in opts.split(",") if o not in ("rw", "ro", "relatime") and
+                           not o.startswith("release_agent") and o != "clone_children")
+            if key in own:
+                self.dirs.append(os.path.join(mnt + own[key], name))
+        for d in self.dirs:
+            os.mkdir(d)
+            # v1 cpuset refuses tasks until the new group has CPUs and nodes.
+            for knob in ("cpuset.cpus", "cpuset.mems"):
+                if os.path.exists(os.path.join(d, knob)):
+                    with open(os.path.join(os.path.dirname(d), knob)) as src, \
+                         open(os.path.join(d, knob), "w") as dst:
+                        dst.write(src.read())
+
+    def enter(self):
+        """preexec_fn: moves the forked child, never this process."""
+        for d in self.dirs:
+            with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+
+    def close(self):
+        for top in self.dirs:
+            for _ in range(50):
+                for root, subdirs, _files in os.walk(top, topdown=False):
+                    for s in subdirs:
+                        try:
+                            os.rmdir(os.path.join(root, s))
+                        except OSError:
+                            pass
+                try:
+                    os.rmdir(top)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.1)
+
+
+class System:
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="kasa-system-", dir="/tmp")
+        self.cgroup = None
+        self.boot = None
+        self.pid1 = None
+        self.console = None
+        try:
+            self._stage()
+            self._boot()
+        except BaseException:
+            self.close()
+            raise
+
+    # --- the installed tree ------------------------------------------
+
+    def _stage(self):
+        build = os.environ["KASA_BUILD_ROOT"]
+        stage = os.path.join(self.tmp, "stage")
+        subprocess.run([os.environ.get("KASA_MESON", "meson"), "install", "-C", build, "--no-rebuild",
+                        "--quiet", "--destdir", stage], check=True, stdout=subprocess.DEVNULL)
+        merged = os.path.join(self.tmp, "merged")
+        units = os.path.join(self.tmp, "units")
+        unitdir = os.path.realpath("/usr/lib/systemd/system")
+        os.makedirs(units)
+        self.installed = {}
+        # Files land where the host would resolve them (/lib is /usr/lib
+        # on merged-/usr systems); unit files join the minimal unit set.
+        for root, _dirs, files in os.walk(stage):
+            for name in files:
+                src = os.path.join(root, name)
+                where = os.path.realpath(os.path.relpath(root, stage).join(["/", ""]))
+                self.installed[name] = os.path.join(where, name)
+                dst = units if where == unitdir else merged + where
+                os.makedirs(dst, exist_ok=True)
+                shutil.copy2(src, os.path.join(dst, name), follow_symlinks=False)
+        for name in os.listdir(unitdir):
+            path = os.path.join(unitdir, name)
+            if name.endswith((".target", ".slice")) and not os.path.isdir(path) or name in HOST_UNITS:
+                shutil.copy2(path, os.path.join(units, name), follow_symlinks=False)
+        sim = self.installed["kasa-sim"]
+        with open(os.path.join(units, "kasa-test.target"), "w") as f:
+            f.write(TEST_TARGET)
+        with open(os.path.join(units, "polkit.service"), "w") as f:
+            f.write(POLKIT_SERVICE)
+        with open(os.path.join(units, "kasa-sim.service"), "w") as f:
+            f.write(SIM_SERVICE.format(sim=sim, sock=SIM_SOCKET,
+                                       devices=" ".join(f"{p}@{a}" for a, p in SIM_DEVICES.items())))
+        dropin = os.path.join(self.tmp, "etc-systemd", f"{UNIT}.d")
+        os.makedirs(dropin)
+        with open(os.path.join(dropin, "50-test.conf"), "w") as f:
+            f.write(UNIT_DROPIN)
+
+        # The configuration goes where the installed unit tells the daemon to look.
+        with open(os.path.join(units, UNIT)) as f:
+            exec_start = next(line for line in f if line.startswith("ExecStart="))
+        config = next(a for a in exec_start.split() if a.startswith("--config=")).split("=", 1)[1]
+        self.config_path = config
+        os.makedirs(merged + os.path.dirname(config), exist_ok=True)
+        with open(merged + config, "w") as f:
+            f.write(DAEMON_CONFIG.format(targets=" ".join(SIM_DEVICES)))
+
+        # A policy installed below /usr/local is not read by the system bus
+        # (system.conf includes only /usr/share and /etc): an administrator
+        # installing there adds the directory, and so does the test.
+        policy = os.path.dirname(self.installed["org.kasamond.Kasa1.conf"])
+        if policy not in ("/usr/share/dbus-1/system.d", "/etc/dbus-1/system.d"):
+            os.makedirs(merged + "/etc/dbus-1", exist_ok=True)
+            with open(merged + "/etc/dbus-1/system-local.conf", "w") as f:
+                f.write('<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"\n'
+                        ' "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">\n'
+                        f"<busconfig><includedir>{policy}</includedir></busconfig>\n")
+
+        ro = sorted("/" + d for d in os.listdir(merged) if d not in ("etc", "var"))
+        for name, lines in (("overlay-ro", ro),
+                            ("generator-dirs", [g for g in GENERATOR_DIRS if os.path.isdir(g)]),
+                            ("sysusers", self._by_dir("sysusers.d")),
+                            ("tmpfiles", self._by_dir("tmpfiles.d"))):
+            with open(os.path.join(self.tmp, name), "w") as f:
+                f.write("\n".join(lines) + "\n")
+        os.mkdir(os.path.join(self.tmp, "empty"))
+
+    def _by_dir(self, dirname):
+        stage = os.path.join(self.tmp, "stage")
+        found = []
+        for root, _dirs, files in os.walk(stage):
+            if os.path.basename(root) == dirname:
+                where = os.path.realpath(os.path.relpath(root, stage).join(["/", ""]))
+                found += [os.path.join(where, n) for n in files]
+        if not found:
+            raise RuntimeError(f"meson install put nothing in a {dirname} directory")
+        return found
+
+    # --- the namespace -----------------------------------------------
+
+    def _boot(self):
+        self.cgroup = Cgroup(f"kasa-system-test-{os.getpid()}")
+        self.console_path = os.path.join(self.tmp, "console.log")
+        self.console = open(self.console_path, "w")
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "KASA_T": self.tmp, "KASA_PLAIN_USER": PLAIN_USER}
+        self.boot = subprocess.Popen(
+            self.cgroup.command + ["unshare", "--fork", "--pid", "--mount", "--uts", "--ipc", "--net",
+                                   "--mount-proc", "--propagation", "private", "sh", "-c", BOOT_SCRIPT],
+            env=env, stdin=subprocess.DEVNULL, stdout=self.console, stderr=subprocess.STDOUT,
+            preexec_fn=self.cgroup.enter)
+        self.pid1 = wait_for(self._find_pid1, 30, "the namespace's PID 1")
+        wait_for(lambda: self.run(["systemctl", "is-system-running"]).stdout.strip() in
+                 ("running", "degraded"), 60, "systemd to finish booting")
+
+    def _find_pid1(self):
+        if self.boot.poll() is not None:
+            raise RuntimeError(f"the namespace exited early:\n{self.console_tail()}")
+        # unshare --fork: PID 1 of the namespace is unshare's only child.
+        try:
+            with open(f"/proc/{self.boot.pid}/task/{self.boot.pid}/children") as f:
+                children = f.read().split()
+        except FileNotFoundError:
+            return None
+        if not children:
+            return None
+        pid = int(children[0])
+        try:
+            # Only once systemd runs can systemctl talk to it.
+            return pid if os.readlink(f"/proc/{pid}/exe").endswith("/systemd") else None
+        except OSError:
+            return None
+
+    def run(self, argv, user=None, timeout=60):
+        if user:
+            argv = ["runuser", "-u", user, "--"] + argv
+        return subprocess.run(["nsenter", "-t", str(self.pid1), "-m", "-p", "-u", "-i", "-n"] + argv,
+                              env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+                              capture_output=True, text=True, timeout=timeout)
+
+    def path(self, path):
+        """A path as the namespace sees it, reachable from the host."""
+        return f"/proc/{self.pid1}/root{path}"
+
+    def console_tail(self, n=4000):
+        try:
+            with open(self.console_path, errors="replace") as f:
+                return f.read()[-n:]
+        except OSError:
+            return ""
+
+    def daemon_log(self, n=3000):
+        try:
+            with open(self.path("/run/kasa-test/kasamond.log"), errors="replace") as f:
+                return f.read()[-n:]
+        except OSError:
+            return ""
+
+    def close(self):
+        if self.pid1:
+            try:
+                self.run(["systemctl", "exit", "0"], timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.boot:
+            try:
+                self.boot.wait(30)
+            except subprocess.TimeoutExpired:
+                # Killing PID 1 takes every process of the namespace with it.
+                if self.pid1:
+                    try:
+                        os.kill(self.pid1, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                self.boot.kill()
+                self.boot.wait()
+        if self.console:
+            self.console.close()
+        if self.cgroup:
+            self.cgroup.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # --- systemd and D-Bus helpers -------------------------------------
+
+    def show(self, prop, unit=UNIT):
+        return self.run(["systemctl", "show", "--value", "-p", prop, unit]).stdout.strip()
+
+    def busctl(self, *args, user=None):
+        """(reply data or None, error text)."""
+        r = self.run(["busctl", "--json=short", "call", BUS_NAME, *args], user=user)
+        if r.returncode != 0:
+            return None, r.stderr.strip()
+        # A method without a reply body prints nothing.
+        return (json.loads(r.stdout)["data"] if r.stdout.strip() else []), ""
+
+    def devices(self):
+        data, _ = self.busctl(MANAGER_PATH, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects")
+        if not data:
+            return {}
+        return {path: ifaces for path, ifaces in data[0].items() if "/device/" in path}
+
+    def device_by_address(self, address):
+        for path, ifaces in self.devices().items():
+            dev = ifaces.get("org.kasamond.Kasa1.Device", {})
+            if dev.get("Address", {}).get("data") == address:
+                return path, dev
+        return None, None
+
+    def history(self, path):
+        data, err = self.busctl(path, "org.kasamond.Kasa1.EnergyMeter", "GetHistory", "tts", "0", "0", "raw")
+        return [tuple(s) for s in data[0]] if data else []
+
+    def sim_truth(self):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(self.path(SIM_SOCKET))
+            s.sendall(b'{"cmd":"truth"}\n')
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        return {d["address"].split(":")[0]: d for d in json.loads(buf)["devices"]}
+
+
+def check(t, name, fn):
+    """One TAP point; an exception is a failure with its message."""
+    try:
+        return fn()
+    except (TimeoutError, RuntimeError, subprocess.SubprocessError, OSError, ValueError, KeyError) as e:
+        return t.ok(False, name, e)
+
+
+def main():
+    if os.geteuid() != 0:
+        print("1..1\nnot ok 1 - the system test needs root (namespaces, mounts, cgroups)")
+        return 1
+    t = Tap()
+    try:
+        sysm = System()
+    except Exception as e:  # noqa: BLE001 - any set-up failure is the test's failure
+        t.ok(False, "systemd boots in the namespaces with kasamond installed", e)
+        return t.close()
+    try:
+        run_checks(t, sysm)
+    finally:
+        if t.failed:
+            sys.stdout.write("# --- systemd console ---\n# " + sysm.console_tail().replace("\n", "\n# ") + "\n")
+            sys.stdout.write("# --- kasamond log ---\n# " + sysm.daemon_log().replace("\n", "\n# ") + "\n")
+        sysm.close()
+    return t.close()
+
+
+def run_checks(t, s):
+    t.ok(True, "systemd boots in the namespaces with kasamond installed")
+    t.eq(s.run(["systemctl", "is-enabled", UNIT]).stdout.strip(), "enabled", "kasamond.service is enabled")
+
+    # Started at boot, with READY=1 (Type=notify: active only after it).
+    def started():
+        wait_for(lambda: s.show("ActiveState") in ("active", "failed"), 30, "kasamond to start")
+        return t.eq(s.show("ActiveState"), "active", "kasamond started at boot and sent READY=1")
+    check(t, "kasamond started at boot and sent READY=1", started)
+    check(t, "StatusText shows the daemon's STATUS=",
+          lambda: t.ok(wait_for(lambda: "devices" in s.show("StatusText"), 30, "STATUS="),
+                       "StatusText shows the daemon's STATUS=", s.show("StatusText")))
+    check(t, "the unit runs as the sysusers user kasamond",
+          lambda: t.eq(s.run(["ps", "-o", "user=", "-p", s.show("MainPID")]).stdout.strip(), "kasamond",
+                       "the unit runs as the sysusers user kasamond"))
+
+    # Discovery of the loopback plugs configured in Targets=, and recording.
+    paths = {}
+
+    def discovered():
+        for address in SIM_DEVICES:
+            paths[address] = wait_for(lambda a=address: s.device_by_address(a)[0], 30, f"device at {address}")
+        return t.ok(True, "kasa-sim plugs on 127.0.0.x are discovered")
+    check(t, "kasa-sim plugs on 127.0.0.x are discovered", discovered)
+    meter = paths.get("127.0.0.2")
+
+    def recorded():
+        wait_for(lambda: len(s.history(meter)) >= 3, 30, "three recorded samples")
+        return t.ok(True, "readings are recorded (GetHistory non-empty)")
+    check(t, "readings are recorded (GetHistory non-empty)", recorded)
+
+    # kasactl as root and as a plain user.
+    kasactl = s.installed.get("kasactl")
+    if kasactl:
+        r = s.run([kasactl, "--json=short", "list"])
+        check(t, "kasactl list as root",
+              lambda: t.eq(sorted(d["address"].split(":")[0] for d in json.loads(r.stdout)),
+                           sorted(SIM_DEVICES), "kasactl list as root"))
+        r = s.run([kasactl, "--json=short", "list"], user=PLAIN_USER)
+        t.ok(r.returncode == 0, "kasactl list as a plain user (reading is open)", r.stderr)
+        r = s.run([kasactl, "off", "127.0.0.2"])
+        t.ok(r.returncode == 0, "kasactl off as root", r.stderr)
+        check(t, "the plug is off", lambda: t.eq(s.sim_truth()["127.0.0.2"]["relay"], False, "the plug is off"))
+        r = s.run([kasactl, "--no-ask-password", "on", "127.0.0.2"], user=PLAIN_USER)
+        t.ok(r.returncode != 0, "kasactl on as a plain user is refused", r.stdout + r.stderr)
+    else:
+        _, err = s.busctl(meter, "org.kasamond.Kasa1.Device", "SetOn", "b", "false")
+        t.eq(err, "", "SetOn(false) as root")
+    _, err = s.busctl(meter, "org.kasamond.Kasa1.Device", "SetOn", "b", "true", user=PLAIN_USER)
+    t.ok("denied" in err.lower() or "not authorized" in err.lower(), "SetOn as a plain user is denied", err)
+    check(t, "a denied call changes nothing",
+          lambda: t.eq(s.sim_truth()["127.0.0.2"]["relay"], False, "a denied call changes nothing"))
+
+    # D-Bus activation: stopped, then started by a call through SystemdService=.
+    r = s.run(["systemctl", "stop", UNIT])
+    t.eq(s.show("ActiveState"), "inactive", "kasamond stopped")
+    data, err = s.busctl(MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping")
+    t.ok(data is not None, "a call to org.kasamond.Kasa1 is answered after the stop", err)
+    t.eq(s.show("ActiveState"), "active", "the call started kasamond.service by D-Bus activation")
+
+    # Watchdog: a stopped (hung) daemon is killed and restarted.
+    def watchdog():
+        old_pid, old_restarts = s.show("MainPID"), int(s.show("NRestarts"))
+        s.run(["kill", "-STOP", old_pid])
+        wait_for(lambda: int(s.show("NRestarts")) > old_restarts and s.show("ActiveState") == "active",
+                 4 * WATCHDOG_SEC + 60, "the watchdog restart")
+        t.ok(s.show("MainPID") not in (old_pid, "0"), "the watchdog restarted the hung daemon (new MainPID)")
+        t.ok("Watchdog timeout" in s.console_tail(20000), "systemd logged the watchdog timeout")
+    check(t, "the watchdog restarted the hung daemon (new MainPID)", watchdog)
+
+    # SIGKILL: restarted, and history recorded before the kill survives.
+    def killed():
+        wait_for(lambda: len(s.history(meter)) >= 3, 30, "samples after the restart")
+        before = s.history(meter)
+        old_pid, old_restarts = s.show("MainPID"), int(s.show("NRestarts"))
+        s.run(["kill", "-KILL", old_pid])
+        wait_for(lambda: int(s.show("NRestarts")) > old_restarts and s.show("ActiveState") == "active",
+                 60, "the restart after SIGKILL")
+        t.ok(s.show("MainPID") not in (old_pid, "0"), "a SIGKILLed daemon is restarted")
+        after = wait_for(lambda: s.history(meter), 30, "GetHistory after the restart")
+        missing = set(x[0] for x in before) - set(x[0] for x in after)
+        t.ok(not missing, f"no recorded sample lost ({len(before)} before the kill)",
+             f"missing timestamps: {sorted(missing)[:10]}")
+        wait_for(lambda: len(s.history(meter)) > len(after), 30, "recording to go on")
+        t.ok(True, "recording goes on after the restart")
+    check(t, "a SIGKILLed daemon is restarted", killed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
