@@ -92,8 +92,11 @@ typedef struct StoreStats {
         uint64_t raw_rows;
         uint64_t blocks;
         uint64_t block_bytes;           /* sum of packed block values */
+        uint64_t block_minute_bytes;    /* of which the hours' minute rollups */
         uint64_t block_samples;
-        uint64_t rollup_bytes[_STORE_RESOLUTION_MAX];   /* pages of each rollup database */
+        /* Pages of each rollup database; minute rollups packed in blocks
+         * count with the blocks. */
+        uint64_t rollup_bytes[_STORE_RESOLUTION_MAX];
 } StoreStats;
 
 /* Space accounting, for benchmarks and diagnostics. Walks all blocks. */

@@ -414,6 +414,13 @@ static void test_retention_delete_reopen(const char *dir) {
         for (StoreResolution res = 0; res < _STORE_RESOLUTION_MAX; res++)
                 store_query_rollup(st, 1, res, 0, INT64_MAX, &before[res], &nb[res]);
 
+        int64_t ranges[40][3];
+        for (size_t i = 0; i < ELEMENTSOF(ranges); i++) {
+                ranges[i][0] = T0 + (int64_t) (rnd() % (9 * HOUR_MS));
+                ranges[i][1] = ranges[i][0] + (int64_t) (rnd() % (3 * HOUR_MS));
+                store_energy(st, 1, ranges[i][0], ranges[i][1], &ranges[i][2]);
+        }
+
         int64_t cutoff = T0 + 5 * HOUR_MS + 30 * MINUTE_MS;
         while ((r = store_expire(st, cutoff)) > 0)
                 ;
@@ -430,6 +437,14 @@ static void test_retention_delete_reopen(const char *dir) {
                 free(after);
                 free(before[res]);
         }
+
+        bool same = true;
+        for (size_t i = 0; i < ELEMENTSOF(ranges); i++) {
+                int64_t e = -1;
+                same = same && store_energy(st, 1, ranges[i][0], ranges[i][1], &e) == 0 && e == ranges[i][2] &&
+                       e == ref_energy(&sv[0], ranges[i][0], ranges[i][1]);
+        }
+        ok(same, "retention: energy of 40 random ranges unchanged");
 
         /* Expire everything: the newest sample still anchors the energy. */
         while (store_expire(st, INT64_MAX / 2) > 0)
