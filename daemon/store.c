@@ -449,6 +449,8 @@ static int period_cmp(const void *x, const void *y) {
 static void period_array_normalize(PeriodArray *a) {
         size_t j = 0;
 
+        if (a->n == 0)
+                return;
         qsort(a->items, a->n, sizeof(Period), period_cmp);
         for (size_t i = 0; i < a->n; i++) {
                 if (j > 0 && a->items[j - 1].start == a->items[i].start)
