@@ -49,7 +49,8 @@ typedef struct StoreRollup {
 typedef int64_t (*StoreDayStartFunc)(int64_t ts_ms, void *userdata);
 
 /* Opens (creating if needed) the store in directory 'path'. -EBUSY if this
- * process already has it open. */
+ * process already has it open. The map starts at LMDB's default and grows
+ * (doubling, then by 1 GiB steps) whenever a write finds it full. */
 int store_open(const char *path, StoreDayStartFunc day_start, void *userdata, Store **ret);
 Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
@@ -60,12 +61,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
  * written. */
 int store_append(Store *s, const StoreSample *samples, size_t n);
 
-/* Packs closed hours (ending at or before now_ms) of raw rows into blocks.
- * Bounded work per call: returns 1 if more remains, 0 when done. */
+/* Packs closed hours (ending at or before now_ms) of raw rows, with their
+ * minute rollups, into blocks. Bounded work per call: returns 1 when it
+ * stopped early (call again soon), 0 when nothing is left. */
 int store_compact(Store *s, int64_t now_ms);
 
-/* Deletes raw rows older than older_than_ms and blocks whose whole hour is
- * older; rollups stay. Bounded work: returns 1 if more remains, 0 when done. */
+/* Deletes raw rows older than older_than_ms and the samples of blocks whose
+ * whole hour is older; all rollups stay, and so does each device's last
+ * sample. Bounded work: returns 1 when it stopped early, 0 when done. */
 int store_expire(Store *s, int64_t older_than_ms);
 
 /* Samples with from_ms <= ts < to_ms, from raw rows and blocks alike. */
