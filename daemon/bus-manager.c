@@ -119,19 +119,17 @@ static int method_remove_device(sd_bus_message *m, void *userdata, sd_bus_error 
         r = sd_bus_message_read(m, "o", &path);
         if (r < 0)
                 return r;
+        /* Asked first: the device may go while polkit is asked, and the
+         * answer must be picked up whatever is found on the re-run. */
+        r = polkit_check(mgr->polkit, m, KASA_ACTION_MANAGE_DEVICES, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
         d = manager_find_path(mgr, path);
         if (!d)
                 return sd_bus_error_setf(error, KASA_ERROR_NOT_FOUND, "No device at %s.", path);
         if (d->parent)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "%s is an outlet; remove its strip %s instead.", d->id, d->parent->id);
-        r = polkit_check(mgr->polkit, m, KASA_ACTION_MANAGE_DEVICES, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        /* The device may have gone while polkit was asked. */
-        d = manager_find_path(mgr, path);
-        if (!d)
-                return sd_bus_error_setf(error, KASA_ERROR_NOT_FOUND, "No device at %s.", path);
         r = manager_remove(mgr, d);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Failed to remove %s: %s", path, strerror(-r));
@@ -165,10 +163,15 @@ const sd_bus_vtable bus_manager_vtable[] = {
 
 static int find_device(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                        sd_bus_error *error) {
-        Device *d = manager_find_path(userdata, path);
+        Manager *m = userdata;
+        Device *d = manager_find_path(m, path);
 
-        if (!d)
+        if (!d) {
+                /* A call re-run after polkit answered, for a device removed
+                 * meanwhile: its method will not run to collect the answer. */
+                polkit_forget(m->polkit, sd_bus_get_current_message(bus));
                 return 0;
+        }
         *found = d;
         return 1;
 }

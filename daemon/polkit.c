@@ -118,6 +118,15 @@ static int ask(PolkitQueries *owner, sd_bus_message *call, const char *action) {
         return 0;
 }
 
+void polkit_forget(PolkitQueries *owner, sd_bus_message *call) {
+        Query *q = g_hash_table_lookup(owner->by_call, call);
+
+        /* A call still waiting for polkit gets its reply when the answer
+         * comes; only answered ones are stuck here. */
+        if (q && q->done)
+                g_hash_table_remove(owner->by_call, call);
+}
+
 int polkit_check(PolkitQueries *owner, sd_bus_message *call, const char *action, sd_bus_error *error) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         Query *q = g_hash_table_lookup(owner->by_call, call);

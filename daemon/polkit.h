@@ -23,6 +23,10 @@ PolkitQueries *polkit_queries_free(PolkitQueries *q);
  * asking; nobody else ever is when polkit cannot be reached. */
 int polkit_check(PolkitQueries *q, sd_bus_message *call, const char *action, sd_bus_error *error);
 
+/* Drops what is kept for call. For a call whose object went away while
+ * polkit was asked: re-run, it never reaches its method. */
+void polkit_forget(PolkitQueries *q, sd_bus_message *call);
+
 #define KASA_ACTION_SWITCH "org.kasamond.kasa1.switch"
 #define KASA_ACTION_MANAGE_DEVICES "org.kasamond.kasa1.manage-devices"
 #define KASA_ACTION_MANAGE_SCHEDULES "org.kasamond.kasa1.manage-schedules"

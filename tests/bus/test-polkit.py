@@ -29,6 +29,7 @@ SWITCH = "org.kasamond.kasa1.switch"
 MANAGE = "org.kasamond.kasa1.manage-devices"
 ACCESS_DENIED = "org.freedesktop.DBus.Error.AccessDenied"
 INTERACTIVE_REQUIRED = "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"
+NOT_FOUND = "org.kasamond.Kasa1.Error.NotFound"
 
 # Runs as the caller: one method call on the test bus, the outcome as JSON.
 CALL_SNIPPET = r'''
@@ -216,6 +217,16 @@ def check_reading(t, plugs, caller):
         t.ok(rc == 0, f"{caller.label}: kasactl {args[0]} is allowed", f"exit {rc}: {out}")
 
 
+def check_unknown_device(t, plugs, caller, allowed):
+    """Authorization comes before the lookup: nobody learns more by being
+    denied, and an allowed call still gets its answer when the device is
+    not there on the re-run."""
+    gone = plugs.env.device_path("000000000000")
+    r = caller.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "RemoveDevice", "o", (gone,))
+    want = NOT_FOUND if allowed else INTERACTIVE_REQUIRED
+    t.ok(r[0] == "error" and r[1] == want, f"{caller.label}: RemoveDevice of an unknown device: {want}", r)
+
+
 def main():
     t = kt.Tap()
     everything = {SWITCH, MANAGE}
@@ -240,8 +251,10 @@ def main():
         env.start_polkit(rules=[rules])
         member.label = "kasa member with the rules"
         check_caller(t, plugs, member, everything)
+        check_unknown_device(t, plugs, member, True)
         plain.label = "plain user with the rules"
         check_caller(t, plugs, plain, set())
+        check_unknown_device(t, plugs, plain, False)
 
         # polkit gone: never allowed by default, and the error says why.
         env.stop_polkit()
