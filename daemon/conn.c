@@ -234,12 +234,11 @@ static int start(Conn *c) {
 
         if (!c->head)
                 return 0;
-        if (c->fd < 0)
+        if (c->fd < 0) {
                 r = open_socket(c);
-        else
-                r = sd_event_source_set_io_events(c->io, EPOLLOUT | EPOLLIN);
-        if (r < 0)
-                return r;
+                if (r < 0)
+                        return r;
+        }
         r = sd_event_now(c->event, CLOCK_MONOTONIC, &now);
         if (r < 0)
                 return r;
@@ -251,6 +250,14 @@ static int start(Conn *c) {
                 return r;
         c->in_flight = true;
         c->sent = 0;
+        /* An idle connection can nearly always take a small request, so
+         * send it now instead of waiting for EPOLLOUT: sd-event dispatches
+         * one source per epoll_wait(), and with hundreds of polls started
+         * by one timer tick every turn of the loop re-reported all the
+         * sockets still waiting to be written, quadratic in their number.
+         * write_head() asks for EPOLLOUT only if the send would block. */
+        if (c->connected)
+                return write_head(c);
         return 0;
 }
 
@@ -262,7 +269,9 @@ static int on_kick(sd_event_source *s, void *userdata) {
                 return 0;
         r = start(c);
         if (r < 0)
-                fail_all(c, r);
+                /* A send on a connection the device closed while idle is
+                 * retried once on a fresh one, as in on_io(). */
+                fail(c, r);
         return 0;
 }
 

@@ -16,6 +16,12 @@
 #include "manager.h"
 
 #define USEC_PER_SEC 1000000ULL
+/* sd-event's default timer slack (250 ms) makes the poll timers of many
+ * devices fire together in a few ticks per second; their requests, replies
+ * and signals then pile up as hundreds of ready sources, and sd-event,
+ * dispatching one source per epoll_wait(), pays for that quadratically.
+ * Polls spread over the interval (the jitter) cost one cheap wakeup each. */
+#define POLL_TIMER_ACCURACY_USEC 1000ULL
 
 int device_new(Manager *m, const char *id, Device *parent, Device **ret) {
         _cleanup_free_ Device *d = calloc(1, sizeof(Device));
@@ -164,7 +170,7 @@ static int schedule(Device *d, uint64_t delay) {
         if (r < 0)
                 return r;
         if (!d->poll_timer)
-                return sd_event_add_time(d->manager->event, &d->poll_timer, CLOCK_MONOTONIC, now + delay, 0,
+                return sd_event_add_time(d->manager->event, &d->poll_timer, CLOCK_MONOTONIC, now + delay, POLL_TIMER_ACCURACY_USEC,
                                          on_poll_timer, d);
         r = sd_event_source_set_time(d->poll_timer, now + delay);
         if (r < 0)
