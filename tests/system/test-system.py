@@ -99,6 +99,22 @@ Timeout=1
 BOOT_SCRIPT = r"""
 set -e
 T=$KASA_T
+# systemd mounts the controllers it misses into /sys/fs/cgroup, then
+# remounts that tmpfs read-only: the host's, unless the namespace has a
+# tmpfs of its own there, holding the host's hierarchies.
+if [ "$(stat -f -c %T /sys/fs/cgroup)" = tmpfs ]; then
+    mkdir $T/cgroup
+    mount -t tmpfs -o mode=755 tmpfs $T/cgroup
+    for h in /sys/fs/cgroup/*; do
+        if [ -L $h ]; then
+            cp -P $h $T/cgroup/
+        elif mountpoint -q $h; then
+            mkdir $T/cgroup/${h##*/}
+            mount --bind $h $T/cgroup/${h##*/}
+        fi
+    done
+    mount --move $T/cgroup /sys/fs/cgroup
+fi
 for d in $(cat $T/overlay-ro); do
     mount -t overlay overlay -o lowerdir=$T/merged$d:$d $d
 done
