@@ -329,7 +329,6 @@ class System:
         with open(os.path.join(units, UNIT)) as f:
             exec_start = next(line for line in f if line.startswith("ExecStart="))
         config = next(a for a in exec_start.split() if a.startswith("--config=")).split("=", 1)[1]
-        self.config_path = config
         os.makedirs(merged + os.path.dirname(config), exist_ok=True)
         with open(merged + config, "w") as f:
             f.write(DAEMON_CONFIG.format(targets=" ".join(SIM_DEVICES)))
@@ -529,14 +528,6 @@ class System:
         return {d["address"].split(":")[0]: d for d in json.loads(buf)["devices"]}
 
 
-def check(t, name, fn):
-    """One TAP point; an exception is a failure with its message."""
-    try:
-        return fn()
-    except (TimeoutError, RuntimeError, subprocess.SubprocessError, OSError, ValueError, KeyError) as e:
-        return t.ok(False, name, e)
-
-
 def main():
     if os.geteuid() != 0:
         print("1..1\nnot ok 1 - the system test needs root (namespaces, mounts, cgroups)")
@@ -565,108 +556,117 @@ def main():
 
 
 def run_checks(t, s):
+    """Each step waits for what it expects; a timeout or error fails it."""
+
+    def step(name, fn):
+        try:
+            result = fn()
+        except (TimeoutError, RuntimeError, subprocess.SubprocessError, OSError, ValueError, KeyError) as e:
+            return t.ok(False, name, e)
+        cond, diag = result if isinstance(result, tuple) else (result, None)
+        return t.ok(bool(cond), name, diag)
+
+    def is_(got, want):
+        return got == want, f"got {got!r}, want {want!r}"
+
+    def restarted(old_pid, old_restarts, timeout, what):
+        wait_for(lambda: int(s.show("NRestarts")) > old_restarts and s.show("ActiveState") == "active",
+                 timeout, what)
+        return s.show("MainPID") not in (old_pid, "0")
+
+    def relay():
+        return s.sim_truth()["127.0.0.2"]["relay"]
+
     t.ok(True, "systemd boots in the namespaces with kasamond installed")
-    t.eq(s.run(["systemctl", "is-enabled", UNIT]).stdout.strip(), "enabled", "kasamond.service is enabled")
+    step("kasamond.service is enabled", lambda: is_(s.run(["systemctl", "is-enabled", UNIT]).stdout.strip(),
+                                                     "enabled"))
+    # Type=notify: active only once the daemon sent READY=1.
+    step("kasamond started at boot and sent READY=1",
+         lambda: is_(wait_for(lambda: (lambda a: a if a in ("active", "failed") else None)(s.show("ActiveState")),
+                              30, "kasamond to start"), "active"))
+    step("StatusText shows the daemon's STATUS=",
+         lambda: wait_for(lambda: re.search(r"\b\d+ devices\b", s.show("StatusText")), 30, "STATUS="))
+    step("the unit runs as the sysusers user kasamond",
+         lambda: is_(s.run(["ps", "-o", "user=", "-p", s.show("MainPID")]).stdout.strip(), "kasamond"))
 
-    # Started at boot, with READY=1 (Type=notify: active only after it).
-    def started():
-        wait_for(lambda: s.show("ActiveState") in ("active", "failed"), 30, "kasamond to start")
-        return t.eq(s.show("ActiveState"), "active", "kasamond started at boot and sent READY=1")
-    check(t, "kasamond started at boot and sent READY=1", started)
-    check(t, "StatusText shows the daemon's STATUS=",
-          lambda: t.ok(wait_for(lambda: re.search(r"\b\d+ devices\b", s.show("StatusText")), 30, "STATUS="),
-                       "StatusText shows the daemon's STATUS="))
-    check(t, "the unit runs as the sysusers user kasamond",
-          lambda: t.eq(s.run(["ps", "-o", "user=", "-p", s.show("MainPID")]).stdout.strip(), "kasamond",
-                       "the unit runs as the sysusers user kasamond"))
-
-    # Discovery of the loopback plugs configured in Targets=, and recording.
+    # Discovery of the loopback plugs named in Targets=, then recording.
     paths = {}
 
     def discovered():
         for address in SIM_DEVICES:
-            paths[address] = wait_for(lambda a=address: s.device_by_address(a)[0], 30, f"device at {address}")
-        return t.ok(True, "kasa-sim plugs on 127.0.0.x are discovered")
-    check(t, "kasa-sim plugs on 127.0.0.x are discovered", discovered)
-    check(t, "StatusText counts the discovered plugs online",
-          lambda: t.ok(wait_for(lambda: s.show("StatusText").startswith(f"{len(SIM_DEVICES)} devices, "
-                                                                         f"{len(SIM_DEVICES)} online"),
-                                30, "STATUS= with the plugs online"), "StatusText counts the discovered plugs online"))
+            paths[address] = wait_for(lambda a=address: s.device_by_address(a)[0], 30, f"a device at {address}")
+        return True
+    step("kasa-sim plugs on 127.0.0.x are discovered", discovered)
+    online = f"{len(SIM_DEVICES)} devices, {len(SIM_DEVICES)} online"
+    step("StatusText counts the discovered plugs online",
+         lambda: wait_for(lambda: s.show("StatusText").startswith(online), 30, f"STATUS={online}"))
     meter = paths.get("127.0.0.2")
+    step("readings are recorded (GetHistory non-empty)",
+         lambda: wait_for(lambda: len(s.history(meter)) >= 3, 30, "three recorded samples"))
 
-    def recorded():
-        wait_for(lambda: len(s.history(meter)) >= 3, 30, "three recorded samples")
-        return t.ok(True, "readings are recorded (GetHistory non-empty)")
-    check(t, "readings are recorded (GetHistory non-empty)", recorded)
-
-    # kasactl as root and as a plain user.
-    kasactl = s.installed.get("kasactl")
-    if kasactl:
-        r = s.run([kasactl, "--json=short", "list"])
-        check(t, "kasactl list as root",
-              lambda: t.eq(sorted(d["address"].split(":")[0] for d in json.loads(r.stdout)),
-                           sorted(SIM_DEVICES), "kasactl list as root"))
-        r = s.run([kasactl, "--json=short", "list"], user=PLAIN_USER)
-        t.ok(r.returncode == 0, "kasactl list as a plain user (reading is open)", r.stderr)
-        r = s.run([kasactl, "off", "127.0.0.2"])
-        t.ok(r.returncode == 0, "kasactl off as root", r.stderr)
-        check(t, "the plug is off", lambda: t.eq(s.sim_truth()["127.0.0.2"]["relay"], False, "the plug is off"))
-        r = s.run([kasactl, "--no-ask-password", "on", "127.0.0.2"], user=PLAIN_USER)
-        t.ok(r.returncode != 0 and "org.kasamond.kasa1.switch" in r.stderr, "kasactl on as a plain user is refused",
-             r.stdout + r.stderr)
-        print(f"# kasactl said: {r.stderr.strip()}")
-    else:
-        _, err = s.busctl(meter, "org.kasamond.Kasa1.Device", "SetOn", "b", "false")
-        t.eq(err, "", "SetOn(false) as root")
-    # polkit itself must say no (the daemon also denies when it cannot ask);
+    # kasactl as root and as a plain user; reading is open to everyone.
+    kasactl = s.installed["kasactl"]
+    step("kasactl list as root",
+         lambda: is_(sorted(d["address"].split(":")[0] for d in json.loads(s.run([kasactl, "--json=short",
+                                                                                "list"]).stdout)),
+                     sorted(SIM_DEVICES)))
+    step("kasactl list as a plain user",
+         lambda: (lambda r: (r.returncode == 0, r.stderr))(s.run([kasactl, "--json=short", "list"], user=PLAIN_USER)))
+    step("kasactl off as root", lambda: (lambda r: (r.returncode == 0, r.stderr))(s.run([kasactl, "off",
+                                                                                         "127.0.0.2"])))
+    step("the plug is off", lambda: is_(relay(), False))
+    step("kasactl on as a plain user is refused, naming the polkit action",
+         lambda: (lambda r: (r.returncode != 0 and "org.kasamond.kasa1.switch" in r.stderr, r.stdout + r.stderr))(
+             s.run([kasactl, "--no-ask-password", "on", "127.0.0.2"], user=PLAIN_USER)))
+    # polkit itself must say no (the daemon also refuses when it cannot ask).
     # dbus-send, unlike busctl, prints the error's own message and does not
-    # allow interactive authorization, so auth_admin_keep becomes a challenge.
-    err = s.send(meter, "org.kasamond.Kasa1.Device.SetOn", "boolean:true", user=PLAIN_USER)
-    t.eq(err, "Error org.freedesktop.DBus.Error.InteractiveAuthorizationRequired: "
-         "Interactive authentication is required for org.kasamond.kasa1.switch.",
-         "SetOn as a plain user is refused by polkit (auth_admin_keep, not interactive)")
-    check(t, "a denied call changes nothing",
-          lambda: t.eq(s.sim_truth()["127.0.0.2"]["relay"], False, "a denied call changes nothing"))
-    # ... and polkit can say yes to someone other than root (kasamond is not
-    # root, so polkitd answers it only as the actions' owner).
-    err = s.send(meter, "org.kasamond.Kasa1.Device.SetOn", "boolean:true", user=MEMBER_USER)
-    t.eq(err, "", "SetOn by a member of the group kasa is allowed by the polkit rules")
-    check(t, "the allowed call switched the plug",
-          lambda: t.eq(s.sim_truth()["127.0.0.2"]["relay"], True, "the allowed call switched the plug"))
+    # allow interactive authorization, so auth_admin_keep is a challenge.
+    step("SetOn as a plain user is refused by polkit (auth_admin_keep, not interactive)",
+         lambda: is_(s.send(meter, "org.kasamond.Kasa1.Device.SetOn", "boolean:true", user=PLAIN_USER),
+                     "Error org.freedesktop.DBus.Error.InteractiveAuthorizationRequired: "
+                     "Interactive authentication is required for org.kasamond.kasa1.switch."))
+    step("a refused call changes nothing", lambda: is_(relay(), False))
+    # polkit can also say yes to someone other than root: kasamond is not
+    # root, so polkitd answers it only as the actions' owner.
+    step("SetOn by a member of the group kasa is allowed by the polkit rules",
+         lambda: is_(s.send(meter, "org.kasamond.Kasa1.Device.SetOn", "boolean:true", user=MEMBER_USER), ""))
+    step("the allowed call switched the plug", lambda: is_(relay(), True))
 
-    # D-Bus activation: stopped, then started by a call through SystemdService=.
-    r = s.run(["systemctl", "stop", UNIT])
-    t.eq(s.show("ActiveState"), "inactive", "kasamond stopped")
-    data, err = s.busctl(MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping")
-    t.ok(data is not None, "a call to org.kasamond.Kasa1 is answered after the stop", err)
-    t.eq(s.show("ActiveState"), "active", "the call started kasamond.service by D-Bus activation")
+    # D-Bus activation: stopped, then started by a call, via SystemdService=.
+    s.run(["systemctl", "stop", UNIT])
+    step("kasamond stopped", lambda: is_(s.show("ActiveState"), "inactive"))
+    step("a call to org.kasamond.Kasa1 is answered after the stop",
+         lambda: (lambda r: (r[0] is not None, r[1]))(s.busctl(MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping")))
+    step("the call started kasamond.service (D-Bus activation)", lambda: is_(s.show("ActiveState"), "active"))
 
-    # Watchdog: a stopped (hung) daemon is killed and restarted.
-    def watchdog():
+    # Watchdog: a stopped (hung) daemon sends no WATCHDOG=1 and is restarted.
+    def hung():
         old_pid, old_restarts = s.show("MainPID"), int(s.show("NRestarts"))
         s.run(["kill", "-STOP", old_pid])
-        wait_for(lambda: int(s.show("NRestarts")) > old_restarts and s.show("ActiveState") == "active",
-                 4 * WATCHDOG_SEC + 60, "the watchdog restart")
-        t.ok(s.show("MainPID") not in (old_pid, "0"), "the watchdog restarted the hung daemon (new MainPID)")
-        t.ok("Watchdog timeout" in s.console_tail(20000), "systemd logged the watchdog timeout")
-    check(t, "the watchdog restarted the hung daemon (new MainPID)", watchdog)
+        return restarted(old_pid, old_restarts, 4 * WATCHDOG_SEC + 60, "the watchdog restart")
+    step("the watchdog restarts a hung daemon (NRestarts up, new MainPID)", hung)
+    step("systemd logged the watchdog timeout",
+         lambda: f"{UNIT}: Watchdog timeout" in s.console_tail(1 << 20))
 
-    # SIGKILL: restarted, and history recorded before the kill survives.
+    # SIGKILL: restarted, and what was recorded before the kill is kept.
+    before = []
+
     def killed():
-        wait_for(lambda: len(s.history(meter)) >= 3, 30, "samples after the restart")
-        before = s.history(meter)
+        before.extend(wait_for(lambda: (lambda h: h if len(h) >= 3 else None)(s.history(meter)), 30,
+                               "samples since the last restart"))
         old_pid, old_restarts = s.show("MainPID"), int(s.show("NRestarts"))
         s.run(["kill", "-KILL", old_pid])
-        wait_for(lambda: int(s.show("NRestarts")) > old_restarts and s.show("ActiveState") == "active",
-                 60, "the restart after SIGKILL")
-        t.ok(s.show("MainPID") not in (old_pid, "0"), "a SIGKILLed daemon is restarted")
-        after = wait_for(lambda: s.history(meter), 30, "GetHistory after the restart")
-        missing = set(x[0] for x in before) - set(x[0] for x in after)
-        t.ok(not missing, f"no recorded sample lost ({len(before)} before the kill)",
-             f"missing timestamps: {sorted(missing)[:10]}")
-        wait_for(lambda: len(s.history(meter)) > len(after), 30, "recording to go on")
-        t.ok(True, "recording goes on after the restart")
-    check(t, "a SIGKILLed daemon is restarted", killed)
+        return restarted(old_pid, old_restarts, 60, "the restart after SIGKILL")
+    step("a SIGKILLed daemon is restarted (NRestarts up, new MainPID)", killed)
+    after = []
+
+    def kept():
+        after.extend(wait_for(lambda: s.history(meter), 30, "GetHistory after the restart"))
+        missing = {x[0] for x in before} - {x[0] for x in after}
+        return bool(before) and not missing, f"{len(before)} samples before, missing: {sorted(missing)[:10]}"
+    step("no sample recorded before the kill is lost", kept)
+    step("recording goes on after the restart",
+         lambda: wait_for(lambda: len(s.history(meter)) > len(after), 30, "a new sample"))
 
 
 if __name__ == "__main__":
