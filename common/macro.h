@@ -20,6 +20,11 @@
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 #endif
 
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
 static inline void freep(void *p) {
         free(*(void **) p);
 }

@@ -118,12 +118,12 @@ static int write_head(Conn *c) {
                 ssize_t n = send(c->fd, r->frame + c->sent, r->frame_len - c->sent, MSG_NOSIGNAL);
                 if (n < 0) {
                         if (errno == EAGAIN || errno == EINTR)
-                                return sd_event_source_set_io_events(c->io, EPOLLOUT | EPOLLIN);
+                                return sd_event_source_set_io_events(c->io, EPOLLOUT | EPOLLIN | EPOLLET);
                         return -errno;
                 }
                 c->sent += (size_t) n;
         }
-        return sd_event_source_set_io_events(c->io, EPOLLIN);
+        return sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLET);
 }
 
 /* Returns 1 after a complete reply was handed to its callback. */
@@ -133,7 +133,9 @@ static int read_reply(Conn *c) {
         for (;;) {
                 ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
                 if (n < 0) {
-                        if (errno == EAGAIN || errno == EINTR)
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
                                 return 0;
                         return -errno;
                 }
@@ -160,11 +162,20 @@ static int read_reply(Conn *c) {
                          * after it means the stream is out of step. */
                         if (off < (size_t) n)
                                 return -EBADMSG;
+                        /* Edge-triggered: a close that came with the reply
+                         * is not reported again, so look for it now and let
+                         * the next request open a fresh connection. */
+                        uint8_t b;
+                        ssize_t k = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+                        if (k > 0)
+                                return -EBADMSG;
 
                         Request *req = pop_head(c);
                         (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
                         c->in_flight = false;
                         c->reused = true;
+                        if (k == 0)
+                                close_socket(c);
                         c->retried = false;
                         c->sent = 0;
                         if (c->head)
@@ -219,7 +230,10 @@ static int open_socket(Conn *c) {
         (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int) { 1 }, sizeof(int));
         if (connect(fd, (const struct sockaddr *) &c->addr, sizeof(c->addr)) < 0 && errno != EINPROGRESS)
                 return -errno;
-        r = sd_event_add_io(c->event, &c->io, fd, EPOLLOUT | EPOLLIN, on_io, c);
+        /* Edge-triggered: sd-event dispatches one source per epoll_wait(), and a
+         * level-triggered socket would be reported again on every turn until
+         * read; read_reply() reads until EAGAIN or a complete frame. */
+        r = sd_event_add_io(c->event, &c->io, fd, EPOLLOUT | EPOLLIN | EPOLLET, on_io, c);
         if (r < 0)
                 return r;
         c->fd = TAKE_FD(fd);
@@ -275,15 +289,16 @@ static int on_kick(sd_event_source *s, void *userdata) {
         return 0;
 }
 
-int conn_request(Conn *c, const char *json, ConnReplyFn cb, void *userdata) {
+int conn_request_frame(Conn *c, const uint8_t *frame, size_t len, ConnReplyFn cb, void *userdata) {
         _cleanup_free_ Request *r = calloc(1, sizeof(Request));
-        int k;
 
         if (!r)
                 return -ENOMEM;
-        k = kasa_frame_encode(json, strlen(json), &r->frame, &r->frame_len);
-        if (k < 0)
-                return k;
+        r->frame = malloc(len);
+        if (!r->frame)
+                return -ENOMEM;
+        memcpy(r->frame, frame, len);
+        r->frame_len = len;
         r->cb = cb;
         r->userdata = userdata;
 
@@ -299,6 +314,17 @@ int conn_request(Conn *c, const char *json, ConnReplyFn cb, void *userdata) {
         if (!c->in_flight)
                 return sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT);
         return 0;
+}
+
+int conn_request(Conn *c, const char *json, ConnReplyFn cb, void *userdata) {
+        _cleanup_free_ uint8_t *frame = NULL;
+        size_t len;
+        int r;
+
+        r = kasa_frame_encode(json, strlen(json), &frame, &len);
+        if (r < 0)
+                return r;
+        return conn_request_frame(c, frame, len, cb, userdata);
 }
 
 int conn_new(sd_event *event, const struct sockaddr_in *addr, uint64_t timeout_usec, size_t max_frame,

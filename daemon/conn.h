@@ -26,6 +26,9 @@ Conn *conn_free(Conn *c);
 /* Queue a request; cb is called exactly once, possibly from conn_free()
  * or conn_reset() with -ECANCELED. */
 int conn_request(Conn *c, const char *json, ConnReplyFn cb, void *userdata);
+/* The same with a frame already encoded (kasa_frame_encode()), for requests
+ * sent again and again. The frame is copied. */
+int conn_request_frame(Conn *c, const uint8_t *frame, size_t len, ConnReplyFn cb, void *userdata);
 /* Close the socket and fail every queued request with -ECANCELED. */
 void conn_reset(Conn *c);
 void conn_set_address(Conn *c, const struct sockaddr_in *addr);

@@ -16,12 +16,12 @@
 #include "manager.h"
 
 #define USEC_PER_SEC 1000000ULL
-/* sd-event's default timer slack (250 ms) makes the poll timers of many
- * devices fire together in a few ticks per second; their requests, replies
- * and signals then pile up as hundreds of ready sources, and sd-event,
- * dispatching one source per epoll_wait(), pays for that quadratically.
- * Polls spread over the interval (the jitter) cost one cheap wakeup each. */
-#define POLL_TIMER_ACCURACY_USEC 1000ULL
+/* Poll timers may fire up to this much late (a tenth of the interval at
+ * most), so that sd-event wakes once for a batch of devices instead of once
+ * for each: with 1000 plugs at 1 s that halves kasamond's CPU. Polls stay
+ * due at exact steps (schedule_next()), so the slack never stretches the
+ * interval, and edge-triggered sockets keep a batch of replies cheap. */
+#define POLL_TIMER_SLACK_MAX_USEC (50 * 1000ULL)
 
 int device_new(Manager *m, const char *id, Device *parent, Device **ret) {
         _cleanup_free_ Device *d = calloc(1, sizeof(Device));
@@ -49,6 +49,7 @@ Device *device_free(Device *d) {
         conn_free(d->conn);
         sd_event_source_disable_unref(d->poll_timer);
         free(d->outlets);
+        free(d->poll_frame);
         free(d->path);
         free(d);
         return NULL;
@@ -162,6 +163,27 @@ static uint64_t next_delay(Device *d) {
 
 static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
+/* Polls are due at fixed steps from the previous due time, not from when
+ * the last poll ended, so timer slack and reply times do not stretch the
+ * interval. A device far behind (a hung loop, a suspend) starts afresh. */
+static int schedule_at(Device *d, uint64_t due) {
+        uint64_t now;
+        int r;
+
+        r = sd_event_now(d->manager->event, CLOCK_MONOTONIC, &now);
+        if (r < 0)
+                return r;
+        d->poll_due_usec = MAX(due, now);
+        if (!d->poll_timer)
+                return sd_event_add_time(d->manager->event, &d->poll_timer, CLOCK_MONOTONIC, d->poll_due_usec,
+                                         MIN(d->manager->config.poll_interval_usec / 10, POLL_TIMER_SLACK_MAX_USEC),
+                                         on_poll_timer, d);
+        r = sd_event_source_set_time(d->poll_timer, d->poll_due_usec);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(d->poll_timer, SD_EVENT_ONESHOT);
+}
+
 static int schedule(Device *d, uint64_t delay) {
         uint64_t now;
         int r;
@@ -169,13 +191,11 @@ static int schedule(Device *d, uint64_t delay) {
         r = sd_event_now(d->manager->event, CLOCK_MONOTONIC, &now);
         if (r < 0)
                 return r;
-        if (!d->poll_timer)
-                return sd_event_add_time(d->manager->event, &d->poll_timer, CLOCK_MONOTONIC, now + delay, POLL_TIMER_ACCURACY_USEC,
-                                         on_poll_timer, d);
-        r = sd_event_source_set_time(d->poll_timer, now + delay);
-        if (r < 0)
-                return r;
-        return sd_event_source_set_enabled(d->poll_timer, SD_EVENT_ONESHOT);
+        return schedule_at(d, now + delay);
+}
+
+static int schedule_next(Device *d) {
+        return schedule_at(d, d->poll_due_usec + next_delay(d));
 }
 
 static void set_online(Device *d, bool online) {
@@ -201,7 +221,7 @@ static void apply_reading(Device *d, const KasaRealtime *rt, int64_t ts_ms) {
         }
 
         /* The delta belongs to the period of this sample, as in the store. */
-        int64_t day = calendar_day_start(d->manager->calendar, ts_ms);
+        int64_t day = manager_day_start(d->manager, ts_ms);
         if (day != d->day_start_ms) {
                 d->day_start_ms = day;
                 d->energy_today_base = d->energy.cumulative_mwh;
@@ -234,7 +254,7 @@ static void apply_reading(Device *d, const KasaRealtime *rt, int64_t ts_ms) {
 }
 
 int64_t device_energy_today(Device *d, int64_t now_ms) {
-        if (calendar_day_start(d->manager->calendar, now_ms) != d->day_start_ms)
+        if (manager_day_start(d->manager, now_ms) != d->day_start_ms)
                 return 0;
         return d->energy.cumulative_mwh - d->energy_today_base;
 }
@@ -270,7 +290,7 @@ static void finish_round(Device *d) {
         }
         manager_device_changed(m, d);
 
-        r = schedule(d, next_delay(d));
+        r = schedule_next(d);
         if (r < 0)
                 log_error_errno(r, "%s: failed to schedule the next poll: %m", d->id);
 }
@@ -354,13 +374,46 @@ static int ensure_conn(Device *d) {
         return conn_new(d->manager->event, &d->sockaddr, c->poll_timeout_usec, c->max_frame_size, &d->conn);
 }
 
+/* The poll request of a device never changes: encode it once. */
+static int poll_frame(Device *d, const uint8_t **ret, size_t *ret_len) {
+        if (!d->poll_frame) {
+                _cleanup_free_ char *q = NULL;
+                unsigned what;
+                int r;
+
+                /* A plug answers sysinfo and reading in one request; a
+                 * strip's meters must be asked one outlet at a time. */
+                if (d->outlet >= 0)
+                        what = KASA_QUERY_REALTIME;
+                else
+                        what = KASA_QUERY_SYSINFO | (d->metered && d->n_outlets == 0 ? KASA_QUERY_REALTIME : 0);
+                q = kasa_request_query(what, d->outlet >= 0 ? d->child_id : NULL);
+                if (!q)
+                        return -ENOMEM;
+                r = kasa_frame_encode(q, strlen(q), &d->poll_frame, &d->poll_frame_len);
+                if (r < 0)
+                        return r;
+        }
+        *ret = d->poll_frame;
+        *ret_len = d->poll_frame_len;
+        return 0;
+}
+
+void device_forget_request(Device *d) {
+        d->poll_frame = mfree(d->poll_frame);
+}
+
 static int poll_start(Device *d) {
-        _cleanup_free_ char *q = NULL;
+        const uint8_t *frame;
+        size_t len;
         int r;
 
         if (d->polling)
                 return 0; /* the previous round is still waiting for its timeout */
         r = ensure_conn(d);
+        if (r < 0)
+                return r;
+        r = poll_frame(d, &frame, &len);
         if (r < 0)
                 return r;
 
@@ -370,25 +423,18 @@ static int poll_start(Device *d) {
         d->round_pending = 1;
         d->manager->poll_count++;
 
-        /* A plug answers sysinfo and reading in one request; a strip's
-         * meters must be asked one outlet at a time. */
-        q = kasa_request_query(KASA_QUERY_SYSINFO | (d->metered && d->n_outlets == 0 ? KASA_QUERY_REALTIME : 0),
-                               NULL);
-        if (!q)
-                return -ENOMEM;
-        r = conn_request(d->conn, q, on_sysinfo_reply, d);
+        r = conn_request_frame(d->conn, frame, len, on_sysinfo_reply, d);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < d->n_outlets; i++) {
                 Device *o = d->outlets[i];
-                _cleanup_free_ char *oq = NULL;
 
                 if (!o || !o->metered)
                         continue;
-                oq = kasa_request_query(KASA_QUERY_REALTIME, o->child_id);
-                if (!oq)
-                        return -ENOMEM;
-                r = conn_request(d->conn, oq, on_outlet_reply, o);
+                r = poll_frame(o, &frame, &len);
+                if (r < 0)
+                        return r;
+                r = conn_request_frame(d->conn, frame, len, on_outlet_reply, o);
                 if (r < 0)
                         return r;
                 d->round_pending++;
@@ -407,7 +453,7 @@ static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                  * only an empty one needs the retry scheduled here. */
                 if (!d->conn || conn_pending(d->conn) == 0) {
                         d->polling = false;
-                        (void) schedule(d, next_delay(d));
+                        (void) schedule_next(d);
                 }
         }
         return 0;

@@ -76,8 +76,12 @@ struct Device {
         int64_t energy_today_base; /* energy_mwh at the start of that day */
         unsigned changes;          /* DeviceChange, pending emission */
 
+        uint8_t *poll_frame;       /* encoded poll request, built once */
+        size_t poll_frame_len;
+
         /* polling, plugs and strips only */
         Conn *conn;
+        uint64_t poll_due_usec;    /* CLOCK_MONOTONIC */
         sd_event_source *poll_timer;
         bool polling;
         unsigned failures;
@@ -97,6 +101,8 @@ int device_set_address(Device *d, const struct sockaddr_in *sa);
  * that many devices loaded at start-up do not all poll together. */
 int device_start(Device *d, bool now);
 int device_poll_now(Device *d);
+/* Drop the cached poll request after the identity it names changed. */
+void device_forget_request(Device *d);
 
 int device_set_on(Device *d, bool on, DeviceCommandFn cb, void *userdata);
 int device_rename(Device *d, const char *alias, DeviceCommandFn cb, void *userdata);

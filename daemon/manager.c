@@ -376,6 +376,16 @@ static int64_t day_start_cb(int64_t ts_ms, void *userdata) {
         return calendar_day_start(userdata, ts_ms);
 }
 
+/* Every reading asks which local day it belongs to; nearly always today. */
+int64_t manager_day_start(Manager *m, int64_t ts_ms) {
+        if (ts_ms >= m->day_start_ms && ts_ms < m->day_end_ms)
+                return m->day_start_ms;
+        int64_t start = calendar_day_start(m->calendar, ts_ms);
+        m->day_start_ms = start;
+        m->day_end_ms = calendar_next_day(m->calendar, start);
+        return start;
+}
+
 /* ---- device lifecycle ---- */
 
 static void fill_registry(Device *d, RegistryDevice *rd) {
@@ -428,7 +438,7 @@ static void restore_energy(Manager *m, Device *d, GHashTable *counters) {
                         break;
                 }
         d->last_sample_ms = last.ts_ms;
-        d->day_start_ms = calendar_day_start(m->calendar, now);
+        d->day_start_ms = manager_day_start(m, now);
         if (store_energy(m->store, d->number, d->day_start_ms, now + 1, &today) < 0)
                 today = 0;
         d->energy_today_base = last.energy_mwh - today;
@@ -535,6 +545,7 @@ int manager_register(Manager *m, const struct sockaddr_in *sa, const KasaSysinfo
                         d->outlets[i] = o;
                 }
                 child_full_id(si, i, o->child_id, sizeof(o->child_id));
+                device_forget_request(o);
                 device_apply_sysinfo(o, si);
                 o->online = true;
                 o->last_seen_usec = d->last_seen_usec;

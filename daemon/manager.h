@@ -49,6 +49,7 @@ typedef struct Manager {
         uint64_t watchdog_usec;
 
         int64_t total_power_mw;    /* as last emitted */
+        int64_t day_start_ms, day_end_ms; /* local day of the last lookup */
         unsigned long poll_count;
 } Manager;
 
@@ -68,6 +69,8 @@ void manager_record(Manager *m, const StoreSample *s);
 /* Writes the samples of this round in one transaction. */
 int manager_flush(Manager *m);
 int64_t manager_now_ms(Manager *m);
+/* Start of the local day containing ts_ms (UTC ms), cached. */
+int64_t manager_day_start(Manager *m, int64_t ts_ms);
 
 /* Register (or update) a plug or strip, with its outlets, from the
  * sysinfo it sent from address sa; returns the plug or strip. */
