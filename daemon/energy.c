@@ -7,13 +7,28 @@
 
 #include "energy.h"
 
+/* 1 TWh: beyond any plug, and far enough from INT64_MAX to add up. */
+#define ENERGY_MAX_MWH INT64_C(1000000000000000)
+
 /* mW x ms -> mWh, in double because power x a long gap overflows int64;
- * the clamp keeps sums of deltas far from overflow too. */
-static int64_t energy_mwh(double power_mw, int64_t dt_ms) {
+ * rounding is round, floor or ceil (bounds must not shrink by rounding). */
+static int64_t energy_mwh(double power_mw, int64_t dt_ms, double (*rounding)(double)) {
         double e = power_mw * (double) dt_ms / 3.6e6;
-        if (e >= 1e15) /* 1 TWh: beyond any plug, and safe to add up */
-                return (int64_t) 1e15;
-        return llround(e);
+        if (e >= (double) ENERGY_MAX_MWH)
+                return ENERGY_MAX_MWH;
+        return (int64_t) rounding(e);
+}
+
+/* Counters are device input: garbage near INT64_MAX must not overflow. */
+static int64_t add_sat(int64_t a, int64_t b) {
+        int64_t r;
+        if (__builtin_add_overflow(a, b, &r))
+                return b > 0 ? INT64_MAX : INT64_MIN;
+        return r;
+}
+
+static int64_t mid(int64_t lo, int64_t hi) {
+        return lo + (hi - lo) / 2;
 }
 
 void energy_account_init(EnergyAccount *a) {
@@ -21,7 +36,26 @@ void energy_account_init(EnergyAccount *a) {
                 .quantum_mwh = ENERGY_QUANTUM_MWH_DEFAULT,
                 .gap_ms = ENERGY_GAP_MS_DEFAULT,
                 .max_power_mw = ENERGY_MAX_POWER_MW_DEFAULT,
+                .power_tolerance = ENERGY_POWER_TOLERANCE_DEFAULT,
         };
+}
+
+int64_t energy_account_estimate(const EnergyAccount *a) {
+        if (!a->have_baseline)
+                return a->cumulative_mwh;
+        /* Both positions are on the same counter, so the difference fits. */
+        return add_sat(a->base_mwh, mid(a->lo_mwh, a->hi_mwh) - mid(a->first_lo_mwh, a->first_hi_mwh));
+}
+
+/* A counter's first sample: the total is then base, and its position is
+ * in [lo, hi]. */
+static void counter_start(EnergyAccount *a, int64_t base, int64_t counter, int64_t lo, int64_t hi) {
+        a->base_mwh = base;
+        a->counter_mwh = counter;
+        a->lo_mwh = a->first_lo_mwh = lo;
+        a->hi_mwh = a->first_hi_mwh = hi;
+        a->since_lo_mwh = a->since_hi_mwh = 0;
+        a->refine = true;
 }
 
 void energy_account_restore(EnergyAccount *a, int64_t cumulative_mwh) {
@@ -30,23 +64,65 @@ void energy_account_restore(EnergyAccount *a, int64_t cumulative_mwh) {
         a->have_suspect = false;
 }
 
-void energy_account_resume(EnergyAccount *a, int64_t counter_mwh, int64_t ts_ms, int64_t power_mw) {
+void energy_account_resume(EnergyAccount *a, int64_t counter_mwh, int64_t lo_mwh, int64_t hi_mwh, int64_t ts_ms,
+                           int64_t power_mw) {
+        int64_t top = add_sat(counter_mwh, a->quantum_mwh);
+
+        if (lo_mwh < counter_mwh || hi_mwh > top || lo_mwh > hi_mwh) {
+                lo_mwh = counter_mwh;
+                hi_mwh = top;
+        }
         a->have_baseline = true;
-        a->counter_mwh = a->credited_mwh = counter_mwh;
+        counter_start(a, a->cumulative_mwh, counter_mwh, lo_mwh, hi_mwh);
         a->ts_ms = ts_ms;
         a->power_mw = power_mw;
         a->have_suspect = false;
 }
 
+/* The position moved by [elo, ehi]; counter < 0: no reading to trust. */
+static void advance(EnergyAccount *a, int64_t elo, int64_t ehi, int64_t counter) {
+        int64_t lo = add_sat(a->lo_mwh, elo), hi = add_sat(a->hi_mwh, ehi);
+
+        a->since_lo_mwh = add_sat(a->since_lo_mwh, elo);
+        a->since_hi_mwh = add_sat(a->since_hi_mwh, ehi);
+        if (counter >= 0) {
+                int64_t top = add_sat(counter, a->quantum_mwh);
+                lo = MAX(lo, counter);
+                hi = MIN(hi, top);
+                if (lo > hi) {
+                        /* Power x time and counter disagree: the counter
+                         * wins, and the first position, narrowed under the
+                         * same premise, is left as it is. */
+                        lo = counter;
+                        hi = top;
+                        a->refine = false;
+                }
+                a->counter_mwh = counter;
+        }
+        a->lo_mwh = lo;
+        a->hi_mwh = hi;
+
+        if (a->refine) {
+                /* Carried back: the first position was [lo, hi] minus what
+                 * was used since. */
+                int64_t flo = MAX(a->first_lo_mwh, add_sat(lo, -a->since_hi_mwh));
+                int64_t fhi = MIN(a->first_hi_mwh, add_sat(hi, -a->since_lo_mwh));
+                if (flo <= fhi) {
+                        a->first_lo_mwh = flo;
+                        a->first_hi_mwh = fhi;
+                } else
+                        a->refine = false;
+        }
+}
+
 int energy_account_update(EnergyAccount *a, int64_t ts_ms, int64_t counter_mwh, int64_t power_mw, EnergyUpdate *ret) {
         unsigned flags = 0;
-        int64_t delta;
 
         if (counter_mwh < 0 || power_mw < 0)
                 return -EINVAL;
 
         if (!a->have_baseline) {
-                energy_account_resume(a, counter_mwh, ts_ms, power_mw);
+                energy_account_resume(a, counter_mwh, -1, -1, ts_ms, power_mw);
                 *ret = (EnergyUpdate) {
                         .delta_mwh = 0,
                         .cumulative_mwh = a->cumulative_mwh,
@@ -63,59 +139,64 @@ int energy_account_update(EnergyAccount *a, int64_t ts_ms, int64_t counter_mwh, 
         int64_t dt = ts_ms - a->ts_ms;
         /* A garbage power reading must not widen the bound without limit. */
         int64_t p0 = MIN(a->power_mw, a->max_power_mw), p1 = MIN(power_mw, a->max_power_mw);
-        int64_t estimate = energy_mwh((double) (p0 + p1) / 2, dt);
-        int64_t bound;
+        int64_t estimate = energy_mwh((double) (p0 + p1) / 2, dt, round);
+        int64_t elo, ehi, bound;
 
         if (dt > a->gap_ms) {
                 flags |= ENERGY_GAP;
-                bound = energy_mwh((double) a->max_power_mw, dt) + a->quantum_mwh;
-        } else
-                bound = energy_mwh(2.0 * (double) MAX(p0, p1), dt) + a->quantum_mwh;
-
-        bool reset = counter_mwh < a->counter_mwh;
-
-        if (!reset) {
-                /* credited may be ahead of the counter after an estimate:
-                 * the counter catching up is not counted twice. */
-                int64_t raw = counter_mwh > a->credited_mwh ? counter_mwh - a->credited_mwh : 0;
-                if (raw <= bound) {
-                        delta = raw;
-                        a->counter_mwh = counter_mwh;
-                        a->credited_mwh = MAX(a->credited_mwh, counter_mwh);
-                        a->have_suspect = false;
-                        goto done;
-                }
+                elo = 0;
+                ehi = bound = energy_mwh((double) a->max_power_mw, dt, ceil);
+        } else {
+                /* The load may have changed anywhere in between: the
+                 * energy lies between the lower and the higher power. */
+                elo = energy_mwh((double) MIN(p0, p1) * (1.0 - a->power_tolerance), dt, floor);
+                ehi = energy_mwh((double) MAX(p0, p1) * (1.0 + a->power_tolerance), dt, ceil);
+                bound = energy_mwh(2.0 * (double) MAX(p0, p1), dt, round);
         }
 
-        if (a->have_suspect && counter_mwh >= a->suspect_mwh && counter_mwh - a->suspect_mwh <= bound) {
+        int64_t before = energy_account_estimate(a);
+        bool reset = counter_mwh < a->counter_mwh;
+
+        if (!reset && counter_mwh <= add_sat(a->hi_mwh, bound)) {
+                advance(a, elo, ehi, counter_mwh);
+                a->have_suspect = false;
+                goto done;
+        }
+
+        if (a->have_suspect && counter_mwh >= a->suspect_mwh && counter_mwh - a->suspect_mwh <= add_sat(bound, a->quantum_mwh)) {
                 /* Two readings agree on the new counter: it was re-based. */
                 flags |= ENERGY_RESYNC | (reset ? ENERGY_RESET : 0);
-                delta = counter_mwh - a->suspect_mwh;
-                a->counter_mwh = a->credited_mwh = counter_mwh;
+                counter_start(a, add_sat(before, counter_mwh - a->suspect_mwh), counter_mwh, counter_mwh,
+                              add_sat(counter_mwh, a->quantum_mwh));
                 a->have_suspect = false;
                 goto done;
         }
 
         if (reset) {
                 flags |= ENERGY_RESET;
-                if (counter_mwh <= bound) {
-                        /* The counter misses what was used between the last
-                         * sample and the reset; power x time covers the whole
-                         * interval (not over a gap, where it means little). */
-                        delta = (flags & ENERGY_GAP) ? counter_mwh : MAX(counter_mwh, estimate);
-                        a->counter_mwh = a->credited_mwh = counter_mwh;
+                if (counter_mwh <= add_sat(bound, a->quantum_mwh)) {
+                        /* The new counter saw part of the interval only. */
+                        int64_t hi = MIN(counter_mwh + a->quantum_mwh, MAX(ehi, counter_mwh));
+                        int64_t used = mid(counter_mwh, hi);
+                        /* Over a gap power x time means little: only the
+                         * new counter's part is known. */
+                        if (!(flags & ENERGY_GAP))
+                                used = MAX(used, estimate);
+                        counter_start(a, add_sat(before, used), counter_mwh, counter_mwh, hi);
                         a->have_suspect = false;
                         goto done;
                 }
         }
 
         flags |= ENERGY_IMPLAUSIBLE;
-        delta = estimate;
-        a->credited_mwh += estimate;
+        advance(a, elo, ehi, -1);
         a->suspect_mwh = counter_mwh;
         a->have_suspect = true;
 
-done:
+done:;
+        int64_t after = energy_account_estimate(a);
+        int64_t delta = after > a->cumulative_mwh ? MIN(after - a->cumulative_mwh, ENERGY_MAX_MWH) : 0;
+
         a->ts_ms = ts_ms;
         a->power_mw = power_mw;
         a->cumulative_mwh += delta;

@@ -12,33 +12,58 @@
  * (time, counter, power) samples into non-negative deltas to add to a
  * monotonic cumulative, cross-checked against power x time.
  *
+ * Counters show whole quanta (1 Wh), so the energy a counter has seen is
+ * its position p = counter + phase, the phase (energy since the counter last
+ * stepped) being invisible. The account keeps an interval [lo, hi] that
+ * holds p: each sample advances it by the energy power x time allows (the
+ * lower and the higher of the two powers times dt, each widened by
+ * power_tolerance) and intersects it with [counter, counter + quantum]. At
+ * a steady load the steps fall at varying offsets between samples and the
+ * interval shrinks to a small part of a quantum. If the two disagree (the
+ * power readings were off) the interval starts again from the counter.
+ *
+ * kasamond's cumulative follows the estimate of p (the middle of the
+ * interval), not the raw counter, so it is smoother than the counter and
+ * within the interval's half width of the true energy. What a counter sees
+ * is measured from its first sample (after a reset, after the baseline):
+ * the estimate of that first position is narrowed later by carrying the
+ * interval back over the energy since (with its tolerance), so the
+ * unknown phase at that sample does not stay in the total.
+ *
  * Rules, per sample after the first:
- *  - counter grew: the increase is the delta;
- *  - counter fell: a reset, the new value is the energy since the reset; the
- *    energy between the previous sample and the reset is invisible to the
- *    counter, so the delta is max(new value, power x time estimate);
- *  - plausibility: with Pmax = max(previous power, current power) the delta
- *    may not exceed 2 * Pmax * dt + quantum (counters report whole Wh);
- *    above that it is replaced by the trapezoid (P0 + P1) / 2 * dt and
- *    flagged. The implausible reading is remembered: if the next sample
- *    continues plausibly from it, the device really re-based its counter
- *    and accounting follows the new counter; if the next sample continues
- *    from the old counter, the reading was a spike and is forgotten;
+ *  - counter not lower: p is advanced and intersected as above;
+ *  - counter fell: a reset. The interval is credited as power x time (the
+ *    reset's moment in it is unknown, but not what it used), at least the
+ *    new counter's estimated position; the new counter's position is in
+ *    [counter, counter + quantum] and, as it counted only part of the
+ *    interval, at most the interval's energy. The old counter's phase is
+ *    in its last estimate, so nothing of it is lost or counted twice;
+ *  - plausibility: with Pmax = max(previous power, current power) the
+ *    counter may not rise above hi + 2 * Pmax * dt (a reset's new value
+ *    above 2 * Pmax * dt + quantum); above that the counter is ignored for
+ *    this sample, p advances by power x time, and the sample is flagged.
+ *    The implausible reading is remembered: if the next sample continues
+ *    plausibly from it, the device really re-based its counter and
+ *    accounting follows the new counter; if the next sample continues from
+ *    the old counter, the reading was a spike and is forgotten;
  *  - a gap (dt > gap_ms) is accounted from the counter and flagged; power x
  *    time says little over a gap, so only max_power_mw bounds it.
+ * Deltas are never negative: when the estimate moves down (the interval
+ * narrowed), the cumulative waits until the estimate passes it again.
  *
  * Persistence across daemon restarts: store cumulative_mwh, counter_mwh,
- * ts_ms and power_mw after each update (the daemon does so with its
- * readings). After a restart call energy_account_restore() with the
- * cumulative and, when the counter was stored, energy_account_resume() with
- * the counter: the first new sample is then compared with it and the energy
- * used while the daemon was down is picked up (flagged as a gap). Without
- * resume() the first sample is a new baseline and that energy is lost. */
+ * lo_mwh, hi_mwh, ts_ms and power_mw after each update (the daemon does so
+ * with its readings). After a restart call energy_account_restore() with
+ * the cumulative and, when the counter was stored, energy_account_resume()
+ * with the rest: the first new sample is then compared with it and the
+ * energy used while the daemon was down is picked up (flagged as a gap).
+ * Without resume() the first sample is a new baseline and that energy is
+ * lost. */
 
 typedef enum EnergyFlags {
         ENERGY_FIRST       = 1 << 0, /* new baseline, delta 0 */
         ENERGY_RESET       = 1 << 1, /* the counter went down */
-        ENERGY_IMPLAUSIBLE = 1 << 2, /* counter delta replaced by power x time */
+        ENERGY_IMPLAUSIBLE = 1 << 2, /* counter ignored, power x time used */
         ENERGY_GAP         = 1 << 3, /* dt above gap_ms */
         ENERGY_RESYNC      = 1 << 4, /* followed a counter that jumped last time */
 } EnergyFlags;
@@ -46,21 +71,34 @@ typedef enum EnergyFlags {
 #define ENERGY_QUANTUM_MWH_DEFAULT 1000              /* 1 Wh */
 #define ENERGY_GAP_MS_DEFAULT      (5 * 60 * 1000)   /* 5 min */
 #define ENERGY_MAX_POWER_MW_DEFAULT (10 * 1000 * 1000) /* 10 kW, above any plug */
+/* How far power x time may stray from the energy a counter saw, relative:
+ * plugs' power readings carry about 1 % of noise. */
+#define ENERGY_POWER_TOLERANCE_DEFAULT 0.015
 
 typedef struct EnergyAccount {
         /* Settings (energy_account_init() sets the defaults). */
         int64_t quantum_mwh;
         int64_t gap_ms;
         int64_t max_power_mw;
+        double power_tolerance;
 
-        /* State; the four marked (persist) are what a restart needs. */
+        /* State; those marked (persist) are what a restart needs. */
         int64_t cumulative_mwh;  /* (persist) monotonic total */
         bool have_baseline;
         int64_t counter_mwh;     /* (persist) last counter reading believed */
+        int64_t lo_mwh, hi_mwh;  /* (persist) the counter's true position
+                                  * (counter + phase) is in [lo, hi] */
         int64_t ts_ms;           /* (persist) time of the last sample */
         int64_t power_mw;        /* (persist) power at the last sample */
-        int64_t credited_mwh;    /* counter value accounted up to (>= counter_mwh
-                                  * when an estimate ran ahead of the counter) */
+
+        /* The current counter's first sample: kasamond's estimate of the
+         * total then (base), the interval of the counter's position then
+         * (narrowed later), and power x time since (low, high). */
+        int64_t base_mwh;
+        int64_t first_lo_mwh, first_hi_mwh;
+        int64_t since_lo_mwh, since_hi_mwh;
+        bool refine;             /* the first position is still narrowed */
+
         bool have_suspect;
         int64_t suspect_mwh;     /* an implausible reading, kept to tell a
                                   * spike from a re-based counter */
@@ -78,9 +116,16 @@ void energy_account_init(EnergyAccount *a);
  * or a sample not newer than the previous one. */
 int energy_account_update(EnergyAccount *a, int64_t ts_ms, int64_t counter_mwh, int64_t power_mw, EnergyUpdate *ret);
 
+/* kasamond's current estimate of the total; cumulative_mwh trails it when
+ * the estimate moved down. */
+int64_t energy_account_estimate(const EnergyAccount *a);
+
 /* Restart: continue the cumulative; the next sample is a new baseline. */
 void energy_account_restore(EnergyAccount *a, int64_t cumulative_mwh);
 
 /* Restart, when the last counter reading was persisted too (call after
- * energy_account_restore()): the next sample is compared with it. */
-void energy_account_resume(EnergyAccount *a, int64_t counter_mwh, int64_t ts_ms, int64_t power_mw);
+ * energy_account_restore()): the next sample is compared with it. lo and
+ * hi as persisted; outside [counter, counter + quantum] (an older file
+ * without them) they mean an unknown phase. */
+void energy_account_resume(EnergyAccount *a, int64_t counter_mwh, int64_t lo_mwh, int64_t hi_mwh, int64_t ts_ms,
+                           int64_t power_mw);

@@ -134,7 +134,7 @@ void manager_device_changed(Manager *m, Device *d) {
 #define COUNTERS_FILE "energy-counters"
 
 typedef struct SavedCounter {
-        int64_t ts_ms, cumulative_mwh, counter_mwh, power_mw;
+        int64_t ts_ms, cumulative_mwh, counter_mwh, power_mw, lo_mwh, hi_mwh;
 } SavedCounter;
 
 static SavedCounter account_state(const Device *d) {
@@ -143,12 +143,14 @@ static SavedCounter account_state(const Device *d) {
                 .cumulative_mwh = d->energy.cumulative_mwh,
                 .counter_mwh = d->energy.counter_mwh,
                 .power_mw = d->energy.power_mw,
+                .lo_mwh = d->energy.lo_mwh,
+                .hi_mwh = d->energy.hi_mwh,
         };
 }
 
 static void write_counter(FILE *f, uint32_t number, const SavedCounter *c) {
-        fprintf(f, "%" PRIu32 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "\n", number, c->ts_ms,
-                c->cumulative_mwh, c->counter_mwh, c->power_mw);
+        fprintf(f, "%" PRIu32 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "\n", number,
+                c->ts_ms, c->cumulative_mwh, c->counter_mwh, c->power_mw, c->lo_mwh, c->hi_mwh);
 }
 
 static int write_counters(Manager *m, const char *tmp, const char *path) {
@@ -245,13 +247,16 @@ static GHashTable *load_counters(Manager *m) {
                 return t;
         }
         while (fgets(line, sizeof(line), f)) {
-                SavedCounter c, *p;
+                SavedCounter c = { .lo_mwh = -1, .hi_mwh = -1 }, *p;
                 uint32_t number;
+                int n;
 
-                /* A damaged line only costs that device its downtime energy. */
-                if (sscanf(line, "%" SCNu32 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64, &number, &c.ts_ms,
-                           &c.cumulative_mwh, &c.counter_mwh, &c.power_mw) != 5 ||
-                    c.ts_ms < 0 || c.counter_mwh < 0 || c.power_mw < 0)
+                /* A damaged line only costs that device its downtime energy.
+                 * Lines of older versions lack the position interval: the
+                 * phase is then unknown (resume() checks the interval). */
+                n = sscanf(line, "%" SCNu32 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64,
+                           &number, &c.ts_ms, &c.cumulative_mwh, &c.counter_mwh, &c.power_mw, &c.lo_mwh, &c.hi_mwh);
+                if ((n != 5 && n != 7) || c.ts_ms < 0 || c.counter_mwh < 0 || c.power_mw < 0)
                         continue;
                 p = g_hash_table_lookup(t, GUINT_TO_POINTER(number));
                 if (!p) {
@@ -433,7 +438,8 @@ static void restore_energy(Manager *m, Device *d, GHashTable *counters) {
         c = counters ? g_hash_table_lookup(counters, GUINT_TO_POINTER(d->number)) : NULL;
         for (size_t i = 0; c && i < 2; i++)
                 if (c[i].ts_ms == last.ts_ms && c[i].cumulative_mwh == last.energy_mwh) {
-                        energy_account_resume(&d->energy, c[i].counter_mwh, c[i].ts_ms, c[i].power_mw);
+                        energy_account_resume(&d->energy, c[i].counter_mwh, c[i].lo_mwh, c[i].hi_mwh, c[i].ts_ms,
+                                              c[i].power_mw);
                         counters_committed_one(m, d);
                         break;
                 }

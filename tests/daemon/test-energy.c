@@ -41,12 +41,12 @@ static void test_first_and_monotonic(void) {
         EnergyAccount a;
         energy_account_init(&a);
 
+        /* 100 W for 10 s = 277.8 mWh per step, on a mWh-resolution counter */
+        a.quantum_mwh = 1;
         EnergyUpdate u = feed(&a, 1000 * S, 50 * WH, 100000);
         is_int(u.delta_mwh, 0, "first sample: delta 0");
         ok(u.flags == ENERGY_FIRST, "first sample flagged");
 
-        /* 100 W for 10 s = 277.8 mWh per step, on a mWh-resolution counter */
-        a.quantum_mwh = 1;
         int64_t counter = 50 * WH, sum = 0;
         unsigned flagged = 0;
         for (int i = 1; i <= 360; i++) {
@@ -66,39 +66,51 @@ static void test_resets(void) {
         EnergyUpdate u;
         energy_account_init(&a);
 
+        /* 60 W = 166.7 mWh per 10 s; the counter at 5000 Wh with an
+         * unknown phase */
         feed(&a, 0, 5000 * WH, 60000);
         u = feed(&a, 10 * S, 5000 * WH, 60000);
-        is_int(u.delta_mwh, 0, "no change, no energy");
+        ok(u.flags == 0 && llabs(u.delta_mwh - 167) <= 90,
+           "no step yet: the estimate still advances by about power x time (%" PRId64 ")", u.delta_mwh);
 
-        /* erase: counter to 0; 60 W x 10 s = 166.7 mWh happened meanwhile */
+        /* erase: counter to 0; 60 W x 10 s happened meanwhile */
+        int64_t c0 = a.cumulative_mwh;
         u = feed(&a, 20 * S, 0, 60000);
         ok(u.flags == ENERGY_RESET, "erase flagged as reset (flags %u)", u.flags);
-        is_int(u.delta_mwh, 167, "erase: the interval is estimated from power, not lost");
-        u = feed(&a, 30 * S, 1 * WH, 60000);
-        is_int(u.delta_mwh, 1 * WH, "counting continues from the new counter");
+        ok(llabs(a.cumulative_mwh - c0 - 167) <= 90, "erase: the interval is estimated from power, not lost (%" PRId64 ")",
+           a.cumulative_mwh - c0);
+        is_int(a.cumulative_mwh, energy_account_estimate(&a), "the cumulative is the estimate");
+        ok(a.lo_mwh == 0 && a.hi_mwh <= 170, "the new counter saw at most the interval's energy ([%" PRId64 ", %" PRId64 "])",
+           a.lo_mwh, a.hi_mwh);
 
         /* reboot with the counter kept: nothing special */
-        u = feed(&a, 40 * S, 1 * WH, 0);
-        u = feed(&a, 50 * S, 1 * WH, 60000);
-        ok(u.flags == 0 && u.delta_mwh == 0, "reboot keeping the counter is not a reset");
+        feed(&a, 30 * S, 0, 0);
+        u = feed(&a, 40 * S, 0, 0);
+        ok(u.flags == 0 && u.delta_mwh == 0, "no load, no energy");
 
-        /* midnight reset: 2 Wh since midnight reported, plausible */
-        feed(&a, 60 * S, 3 * WH, 60000);
-        u = feed(&a, 70 * S, 0, 60000);
-        ok(u.flags & ENERGY_RESET, "midnight reset flagged");
-        is_int(u.delta_mwh, 167, "midnight reset to 0: power x time");
-        feed(&a, 80 * S, 0, 1800000);
-        u = feed(&a, 90 * S, 5 * WH, 1800000);
-        is_int(u.delta_mwh, 5 * WH, "after a reset the counter is trusted again");
+        /* midnight reset at no load: the new counter position is exact */
+        feed(&a, 50 * S, 0, 1800000);
+        u = feed(&a, 60 * S, 5 * WH, 1800000);
+        ok(u.flags == 0 && a.lo_mwh == 5 * WH, "1.8 kW x 10 s = 5 Wh");
+        feed(&a, 70 * S, 5 * WH, 0);
+        u = feed(&a, 80 * S, 0, 0);
+        ok(u.flags & ENERGY_RESET, "reset at no load flagged");
+        ok(u.delta_mwh == 0 && a.lo_mwh == 0 && a.hi_mwh <= 1, "reset at no load: nothing, and the new position is 0");
 
         /* a reset to a value larger than power x time allows */
-        u = feed(&a, 100 * S, 2 * WH, 1800000);
+        feed(&a, 90 * S, 0, 1800000);
+        c0 = a.cumulative_mwh;
+        u = feed(&a, 100 * S, 5 * WH, 1800000);
+        ok(u.flags == 0, "counting from 0");
+        u = feed(&a, 110 * S, 2 * WH, 1800000);
         ok(u.flags & ENERGY_RESET, "reset to a plausible value");
-        is_int(u.delta_mwh, 5 * WH, "delta = max(counter, power x time) = 1.8 kW x 10 s");
-        feed(&a, 110 * S, 3 * WH, 1000);
-        u = feed(&a, 120 * S, 1 * WH, 1000);
+        ok(llabs(a.cumulative_mwh - c0 - 10 * WH) <= 200, "power x time over the reset: 10 Wh in 20 s (%" PRId64 ")",
+           a.cumulative_mwh - c0);
+        feed(&a, 120 * S, 3 * WH, 1000);
+        c0 = a.cumulative_mwh;
+        u = feed(&a, 130 * S, 1 * WH, 1000);
         ok((u.flags & ENERGY_RESET) && (u.flags & ENERGY_IMPLAUSIBLE) == 0, "reset with a small load");
-        is_int(u.delta_mwh, 1 * WH, "1 Wh after a reset fits in one quantum of slack");
+        is_int(a.cumulative_mwh - c0, 1 * WH, "1 Wh after a reset fits in one quantum of slack: at least the counter");
         ok(a.cumulative_mwh >= 0, "cumulative never negative");
 }
 
@@ -114,10 +126,10 @@ static void test_spikes(void) {
 
         u = feed(&a, 20 * S, 999999 * WH, 360000);
         ok(u.flags == ENERGY_IMPLAUSIBLE, "upward spike flagged (flags %u)", u.flags);
-        is_int(u.delta_mwh, WH, "spike replaced by power x time");
+        ok(llabs(u.delta_mwh - WH) <= 2, "spike replaced by power x time (%" PRId64 ")", u.delta_mwh);
         u = feed(&a, 30 * S, 1003 * WH, 360000);
         ok(u.flags == 0, "back to normal after the spike");
-        is_int(u.delta_mwh, WH, "the spike interval is not counted twice");
+        ok(llabs(u.delta_mwh - WH) <= 2, "the spike interval is not counted twice (%" PRId64 ")", u.delta_mwh);
         is_int(a.cumulative_mwh, 3 * WH, "total is exact");
 
         u = feed(&a, 40 * S, 500 * WH, 360000);
@@ -134,7 +146,7 @@ static void test_spikes(void) {
         is_int(u.delta_mwh, WH, "counted from the new counter");
         u = feed(&a, 80 * S, 70002 * WH, 360000);
         ok(u.flags == 0 && u.delta_mwh == WH, "normal on the new counter");
-        is_int(a.cumulative_mwh, 8 * WH, "total exact through the re-base");
+        ok(llabs(a.cumulative_mwh - 8 * WH) <= 2, "total exact through the re-base (%" PRId64 ")", a.cumulative_mwh);
 
         /* a garbage power reading must not open the door to a garbage counter */
         u = feed(&a, 90 * S, 70003 * WH, INT64_C(1) << 50);
@@ -147,19 +159,20 @@ static void test_quantised(void) {
         /* 5 W on a counter reporting whole Wh: it moves every 12 minutes. */
         EnergyAccount a;
         Plug p = { .quantum = WH, .power_mw = 5000, .counter_mwh = 12345.6 * WH };
-        int64_t sum = 0, first = plug_reading(&p);
+        int64_t sum = 0;
+        double true0 = p.true_mwh;
         unsigned flagged = 0;
         energy_account_init(&a);
 
-        feed(&a, 0, first, p.power_mw);
+        feed(&a, 0, plug_reading(&p), p.power_mw);
         for (int i = 1; i <= 8640; i++) { /* a day at 10 s */
                 plug_run(&p, 10 * S);
                 EnergyUpdate u = feed(&a, i * 10 * S, plug_reading(&p), p.power_mw);
                 sum += u.delta_mwh;
                 flagged += u.flags != 0;
         }
-        is_int(sum, plug_reading(&p) - first, "5 W, whole-Wh counter: sum equals the counter's increase");
-        ok(fabs((double) sum - p.true_mwh) < WH, "and is within one Wh of the truth (%" PRId64 " vs %.1f)", sum, p.true_mwh);
+        ok(fabs((double) sum - (p.true_mwh - true0)) < 10,
+           "5 W, whole-Wh counter, a day: within 10 mWh of the truth (%" PRId64 " vs %.1f)", sum, p.true_mwh - true0);
         is_int(flagged, 0, "quantised steps are plausible");
 }
 
@@ -179,7 +192,7 @@ static void test_gaps(void) {
 
         u = feed(&a, 10800 * S, 50 * WH, 10000);
         ok((u.flags & ENERGY_GAP) && (u.flags & ENERGY_RESET), "reset during a gap");
-        is_int(u.delta_mwh, 50 * WH, "the counter only, not power x gap");
+        is_int(u.delta_mwh, 50 * WH + WH / 2, "the counter only (with half a quantum for its phase), not power x gap");
 }
 
 static void test_invalid(void) {
@@ -208,89 +221,213 @@ static void test_restart(void) {
         energy_account_restore(&b, a.cumulative_mwh);
         u = feed(&b, 600 * S, 30 * WH, 100000);
         ok(u.flags == ENERGY_FIRST && u.delta_mwh == 0, "restore: new baseline");
-        is_int(u.cumulative_mwh, WH, "cumulative continues");
+        is_int(u.cumulative_mwh, a.cumulative_mwh, "cumulative continues");
 
         /* with the persisted counter: downtime energy is picked up */
         energy_account_init(&b);
         energy_account_restore(&b, a.cumulative_mwh);
-        energy_account_resume(&b, a.counter_mwh, a.ts_ms, a.power_mw);
+        energy_account_resume(&b, a.counter_mwh, a.lo_mwh, a.hi_mwh, a.ts_ms, a.power_mw);
         u = feed(&b, 600 * S, 30 * WH, 100000);
         ok(u.flags == ENERGY_GAP, "resume: the downtime is a gap");
-        is_int(u.delta_mwh, 19 * WH, "and its energy is counted from the counter");
-        is_int(u.cumulative_mwh, 20 * WH, "cumulative continues");
+        ok(u.delta_mwh >= 19 * WH && u.delta_mwh <= 20 * WH, "and its energy is counted from the counter (%" PRId64 ")",
+           u.delta_mwh);
+        is_int(u.cumulative_mwh, a.cumulative_mwh + u.delta_mwh, "cumulative continues");
 
         energy_account_init(&b);
         energy_account_restore(&b, 20 * WH);
-        energy_account_resume(&b, 30 * WH, 600 * S, 100000);
+        energy_account_resume(&b, 30 * WH, -1, -1, 600 * S, 100000);
         u = feed(&b, 610 * S, 0, 100000);
         ok(u.flags & ENERGY_RESET, "a reset while the daemon was down is seen");
 }
 
-/* Random loads on random plugs with resets at random instants. The counter
- * cannot show what was used between the last sample and a reset (nor the
- * unshown part of its last quantum), so each reset may add one quantum plus
- * the error of the power x time estimate over that interval. */
+/* A plug polled every `poll` ms (+-10 % jitter) whose power readings carry
+ * +-1 % of noise, like kasa-sim's; the load changes and the counter resets
+ * at random instants between polls. */
+typedef struct Run {
+        EnergyAccount a;
+        Plug p;
+        GRand *rand;
+        int64_t ts, poll, sum;
+        double true0;
+        unsigned resets;
+} Run;
+
+static void run_init(Run *r, GRand *rand, int64_t quantum, int64_t power_mw, int64_t poll) {
+        *r = (Run) {
+                .p = { .quantum = quantum, .power_mw = power_mw, .counter_mwh = g_rand_double_range(rand, 0, 1e7) },
+                .rand = rand,
+                .poll = poll,
+        };
+        energy_account_init(&r->a);
+        r->a.quantum_mwh = quantum;
+        feed(&r->a, 0, plug_reading(&r->p), r->p.power_mw);
+        r->true0 = r->p.true_mwh;
+}
+
+static int64_t noisy(Run *r) {
+        return (int64_t) llround((double) r->p.power_mw * (1.0 + g_rand_double_range(r->rand, -0.01, 0.01)));
+}
+
+/* One poll interval; at `reset_at` ms into it (if >= 0) the counter
+ * restarts at 0, at `load_at` the load becomes `load`. */
+static EnergyUpdate run_poll(Run *r, int64_t reset_at, int64_t load_at, int64_t load) {
+        int64_t dt = r->poll + g_rand_int_range(r->rand, (int32_t) -r->poll / 10, (int32_t) r->poll / 10 + 1);
+        int64_t t = 0;
+
+        for (int k = 0; k < 2; k++) {
+                int64_t next = k == 0 ? MIN(reset_at < 0 ? dt : reset_at, load_at < 0 ? dt : load_at)
+                                      : MAX(reset_at < 0 ? 0 : reset_at, load_at < 0 ? 0 : load_at);
+                next = CLAMP(next, t, dt);
+                plug_run(&r->p, next - t);
+                t = next;
+                if (t == reset_at && reset_at >= 0) {
+                        r->p.counter_mwh = 0;
+                        r->resets++;
+                        reset_at = -1;
+                }
+                if (t == load_at && load_at >= 0) {
+                        r->p.power_mw = load;
+                        load_at = -1;
+                }
+        }
+        plug_run(&r->p, dt - t);
+        r->ts += dt;
+        EnergyUpdate u = feed(&r->a, r->ts, plug_reading(&r->p), noisy(r));
+        r->sum += u.delta_mwh;
+        return u;
+}
+
+static double run_error(const Run *r) {
+        return (double) r->sum - (r->p.true_mwh - r->true0);
+}
+
+/* The regression: a reset at load used to lose what the old counter had
+ * not shown yet (f0, up to a quantum) and count the new counter's part of
+ * the first interval twice (f1). Here the old counter is 0.9 Wh into its
+ * quantum when it resets, and the new one 0.3 Wh at the first poll. */
+static void test_reset_phase(void) {
+        GRand *rand = g_rand_new_with_seed(17);
+        Run r;
+
+        run_init(&r, rand, WH, 1500000, 1000); /* 1.5 kW: 0.42 Wh per poll */
+        r.p.counter_mwh = 4000.0 * WH;
+        r.true0 = r.p.true_mwh;
+        energy_account_init(&r.a);
+        feed(&r.a, 0, plug_reading(&r.p), r.p.power_mw);
+        for (int i = 0; i < 60; i++)
+                run_poll(&r, -1, -1, 0);
+        /* steer the old counter's phase to 0.9 Wh at the reset, 0.3 Wh of
+         * the next interval after it */
+        double phase = fmod(r.p.counter_mwh, WH);
+        int64_t to_f0 = (int64_t) llround(fmod(900.0 - phase + WH, WH) * 3.6e6 / 1500000.0);
+        plug_run(&r.p, to_f0);
+        r.ts += to_f0;
+        r.sum += feed(&r.a, r.ts, plug_reading(&r.p), noisy(&r)).delta_mwh;
+        plug_run(&r.p, 10); /* now 0.9 Wh */
+        int64_t f0 = (int64_t) fmod(r.p.counter_mwh, WH);
+        r.p.counter_mwh = 0;
+        plug_run(&r.p, 720); /* 0.3 Wh */
+        r.ts += 730;
+        EnergyUpdate u = feed(&r.a, r.ts, plug_reading(&r.p), noisy(&r));
+        r.sum += u.delta_mwh;
+        ok(u.flags == ENERGY_RESET, "reset seen (f0 %" PRId64 " mWh, f1 %.0f mWh)", f0, r.p.counter_mwh);
+        for (int i = 0; i < 60; i++)
+                run_poll(&r, -1, -1, 0);
+        ok(fabs(run_error(&r)) < 100, "f0 is not lost nor f1 counted twice: error %+.1f mWh over %.0f mWh",
+           run_error(&r), r.p.true_mwh - r.true0);
+        g_rand_free(rand);
+}
+
+static double half_width(int64_t lo, int64_t hi) {
+        return (double) (hi - lo) / 2;
+}
+
+/* Random loads on random plugs with resets at random instants.
+ *
+ * While the power readings stay within the tolerance of the load, the
+ * account's intervals hold the counter's true position: checked at every
+ * poll. kasamond's total then errs only where its estimates are not
+ * measured by a counter: at each end of each counter's run (its first
+ * sample, the reset or the end of the test) by at most the interval's half
+ * width, and over the interval of a reset by what power x time misses
+ * there. That bound is asserted, and separately that the error per reset
+ * is a small part of a quantum where a poll interval sees at most a few
+ * quanta (the phase cannot be followed when one sees many: the tolerance
+ * then widens the interval by more than a step narrows it). The loads here
+ * change often and are often 0, where no step tells the phase: at steady
+ * loads a reset costs less (tests/bus/test-energy.py). */
 static void test_property(void) {
         GRand *rand = g_rand_new_with_seed(4711);
-        unsigned bad = 0, never_negative = 1, runs = 200, total_resets = 0, hidden = 0;
+        unsigned bad = 0, outside = 0, never_negative = 1, runs = 300, total_resets = 0, hidden = 0, fine_runs = 0,
+                 fine_resets = 0;
+        double fine_worst = 0, fine_abs = 0;
 
         for (unsigned run = 0; run < runs; run++) {
-                EnergyAccount a;
-                Plug p = {
-                        .quantum = g_rand_boolean(rand) ? WH : 1,
-                        .power_mw = g_rand_int_range(rand, 0, 3000000),
-                        .counter_mwh = g_rand_double_range(rand, 0, 1e7),
-                };
-                int64_t ts = 0, sum = 0, poll = g_rand_int_range(rand, 1, 60) * S;
-                double allowed = p.quantum;
-                unsigned resets = 0;
+                Run r;
+                int64_t quantum = g_rand_int_range(rand, 0, 4) == 0 ? 1 : WH;
+                int64_t poll = g_rand_int_range(rand, 1, 30) * S;
+                int64_t max_load = g_rand_boolean(rand) ? 3000000 : (int64_t) (3.6e6 * 2 / ((double) poll / S)) + 1;
+                run_init(&r, rand, quantum, g_rand_int_range(rand, 0, (int32_t) max_load), poll);
+                double allowed = 0, reset_err = 0;
+                bool blind = false;
 
-                energy_account_init(&a);
-                feed(&a, ts, plug_reading(&p), p.power_mw);
-                double true0 = p.true_mwh;
+                for (int i = 0; i < 3000; i++) {
+                        int64_t load_at = -1, reset_at = -1, load = 0;
+                        if (g_rand_int_range(rand, 0, 20) == 0) {
+                                load_at = g_rand_int_range(rand, 0, (int32_t) r.poll);
+                                load = g_rand_int_range(rand, 0, (int32_t) max_load) * (g_rand_boolean(rand) ? 1 : 0);
+                        }
+                        if (g_rand_int_range(rand, 0, 300) == 0)
+                                reset_at = g_rand_int_range(rand, 0, (int32_t) r.poll);
 
-                for (int i = 0; i < 5000; i++) {
-                        int64_t p0 = p.power_mw;
-                        if (g_rand_int_range(rand, 0, 20) == 0) /* load changes right after a poll */
-                                p.power_mw = g_rand_int_range(rand, 0, 3000000) * (g_rand_boolean(rand) ? 1 : 0);
-
-                        double before = p.true_mwh;
-                        int64_t reading_before = plug_reading(&p);
-                        if (g_rand_int_range(rand, 0, 500) == 0) {
-                                int64_t at = g_rand_int_range(rand, 0, (int32_t) poll + 1);
-                                plug_run(&p, at);
-                                p.counter_mwh = 0;
-                                plug_run(&p, poll - at);
-                                resets++;
-                                double est = (double) (p0 + p.power_mw) / 2 * (double) poll / 3.6e6;
-                                allowed += p.quantum + fabs(est - (p.true_mwh - before)) + 1;
+                        double before = r.p.true_mwh;
+                        double old_widths = half_width(r.a.lo_mwh, r.a.hi_mwh) +
+                                            half_width(r.a.first_lo_mwh, r.a.first_hi_mwh);
+                        int64_t reading_before = plug_reading(&r.p), p0 = r.a.power_mw, ts0 = r.a.ts_ms;
+                        EnergyUpdate u = run_poll(&r, reset_at, load_at, load);
+                        if (u.delta_mwh < 0)
+                                never_negative = 0;
+                        if (reset_at >= 0 && plug_reading(&r.p) >= reading_before) {
                                 /* A reset that leaves the counter at or above
                                  * its last reading cannot be seen: all the
                                  * counter had shown since its previous reset
                                  * is lost. */
-                                if (plug_reading(&p) >= reading_before) {
-                                        hidden++;
-                                        allowed += (double) reading_before + (p.true_mwh - before);
-                                }
-                        } else
-                                plug_run(&p, poll);
-
-                        ts += poll;
-                        EnergyUpdate u = feed(&a, ts, plug_reading(&p), p.power_mw);
-                        if (u.delta_mwh < 0)
-                                never_negative = 0;
-                        sum += u.delta_mwh;
+                                hidden++;
+                                blind = true; /* the intervals are wrong until the account notices */
+                                allowed += (double) reading_before + (r.p.true_mwh - before) + old_widths;
+                                continue;
+                        }
+                        if (!blind && ((double) r.a.lo_mwh > r.p.counter_mwh + 1 || (double) r.a.hi_mwh < r.p.counter_mwh - 1))
+                                outside++;
+                        if (reset_at < 0)
+                                continue;
+                        double est = (double) (p0 + r.a.power_mw) / 2 * (double) (r.a.ts_ms - ts0) / 3.6e6;
+                        reset_err += fabs(est - (r.p.true_mwh - before));
+                        /* + rounding to whole mWh */
+                        allowed += old_widths + half_width(r.a.lo_mwh, r.a.hi_mwh) + fabs(est - (r.p.true_mwh - before)) + 2;
                 }
-
-                double err = fabs((double) sum - (p.true_mwh - true0));
-                if (err > allowed && bad++ < 5)
-                        diag("run %u: sum %" PRId64 " true %.1f allowed %.1f (%u resets)", run, sum, p.true_mwh - true0,
-                             allowed, resets);
-                total_resets += resets;
+                allowed += half_width(r.a.lo_mwh, r.a.hi_mwh) + half_width(r.a.first_lo_mwh, r.a.first_hi_mwh) +
+                           (double) (r.a.cumulative_mwh - energy_account_estimate(&r.a)) + 2;
+                double err = run_error(&r);
+                if (fabs(err) > allowed && bad++ < 5)
+                        diag("run %u: error %+.1f mWh, allowed %.1f (%u resets, quantum %" PRId64 ", poll %" PRId64 " ms)", run,
+                             err, allowed, r.resets, quantum, r.poll);
+                if (quantum == WH && max_load < 3000000 && r.resets) {
+                        double per_reset = (fabs(err) - reset_err) / r.resets;
+                        fine_runs++;
+                        fine_resets += r.resets;
+                        fine_abs += fabs(err) - reset_err;
+                        fine_worst = MAX(fine_worst, per_reset);
+                }
+                total_resets += r.resets;
         }
         g_rand_free(rand);
-        is_int(bad, 0, "%u random runs (%u resets, %u of them invisible): energy within the bound", runs,
+        is_int(outside, 0, "the intervals always held the counter's true position");
+        is_int(bad, 0, "%u random runs (%u resets, %u of them invisible): energy within the derived bound", runs,
                total_resets, hidden);
+        diag("%u runs at up to 2 quanta per poll, %u resets: beyond power x time over the reset's interval, "
+             "mean %.1f mWh per reset, worst run %.1f per reset", fine_runs, fine_resets, fine_abs / fine_resets, fine_worst);
+        ok(fine_abs / fine_resets < 0.1 * WH, "at up to 2 quanta per poll a reset costs less than a tenth of a quantum");
         ok(never_negative, "no negative delta");
 }
 
@@ -324,6 +461,7 @@ int main(void) {
         test_gaps();
         test_invalid();
         test_restart();
+        test_reset_phase();
         test_property();
         test_garbage();
         return done_testing();
