@@ -3,24 +3,32 @@
 """Energy over a two-minute run with counter resets and reboots equals the
 simulator's ground truth.
 
-The devices count whole Wh, so the window is laid where the counters are
-exactly known: it starts with every load at 0 and every counter reset to
-0, and it ends when each counter has just stepped to a new Wh, the load
-being switched to 0 right then (within a few mWh). Between those ends:
-HS110, KP115 and HS300 outlets at real plugs' loads (up to 3.6 kW),
-counter resets and reboots (2-3 s offline) at full load, load changes.
+The window starts where every counter's position is exactly known to
+kasamond: no load, and every counter seen to reset to 0 (from at least
+1 Wh, or kasamond could not tell the reset). Then HS110, KP115 and HS300
+outlets at real plugs' loads (up to 3.6 kW), counter resets and reboots
+(2-3 s offline) at full load, load changes. The window ends at each
+device's next poll after the run, the loads still on: EnergyTotal is
+kasamond's estimate at that poll's time, and the truth at that time
+follows from the truth a moment later and the constant load.
 
-Bounds, per meter:
-- a meter whose counter never reset mid-run: within 0.1 % of the truth;
-- a counter reset at load hides what the old counter had not shown yet (f0,
-  under 1 Wh, the part of the last Wh it was counting), and the new
-  counter's fraction at the first poll after the reset (f1, at most the
-  energy of that poll interval) is counted twice: once in the power x time
-  that kasamond credits for the interval, once later by the counter. The
-  error is f1 - f0, above -1 Wh and below +1 Wh, plus the power x time error
-  of that one interval: so 0.1 % plus 1.05 Wh per reset. Since f0 averages
-  half a Wh and f1 only half of one interval's energy, the error leans
-  negative; the per-reset mean is printed as a diagnostic."""
+Bound, per meter: 0.1 % of the truth, plus what 1 Wh counters cannot tell
+(kasamond follows each counter's position within its Wh; see
+daemon/energy.h):
+- at a counter reset, the old counter's position at the last poll before
+  it and the new counter's at the first poll after are known to within
+  their intervals, and power x time over that poll interval to within its
+  tolerance. Right after a step the interval is at most one poll's energy
+  wide (the poll before did not see the step, this one did); until the
+  next step it widens by the tolerance over at most a Wh and a poll. Half
+  of each interval (kasamond takes the middle), so per reset about one
+  poll interval's energy at the load then (reset_bound());
+- at the window's end, half the interval, and the few ms between
+  kasamond's time stamp and the simulator's reading (end_bound()).
+The polls are every 0.5 s so that a poll sees at most half a Wh. These are
+worst cases (a single step just seen); at a steady load many steps narrow
+the intervals further, so the errors measured are mostly within 0.1 %;
+they are printed."""
 
 import sys
 import time
