@@ -8,6 +8,7 @@ file removed in close(). Tests run inside their own network namespace
 Needs Debian's python3-gi (Gio) for D-Bus, including signals."""
 
 import contextlib
+import fcntl
 import grp
 import json
 import os
@@ -418,11 +419,19 @@ class PropertiesLog:
 def system_user(name, group=None):
     """A throw-away local user (useradd), optionally in `group`, which is
     created if missing; both are deleted on leaving, whatever happened.
-    Yields the user's name."""
+    Yields the user's name.
+
+    With a group, runs of tests of any build or checkout that use it wait
+    for each other: one would delete the group under the other. The lock
+    is on /etc (useradd replaces /etc/group, so a lock there would not
+    hold), which nothing else locks this way."""
     made_group = False
     made_user = False
+    lock = None
     try:
         if group is not None:
+            lock = os.open("/etc", os.O_RDONLY | os.O_DIRECTORY)
+            fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 grp.getgrnam(group)
             except KeyError:
@@ -438,6 +447,8 @@ def system_user(name, group=None):
             subprocess.run(["userdel", "--remove", name], stderr=subprocess.DEVNULL)
         if made_group:
             subprocess.run(["groupdel", group])
+        if lock is not None:
+            os.close(lock)
 
 
 def eventually(t, env, predicate, timeout, name):

@@ -19,6 +19,8 @@ import time
 
 import kasatest as kt
 
+# Switching and adding wait for the plug's answer up to Polling.Timeout: a
+# long one, so a loaded machine never turns an allowed call into Offline.
 DEVICES = ["hs110@127.0.0.2", "hs100@127.0.0.3", "kp115@127.0.0.4"]
 # The third plug is not configured: AddDevice adds it.
 TARGETS = "127.0.0.2 127.0.0.3"
@@ -234,7 +236,7 @@ def main():
     tag = os.getpid()
     with kt.system_user(f"kasapk{tag}u") as plain_user, \
             kt.system_user(f"kasapk{tag}k", group="kasa") as kasa_user, \
-            kt.Env(DEVICES, targets=TARGETS, polkit=True) as env:
+            kt.Env(DEVICES, targets=TARGETS, polkit=True, poll_timeout=10.0) as env:
         plugs = Plugs(env)
         root = Caller(env, "root")
         plain = Caller(env, "plain user", plain_user)
