@@ -464,3 +464,17 @@ def eventually(t, env, predicate, timeout, name):
 def mac_id(mac, outlet=None):
     i = mac.replace(":", "").lower()
     return i if outlet is None else f"{i}_{outlet:02d}"
+
+
+def energy_end_bound_wh(load_w, poll_interval, jitter=0.1, tolerance=0.015, quantum_wh=1.0):
+    """How far EnergyTotal can be from the true energy after a steady load
+    of load_w stopped: kasamond follows the middle of an interval that holds
+    each counter's true position (daemon/energy.h). At a steady load, right
+    after a counter step the interval is at most one poll's energy wide,
+    and until the next step it widens by the power tolerance over at most
+    a quantum and a poll; the poll that sees the load gone adds up to one
+    more poll's energy, as the load may have stopped anywhere in between.
+    Half of it."""
+    e = load_w * poll_interval * (1 + jitter) / 3600
+    steady = e * (1 + tolerance) + 2 * tolerance * (quantum_wh + e)
+    return (steady + e * (1 + tolerance)) / 2
