@@ -350,11 +350,12 @@ static void on_sysinfo_reply(Conn *c, int error, const char *json, size_t len, v
 }
 
 static void on_outlet_reply(Conn *c, int error, const char *json, size_t len, void *userdata) {
-        Device *o = userdata, *d = o->parent;
+        Device *o = userdata, *d;
         KasaResponse *resp;
 
         if (error == -ECANCELED)
                 return;
+        d = o->parent;
         resp = error < 0 ? NULL : parse_reply(o, json, len);
         if (!resp)
                 round_fail(d, error ?: -EBADMSG);

@@ -469,6 +469,9 @@ static void announce(Manager *m, Device *d) {
 }
 
 static void free_root(Manager *m, Device *d) {
+        /* The connection first: its cancelled requests are answered while
+         * every outlet they name is still alive. */
+        d->conn = conn_free(d->conn);
         for (size_t i = 0; i < d->n_outlets; i++)
                 if (d->outlets[i]) {
                         g_hash_table_remove(m->devices, d->outlets[i]->id);

@@ -84,6 +84,13 @@ POLKIT_NS_SCRIPT = ('mount --bind "$1" /usr/share/polkit-1/actions && '
                     'exec "$4" --no-debug')
 
 
+# Filled by Env.close(): "kasamond exited with status 1", ...; Tap.close()
+# reports each as a failed point.
+EXIT_PROBLEMS = []
+# Processes whose exit status after SIGTERM must be 0.
+CHECKED_EXIT = ("kasamond", "kasa-sim")
+
+
 class Tap:
     """Minimal TAP producer; the plan is printed at the end."""
 
@@ -105,6 +112,11 @@ class Tap:
         return self.ok(got == want, name, f"got {got!r}, want {want!r}")
 
     def close(self):
+        # How the project's own processes ended is part of every test: a
+        # crash, or a sanitizer's report at exit, fails it.
+        for problem in EXIT_PROBLEMS:
+            self.ok(False, problem)
+        del EXIT_PROBLEMS[:]
         print(f"1..{self.n}", flush=True)
         return 1 if self.failed or self.n == 0 else 0
 
@@ -262,12 +274,19 @@ class Env:
                 if isinstance(p, int):
                     os.kill(p, signal.SIGTERM)
                 else:
+                    crashed = p.poll()
                     p.terminate()
                     try:
                         p.wait(10)
                     except subprocess.TimeoutExpired:
                         p.kill()
                         p.wait()
+                        EXIT_PROBLEMS.append(f"{name} did not stop within 10 s of SIGTERM")
+                        continue
+                    if name in CHECKED_EXIT and p.returncode != 0:
+                        when = "before the end of the test" if crashed is not None else "on SIGTERM"
+                        EXIT_PROBLEMS.append(f"{name} exited with status {p.returncode} {when}\n"
+                                             f"{self.log('sim' if name == 'kasa-sim' else 'kasamond')}")
             except ProcessLookupError:
                 pass
         self.procs.clear()
