@@ -194,6 +194,7 @@ def main():
 
         truth1 = outlet_truth()
         errors = []
+        run_got = run_true = 0.0
         for j, (p, dev, o) in enumerate(meters):
             got_wh = ends[j][0] - e0[j]
             true_wh = ends[j][1]
@@ -208,8 +209,16 @@ def main():
             t.ok(abs(err) <= bound, f"{name}: EnergyTotal within {bound:.4f} Wh of the truth", f"error {err:+.4f} Wh")
             if resets:
                 errors.append(err / resets)
+            run_got += got_wh
+            run_true += true_wh
         mean = sum(errors) / len(errors)
         print(f"# mean error per counter reset {mean:+.4f} Wh over {len(errors)} meters", flush=True)
+        # The figure: the energy of the whole run, every meter with
+        # its resets and reboots, against the simulator's ground truth.
+        run_err = run_got - run_true
+        t.ok(abs(run_err) <= TOLERANCE * run_true,
+             f"the run's energy, {run_true:.2f} Wh over {len(meters)} meters, within 0.1 % of the truth",
+             f"kasamond {run_got:.4f} Wh, error {run_err:+.4f} Wh ({100 * run_err / run_true:+.3f} %)")
     return t.close()
 
 
