@@ -50,6 +50,7 @@ typedef enum JsonMode {
 static JsonMode arg_json = JSON_OFF;
 static bool arg_legend = true;
 static bool arg_ask_password = true;
+static bool arg_no_ask_password = false; /* given on the command line */
 static bool arg_colors = false;
 static double arg_timeout = 2.0;
 static const char *arg_since = NULL;
@@ -250,15 +251,15 @@ static int log_call_error(const sd_bus_error *e, int r, const char *what, const 
                 return -ESRCH;
         }
         if (sd_bus_error_has_names(e, SD_BUS_ERROR_ACCESS_DENIED, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED)) {
+                bool interactive = sd_bus_error_has_name(e, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED);
                 if (action)
-                        log_error("Access denied: you may not %s.\n"
+                        log_error("Access denied: you may not %s (%s).\n"
                                   "The polkit action %s governs this: ask an administrator to grant it, "
                                   "or run kasactl as root.%s",
-                                  what, action,
-                                  sd_bus_error_has_name(e, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED) &&
-                                                  !arg_ask_password
-                                          ? " Without --no-ask-password, kasactl lets polkit ask for a password."
-                                          : "");
+                                  what, e->message ?: e->name, action,
+                                  !interactive ? "" :
+                                  arg_no_ask_password ? " Without --no-ask-password, kasactl lets polkit ask for a password." :
+                                  " polkit asks for a password only when kasactl runs on a terminal.");
                 else
                         log_error("Access denied: you may not %s: %s", what, e->message);
                 return -EACCES;
@@ -1750,6 +1751,7 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_NO_ASK_PASSWORD:
                         arg_ask_password = false;
+                        arg_no_ask_password = true;
                         break;
                 case ARG_TIMEOUT: {
                         char *end;
