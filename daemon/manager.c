@@ -688,6 +688,16 @@ static int load_devices(Manager *m) {
 
 /* ---- AddDevice, Discover ---- */
 
+static PendingOp *op_new(Manager *m, void *userdata) {
+        PendingOp *op = calloc(1, sizeof(PendingOp));
+
+        if (op) {
+                op->manager = m;
+                op->userdata = userdata;
+        }
+        return op;
+}
+
 static void op_unlink(Manager *m, PendingOp *op) {
         for (PendingOp **p = &m->ops; *p; p = &(*p)->next)
                 if (*p == op) {
@@ -764,12 +774,10 @@ int manager_add_address(Manager *m, const char *address, ManagerAddFn cb, void *
         PendingOp *op;
         int r;
 
-        op = calloc(1, sizeof(PendingOp));
+        op = op_new(m, userdata);
         if (!op)
                 return -ENOMEM;
-        op->manager = m;
         op->add_cb = cb;
-        op->userdata = userdata;
         r = parse_address(address, &op->sa);
         if (r < 0)
                 goto fail;
@@ -845,13 +853,11 @@ static int start_discovery(Manager *m, uint64_t duration, bool explicit, Manager
         PendingOp *op;
         int r;
 
-        op = calloc(1, sizeof(PendingOp));
+        op = op_new(m, userdata);
         if (!op)
                 return -ENOMEM;
-        op->manager = m;
         op->explicit = explicit;
         op->discover_cb = cb;
-        op->userdata = userdata;
         if (cb)
                 op->found = g_ptr_array_new();
         r = discovery_run(m->event, m->config.discovery_targets, m->config.discovery_attempts, duration,

@@ -357,19 +357,7 @@ static json_t *control_dispatch(Sim *s, const char *line, size_t len) {
 /* ---- socket ---- */
 
 static int client_flush(SimClient *c) {
-        while (c->out_len > 0) {
-                ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN)
-                                break;
-                        return -errno;
-                }
-                memmove(c->out, c->out + n, c->out_len - (size_t) n);
-                c->out_len -= (size_t) n;
-        }
-        return sd_event_source_set_io_events(c->io, EPOLLIN | (c->out_len > 0 ? EPOLLOUT : 0));
+        return sim_send_buffered(c->fd, c->io, (uint8_t *) c->out, &c->out_len);
 }
 
 static int client_reply(SimClient *c, const char *line, size_t len) {

@@ -81,10 +81,9 @@ static void conn_free(SimConn *c) {
         free(c);
 }
 
-/* Returns < 0 when the connection is broken and must be freed. */
-static int conn_flush(SimConn *c) {
-        while (c->out_len > 0) {
-                ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+int sim_send_buffered(int fd, sd_event_source *io, uint8_t *out, size_t *out_len) {
+        while (*out_len > 0) {
+                ssize_t n = send(fd, out, *out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -92,10 +91,15 @@ static int conn_flush(SimConn *c) {
                                 break;
                         return -errno;
                 }
-                memmove(c->out, c->out + n, c->out_len - (size_t) n);
-                c->out_len -= (size_t) n;
+                memmove(out, out + n, *out_len - (size_t) n);
+                *out_len -= (size_t) n;
         }
-        return sd_event_source_set_io_events(c->io, EPOLLIN | (c->out_len > 0 ? EPOLLOUT : 0));
+        return sd_event_source_set_io_events(io, EPOLLIN | (*out_len > 0 ? EPOLLOUT : 0));
+}
+
+/* Returns < 0 when the connection is broken and must be freed. */
+static int conn_flush(SimConn *c) {
+        return sim_send_buffered(c->fd, c->io, c->out, &c->out_len);
 }
 
 static int conn_append(SimConn *c, const uint8_t *buf, size_t len) {

@@ -153,6 +153,9 @@ void sim_device_child_id(const SimDevice *d, unsigned outlet, char out[static SI
 uint64_t sim_now(clockid_t clock);
 
 /* kasa-sim-net.c: the device's sockets and faults */
+/* Writes what the socket takes of out (moving the rest to the front) and
+ * asks for EPOLLOUT while something is left; < 0 when the peer is gone. */
+int sim_send_buffered(int fd, sd_event_source *io, uint8_t *out, size_t *out_len);
 int sim_device_bind(SimDevice *d);
 void sim_device_unbind(SimDevice *d);
 bool sim_device_online(const SimDevice *d);
