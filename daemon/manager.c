@@ -1018,6 +1018,10 @@ int manager_startup(Manager *m) {
         r = sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
         if (r >= 0)
                 r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
+        /* A hangup (the terminal of a kasamond run by hand) stops as
+         * cleanly as SIGTERM: its default action would lose the round. */
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGHUP, on_signal, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch signals: %m");
 
