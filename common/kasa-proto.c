@@ -367,6 +367,8 @@ static int parse_sysinfo(json_t *si, KasaSysinfo *ret, KasaError *err) {
         r = get_string(si, where, "model", true, ret->model, sizeof(ret->model), err);
         if (r < 0)
                 return r;
+        if (!ret->model[0])
+                return fail(err, "%s: field \"model\" is empty", where);
         r = get_string(si, where, "mac", false, mac, sizeof(mac), err);
         if (r < 0)
                 return r;

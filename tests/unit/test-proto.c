@@ -807,6 +807,9 @@ static void test_hostile(void) {
                    "\"deviceId\" is empty", "empty deviceId");
         expect_bad("{\"system\":{\"get_sysinfo\":{\"mac\":\"50:C7:BF:3A:9E:21\",\"deviceId\":\"8006\"}}}",
                    "required field \"model\" is missing", "missing model");
+        /* Found by fuzz-response: an empty model was taken for a device. */
+        expect_bad("{\"system\":{\"get_sysinfo\":{\"model\":\"\",\"mac\":\"B0:A7:B9:FC:BA:9E\",\"deviceId\":\"8DC6532\"}}}",
+                   "\"model\" is empty", "empty model");
         ok(parse("{\"system\":{\"get_sysinfo\":{\"model\":\"HS105(US)\",\"mic_mac\":\"50c7bf3a9e21\",\"deviceId\":\"8006\"}}}",
                  &r, &e) == 0 && strcmp(r.sysinfo.mac, "50:C7:BF:3A:9E:21") == 0, "mic_mac without colons accepted");
 
