@@ -917,16 +917,18 @@ int store_append(Store *s, const StoreSample *samples, size_t n) {
 
 /* ---- compaction and retention ---- */
 
-/* Moves the loose minute rollups of (device, hour) into m, deleting them. */
-static int take_minutes(Store *s, MDB_txn *txn, uint32_t device, int64_t hour, PeriodArray *m) {
+/* Loose rollups of one database with start in [from_ms, to_ms); with
+ * take, they are deleted as they are read (compaction moves them). */
+static int collect_rows(Store *s, MDB_txn *txn, unsigned db, uint32_t device, int64_t from_ms, int64_t to_ms,
+                        bool take, PeriodArray *out) {
         _cleanup_cursor_ MDB_cursor *c = NULL;
         MDB_val k, v;
         int r;
 
-        r = cursor_open(s, txn, DB_MINUTE, &c);
+        r = cursor_open(s, txn, db, &c);
         if (r < 0)
                 return r;
-        for (r = cursor_seek(c, device, hour, &k, &v); r >= 0;
+        for (r = cursor_seek(c, device, from_ms, &k, &v); r >= 0;
              r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
                 uint32_t d;
                 int64_t start;
@@ -935,17 +937,19 @@ static int take_minutes(Store *s, MDB_txn *txn, uint32_t device, int64_t hour, P
                 r = key_parse(&k, &d, &start);
                 if (r < 0)
                         return r;
-                if (d != device || start >= hour + HOUR_MS)
+                if (d != device || start >= to_ms)
                         break;
                 r = agg_decode(start, &v, &a);
                 if (r < 0)
                         return r;
-                r = period_array_push(m, start, &a);
+                r = period_array_push(out, start, &a);
                 if (r < 0)
                         return r;
-                r = store_errno(mdb_cursor_del(c, 0));
-                if (r < 0)
-                        return r;
+                if (take) {
+                        r = store_errno(mdb_cursor_del(c, 0));
+                        if (r < 0)
+                                return r;
+                }
         }
         return r == -ENOENT ? 0 : r;
 }
@@ -992,7 +996,7 @@ static int compact_hour(Store *s, MDB_txn *txn, MDB_cursor *c, uint32_t device, 
                         return walk;
         }
 
-        r = take_minutes(s, txn, device, hour, &m);
+        r = collect_rows(s, txn, DB_MINUTE, device, hour, hour + HOUR_MS, true, &m);
         if (r < 0)
                 return r;
         period_array_normalize(&m);
@@ -1259,43 +1263,12 @@ int store_query_raw(Store *s, uint32_t device, int64_t from_ms, int64_t to_ms,
         return 0;
 }
 
-/* Loose rollups of one database with start in [from_ms, to_ms). */
-static int collect_rows(Store *s, MDB_txn *txn, unsigned db, uint32_t device, int64_t from_ms, int64_t to_ms,
-                        PeriodArray *out) {
-        _cleanup_cursor_ MDB_cursor *c = NULL;
-        MDB_val k, v;
-        int r;
-
-        r = cursor_open(s, txn, db, &c);
-        if (r < 0)
-                return r;
-        for (r = cursor_seek(c, device, from_ms, &k, &v); r >= 0;
-             r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
-                uint32_t d;
-                int64_t start;
-                Agg a;
-
-                r = key_parse(&k, &d, &start);
-                if (r < 0)
-                        return r;
-                if (d != device || start >= to_ms)
-                        break;
-                r = agg_decode(start, &v, &a);
-                if (r < 0)
-                        return r;
-                r = period_array_push(out, start, &a);
-                if (r < 0)
-                        return r;
-        }
-        return r == -ENOENT ? 0 : r;
-}
-
 /* Minute rollups live loose (open hours), in blocks (packed hours) and in
  * the "minutes" database (expired hours); this gathers all three. */
 static int collect_minutes(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, PeriodArray *out) {
         int r;
 
-        r = collect_rows(s, txn, DB_MINUTE, device, from_ms, to_ms, out);
+        r = collect_rows(s, txn, DB_MINUTE, device, from_ms, to_ms, false, out);
         if (r < 0)
                 return r;
 
@@ -1350,7 +1323,7 @@ int store_query_rollup(Store *s, uint32_t device, StoreResolution res, int64_t f
         if (res == STORE_MINUTE)
                 r = collect_minutes(s, txn, device, from_ms, to_ms, &p);
         else
-                r = collect_rows(s, txn, rollup_db[res], device, from_ms, to_ms, &p);
+                r = collect_rows(s, txn, rollup_db[res], device, from_ms, to_ms, false, &p);
         if (r < 0)
                 return r;
 
