@@ -12,6 +12,7 @@ typedef struct ChartPoint {
 
 /* Draws value over time from..to as a filled area of Unicode blocks, with a
  * value axis on the left and the two ends of the time axis below. Columns
- * without a point stay empty: a gap in the data is not a zero. */
+ * between points closer than 2.5 typical steps are filled; longer gaps stay
+ * empty: a gap in the data is not a zero. */
 void chart_draw(FILE *f, const ChartPoint *points, size_t n, uint64_t from, uint64_t to, unsigned width,
                 unsigned height, const char *unit, bool colors);

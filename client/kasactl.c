@@ -261,7 +261,7 @@ static int log_call_error(const sd_bus_error *e, int r, const char *what, const 
                                   arg_no_ask_password ? " Without --no-ask-password, kasactl lets polkit ask for a password." :
                                   " polkit asks for a password only when kasactl runs on a terminal.");
                 else
-                        log_error("Access denied: you may not %s: %s", what, e->message);
+                        log_error("Access denied: you may not %s: %s", what, e->message ?: e->name);
                 return -EACCES;
         }
         if (sd_bus_error_has_name(e, KASA_ERROR_OFFLINE)) {
@@ -272,10 +272,10 @@ static int log_call_error(const sd_bus_error *e, int r, const char *what, const 
                         log_error("Failed to %s: %s is offline; it has not answered since kasamond started, at %s.",
                                   what, device_name(d), d->address);
                 else
-                        log_error("Failed to %s: %s", what, e->message);
+                        log_error("Failed to %s: %s", what, e->message ?: e->name);
                 return -EHOSTDOWN;
         }
-        log_error("Failed to %s: %s", what, e->message ? e->message : e->name);
+        log_error("Failed to %s: %s", what, e->message ?: e->name);
         if (sd_bus_error_has_name(e, KASA_ERROR_NOT_FOUND))
                 return -ENXIO;
         if (sd_bus_error_has_name(e, SD_BUS_ERROR_INVALID_ARGS))
@@ -1686,7 +1686,8 @@ static void help(void) {
                "     --no-legend         Leave out headers, summaries and footers\n"
                "     --no-ask-password   Never let polkit ask for a password\n"
                "     --timeout=SECONDS   How long discover listens (default 2)\n"
-               "     --since=TIME        Start of history/energy (default: 1 hour / 7 days ago)\n"
+               "     --since=TIME        Start of history/energy (default: 1 hour ago for\n"
+               "                         history; 7 days, or 12 months --by=month, for energy)\n"
                "     --until=TIME        End of history/energy (default: now)\n"
                "     --resolution=raw|minute|hour|day\n"
                "                         Sample size of history (default minute)\n"

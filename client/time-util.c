@@ -83,6 +83,8 @@ static int parse_relative(const char *s, uint64_t now, uint64_t *ret) {
                                 break;
                 if (i == ELEMENTSOF(units))
                         return -EINVAL;
+                if (n > (UINT64_MAX - span) / units[i].usec)
+                        return -ERANGE;
                 span += n * units[i].usec;
                 s = end + strlen(units[i].suffix);
         }

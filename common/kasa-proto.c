@@ -101,10 +101,8 @@ int kasa_frame_decoder_feed(KasaFrameDecoder *d, const uint8_t *data, size_t len
 
                 uint32_t size = (uint32_t) d->header[0] << 24 | (uint32_t) d->header[1] << 16 |
                                 (uint32_t) d->header[2] << 8 | d->header[3];
-                if (size == 0) {
-                        fail(err, "frame announces an empty payload");
-                        return -EBADMSG;
-                }
+                if (size == 0)
+                        return fail(err, "frame announces an empty payload");
                 if (size > d->max_size) {
                         fail(err, "frame announces %" PRIu32 " bytes, more than the limit of %zu",
                              size, d->max_size);

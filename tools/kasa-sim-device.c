@@ -184,7 +184,7 @@ static void local_day(int64_t t, struct tm *ret_tm, int64_t *ret_end) {
                 if (end <= t || start > t) {
                         /* Zone rules we cannot follow: treat this one second as the day. */
                         start = t;
-                        end = t + 1;
+                        end = t + (int64_t) USEC_PER_SEC;
                 }
         }
         *ret_tm = day_tm;

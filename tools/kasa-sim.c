@@ -118,7 +118,7 @@ static int parse_uint(const char *s, uint64_t max, uint64_t *ret) {
         errno = 0;
         if (!s[0] || s[0] == '-')
                 return -EINVAL;
-        unsigned long long v = strtoull(s, &end, 0);
+        unsigned long long v = strtoull(s, &end, 10);
         if (errno || *end || v > max)
                 return -EINVAL;
         *ret = v;

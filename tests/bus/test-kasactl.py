@@ -421,10 +421,12 @@ def test_man(t, ctl):
     m = re.search(r"^COMMANDS\n(.*?)^\S", text, re.M | re.S)
     documented = set(re.findall(r"^       (\S+)", m.group(1), re.M)) if m else set()
     rc, verbs, _ = ctl.run("--list-verbs")
+    t.ok(rc == 0 and len(verbs.split()) >= 13, "--list-verbs lists the verb table", verbs)
     missing = [v for v in verbs.split() if v not in documented]
     t.eq(missing, [], "the man page documents every verb of the verb table")
     rc, help_text, _ = ctl.run("--help")
     opts = set(re.findall(r"(--[a-z-]+)", help_text))
+    t.ok(rc == 0 and len(opts) >= 5, "--help lists the options", help_text)
     t.eq(sorted(o for o in opts if o not in text), [], "the man page documents every option in --help")
     for code in range(6):
         t.ok(re.search(rf"^       {code}\n", text, re.M), f"the man page documents exit status {code}")

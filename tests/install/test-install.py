@@ -157,17 +157,22 @@ def check_unit(t, destdir, dirs):
     exposure = float(m.group(1)) if m else None
     t.ok(exposure is not None and exposure <= MAX_EXPOSURE,
          f"systemd-analyze security: exposure {exposure} <= {MAX_EXPOSURE}", p.stdout + p.stderr)
+    config = next((w.split("=", 1)[1] for w in exec_start if w.startswith("--config=")), "")
+    t.ok(config.startswith("/"), "ExecStart names a config file", exec_start)
+    return config
 
 
-def check_sysusers_tmpfiles(t, destdir):
+def check_sysusers_tmpfiles(t, destdir, config):
     p = run("systemd-sysusers", f"--root={destdir}", "--dry-run")
     out = p.stdout + p.stderr
     t.ok(p.returncode == 0 and "Creating user 'kasamond'" in out and "Creating group 'kasa'" in out,
          "systemd-sysusers in the tree creates the user kasamond and the group kasa", out)
     # Creates only inside the tree, which goes away.
     p = run("systemd-tmpfiles", f"--root={destdir}", "--create")
-    t.ok(p.returncode == 0 and not (p.stdout + p.stderr).strip() and os.path.isdir(destdir + "/etc/kasamond"),
+    t.ok(p.returncode == 0 and not (p.stdout + p.stderr).strip(),
          "systemd-tmpfiles in the tree accepts the installed file", f"exit {p.returncode}\n{p.stdout}{p.stderr}")
+    # The unit refuses to start without the file its --config= names.
+    t.ok(os.path.isfile(destdir + config), f"systemd-tmpfiles creates {config}, the unit's --config=")
 
 
 def main():
@@ -182,8 +187,8 @@ def main():
         p = run("meson", "install", "-C", build, "--destdir", destdir, "--no-rebuild", "--quiet")
         if t.ok(p.returncode == 0, "meson install --destdir", p.stdout + p.stderr):
             check_tree(t, destdir, plan, dirs, build)
-            check_unit(t, destdir, dirs)
-            check_sysusers_tmpfiles(t, destdir)
+            config = check_unit(t, destdir, dirs)
+            check_sysusers_tmpfiles(t, destdir, config)
     finally:
         shutil.rmtree(destdir, ignore_errors=True)
     return t.close()
