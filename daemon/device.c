@@ -198,13 +198,14 @@ static int schedule_next(Device *d) {
         return schedule_at(d, d->poll_due_usec + next_delay(d));
 }
 
-static void set_online(Device *d, bool online) {
+void device_set_online(Device *d, bool online) {
         if (d->online == online)
                 return;
         d->online = online;
         d->changes |= DEVICE_CHANGED_ONLINE;
         if (!online && d->metered && (d->power_mw || d->current_ma)) {
-                /* What we do not know is not shown as a reading. */
+                /* Power and current we do not know are not shown; the
+                 * mains voltage is kept as the last one measured. */
                 d->power_mw = d->current_ma = 0;
                 d->changes |= DEVICE_CHANGED_READING;
         }
@@ -225,13 +226,14 @@ static void apply_reading(Device *d, const KasaRealtime *rt, int64_t ts_ms) {
         if (day != d->day_start_ms) {
                 d->day_start_ms = day;
                 d->energy_today_base = d->energy.cumulative_mwh;
+                d->changes |= DEVICE_CHANGED_ENERGY; /* EnergyToday is 0 again */
         }
 
         /* A reading the account refuses (clock stepped back) adds nothing;
          * a slightly negative power (meter noise at no load) counts as 0. */
         if (energy_account_update(&d->energy, ts_ms, rt->total_mwh, MAX(rt->power_mw, 0), &u) < 0)
                 u = (EnergyUpdate) { .cumulative_mwh = d->energy.cumulative_mwh };
-        if (u.flags & ENERGY_RESET)
+        if ((u.flags & ENERGY_RESET) && !(u.flags & ENERGY_IMPLAUSIBLE))
                 log_info("%s: energy counter went back to %" PRId64 " mWh, counted as a reset", d->id,
                          rt->total_mwh);
         if (u.flags & ENERGY_IMPLAUSIBLE)
@@ -276,12 +278,12 @@ static void finish_round(Device *d) {
                         log_warning_errno(d->round_error, "%s (%s): poll failed, offline: %m", d->id, d->address);
                 d->failures++;
         }
-        set_online(d, ok);
+        device_set_online(d, ok);
         for (size_t i = 0; i < d->n_outlets; i++) {
                 Device *o = d->outlets[i];
                 if (!o)
                         continue;
-                set_online(o, ok);
+                device_set_online(o, ok);
                 if (ok) {
                         o->last_seen_usec = d->last_seen_usec;
                         o->changes |= DEVICE_CHANGED_SEEN;
@@ -327,18 +329,19 @@ static void on_sysinfo_reply(Conn *c, int error, const char *json, size_t len, v
         else {
                 if (resp->sysinfo_err != 0) {
                         round_fail(d, -EBADMSG);
+                } else if (strcmp(resp->sysinfo.mac, d->mac) != 0) {
+                        /* Another device now answers at this address: none
+                         * of what it says is this device's. */
+                        if (d->failures == 0)
+                                log_warning("%s: %s now answers as %s", d->id, d->address, resp->sysinfo.mac);
+                        round_fail(d, -ESTALE);
                 } else {
                         device_apply_sysinfo(d, &resp->sysinfo);
                         for (size_t i = 0; i < d->n_outlets; i++)
                                 if (d->outlets[i])
                                         device_apply_sysinfo(d->outlets[i], &resp->sysinfo);
-                        if (strcmp(resp->sysinfo.mac, d->mac) != 0) {
-                                /* Another device now answers at this address. */
-                                log_warning("%s: %s now answers as %s", d->id, d->address, resp->sysinfo.mac);
-                                round_fail(d, -ESTALE);
-                        }
                 }
-                if (d->metered && d->n_outlets == 0) {
+                if (d->round_error == 0 && d->metered && d->n_outlets == 0) {
                         if (resp->realtime_err == 0)
                                 apply_reading(d, &resp->realtime, d->round_ts_ms);
                         else
@@ -418,15 +421,15 @@ static int poll_start(Device *d) {
         if (r < 0)
                 return r;
 
+        r = conn_request_frame(d->conn, frame, len, on_sysinfo_reply, d);
+        if (r < 0)
+                return r;
+        /* From here on the round ends through the callbacks, whatever fails. */
         d->polling = true;
         d->round_error = 0;
         d->round_ts_ms = manager_now_ms(d->manager);
         d->round_pending = 1;
-        d->manager->poll_count++;
 
-        r = conn_request_frame(d->conn, frame, len, on_sysinfo_reply, d);
-        if (r < 0)
-                return r;
         for (size_t i = 0; i < d->n_outlets; i++) {
                 Device *o = d->outlets[i];
 
@@ -450,12 +453,10 @@ static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         r = poll_start(d);
         if (r < 0) {
                 log_error_errno(r, "%s: failed to start a poll: %m", d->id);
-                /* A queue half built still completes through its callbacks;
-                 * only an empty one needs the retry scheduled here. */
-                if (!d->conn || conn_pending(d->conn) == 0) {
-                        d->polling = false;
+                /* A round that got its first request out ends through the
+                 * callbacks; one that did not needs the retry here. */
+                if (!d->polling)
                         (void) schedule_next(d);
-                }
         }
         return 0;
 }

@@ -6,7 +6,7 @@
  * Plugs and strips own the connection and the poll timer; outlets are
  * polled by their strip over its connection. No D-Bus here: changes are
  * reported to the manager as a bitmask, which the bus glue turns into at
- * most one PropertiesChanged per object per poll.
+ * most one PropertiesChanged per object and interface per poll.
  */
 
 #include <netinet/in.h>
@@ -96,6 +96,8 @@ Device *device_free(Device *d);
 /* Update identity from a sysinfo reply; returns the DeviceChange mask. */
 unsigned device_apply_sysinfo(Device *d, const KasaSysinfo *si);
 int device_set_address(Device *d, const struct sockaddr_in *sa);
+/* Marks the change for the next signal; offline clears the readings. */
+void device_set_online(Device *d, bool online);
 
 /* Start polling: at once, or at a random point of the first interval so
  * that many devices loaded at start-up do not all poll together. */

@@ -451,8 +451,10 @@ static void restore_energy(Manager *m, Device *d, GHashTable *counters) {
 }
 
 static int insert_device(Manager *m, Device *d) {
-        if (!g_hash_table_insert(m->devices, d->id, d))
+        /* Checked first: an insert would replace the device already there. */
+        if (g_hash_table_contains(m->devices, d->id))
                 return -EEXIST;
+        g_hash_table_insert(m->devices, d->id, d);
         if (!d->parent)
                 g_ptr_array_add(m->roots, d);
         return 0;
@@ -530,7 +532,7 @@ int manager_register(Manager *m, const struct sockaddr_in *sa, const KasaSysinfo
 
         device_apply_sysinfo(d, si);
         device_set_address(d, sa);
-        d->online = true;
+        device_set_online(d, true);
         d->last_seen_usec = (uint64_t) manager_now_ms(m) * 1000;
 
         for (size_t i = 0; i < d->n_outlets && i < si->n_children; i++) {
@@ -556,7 +558,7 @@ int manager_register(Manager *m, const struct sockaddr_in *sa, const KasaSysinfo
                 child_full_id(si, i, o->child_id, sizeof(o->child_id));
                 device_forget_request(o);
                 device_apply_sysinfo(o, si);
-                o->online = true;
+                device_set_online(o, true);
                 o->last_seen_usec = d->last_seen_usec;
         }
 
@@ -604,6 +606,13 @@ int manager_remove(Manager *m, Device *d) {
                 return log_error_errno(r, "Failed to forget %s: %s", d->id, registry_last_error(m->registry));
 
         log_info("Removed %s (%s)", d->id, d->alias);
+        /* A Discover still listening must not answer with freed devices. */
+        for (PendingOp *op = m->ops; op; op = op->next)
+                if (op->found) {
+                        for (size_t i = 0; i < d->n_outlets; i++)
+                                g_ptr_array_remove(op->found, d->outlets[i]);
+                        g_ptr_array_remove(op->found, d);
+                }
         if (m->bus) {
                 for (size_t i = 0; i < d->n_outlets; i++)
                         if (d->outlets[i])
@@ -661,7 +670,6 @@ static int load_devices(Manager *m) {
                                 format_address(&d->sockaddr, d->address, sizeof(d->address));
                         if (parent) {
                                 d->metered = rd->has_emeter;
-                                parent->outlets[rd->outlet_index] = d;
                         } else {
                                 /* Outlets are counted from the registry in the second pass. */
                                 size_t outlets = 0;
@@ -678,6 +686,8 @@ static int load_devices(Manager *m) {
                                 registry_device_array_free(list, n);
                                 return log_oom();
                         }
+                        if (parent)
+                                parent->outlets[rd->outlet_index] = d;
                         d->changes = 0;
                         restore_energy(m, d, counters);
                 }

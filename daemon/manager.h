@@ -34,7 +34,6 @@ typedef struct Manager {
         GHashTable *devices;       /* id -> Device*, owns them */
         GHashTable *counters;      /* store number -> energy counter state committed last */
         GPtrArray *roots;          /* plugs and strips, for iteration */
-        size_t n_devices;
 
         /* samples of this round, written in one transaction */
         StoreSample *pending;
@@ -50,7 +49,6 @@ typedef struct Manager {
 
         int64_t total_power_mw;    /* as last emitted */
         int64_t day_start_ms, day_end_ms; /* local day of the last lookup */
-        unsigned long poll_count;
 } Manager;
 
 /* Takes over the contents of *config. */
