@@ -13,9 +13,9 @@
 #include "calendar.h"
 #include "config.h"
 #include "discovery.h"
+#include "kasa-time.h"
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
-#define USEC_PER_SEC 1000000ULL
 #define DAY (24.0 * 3600.0)
 
 #define KEY(g, k, t, d, lo, hi, field, text) \

@@ -13,9 +13,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "kasa-time.h"
 #include "log.h"
 
-#define USEC_PER_MSEC 1000ULL
 /* Largest block a target may sweep by unicast: a /16. */
 #define SWEEP_MIN_PREFIX 16
 

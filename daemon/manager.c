@@ -16,9 +16,9 @@
 
 #include "bus.h"
 #include "kasa-dbus.h"
+#include "kasa-time.h"
 #include "log.h"
 
-#define USEC_PER_SEC 1000000ULL
 #define FLUSH_INTERVAL_USEC (1 * USEC_PER_SEC)
 #define MAINTENANCE_INTERVAL_USEC (60 * USEC_PER_SEC)
 #define MAINTENANCE_STEP_USEC (USEC_PER_SEC / 4)

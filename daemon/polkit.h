@@ -27,9 +27,3 @@ int polkit_check(PolkitQueries *q, sd_bus_message *call, const char *action, sd_
  * polkit was asked: re-run, it never reaches its method. */
 void polkit_forget(PolkitQueries *q, sd_bus_message *call);
 
-#define KASA_ACTION_SWITCH "org.kasamond.kasa1.switch"
-#define KASA_ACTION_MANAGE_DEVICES "org.kasamond.kasa1.manage-devices"
-#define KASA_ACTION_MANAGE_SCHEDULES "org.kasamond.kasa1.manage-schedules"
-#define KASA_ACTION_MANAGE_TARIFFS "org.kasamond.kasa1.manage-tariffs"
-#define KASA_ACTION_MANAGE_ACCESS "org.kasamond.kasa1.manage-access"
-#define KASA_ACTION_ERASE_DATA "org.kasamond.kasa1.erase-data"
