@@ -112,7 +112,7 @@ void polkit_query_uid_answered(PolkitQuery *q, int error, uid_t uid) {
         }
         /* Not knowing who called is no reason to deny: polkit finds out. */
         if (error < 0)
-                log_debug_errno(error, "Failed to get the uid of a caller, asking polkit anyway: %m");
+                log_debug_errno(error, "Failed to get the uid of a caller (polkit decides), ignoring: %m");
         ask_polkit(q);
 }
 
@@ -171,7 +171,7 @@ int polkit_check(PolkitQueries *owner, sd_bus_message *call, const char *action,
 
         r = owner->ops->ask_uid(owner->userdata, call, q, &q->pending);
         if (r < 0) {
-                log_debug_errno(r, "Failed to ask for the uid of a caller, asking polkit anyway: %m");
+                log_debug_errno(r, "Failed to ask for the uid of a caller (polkit decides), ignoring: %m");
                 ask_polkit(q);
         }
         /* Even an answer known now comes through the re-run: one path. */

@@ -685,6 +685,24 @@ def run_checks(t, s):
     # D-Bus activation: stopped, then started by a call, via SystemdService=.
     s.run(["systemctl", "stop", UNIT])
     step("kasamond stopped", lambda: is_(s.show("ActiveState"), "inactive"))
+
+    # An error is logged once, where it is handled: without netlink,
+    # Targets=auto can neither list nor watch addresses, and the daemon
+    # goes on without either, saying so once each.
+    def netlink_refused():
+        with open(s.path("/run/kasa-test/netlink.conf"), "w") as f:
+            f.write("[Discovery]\nTargets=auto\nInterval=0\n")
+        r = s.run(["systemd-run", "--wait", "--pipe", "--quiet", "-p", "RuntimeMaxSec=4",
+                   "-p", "RestrictAddressFamilies=AF_UNIX AF_INET", "-p", "StateDirectory=kasamond-netlink",
+                   s.installed["kasamond"], "--config=/run/kasa-test/netlink.conf"])
+        lines = [line for line in (r.stdout + r.stderr).splitlines() if "address" in line or
+                 "discovery" in line.lower()]
+        watch = [line for line in lines if "watch" in line.lower()]
+        listing = [line for line in lines if "watch" not in line.lower()]
+        good = (len(watch) == 1 and len(listing) == 1 and
+                all(line.endswith(", ignoring: Address family not supported by protocol") for line in lines))
+        return good, "\n".join(lines) or r.stdout + r.stderr
+    step("without netlink, each failure is logged once, saying ', ignoring' and why", netlink_refused)
     step("a call to org.kasamond.Kasa1 is answered after the stop",
          lambda: (lambda r: (r[0] is not None, r[1]))(s.busctl(MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping")))
     # The name may be owned, and the call answered, just before READY=1.
