@@ -8,7 +8,9 @@ and polkitd, and the project installed into that namespace's view by
 while /etc and /var are overlays whose writes (the sysusers user, the
 state directory) land in the test's temp dir. Every mount lives in the
 private mount namespace; the temp dir and the cgroups created here are
-removed at the end, so nothing is left on the host.
+removed at the end, so nothing is left on the host. The network namespace
+has a veth "LAN" with a private and a public (documentation) address, where
+the unit's IPAddressAllow= is checked.
 
 Python 3 standard library only; needs root."""
 
