@@ -117,8 +117,8 @@ static bool has_dest(GArray *dests, uint32_t addr_host, uint16_t port) {
         return false;
 }
 
-/* libnl's errors as errno, for the caller to log: libnl has no public map
- * back, and only these can come from connecting and listing. */
+/* libnl's errors as errno, for the caller to log (libnl has no public map
+ * back); those without a counterpart become EIO. */
 static int nl_errno(int nl_error) {
         switch (-nl_error) {
         case NLE_NOMEM:
