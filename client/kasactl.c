@@ -38,9 +38,6 @@ enum {
         EXIT_OFFLINE = 5,   /* -EHOSTDOWN */
 };
 
-#define POLKIT_SWITCH "org.kasamond.kasa1.switch"
-#define POLKIT_MANAGE "org.kasamond.kasa1.manage-devices"
-
 typedef enum JsonMode {
         JSON_OFF,
         JSON_SHORT,
@@ -751,7 +748,7 @@ static int switch_device(sd_bus *bus, Device *d, const char *verb, bool *ret_on)
                 return log_oom();
         r = sd_bus_call(bus, m, 0, &error, &reply);
         if (r < 0)
-                return log_call_error(&error, r, what, POLKIT_SWITCH, d);
+                return log_call_error(&error, r, what, KASA_ACTION_SWITCH, d);
         if (toggle) {
                 r = sd_bus_message_read(reply, "b", &on);
                 if (r < 0)
@@ -825,7 +822,7 @@ static int verb_rename(int argc, char **argv, void *userdata) {
                 return log_oom();
         r = sd_bus_call(userdata, m, 0, &error, NULL);
         if (r < 0)
-                return log_call_error(&error, r, what, POLKIT_MANAGE, d);
+                return log_call_error(&error, r, what, KASA_ACTION_MANAGE_DEVICES, d);
         if (arg_json != JSON_OFF) {
                 _cleanup_(json_decrefp) json_t *o = json_pack("{s:s,s:s}", "id", d->id, "alias", argv[2]);
                 return json_print(o);
@@ -888,7 +885,7 @@ static int verb_discover(int argc, char **argv, void *userdata) {
                 fprintf(stderr, "Listening for %.1f s...\n", arg_timeout);
         r = sd_bus_call(userdata, m, (uint64_t) (arg_timeout * USEC_PER_SEC) + 25 * USEC_PER_SEC, &error, &reply);
         if (r < 0)
-                return log_call_error(&error, r, "discover devices", POLKIT_MANAGE, NULL);
+                return log_call_error(&error, r, "discover devices", KASA_ACTION_MANAGE_DEVICES, NULL);
         r = sd_bus_message_read_strv(reply, &paths);
         if (r < 0)
                 return log_error_errno(r, "Failed to parse the reply: %m");
@@ -927,7 +924,7 @@ static int verb_add(int argc, char **argv, void *userdata) {
                                   what);
                         return -EHOSTDOWN;
                 }
-                return log_call_error(&error, r, what, POLKIT_MANAGE, NULL);
+                return log_call_error(&error, r, what, KASA_ACTION_MANAGE_DEVICES, NULL);
         }
         r = sd_bus_message_read(reply, "o", &p);
         if (r < 0)
@@ -974,7 +971,7 @@ static int verb_remove(int argc, char **argv, void *userdata) {
                 return log_oom();
         r = sd_bus_call(userdata, m, 0, &error, NULL);
         if (r < 0)
-                return log_call_error(&error, r, what, POLKIT_MANAGE, d);
+                return log_call_error(&error, r, what, KASA_ACTION_MANAGE_DEVICES, d);
         if (arg_json != JSON_OFF) {
                 _cleanup_(json_decrefp) json_t *o = json_pack("{s:s,s:s}", "id", d->id, "alias",
                                                                d->alias ? d->alias : "");

@@ -5,11 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kasa-time.h"
+
 /* Times are microseconds since the epoch, as on the bus. */
-#define USEC_PER_SEC UINT64_C(1000000)
-#define USEC_PER_MINUTE (60 * USEC_PER_SEC)
-#define USEC_PER_HOUR (60 * USEC_PER_MINUTE)
-#define USEC_PER_DAY (24 * USEC_PER_HOUR)
 
 uint64_t now_usec(void);
 

@@ -11,6 +11,14 @@
 #define KASA_DEVICE_IFACE "org.kasamond.Kasa1.Device"
 #define KASA_METER_IFACE "org.kasamond.Kasa1.EnergyMeter"
 
+/* The polkit actions (polkit/org.kasamond.kasa1.policy). */
+#define KASA_ACTION_SWITCH "org.kasamond.kasa1.switch"
+#define KASA_ACTION_MANAGE_DEVICES "org.kasamond.kasa1.manage-devices"
+#define KASA_ACTION_MANAGE_SCHEDULES "org.kasamond.kasa1.manage-schedules"
+#define KASA_ACTION_MANAGE_TARIFFS "org.kasamond.kasa1.manage-tariffs"
+#define KASA_ACTION_MANAGE_ACCESS "org.kasamond.kasa1.manage-access"
+#define KASA_ACTION_ERASE_DATA "org.kasamond.kasa1.erase-data"
+
 #define KASA_ERROR_NOT_FOUND "org.kasamond.Kasa1.Error.NotFound"
 #define KASA_ERROR_OFFLINE "org.kasamond.Kasa1.Error.Offline"
 #define KASA_ERROR_DEVICE "org.kasamond.Kasa1.Error.DeviceError"

@@ -13,10 +13,10 @@
 #include "calendar.h"
 #include "config.h"
 #include "discovery.h"
+#include "kasa-time.h"
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
-#define USEC_PER_SEC 1000000ULL
-#define DAY (24.0 * 3600.0)
+#define DAY ((double) (USEC_PER_DAY / USEC_PER_SEC))
 
 #define KEY(g, k, t, d, lo, hi, field, text) \
         { g, k, t, d, lo, hi, offsetof(Config, field), text }
@@ -115,15 +115,16 @@ static int parse_number(const char *s, size_t len, double *ret) {
         return 0;
 }
 
+/* For parsing and for --dump-config: largest first. */
 static const struct {
         const char *suffix;
-        double seconds;
+        uint64_t usec;
 } duration_units[] = {
-        { "ms",  0.001 },
-        { "s",   1 },
-        { "min", 60 },
-        { "h",   3600 },
-        { "d",   86400 },
+        { "d",   USEC_PER_DAY },
+        { "h",   USEC_PER_HOUR },
+        { "min", USEC_PER_MINUTE },
+        { "s",   USEC_PER_SEC },
+        { "ms",  USEC_PER_MSEC },
 };
 
 static int parse_duration(const char *s, double *ret_seconds) {
@@ -142,7 +143,7 @@ static int parse_duration(const char *s, double *ret_seconds) {
         }
         for (size_t i = 0; i < ELEMENTSOF(duration_units); i++)
                 if (streq(unit, duration_units[i].suffix)) {
-                        *ret_seconds = v * duration_units[i].seconds;
+                        *ret_seconds = v * ((double) duration_units[i].usec / USEC_PER_SEC);
                         return 0;
                 }
         return -EINVAL;
@@ -448,22 +449,12 @@ char *config_state_directory(const Config *c) {
 }
 
 static char *format_duration(uint64_t usec) {
-        static const struct {
-                const char *suffix;
-                uint64_t usec;
-        } units[] = {
-                { "d",   86400 * USEC_PER_SEC },
-                { "h",   3600 * USEC_PER_SEC },
-                { "min", 60 * USEC_PER_SEC },
-                { "s",   USEC_PER_SEC },
-                { "ms",  1000 },
-        };
-
         if (usec == 0)
                 return g_strdup("0");
-        for (size_t i = 0; i < ELEMENTSOF(units); i++)
-                if (usec % units[i].usec == 0)
-                        return g_strdup_printf("%" G_GUINT64_FORMAT "%s", usec / units[i].usec, units[i].suffix);
+        for (size_t i = 0; i < ELEMENTSOF(duration_units); i++)
+                if (usec % duration_units[i].usec == 0)
+                        return g_strdup_printf("%" G_GUINT64_FORMAT "%s", usec / duration_units[i].usec,
+                                               duration_units[i].suffix);
 
         char buf[G_ASCII_DTOSTR_BUF_SIZE];
         return g_strdup(g_ascii_formatd(buf, sizeof buf, "%.6f", (double) usec / USEC_PER_SEC));

@@ -11,11 +11,12 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "kasa-dbus.h"
+#include "kasa-time.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
 
-#define USEC_PER_SEC 1000000ULL
 /* Poll timers may fire up to this much late (a tenth of the interval at
  * most), so that sd-event wakes once for a batch of devices instead of once
  * for each: with 1000 plugs at 1 s that halves kasamond's CPU. Polls stay
@@ -31,7 +32,7 @@ int device_new(Manager *m, const char *id, Device *parent, Device **ret) {
         if (strlen(id) >= sizeof(d->id))
                 return -EINVAL;
         strcpy(d->id, id);
-        if (asprintf(&d->path, "/org/kasamond/Kasa1/device/%s", id) < 0)
+        if (asprintf(&d->path, KASA_DEVICE_PREFIX "/%s", id) < 0)
                 return -ENOMEM;
         d->manager = m;
         d->parent = parent;

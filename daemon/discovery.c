@@ -13,9 +13,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "kasa-time.h"
 #include "log.h"
 
-#define USEC_PER_MSEC 1000ULL
 /* Largest block a target may sweep by unicast: a /16. */
 #define SWEEP_MIN_PREFIX 16
 
@@ -117,6 +117,27 @@ static bool has_dest(GArray *dests, uint32_t addr_host, uint16_t port) {
         return false;
 }
 
+/* libnl's errors as errno, for the caller to log (libnl has no public map
+ * back); those without a counterpart become EIO. */
+static int nl_errno(int nl_error) {
+        switch (-nl_error) {
+        case NLE_NOMEM:
+                return -ENOMEM;
+        case NLE_AF_NOSUPPORT:
+                return -EAFNOSUPPORT;
+        case NLE_NOACCESS:
+                return -EACCES;
+        case NLE_PERM:
+                return -EPERM;
+        case NLE_INTR:
+                return -EINTR;
+        case NLE_BAD_SOCK:
+                return -ENOTSOCK;
+        default:
+                return -EIO;
+        }
+}
+
 /* The broadcast address of every IPv4 interface that has one. */
 static int add_broadcasts(GArray *dests, uint16_t port) {
         struct nl_sock *sk = nl_socket_alloc();
@@ -130,7 +151,7 @@ static int add_broadcasts(GArray *dests, uint16_t port) {
                 r = rtnl_addr_alloc_cache(sk, &cache);
         if (r < 0) {
                 nl_socket_free(sk);
-                return log_error_errno(EIO, "Failed to list network addresses: %s", nl_geterror(r));
+                return nl_errno(r);
         }
         for (struct nl_object *o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
                 struct rtnl_addr *a = (struct rtnl_addr *) o;
@@ -200,8 +221,11 @@ static int send_probes(DiscoveryRun *run) {
 
 static int on_send_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         DiscoveryRun *run = userdata;
+        int r;
 
-        (void) send_probes(run);
+        r = send_probes(run);
+        if (r < 0)
+                log_warning_errno(r, "Failed to send discovery probes, ignoring: %m");
         if (--run->attempts_left == 0)
                 return sd_event_source_set_enabled(s, SD_EVENT_OFF);
         (void) sd_event_source_set_time(s, usec + run->spacing_usec);
@@ -389,7 +413,7 @@ int address_watch_new(sd_event *event, AddressWatchFn cb, void *userdata, Addres
         if (r == 0)
                 r = nl_socket_set_nonblocking(w->sk);
         if (r < 0)
-                return log_error_errno(EIO, "Failed to watch network addresses: %s", nl_geterror(r));
+                return nl_errno(r);
 
         r = sd_event_add_time(event, &w->debounce, CLOCK_MONOTONIC, UINT64_MAX, 0, on_debounce, w);
         if (r < 0)

@@ -4,7 +4,8 @@
 /*
  * UDP discovery (port 9999) and the watch on local IPv4 addresses that
  * triggers re-discovery. No D-Bus, no registry: whoever runs a discovery
- * gets a callback per answering device.
+ * gets a callback per answering device. Failures to start are returned as
+ * a negative errno, not logged: the caller decides and logs.
  */
 
 #include <netinet/in.h>

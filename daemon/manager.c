@@ -16,9 +16,9 @@
 
 #include "bus.h"
 #include "kasa-dbus.h"
+#include "kasa-time.h"
 #include "log.h"
 
-#define USEC_PER_SEC 1000000ULL
 #define FLUSH_INTERVAL_USEC (1 * USEC_PER_SEC)
 #define MAINTENANCE_INTERVAL_USEC (60 * USEC_PER_SEC)
 #define MAINTENANCE_STEP_USEC (USEC_PER_SEC / 4)
@@ -901,10 +901,12 @@ static int on_rediscover_timer(sd_event_source *s, uint64_t usec, void *userdata
 
 static void on_address_change(void *userdata) {
         Manager *m = userdata;
+        int r;
 
         log_info("Network addresses changed, discovering again");
-        if (start_discovery(m, m->config.discovery_timeout_usec, false, NULL, NULL) < 0)
-                log_warning("Failed to start discovery, ignoring");
+        r = start_discovery(m, m->config.discovery_timeout_usec, false, NULL, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to start discovery, ignoring: %m");
 }
 
 /* ---- Describe ---- */
@@ -1069,7 +1071,7 @@ int manager_startup(Manager *m) {
                 if (strncmp(*t, "auto", 4) == 0 && (*t)[4] != '.' && !m->address_watch) {
                         r = address_watch_new(m->event, on_address_change, m, &m->address_watch);
                         if (r < 0)
-                                log_warning_errno(r, "Not watching address changes: %m");
+                                log_warning_errno(r, "Failed to watch network addresses, ignoring: %m");
                 }
 
         /* Known devices: spread their first polls over one interval. */

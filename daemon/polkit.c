@@ -3,45 +3,64 @@
 #include "polkit.h"
 
 #include <errno.h>
-#include <stdbool.h>
+#include <glib.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "macro.h"
 
-typedef struct Query {
+typedef enum QueryState {
+        QUERY_UID,                 /* waiting for the bus to name the caller */
+        QUERY_POLKIT,              /* waiting for CheckAuthorization */
+        QUERY_DONE,                /* answered, waiting for the re-run */
+} QueryState;
+
+struct PolkitQuery {
         PolkitQueries *owner;
         sd_bus_message *call;      /* the method call waiting for the answer */
-        sd_bus_slot *slot;         /* CheckAuthorization in flight */
+        void *pending;             /* the ops' handle of the open question */
         char *action;
-        bool done;
+        QueryState state;
         bool allowed;
         bool challenge;            /* interactive authentication would help */
         char *failure;             /* polkit could not be asked: why */
-} Query;
-
-struct PolkitQueries {
-        GHashTable *by_call;       /* sd_bus_message* -> Query* */
 };
 
-static void query_free(gpointer p) {
-        Query *q = p;
+struct PolkitQueries {
+        const PolkitOps *ops;
+        void *userdata;
+        GHashTable *by_call;       /* sd_bus_message* -> PolkitQuery* */
+};
 
-        sd_bus_slot_unref(q->slot);
-        sd_bus_message_unref(q->call);
+static void query_release(PolkitQuery *q) {
+        if (q->pending)
+                q->owner->ops->release(q->owner->userdata, TAKE_PTR(q->pending));
+}
+
+static void query_free(gpointer p) {
+        PolkitQuery *q = p;
+
+        query_release(q);
+        q->owner->ops->unref(q->owner->userdata, q->call);
         free(q->action);
         free(q->failure);
         free(q);
 }
 
-PolkitQueries *polkit_queries_new(void) {
+PolkitQueries *polkit_queries_new_with_ops(const PolkitOps *ops, void *userdata) {
         PolkitQueries *q = calloc(1, sizeof(PolkitQueries));
 
         if (!q)
                 return NULL;
+        q->ops = ops;
+        q->userdata = userdata;
         q->by_call = g_hash_table_new_full(NULL, NULL, NULL, query_free);
         return q;
+}
+
+PolkitQueries *polkit_queries_new(void) {
+        return polkit_queries_new_with_ops(&polkit_bus_ops, NULL);
 }
 
 PolkitQueries *polkit_queries_free(PolkitQueries *q) {
@@ -52,117 +71,109 @@ PolkitQueries *polkit_queries_free(PolkitQueries *q) {
         return NULL;
 }
 
-static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        Query *q = userdata;
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
-        int authorized = 0, challenge = 0, r;
-
-        q->slot = sd_bus_slot_unref(q->slot);
-        q->done = true;
-        if (e) {
-                q->failure = strdup(e->message ?: e->name);
-        } else {
-                r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
-                if (r >= 0)
-                        r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
-                if (r < 0)
-                        q->failure = strdup("malformed reply from polkit");
-        }
-        q->allowed = !q->failure && authorized;
-        q->challenge = challenge;
-
-        /* Run the method again; it finds the answer in polkit_check(). */
-        r = sd_bus_enqueue_for_read(sd_bus_message_get_bus(q->call), q->call);
-        if (r < 0) {
-                log_error_errno(r, "Failed to resume a method call after polkit answered: %m");
-                (void) sd_bus_reply_method_errorf(q->call, SD_BUS_ERROR_FAILED, "Authorization check failed.");
-                g_hash_table_remove(q->owner->by_call, q->call);
-        }
-        return 0;
-}
-
-static int ask(PolkitQueries *owner, sd_bus_message *call, const char *action) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        sd_bus *bus = sd_bus_message_get_bus(call);
-        Query *q;
+static void finish(PolkitQuery *q, const char *failure, bool allowed, bool challenge) {
+        PolkitQueries *owner = q->owner;
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &m, "org.freedesktop.PolicyKit1",
-                                           "/org/freedesktop/PolicyKit1/Authority",
-                                           "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
-        if (r < 0)
-                return r;
-        /* Subject: the caller's unique name on the bus we serve. */
-        r = sd_bus_message_append(m, "(sa{sv})s", "system-bus-name", 1, "name", "s",
-                                  sd_bus_message_get_sender(call), action);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(m, "a{ss}us", 0,
-                                  (uint32_t) (sd_bus_message_get_allow_interactive_authorization(call) ? 1 : 0), "");
-        if (r < 0)
-                return r;
-
-        q = calloc(1, sizeof(Query));
-        if (!q)
-                return -ENOMEM;
-        q->owner = owner;
-        q->call = sd_bus_message_ref(call);
-        q->action = strdup(action);
-        /* Interactive authentication may take as long as a person needs. */
-        r = q->action ? sd_bus_call_async(bus, &q->slot, m, on_polkit_reply, q, UINT64_MAX) : -ENOMEM;
-        if (r < 0) {
-                query_free(q);
-                return r;
+        q->state = QUERY_DONE;
+        q->allowed = allowed;
+        q->challenge = challenge;
+        if (failure) {
+                q->failure = strdup(failure);
+                if (!q->failure)
+                        q->allowed = false;
         }
-        g_hash_table_insert(owner->by_call, call, q);
-        return 0;
+
+        /* Run the method again; it finds the answer in polkit_check(). */
+        r = owner->ops->resume(owner->userdata, q->call);
+        if (r < 0) {
+                log_error_errno(r, "Failed to resume a method call after polkit answered: %m");
+                owner->ops->fail(owner->userdata, q->call);
+                g_hash_table_remove(owner->by_call, q->call);
+        }
+}
+
+static void ask_polkit(PolkitQuery *q) {
+        PolkitQueries *owner = q->owner;
+        int r;
+
+        q->state = QUERY_POLKIT;
+        r = owner->ops->ask_polkit(owner->userdata, q->call, q->action,
+                                   owner->ops->allow_interactive(owner->userdata, q->call), q, &q->pending);
+        if (r < 0)
+                finish(q, strerror(-r), false, false);
+}
+
+void polkit_query_uid_answered(PolkitQuery *q, int error, uid_t uid) {
+        query_release(q);
+        if (error >= 0 && uid == 0) {
+                finish(q, NULL, true, false);
+                return;
+        }
+        /* Not knowing who called is no reason to deny: polkit finds out. */
+        if (error < 0)
+                log_debug_errno(error, "Failed to get the uid of a caller (polkit decides), ignoring: %m");
+        ask_polkit(q);
+}
+
+void polkit_query_polkit_answered(PolkitQuery *q, const char *failure, bool authorized, bool challenge) {
+        query_release(q);
+        finish(q, failure, !failure && authorized, challenge);
 }
 
 void polkit_forget(PolkitQueries *owner, sd_bus_message *call) {
-        Query *q = g_hash_table_lookup(owner->by_call, call);
+        PolkitQuery *q = g_hash_table_lookup(owner->by_call, call);
 
         /* A call still waiting for polkit gets its reply when the answer
          * comes; only answered ones are stuck here. */
-        if (q && q->done)
+        if (q && q->state == QUERY_DONE)
                 g_hash_table_remove(owner->by_call, call);
 }
 
+static int verdict(PolkitQueries *owner, PolkitQuery *q, const char *action, sd_bus_error *error) {
+        if (q->allowed)
+                return 1;
+        if (q->failure) {
+                log_warning("Denied %s: polkit could not be asked: %s", action, q->failure);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "Not authorized for %s: polkit could not be asked (%s).", action,
+                                         q->failure);
+        }
+        if (q->challenge && !owner->ops->allow_interactive(owner->userdata, q->call))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
+                                         "Interactive authentication is required for %s.", action);
+        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Not authorized for %s.", action);
+}
+
 int polkit_check(PolkitQueries *owner, sd_bus_message *call, const char *action, sd_bus_error *error) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-        Query *q = g_hash_table_lookup(owner->by_call, call);
-        uid_t uid;
+        PolkitQuery *q = g_hash_table_lookup(owner->by_call, call);
         int r;
 
         if (q) {
-                if (!q->done)
+                if (q->state != QUERY_DONE)
                         return 0;
-                bool allowed = q->allowed, challenge = q->challenge;
-                _cleanup_free_ char *failure = q->failure ? strdup(q->failure) : NULL;
+                r = verdict(owner, q, action, error);
                 g_hash_table_remove(owner->by_call, call);
-                if (allowed)
-                        return 1;
-                if (failure) {
-                        log_warning("Denied %s: polkit could not be asked: %s", action, failure);
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                                 "Not authorized for %s: polkit could not be asked (%s).", action,
-                                                 failure);
-                }
-                if (challenge && !sd_bus_message_get_allow_interactive_authorization(call))
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
-                                                 "Interactive authentication is required for %s.", action);
-                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Not authorized for %s.", action);
+                return r;
         }
 
-        /* Root needs nobody's permission, and must not depend on polkit. */
-        r = sd_bus_query_sender_creds(call, SD_BUS_CREDS_EUID, &creds);
-        if (r >= 0 && sd_bus_creds_get_euid(creds, &uid) >= 0 && uid == 0)
-                return 1;
+        q = calloc(1, sizeof(PolkitQuery));
+        if (!q)
+                return sd_bus_error_set_errno(error, log_oom());
+        q->owner = owner;
+        q->call = owner->ops->ref(owner->userdata, call);
+        q->action = strdup(action);
+        if (!q->action) {
+                query_free(q);
+                return sd_bus_error_set_errno(error, log_oom());
+        }
+        g_hash_table_insert(owner->by_call, call, q);
 
-        r = ask(owner, call, action);
+        r = owner->ops->ask_uid(owner->userdata, call, q, &q->pending);
         if (r < 0) {
-                log_error_errno(r, "Failed to ask polkit about %s: %m", action);
-                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                         "Not authorized for %s: polkit could not be asked.", action);
+                log_debug_errno(r, "Failed to ask for the uid of a caller (polkit decides), ignoring: %m");
+                ask_polkit(q);
         }
+        /* Even an answer known now comes through the re-run: one path. */
         return 0;
 }

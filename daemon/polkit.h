@@ -2,34 +2,67 @@
 #pragma once
 
 /*
- * Asking polkit from a D-Bus method, asynchronously, with public sd-bus
- * calls only: the first time a method runs, CheckAuthorization is sent and
- * the method returns without replying; when polkit answers, the original
- * message is queued again (sd_bus_enqueue_for_read) and the method runs a
- * second time, now finding the answer here.
+ * Asking polkit from a D-Bus method without ever blocking the loop, with
+ * public sd-bus calls only: the first time a method runs, the question is
+ * sent and the method returns without replying; when the answer comes, the
+ * original message is queued again (sd_bus_enqueue_for_read) and the method
+ * runs a second time, now finding the answer here.
+ *
+ * The question has two steps. The bus says who the caller is
+ * (GetConnectionUnixUser): root needs nobody's permission and must not
+ * depend on polkit. Anyone else is polkit's decision (CheckAuthorization,
+ * subject "system-bus-name", so polkit resolves the caller itself); when
+ * polkit cannot be asked, nobody but root is allowed.
+ *
+ * The decision lives in polkit.c and knows the bus only through PolkitOps:
+ * polkit-bus.c is the real bus, tests/daemon/test-polkit.c has fakes.
  */
 
-#include <glib.h>
+#include <stdbool.h>
+#include <sys/types.h>
 #include <systemd/sd-bus.h>
 
 typedef struct PolkitQueries PolkitQueries;
+typedef struct PolkitQuery PolkitQuery;
+
+/* What the decision needs from the bus. A call is only ever passed back to
+ * these (tests pass pointers of their own). ask_uid and ask_polkit start a
+ * question and store a handle in *ret_pending; the answer arrives later,
+ * never from inside them, through polkit_query_uid_answered() or
+ * polkit_query_polkit_answered(); release frees a handle, cancelling the
+ * question if it is still open. */
+typedef struct PolkitOps {
+        int (*ask_uid)(void *userdata, sd_bus_message *call, PolkitQuery *q, void **ret_pending);
+        int (*ask_polkit)(void *userdata, sd_bus_message *call, const char *action, bool interactive,
+                          PolkitQuery *q, void **ret_pending);
+        void (*release)(void *userdata, void *pending);
+        /* Runs call's method again. */
+        int (*resume)(void *userdata, sd_bus_message *call);
+        /* Answers call with a bare failure, when it cannot run again. */
+        void (*fail)(void *userdata, sd_bus_message *call);
+        bool (*allow_interactive)(void *userdata, sd_bus_message *call);
+        sd_bus_message *(*ref)(void *userdata, sd_bus_message *call);
+        void (*unref)(void *userdata, sd_bus_message *call);
+} PolkitOps;
+
+extern const PolkitOps polkit_bus_ops;
 
 PolkitQueries *polkit_queries_new(void);
+PolkitQueries *polkit_queries_new_with_ops(const PolkitOps *ops, void *userdata);
 PolkitQueries *polkit_queries_free(PolkitQueries *q);
 
 /* Returns 1 when the caller may go on, 0 when the answer is pending (the
  * method must return 1 and not reply: it will run again), and a negative
- * errno with *error set when the caller is denied. Root is allowed without
- * asking; nobody else ever is when polkit cannot be reached. */
+ * errno with *error set when the caller is denied. An answer is kept for
+ * its call only, until the re-run collects it. */
 int polkit_check(PolkitQueries *q, sd_bus_message *call, const char *action, sd_bus_error *error);
 
 /* Drops what is kept for call. For a call whose object went away while
  * polkit was asked: re-run, it never reaches its method. */
 void polkit_forget(PolkitQueries *q, sd_bus_message *call);
 
-#define KASA_ACTION_SWITCH "org.kasamond.kasa1.switch"
-#define KASA_ACTION_MANAGE_DEVICES "org.kasamond.kasa1.manage-devices"
-#define KASA_ACTION_MANAGE_SCHEDULES "org.kasamond.kasa1.manage-schedules"
-#define KASA_ACTION_MANAGE_TARIFFS "org.kasamond.kasa1.manage-tariffs"
-#define KASA_ACTION_MANAGE_ACCESS "org.kasamond.kasa1.manage-access"
-#define KASA_ACTION_ERASE_DATA "org.kasamond.kasa1.erase-data"
+/* For PolkitOps implementations: the caller's uid, or error < 0 when the
+ * bus could not say. */
+void polkit_query_uid_answered(PolkitQuery *q, int error, uid_t uid);
+/* failure: why polkit could not be asked, or NULL when it answered. */
+void polkit_query_polkit_answered(PolkitQuery *q, const char *failure, bool authorized, bool challenge);

@@ -30,9 +30,9 @@
 #include <time.h>
 
 #include "kasa-sim.h"
+#include "kasa-time.h"
 #include "macro.h"
 
-#define USEC_PER_SEC 1000000ULL
 #define MWUS_PER_MWH 3600000000LL
 /* Keeps load * (one day in usec) inside int64. */
 #define SIM_LOAD_MAX_MW (10LL * 1000 * 1000)

@@ -27,10 +27,9 @@
 #include <arpa/inet.h>
 
 #include "kasa-sim.h"
+#include "kasa-time.h"
 #include "macro.h"
 
-#define USEC_PER_MSEC 1000ULL
-#define USEC_PER_SEC 1000000ULL
 
 typedef union SockaddrIn {
         struct sockaddr sa;

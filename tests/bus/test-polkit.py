@@ -229,6 +229,38 @@ def check_unknown_device(t, plugs, caller, allowed):
     t.ok(r[0] == "error" and r[1] == want, f"{caller.label}: RemoveDevice of an unknown device: {want}", r)
 
 
+def check_no_blocking_call(t, env, plugs, caller):
+    """Asking polkit must not stop the daemon's loop: no synchronous bus
+    call (sd_bus_call() waits in ppoll() on the bus socket; the loop waits
+    in epoll) while it authorizes a call. Only the loop's thread is traced."""
+    log = os.path.join(env.tmp, "strace.log")
+    pid = env.procs["kasamond"].pid
+
+    def traced():
+        with open(f"/proc/{pid}/status") as f:
+            return any(line.split()[:1] == ["TracerPid:"] and line.split()[1] != "0" for line in f)
+
+    tracer = subprocess.Popen(["strace", "-qq", "-e", "trace=poll,ppoll,select,pselect6", "-o", log,
+                               "-p", str(pid)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        # The call must not start before strace has attached.
+        deadline = time.monotonic() + 10
+        while not traced() and tracer.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        attached = traced()
+        r = caller.call(plugs.switched, kt.DEVICE_IFACE, "Toggle")
+    finally:
+        tracer.terminate()
+        _, err = tracer.communicate(timeout=10)
+    with open(log) as f:
+        waits = [line.strip() for line in f if "poll" in line or "select" in line]
+    t.ok(attached, "strace attached to kasamond", err)
+    t.ok(r[0] == "error" and r[1] == INTERACTIVE_REQUIRED, f"{caller.label}: Toggle is denied (traced)", r)
+    t.ok(attached and not waits, f"{caller.label}: authorizing never blocks the loop on a bus call",
+         "\n".join(waits[:5]))
+
+
 def main():
     t = kt.Tap()
     everything = {SWITCH, MANAGE}
@@ -248,6 +280,7 @@ def main():
         member.label = "kasa member without the rules"
         check_caller(t, plugs, member, set())
         check_reading(t, plugs, plain)
+        check_no_blocking_call(t, env, plugs, plain)
 
         env.stop_polkit()
         env.start_polkit(rules=[rules])

@@ -8,7 +8,9 @@ and polkitd, and the project installed into that namespace's view by
 while /etc and /var are overlays whose writes (the sysusers user, the
 state directory) land in the test's temp dir. Every mount lives in the
 private mount namespace; the temp dir and the cgroups created here are
-removed at the end, so nothing is left on the host.
+removed at the end, so nothing is left on the host. The network namespace
+has a veth "LAN" with a private and a public (documentation) address, where
+the unit's IPAddressAllow= is checked.
 
 Python 3 standard library only; needs root."""
 
@@ -34,6 +36,27 @@ UNIT = "kasamond.service"
 PLAIN_USER = "kasa-plain"
 MEMBER_USER = "kasa-member"  # in the group kasa, which polkit rules let switch
 SIM_DEVICES = {"127.0.0.2": "hs110", "127.0.0.3": "kp115"}
+# Plugs on the namespace's LAN interface, not discovered: one at a private
+# address the unit's IPAddressAllow= admits, one at a public one it does
+# not (a documentation address stands in for the internet).
+LAN_PLUG = "10.73.0.2"
+PUBLIC_PLUG = "192.0.2.2"
+FILTER_SIMS = {LAN_PLUG: "hs100", PUBLIC_PLUG: "hs100"}
+# Where a probe goes, and whether the unit's address lists let it out.
+PROBES = {"127.0.0.1": True, "10.73.0.255": True, "255.255.255.255": True, "169.254.7.7": True,
+          "172.31.0.1": True, "192.168.200.1": True, "192.0.2.255": False, "198.51.100.1": False,
+          "172.32.0.1": False, "11.0.0.1": False}
+PROBE_SNIPPET = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+for dest in sys.argv[1:]:
+    try:
+        s.sendto(b"{}", (dest, 9999))
+        print(dest, "sent")
+    except OSError as e:
+        print(dest, e.errno)
+"""
 SIM_SOCKET = "/run/kasa-sim/control.sock"
 WATCHDOG_SEC = 6
 TMP_PREFIX = "kasa-systest-"
@@ -130,6 +153,15 @@ mount --bind $T/units /usr/lib/systemd/system
 for g in $(cat $T/generator-dirs); do mount --bind $T/empty $g; done
 hostname kasa-system-test
 ip link set lo up
+# The LAN: a veth whose peer has no address, so nothing comes back; the
+# default route sends every other address there too.
+ip link add kasa-lan type veth peer name kasa-lanp
+ip link set kasa-lan up
+ip link set kasa-lanp up
+ip addr add 10.73.0.1/24 dev kasa-lan
+ip addr add 10.73.0.2/24 dev kasa-lan
+ip addr add 192.0.2.2/24 dev kasa-lan
+ip route add default dev kasa-lan
 systemd-sysusers $(cat $T/sysusers)
 systemd-tmpfiles --create $(cat $T/tmpfiles)
 useradd --no-create-home --shell /usr/sbin/nologin $KASA_PLAIN_USER
@@ -319,7 +351,7 @@ class System:
             f.write(POLKIT_SERVICE)
         with open(os.path.join(units, "kasa-sim.service"), "w") as f:
             f.write(SIM_SERVICE.format(sim=sim, sock=SIM_SOCKET,
-                                       devices=" ".join(f"{p}@{a}" for a, p in SIM_DEVICES.items())))
+                                       devices=" ".join(f"{p}@{a}" for a, p in {**SIM_DEVICES, **FILTER_SIMS}.items())))
         dropin = os.path.join(self.tmp, "etc-systemd", f"{UNIT}.d")
         os.makedirs(dropin)
         with open(os.path.join(dropin, "50-test.conf"), "w") as f:
@@ -632,9 +664,47 @@ def run_checks(t, s):
          lambda: is_(s.send(meter, "org.kasamond.Kasa1.Device.SetOn", "boolean:true", user=MEMBER_USER), ""))
     step("the allowed call switched the plug", lambda: is_(relay(), True))
 
+    # IPAddressAllow=: the LAN yes, the internet no. systemd applies it with
+    # cgroup BPF; the probes run with the unit's own two lists.
+    step("IPAddressDeny=any in the unit", lambda: is_(sorted(s.show("IPAddressDeny").split()), ["0.0.0.0/0", "::/0"]))
+    allow = s.show("IPAddressAllow")
+
+    def probes():
+        r = s.run(["systemd-run", "--wait", "--pipe", "--quiet", "-p", "IPAddressDeny=any",
+                   "-p", f"IPAddressAllow={allow}", "/usr/bin/python3", "-c", PROBE_SNIPPET, *PROBES])
+        got = dict(line.split() for line in r.stdout.splitlines())
+        want = {dest: "sent" if allowed else "1" for dest, allowed in PROBES.items()}  # EPERM
+        return got == want, f"allow list {allow!r}: got {got}, want {want}; {r.stderr}"
+    step("with the unit's address lists, the LAN, loopback, link-local and limited broadcast are reachable, "
+         "public addresses are refused (EPERM)", probes)
+    step(f"AddDevice of a plug at a private address ({LAN_PLUG}) works",
+         lambda: (lambda r: (r[0] is not None, r[1]))(s.busctl(MANAGER_PATH, "org.kasamond.Kasa1.Manager",
+                                                                "AddDevice", "s", LAN_PLUG)))
+    step(f"AddDevice of a plug at a public address ({PUBLIC_PLUG}) fails: the daemon cannot reach it",
+         lambda: (lambda r: (r[0] is None and s.device_by_address(PUBLIC_PLUG)[0] is None, r))(
+             s.busctl(MANAGER_PATH, "org.kasamond.Kasa1.Manager", "AddDevice", "s", PUBLIC_PLUG)))
+
     # D-Bus activation: stopped, then started by a call, via SystemdService=.
     s.run(["systemctl", "stop", UNIT])
     step("kasamond stopped", lambda: is_(s.show("ActiveState"), "inactive"))
+
+    # An error is logged once, where it is handled: without netlink,
+    # Targets=auto can neither list nor watch addresses, and the daemon
+    # goes on without either, saying so once each.
+    def netlink_refused():
+        with open(s.path("/run/kasa-test/netlink.conf"), "w") as f:
+            f.write("[Discovery]\nTargets=auto\nInterval=0\n")
+        r = s.run(["systemd-run", "--wait", "--pipe", "--quiet", "-p", "RuntimeMaxSec=4",
+                   "-p", "RestrictAddressFamilies=AF_UNIX AF_INET", "-p", "StateDirectory=kasamond-netlink",
+                   s.installed["kasamond"], "--config=/run/kasa-test/netlink.conf"])
+        lines = [line for line in (r.stdout + r.stderr).splitlines() if "address" in line or
+                 "discovery" in line.lower()]
+        watch = [line for line in lines if "watch" in line.lower()]
+        listing = [line for line in lines if "watch" not in line.lower()]
+        good = (len(watch) == 1 and len(listing) == 1 and
+                all(line.endswith(", ignoring: Address family not supported by protocol") for line in lines))
+        return good, "\n".join(lines) or r.stdout + r.stderr
+    step("without netlink, each failure is logged once, saying ', ignoring' and why", netlink_refused)
     step("a call to org.kasamond.Kasa1 is answered after the stop",
          lambda: (lambda r: (r[0] is not None, r[1]))(s.busctl(MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping")))
     # The name may be owned, and the call answered, just before READY=1.
