@@ -16,3 +16,8 @@
 #define KASA_ERROR_DEVICE "org.kasamond.Kasa1.Error.DeviceError"
 #define KASA_ERROR_NOT_METERED "org.kasamond.Kasa1.Error.NotMetered"
 #define KASA_ERROR_LIMIT "org.kasamond.Kasa1.Error.LimitReached"
+
+/* The polkit actions (polkit/org.kasamond.kasa1.policy) clients name when
+ * they are denied. */
+#define KASA_ACTION_SWITCH "org.kasamond.kasa1.switch"
+#define KASA_ACTION_MANAGE_DEVICES "org.kasamond.kasa1.manage-devices"
