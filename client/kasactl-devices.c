@@ -149,13 +149,25 @@ int verb_discover(int argc, char **argv, void *userdata) {
         return r;
 }
 
+/* AddDevice of a known device only updates its address: say which it was. */
+static void print_known(const Device *known, const Device *d) {
+        const char *was = known->address ? known->address : "", *now = d->address ? d->address : "";
+
+        if (streq(was, now))
+                printf("%s (%s) was already known, at %s.\n", device_name(d), d->id, now);
+        else
+                printf("%s (%s) was already known, at %s; its address is now %s.\n", device_name(d), d->id, was,
+                       now);
+}
+
 int verb_add(int argc, char **argv, void *userdata) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         _cleanup_(device_list_done) DeviceList before = {}, after = {};
         _cleanup_free_ char *what = NULL, *path = NULL;
         _cleanup_free_ char **paths = NULL;
-        const Device *known, *d;
+        const Device *known;
+        Device *d;
         const char *p;
         size_t n = 0;
         int r;
@@ -171,7 +183,9 @@ int verb_add(int argc, char **argv, void *userdata) {
         if (asprintf(&what, "add the device at %s", argv[1]) < 0)
                 return log_oom();
         r = sd_bus_call(userdata, m, 0, &error, &reply);
-        if (r < 0) {
+        /* A daemon that refuses a known device with AlreadyKnown has still
+         * taken its new address: the device is then the one at argv[1]. */
+        if (r < 0 && !sd_bus_error_has_name(&error, KASA_ERROR_ALREADY_KNOWN)) {
                 /* There is no device object yet to say since when it is offline. */
                 if (sd_bus_error_has_name(&error, KASA_ERROR_OFFLINE)) {
                         log_error("Failed to %s: nothing answered there. Is the plug powered and on this "
@@ -181,41 +195,45 @@ int verb_add(int argc, char **argv, void *userdata) {
                 }
                 return log_call_error(&error, r, what, KASA_ACTION_MANAGE_DEVICES, NULL);
         }
-        r = sd_bus_message_read(reply, "o", &p);
-        if (r < 0)
-                return log_error_errno(r, "Failed to parse the reply: %m");
-        path = strdup(p);
-        if (!path)
-                return log_oom();
+        if (r >= 0) {
+                r = sd_bus_message_read(reply, "o", &p);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to parse the reply: %m");
+                path = strdup(p);
+                if (!path)
+                        return log_oom();
+        }
         r = fetch_devices(userdata, &after);
         if (r < 0)
                 return r;
-        d = device_list_by_path(&after, path);
-        if (!d)
+        d = path ? device_list_by_path(&after, path) : device_list_by_address(&after, argv[1]);
+        if (!d && path)
                 return log_error_errno(ENXIO, "The device at %s was removed again meanwhile.", argv[1]);
+        if (!d) {
+                /* Known, but not under that address in the list: the daemon's words then. */
+                printf("%s\n", error.message ?: error.name);
+                return 0;
+        }
         if (arg_json != JSON_OFF) {
                 _cleanup_(json_decrefp) json_t *o = NULL;
 
                 r = describe_device(userdata, d, &o);
                 return r < 0 ? r : json_print(o);
         }
-        /* AddDevice of a known device only updates its address: say which it was. */
-        known = device_list_by_path(&before, path);
+        known = device_list_by_path(&before, d->path);
         if (known) {
-                const char *was = known->address ? known->address : "", *now = d->address ? d->address : "";
-
-                if (streq(was, now))
-                        printf("%s (%s) was already known, at %s.\n", device_name(d), d->id, now);
-                else
-                        printf("%s (%s) was already known, at %s; its address is now %s.\n", device_name(d),
-                               d->id, was, now);
+                print_known(known, d);
+                return 0;
+        }
+        if (!path) {
+                printf("%s\n", error.message ?: error.name);
                 return 0;
         }
         paths = calloc(after.n + 1, sizeof(char *));
         if (!paths)
                 return log_oom();
         for (size_t i = 0; i < after.n; i++)
-                if (streq(after.devices[i].path, path) || streq(after.devices[i].parent, path))
+                if (streq(after.devices[i].path, d->path) || streq(after.devices[i].parent, d->path))
                         paths[n++] = after.devices[i].path;
         r = print_found(userdata, &after, NULL, paths, n);
         if (r >= 0 && arg_legend)

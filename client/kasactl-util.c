@@ -281,6 +281,17 @@ static bool address_equal(const char *a, const char *b) {
         return pa == pb;
 }
 
+Device *device_list_by_address(DeviceList *l, const char *address) {
+        /* An outlet shares its strip's address; the address names the strip. */
+        for (size_t i = 0; i < l->n; i++) {
+                Device *d = &l->devices[i];
+
+                if (streq(d->parent, "/") && d->address && address_equal(d->address, address))
+                        return d;
+        }
+        return NULL;
+}
+
 /* DEV is an id, an address (with or without the port) or an alias; an alias
  * may be abbreviated to a unique prefix. Case does not matter. An exact
  * match wins over prefixes, so "Plug" finds "Plug" even when "Plug 2"
@@ -296,15 +307,9 @@ int resolve_device(DeviceList *l, const char *name, Device **ret) {
                         *ret = &l->devices[i];
                         return 0;
                 }
-        /* An outlet shares its strip's address; the address names the strip. */
-        for (size_t i = 0; i < l->n; i++) {
-                Device *d = &l->devices[i];
-
-                if (streq(d->parent, "/") && d->address && address_equal(d->address, name)) {
-                        *ret = d;
-                        return 0;
-                }
-        }
+        *ret = device_list_by_address(l, name);
+        if (*ret)
+                return 0;
         for (size_t i = 0; i < l->n; i++)
                 if (strcasecmp(device_name(&l->devices[i]), name) == 0)
                         hits[n++] = &l->devices[i];

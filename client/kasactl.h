@@ -98,6 +98,8 @@ int device_read_property(Device *d, const char *name, sd_bus_message *m, const D
  * the a{sa{sv}}); returns 1 if the object is a device, 0 if not. */
 int device_read_interfaces(Device *d, sd_bus_message *m);
 Device *device_list_by_path(DeviceList *l, const char *path);
+/* The plug or strip at "ip" or "ip:port" (the port defaults to 9999). */
+Device *device_list_by_address(DeviceList *l, const char *address);
 /* Adds d to the list, keeping it sorted by id; takes its fields. */
 int device_list_insert(DeviceList *l, Device *d);
 void device_list_remove(DeviceList *l, const char *path);
