@@ -48,7 +48,9 @@ typedef enum Option {
 } Option;
 
 #define OPT_RANGE (OPT_SINCE | OPT_UNTIL)
-#define OPT_MUTATING (OPT_JSON | OPT_NO_ASK_PASSWORD)
+/* Every verb that talks to kasamond takes --no-ask-password, so that a
+ * script can always pass it; only the verbs that change something ask. */
+#define OPT_BUS (OPT_JSON | OPT_NO_ASK_PASSWORD)
 
 static const struct OptionInfo {
         Option option;
@@ -90,23 +92,23 @@ static int verb_help(int argc, char **argv, void *userdata);
 static int verb_complete_options(int argc, char **argv, void *userdata);
 
 static const Verb verbs[] = {
-        { "status", 1, 1, VERB_DEFAULT, OPT_JSON | OPT_NO_LEGEND, verb_status, "",
+        { "status", 1, 1, VERB_DEFAULT, OPT_BUS | OPT_NO_LEGEND, verb_status, "",
           "Total power, today's energy and every device" },
-        { "list", 1, 1, 0, OPT_JSON | OPT_NO_LEGEND, verb_list, "", "List devices with id, model and address" },
-        { "show", 2, 2, 0, OPT_JSON, verb_show, "DEV", "Show everything known about a device" },
-        { "on", 2, INT32_MAX, 0, OPT_MUTATING, verb_switch, "DEV...", "Switch devices on" },
-        { "off", 2, INT32_MAX, 0, OPT_MUTATING, verb_switch, "DEV...", "Switch devices off" },
-        { "toggle", 2, INT32_MAX, 0, OPT_MUTATING, verb_switch, "DEV...", "Switch devices to the opposite state" },
-        { "rename", 3, 3, 0, OPT_MUTATING, verb_rename, "DEV NAME", "Change the name stored in a device" },
-        { "discover", 1, 1, 0, OPT_MUTATING | OPT_NO_LEGEND | OPT_TIMEOUT, verb_discover, "",
+        { "list", 1, 1, 0, OPT_BUS | OPT_NO_LEGEND, verb_list, "", "List devices with id, model and address" },
+        { "show", 2, 2, 0, OPT_BUS, verb_show, "DEV", "Show everything known about a device" },
+        { "on", 2, INT32_MAX, 0, OPT_BUS, verb_switch, "DEV...", "Switch devices on" },
+        { "off", 2, INT32_MAX, 0, OPT_BUS, verb_switch, "DEV...", "Switch devices off" },
+        { "toggle", 2, INT32_MAX, 0, OPT_BUS, verb_switch, "DEV...", "Switch devices to the opposite state" },
+        { "rename", 3, 3, 0, OPT_BUS, verb_rename, "DEV NAME", "Change the name stored in a device" },
+        { "discover", 1, 1, 0, OPT_BUS | OPT_NO_LEGEND | OPT_TIMEOUT, verb_discover, "",
           "Look for devices on the network" },
-        { "add", 2, 2, 0, OPT_MUTATING | OPT_NO_LEGEND, verb_add, "ADDRESS", "Add a device by its address" },
-        { "remove", 2, 2, 0, OPT_MUTATING, verb_remove, "DEV", "Forget a device (its history is kept)" },
-        { "history", 2, 2, 0, OPT_JSON | OPT_NO_LEGEND | OPT_RANGE | OPT_RESOLUTION, verb_history, "DEV",
+        { "add", 2, 2, 0, OPT_BUS | OPT_NO_LEGEND, verb_add, "ADDRESS", "Add a device by its address" },
+        { "remove", 2, 2, 0, OPT_BUS, verb_remove, "DEV", "Forget a device (its history is kept)" },
+        { "history", 2, 2, 0, OPT_BUS | OPT_NO_LEGEND | OPT_RANGE | OPT_RESOLUTION, verb_history, "DEV",
           "Power over time, as a table and a chart" },
-        { "energy", 1, 2, 0, OPT_JSON | OPT_NO_LEGEND | OPT_RANGE | OPT_BY, verb_energy, "[DEV]",
+        { "energy", 1, 2, 0, OPT_BUS | OPT_NO_LEGEND | OPT_RANGE | OPT_BY, verb_energy, "[DEV]",
           "Energy per day or month, with totals" },
-        { "watch", 1, 2, 0, OPT_JSON | OPT_NO_LEGEND, verb_watch, "[DEV]", "Follow changes as they happen" },
+        { "watch", 1, 2, 0, OPT_BUS | OPT_NO_LEGEND, verb_watch, "[DEV]", "Follow changes as they happen" },
         { "help", 1, 2, VERB_NO_BUS, 0, verb_help, "[COMMAND]", "Show this help, or the help of a command" },
         { "__complete-devices", 1, 1, VERB_HIDDEN, 0, verb_complete_devices, "", NULL },
         { "__complete-options", 1, 2, VERB_HIDDEN | VERB_NO_BUS, 0, verb_complete_options, "[COMMAND]", NULL },

@@ -614,7 +614,7 @@ def test_completion(t, ctl):
     t.ok(any(re.fullmatch(r"[0-9a-f]{12}", g) for g in complete("show", "")), "bash: device ids")
     t.eq(complete("--js"), ["--json="], "bash: completes options")
     got = complete("show", "x", "--")
-    t.ok("--json=" in got and "--since=" not in got and "--no-ask-password" not in got,
+    t.ok("--json=" in got and "--since=" not in got and "--no-legend" not in got,
          "bash: only the options of the verb", got)
     got = complete("history", "x", "--")
     t.ok("--since=" in got and "--resolution=" in got and "--by=" not in got, "bash: history's options", got)
