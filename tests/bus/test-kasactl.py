@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import kasatest as kt
@@ -623,6 +624,33 @@ def test_completion(t, ctl):
          "bash: completes option values")
 
 
+def test_energy_kwh(t):
+    """A column of the energy table is in kWh once its largest value
+    reaches 1 kWh, every cell of it: 60 plugs of 10 kW each make that a
+    matter of seconds."""
+    conf_dir = tempfile.mkdtemp(prefix="kasactl-kwh-")
+    try:
+        conf = os.path.join(conf_dir, "sim.json")
+        with open(conf, "w") as f:
+            json.dump({"devices": [{"profile": "kp115", "address": "127.0.1.1", "count": 60, "load_w": 10000}]}, f)
+        targets = " ".join(f"127.0.1.{i}" for i in range(1, 61))
+        with kt.Env([], sim_args=(f"--config={conf}", "--noise=0"), targets=targets) as env:
+            ctl = Ctl(env)
+            env.wait_for(lambda: env.get(kt.MANAGER_PATH, kt.MANAGER_IFACE, "TotalPower") > 599_000, 60,
+                         "every plug is polled at 10 kW")
+            env.wait_for(lambda: (lambda r: r[0] == 0 and r[1]["total"] >= 1000)(ctl.json("energy", "--since=today")),
+                         60, "1 kWh recorded in all")
+            rc, out, err = ctl.run("energy")
+            lines = out.splitlines()
+            cells = [line.rsplit(None, 2)[-2:] for line in lines[1:]]
+            t.ok(rc == 0 and lines[0].split()[-1] == "TOTAL" and len(cells) == 8 and
+                 all(c[1] == "kWh" for c in cells) and
+                 all(line.split()[2] == "Wh" for line in lines[1:]),
+                 "energy: the TOTAL column is in kWh in every row, a plug's column in Wh", out + err)
+    finally:
+        shutil.rmtree(conf_dir, ignore_errors=True)
+
+
 def main():
     t = kt.Tap()
     with kt.Env(DEVICES, sim_args=("--seed=1", "--noise=0")) as env:
@@ -649,6 +677,7 @@ def main():
         test_man(t, ctl)
         test_completion(t, ctl)
         test_errors(t, ctl, env, ids)
+    test_energy_kwh(t)
     return t.close()
 
 
