@@ -1,9 +1,10 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """kasactl against kasamond on a private bus: every verb in human and JSON
 form (golden files for layouts, with the readings that move masked), no
 escape codes unless on a terminal, each error path with its exit status,
-the man page and the bash completion.
+the man page and the bash completion. --json prints the daemon's
+Describe() objects, so the tests compare with those.
 
 KASA_UPDATE_GOLDEN=1 rewrites the golden files instead of comparing."""
 
@@ -12,9 +13,11 @@ import os
 import pty
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import kasatest as kt
@@ -23,9 +26,8 @@ DEVICES = ["hs100@127.0.0.2", "hs110@127.0.0.3", "kp115@127.0.0.4", "hs300@127.0
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 KASACTL = os.path.join(kt.build_dir(), "client", "kasactl")
 MAN_PAGE = os.path.join(kt.build_dir(), "man", "kasactl.1")
-DEVICE_FIELDS = {"id", "path", "alias", "model", "address", "mac", "hardware_version", "firmware_version",
-                 "parent", "on", "online", "last_seen", "rssi", "metered"}
-METER_FIELDS = {"power", "voltage", "current", "energy_today", "energy_total"}
+# What moves between two reads of Describe(): every poll.
+MOVING = ("last_seen", "rssi", "meter")
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$")
 
 
@@ -105,7 +107,7 @@ def test_usage(t, ctl):
     rc, verbs, _ = ctl.run("--list-verbs")
     verbs = verbs.split()
     t.eq(verbs, ["status", "list", "show", "on", "off", "toggle", "rename", "discover", "add", "remove",
-                 "history", "energy", "watch"], "--list-verbs lists the verb table")
+                 "history", "energy", "watch", "help"], "--list-verbs lists the verb table")
     rc, out, _ = ctl.run("--help")
     t.ok(rc == 0 and all(re.search(rf"^  {v}\b", out, re.M) for v in verbs), "--help shows every verb")
     t.ok("__complete" not in out, "--help hides the completion helper")
@@ -118,6 +120,31 @@ def test_usage(t, ctl):
                        (["history", "x", "--since=now", "--until=-1h"], "--since after --until")):
         rc, out, err = ctl.run(*args)
         t.ok(rc == 2 and err.strip(), f"usage error exits 2: {what}", f"rc={rc} err={err!r}")
+
+    rc, out, err = ctl.run("show", "--help")
+    t.ok(rc == 0 and out.startswith("kasactl [OPTIONS...] show DEV\n") and "--json" in out and
+         "--since" not in out and "ADDRESS:PORT" in out, "VERB --help prints that verb's help", out + err)
+    rc2, out2, _ = ctl.run("help", "show")
+    t.ok(rc2 == 0 and out2 == out, "help VERB prints the same", out2)
+    rc, out, _ = ctl.run("help")
+    rc2, out2, _ = ctl.run("--help")
+    t.ok(rc == 0 and out == out2 and "Commands:" in out, "help without a verb is --help", out)
+    rc, out, err = ctl.run("help", "frob")
+    t.ok(rc == 2 and "frob" in err, "help of an unknown verb exits 2", err)
+    rc, out, err = ctl.run("history", "--help")
+    t.ok(rc == 0 and "--since=TIME" in out and "--resolution" in out and "--by" not in out and
+         "--timeout" not in out, "history --help lists only its options", out)
+    for args, opt in ((["list", "--since=today"], "--since"), (["show", "x", "--by=day"], "--by"),
+                      (["on", "x", "--no-legend"], "--no-legend"), (["status", "--timeout=1"], "--timeout")):
+        rc, out, err = ctl.run(*args)
+        t.ok(rc == 2 and opt in err and "does not apply" in err and f"{args[0]} --help" in err,
+             f"an option that does not apply is an error: {' '.join(args)}", f"rc={rc} err={err!r}")
+    rc, out, err = ctl.run("status", "--json")
+    t.ok(rc == 2 and "pretty, short or off" in err, "--json without a value lists the values", err)
+    rc, out, err = ctl.run("--frob")
+    t.ok(rc == 2 and "--frob" in err and "--help" in err, "an unknown option points to --help", err)
+    rc, out, err = ctl.run("show", "a", "bee")
+    t.ok(rc == 2 and "'bee'" in err, "too many arguments names the extra one", err)
 
 
 def test_layouts(t, ctl):
@@ -137,25 +164,43 @@ def test_layouts(t, ctl):
     golden(t, "kasactl-show-meter.txt", mask(out))
     rc, out, _ = ctl.run("show", "SIM HS3")
     golden(t, "kasactl-show-strip.txt", mask(out))
+    rc, by_addr, _ = ctl.run("show", "127.0.0.4")
+    for name in ("127.0.0.4:9999", "127.0.0.4:09999"):
+        rc, out, err = ctl.run("show", name)
+        t.ok(rc == 0 and mask(out) == mask(by_addr) and "Sim kp115 2" in out, f"show {name}: ADDRESS:PORT",
+             out + err)
+    rc, out, err = ctl.run("show", "127.0.0.4:9998")
+    t.eq(rc, 3, "show ADDRESS:PORT with another port finds nothing (3)")
+    rc, out, err = ctl.run("history", "127.0.0.4:9999", "--resolution=raw", "--since=-10min")
+    t.ok(rc == 0 and "samples" in out, "history takes ADDRESS:PORT too", out + err)
 
 
-def test_json(t, ctl, ids):
+def stable(o):
+    """A Describe() object without what moves with every poll."""
+    if isinstance(o, list):
+        return [stable(x) for x in o]
+    if isinstance(o, dict):
+        return {k: stable(v) for k, v in o.items() if k not in MOVING}
+    return o
+
+
+def describe(env, path=None):
+    if path is None:
+        return json.loads(env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "Describe")[0])
+    return json.loads(env.call(path, kt.DEVICE_IFACE, "Describe")[0])
+
+
+def test_json(t, ctl, env, ids, all_ids):
     rc, devs = ctl.json("list")
-    t.ok(rc == 0 and isinstance(devs, list) and sorted(d["id"] for d in devs) == sorted(ids),
+    t.ok(rc == 0 and isinstance(devs, list) and sorted(d["id"] for d in devs) == sorted(all_ids),
          "list --json: every device", devs)
-    bad = [d["id"] for d in devs if not (DEVICE_FIELDS <= set(d) and
-                                         (METER_FIELDS <= set(d)) == d["metered"] and
-                                         set(d) <= DEVICE_FIELDS | METER_FIELDS)]
-    t.eq(bad, [], "list --json: each device has the documented fields")
-    t.ok(all(ISO.match(d["last_seen"]) for d in devs), "list --json: last_seen is ISO 8601")
-    outlet = next(d for d in devs if d["id"].endswith("_01"))
-    t.eq(outlet["parent"], outlet["id"][:-3], "list --json: an outlet's parent is its strip's id")
+    t.eq(stable(devs), stable(describe(env)["devices"]), "list --json: the devices of Manager.Describe()")
+    t.ok(all(set(d) == set(describe(env, d["path"])) for d in devs),
+         "list --json: each device has the fields of its Device.Describe()")
 
     rc, st = ctl.json("status")
-    t.ok(rc == 0 and set(st) == {"total_power", "energy_today", "devices"} and len(st["devices"]) == 14 and
-         all(set(d) == {"id", "alias", "on", "online", "power"} for d in st["devices"]),
-         "status --json: documented fields", st)
-    t.eq(st["total_power"], 310.0, "status --json: total power of the simulated loads")
+    t.eq(stable(st), stable(describe(env)), "status --json: Manager.Describe()")
+    t.eq(st.get("total_power"), 310.0, "status --json: total power of the simulated loads")
     rc, out, _ = ctl.run("--json=pretty", "status")
     t.ok(rc == 0 and len(out.splitlines()) > 10 and json.loads(out) is not None, "--json=pretty is indented")
     rc, out, _ = ctl.run("--json=short", "status")
@@ -163,9 +208,35 @@ def test_json(t, ctl, ids):
     rc, out, _ = ctl.run("--json=off", "status")
     t.ok(out.startswith(" Total power:"), "--json=off prints the table")
 
+    path = env.device_path(ids["hs110"])
     rc, d = ctl.json("show", "sim hs110")
-    t.ok(rc == 0 and d["model"] == "HS110(EU)" and d["power"] == 60.0 and d["voltage"] == 230.0,
-         "show --json: metered plug with its readings", d)
+    t.eq(stable(d), stable(describe(env, path)), "show --json: Device.Describe()")
+    rc, out, _ = ctl.run("--json=short", "show", "sim hs110")
+    t.ok(rc == 0 and "HS110(EU)" in out and not re.search(r"\d\.\d{13,}", out),
+         "show --json: readings without binary noise", out)
+
+
+def test_offline(t, ctl, env, ids):
+    path = env.device_path(ids["hs110"])
+    env.sim(cmd="fault", device="127.0.0.3", hang=True)
+    try:
+        env.wait_for(lambda: env.get(path, kt.DEVICE_IFACE, "Online") is False, 30, "hs110 goes offline")
+        rc, out, err = ctl.run("show", "sim hs110")
+        t.ok(rc == 0 and re.search(r"^ +Power: -$", out, re.M) and re.search(r"^ +Voltage: -$", out, re.M) and
+             re.search(r"^ +Current: -$", out, re.M) and "Online: no" in out,
+             "show: an offline device has no power, voltage or current", out + err)
+        rc, out, err = ctl.run("list")
+        row = next((line for line in out.splitlines() if line.startswith(ids["hs110"])), "")
+        t.ok(rc == 0 and row.split()[-2:] == ["no", "-"], "list: an offline device's power is -", out)
+        rc, out, err = ctl.run("status")
+        row = next((line for line in out.splitlines() if line.startswith("Sim hs110")), "")
+        t.ok(rc == 0 and row.split()[-2:] == ["no", "-"], "status: an offline device's power is -", out)
+        rc, d = ctl.json("show", "sim hs110")
+        t.ok(rc == 0 and d == describe(env, path) and d["online"] is False,
+             "show --json of an offline device: Device.Describe() as it is", d)
+    finally:
+        env.sim(cmd="clear", device="127.0.0.3")
+    env.wait_for(lambda: env.get(path, kt.DEVICE_IFACE, "Online") is True, 30, "hs110 is back")
 
 
 def test_colors(t, ctl):
@@ -214,10 +285,14 @@ def test_switch(t, ctl, env, ids):
 
 def test_devices(t, ctl, env, ids):
     rc, out, err = ctl.run("discover", "--timeout=0.5")
-    t.ok(rc == 0 and out.rstrip().endswith("14 devices answered.") and ids["kp303"] in out,
-         "discover lists what answered", out + err)
+    t.ok(rc == 0 and out.rstrip().endswith("14 devices answered, 0 new.") and ids["kp303"] in out,
+         "discover lists what answered, none new", out + err)
+    lines = out.splitlines()
+    t.ok(lines[0].split()[-1] == "NEW" and re.search(r"^\S+_00 +[|`]-Outlet 1 ", out, re.M) and
+         all(line.split()[-1] == "no" for line in lines[1:15]), "discover: outlets below their strip", out)
     rc, res = ctl.json("discover", "--timeout=0.5")
-    t.ok(rc == 0 and len(res) == 14 and all(DEVICE_FIELDS <= set(d) for d in res), "discover --json")
+    t.ok(rc == 0 and len(res) == 14 and all(stable(d) == stable(describe(env, d["path"])) for d in res),
+         "discover --json: the Describe() object of each", res)
 
     rc, out, err = ctl.run("remove", "outlet 2")
     t.eq(rc, 2, "remove of an ambiguous name exits 2")
@@ -230,9 +305,26 @@ def test_devices(t, ctl, env, ids):
     t.eq(rc, 3, "a removed device is not found (3)")
     rc, out, err = ctl.run("add", "127.0.0.2")
     t.ok(rc == 0 and ids["hs100"] in out and "1 device added." in out, "add brings it back", out + err)
+    rc, out, err = ctl.run("add", "127.0.0.3")
+    t.ok(rc == 0 and "added" not in out and out == f"Sim hs110 1 ({ids['hs110']}) was already known, at 127.0.0.3.\n",
+         "add of a known device says so", out + err)
+    rc, out, err = ctl.run("add", "127.0.0.5:9999")
+    t.ok(rc == 0 and "added" not in out and "Sim hs300 3" in out and "already known" in out,
+         "add of a known strip says so", out + err)
+    env.sim(cmd="fault", device="127.0.0.2", move="127.0.0.12")
+    try:
+        rc, out, err = ctl.run("add", "127.0.0.12")
+        t.ok(rc == 0 and "added" not in out and
+             out == f"Sim hs100 0 ({ids['hs100']}) was already known, at 127.0.0.2; its address is now 127.0.0.12.\n",
+             "add of a known device at a new address says that its address changed", out + err)
+    finally:
+        env.sim(cmd="fault", device="127.0.0.12", move="127.0.0.2")
+    rc, out, err = ctl.run("add", "127.0.0.2")
+    t.ok(rc == 0 and "its address is now 127.0.0.2." in out, "and back", out + err)
     rc, out, err = ctl.run("remove", "sim hs100")
     rc, res = ctl.json("add", "127.0.0.2")
-    t.ok(rc == 0 and res["id"] == ids["hs100"] and DEVICE_FIELDS <= set(res), "add --json", res)
+    t.ok(rc == 0 and res["id"] == ids["hs100"] and stable(res) == stable(describe(env, res["path"])),
+         "add --json: the Describe() object", res)
     rc, out, err = ctl.run("add", "not-an-address")
     t.eq(rc, 2, "add of a malformed address exits 2")
     rc, out, err = ctl.run("add", "127.0.0.99")
@@ -246,6 +338,9 @@ def test_history_energy(t, ctl, env, ids):
     lines = out.splitlines()
     t.ok(rc == 0 and lines[0].split() == ["TIME", "AVERAGE", "MIN", "MAX", "ENERGY"] and
          re.search(r"^\d+ samples, [\d.]+ Wh\.$", lines[-1]) and "100.0 W" in out, "history table", out + err)
+    rc, out, err = ctl.run("history", "sim kp115", "--resolution=day", "--since=today")
+    t.ok(rc == 0 and re.search(r"^1 sample, [\d.]+ Wh\.$", out.splitlines()[-1]), "history: 1 sample, not 1 samples",
+         out + err)
     t.ok("┤" not in out, "no chart when piped")
     rc, h = ctl.json("history", "sim kp115", "--resolution=raw", "--since=-10min")
     t.ok(rc == 0 and set(h) == {"id", "alias", "resolution", "since", "until", "samples", "energy"} and
@@ -277,13 +372,19 @@ def test_history_energy(t, ctl, env, ids):
     rc, out, err = ctl.run("history", "sim hs100")
     t.ok(rc == 1 and "no energy meter" in err, "history of a plug without meter says so (1)", err)
 
+    metered = sum(1 for ifaces in env.objects().values() if kt.METER_IFACE in ifaces)
     rc, out, err = ctl.run("energy")
     lines = out.splitlines()
-    t.ok(rc == 0 and lines[0].split()[0] == "DAY" and lines[0].split()[-1] == "TOTAL" and
-         lines[-1].startswith("Total") and len(lines) == 1 + 7 + 1, "energy: 7 days of every meter, totals",
+    t.ok(rc == 0 and lines[1].split()[0] == "DAY" and lines[1].split()[-1] == "TOTAL" and
+         lines[-1].startswith("Total") and len(lines) == 1 + 1 + 7 + 1, "energy: 7 days of every meter, totals",
          out + err)
+    head = lines[1]
+    strip_at = lines[0].find("Sim hs300 3")
+    t.ok(lines[0].split() == ["Sim", "hs300", "3"] and head.find("Sim kp115 2") + len("Sim kp115 2") < strip_at and
+         strip_at <= head.find("Outlet 1") and head.find("Outlet 6") < head.find("TOTAL"),
+         "energy: the strip is named above its outlets", out)
     rc, e = ctl.json("energy")
-    t.ok(rc == 0 and set(e) == {"by", "since", "until", "devices", "total"} and len(e["devices"]) == 8 and
+    t.ok(rc == 0 and set(e) == {"by", "since", "until", "devices", "total"} and len(e["devices"]) == metered and
          all(set(d) == {"id", "alias", "energy", "total"} and len(d["energy"]) == 7 and
              all(set(b) == {"start", "energy"} for b in d["energy"]) for d in e["devices"]),
          "energy --json: every metered device, documented fields", e)
@@ -294,6 +395,71 @@ def test_history_energy(t, ctl, env, ids):
          "T00:00:00+00:00", "energy DEV --since=today", e)
     rc, out, err = ctl.run("energy", "sim kp303")
     t.eq(rc, 1, "energy of a strip without meter exits 1")
+
+
+def test_discover_new(t, ctl, env, ids):
+    """A device kasamond has never seen is marked new. kasamond starts
+    afresh while the plug at 127.0.0.2 reboots, so that its start-up
+    discovery misses the plug."""
+    env.stop_daemon()
+    shutil.rmtree(env.state)
+    os.mkdir(env.state)
+    env.sim(cmd="fault", device="127.0.0.2", reboot=6)
+    env.start_daemon()
+    env.wait_for(lambda: env.get(kt.MANAGER_PATH, kt.MANAGER_IFACE, "DeviceCount") == 13, 20,
+                 "start-up discovery finds all but the rebooting plug")
+    env.wait_for(lambda: env.truth("127.0.0.2")[0]["online"], 20, "the plug is back")
+    rc, out, err = ctl.run("discover", "--timeout=1")
+    new = [line.split()[0] for line in out.splitlines()[1:] if line.split() and line.split()[-1] == "yes"]
+    t.ok(rc == 0 and out.rstrip().endswith("14 devices answered, 1 new.") and new == [ids["hs100"]],
+         "discover marks the device it did not know as new", out + err)
+
+
+def tracee(pid):
+    """The process strace started."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return int(f.read().split()[0])
+
+
+def test_watch_reads(t, ctl, env, ids):
+    """watch reads every object once, when it starts; a device that comes
+    is read from its InterfacesAdded signal alone. Seen in what kasactl
+    sends, under strace."""
+    log = os.path.join(env.tmp, "watch.strace")
+    p = subprocess.Popen(["strace", "-f", "-qq", "-s", "65536", "-e", "trace=sendmsg,sendto,writev,write", "-o",
+                          log, KASACTL, "watch"], env=ctl.environ(), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def sent():
+        try:
+            with open(log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    try:
+        env.wait_for(lambda: "GetManagedObjects" in sent(), 30, "watch reads the objects")
+        strip = env.device_path(ids["hs300"])
+        env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "RemoveDevice", "o", (strip,))
+        env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "AddDevice", "s", ("127.0.0.5",))
+        # Signals are handled in order: once the outlet's change is printed,
+        # the objects added before it have been read.
+        outlet = ids["hs300"] + "_03"
+        data = b""
+        for _ in range(3):
+            env.call(env.device_path(outlet), kt.DEVICE_IFACE, "Toggle")
+            data += read_until(p.stdout.fileno(), lambda b: f"{outlet} On".encode() in b, 5)
+            if f"{outlet} On".encode() in data:
+                break
+        t.ok(f"{outlet} On".encode() in data, "watch follows a strip added while it runs", data)
+    finally:
+        os.kill(tracee(p.pid), signal.SIGINT)
+        p.communicate(timeout=30)
+    text = sent()
+    t.eq(text.count("GetManagedObjects"), 1, "watch reads all objects once, not again for each added one")
+    t.ok("NameOwnerChanged" in text and "arg0='org.kasamond.Kasa1'" in text,
+         "watch's NameOwnerChanged match is for kasamond's name only",
+         "\n".join(line for line in text.splitlines() if "AddMatch" in line)[-3000:])
 
 
 def start_watch(ctl, *args, tty=False):
@@ -448,33 +614,70 @@ def test_completion(t, ctl):
     t.ok("Sim\\ hs110\\ 1" in got and "Sim\\ kp303\\ 4" in got, "bash: device names, escaped", got)
     t.ok(any(re.fullmatch(r"[0-9a-f]{12}", g) for g in complete("show", "")), "bash: device ids")
     t.eq(complete("--js"), ["--json="], "bash: completes options")
+    got = complete("show", "x", "--")
+    t.ok("--json=" in got and "--since=" not in got and "--no-legend" not in got,
+         "bash: only the options of the verb", got)
+    got = complete("history", "x", "--")
+    t.ok("--since=" in got and "--resolution=" in got and "--by=" not in got, "bash: history's options", got)
+    t.eq(complete("help", "sh"), ["show"], "bash: help completes verbs")
     t.eq(complete("history", "x", "--resolution", "=", ""), ["raw", "minute", "hour", "day"],
          "bash: completes option values")
+
+
+def test_energy_kwh(t):
+    """A column of the energy table is in kWh once its largest value
+    reaches 1 kWh, every cell of it: 60 plugs of 10 kW each make that a
+    matter of seconds."""
+    conf_dir = tempfile.mkdtemp(prefix="kasactl-kwh-")
+    try:
+        conf = os.path.join(conf_dir, "sim.json")
+        with open(conf, "w") as f:
+            json.dump({"devices": [{"profile": "kp115", "address": "127.0.1.1", "count": 60, "load_w": 10000}]}, f)
+        targets = " ".join(f"127.0.1.{i}" for i in range(1, 61))
+        with kt.Env([], sim_args=(f"--config={conf}", "--noise=0"), targets=targets) as env:
+            ctl = Ctl(env)
+            env.wait_for(lambda: env.get(kt.MANAGER_PATH, kt.MANAGER_IFACE, "TotalPower") > 599_000, 60,
+                         "every plug is polled at 10 kW")
+            env.wait_for(lambda: (lambda r: r[0] == 0 and r[1]["total"] >= 1000)(ctl.json("energy", "--since=today")),
+                         60, "1 kWh recorded in all")
+            rc, out, err = ctl.run("energy")
+            lines = out.splitlines()
+            cells = [line.rsplit(None, 2)[-2:] for line in lines[1:]]
+            t.ok(rc == 0 and lines[0].split()[-1] == "TOTAL" and len(cells) == 8 and
+                 all(c[1] == "kWh" for c in cells) and
+                 all(line.split()[2] == "Wh" for line in lines[1:]),
+                 "energy: the TOTAL column is in kWh in every row, a plug's column in Wh", out + err)
+    finally:
+        shutil.rmtree(conf_dir, ignore_errors=True)
 
 
 def main():
     t = kt.Tap()
     with kt.Env(DEVICES, sim_args=("--seed=1", "--noise=0")) as env:
         ctl = Ctl(env)
-        env.discover(1.5)
-        env.wait_for(lambda: env.get(kt.MANAGER_PATH, kt.MANAGER_IFACE, "TotalPower") > 309.9, 20,
-                     "every simulated load is polled")
         ids = {}
         for s in env.sim_devices():
             ids[s["profile"]] = kt.mac_id(s["mac"])
+        test_discover_new(t, ctl, env, ids)
+        env.discover(1.5)
+        env.wait_for(lambda: env.get(kt.MANAGER_PATH, kt.MANAGER_IFACE, "TotalPower") > 309.9, 20,
+                     "every simulated load is polled")
         test_usage(t, ctl)
         test_layouts(t, ctl)
         all_ids = (list(ids.values()) + [f"{ids['hs300']}_{i:02d}" for i in range(6)] +
                    [f"{ids['kp303']}_{i:02d}" for i in range(3)])
-        test_json(t, ctl, all_ids)
+        test_json(t, ctl, env, ids, all_ids)
+        test_offline(t, ctl, env, ids)
         test_colors(t, ctl)
         test_switch(t, ctl, env, ids)
         test_devices(t, ctl, env, ids)
         test_history_energy(t, ctl, env, ids)
         test_watch(t, ctl, env, ids)
+        test_watch_reads(t, ctl, env, ids)
         test_man(t, ctl)
         test_completion(t, ctl)
         test_errors(t, ctl, env, ids)
+    test_energy_kwh(t)
     return t.close()
 
 
