@@ -1,8 +1,8 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """Independent client for kasa-sim, written from the protocol facts alone
-(its own XOR cipher and framing, nothing from common/), so a bug shared by
-the codec and the simulator cannot hide.
+(tests/pylib/kasalib.py's own XOR cipher and framing, nothing from common/),
+so a bug shared by the codec and the simulator cannot hide.
 
 Usage: sim-client.py PATH-TO-KASA-SIM   (run inside tests/netns-run)
 Prints TAP.
@@ -12,11 +12,13 @@ import json
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "pylib"))
+from kasalib import DeviceConn as Device, SimControl as Control, Tap, decrypt, encrypt, frame  # noqa: E402
 
 PORT = 9999
 DEVICES = {
@@ -26,92 +28,6 @@ DEVICES = {
     "hs300": "127.0.0.5",
     "kp303": "127.0.0.6",
 }
-
-
-class Tap:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def ok(self, cond, name, detail=None):
-        self.n += 1
-        if not cond:
-            self.failed += 1
-        print(("ok" if cond else "not ok") + " %d - %s" % (self.n, name))
-        if not cond and detail is not None:
-            for line in str(detail).splitlines():
-                print("#   " + line)
-        sys.stdout.flush()
-        return cond
-
-    def finish(self):
-        print("1..%d" % self.n)
-        return 0 if self.failed == 0 and self.n > 0 else 1
-
-
-def encrypt(plain):
-    key = 171
-    out = bytearray()
-    for p in plain:
-        key ^= p
-        out.append(key)
-    return bytes(out)
-
-
-def decrypt(cipher):
-    key = 171
-    out = bytearray()
-    for c in cipher:
-        out.append(key ^ c)
-        key = c
-    return bytes(out)
-
-
-def frame(payload):
-    return struct.pack(">I", len(payload)) + encrypt(payload)
-
-
-def recv_exact(sock, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("connection closed after %d of %d bytes" % (len(buf), n))
-        buf += chunk
-    return buf
-
-
-class Device:
-    """One persistent TCP connection, as the protocol allows."""
-
-    def __init__(self, addr):
-        self.sock = socket.create_connection((addr, PORT), timeout=10)
-
-    def call(self, request):
-        self.sock.sendall(frame(json.dumps(request).encode()))
-        (length,) = struct.unpack(">I", recv_exact(self.sock, 4))
-        if length > 64 * 1024:
-            raise ValueError("absurd length %d" % length)
-        return json.loads(decrypt(recv_exact(self.sock, length)))
-
-    def close(self):
-        self.sock.close()
-
-
-class Control:
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(path)
-        self.reader = self.sock.makefile("r")
-
-    def __call__(self, **req):
-        self.sock.sendall((json.dumps(req) + "\n").encode())
-        return json.loads(self.reader.readline())
-
-    def truth(self, device):
-        r = self(cmd="truth", device=device)
-        return r["devices"][0]
 
 
 def is_int(v):
@@ -182,7 +98,7 @@ def main():
     try:
         line = proc.stdout.readline()
         if not tap.ok(line == "READY\n", "simulator says READY", repr(line)):
-            return tap.finish()
+            return tap.close()
         ctl = Control(ctl_path)
         dev = {p: Device(a) for p, a in DEVICES.items()}
         conns = list(dev.values())
@@ -207,7 +123,7 @@ def main():
         tap.ok(r["system"]["get_sysinfo"]["relay_state"] == 0 and r["system"]["get_sysinfo"]["on_time"] == 0,
                "hs110: relay reads back off, on_time 0")
         tap.ok(r["emeter"]["get_realtime"]["power"] == 0, "hs110: relay off means 0 W", r["emeter"])
-        tap.ok(ctl.truth(1)["relay"] is False, "truth: hs110 relay off")
+        tap.ok(ctl.truth(1)[0]["relay"] is False, "truth: hs110 relay off")
         dev["hs110"].call({"system": {"set_relay_state": {"state": 1}}})
 
         # a strip outlet via context
@@ -220,7 +136,7 @@ def main():
                [c["state"] for c in kids])
         rt = dev["hs300"].call({"context": ctx, "emeter": {"get_realtime": {}}})["emeter"]["get_realtime"]
         tap.ok(rt["power_mw"] == 0 and rt.get("slot_id") == 2, "hs300: outlet 2 reads 0 mW", rt)
-        t = ctl.truth(3)
+        t = ctl.truth(3)[0]
         tap.ok([o["relay"] for o in t["outlets"]] == [True, True, False, True, True, True],
                "truth: hs300 outlet relays")
         r = dev["hs300"].call({"context": {"child_ids": ["nonsense"]}, "system": {"set_relay_state": {"state": 0}}})
@@ -265,7 +181,7 @@ def main():
             # whole-Wh resolution: the reading may lag the truth by < 1 Wh at each end
             tap.ok(elapsed - 1.5 <= grew <= elapsed + 1.5, "%s: energy grew %.3f Wh in %.2f s at 3600 W" %
                    (p, grew, elapsed))
-            t = ctl.truth(i)
+            t = ctl.truth(i)[0]
             tap.ok(0 <= t["outlets"][0]["counter_mwh"] / 1000 - wh < 1.5,
                    "%s: reported total matches the truth counter" % p, (wh, t))
         rt = dev["hs110"].call({"emeter": {"get_realtime": {}}})["emeter"]["get_realtime"]
@@ -291,7 +207,7 @@ def main():
         # erase resets the device counter but not the truth
         r = dev["kp115"].call({"emeter": {"erase_emeter_stat": {}}})
         tap.ok(r["emeter"]["erase_emeter_stat"]["err_code"] == 0, "kp115: erase_emeter_stat answers 0")
-        t = ctl.truth(2)
+        t = ctl.truth(2)[0]
         tap.ok(t["counter_resets"] == 1 and t["energy_mwh"] >= 2000 and t["outlets"][0]["counter_mwh"] < 1000,
                "truth: erase counted, energy kept", t)
 
@@ -427,7 +343,7 @@ def main():
         tap.ok(rc == 0, "simulator exits cleanly on SIGTERM", rc)
         tap.ok(not os.path.exists(ctl_path), "control socket removed on exit")
         shutil.rmtree(tmp, ignore_errors=True)
-    return tap.finish()
+    return tap.close()
 
 
 if __name__ == "__main__":
