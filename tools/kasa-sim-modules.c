@@ -29,7 +29,9 @@
 #include "kasa-sim.h"
 #include "macro.h"
 
-/* Vendor table sizes: rules beyond this answer -10 "table is full". */
+/* Rules beyond this answer -10 "table is full". The plugs' own limit is
+ * not in the dumps; this one only keeps a client from growing the table
+ * without bound. */
 #define SIM_RULES_TABLE_MAX 32
 
 void sim_rules_done(SimRules *r) {
