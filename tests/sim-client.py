@@ -1,8 +1,8 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """Independent client for kasa-sim, written from the protocol facts alone
-(its own XOR cipher and framing, nothing from common/), so a bug shared by
-the codec and the simulator cannot hide.
+(tests/pylib/kasalib.py's own XOR cipher and framing, nothing from common/),
+so a bug shared by the codec and the simulator cannot hide.
 
 Usage: sim-client.py PATH-TO-KASA-SIM   (run inside tests/netns-run)
 Prints TAP.
@@ -12,11 +12,13 @@ import json
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "pylib"))
+from kasalib import DeviceConn as Device, SimControl as Control, Tap, decrypt, encrypt, frame  # noqa: E402
 
 PORT = 9999
 DEVICES = {
@@ -26,92 +28,6 @@ DEVICES = {
     "hs300": "127.0.0.5",
     "kp303": "127.0.0.6",
 }
-
-
-class Tap:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def ok(self, cond, name, detail=None):
-        self.n += 1
-        if not cond:
-            self.failed += 1
-        print(("ok" if cond else "not ok") + " %d - %s" % (self.n, name))
-        if not cond and detail is not None:
-            for line in str(detail).splitlines():
-                print("#   " + line)
-        sys.stdout.flush()
-        return cond
-
-    def finish(self):
-        print("1..%d" % self.n)
-        return 0 if self.failed == 0 and self.n > 0 else 1
-
-
-def encrypt(plain):
-    key = 171
-    out = bytearray()
-    for p in plain:
-        key ^= p
-        out.append(key)
-    return bytes(out)
-
-
-def decrypt(cipher):
-    key = 171
-    out = bytearray()
-    for c in cipher:
-        out.append(key ^ c)
-        key = c
-    return bytes(out)
-
-
-def frame(payload):
-    return struct.pack(">I", len(payload)) + encrypt(payload)
-
-
-def recv_exact(sock, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("connection closed after %d of %d bytes" % (len(buf), n))
-        buf += chunk
-    return buf
-
-
-class Device:
-    """One persistent TCP connection, as the protocol allows."""
-
-    def __init__(self, addr):
-        self.sock = socket.create_connection((addr, PORT), timeout=10)
-
-    def call(self, request):
-        self.sock.sendall(frame(json.dumps(request).encode()))
-        (length,) = struct.unpack(">I", recv_exact(self.sock, 4))
-        if length > 64 * 1024:
-            raise ValueError("absurd length %d" % length)
-        return json.loads(decrypt(recv_exact(self.sock, length)))
-
-    def close(self):
-        self.sock.close()
-
-
-class Control:
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(path)
-        self.reader = self.sock.makefile("r")
-
-    def __call__(self, **req):
-        self.sock.sendall((json.dumps(req) + "\n").encode())
-        return json.loads(self.reader.readline())
-
-    def truth(self, device):
-        r = self(cmd="truth", device=device)
-        return r["devices"][0]
 
 
 def is_int(v):
@@ -149,6 +65,10 @@ def check_sysinfo(tap, profile, si):
 def main():
     tap = Tap()
     sim = sys.argv[1]
+    # Fixed, so time.get_timezone has one right answer; kasa-sim and this
+    # test read local days in the same zone.
+    os.environ["TZ"] = "CET-1CEST,M3.5.0,M10.5.0/3"
+    time.tzset()
 
     vector = frame(b'{"system":{"get_sysinfo":{}}}').hex()
     tap.ok(vector == "0000001dd0f281f88bff9af7d5ef94b6d1b4c09fec95e68fe187e8caf08bf68bf6",
@@ -178,7 +98,7 @@ def main():
     try:
         line = proc.stdout.readline()
         if not tap.ok(line == "READY\n", "simulator says READY", repr(line)):
-            return tap.finish()
+            return tap.close()
         ctl = Control(ctl_path)
         dev = {p: Device(a) for p, a in DEVICES.items()}
         conns = list(dev.values())
@@ -203,7 +123,7 @@ def main():
         tap.ok(r["system"]["get_sysinfo"]["relay_state"] == 0 and r["system"]["get_sysinfo"]["on_time"] == 0,
                "hs110: relay reads back off, on_time 0")
         tap.ok(r["emeter"]["get_realtime"]["power"] == 0, "hs110: relay off means 0 W", r["emeter"])
-        tap.ok(ctl.truth(1)["relay"] is False, "truth: hs110 relay off")
+        tap.ok(ctl.truth(1)[0]["relay"] is False, "truth: hs110 relay off")
         dev["hs110"].call({"system": {"set_relay_state": {"state": 1}}})
 
         # a strip outlet via context
@@ -216,7 +136,7 @@ def main():
                [c["state"] for c in kids])
         rt = dev["hs300"].call({"context": ctx, "emeter": {"get_realtime": {}}})["emeter"]["get_realtime"]
         tap.ok(rt["power_mw"] == 0 and rt.get("slot_id") == 2, "hs300: outlet 2 reads 0 mW", rt)
-        t = ctl.truth(3)
+        t = ctl.truth(3)[0]
         tap.ok([o["relay"] for o in t["outlets"]] == [True, True, False, True, True, True],
                "truth: hs300 outlet relays")
         r = dev["hs300"].call({"context": {"child_ids": ["nonsense"]}, "system": {"set_relay_state": {"state": 0}}})
@@ -261,7 +181,7 @@ def main():
             # whole-Wh resolution: the reading may lag the truth by < 1 Wh at each end
             tap.ok(elapsed - 1.5 <= grew <= elapsed + 1.5, "%s: energy grew %.3f Wh in %.2f s at 3600 W" %
                    (p, grew, elapsed))
-            t = ctl.truth(i)
+            t = ctl.truth(i)[0]
             tap.ok(0 <= t["outlets"][0]["counter_mwh"] / 1000 - wh < 1.5,
                    "%s: reported total matches the truth counter" % p, (wh, t))
         rt = dev["hs110"].call({"emeter": {"get_realtime": {}}})["emeter"]["get_realtime"]
@@ -287,13 +207,100 @@ def main():
         # erase resets the device counter but not the truth
         r = dev["kp115"].call({"emeter": {"erase_emeter_stat": {}}})
         tap.ok(r["emeter"]["erase_emeter_stat"]["err_code"] == 0, "kp115: erase_emeter_stat answers 0")
-        t = ctl.truth(2)
+        t = ctl.truth(2)[0]
         tap.ok(t["counter_resets"] == 1 and t["energy_mwh"] >= 2000 and t["outlets"][0]["counter_mwh"] < 1000,
                "truth: erase counted, energy kept", t)
 
         # time
         r = dev["hs100"].call({"time": {"get_time": {}}})["time"]["get_time"]
         tap.ok(r["err_code"] == 0 and r["year"] == lt.tm_year and 1 <= r["mday"] <= 31, "time.get_time", r)
+
+        # the modules real plugs have besides system and emeter
+        r = dev["kp115"].call({"schedule": {"get_next_action": {}, "get_rules": {}}, "count_down": {"get_rules": {}},
+                               "anti_theft": {"get_rules": {}}, "cnCloud": {"get_info": {}},
+                               "time": {"get_timezone": {}}, "netif": {"get_stainfo": {}}})
+        tap.ok(r["schedule"]["get_next_action"] == {"type": -1, "err_code": 0}, "schedule.get_next_action: none",
+               r["schedule"])
+        tap.ok(r["schedule"]["get_rules"] == {"rule_list": [], "version": 2, "enable": 0, "err_code": 0},
+               "schedule.get_rules: no rules", r["schedule"])
+        tap.ok(r["count_down"]["get_rules"] == {"rule_list": [], "err_code": 0}, "count_down.get_rules: none",
+               r["count_down"])
+        tap.ok(r["anti_theft"]["get_rules"] == {"rule_list": [], "version": 2, "enable": 0, "err_code": 0},
+               "anti_theft.get_rules: none", r["anti_theft"])
+        cloud = r["cnCloud"]["get_info"]
+        tap.ok(cloud.get("err_code") == 0 and cloud.get("binded") == 0 and cloud.get("username") == "",
+               "cnCloud.get_info: not bound", cloud)
+        tap.ok(r["time"]["get_timezone"] == {"index": 41, "err_code": 0}, "time.get_timezone: CET is index 41",
+               r["time"])
+        tap.ok(r["netif"]["get_stainfo"].get("rssi") == info["kp115"]["rssi"] and
+               r["netif"]["get_stainfo"].get("err_code") == 0, "netif.get_stainfo: the sysinfo's rssi", r["netif"])
+        r = dev["hs100"].call({"time": {"get_time": {}}})["time"]["get_time"]
+        dev_t = time.mktime((r["year"], r["month"], r["mday"], r["hour"], r["min"], r["sec"], 0, 0, -1))
+        tap.ok(abs(dev_t - time.time()) < 5, "time.get_time is local time in TZ", (r, time.localtime()))
+
+        rule = {"stime_opt": 0, "wday": [1, 0, 0, 1, 1, 0, 0], "smin": 1014, "enable": 1, "repeat": 1,
+                "etime_opt": -1, "name": "lights on", "eact": -1, "month": 0, "sact": 1, "year": 0,
+                "longitude": 0, "day": 0, "force": 0, "latitude": 0, "emin": 0}
+        r = dev["kp115"].call({"schedule": {"add_rule": rule}})["schedule"]["add_rule"]
+        rid = r.get("id", "")
+        tap.ok(r.get("err_code") == 0 and len(rid) == 32, "schedule.add_rule answers a new id", r)
+        got = dev["kp115"].call({"schedule": {"get_rules": {}}})["schedule"]["get_rules"]["rule_list"]
+        tap.ok(got == [dict(rule, id=rid)], "schedule.get_rules lists the rule as added", got)
+        r = dev["kp115"].call({"schedule": {"edit_rule": dict(rule, id=rid, smin=600),
+                                            "set_overall_enable": {"enable": 1}}})["schedule"]
+        got = dev["kp115"].call({"schedule": {"get_rules": {}}})["schedule"]["get_rules"]
+        tap.ok(r["edit_rule"]["err_code"] == 0 and got["rule_list"][0]["smin"] == 600 and got["enable"] == 1,
+               "schedule.edit_rule and set_overall_enable stick", (r, got))
+        r = dev["kp115"].call({"schedule": {"edit_rule": dict(rule, id="0" * 32)}})["schedule"]["edit_rule"]
+        tap.ok(r == {"err_code": -14, "err_msg": "entry not exist"}, "edit_rule of an unknown id: -14", r)
+        bad = dict(rule)
+        del bad["smin"]
+        r = dev["kp115"].call({"schedule": {"add_rule": bad}})["schedule"]["add_rule"]
+        tap.ok(r.get("err_code") == -3, "add_rule without smin: -3", r)
+        r = dev["kp115"].call({"schedule": {"delete_rule": {"id": rid}}})["schedule"]["delete_rule"]
+        again = dev["kp115"].call({"schedule": {"delete_rule": {"id": rid}}})["schedule"]["delete_rule"]
+        got = dev["kp115"].call({"schedule": {"get_rules": {}}})["schedule"]["get_rules"]["rule_list"]
+        tap.ok(r["err_code"] == 0 and again["err_code"] == -14 and got == [],
+               "schedule.delete_rule removes it, a second time -14", (r, again, got))
+        cd = {"enable": 1, "delay": 1800, "act": 1, "name": "turn on"}
+        r1 = dev["kp115"].call({"count_down": {"add_rule": cd}})["count_down"]["add_rule"]
+        r2 = dev["kp115"].call({"count_down": {"add_rule": cd}})["count_down"]["add_rule"]
+        tap.ok(r1.get("err_code") == 0 and r2 == {"err_code": -10, "err_msg": "table is full"},
+               "count_down holds one rule: a second is -10 table is full", (r1, r2))
+        r = dev["kp115"].call({"count_down": {"delete_all_rules": {}, "get_rules": {}}})["count_down"]
+        tap.ok(r["get_rules"]["rule_list"] == [], "count_down.delete_all_rules", r)
+        at = {"frequency": 5, "name": "away", "duration": 2, "stime_opt": 0, "smin": 987, "etime_opt": 0,
+              "emin": 1047, "repeat": 1, "wday": [0, 0, 1, 0, 0, 0, 1], "enable": 1, "day": 0, "month": 0,
+              "year": 0, "latitude": 0, "longitude": 0, "force": 0}
+        r = dev["kp115"].call({"anti_theft": {"add_rule": at}})["anti_theft"]["add_rule"]
+        got = dev["kp115"].call({"anti_theft": {"get_rules": {}}})["anti_theft"]["get_rules"]["rule_list"]
+        tap.ok(r.get("err_code") == 0 and got == [dict(at, id=r.get("id"))], "anti_theft.add_rule stored", got)
+
+        # a strip outlet's rules are its own (context); the strip's without
+        kid = {"child_ids": [sid + "01"]}
+        r = dev["hs300"].call({"context": kid, "schedule": {"add_rule": rule}})["schedule"]["add_rule"]
+        with_ctx = dev["hs300"].call({"context": kid, "schedule": {"get_rules": {}}})
+        other = dev["hs300"].call({"context": {"child_ids": [sid + "00"]}, "schedule": {"get_rules": {}}})
+        strip = dev["hs300"].call({"schedule": {"get_rules": {}}})
+        tap.ok(r.get("err_code") == 0 and len(with_ctx["schedule"]["get_rules"]["rule_list"]) == 1 and
+               other["schedule"]["get_rules"]["rule_list"] == [] and strip["schedule"]["get_rules"]["rule_list"] == [],
+               "hs300: a rule added with context belongs to that outlet only", (with_ctx, other, strip))
+        r = dev["hs300"].call({"context": kid, "system": {"get_sysinfo": {}}, "cnCloud": {"get_info": {}},
+                               "schedule": {"get_next_action": {}}})
+        tap.ok(r["system"]["get_sysinfo"].get("child_num") == 6 and r["cnCloud"]["get_info"]["err_code"] == 0 and
+               r["schedule"]["get_next_action"]["err_code"] == 0,
+               "hs300: with context, sysinfo and cloud answer for the strip", r)
+
+        # relay-on time per day (schedule.get_daystat), in minutes
+        r = dev["kp115"].call({"schedule": {"get_daystat": {"year": lt.tm_year, "month": lt.tm_mon},
+                                            "get_monthstat": {"year": lt.tm_year}}})["schedule"]
+        days = r["get_daystat"].get("day_list", [])
+        tap.ok(len(days) == 1 and days[0]["day"] == lt.tm_mday and is_int(days[0].get("time")) and
+               r["get_monthstat"]["month_list"][0]["month"] == lt.tm_mon,
+               "schedule.get_daystat/get_monthstat: today's relay-on minutes", r)
+        r = dev["kp303"].call({"schedule": {"get_realtime": {}}})["schedule"]["get_realtime"]
+        tap.ok(r == {"err_code": -2, "err_msg": "member not support"}, "schedule.get_realtime: -2 member not support",
+               r)
 
         # alias and LED
         dev["hs100"].call({"system": {"set_dev_alias": {"alias": "Kettle"}, "set_led_off": {"off": 1}}})
@@ -336,7 +343,7 @@ def main():
         tap.ok(rc == 0, "simulator exits cleanly on SIGTERM", rc)
         tap.ok(not os.path.exists(ctl_path), "control socket removed on exit")
         shutil.rmtree(tmp, ignore_errors=True)
-    return tap.finish()
+    return tap.close()
 
 
 if __name__ == "__main__":

@@ -129,8 +129,12 @@ SimDevice *sim_device_free(SimDevice *d) {
                 return NULL;
         sim_device_unbind(d);
         sd_event_source_disable_unref(d->reboot_timer);
-        for (unsigned i = 0; i < d->n_outlets; i++)
+        for (unsigned i = 0; i < d->n_outlets; i++) {
                 free(d->outlets[i].days);
+                free(d->outlets[i].run_days);
+                sim_rules_done(&d->outlets[i].rules);
+        }
+        sim_rules_done(&d->strip_rules);
         free(d);
         return NULL;
 }
@@ -144,21 +148,21 @@ static void energy_add(int64_t *mwh, int64_t *rem, int64_t mw_us) {
         }
 }
 
-static SimDay *outlet_day(SimOutlet *o, const struct tm *tm) {
+static SimDay *day_entry(SimDay **days, size_t *n_days, const struct tm *tm) {
         int y = tm->tm_year + 1900, m = tm->tm_mon + 1, day = tm->tm_mday;
 
         /* Newest first: almost always the last one. */
-        for (size_t i = o->n_days; i > 0; i--) {
-                SimDay *e = &o->days[i - 1];
+        for (size_t i = *n_days; i > 0; i--) {
+                SimDay *e = &(*days)[i - 1];
                 if (e->year == y && e->month == m && e->day == day)
                         return e;
         }
-        SimDay *n = realloc(o->days, (o->n_days + 1) * sizeof(SimDay));
+        SimDay *n = realloc(*days, (*n_days + 1) * sizeof(SimDay));
         if (!n)
                 return NULL;
-        o->days = n;
-        n[o->n_days] = (SimDay) { .year = y, .month = m, .day = day };
-        return &n[o->n_days++];
+        *days = n;
+        n[*n_days] = (SimDay) { .year = y, .month = m, .day = day };
+        return &n[(*n_days)++];
 }
 
 /* Local day containing wall time t (usec): its struct tm and its end.
@@ -208,11 +212,16 @@ void sim_device_integrate(SimDevice *d) {
 
                 for (unsigned i = 0; i < d->n_outlets; i++) {
                         SimOutlet *o = &d->outlets[i];
-                        if (!o->on || o->load_mw <= 0)
+                        if (!o->on)
+                                continue;
+                        SimDay *run = day_entry(&o->run_days, &o->n_run_days, &tm);
+                        if (run)
+                                run->on_usec += seg;
+                        if (o->load_mw <= 0)
                                 continue;
                         int64_t e = o->load_mw * seg;
                         energy_add(&o->delivered_mwh, &o->delivered_rem, e);
-                        SimDay *day = outlet_day(o, &tm);
+                        SimDay *day = day_entry(&o->days, &o->n_days, &tm);
                         if (day)
                                 energy_add(&day->mwh, &day->rem, e);
                 }
@@ -267,11 +276,11 @@ void sim_device_child_id(const SimDevice *d, unsigned outlet, char out[static SI
 
 /* ---- replies ---- */
 
-static json_t *err_obj(int code, const char *msg) {
+json_t *sim_err(int code, const char *msg) {
         return json_pack("{s:i,s:s}", "err_code", code, "err_msg", msg);
 }
 
-static json_t *ok_obj(void) {
+json_t *sim_ok(void) {
         return json_pack("{s:i}", "err_code", 0);
 }
 
@@ -369,16 +378,13 @@ static json_t *realtime(SimDevice *d, unsigned outlet) {
         return rt;
 }
 
-static int get_arg(json_t *args, const char *key, json_int_t min, json_int_t max, json_int_t *ret) {
+int sim_get_arg(json_t *args, const char *key, int64_t min, int64_t max, int64_t *ret) {
         json_t *v = json_object_get(args, key);
         if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
                 return -EINVAL;
-        *ret = json_integer_value(v);
+        *ret = (int64_t) json_integer_value(v);
         return 0;
 }
-
-/* outlets: mask of outlets named by the request's context, 0 without one. */
-typedef json_t *(*SimMethodFn)(SimDevice *d, json_t *args, unsigned outlets);
 
 static unsigned first_outlet(unsigned outlets) {
         return outlets ? (unsigned) __builtin_ctz(outlets) : 0;
@@ -393,46 +399,46 @@ static json_t *m_get_sysinfo(SimDevice *d, json_t *args, unsigned outlets) {
 }
 
 static json_t *m_set_relay_state(SimDevice *d, json_t *args, unsigned outlets) {
-        json_int_t state;
-        if (get_arg(args, "state", 0, 1, &state) < 0)
-                return err_obj(-3, "invalid argument");
+        int64_t state;
+        if (sim_get_arg(args, "state", 0, 1, &state) < 0)
+                return sim_err(-3, "invalid argument");
         unsigned mask = outlets ? outlets : all_outlets(d);
         for (unsigned i = 0; i < d->n_outlets; i++)
                 if (mask & (1u << i))
                         sim_device_set_relay(d, i, state == 1);
-        return ok_obj();
+        return sim_ok();
 }
 
 static json_t *m_set_dev_alias(SimDevice *d, json_t *args, unsigned outlets) {
         const char *alias = json_string_value(json_object_get(args, "alias"));
         if (!alias || strlen(alias) >= SIM_ALIAS_MAX)
-                return err_obj(-3, "invalid argument");
+                return sim_err(-3, "invalid argument");
         if (!outlets)
                 snprintf(d->alias, sizeof(d->alias), "%s", alias);
         for (unsigned i = 0; i < d->n_outlets; i++)
                 if (outlets & (1u << i))
                         snprintf(d->outlets[i].alias, sizeof(d->outlets[i].alias), "%s", alias);
-        return ok_obj();
+        return sim_ok();
 }
 
 static json_t *m_set_led_off(SimDevice *d, json_t *args, unsigned outlets) {
-        json_int_t off;
-        if (get_arg(args, "off", 0, 1, &off) < 0)
-                return err_obj(-3, "invalid argument");
+        int64_t off;
+        if (sim_get_arg(args, "off", 0, 1, &off) < 0)
+                return sim_err(-3, "invalid argument");
         d->led_off = off == 1;
-        return ok_obj();
+        return sim_ok();
 }
 
 static json_t *m_reboot(SimDevice *d, json_t *args, unsigned outlets) {
-        json_int_t delay = 1;
-        if (json_object_get(args, "delay") && get_arg(args, "delay", 0, 3600, &delay) < 0)
-                return err_obj(-3, "invalid argument");
+        int64_t delay = 1;
+        if (json_object_get(args, "delay") && sim_get_arg(args, "delay", 0, 3600, &delay) < 0)
+                return sim_err(-3, "invalid argument");
         /* At least 1 s: the reply must leave before the sockets close, and
          * this runs inside the connection's own handler. */
         if (sim_device_schedule_reboot(d, (uint64_t) MAX(delay, 1) * USEC_PER_SEC,
                                        SIM_REBOOT_DOWN_SEC * USEC_PER_SEC) < 0)
-                return err_obj(-5, "internal error");
-        return ok_obj();
+                return sim_err(-5, "internal error");
+        return sim_ok();
 }
 
 static json_t *m_get_realtime(SimDevice *d, json_t *args, unsigned outlets) {
@@ -441,9 +447,9 @@ static json_t *m_get_realtime(SimDevice *d, json_t *args, unsigned outlets) {
 
 static json_t *m_get_daystat(SimDevice *d, json_t *args, unsigned outlets) {
         const SimOutlet *o = &d->outlets[first_outlet(outlets)];
-        json_int_t year, month;
-        if (get_arg(args, "year", 1970, 9999, &year) < 0 || get_arg(args, "month", 1, 12, &month) < 0)
-                return err_obj(-3, "invalid argument");
+        int64_t year, month;
+        if (sim_get_arg(args, "year", 1970, 9999, &year) < 0 || sim_get_arg(args, "month", 1, 12, &month) < 0)
+                return sim_err(-3, "invalid argument");
         json_t *list = json_array();
         for (size_t i = 0; i < o->n_days; i++) {
                 const SimDay *e = &o->days[i];
@@ -460,9 +466,9 @@ static json_t *m_get_monthstat(SimDevice *d, json_t *args, unsigned outlets) {
         const SimOutlet *o = &d->outlets[first_outlet(outlets)];
         int64_t months[12] = {};
         bool seen[12] = {};
-        json_int_t year;
-        if (get_arg(args, "year", 1970, 9999, &year) < 0)
-                return err_obj(-3, "invalid argument");
+        int64_t year;
+        if (sim_get_arg(args, "year", 1970, 9999, &year) < 0)
+                return sim_err(-3, "invalid argument");
         for (size_t i = 0; i < o->n_days; i++)
                 if (o->days[i].year == year) {
                         months[o->days[i].month - 1] += o->days[i].mwh;
@@ -483,23 +489,10 @@ static json_t *m_erase_emeter_stat(SimDevice *d, json_t *args, unsigned outlets)
                 if (mask & (1u << i))
                         outlet_erase(&d->outlets[i]);
         d->counter_resets++;
-        return ok_obj();
+        return sim_ok();
 }
 
-static json_t *m_get_time(SimDevice *d, json_t *args, unsigned outlets) {
-        time_t now = time(NULL);
-        struct tm tm;
-        localtime_r(&now, &tm);
-        return json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "err_code", 0, "year", tm.tm_year + 1900, "month",
-                         tm.tm_mon + 1, "mday", tm.tm_mday, "hour", tm.tm_hour, "min", tm.tm_min, "sec",
-                         tm.tm_sec);
-}
-
-static const struct {
-        const char *module;
-        const char *method;
-        SimMethodFn fn;
-} methods[] = {
+static const SimMethod methods[] = {
         { "system", "get_sysinfo", m_get_sysinfo },
         { "system", "set_relay_state", m_set_relay_state },
         { "system", "set_dev_alias", m_set_dev_alias },
@@ -509,19 +502,22 @@ static const struct {
         { "emeter", "get_daystat", m_get_daystat },
         { "emeter", "get_monthstat", m_get_monthstat },
         { "emeter", "erase_emeter_stat", m_erase_emeter_stat },
-        { "time", "get_time", m_get_time },
 };
 
-static bool module_known(const char *module) {
+static const SimMethod *method_find(const char *module, const char *method) {
         for (size_t i = 0; i < ELEMENTSOF(methods); i++)
-                if (strcmp(methods[i].module, module) == 0)
-                        return true;
-        return false;
+                if (strcmp(methods[i].module, module) == 0 && (!method || strcmp(methods[i].method, method) == 0))
+                        return &methods[i];
+        for (size_t i = 0; i < sim_module_methods_len; i++)
+                if (strcmp(sim_module_methods[i].module, module) == 0 &&
+                    (!method || strcmp(sim_module_methods[i].method, method) == 0))
+                        return &sim_module_methods[i];
+        return NULL;
 }
 
 static json_t *handle_module(SimDevice *d, const char *module, json_t *calls, unsigned outlets) {
         if (!json_is_object(calls))
-                return err_obj(-3, "invalid argument");
+                return sim_err(-3, "invalid argument");
 
         bool no_meter = strcmp(module, "emeter") == 0 && !d->profile->emeter;
         json_t *reply = json_object();
@@ -530,12 +526,12 @@ static json_t *handle_module(SimDevice *d, const char *module, json_t *calls, un
         json_object_foreach(calls, method, args) {
                 json_t *r = NULL;
                 if (no_meter)
-                        r = err_obj(-1, "module not support");
-                for (size_t i = 0; !r && i < ELEMENTSOF(methods); i++)
-                        if (strcmp(methods[i].module, module) == 0 && strcmp(methods[i].method, method) == 0)
-                                r = methods[i].fn(d, args, outlets);
+                        r = sim_err(-1, "module not support");
+                const SimMethod *m = r ? NULL : method_find(module, method);
+                if (m)
+                        r = m->fn(d, args, outlets);
                 if (!r)
-                        r = err_obj(-2, "method not support");
+                        r = sim_err(-2, "member not support");
                 json_object_set_new(reply, method, r);
         }
         return reply;
@@ -588,9 +584,9 @@ int sim_device_handle(SimDevice *d, const char *request, size_t len, char **ret_
                 if (strcmp(module, "context") == 0)
                         continue;
                 if (bad_context)
-                        r = err_obj(-3, "invalid argument");
-                else if (!module_known(module))
-                        r = err_obj(-1, "module not support");
+                        r = sim_err(-3, "invalid argument");
+                else if (!method_find(module, NULL))
+                        r = sim_err(-1, "module not support");
                 else
                         r = handle_module(d, module, calls, outlets);
                 json_object_set_new(reply, module, r);

@@ -52,7 +52,22 @@ const char *sim_profile_names(void);
 typedef struct SimDay {
         int year, month, day;
         int64_t mwh, rem;          /* rem: mW*usec below one mWh */
+        int64_t on_usec;           /* relay on (schedule.get_daystat "time") */
 } SimDay;
+
+/* On-device rules, kept and answered, never carried out (see
+ * kasa-sim-modules.c). */
+typedef enum SimRuleKind {
+        SIM_RULES_SCHEDULE,
+        SIM_RULES_COUNT_DOWN,
+        SIM_RULES_ANTI_THEFT,
+        _SIM_RULES_MAX,
+} SimRuleKind;
+
+typedef struct SimRules {
+        struct json_t *list[_SIM_RULES_MAX]; /* arrays of rule objects; NULL: none */
+        bool enable[_SIM_RULES_MAX];         /* set_overall_enable */
+} SimRules;
 
 typedef struct SimOutlet {
         char alias[SIM_ALIAS_MAX];
@@ -64,8 +79,11 @@ typedef struct SimOutlet {
         /* delivered_mwh when the device's counter last restarted at 0. */
         int64_t counter_base_mwh;
         unsigned counter_resets;
-        SimDay *days;              /* per local day, oldest first */
+        SimDay *days;              /* energy per local day, oldest first */
         size_t n_days;
+        SimDay *run_days;          /* relay-on time per local day (on_usec only) */
+        size_t n_run_days;
+        SimRules rules;            /* a plug's, or a strip outlet's (context) */
 } SimOutlet;
 
 typedef enum SimFault {
@@ -97,6 +115,7 @@ typedef struct SimDevice {
         SimOutlet outlets[SIM_OUTLETS_MAX];
         uint64_t integrated_at;    /* CLOCK_MONOTONIC usec energy is integrated up to */
         unsigned counter_resets;
+        SimRules strip_rules;      /* a strip's own, asked without context */
 
         unsigned faults;           /* SimFault mask */
         unsigned delay_ms;
@@ -151,6 +170,24 @@ uint64_t sim_device_random(SimDevice *d);
 /* A strip outlet's id: deviceId + two-digit index. */
 void sim_device_child_id(const SimDevice *d, unsigned outlet, char out[static SIM_CHILD_ID_MAX]);
 uint64_t sim_now(clockid_t clock);
+struct json_t *sim_err(int code, const char *msg);
+struct json_t *sim_ok(void);
+/* The integer args[key] in [min, max], or -EINVAL. */
+int sim_get_arg(struct json_t *args, const char *key, int64_t min, int64_t max, int64_t *ret);
+
+/* outlets: mask of the outlets the request's context names, 0 without one. */
+typedef struct json_t *(*SimMethodFn)(SimDevice *d, struct json_t *args, unsigned outlets);
+typedef struct SimMethod {
+        const char *module;
+        const char *method;
+        SimMethodFn fn;
+} SimMethod;
+
+/* kasa-sim-modules.c: schedule, count_down, anti_theft, cnCloud, time,
+ * netif */
+extern const SimMethod sim_module_methods[];
+extern const size_t sim_module_methods_len;
+void sim_rules_done(SimRules *r);
 
 /* kasa-sim-net.c: the device's sockets and faults */
 /* Writes what the socket takes of out (moving the rest to the front) and

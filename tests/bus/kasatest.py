@@ -10,12 +10,10 @@ Needs Debian's python3-gi (Gio) for D-Bus, including signals."""
 import contextlib
 import fcntl
 import grp
-import json
 import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +23,9 @@ import gi
 
 gi.require_version("Gio", "2.0")
 from gi.repository import Gio, GLib  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+import kasalib  # noqa: E402
 
 BUS_NAME = "org.kasamond.Kasa1"
 MANAGER_PATH = "/org/kasamond/Kasa1"
@@ -91,25 +92,8 @@ EXIT_PROBLEMS = []
 CHECKED_EXIT = ("kasamond", "kasa-sim")
 
 
-class Tap:
-    """Minimal TAP producer; the plan is printed at the end."""
-
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def ok(self, cond, name, diag=None):
-        self.n += 1
-        print(f"{'ok' if cond else 'not ok'} {self.n} - {name}", flush=True)
-        if not cond:
-            self.failed += 1
-            if diag is not None:
-                for line in str(diag).splitlines():
-                    print(f"# {line}", flush=True)
-        return cond
-
-    def eq(self, got, want, name):
-        return self.ok(got == want, name, f"got {got!r}, want {want!r}")
+class Tap(kasalib.Tap):
+    """kasalib's TAP producer; the plan is printed at the end."""
 
     def close(self):
         # How the project's own processes ended is part of every test: a
@@ -117,8 +101,7 @@ class Tap:
         for problem in EXIT_PROBLEMS:
             self.ok(False, problem)
         del EXIT_PROBLEMS[:]
-        print(f"1..{self.n}", flush=True)
-        return 1 if self.failed or self.n == 0 else 0
+        return super().close()
 
 
 def source_dir():
@@ -189,12 +172,12 @@ class Env:
     def _start_sim(self, devices, sim_args):
         self.sim_socket = os.path.join(self.tmp, "sim.sock")
         self.sim_log = open(os.path.join(self.tmp, "sim.log"), "w")
-        p = subprocess.Popen([os.path.join(build_dir(), "tools", "kasa-sim"), f"--control={self.sim_socket}",
-                              *sim_args, *devices], stdout=subprocess.PIPE, stderr=self.sim_log, text=True)
-        self.procs["kasa-sim"] = p
-        line = p.stdout.readline()
-        if line.strip() != "READY":
-            raise RuntimeError(f"kasa-sim did not start: {self.log('sim')}")
+        try:
+            self.procs["kasa-sim"] = kasalib.start_sim([os.path.join(build_dir(), "tools", "kasa-sim"),
+                                                        f"--control={self.sim_socket}", *sim_args, *devices],
+                                                       stderr=self.sim_log)
+        except RuntimeError as e:
+            raise RuntimeError(f"{e}: {self.log('sim')}") from None
 
     def start_daemon(self, wait=True):
         env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.address, STATE_DIRECTORY=self.state)
@@ -377,19 +360,7 @@ class Env:
     # --- simulator control ---------------------------------------------
 
     def sim(self, **request):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.connect(self.sim_socket)
-            s.sendall((json.dumps(request) + "\n").encode())
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-        reply = json.loads(buf)
-        if not reply.get("ok"):
-            raise RuntimeError(f"kasa-sim refused {request}: {reply.get('error')}")
-        return reply
+        return kasalib.sim_request(self.sim_socket, **request)
 
     def sim_devices(self):
         return self.sim(cmd="list")["devices"]

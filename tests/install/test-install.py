@@ -17,26 +17,10 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from kasalib import Tap  # noqa: E402
+
 MAX_EXPOSURE = 1.0
-
-
-class Tap:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def ok(self, cond, name, diag=None):
-        self.n += 1
-        print(f"{'ok' if cond else 'not ok'} {self.n} - {name}", flush=True)
-        if not cond:
-            self.failed += 1
-            for line in str(diag).splitlines() if diag is not None else []:
-                print(f"# {line}", flush=True)
-        return cond
-
-    def close(self):
-        print(f"1..{self.n}", flush=True)
-        return 1 if self.failed or self.n == 0 else 0
 
 
 def run(*cmd):

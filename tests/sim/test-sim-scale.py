@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """Scale check: one kasa-sim process with 1000 devices (from a config file
 with "count"), each on its own 127.0.x.y address; every one must answer
@@ -17,27 +17,12 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from kasalib import SimControl, Tap, decrypt, encrypt  # noqa: E402
+
 GROUPS = [("hs110", "127.0.1.1", 400), ("kp115", "127.0.3.1", 300),
           ("hs300", "127.0.5.1", 200), ("kp303", "127.0.7.1", 100)]
 PROBE_PLAIN = b'{"system":{"get_sysinfo":{}}}'
-
-
-def encrypt(plain):
-    key = 171
-    out = bytearray()
-    for p in plain:
-        key ^= p
-        out.append(key)
-    return bytes(out)
-
-
-def decrypt(cipher):
-    key = 171
-    out = bytearray()
-    for c in cipher:
-        out.append(key ^ c)
-        key = c
-    return bytes(out)
 
 
 def addresses():
@@ -48,17 +33,8 @@ def addresses():
 
 
 def main():
-    n = 0
-    failed = 0
-
-    def ok(cond, name, detail=None):
-        nonlocal n, failed
-        n += 1
-        failed += not cond
-        print(("ok" if cond else "not ok") + " %d - %s" % (n, name))
-        if not cond and detail is not None:
-            print("#   %s" % str(detail)[:2000])
-        sys.stdout.flush()
+    t = Tap(max_diag_lines=20)
+    ok = t.ok
 
     expected = dict((a, p) for p, a in addresses())
     tmp = tempfile.mkdtemp(prefix="sim-scale-")
@@ -73,12 +49,8 @@ def main():
         line = proc.stdout.readline()
         ok(line == "READY\n", "simulator with %d devices says READY" % len(expected), repr(line))
 
-        ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        ctl.settimeout(30)
-        ctl.connect(control)
-        ctl.sendall(b'{"cmd":"list"}\n')
-        listed = json.loads(ctl.makefile("r").readline())["devices"]
-        ctl.close()
+        with SimControl(control, timeout=30) as ctl:
+            listed = ctl(cmd="list")["devices"]
         ok(len(listed) == len(expected) and all(d["online"] for d in listed), "control lists 1000 online devices")
 
         probe = encrypt(PROBE_PLAIN)
@@ -123,8 +95,7 @@ def main():
             rc = proc.wait()
         ok(rc == 0, "simulator exits cleanly", rc)
         shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % n)
-    return 0 if failed == 0 else 1
+    return t.close()
 
 
 if __name__ == "__main__":

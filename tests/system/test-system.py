@@ -21,7 +21,6 @@ import re
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,9 @@ import termios
 import threading
 import time
 import tty
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from kasalib import SimControl, Tap  # noqa: E402
 
 BUS_NAME = "org.kasamond.Kasa1"
 MANAGER_PATH = "/org/kasamond/Kasa1"
@@ -173,28 +175,6 @@ mount -t tmpfs tmpfs /tmp
 exec env -i container=other PATH=/usr/sbin:/usr/bin:/sbin:/bin /lib/systemd/systemd \
     --unit=kasa-test.target --log-target=console --log-level=info --show-status=no
 """
-
-
-class Tap:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def ok(self, cond, name, diag=None):
-        self.n += 1
-        print(f"{'ok' if cond else 'not ok'} {self.n} - {name}", flush=True)
-        if not cond:
-            self.failed += 1
-            for line in str(diag or "").splitlines():
-                print(f"# {line}", flush=True)
-        return cond
-
-    def eq(self, got, want, name):
-        return self.ok(got == want, name, f"got {got!r}, want {want!r}")
-
-    def close(self):
-        print(f"1..{self.n}", flush=True)
-        return 1 if self.failed or self.n == 0 else 0
 
 
 def wait_for(predicate, timeout, what):
@@ -548,16 +528,8 @@ class System:
         return [tuple(s) for s in data[0]] if data else []
 
     def sim_truth(self):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.connect(self.path(SIM_SOCKET))
-            s.sendall(b'{"cmd":"truth"}\n')
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-        return {d["address"].split(":")[0]: d for d in json.loads(buf)["devices"]}
+        with SimControl(self.path(SIM_SOCKET)) as c:
+            return {d["address"].split(":")[0]: d for d in c.truth()}
 
 
 def main():
