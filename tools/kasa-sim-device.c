@@ -397,6 +397,10 @@ static json_t *m_set_relay_state(SimDevice *d, json_t *args, unsigned outlets) {
         if (get_arg(args, "state", 0, 1, &state) < 0)
                 return err_obj(-3, "invalid argument");
         unsigned mask = outlets ? outlets : all_outlets(d);
+        /* The refuse_relay fault: the request fails as a whole, nothing
+         * switches. */
+        if (mask & d->refuse_relay)
+                return err_obj(-10, "relay failure");
         for (unsigned i = 0; i < d->n_outlets; i++)
                 if (mask & (1u << i))
                         sim_device_set_relay(d, i, state == 1);
