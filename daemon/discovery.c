@@ -130,7 +130,9 @@ static int add_broadcasts(GArray *dests, uint16_t port) {
                 r = rtnl_addr_alloc_cache(sk, &cache);
         if (r < 0) {
                 nl_socket_free(sk);
-                return log_error_errno(EIO, "Failed to list network addresses: %s", nl_geterror(r));
+                /* The caller logs the failure; only libnl knows why. */
+                log_debug("Failed to list network addresses: %s", nl_geterror(r));
+                return -EIO;
         }
         for (struct nl_object *o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
                 struct rtnl_addr *a = (struct rtnl_addr *) o;
@@ -388,8 +390,11 @@ int address_watch_new(sd_event *event, AddressWatchFn cb, void *userdata, Addres
                 r = nl_socket_add_memberships(w->sk, RTNLGRP_IPV4_IFADDR, 0);
         if (r == 0)
                 r = nl_socket_set_nonblocking(w->sk);
-        if (r < 0)
-                return log_error_errno(EIO, "Failed to watch network addresses: %s", nl_geterror(r));
+        if (r < 0) {
+                /* The caller logs the failure; only libnl knows why. */
+                log_debug("Failed to watch network addresses: %s", nl_geterror(r));
+                return -EIO;
+        }
 
         r = sd_event_add_time(event, &w->debounce, CLOCK_MONOTONIC, UINT64_MAX, 0, on_debounce, w);
         if (r < 0)
