@@ -16,25 +16,26 @@ static int append_milli(sd_bus_message *reply, bool known, int64_t v) {
         return sd_bus_message_append_basic(reply, 'd', &d);
 }
 
+/* field: offsetof() a reading in MeterReading. */
+static int append_reading(sd_bus_message *reply, const Device *d, size_t field) {
+        MeterReading r;
+        bool known = meter_reading(d, &r);
+        return append_milli(reply, known, known ? *(const int64_t *) ((const uint8_t *) &r + field) : 0);
+}
+
 static int property_get_power(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        MeterReading r;
-        bool known = meter_reading(userdata, &r);
-        return append_milli(reply, known, known ? r.power_mw : 0);
+        return append_reading(reply, userdata, offsetof(MeterReading, power_mw));
 }
 
 static int property_get_voltage(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        MeterReading r;
-        bool known = meter_reading(userdata, &r);
-        return append_milli(reply, known, known ? r.voltage_mv : 0);
+        return append_reading(reply, userdata, offsetof(MeterReading, voltage_mv));
 }
 
 static int property_get_current(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        MeterReading r;
-        bool known = meter_reading(userdata, &r);
-        return append_milli(reply, known, known ? r.current_ma : 0);
+        return append_reading(reply, userdata, offsetof(MeterReading, current_ma));
 }
 
 static int property_get_energy_total(sd_bus *bus, const char *path, const char *interface, const char *property,

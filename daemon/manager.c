@@ -458,7 +458,7 @@ static int on_midnight_timer(sd_event_source *s, uint64_t usec, void *userdata) 
         r = arm_midnight_timer(m);
         if (r < 0)
                 log_error_errno(r, "Failed to set the midnight timer, EnergyToday of offline devices stays "
-                                "unannounced: %m");
+                                "unannounced, ignoring: %m");
         return 0;
 }
 
@@ -762,10 +762,8 @@ int manager_register(Manager *m, const struct sockaddr_in *sa, const KasaSysinfo
                 for (size_t i = 0; r >= 0 && i < d->n_outlets; i++)
                         if (d->outlets[i])
                                 r = save_device(m, d->outlets[i]);
-                if (r < 0) {
-                        log_error_errno(r, "Failed to save device %s: %s", d->id, registry_last_error(m->registry));
+                if (r < 0) /* logged or answered by the caller */
                         goto fail;
-                }
         }
 
         if (created) {
