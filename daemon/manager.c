@@ -609,6 +609,8 @@ static void registry_batch_end(Manager *m) {
                 }
                 registry_save_marked(m);
         }
+        log_debug("Registry batch committed: %u new devices, %u commits since start", m->unstarted->len,
+                  registry_commits(m->registry));
         for (guint i = 0; i < m->unstarted->len; i++)
                 (void) device_poll_now(m->unstarted->pdata[i]);
         g_ptr_array_set_size(m->unstarted, 0);
