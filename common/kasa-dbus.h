@@ -24,3 +24,4 @@
 #define KASA_ERROR_DEVICE "org.kasamond.Kasa1.Error.DeviceError"
 #define KASA_ERROR_NOT_METERED "org.kasamond.Kasa1.Error.NotMetered"
 #define KASA_ERROR_LIMIT "org.kasamond.Kasa1.Error.LimitReached"
+#define KASA_ERROR_ALREADY_KNOWN "org.kasamond.Kasa1.Error.AlreadyKnown"

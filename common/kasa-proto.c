@@ -447,7 +447,6 @@ static int parse_sysinfo(json_t *si, KasaSysinfo *ret, KasaError *err) {
 #define POWER_MAX_MW    (100LL * 1000 * 1000)        /* 100 kW */
 #define VOLTAGE_MAX_MV  (1000LL * 1000)              /* 1000 V */
 #define CURRENT_MAX_MA  (1000LL * 1000)              /* 1000 A */
-#define ENERGY_MAX_MWH  (1000LL * 1000 * 1000 * 1000) /* 1 GWh */
 
 static int parse_realtime(json_t *rt, KasaRealtime *ret, KasaError *err) {
         static const char where[] = "emeter.get_realtime";
@@ -460,7 +459,7 @@ static int parse_realtime(json_t *rt, KasaRealtime *ret, KasaError *err) {
                 { "power_mw", "power", 1, 1000, -POWER_MAX_MW, POWER_MAX_MW, &ret->power_mw },
                 { "voltage_mv", "voltage", 1, 1000, 0, VOLTAGE_MAX_MV, &ret->voltage_mv },
                 { "current_ma", "current", 1, 1000, 0, CURRENT_MAX_MA, &ret->current_ma },
-                { "total_wh", "total", 1000, 1000 * 1000, 0, ENERGY_MAX_MWH, &ret->total_mwh },
+                { "total_wh", "total", 1000, 1000 * 1000, 0, KASA_ENERGY_MAX_MWH, &ret->total_mwh },
         };
         unsigned milli = 0, flt = 0;
         int r;
@@ -517,9 +516,9 @@ static int parse_stats(json_t *m, const char *where, const char *list_key, bool 
                     (r = get_int(e, ewhere, "month", true, 1, 12, &mo, err)) < 0 ||
                     (daily && (r = get_int(e, ewhere, "day", true, 1, 31, &d, err)) < 0))
                         return r;
-                r = get_scaled(e, ewhere, "energy_wh", 1000, 0, ENERGY_MAX_MWH, &s->energy_mwh, err);
+                r = get_scaled(e, ewhere, "energy_wh", 1000, 0, KASA_ENERGY_MAX_MWH, &s->energy_mwh, err);
                 if (r == 0)
-                        r = get_scaled(e, ewhere, "energy", 1000 * 1000, 0, ENERGY_MAX_MWH, &s->energy_mwh, err);
+                        r = get_scaled(e, ewhere, "energy", 1000 * 1000, 0, KASA_ENERGY_MAX_MWH, &s->energy_mwh, err);
                 if (r < 0)
                         return r;
                 if (r == 0)

@@ -93,6 +93,10 @@ char *kasa_request_erase_emeter(const char *child_id);
 
 /* ---- responses ---- */
 
+/* The most energy a device reports or kasamond adds in one step, in mWh:
+ * 1 GWh, beyond any plug, and far enough from INT64_MAX to add up. */
+#define KASA_ENERGY_MAX_MWH (INT64_C(1000) * 1000 * 1000 * 1000)
+
 /* err_code of a module that did not appear in the reply at all. */
 #define KASA_ERR_ABSENT INT32_MIN
 

@@ -9,31 +9,26 @@
 #include "log.h"
 #include "manager.h"
 #include "polkit.h"
+#include "readings.h"
 
+/* Device keeps its strings as arrays inside it: sd-bus's own getter
+ * would take the array for a pointer. userdata is the field (offsetof). */
 static int property_get_string(sd_bus *bus, const char *path, const char *interface, const char *property,
                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Device *d = userdata;
-        const char *v =
-                strcmp(property, "Id") == 0                ? d->id :
-                strcmp(property, "Alias") == 0             ? d->alias :
-                strcmp(property, "Model") == 0             ? d->model :
-                strcmp(property, "Address") == 0           ? d->address :
-                strcmp(property, "Mac") == 0               ? d->mac :
-                strcmp(property, "HardwareVersion") == 0   ? d->hw_ver :
-                strcmp(property, "FirmwareVersion") == 0   ? d->sw_ver : "";
-        return sd_bus_message_append(reply, "s", v);
+        return sd_bus_message_append_basic(reply, 's', userdata);
+}
+
+/* A bool field; the bus's "b" is an int. */
+static int property_get_bool(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        int b = *(bool *) userdata;
+        return sd_bus_message_append_basic(reply, 'b', &b);
 }
 
 static int property_get_parent(sd_bus *bus, const char *path, const char *interface, const char *property,
                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Device *d = userdata;
         return sd_bus_message_append(reply, "o", d->parent ? d->parent->path : "/");
-}
-
-static int property_get_on(sd_bus *bus, const char *path, const char *interface, const char *property,
-                           sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Device *d = userdata;
-        return sd_bus_message_append(reply, "b", strcmp(property, "On") == 0 ? d->on : d->online);
 }
 
 int bus_set_device_error(sd_bus_error *e, Device *d, int error, int32_t device_err) {
@@ -73,11 +68,33 @@ int bus_reply_device_error(sd_bus_message *call, Device *d, int error, int32_t d
         return sd_bus_reply_method_error(call, &e);
 }
 
-static void reply_done(sd_bus_message *call, Device *d, int error, int32_t device_err, bool with_state) {
+static void append_ids(GString *s, Device **list, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                g_string_append_printf(s, "%s%s", i == 0 ? "" : ", ", list[i]->id);
+}
+
+/* A strip command that switched some outlets and not others: the error
+ * of the first failure, its message saying which outlets are which. */
+static int reply_partial(sd_bus_message *call, Device *d, const DeviceCommandResult *res) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        g_autoptr(GString) msg = g_string_new(NULL);
+
+        bus_set_device_error(&e, res->failed[0], res->error, res->device_err);
+        g_string_printf(msg, "Strip %s switched only in part: switched %s: ", d->id, res->on ? "on" : "off");
+        append_ids(msg, res->switched, res->n_switched);
+        g_string_append(msg, "; not switched: ");
+        append_ids(msg, res->failed, res->n_failed);
+        g_string_append_printf(msg, ". %s", e.message ?: "");
+        return sd_bus_reply_method_errorf(call, e.name, "%s", msg->str);
+}
+
+static void reply_done(sd_bus_message *call, Device *d, const DeviceCommandResult *res, bool with_state) {
         int r;
 
-        if (error < 0 || device_err != 0)
-                r = bus_reply_device_error(call, d, error, device_err);
+        if (res->n_switched > 0 && res->n_failed > 0)
+                r = reply_partial(call, d, res);
+        else if (res->error < 0 || res->device_err != 0)
+                r = bus_reply_device_error(call, d, res->error, res->device_err);
         else if (with_state)
                 r = sd_bus_reply_method_return(call, "b", d->on);
         else
@@ -87,12 +104,12 @@ static void reply_done(sd_bus_message *call, Device *d, int error, int32_t devic
         sd_bus_message_unref(call);
 }
 
-static void on_command_done(Device *d, int error, int32_t device_err, void *userdata) {
-        reply_done(userdata, d, error, device_err, false);
+static void on_command_done(Device *d, const DeviceCommandResult *res, void *userdata) {
+        reply_done(userdata, d, res, false);
 }
 
-static void on_toggle_done(Device *d, int error, int32_t device_err, void *userdata) {
-        reply_done(userdata, d, error, device_err, true);
+static void on_toggle_done(Device *d, const DeviceCommandResult *res, void *userdata) {
+        reply_done(userdata, d, res, true);
 }
 
 static int method_set_on(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -120,7 +137,7 @@ static int method_toggle(sd_bus_message *m, void *userdata, sd_bus_error *error)
         r = polkit_check(d->manager->polkit, m, KASA_ACTION_SWITCH, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = device_set_on(d, !d->on, on_toggle_done, sd_bus_message_ref(m));
+        r = device_toggle(d, on_toggle_done, sd_bus_message_ref(m));
         if (r < 0) {
                 sd_bus_message_unref(m);
                 return bus_set_device_error(error, d, r, 0);
@@ -160,15 +177,15 @@ static int method_describe(sd_bus_message *m, void *userdata, sd_bus_error *erro
 
 const sd_bus_vtable bus_device_vtable[] = {
         SD_BUS_VTABLE_START(0),
-        SD_BUS_PROPERTY("Id", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Alias", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Model", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Address", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Mac", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("HardwareVersion", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("FirmwareVersion", "s", property_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("On", "b", property_get_on, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Online", "b", property_get_on, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Id", "s", property_get_string, offsetof(Device, id), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Alias", "s", property_get_string, offsetof(Device, alias), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Model", "s", property_get_string, offsetof(Device, model), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Address", "s", property_get_string, offsetof(Device, address), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Mac", "s", property_get_string, offsetof(Device, mac), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("HardwareVersion", "s", property_get_string, offsetof(Device, hw_ver), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("FirmwareVersion", "s", property_get_string, offsetof(Device, sw_ver), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("On", "b", property_get_bool, offsetof(Device, on), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Online", "b", property_get_bool, offsetof(Device, online), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastSeen", "t", NULL, offsetof(Device, last_seen_usec), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Parent", "o", property_get_parent, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Rssi", "i", NULL, offsetof(Device, rssi), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -210,7 +227,7 @@ void bus_device_emit_changed(Manager *m, Device *d) {
                 char *names[16];
                 size_t n = 0;
 
-                if (k == 1 && !d->metered)
+                if (k == 1 && !device_has_meter(d))
                         break;
                 for (size_t i = 0; i < ELEMENTSOF(map); i++) {
                         if (!(changes & map[i].mask) || strcmp(map[i].iface, iface_names[k]) != 0)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 
 #include "bus.h"
@@ -8,17 +9,44 @@
 #include "manager.h"
 #include "readings.h"
 
-static int property_get_reading(sd_bus *bus, const char *path, const char *interface, const char *property,
+/* Internal milli-units to the bus's W, V, A and Wh; an unknown reading
+ * (offline, never read) is NaN, so that it cannot pass for 0 W. */
+static int append_milli(sd_bus_message *reply, bool known, int64_t v) {
+        double d = known ? (double) v / 1000.0 : NAN;
+        return sd_bus_message_append_basic(reply, 'd', &d);
+}
+
+/* field: offsetof() a reading in MeterReading. */
+static int append_reading(sd_bus_message *reply, const Device *d, size_t field) {
+        MeterReading r;
+        bool known = meter_reading(d, &r);
+        return append_milli(reply, known, known ? *(const int64_t *) ((const uint8_t *) &r + field) : 0);
+}
+
+static int property_get_power(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return append_reading(reply, userdata, offsetof(MeterReading, power_mw));
+}
+
+static int property_get_voltage(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return append_reading(reply, userdata, offsetof(MeterReading, voltage_mv));
+}
+
+static int property_get_current(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return append_reading(reply, userdata, offsetof(MeterReading, current_ma));
+}
+
+static int property_get_energy_total(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                     sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return append_milli(reply, true, meter_energy_total(userdata));
+}
+
+static int property_get_energy_today(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                     sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Device *d = userdata;
-        int64_t v =
-                strcmp(property, "Power") == 0       ? d->power_mw :
-                strcmp(property, "Voltage") == 0     ? d->voltage_mv :
-                strcmp(property, "Current") == 0     ? d->current_ma :
-                strcmp(property, "EnergyTotal") == 0 ? d->energy.cumulative_mwh :
-                device_energy_today(d, manager_now_ms(d->manager));
-        /* Internal milli-units to the bus's W, V, A and Wh. */
-        return sd_bus_message_append(reply, "d", (double) v / 1000.0);
+        return append_milli(reply, true, meter_energy_today(d, manager_now_ms(d->manager)));
 }
 
 /* "t" microseconds from the bus to milliseconds; 0 for "to" means now. */
@@ -124,11 +152,11 @@ static int method_get_energy(sd_bus_message *m, void *userdata, sd_bus_error *er
 
 const sd_bus_vtable bus_energy_vtable[] = {
         SD_BUS_VTABLE_START(0),
-        SD_BUS_PROPERTY("Power", "d", property_get_reading, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Voltage", "d", property_get_reading, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Current", "d", property_get_reading, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("EnergyTotal", "d", property_get_reading, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("EnergyToday", "d", property_get_reading, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Power", "d", property_get_power, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Voltage", "d", property_get_voltage, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Current", "d", property_get_current, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("EnergyTotal", "d", property_get_energy_total, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("EnergyToday", "d", property_get_energy_today, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("GetHistory", SD_BUS_ARGS("t", from, "t", to, "s", resolution),
                                 SD_BUS_RESULT("a(tdddd)", samples), method_get_history, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetEnergy", SD_BUS_ARGS("t", from, "t", to, "s", bucket),

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "manager.h"
 #include "polkit.h"
+#include "readings.h"
 
 static int property_get_total(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
@@ -78,6 +79,8 @@ static void on_add_done(Manager *m, int error, const char *message, Device *d, v
 
         if (error == -ENOSPC)
                 r = sd_bus_reply_method_errorf(call, KASA_ERROR_LIMIT, "%s", message);
+        else if (error == -EEXIST)
+                r = sd_bus_reply_method_errorf(call, KASA_ERROR_ALREADY_KNOWN, "%s", message);
         else if (error < 0)
                 r = sd_bus_reply_method_errorf(call, error == -EBADMSG ? KASA_ERROR_DEVICE : KASA_ERROR_OFFLINE,
                                                "%s", message);
@@ -180,7 +183,7 @@ static int find_meter(sd_bus *bus, const char *path, const char *interface, void
                       sd_bus_error *error) {
         Device *d = manager_find_path(userdata, path);
 
-        if (!d || !d->metered)
+        if (!d || !device_has_meter(d))
                 return 0;
         *found = d;
         return 1;

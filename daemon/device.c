@@ -204,10 +204,9 @@ void device_set_online(Device *d, bool online) {
                 return;
         d->online = online;
         d->changes |= DEVICE_CHANGED_ONLINE;
-        if (!online && d->metered && (d->power_mw || d->current_ma)) {
-                /* Power and current we do not know are not shown; the
-                 * mains voltage is kept as the last one measured. */
-                d->power_mw = d->current_ma = 0;
+        /* What a device that does not answer draws is unknown, not 0 W. */
+        if (!online && d->have_reading) {
+                d->have_reading = false;
                 d->changes |= DEVICE_CHANGED_READING;
         }
 }
@@ -215,7 +214,9 @@ void device_set_online(Device *d, bool online) {
 static void apply_reading(Device *d, const KasaRealtime *rt, int64_t ts_ms) {
         EnergyUpdate u;
 
-        if (d->power_mw != rt->power_mw || d->voltage_mv != rt->voltage_mv || d->current_ma != rt->current_ma) {
+        if (!d->have_reading || d->power_mw != rt->power_mw || d->voltage_mv != rt->voltage_mv ||
+            d->current_ma != rt->current_ma) {
+                d->have_reading = true;
                 d->power_mw = rt->power_mw;
                 d->voltage_mv = rt->voltage_mv;
                 d->current_ma = rt->current_ma;
@@ -476,23 +477,86 @@ int device_poll_now(Device *d) {
 
 /* ---- commands ---- */
 
-typedef struct Command {
+/* A reply that lacks the command's err_code counts as the device refusing
+ * the command's arguments (err_code -3), the answer firmwares give to a
+ * command they cannot apply. */
+#define ERR_CODE_NOT_ANSWERED (-3)
+
+typedef struct Command Command;
+
+/* One request of a command: a strip is switched outlet by outlet. */
+typedef struct CommandPart {
+        Command *cmd;
+        Device *target;
+        int error;
+        int32_t device_err;
+} CommandPart;
+
+struct Command {
         Device *device;
         DeviceCommandFn cb;
         void *userdata;
         size_t pending;
-        int error;
-        int32_t device_err;
         bool on;
         char alias[DEVICE_ALIAS_MAX];
-} Command;
+        size_t n_parts;
+        CommandPart parts[];
+};
+
+static Command *command_new(Device *d, size_t n_parts, DeviceCommandFn cb, void *userdata) {
+        Command *cmd = calloc(1, sizeof(Command) + n_parts * sizeof(CommandPart));
+
+        if (!cmd)
+                return NULL;
+        cmd->device = d;
+        cmd->cb = cb;
+        cmd->userdata = userdata;
+        cmd->n_parts = n_parts;
+        for (size_t i = 0; i < n_parts; i++)
+                cmd->parts[i].cmd = cmd;
+        return cmd;
+}
+
+static bool part_failed(const CommandPart *p) {
+        return p->error < 0 || p->device_err != 0;
+}
+
+/* Errors of a part, from the reply's err_code for the method. */
+static void part_set_result(CommandPart *p, int error, const char *json, size_t len, bool relay) {
+        KasaResponse *resp = error < 0 ? NULL : parse_reply(p->target, json, len);
+        int32_t err;
+
+        if (!resp) {
+                p->error = error ?: -EBADMSG;
+                return;
+        }
+        err = relay ? resp->relay_err : resp->alias_err;
+        p->device_err = err == KASA_ERR_ABSENT ? ERR_CODE_NOT_ANSWERED : err;
+}
 
 static void command_done(Command *cmd) {
         Device *d = cmd->device;
+        _cleanup_free_ Device **lists = calloc(MAX(cmd->n_parts, 1u) * 2, sizeof(Device *));
+        DeviceCommandResult res = { .on = cmd->on };
 
-        if (cmd->error == 0 && cmd->device_err == 0)
-                manager_device_changed(d->manager, d);
-        cmd->cb(d, cmd->error, cmd->device_err, cmd->userdata);
+        if (lists) {
+                res.switched = lists;
+                res.failed = lists + cmd->n_parts;
+        }
+        for (size_t i = 0; i < cmd->n_parts; i++) {
+                const CommandPart *p = &cmd->parts[i];
+                if (part_failed(p)) {
+                        if (res.error == 0 && res.device_err == 0) {
+                                res.error = p->error;
+                                res.device_err = p->device_err;
+                        }
+                        if (lists)
+                                res.failed[res.n_failed++] = p->target;
+                } else if (lists)
+                        res.switched[res.n_switched++] = p->target;
+        }
+        manager_device_changed(d->manager, d);
+        cmd->cb(d, &res, cmd->userdata);
         free(cmd);
 }
 
@@ -503,97 +567,109 @@ static void set_on_state(Device *d, bool on) {
         }
 }
 
+/* A strip is on when any outlet is. */
+static void strip_follow_outlets(Device *strip) {
+        bool any = false;
+
+        for (size_t i = 0; i < strip->n_outlets; i++)
+                any = any || (strip->outlets[i] && strip->outlets[i]->on);
+        set_on_state(strip, any);
+}
+
 static void on_relay_reply(Conn *c, int error, const char *json, size_t len, void *userdata) {
-        Command *cmd = userdata;
+        CommandPart *part = userdata;
+        Command *cmd = part->cmd;
         Device *d = cmd->device;
-        KasaResponse *resp = error < 0 ? NULL : parse_reply(d, json, len);
+        bool any = false;
 
-        if (!resp)
-                cmd->error = cmd->error ?: (error ?: -EBADMSG);
-        else if (resp->relay_err != 0)
-                cmd->device_err = cmd->device_err ?: (resp->relay_err == KASA_ERR_ABSENT ? -3 : resp->relay_err);
-
+        part_set_result(part, error, json, len, true);
         if (--cmd->pending > 0)
                 return;
-        if (cmd->error == 0 && cmd->device_err == 0) {
-                set_on_state(d, cmd->on);
-                for (size_t i = 0; i < d->n_outlets; i++)
-                        if (d->outlets[i]) {
-                                set_on_state(d->outlets[i], cmd->on);
-                                manager_device_changed(d->manager, d->outlets[i]);
-                        }
-                if (d->parent) {
-                        bool any = false;
-                        for (size_t i = 0; i < d->parent->n_outlets; i++)
-                                any = any || (d->parent->outlets[i] && d->parent->outlets[i]->on);
-                        set_on_state(d->parent, any);
-                        manager_device_changed(d->manager, d->parent);
-                }
-                /* Power follows the relay: read it now, not at the next tick. */
-                (void) device_poll_now(d);
+
+        /* What switched shows its new state, what did not keeps its old. */
+        for (size_t i = 0; i < cmd->n_parts; i++) {
+                Device *t = cmd->parts[i].target;
+                if (part_failed(&cmd->parts[i]))
+                        continue;
+                any = true;
+                set_on_state(t, cmd->on);
+                if (t != d)
+                        manager_device_changed(d->manager, t);
         }
+        if (d->n_outlets > 0)
+                strip_follow_outlets(d);
+        if (d->parent) {
+                strip_follow_outlets(d->parent);
+                manager_device_changed(d->manager, d->parent);
+        }
+        /* Power follows the relay: read it now, not at the next tick. */
+        if (any)
+                (void) device_poll_now(d);
         command_done(cmd);
 }
 
 int device_set_on(Device *d, bool on, DeviceCommandFn cb, void *userdata) {
         Device *root = device_root(d);
+        Device *single[] = { d };
         Command *cmd;
+        size_t n = 0;
         int r;
 
         r = ensure_conn(root);
         if (r < 0)
                 return r;
-        cmd = calloc(1, sizeof(Command));
-        if (!cmd)
-                return -ENOMEM;
-        *cmd = (Command) { .device = d, .cb = cb, .userdata = userdata, .on = on };
-
         /* A strip is switched outlet by outlet: firmwares differ on what a
          * request without context does. */
-        Device *single[] = { d };
         Device **targets = d->n_outlets > 0 ? d->outlets : single;
-        size_t n = d->n_outlets > 0 ? d->n_outlets : 1;
+        size_t n_targets = d->n_outlets > 0 ? d->n_outlets : 1;
+        for (size_t i = 0; i < n_targets; i++)
+                n += !!targets[i];
+        if (n == 0)
+                return -ENODEV;
+        cmd = command_new(d, n, cb, userdata);
+        if (!cmd)
+                return -ENOMEM;
+        cmd->on = on;
 
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *q = NULL;
-                if (!targets[i])
-                        continue;
-                q = kasa_request_set_relay(on, targets[i]->outlet >= 0 ? targets[i]->child_id : NULL);
-                if (!q)
-                        r = -ENOMEM;
-                else
-                        r = conn_request(root->conn, q, on_relay_reply, cmd);
+        n = 0;
+        for (size_t i = 0; i < n_targets; i++)
+                if (targets[i])
+                        cmd->parts[n++].target = targets[i];
+        for (size_t k = 0; k < n; k++) {
+                Device *t = cmd->parts[k].target;
+                _cleanup_free_ char *q = kasa_request_set_relay(on, t->outlet >= 0 ? t->child_id : NULL);
+
+                r = q ? conn_request(root->conn, q, on_relay_reply, &cmd->parts[k]) : -ENOMEM;
                 if (r < 0) {
                         if (cmd->pending == 0) {
                                 free(cmd);
                                 return r;
                         }
-                        /* The queued part completes through the callback. */
-                        cmd->error = r;
+                        /* What is queued completes through the callback;
+                         * the rest is reported as not switched. */
+                        for (; k < n; k++)
+                                cmd->parts[k].error = r;
                         break;
                 }
                 cmd->pending++;
         }
-        if (cmd->pending == 0) {
-                free(cmd);
-                return -ENODEV;
-        }
         return 0;
 }
 
-static void on_alias_reply(Conn *c, int error, const char *json, size_t len, void *userdata) {
-        Command *cmd = userdata;
-        Device *d = cmd->device;
-        KasaResponse *resp = error < 0 ? NULL : parse_reply(d, json, len);
+int device_toggle(Device *d, DeviceCommandFn cb, void *userdata) {
+        /* A strip partly on is on: toggling switches every outlet off. */
+        return device_set_on(d, !d->on, cb, userdata);
+}
 
-        if (!resp)
-                cmd->error = error ?: -EBADMSG;
-        else if (resp->alias_err != 0)
-                cmd->device_err = resp->alias_err == KASA_ERR_ABSENT ? -3 : resp->alias_err;
-        else {
+static void on_alias_reply(Conn *c, int error, const char *json, size_t len, void *userdata) {
+        CommandPart *part = userdata;
+        Command *cmd = part->cmd;
+        Device *d = cmd->device;
+
+        part_set_result(part, error, json, len, false);
+        /* The change mask tells the manager, which saves the new alias. */
+        if (!part_failed(part))
                 set_string(d, d->alias, sizeof(d->alias), cmd->alias, DEVICE_CHANGED_ALIAS);
-                (void) registry_set_alias(d->manager->registry, d->id, d->alias);
-        }
         command_done(cmd);
 }
 
@@ -612,12 +688,13 @@ int device_rename(Device *d, const char *alias, DeviceCommandFn cb, void *userda
         q = kasa_request_set_alias(alias, d->outlet >= 0 ? d->child_id : NULL);
         if (!q)
                 return -ENOMEM;
-        cmd = calloc(1, sizeof(Command));
+        cmd = command_new(d, 1, cb, userdata);
         if (!cmd)
                 return -ENOMEM;
-        *cmd = (Command) { .device = d, .cb = cb, .userdata = userdata, .pending = 1 };
+        cmd->parts[0].target = d;
+        cmd->pending = 1;
         snprintf(cmd->alias, sizeof(cmd->alias), "%s", alias);
-        r = conn_request(root->conn, q, on_alias_reply, cmd);
+        r = conn_request(root->conn, q, on_alias_reply, &cmd->parts[0]);
         if (r < 0) {
                 free(cmd);
                 return r;

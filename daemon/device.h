@@ -37,9 +37,21 @@ typedef enum DeviceChange {
         DEVICE_CHANGED_ENERGY   = 1 << 9, /* EnergyTotal, EnergyToday */
 } DeviceChange;
 
-/* Result of a command (switch, rename): 0 or negative errno, and for a
- * device-side refusal the device's err_code. */
-typedef void (*DeviceCommandFn)(Device *d, int error, int32_t device_err, void *userdata);
+/* Result of a command (switch, rename): error 0 or the first failure's
+ * negative errno, or for a device-side refusal the device's err_code. A
+ * strip is switched outlet by outlet: switched and failed list the
+ * outlets (a plug or outlet: itself) that did and did not switch; the
+ * arrays live as long as the callback runs (NULL on out of memory); on
+ * is the state a switch asked for. */
+typedef struct DeviceCommandResult {
+        bool on;
+        int error;
+        int32_t device_err;
+        Device **switched, **failed;
+        size_t n_switched, n_failed;
+} DeviceCommandResult;
+
+typedef void (*DeviceCommandFn)(Device *d, const DeviceCommandResult *result, void *userdata);
 
 struct Device {
         Manager *manager;
@@ -62,7 +74,7 @@ struct Device {
         char sw_ver[64];
         char address[32];          /* "a.b.c.d" or "a.b.c.d:port" */
         struct sockaddr_in sockaddr;
-        bool metered;              /* carries the EnergyMeter interface */
+        bool metered;              /* has a meter of its own (plugs, outlets); see device_has_meter() */
 
         /* state */
         bool on;
@@ -70,6 +82,7 @@ struct Device {
         uint64_t last_seen_usec;   /* realtime */
         int32_t rssi;
         int64_t power_mw, voltage_mv, current_ma;
+        bool have_reading;         /* the three above are of the device's last poll */
         EnergyAccount energy;      /* energy.cumulative_mwh: kasamond's own count */
         int64_t last_sample_ms;    /* newest sample recorded */
         int64_t day_start_ms;      /* local day of energy_today_base */
@@ -96,7 +109,7 @@ Device *device_free(Device *d);
 /* Update identity from a sysinfo reply; returns the DeviceChange mask. */
 unsigned device_apply_sysinfo(Device *d, const KasaSysinfo *si);
 int device_set_address(Device *d, const struct sockaddr_in *sa);
-/* Marks the change for the next signal; offline clears the readings. */
+/* Marks the change for the next signal; offline, the readings are unknown. */
 void device_set_online(Device *d, bool online);
 
 /* Start polling: at once, or at a random point of the first interval so
@@ -108,6 +121,9 @@ void device_forget_request(Device *d);
 
 int device_set_on(Device *d, bool on, DeviceCommandFn cb, void *userdata);
 int device_rename(Device *d, const char *alias, DeviceCommandFn cb, void *userdata);
+/* Switches to the opposite of the last known state; the result's device
+ * has the new state in d->on. */
+int device_toggle(Device *d, DeviceCommandFn cb, void *userdata);
 
 /* Device that owns the connection: the strip of an outlet, else itself. */
 static inline Device *device_root(Device *d) {

@@ -6,16 +6,14 @@
 #include <string.h>
 
 #include "energy.h"
-
-/* 1 TWh: beyond any plug, and far enough from INT64_MAX to add up. */
-#define ENERGY_MAX_MWH INT64_C(1000000000000000)
+#include "kasa-proto.h"
 
 /* mW x ms -> mWh, in double because power x a long gap overflows int64;
  * rounding is round, floor or ceil (bounds must not shrink by rounding). */
 static int64_t energy_mwh(double power_mw, int64_t dt_ms, double (*rounding)(double)) {
         double e = power_mw * (double) dt_ms / 3.6e6;
-        if (e >= (double) ENERGY_MAX_MWH)
-                return ENERGY_MAX_MWH;
+        if (e >= (double) KASA_ENERGY_MAX_MWH)
+                return KASA_ENERGY_MAX_MWH;
         return (int64_t) rounding(e);
 }
 
@@ -195,11 +193,14 @@ int energy_account_update(EnergyAccount *a, int64_t ts_ms, int64_t counter_mwh, 
 
 done:;
         int64_t after = energy_account_estimate(a);
-        int64_t delta = after > a->cumulative_mwh ? MIN(after - a->cumulative_mwh, ENERGY_MAX_MWH) : 0;
+        int64_t delta = after > a->cumulative_mwh ? MIN(after - a->cumulative_mwh, KASA_ENERGY_MAX_MWH) : 0;
+        int64_t total = a->cumulative_mwh;
 
         a->ts_ms = ts_ms;
         a->power_mw = power_mw;
-        a->cumulative_mwh += delta;
+        /* A total restored from a damaged store may sit near INT64_MAX. */
+        a->cumulative_mwh = add_sat(total, delta);
+        delta = a->cumulative_mwh - total;
         *ret = (EnergyUpdate) {
                 .delta_mwh = delta,
                 .cumulative_mwh = a->cumulative_mwh,

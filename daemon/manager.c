@@ -18,6 +18,7 @@
 #include "kasa-dbus.h"
 #include "kasa-time.h"
 #include "log.h"
+#include "readings.h"
 
 #define FLUSH_INTERVAL_USEC (1 * USEC_PER_SEC)
 #define MAINTENANCE_INTERVAL_USEC (60 * USEC_PER_SEC)
@@ -34,11 +35,13 @@ struct PendingOp {
         char address[32];
         struct sockaddr_in sa;
         ManagerAddFn add_cb;
+        KasaSysinfo *sysinfo;      /* what the device said, registered from the loop */
+        int add_error;
+        char add_message[256];
         /* Discover */
         DiscoveryRun *run;
         GPtrArray *found;
         ManagerDiscoverFn discover_cb;
-        bool explicit;
         void *userdata;
         sd_event_source *cleanup;  /* frees the op outside its own callbacks */
 };
@@ -108,13 +111,29 @@ int64_t manager_total_power(Manager *m) {
         g_hash_table_iter_init(&it, m->devices);
         while (g_hash_table_iter_next(&it, NULL, &v)) {
                 Device *d = v;
-                if (d->metered && d->online)
-                        sum += d->power_mw;
+                MeterReading r;
+
+                /* Plugs and outlets: a strip's power is its outlets'. */
+                if (d->metered && meter_reading(d, &r))
+                        sum += r.power_mw;
         }
         return sum;
 }
 
+static void registry_mark(Manager *m, Device *d);
+
+/* What the registry keeps of a device, besides last_seen. */
+#define REGISTRY_CHANGES (DEVICE_CHANGED_ALIAS | DEVICE_CHANGED_MODEL | DEVICE_CHANGED_ADDRESS | DEVICE_CHANGED_VERSIONS)
+
 void manager_device_changed(Manager *m, Device *d) {
+        /* A strip's meter is the sum of its outlets': it changes with them
+         * (devices report outlets before their strip). */
+        if (d->parent)
+                d->parent->changes |= d->changes & (DEVICE_CHANGED_READING | DEVICE_CHANGED_ENERGY);
+        /* last_seen is saved when a device goes offline and at shutdown,
+         * not with every poll. */
+        if ((d->changes & REGISTRY_CHANGES) || ((d->changes & DEVICE_CHANGED_ONLINE) && !d->online))
+                registry_mark(m, d);
         bus_device_emit_changed(m, d);
 }
 
@@ -327,11 +346,17 @@ static void update_status(Manager *m) {
         gpointer v;
         unsigned online = 0;
 
+        char status[sizeof(m->status)];
+
         g_hash_table_iter_init(&it, m->devices);
         while (g_hash_table_iter_next(&it, NULL, &v))
                 online += ((Device *) v)->online;
-        (void) sd_notifyf(false, "STATUS=%u devices, %u online, %.1f W", g_hash_table_size(m->devices), online,
-                          (double) m->total_power_mw / 1000.0);
+        snprintf(status, sizeof(status), "STATUS=%u devices, %u online, %.1f W", g_hash_table_size(m->devices),
+                 online, (double) m->total_power_mw / 1000.0);
+        if (strcmp(status, m->status) == 0)
+                return;
+        snprintf(m->status, sizeof(m->status), "%s", status);
+        (void) sd_notify(false, status);
 }
 
 static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -391,6 +416,52 @@ int64_t manager_day_start(Manager *m, int64_t ts_ms) {
         return start;
 }
 
+/* EnergyToday goes back to 0 at local midnight. A device that is polled
+ * says so with its next reading; an offline one would go on showing
+ * yesterday's: at midnight, announce it for every device whose day ended
+ * with energy counted. */
+static int on_midnight_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+static int arm_midnight_timer(Manager *m) {
+        uint64_t next = (uint64_t) calendar_next_day(m->calendar, manager_now_ms(m)) * 1000;
+        int r;
+
+        if (!m->midnight_timer)
+                return sd_event_add_time(m->event, &m->midnight_timer, CLOCK_REALTIME, next, USEC_PER_SEC,
+                                         on_midnight_timer, m);
+        r = sd_event_source_set_time(m->midnight_timer, next);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(m->midnight_timer, SD_EVENT_ONESHOT);
+}
+
+static void midnight_reset(Manager *m, Device *d, int64_t today) {
+        if (!d || !d->metered || d->day_start_ms == today || d->energy.cumulative_mwh == d->energy_today_base)
+                return;
+        d->changes |= DEVICE_CHANGED_ENERGY;
+        manager_device_changed(m, d);
+}
+
+static int on_midnight_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        int64_t today = manager_day_start(m, manager_now_ms(m));
+        int r;
+
+        for (guint i = 0; i < m->roots->len; i++) {
+                Device *d = m->roots->pdata[i];
+                for (size_t k = 0; k < d->n_outlets; k++)
+                        midnight_reset(m, d->outlets[k], today);
+                midnight_reset(m, d, today);
+                if (d->changes & DEVICE_CHANGED_ENERGY)
+                        manager_device_changed(m, d); /* a strip, of its outlets */
+        }
+        r = arm_midnight_timer(m);
+        if (r < 0)
+                log_error_errno(r, "Failed to set the midnight timer, EnergyToday of offline devices stays "
+                                "unannounced, ignoring: %m");
+        return 0;
+}
+
 /* ---- device lifecycle ---- */
 
 static void fill_registry(Device *d, RegistryDevice *rd) {
@@ -412,6 +483,7 @@ static void fill_registry(Device *d, RegistryDevice *rd) {
         };
 }
 
+/* Logged by the callers, which know what the failure costs. */
 static int save_device(Manager *m, Device *d) {
         RegistryDevice rd;
         int r;
@@ -419,9 +491,129 @@ static int save_device(Manager *m, Device *d) {
         fill_registry(d, &rd);
         r = registry_upsert(m->registry, &rd);
         if (r < 0)
-                return log_error_errno(r, "Failed to save device %s: %s", d->id, registry_last_error(m->registry));
+                return r;
         d->number = rd.number;
         return 0;
+}
+
+/* ---- registry writes ----
+ *
+ * SQLite is written from the loop, never from a device's or a
+ * connection's callback: a change to what the registry keeps marks the
+ * device, and registry_save, a deferred event, writes every marked device
+ * in one transaction. Only a new device is saved at once, for its store
+ * number. During a discovery run those saves go into one transaction,
+ * committed when the run ends, and the new devices are polled only then:
+ * no sample is stored under a number the registry has not committed (a
+ * crash would hand it out again). */
+
+static int on_registry_save(sd_event_source *s, void *userdata);
+
+static void registry_mark(Manager *m, Device *d) {
+        int r;
+
+        g_hash_table_insert(m->registry_dirty, d->id, d);
+        if (!m->registry_save) {
+                r = sd_event_add_defer(m->event, &m->registry_save, on_registry_save, m);
+                if (r < 0) {
+                        log_warning_errno(r, "Failed to schedule saving the registry, ignoring: %m");
+                        return;
+                }
+        }
+        (void) sd_event_source_set_enabled(m->registry_save, SD_EVENT_ONESHOT);
+}
+
+static void registry_unmark(Manager *m, Device *d) {
+        g_hash_table_remove(m->registry_dirty, d->id);
+        if (m->unstarted)
+                g_ptr_array_remove(m->unstarted, d);
+}
+
+static void registry_save_marked(Manager *m) {
+        GHashTableIter it;
+        gpointer v;
+        bool own = !m->registry_batch;
+        unsigned failed = 0;
+        int r = 0, first = 0;
+
+        if (g_hash_table_size(m->registry_dirty) == 0)
+                return;
+        if (own) {
+                r = registry_begin(m->registry);
+                if (r < 0) {
+                        log_warning_errno(r, "Failed to save %u devices to the registry, retrying with the next change: %s",
+                                          g_hash_table_size(m->registry_dirty), registry_last_error(m->registry));
+                        return;
+                }
+        }
+        g_hash_table_iter_init(&it, m->registry_dirty);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                r = save_device(m, v);
+                if (r < 0) {
+                        first = first ?: r;
+                        failed++;
+                        continue;
+                }
+                g_hash_table_iter_remove(&it);
+        }
+        if (failed > 0)
+                log_warning_errno(first, "Failed to save %u devices to the registry, retrying with the next change: %s",
+                                  failed, registry_last_error(m->registry));
+        if (own) {
+                r = registry_commit(m->registry);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to commit the registry, ignoring: %s",
+                                          registry_last_error(m->registry));
+        }
+}
+
+static int on_registry_save(sd_event_source *s, void *userdata) {
+        registry_save_marked(userdata);
+        return 0;
+}
+
+static void registry_batch_begin(Manager *m) {
+        int r;
+
+        if (m->registry_batch)
+                return;
+        r = registry_begin(m->registry);
+        if (r < 0) {
+                /* Then each new device is a transaction of its own. */
+                log_warning_errno(r, "Failed to start a registry transaction, ignoring: %s",
+                                  registry_last_error(m->registry));
+                return;
+        }
+        m->registry_batch = true;
+}
+
+static void registry_batch_end(Manager *m) {
+        int r;
+
+        if (!m->registry_batch)
+                return;
+        registry_save_marked(m);
+        m->registry_batch = false;
+        r = registry_commit(m->registry);
+        if (r < 0) {
+                /* Rolled back: save the new devices one by one, so that
+                 * their numbers are committed before they are polled. */
+                log_warning_errno(r, "Failed to commit the registry, saving the new devices one by one: %s",
+                                  registry_last_error(m->registry));
+                for (guint i = 0; i < m->unstarted->len; i++) {
+                        Device *d = m->unstarted->pdata[i];
+                        registry_mark(m, d);
+                        for (size_t k = 0; k < d->n_outlets; k++)
+                                if (d->outlets[k])
+                                        registry_mark(m, d->outlets[k]);
+                }
+                registry_save_marked(m);
+        }
+        log_debug("Registry batch committed: %u new devices, %u commits since start", m->unstarted->len,
+                  registry_commits(m->registry));
+        for (guint i = 0; i < m->unstarted->len; i++)
+                (void) device_poll_now(m->unstarted->pdata[i]);
+        g_ptr_array_set_size(m->unstarted, 0);
 }
 
 /* Resume energy counting where the store left off after a restart;
@@ -474,8 +666,10 @@ static void free_root(Manager *m, Device *d) {
         /* The connection first: its cancelled requests are answered while
          * every outlet they name is still alive. */
         d->conn = conn_free(d->conn);
+        registry_unmark(m, d);
         for (size_t i = 0; i < d->n_outlets; i++)
                 if (d->outlets[i]) {
+                        registry_unmark(m, d->outlets[i]);
                         g_hash_table_remove(m->devices, d->outlets[i]->id);
                         device_free(d->outlets[i]);
                 }
@@ -501,7 +695,7 @@ static void child_full_id(const KasaSysinfo *si, size_t i, char *buf, size_t siz
 int manager_register(Manager *m, const struct sockaddr_in *sa, const KasaSysinfo *si, Device **ret) {
         char id[REGISTRY_ID_MAX];
         Device *d;
-        bool created = false;
+        bool created = false, new_outlets = false;
         int r;
 
         r = registry_make_id(si->mac, -1, id);
@@ -538,6 +732,7 @@ int manager_register(Manager *m, const struct sockaddr_in *sa, const KasaSysinfo
         for (size_t i = 0; i < d->n_outlets && i < si->n_children; i++) {
                 Device *o = d->outlets[i];
                 if (!o) {
+                        new_outlets = true;
                         char oid[REGISTRY_ID_MAX];
                         r = registry_make_id(si->mac, (int) i, oid);
                         if (r >= 0)
@@ -562,12 +757,16 @@ int manager_register(Manager *m, const struct sockaddr_in *sa, const KasaSysinfo
                 o->last_seen_usec = d->last_seen_usec;
         }
 
-        r = save_device(m, d);
-        for (size_t i = 0; r >= 0 && i < d->n_outlets; i++)
-                if (d->outlets[i])
-                        r = save_device(m, d->outlets[i]);
-        if (r < 0)
-                goto fail;
+        /* New devices need their numbers now; what changed on known ones
+         * is saved through manager_device_changed(). */
+        if (created || new_outlets) {
+                r = save_device(m, d);
+                for (size_t i = 0; r >= 0 && i < d->n_outlets; i++)
+                        if (d->outlets[i])
+                                r = save_device(m, d->outlets[i]);
+                if (r < 0) /* logged or answered by the caller */
+                        goto fail;
+        }
 
         if (created) {
                 log_info("New %s %s (%s) at %s, %zu outlets", d->model, d->id, d->alias, d->address, d->n_outlets);
@@ -583,8 +782,12 @@ int manager_register(Manager *m, const struct sockaddr_in *sa, const KasaSysinfo
         for (size_t i = 0; i < d->n_outlets; i++)
                 if (d->outlets[i])
                         manager_device_changed(m, d->outlets[i]);
-        /* New or just re-found: poll at once, not at the next interval. */
-        (void) device_poll_now(d);
+        /* New or just re-found: poll at once, not at the next interval;
+         * new ones in a batch once it is committed. */
+        if (created && m->registry_batch)
+                g_ptr_array_add(m->unstarted, d);
+        else
+                (void) device_poll_now(d);
         if (ret)
                 *ret = d;
         return 0;
@@ -605,7 +808,7 @@ int manager_remove(Manager *m, Device *d) {
         if (r < 0)
                 return log_error_errno(r, "Failed to forget %s: %s", d->id, registry_last_error(m->registry));
 
-        log_info("Removed %s (%s)", d->id, d->alias);
+        log_info("Removed %s (%s); discovery leaves it alone until it is added again", d->id, d->alias);
         /* A Discover still listening must not answer with freed devices. */
         for (PendingOp *op = m->ops; op; op = op->next)
                 if (op->found) {
@@ -724,13 +927,18 @@ static PendingOp *op_free(PendingOp *op) {
         if (op->found)
                 g_ptr_array_unref(op->found);
         sd_event_source_disable_unref(op->cleanup);
+        free(op->sysinfo);
         free(op);
         return NULL;
 }
 
+static void add_finish(PendingOp *op);
+
 static int on_op_cleanup(sd_event_source *s, void *userdata) {
         PendingOp *op = userdata;
 
+        if (op->add_cb)
+                add_finish(op);
         op_unlink(op->manager, op);
         op_free(op);
         return 0;
@@ -742,40 +950,83 @@ static void op_finish_later(PendingOp *op) {
                 log_oom(); /* leaks one op until exit, harmless */
 }
 
+/* From the loop, not the connection's callback: registers what the
+ * device said (writing the registry) and answers the caller. */
+static void add_finish(PendingOp *op) {
+        Manager *m = op->manager;
+        char id[REGISTRY_ID_MAX], old_address[sizeof(((Device *) NULL)->address)] = "";
+        Device *d = NULL, *known;
+        int r = op->add_error;
+        char *msg = op->add_message;
+        size_t size = sizeof(op->add_message);
+
+        if (r >= 0 && registry_make_id(op->sysinfo->mac, -1, id) < 0) {
+                r = -EBADMSG;
+                snprintf(msg, size, "The device at %s sent an invalid MAC address.", op->address);
+        }
+        if (r >= 0) {
+                known = manager_find(m, id);
+                if (known)
+                        snprintf(old_address, sizeof(old_address), "%s", known->address);
+                r = manager_register(m, &op->sa, op->sysinfo, &d);
+                if (r == -ENOSPC)
+                        snprintf(msg, size, "MaxDevices=%u devices are known already.", m->config.max_devices);
+                else if (r < 0)
+                        snprintf(msg, size, "Failed to register the device at %s: %s.", op->address, strerror(-r));
+                else if (known && strcmp(old_address, d->address) == 0) {
+                        r = -EEXIST;
+                        snprintf(msg, size, "Device %s (%s) is known already, at %s.", d->id, d->alias, d->address);
+                } else if (known) {
+                        r = -EEXIST;
+                        snprintf(msg, size, "Device %s (%s) is known already; its address changed from %s to %s.",
+                                 d->id, d->alias, old_address, d->address);
+                } else {
+                        /* Added again after a removal: monitored again. */
+                        r = registry_set_monitored(m->registry, d->id, true);
+                        for (size_t i = 0; r >= 0 && i < d->n_outlets; i++)
+                                if (d->outlets[i])
+                                        r = registry_set_monitored(m->registry, d->outlets[i]->id, true);
+                        if (r < 0)
+                                log_warning_errno(r, "Failed to mark %s as monitored, ignoring: %s", d->id,
+                                                  registry_last_error(m->registry));
+                        r = 0;
+                }
+        }
+        op->add_cb(m, r, msg, d, op->userdata);
+        op->add_cb = NULL;
+}
+
 static void on_add_reply(Conn *c, int error, const char *json, size_t len, void *userdata) {
         PendingOp *op = userdata;
-        Manager *m = op->manager;
         static KasaResponse resp;
-        char msg[256];
+        char *msg = op->add_message;
+        size_t size = sizeof(op->add_message);
         KasaError err;
-        Device *d = NULL;
         int r = error;
 
         if (error == -ECANCELED)
                 return; /* manager shutting down: op_free answers */
         if (r < 0)
-                snprintf(msg, sizeof(msg), "No Kasa device answered at %s: %s.", op->address, strerror(-r));
+                snprintf(msg, size, "No Kasa device answered at %s: %s.", op->address, strerror(-r));
         else if (kasa_response_parse(json, len, &resp, &err) < 0) {
                 r = -EBADMSG;
-                if (snprintf(msg, sizeof(msg), "The device at %s sent a malformed reply: %s", op->address,
-                             err.message) >= (int) sizeof(msg))
-                        msg[sizeof(msg) - 1] = 0;
+                if (snprintf(msg, size, "The device at %s sent a malformed reply: %s", op->address, err.message) >=
+                    (int) size)
+                        msg[size - 1] = 0;
         } else if (resp.sysinfo_err != 0) {
                 r = -EBADMSG;
-                snprintf(msg, sizeof(msg), "The device at %s refused get_sysinfo: err_code %d (%s).", op->address,
+                snprintf(msg, size, "The device at %s refused get_sysinfo: err_code %d (%s).", op->address,
                          resp.sysinfo_err, kasa_err_to_string(resp.sysinfo_err));
         } else {
-                r = manager_register(m, &op->sa, &resp.sysinfo, &d);
-                if (r == -ENOSPC)
-                        snprintf(msg, sizeof(msg), "MaxDevices=%u devices are known already.", m->config.max_devices);
-                else if (r < 0)
-                        snprintf(msg, sizeof(msg), "Failed to register the device at %s: %s.", op->address,
-                                 strerror(-r));
-                else
-                        (void) registry_set_monitored(m->registry, d->id, true);
+                op->sysinfo = malloc(sizeof(KasaSysinfo));
+                if (op->sysinfo)
+                        *op->sysinfo = resp.sysinfo;
+                else {
+                        r = -ENOMEM;
+                        snprintf(msg, size, "Out of memory.");
+                }
         }
-        op->add_cb(m, r, msg, d, op->userdata);
-        op->add_cb = NULL;
+        op->add_error = r;
         op_finish_later(op);
 }
 
@@ -821,13 +1072,15 @@ static void on_discovered(DiscoveryRun *run, const struct sockaddr_in *from, con
 
         if (registry_make_id(si->mac, -1, id) < 0)
                 return;
-        if (!op->explicit && !manager_find(m, id)) {
-                /* Periodic discovery does not bring back what was removed. */
+        if (!manager_find(m, id)) {
+                /* No discovery brings back what was removed: only
+                 * AddDevice does. */
                 RegistryDevice rd = {};
                 bool removed = registry_get(m->registry, id, &rd) >= 0 && !rd.monitored;
                 registry_device_done(&rd);
                 if (removed)
                         return;
+                registry_batch_begin(m);
         }
         r = manager_register(m, from, si, &d);
         if (r == -ENOSPC) {
@@ -835,11 +1088,9 @@ static void on_discovered(DiscoveryRun *run, const struct sockaddr_in *from, con
                 return;
         }
         if (r < 0) {
-                log_warning_errno(r, "Failed to register %s: %m", id);
+                log_warning_errno(r, "Failed to register %s, ignoring: %m", id);
                 return;
         }
-        if (op->explicit)
-                (void) registry_set_monitored(m->registry, d->id, true);
         if (op->found) {
                 g_ptr_array_add(op->found, d);
                 for (size_t i = 0; i < d->n_outlets; i++)
@@ -852,6 +1103,8 @@ static void on_discovery_done(DiscoveryRun *run, int error, void *userdata) {
         PendingOp *op = userdata;
 
         op->run = NULL; /* freed by discovery itself after this */
+        if (--op->manager->discovering == 0)
+                registry_batch_end(op->manager);
         if (op->discover_cb)
                 op->discover_cb(op->manager, error, (Device **) (op->found ? op->found->pdata : NULL),
                                 op->found ? op->found->len : 0, op->userdata);
@@ -859,14 +1112,13 @@ static void on_discovery_done(DiscoveryRun *run, int error, void *userdata) {
         op_finish_later(op);
 }
 
-static int start_discovery(Manager *m, uint64_t duration, bool explicit, ManagerDiscoverFn cb, void *userdata) {
+static int start_discovery(Manager *m, uint64_t duration, ManagerDiscoverFn cb, void *userdata) {
         PendingOp *op;
         int r;
 
         op = op_new(m, userdata);
         if (!op)
                 return -ENOMEM;
-        op->explicit = explicit;
         op->discover_cb = cb;
         if (cb)
                 op->found = g_ptr_array_new();
@@ -877,20 +1129,21 @@ static int start_discovery(Manager *m, uint64_t duration, bool explicit, Manager
                 op_free(op);
                 return r;
         }
+        m->discovering++;
         op->next = m->ops;
         m->ops = op;
         return 0;
 }
 
 int manager_discover(Manager *m, uint64_t timeout_usec, ManagerDiscoverFn cb, void *userdata) {
-        return start_discovery(m, timeout_usec, true, cb, userdata);
+        return start_discovery(m, timeout_usec, cb, userdata);
 }
 
 static int on_rediscover_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         int r;
 
-        r = start_discovery(m, m->config.discovery_timeout_usec, false, NULL, NULL);
+        r = start_discovery(m, m->config.discovery_timeout_usec, NULL, NULL);
         if (r < 0)
                 log_warning_errno(r, "Failed to start discovery, ignoring: %m");
         if (m->config.discovery_interval_usec == 0)
@@ -904,7 +1157,7 @@ static void on_address_change(void *userdata) {
         int r;
 
         log_info("Network addresses changed, discovering again");
-        r = start_discovery(m, m->config.discovery_timeout_usec, false, NULL, NULL);
+        r = start_discovery(m, m->config.discovery_timeout_usec, NULL, NULL);
         if (r < 0)
                 log_warning_errno(r, "Failed to start discovery, ignoring: %m");
 }
@@ -918,13 +1171,25 @@ static json_t *device_json(Device *d) {
                               "firmware_version", d->sw_ver, "on", d->on, "online", d->online,
                               "last_seen", (json_int_t) d->last_seen_usec,
                               "parent", d->parent ? json_string(d->parent->id) : json_null(),
-                              "rssi", d->rssi, "metered", d->metered);
-        if (o && d->metered) {
+                              "rssi", d->rssi, "metered", device_has_meter(d));
+        if (o && d->n_outlets > 0) {
+                json_t *ids = json_array();
+                for (size_t i = 0; i < d->n_outlets; i++)
+                        if (d->outlets[i])
+                                json_array_append_new(ids, json_string(d->outlets[i]->id));
+                json_object_set_new(o, "outlets", ids);
+        }
+        if (o && device_has_meter(d)) {
                 int64_t now = manager_now_ms(d->manager);
-                json_t *e = json_pack("{s:f,s:f,s:f,s:f,s:f}", "power", d->power_mw / 1000.0, "voltage",
-                                      d->voltage_mv / 1000.0, "current", d->current_ma / 1000.0, "energy_total",
-                                      d->energy.cumulative_mwh / 1000.0, "energy_today",
-                                      device_energy_today(d, now) / 1000.0);
+                MeterReading r;
+                bool known = meter_reading(d, &r);
+                /* Unknown readings (offline, never read) are null, not 0. */
+                json_t *e = json_pack("{s:o,s:o,s:o,s:f,s:f}",
+                                      "power", known ? json_real(r.power_mw / 1000.0) : json_null(),
+                                      "voltage", known ? json_real(r.voltage_mv / 1000.0) : json_null(),
+                                      "current", known ? json_real(r.current_ma / 1000.0) : json_null(),
+                                      "energy_total", meter_energy_total(d) / 1000.0,
+                                      "energy_today", meter_energy_today(d, now) / 1000.0);
                 json_object_set_new(o, "meter", e);
         }
         return o;
@@ -973,6 +1238,8 @@ int manager_new(Config *config, Manager **ret) {
         m->devices = g_hash_table_new(g_str_hash, g_str_equal);
         m->counters = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, free);
         m->roots = g_ptr_array_new();
+        m->unstarted = g_ptr_array_new();
+        m->registry_dirty = g_hash_table_new(g_str_hash, g_str_equal);
         m->polkit = polkit_queries_new();
         if (!m->polkit)
                 return log_oom();
@@ -1064,6 +1331,8 @@ int manager_startup(Manager *m) {
                 r = add_timer(m, &m->rediscover_timer, 0, on_rediscover_timer);
         if (r >= 0 && sd_watchdog_enabled(false, &m->watchdog_usec) > 0)
                 r = add_timer(m, &m->watchdog_timer, m->watchdog_usec / 2, on_watchdog_timer);
+        if (r >= 0)
+                r = arm_midnight_timer(m);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up timers: %m");
 
@@ -1071,7 +1340,7 @@ int manager_startup(Manager *m) {
                 if (strncmp(*t, "auto", 4) == 0 && (*t)[4] != '.' && !m->address_watch) {
                         r = address_watch_new(m->event, on_address_change, m, &m->address_watch);
                         if (r < 0)
-                                log_warning_errno(r, "Failed to watch network addresses, ignoring: %m");
+                                log_warning_errno(r, "Failed to watch network addresses, not discovering again on changes, ignoring: %m");
                 }
 
         /* Known devices: spread their first polls over one interval. */
@@ -1101,10 +1370,19 @@ Manager *manager_free(Manager *m) {
         if (m->store)
                 (void) manager_flush(m);
         if (m->registry) {
-                for (guint i = 0; i < m->roots->len; i++) {
-                        Device *d = m->roots->pdata[i];
+                GHashTableIter it;
+                gpointer v;
+
+                /* Whatever is pending, and every last_seen, in one commit. */
+                registry_batch_end(m);
+                registry_batch_begin(m);
+                registry_save_marked(m);
+                g_hash_table_iter_init(&it, m->devices);
+                while (g_hash_table_iter_next(&it, NULL, &v)) {
+                        Device *d = v;
                         (void) registry_touch(m->registry, d->id, (int64_t) (d->last_seen_usec / 1000));
                 }
+                registry_batch_end(m);
         }
         while (m->ops) {
                 PendingOp *op = m->ops;
@@ -1123,12 +1401,18 @@ Manager *manager_free(Manager *m) {
                 g_hash_table_unref(m->devices);
         if (m->counters)
                 g_hash_table_unref(m->counters);
+        if (m->registry_dirty)
+                g_hash_table_unref(m->registry_dirty);
+        if (m->unstarted)
+                g_ptr_array_unref(m->unstarted);
         address_watch_free(m->address_watch);
         polkit_queries_free(m->polkit);
         sd_event_source_disable_unref(m->flush_timer);
         sd_event_source_disable_unref(m->maintenance_timer);
         sd_event_source_disable_unref(m->rediscover_timer);
         sd_event_source_disable_unref(m->watchdog_timer);
+        sd_event_source_disable_unref(m->midnight_timer);
+        sd_event_source_disable_unref(m->registry_save);
         sd_bus_flush_close_unref(m->bus);
         store_free(m->store);
         registry_free(m->registry);

@@ -30,6 +30,13 @@ typedef struct Manager {
         AddressWatch *address_watch;
         PolkitQueries *polkit;
         PendingOp *ops;            /* AddDevice and Discover in progress */
+        unsigned discovering;      /* discovery runs in progress */
+        bool registry_batch;       /* registry writes go into one transaction */
+        GPtrArray *unstarted;      /* new roots, polled once the batch is committed */
+        GHashTable *registry_dirty; /* id -> Device*, to be saved by registry_save */
+        sd_event_source *registry_save;
+        sd_event_source *midnight_timer;
+        char status[128];          /* STATUS= as last sent */
 
         GHashTable *devices;       /* id -> Device*, owns them */
         GHashTable *counters;      /* store number -> energy counter state committed last */

@@ -9,6 +9,68 @@
 #include "macro.h"
 #include "manager.h"
 
+bool device_has_meter(const Device *d) {
+        if (d->metered)
+                return true;
+        for (size_t i = 0; i < d->n_outlets; i++)
+                if (d->outlets[i] && d->outlets[i]->metered)
+                        return true;
+        return false;
+}
+
+bool meter_reading(const Device *d, MeterReading *ret) {
+        MeterReading sum = {};
+        size_t n = 0;
+
+        if (d->metered) {
+                if (!d->online || !d->have_reading)
+                        return false;
+                *ret = (MeterReading) { d->power_mw, d->voltage_mv, d->current_ma };
+                return true;
+        }
+        for (size_t i = 0; i < d->n_outlets; i++) {
+                MeterReading r;
+                const Device *o = d->outlets[i];
+
+                if (!o || !o->metered)
+                        continue;
+                if (!meter_reading(o, &r))
+                        return false;
+                sum.power_mw += r.power_mw;
+                sum.voltage_mv += r.voltage_mv;
+                sum.current_ma += r.current_ma;
+                n++;
+        }
+        if (n == 0)
+                return false;
+        /* One strip, one mains: the mean only evens out the meters. */
+        sum.voltage_mv /= (int64_t) n;
+        *ret = sum;
+        return true;
+}
+
+int64_t meter_energy_total(const Device *d) {
+        int64_t sum = 0;
+
+        if (d->metered)
+                return d->energy.cumulative_mwh;
+        for (size_t i = 0; i < d->n_outlets; i++)
+                if (d->outlets[i] && d->outlets[i]->metered)
+                        sum += d->outlets[i]->energy.cumulative_mwh;
+        return sum;
+}
+
+int64_t meter_energy_today(Device *d, int64_t now_ms) {
+        int64_t sum = 0;
+
+        if (d->metered)
+                return device_energy_today(d, now_ms);
+        for (size_t i = 0; i < d->n_outlets; i++)
+                if (d->outlets[i] && d->outlets[i]->metered)
+                        sum += device_energy_today(d->outlets[i], now_ms);
+        return sum;
+}
+
 HistoryResolution history_resolution_from_string(const char *s) {
         static const char *const names[] = {
                 [HISTORY_RAW] = "raw",
@@ -59,6 +121,53 @@ static int history_raw(Device *d, int64_t from_ms, int64_t to_ms, HistoryPoint *
         return 0;
 }
 
+static int compare_point_time(const void *a, const void *b) {
+        const HistoryPoint *x = a, *y = b;
+        return (x->ts_ms > y->ts_ms) - (x->ts_ms < y->ts_ms);
+}
+
+static int strip_history(Device *d, int64_t from_ms, int64_t to_ms, HistoryResolution res, HistoryPoint **ret,
+                         size_t *ret_n) {
+        _cleanup_free_ HistoryPoint *all = NULL;
+        size_t n_all = 0, n = 0;
+
+        for (size_t i = 0; i < d->n_outlets; i++) {
+                _cleanup_free_ HistoryPoint *p = NULL;
+                Device *o = d->outlets[i];
+                HistoryPoint *b;
+                size_t k;
+                int r;
+
+                if (!o || !o->metered)
+                        continue;
+                r = device_history(o, from_ms, to_ms, res, &p, &k);
+                if (r < 0)
+                        return r;
+                b = reallocarray(all, MAX(n_all + k, 1u), sizeof(HistoryPoint));
+                if (!b)
+                        return -ENOMEM;
+                all = b;
+                memcpy(all + n_all, p, k * sizeof(HistoryPoint));
+                n_all += k;
+        }
+        if (n_all > 0)
+                qsort(all, n_all, sizeof(HistoryPoint), compare_point_time);
+        for (size_t i = 0; i < n_all; i++) {
+                if (n > 0 && all[n - 1].ts_ms == all[i].ts_ms) {
+                        all[n - 1].avg_mw += all[i].avg_mw;
+                        all[n - 1].min_mw += all[i].min_mw;
+                        all[n - 1].max_mw += all[i].max_mw;
+                        all[n - 1].energy_mwh += all[i].energy_mwh;
+                } else
+                        all[n++] = all[i];
+        }
+        if (n > READINGS_MAX_POINTS)
+                return -E2BIG;
+        *ret = TAKE_PTR(all);
+        *ret_n = n;
+        return 0;
+}
+
 int device_history(Device *d, int64_t from_ms, int64_t to_ms, HistoryResolution res, HistoryPoint **ret,
                    size_t *ret_n) {
         static const StoreResolution map[] = {
@@ -71,7 +180,7 @@ int device_history(Device *d, int64_t from_ms, int64_t to_ms, HistoryResolution 
         int k;
 
         if (!d->metered)
-                return -ENOTTY;
+                return device_has_meter(d) ? strip_history(d, from_ms, to_ms, res, ret, ret_n) : -ENOTTY;
         if (from_ms > to_ms)
                 return -EINVAL;
         manager_flush(d->manager);
@@ -99,6 +208,40 @@ int device_history(Device *d, int64_t from_ms, int64_t to_ms, HistoryResolution 
         return 0;
 }
 
+/* The outlets' buckets start at the same times: add them up in place. */
+static int strip_energy_buckets(Device *d, int64_t from_ms, int64_t to_ms, bool monthly, EnergyBucket **ret,
+                                size_t *ret_n) {
+        _cleanup_free_ EnergyBucket *sum = NULL;
+        size_t n_sum = 0;
+
+        for (size_t i = 0; i < d->n_outlets; i++) {
+                _cleanup_free_ EnergyBucket *b = NULL;
+                Device *o = d->outlets[i];
+                size_t n;
+                int r;
+
+                if (!o || !o->metered)
+                        continue;
+                r = device_energy_buckets(o, from_ms, to_ms, monthly, &b, &n);
+                if (r < 0)
+                        return r;
+                if (!sum) {
+                        sum = TAKE_PTR(b);
+                        n_sum = n;
+                        continue;
+                }
+                if (n != n_sum)
+                        return -EIO; /* same range, same calendar: cannot happen */
+                for (size_t k = 0; k < n; k++)
+                        sum[k].energy_mwh += b[k].energy_mwh;
+        }
+        if (!sum)
+                return -ENOTTY;
+        *ret = TAKE_PTR(sum);
+        *ret_n = n_sum;
+        return 0;
+}
+
 int device_energy_buckets(Device *d, int64_t from_ms, int64_t to_ms, bool monthly, EnergyBucket **ret,
                           size_t *ret_n) {
         const Calendar *cal = d->manager->calendar;
@@ -106,7 +249,7 @@ int device_energy_buckets(Device *d, int64_t from_ms, int64_t to_ms, bool monthl
         size_t n = 0;
 
         if (!d->metered)
-                return -ENOTTY;
+                return device_has_meter(d) ? strip_energy_buckets(d, from_ms, to_ms, monthly, ret, ret_n) : -ENOTTY;
         if (from_ms > to_ms)
                 return -EINVAL;
         manager_flush(d->manager);

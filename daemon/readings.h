@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* History and energy queries of one device, in the shapes the API returns. */
+/* Readings, history and energy of one device, in the shapes the API
+ * returns. A strip whose outlets are metered is a meter too: the sum of
+ * its outlets. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -32,7 +34,25 @@ typedef struct EnergyBucket {
 #define READINGS_MAX_POINTS 100000
 #define READINGS_MAX_BUCKETS 3700
 
+typedef struct MeterReading {
+        int64_t power_mw, voltage_mv, current_ma;
+} MeterReading;
+
+/* Whether d carries the EnergyMeter interface: a metered plug or outlet,
+ * or a strip with metered outlets. */
+bool device_has_meter(const Device *d);
+/* The readings of the last poll; false when they are unknown (offline,
+ * not read yet; a strip: while one of its metered outlets' is). A strip's
+ * power and current are its outlets' sums, its voltage their mean. */
+bool meter_reading(const Device *d, MeterReading *ret);
+int64_t meter_energy_total(const Device *d);
+int64_t meter_energy_today(Device *d, int64_t now_ms);
+
 HistoryResolution history_resolution_from_string(const char *s);
+/* A strip's history has one entry per time any outlet has one: raw samples
+ * of one poll round share their time and rollup periods are aligned, so
+ * the entry sums the outlets' power, minimum, maximum and energy of that
+ * time (the sums of minima and maxima bound the strip's own). */
 int device_history(Device *d, int64_t from_ms, int64_t to_ms, HistoryResolution res, HistoryPoint **ret,
                    size_t *ret_n);
 int device_energy_buckets(Device *d, int64_t from_ms, int64_t to_ms, bool monthly, EnergyBucket **ret,

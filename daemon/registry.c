@@ -48,6 +48,9 @@ typedef enum Statement {
         STMT_BEGIN,
         STMT_COMMIT,
         STMT_ROLLBACK,
+        STMT_SAVEPOINT,
+        STMT_RELEASE,
+        STMT_ROLLBACK_TO,
         STMT_GET,
         STMT_LIST,
         STMT_NEXT_NUMBER,
@@ -65,6 +68,9 @@ static const char *const statement_sql[_STMT_MAX] = {
         [STMT_BEGIN]         = "BEGIN IMMEDIATE",
         [STMT_COMMIT]        = "COMMIT",
         [STMT_ROLLBACK]      = "ROLLBACK",
+        [STMT_SAVEPOINT]     = "SAVEPOINT upsert",
+        [STMT_RELEASE]       = "RELEASE upsert",
+        [STMT_ROLLBACK_TO]   = "ROLLBACK TO upsert",
         [STMT_GET]           = "SELECT " COLUMNS " FROM devices WHERE id = ?1",
         [STMT_LIST]          = "SELECT " COLUMNS " FROM devices ORDER BY number",
         [STMT_NEXT_NUMBER]   = "UPDATE sequences SET value = value + 1 WHERE name = 'device_number' RETURNING value - 1",
@@ -89,8 +95,16 @@ struct Registry {
         sqlite3 *db;
         sqlite3_stmt *stmt[_STMT_MAX];
         int schema_version;
+        bool batch;             /* inside registry_begin() ... registry_commit() */
+        unsigned commits;
         char error[256];
 };
+
+static int on_commit(void *userdata) {
+        Registry *r = userdata;
+        r->commits++;
+        return 0; /* let it commit */
+}
 
 static int errno_from_sqlite(int rc) {
         switch (rc & 0xff) {
@@ -281,6 +295,7 @@ int registry_open(const char *path, Registry **ret, char **ret_error) {
         q = migrate(r);
         if (q < 0)
                 goto fail;
+        sqlite3_commit_hook(r->db, on_commit, r);
 
         for (size_t i = 0; i < _STMT_MAX; i++) {
                 rc = sqlite3_prepare_v3(r->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &r->stmt[i], NULL);
@@ -308,6 +323,37 @@ const char *registry_last_error(const Registry *r) {
 
 int registry_schema_version(Registry *r) {
         return r->schema_version;
+}
+
+unsigned registry_commits(const Registry *r) {
+        return r->commits;
+}
+
+int64_t registry_total_changes(const Registry *r) {
+        return sqlite3_total_changes64(r->db);
+}
+
+int registry_begin(Registry *r) {
+        int q;
+
+        if (r->batch)
+                return fail_msg(r, -EBUSY, "a batch is open already");
+        q = exec_simple(r, STMT_BEGIN);
+        if (q >= 0)
+                r->batch = true;
+        return q;
+}
+
+int registry_commit(Registry *r) {
+        int q;
+
+        if (!r->batch)
+                return fail_msg(r, -EINVAL, "no batch is open");
+        q = exec_simple(r, STMT_COMMIT);
+        if (q < 0)
+                rollback(r);
+        r->batch = false;
+        return q;
 }
 
 void registry_device_done(RegistryDevice *d) {
@@ -446,21 +492,63 @@ static int upsert_locked(Registry *r, RegistryDevice *dev) {
         return 0;
 }
 
+static bool same_string(const char *stored, const char *given) {
+        /* NULL given: the stored value is kept (COALESCE in STMT_UPDATE). */
+        return !given || (stored && strcmp(stored, given) == 0);
+}
+
+/* 1 if the stored row already says what *dev says (then *dev gets the
+ * row's number, first_seen and monitored), 0 if not or if there is none. */
+static int upsert_unchanged(Registry *r, RegistryDevice *dev) {
+        _cleanup_(registry_device_done) RegistryDevice old = { .outlet_index = -1 };
+        int q;
+
+        q = registry_get(r, dev->id, &old);
+        if (q == -ENOENT)
+                return 0;
+        if (q < 0)
+                return q;
+        if (!same_string(old.parent, dev->parent) || !same_string(old.mac, dev->mac) ||
+            (dev->outlet_index >= 0 && old.outlet_index != dev->outlet_index) ||
+            !same_string(old.alias, dev->alias) || !same_string(old.model, dev->model) ||
+            !same_string(old.hw_ver, dev->hw_ver) || !same_string(old.sw_ver, dev->sw_ver) ||
+            !same_string(old.address, dev->address) || !same_string(old.device_id, dev->device_id) ||
+            !same_string(old.child_id, dev->child_id) || old.has_emeter != dev->has_emeter ||
+            old.last_seen_ms < dev->last_seen_ms)
+                return 0;
+        dev->number = old.number;
+        dev->first_seen_ms = old.first_seen_ms;
+        dev->monitored = old.monitored;
+        return 1;
+}
+
 int registry_upsert(Registry *r, RegistryDevice *dev) {
         int q;
 
         if (!id_is_valid(dev->id) || (dev->parent && !id_is_valid(dev->parent)))
                 return fail_msg(r, -EINVAL, "invalid device id");
 
-        q = exec_simple(r, STMT_BEGIN);
+        /* A device seen again as it was writes nothing. */
+        q = upsert_unchanged(r, dev);
+        if (q != 0)
+                return q < 0 ? q : 0;
+
+        /* Inside a batch, a savepoint keeps a failed upsert from leaving
+         * half of itself in the batch. */
+        q = exec_simple(r, r->batch ? STMT_SAVEPOINT : STMT_BEGIN);
         if (q < 0)
                 return q;
 
         q = upsert_locked(r, dev);
         if (q >= 0)
-                q = exec_simple(r, STMT_COMMIT);
-        if (q < 0)
-                rollback(r);
+                q = exec_simple(r, r->batch ? STMT_RELEASE : STMT_COMMIT);
+        if (q < 0) {
+                if (r->batch) {
+                        (void) exec_simple(r, STMT_ROLLBACK_TO);
+                        (void) exec_simple(r, STMT_RELEASE);
+                } else
+                        rollback(r);
+        }
         return q;
 }
 

@@ -48,7 +48,8 @@ const char *registry_last_error(const Registry *r);
 
 /* Insert, or update by id. Keeps id, number, first_seen and monitored of a
  * known device and writes them back into *dev (number, first_seen_ms,
- * monitored); strings in *dev are only read. */
+ * monitored); strings in *dev are only read. A device whose row says all
+ * *dev says already (NULL strings: keep) is not written at all. */
 int registry_upsert(Registry *r, RegistryDevice *dev);
 
 /* -ENOENT if unknown. *ret is filled with new strings: registry_device_done(). */
@@ -62,6 +63,18 @@ int registry_remove(Registry *r, const char *id);
 int registry_set_alias(Registry *r, const char *id, const char *alias);
 int registry_set_monitored(Registry *r, const char *id, bool monitored);
 int registry_touch(Registry *r, const char *id, int64_t last_seen_ms);
+
+/* Batches: every write between registry_begin() and registry_commit()
+ * goes into one transaction (a failed upsert leaves nothing of itself in
+ * it). Without a batch each write is a transaction of its own. On failure
+ * registry_commit() rolls the batch back. */
+int registry_begin(Registry *r);
+int registry_commit(Registry *r);
+
+/* Transactions committed and rows changed since registry_open(), for the
+ * debug log and the tests. */
+unsigned registry_commits(const Registry *r);
+int64_t registry_total_changes(const Registry *r);
 
 /* The schema version the database is at after registry_open(). */
 int registry_schema_version(Registry *r);

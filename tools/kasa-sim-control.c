@@ -27,11 +27,13 @@
  *       "reboot":S          offline now: sockets closed for S seconds, then
  *                           back with on_time reset and counters kept
  *       "move":"ADDR"       rebind TCP and UDP to a new IPv4 address
+ *       "refuse_relay":[N,...]  set_relay_state naming one of these
+ *                           outlets answers err_code -10 ([] = off)
  *     hang/drop/garbage/bad_length accept false to switch them off.}
  *
  *   {"cmd":"clear","device":D?, "fault":NAME?}
  *     switch off the persistent faults (delay, hang, drop, garbage,
- *     bad_length), or only NAME; without "device" on every device.
+ *     bad_length, refuse_relay), or only NAME; without "device" on every device.
  *
  *   {"cmd":"truth","device":D?}
  *     -> {"ok":true,"devices":[{"index","profile","address","port","deviceId",
@@ -80,6 +82,8 @@ const char sim_control_help[] =
         "      \"reboot\":S          offline for S s (sockets closed), then back with\n"
         "                          on_time reset and counters kept\n"
         "      \"move\":\"ADDR\"       rebind TCP and UDP to another IPv4 address\n"
+        "      \"refuse_relay\":[N]    set_relay_state of outlet N fails, err_code -10\n"
+        "                          ([] = off)\n"
         "      (hang/drop/garbage/bad_length take false to switch off; on UDP only\n"
         "      hang, drop and garbage act)\n"
         "  {\"cmd\":\"clear\",\"device\":D,\"fault\":NAME}\n"
@@ -142,6 +146,7 @@ int sim_apply_faults(SimDevice *d, json_t *spec, bool actions, char **ret_error)
         bool counter_reset = false;
         struct in_addr move = {};
         bool have_move = false;
+        long refuse = -1;
         const char *key;
         json_t *v;
 
@@ -183,6 +188,23 @@ int sim_apply_faults(SimDevice *d, json_t *spec, bool actions, char **ret_error)
                                 return -EINVAL;
                         }
                         reboot = json_integer_value(v);
+                } else if (strcmp(key, "refuse_relay") == 0) {
+                        size_t i;
+                        json_t *e;
+                        if (!json_is_array(v)) {
+                                *ret_error = error_string("fault \"%s\" takes an array of outlet indexes", key);
+                                return -EINVAL;
+                        }
+                        refuse = 0;
+                        json_array_foreach(v, i, e) {
+                                if (!json_is_integer(e) || json_integer_value(e) < 0 ||
+                                    json_integer_value(e) >= (json_int_t) d->n_outlets) {
+                                        *ret_error = error_string("fault \"%s\": no outlet %s", key,
+                                                                  json_is_integer(e) ? "of that index" : "named so");
+                                        return -EINVAL;
+                                }
+                                refuse |= 1L << json_integer_value(e);
+                        }
                 } else if (actions && strcmp(key, "move") == 0) {
                         const char *a = json_string_value(v);
                         if (!a || inet_pton(AF_INET, a, &move) != 1) {
@@ -204,6 +226,8 @@ int sim_apply_faults(SimDevice *d, json_t *spec, bool actions, char **ret_error)
                 }
         }
         d->faults = (d->faults | set) & ~unset;
+        if (refuse >= 0)
+                d->refuse_relay = (unsigned) refuse;
         if (delay >= 0)
                 d->delay_ms = (unsigned) delay;
         if (counter_reset)
@@ -289,10 +313,15 @@ static int cmd_clear(SimDevice *d, const char *fault, char **ret_error) {
         if (!fault) {
                 d->faults = 0;
                 d->delay_ms = 0;
+                d->refuse_relay = 0;
                 return 0;
         }
         if (strcmp(fault, "delay") == 0) {
                 d->delay_ms = 0;
+                return 0;
+        }
+        if (strcmp(fault, "refuse_relay") == 0) {
+                d->refuse_relay = 0;
                 return 0;
         }
         for (size_t i = 0; i < ELEMENTSOF(persistent_faults); i++)

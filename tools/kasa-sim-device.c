@@ -403,6 +403,10 @@ static json_t *m_set_relay_state(SimDevice *d, json_t *args, unsigned outlets) {
         if (sim_get_arg(args, "state", 0, 1, &state) < 0)
                 return sim_err(-3, "invalid argument");
         unsigned mask = outlets ? outlets : all_outlets(d);
+        /* The refuse_relay fault: the request fails as a whole, nothing
+         * switches. */
+        if (mask & d->refuse_relay)
+                return sim_err(-10, "relay failure");
         for (unsigned i = 0; i < d->n_outlets; i++)
                 if (mask & (1u << i))
                         sim_device_set_relay(d, i, state == 1);

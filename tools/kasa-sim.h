@@ -119,6 +119,7 @@ typedef struct SimDevice {
 
         unsigned faults;           /* SimFault mask */
         unsigned delay_ms;
+        unsigned refuse_relay;     /* outlets whose set_relay_state fails */
 
         int tcp_fd, udp_fd;
         sd_event_source *tcp_source, *udp_source;

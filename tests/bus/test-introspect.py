@@ -106,7 +106,7 @@ def main():
             kt.MANAGER_PATH: [kt.MANAGER_IFACE],
             plug: [kt.DEVICE_IFACE, kt.METER_IFACE],
             outlet: [kt.DEVICE_IFACE, kt.METER_IFACE],
-            strip: [kt.DEVICE_IFACE],
+            strip: [kt.DEVICE_IFACE, kt.METER_IFACE],  # the sum of its metered outlets
             bare: [kt.DEVICE_IFACE],
         }
         for path, ifaces in expected.items():

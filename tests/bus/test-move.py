@@ -69,8 +69,11 @@ def main():
         kt.eventually(t, env, lambda: not env.get(strip, kt.DEVICE_IFACE, "Online"), 30,
                       "after the move the strip goes offline")
         before = history(env, outlets[3])
-        path = env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "AddDevice", "s", ("127.0.0.21",))[0]
-        t.eq(path, strip, "AddDevice at the new address returns the same strip object")
+        err = env.call_error(kt.MANAGER_PATH, kt.MANAGER_IFACE, "AddDevice", "s", ("127.0.0.21",))
+        t.ok(err and err[0] == "org.kasamond.Kasa1.Error.AlreadyKnown" and strip.rsplit("/", 1)[1] in err[1] and
+             "127.0.0.4 to 127.0.0.21" in err[1], "AddDevice at the new address: the strip is known, its address changed",
+             err)
+        t.eq(env.get(kt.MANAGER_PATH, kt.MANAGER_IFACE, "DeviceCount"), 9, "no new object")
         t.eq([env.get(p, kt.DEVICE_IFACE, "Address") for p in [strip] + outlets], ["127.0.0.21"] * 7,
              "the strip and every outlet have the new Address")
         kt.eventually(t, env, lambda: all(env.get(p, kt.DEVICE_IFACE, "Online") for p in [strip] + outlets), 30,
@@ -97,8 +100,9 @@ def main():
                 return any(select.select([p], [], [], 0)[0] for p in peers)
             try:
                 env.wait_for(request_arrived, 30, "a poll of the KP115 at its old address")
-                path = env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "AddDevice", "s", ("127.0.0.23",))[0]
-                t.eq(path, kp115, "AddDevice while a poll to the old address hangs returns the same object")
+                err = env.call_error(kt.MANAGER_PATH, kt.MANAGER_IFACE, "AddDevice", "s", ("127.0.0.23",))
+                t.ok(err and err[0] == "org.kasamond.Kasa1.Error.AlreadyKnown" and kp115.rsplit("/", 1)[1] in err[1],
+                     "AddDevice while a poll to the old address hangs: the same device, known already", err)
                 t.eq(env.get(kp115, kt.DEVICE_IFACE, "Address"), "127.0.0.23", "Address is the new one")
                 seen = env.get(kp115, kt.DEVICE_IFACE, "LastSeen")
                 kt.eventually(t, env, lambda: env.get(kp115, kt.DEVICE_IFACE, "LastSeen") > seen, 30,

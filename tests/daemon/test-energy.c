@@ -453,7 +453,24 @@ static void test_garbage(void) {
         is_int(bad, 0, "100000 garbage samples: deltas non-negative, cumulative monotonic");
 }
 
+/* A total restored near INT64_MAX (a damaged store) stops there: adding
+ * to it must neither overflow nor go back. */
+static void test_saturation(void) {
+        EnergyAccount a;
+        EnergyUpdate u;
+
+        energy_account_init(&a);
+        energy_account_restore(&a, INT64_MAX - 5);
+        energy_account_resume(&a, 10 * WH, 10 * WH, 11 * WH, 0, 100000);
+        u = feed(&a, 3600 * S, 110 * WH, 100000);
+        is_int(u.cumulative_mwh, INT64_MAX, "the total saturates at INT64_MAX");
+        is_int(u.delta_mwh, 5, "the delta is what was added");
+        u = feed(&a, 7200 * S, 210 * WH, 100000);
+        ok(u.cumulative_mwh == INT64_MAX && u.delta_mwh == 0, "and stays there");
+}
+
 int main(void) {
+        test_saturation();
         test_first_and_monotonic();
         test_resets();
         test_spikes();

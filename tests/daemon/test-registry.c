@@ -229,6 +229,85 @@ static void test_migrations(void) {
         g_free(path);
 }
 
+/* PRAGMA data_version of a second connection changes with every commit of
+ * another connection that changed the database. */
+static int64_t data_version(sqlite3 *db) {
+        sqlite3_stmt *s;
+        int64_t v = -1;
+
+        if (sqlite3_prepare_v2(db, "PRAGMA data_version", -1, &s, NULL) != SQLITE_OK)
+                return -1;
+        if (sqlite3_step(s) == SQLITE_ROW)
+                v = sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+        return v;
+}
+
+/* The daemon's first discovery of 1000 plugs is one transaction, and a
+ * device seen again unchanged writes nothing. */
+static void test_batches(void) {
+        char *path = db_path("batch.db");
+        Registry *r = NULL;
+        sqlite3 *watch = NULL;
+        RegistryDevice d;
+        int64_t v;
+        unsigned c;
+        bool all = true;
+
+        if (registry_open(path, &r, NULL) < 0 || sqlite3_open(path, &watch) != SQLITE_OK) {
+                ok(false, "open %s", path);
+                goto finish;
+        }
+        c = registry_commits(r);
+        is_int(registry_begin(r), 0, "begin a batch");
+        is_int(registry_begin(r), -EBUSY, "a second begin is refused");
+        for (unsigned i = 0; i < 1000; i++) {
+                char id[REGISTRY_ID_MAX], mac[18];
+                snprintf(mac, sizeof mac, "50:c7:bf:0a:%02x:%02x", i / 256, i % 256);
+                registry_make_id(mac, -1, id);
+                d = device(id, "127.0.0.2", 1000);
+                d.mac = mac;
+                all = all && registry_upsert(r, &d) == 0 && d.number == i + 1;
+        }
+        ok(all, "1000 devices inserted in the batch, numbered 1 to 1000");
+        is_int(registry_commits(r), c, "nothing committed before the end of the batch");
+        v = data_version(watch);
+        is_int(registry_commit(r), 0, "commit the batch");
+        is_int(registry_commits(r), c + 1, "1000 devices: one commit");
+        ok(data_version(watch) != v, "which another connection sees");
+        is_int(registry_commit(r), -EINVAL, "a commit without a batch is refused");
+
+        RegistryDevice *list = NULL;
+        size_t n = 0;
+        ok(registry_list(r, &list, &n) == 0 && n == 1000, "all 1000 are there");
+        registry_device_array_free(list, n);
+
+        /* Rediscovery: the same device, as it was. */
+        char mac[18] = "50:c7:bf:0a:00:07", id[REGISTRY_ID_MAX];
+        registry_make_id(mac, -1, id);
+        d = device(id, "127.0.0.2", 1000);
+        d.mac = mac;
+        v = data_version(watch);
+        int64_t changes = registry_total_changes(r);
+        c = registry_commits(r);
+        ok(registry_upsert(r, &d) == 0 && d.number == 8 && d.monitored, "an unchanged device keeps its number");
+        ok(data_version(watch) == v, "an unchanged device writes nothing");
+        ok(registry_total_changes(r) == changes && registry_commits(r) == c, "no change, no commit");
+        d.last_seen_ms = 500;
+        ok(registry_upsert(r, &d) == 0 && data_version(watch) == v, "nor does an older last_seen");
+
+        d.alias = (char *) "Lamp";
+        ok(registry_upsert(r, &d) == 0 && data_version(watch) != v, "a changed alias is written");
+        is_int(registry_total_changes(r), changes + 1, "one row changed");
+        is_int(registry_commits(r), c + 1, "in one commit");
+
+finish:
+        sqlite3_close(watch);
+        registry_free(r);
+        remove_db(path);
+        g_free(path);
+}
+
 int main(void) {
         if (!mkdtemp(dir)) {
                 perror("mkdtemp");
@@ -237,6 +316,7 @@ int main(void) {
         test_ids();
         test_registry();
         test_migrations();
+        test_batches();
         int r = done_testing();
         if (rmdir(dir) < 0) {
                 perror("rmdir");
