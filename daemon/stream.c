@@ -310,11 +310,18 @@ int stream_request(Stream *s, uint8_t *data, size_t len, StreamReplyFn cb, void 
         s->tail = r;
         s->n_pending++;
 
-        /* Started from the loop, never from here: a failure must reach the
-         * caller through its callback, not re-entrantly inside this call. */
-        if (!s->in_flight)
-                return s->net->set_enabled(s->kick, SD_EVENT_ONESHOT);
-        return 0;
+        if (s->in_flight)
+                return 0;
+        /* On an idle open connection, send at once: a trip through the loop
+         * costs a poll a whole sd-event iteration. A failure must reach the
+         * caller through its callback, not re-entrantly inside this call,
+         * so it is left to the loop to find again and report. */
+        if (s->connected && start(s) >= 0)
+                return 0;
+        s->in_flight = false;
+        s->sent = 0;
+        (void) s->net->set_enabled(s->timer, SD_EVENT_OFF);
+        return s->net->set_enabled(s->kick, SD_EVENT_ONESHOT);
 }
 
 int stream_new(const StreamConfig *config, Stream **ret) {
