@@ -161,7 +161,7 @@ static uint64_t next_delay(Device *d) {
         return (uint64_t) ((double) interval * (1.0 + j));
 }
 
-static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata);
+static int on_poll_timer(NetSource *s, uint64_t usec, void *userdata);
 
 /* Polls are due at fixed steps from the previous due time, not from when
  * the last poll ended, so timer slack and reply times do not stretch the
@@ -172,7 +172,7 @@ static int schedule_at(Device *d, uint64_t due) {
 
         d->poll_due_usec = MAX(due, h->net->now(h->event, CLOCK_MONOTONIC));
         if (!d->poll_timer)
-                return h->net->add_time(h->event, &d->poll_timer, CLOCK_MONOTONIC, d->poll_due_usec,
+                return h->net->add_time(h->event, &d->poll_timer, d->poll_due_usec,
                                         MIN(h->config->poll_interval_usec / 10, POLL_TIMER_SLACK_MAX_USEC),
                                         on_poll_timer, d);
         r = h->net->set_time(d->poll_timer, d->poll_due_usec);
@@ -428,7 +428,7 @@ static int poll_start(Device *d) {
         return 0;
 }
 
-static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+static int on_poll_timer(NetSource *s, uint64_t usec, void *userdata) {
         Device *d = userdata;
         int r;
 

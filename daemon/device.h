@@ -110,7 +110,7 @@ struct Device {
         /* polling, plugs and strips only */
         Transport *transport;
         uint64_t poll_due_usec;    /* CLOCK_MONOTONIC */
-        sd_event_source *poll_timer;
+        NetSource *poll_timer;
         bool polling;
         unsigned failures;
         size_t round_pending;      /* replies still expected this round */

@@ -33,9 +33,9 @@ struct Stream {
         bool reused;
         bool retried;
         uint32_t io_events;        /* as last given to the io source */
-        sd_event_source *io;
-        sd_event_source *timer;
-        sd_event_source *kick;     /* starts the next request from the loop */
+        NetSource *io;
+        NetSource *timer;
+        NetSource *kick;           /* starts the next request from the loop */
 
         Request *head, *tail;
         size_t n_pending;
@@ -105,7 +105,7 @@ static void fail(Stream *s, int error) {
         fail_all(s, error);
 }
 
-static int on_timeout(sd_event_source *source, uint64_t usec, void *userdata) {
+static int on_timeout(NetSource *source, uint64_t usec, void *userdata) {
         fail_all(userdata, -ETIMEDOUT);
         return 0;
 }
@@ -196,7 +196,7 @@ static int read_reply(Stream *s) {
         }
 }
 
-static int on_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+static int on_io(NetSource *source, int fd, uint32_t revents, void *userdata) {
         Stream *s = userdata;
         int r;
 
@@ -281,7 +281,7 @@ static int start(Stream *s) {
         return 0;
 }
 
-static int on_kick(sd_event_source *source, void *userdata) {
+static int on_kick(NetSource *source, void *userdata) {
         Stream *s = userdata;
         int r;
 
@@ -338,7 +338,7 @@ int stream_new(const StreamConfig *config, Stream **ret) {
         s->framer_userdata = config->framer_userdata;
         s->fd = -1;
 
-        r = s->net->add_time(s->event, &s->timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_timeout, s);
+        r = s->net->add_time(s->event, &s->timer, UINT64_MAX, 0, on_timeout, s);
         if (r < 0)
                 return r;
         r = s->net->set_enabled(s->timer, SD_EVENT_OFF);

@@ -37,9 +37,9 @@ typedef struct FakeSource {
         int fd;
         uint32_t events;
         uint64_t usec;
-        sd_event_io_handler_t io_cb;
-        sd_event_time_handler_t time_cb;
-        sd_event_handler_t defer_cb;
+        net_io_handler_t io_cb;
+        net_time_handler_t time_cb;
+        net_handler_t defer_cb;
         void *userdata;
 } FakeSource;
 
@@ -173,50 +173,50 @@ static inline FakeSource *fake_source_new(FakeKind kind, void *userdata) {
         return src;
 }
 
-static inline int fake_add_io(sd_event *e, sd_event_source **ret, int fd, uint32_t events, sd_event_io_handler_t cb,
-                       void *userdata) {
+static inline int fake_add_io(sd_event *e, NetSource **ret, int fd, uint32_t events, net_io_handler_t cb,
+                              void *userdata) {
         FakeSource *src = fake_source_new(FAKE_IO, userdata);
         src->fd = fd;
         src->events = events;
         src->io_cb = cb;
-        *ret = (sd_event_source *) src;
+        *ret = (NetSource *) src;
         return 0;
 }
 
-static inline int fake_set_io_events(sd_event_source *s, uint32_t events) {
+static inline int fake_set_io_events(NetSource *s, uint32_t events) {
         ((FakeSource *) s)->events = events;
         return 0;
 }
 
-static inline int fake_add_time(sd_event *e, sd_event_source **ret, clockid_t clock, uint64_t usec, uint64_t accuracy,
-                         sd_event_time_handler_t cb, void *userdata) {
+static inline int fake_add_time(sd_event *e, NetSource **ret, uint64_t usec, uint64_t accuracy,
+                                net_time_handler_t cb, void *userdata) {
         FakeSource *src = fake_source_new(FAKE_TIME, userdata);
         src->usec = usec;
         src->time_cb = cb;
         src->enabled = SD_EVENT_ONESHOT;
-        *ret = (sd_event_source *) src;
+        *ret = (NetSource *) src;
         return 0;
 }
 
-static inline int fake_set_time(sd_event_source *s, uint64_t usec) {
+static inline int fake_set_time(NetSource *s, uint64_t usec) {
         ((FakeSource *) s)->usec = usec;
         return 0;
 }
 
-static inline int fake_add_defer(sd_event *e, sd_event_source **ret, sd_event_handler_t cb, void *userdata) {
+static inline int fake_add_defer(sd_event *e, NetSource **ret, net_handler_t cb, void *userdata) {
         FakeSource *src = fake_source_new(FAKE_DEFER, userdata);
         src->defer_cb = cb;
         src->enabled = SD_EVENT_ONESHOT;
-        *ret = (sd_event_source *) src;
+        *ret = (NetSource *) src;
         return 0;
 }
 
-static inline int fake_set_enabled(sd_event_source *s, int enabled) {
+static inline int fake_set_enabled(NetSource *s, int enabled) {
         ((FakeSource *) s)->enabled = enabled;
         return 0;
 }
 
-static inline sd_event_source *fake_disable_unref(sd_event_source *s) {
+static inline NetSource *fake_disable_unref(NetSource *s) {
         if (s) {
                 FakeSource *src = (FakeSource *) s;
                 src->freed = true;
@@ -252,10 +252,10 @@ static inline void fake_fire(FakeSource *src) {
                 src->enabled = SD_EVENT_OFF;
         switch (src->kind) {
         case FAKE_DEFER:
-                src->defer_cb((sd_event_source *) src, src->userdata);
+                src->defer_cb((NetSource *) src, src->userdata);
                 break;
         case FAKE_TIME:
-                src->time_cb((sd_event_source *) src, src->usec, src->userdata);
+                src->time_cb((NetSource *) src, src->usec, src->userdata);
                 break;
         case FAKE_IO: {
                 FakeSocket *s = fake_find(src->fd);
@@ -267,7 +267,7 @@ static inline void fake_fire(FakeSource *src) {
                         revents |= EPOLLOUT;
                 if (s->connect_error)
                         revents |= EPOLLERR;
-                src->io_cb((sd_event_source *) src, src->fd, revents & (src->events | EPOLLERR | EPOLLHUP),
+                src->io_cb((NetSource *) src, src->fd, revents & (src->events | EPOLLERR | EPOLLHUP),
                            src->userdata);
                 break;
         }
