@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,18 +283,20 @@ static int module_err(const KjTok *module, const char *where, int32_t *out, Kasa
 
 static int method(const KjTok *module, const char *mname, const char *mkey, const KjTok **ret, int32_t *ret_err,
                   KasaError *err) {
-        char where[96];
         const KjTok *v = kj_object_get(module, mkey);
 
         *ret = NULL;
         if (!v)
                 return 0;
-        snprintf(where, sizeof(where), "%s.%s", mname, mkey);
-        if (!kj_is_object(v))
-                return fail(err, "%s: must be an object", where);
-        int r = get_err_code(v, where, ret_err, err);
-        if (r < 0)
-                return r;
+        if (!kj_is_object(v) || get_err_code(v, NULL, ret_err, NULL) < 0) {
+                /* Only now the name for the message: two snprintf()s per
+                 * poll were a tenth of the parse. */
+                char where[96];
+                snprintf(where, sizeof(where), "%s.%s", mname, mkey);
+                if (!kj_is_object(v))
+                        return fail(err, "%s: must be an object", where);
+                return get_err_code(v, where, ret_err, err);
+        }
         *ret = v;
         return 1;
 }
@@ -331,6 +334,7 @@ static int parse_child(const KjTok *c, size_t idx, KasaChild *ret, KasaError *er
         int64_t v;
         int r;
 
+        *ret = (KasaChild) {};
         snprintf(where, sizeof(where), "system.get_sysinfo.children[%zu]", idx);
         if (!kj_is_object(c))
                 return fail(err, "%s: must be an object", where);
@@ -358,7 +362,9 @@ static int parse_sysinfo(const KjTok *si, KasaSysinfo *ret, KasaError *err) {
         int64_t v;
         int r;
 
-        *ret = (KasaSysinfo) {};
+        /* Not the children's 8 KiB of strings: parse_child() clears each one
+         * it fills, and nothing reads past n_children. */
+        memset(ret, 0, offsetof(KasaSysinfo, children));
 
         r = get_string(si, where, "alias", false, ret->alias, sizeof(ret->alias), err);
         if (r < 0)
