@@ -130,16 +130,16 @@ static int write_head(Stream *s) {
         while (s->sent < r->len) {
                 ssize_t n = s->net->send(s->fd, r->data + s->sent, r->len - s->sent);
                 if (n == -EAGAIN || n == -EINTR)
-                        return set_events(s, EPOLLOUT | EPOLLIN | EPOLLET);
+                        return set_events(s, EPOLLOUT | EPOLLIN | EPOLLRDHUP | EPOLLET);
                 if (n < 0)
                         return (int) n;
                 s->sent += (size_t) n;
         }
-        return set_events(s, EPOLLIN | EPOLLET);
+        return set_events(s, EPOLLIN | EPOLLRDHUP | EPOLLET);
 }
 
 /* Returns 1 after a complete reply was handed to its callback. */
-static int read_reply(Stream *s) {
+static int read_reply(Stream *s, uint32_t revents) {
         uint8_t buf[4096];
 
         for (;;) {
@@ -172,18 +172,15 @@ static int read_reply(Stream *s) {
                         if (off < (size_t) n)
                                 return -EBADMSG;
                         /* Edge-triggered: a close that came with the reply
-                         * is not reported again, so look for it now and let
-                         * the next request open a fresh connection. */
-                        uint8_t b;
-                        ssize_t k = s->net->recv(s->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-                        if (k > 0)
-                                return -EBADMSG;
-
+                         * is not reported again, so take it from this
+                         * event and let the next request open a fresh
+                         * connection. (A close or bytes coming later raise
+                         * an event of their own.) */
                         Request *req = pop_head(s);
                         (void) s->net->set_enabled(s->timer, SD_EVENT_OFF);
                         s->in_flight = false;
                         s->reused = true;
-                        if (k == 0)
+                        if (revents & (EPOLLRDHUP | EPOLLHUP))
                                 close_socket(s);
                         s->retried = false;
                         s->sent = 0;
@@ -209,8 +206,8 @@ static int on_io(NetSource *source, int fd, uint32_t revents, void *userdata) {
                 s->connected = true;
         }
 
-        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-                r = read_reply(s);
+        if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+                r = read_reply(s, revents);
                 if (r < 0) {
                         fail(s, r);
                         return 0;
@@ -239,10 +236,10 @@ static int open_socket(Stream *s) {
         /* Edge-triggered: sd-event dispatches one source per epoll_wait(), and a
          * level-triggered socket would be reported again on every turn until
          * read; read_reply() reads until EAGAIN or a complete reply. */
-        r = s->net->add_io(s->event, &s->io, fd, EPOLLOUT | EPOLLIN | EPOLLET, on_io, s);
+        r = s->net->add_io(s->event, &s->io, fd, EPOLLOUT | EPOLLIN | EPOLLRDHUP | EPOLLET, on_io, s);
         if (r < 0)
                 goto fail;
-        s->io_events = EPOLLOUT | EPOLLIN | EPOLLET;
+        s->io_events = EPOLLOUT | EPOLLIN | EPOLLRDHUP | EPOLLET;
         s->fd = fd;
         s->connected = false;
         return 0;

@@ -263,6 +263,8 @@ static inline void fake_fire(FakeSource *src) {
                 s->edge = false;
                 if (s->in_len > 0 || s->peer_closed || s->recv_error)
                         revents |= EPOLLIN;
+                if (s->peer_closed)
+                        revents |= EPOLLRDHUP;
                 if (s->connect_done)
                         revents |= EPOLLOUT;
                 if (s->connect_error)
