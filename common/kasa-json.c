@@ -268,6 +268,19 @@ static int parse_number(Parser *ps) {
         }
 
         size_t n = (size_t) (ps->p - s);
+        if (!real && n <= 18) {
+                /* Up to 18 digits cannot overflow: no copy, no strtoll(). */
+                int64_t v = 0;
+                for (const char *c = s + (*s == '-'); c < ps->p; c++)
+                        v = v * 10 + (*c - '0');
+                r = new_tok(ps, KJ_INTEGER, &idx);
+                if (r < 0)
+                        return r;
+                ps->doc->toks[idx].text = s;
+                ps->doc->toks[idx].len = (uint32_t) n;
+                ps->doc->toks[idx].integer = *s == '-' ? -v : v;
+                return 0;
+        }
         if (n >= sizeof(small)) {
                 buf = malloc(n + 1);
                 if (!buf)
@@ -470,8 +483,7 @@ void kj_done(KjDoc *doc) {
         doc->n = 0;
 }
 
-const KjTok *kj_object_get(const KjTok *obj, const char *key) {
-        size_t n = strlen(key);
+const KjTok *kj_object_getn(const KjTok *obj, const char *key, size_t n) {
         const KjTok *k = obj + 1;
 
         for (uint32_t i = 0; i < obj->count; i++, k += 1 + k[1].skip) {

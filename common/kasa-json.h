@@ -57,8 +57,13 @@ typedef struct KjDoc {
 int kj_parse(KjDoc *doc, const char *text, size_t len, char *errbuf, size_t errsize);
 void kj_done(KjDoc *doc);
 
-/* The member named key (NUL-terminated, no escapes needed), or NULL. */
-const KjTok *kj_object_get(const KjTok *obj, const char *key);
+/* The member named key (n bytes, no escapes needed), or NULL. */
+const KjTok *kj_object_getn(const KjTok *obj, const char *key, size_t n);
+/* The same for a NUL-terminated key; inline, so a literal's length is
+ * known at compile time. */
+static inline const KjTok *kj_object_get(const KjTok *obj, const char *key) {
+        return kj_object_getn(obj, key, __builtin_strlen(key));
+}
 const KjTok *kj_array_get(const KjTok *array, size_t i);
 
 /* Writes decoded_len bytes (no NUL) to out. */
