@@ -8,10 +8,12 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kasa-json.h"
 #include "macro.h"
 
 /* jansson ships json_decrefp() for exactly this. */
@@ -201,37 +203,37 @@ char *kasa_request_erase_emeter(const char *child_id) {
 /* Every getter: absent is fine unless required; present with the wrong
  * type or an insane value is an error naming the field. */
 
-static int get_string(json_t *obj, const char *where, const char *key, bool required,
+static int get_string(const KjTok *obj, const char *where, const char *key, bool required,
                       char *out, size_t out_size, KasaError *err) {
-        json_t *v = json_object_get(obj, key);
+        const KjTok *v = kj_object_get(obj, key);
         if (!v) {
                 if (required)
                         return fail(err, "%s: required field \"%s\" is missing", where, key);
                 return 0;
         }
-        if (!json_is_string(v))
+        if (!kj_is_string(v))
                 return fail(err, "%s: field \"%s\" must be a string", where, key);
-        size_t n = json_string_length(v);
+        size_t n = v->decoded_len;
         if (n >= out_size)
                 return fail(err, "%s: field \"%s\" is %zu bytes long, limit %zu", where, key, n, out_size - 1);
-        memcpy(out, json_string_value(v), n);
+        kj_string_copy(v, out);
         out[n] = 0;
         return 1;
 }
 
-static int get_int(json_t *obj, const char *where, const char *key, bool required,
+static int get_int(const KjTok *obj, const char *where, const char *key, bool required,
                    int64_t min, int64_t max, int64_t *out, KasaError *err) {
-        json_t *v = json_object_get(obj, key);
+        const KjTok *v = kj_object_get(obj, key);
         if (!v) {
                 if (required)
                         return fail(err, "%s: required field \"%s\" is missing", where, key);
                 return 0;
         }
-        if (!json_is_integer(v))
+        if (!kj_is_integer(v))
                 return fail(err, "%s: field \"%s\" must be an integer", where, key);
-        json_int_t i = json_integer_value(v);
+        int64_t i = v->integer;
         if (i < min || i > max)
-                return fail(err, "%s: field \"%s\" is %" JSON_INTEGER_FORMAT ", outside %" PRId64 "..%" PRId64,
+                return fail(err, "%s: field \"%s\" is %" PRId64 ", outside %" PRId64 "..%" PRId64,
                             where, key, i, min, max);
         *out = i;
         return 1;
@@ -239,22 +241,22 @@ static int get_int(json_t *obj, const char *where, const char *key, bool require
 
 /* A number in device units, scaled into internal units and rounded.
  * Integer devices send integers; float devices may send either. */
-static int get_scaled(json_t *obj, const char *where, const char *key, double scale,
+static int get_scaled(const KjTok *obj, const char *where, const char *key, double scale,
                       int64_t min, int64_t max, int64_t *out, KasaError *err) {
-        json_t *v = json_object_get(obj, key);
+        const KjTok *v = kj_object_get(obj, key);
         if (!v)
                 return 0;
-        if (!json_is_number(v))
+        if (!kj_is_number(v))
                 return fail(err, "%s: field \"%s\" must be a number", where, key);
-        double d = json_number_value(v) * scale;
+        double d = kj_number_value(v) * scale;
         if (!isfinite(d) || d < (double) min || d > (double) max)
                 return fail(err, "%s: field \"%s\" is %g, outside the plausible range", where, key,
-                            json_number_value(v));
+                            kj_number_value(v));
         *out = (int64_t) llround(d);
         return 1;
 }
 
-static int get_err_code(json_t *obj, const char *where, int32_t *out, KasaError *err) {
+static int get_err_code(const KjTok *obj, const char *where, int32_t *out, KasaError *err) {
         int64_t code = 0;
         int r = get_int(obj, where, "err_code", false, INT32_MIN + 1, INT32_MAX, &code, err);
         if (r < 0)
@@ -268,7 +270,7 @@ static int get_err_code(json_t *obj, const char *where, int32_t *out, KasaError 
  * object itself, not on the method. Only a failure there speaks for the
  * whole module: taking a module-level 0 as success would mark methods that
  * were never parsed as valid. */
-static int module_err(json_t *module, const char *where, int32_t *out, KasaError *err) {
+static int module_err(const KjTok *module, const char *where, int32_t *out, KasaError *err) {
         int32_t code = 0;
         int r = get_err_code(module, where, &code, err);
         if (r < 0)
@@ -279,20 +281,22 @@ static int module_err(json_t *module, const char *where, int32_t *out, KasaError
         return 1;
 }
 
-static int method(json_t *module, const char *mname, const char *mkey, json_t **ret, int32_t *ret_err,
+static int method(const KjTok *module, const char *mname, const char *mkey, const KjTok **ret, int32_t *ret_err,
                   KasaError *err) {
-        char where[96];
-        json_t *v = json_object_get(module, mkey);
+        const KjTok *v = kj_object_get(module, mkey);
 
         *ret = NULL;
         if (!v)
                 return 0;
-        snprintf(where, sizeof(where), "%s.%s", mname, mkey);
-        if (!json_is_object(v))
-                return fail(err, "%s: must be an object", where);
-        int r = get_err_code(v, where, ret_err, err);
-        if (r < 0)
-                return r;
+        if (!kj_is_object(v) || get_err_code(v, NULL, ret_err, NULL) < 0) {
+                /* Only now the name for the message: two snprintf()s per
+                 * poll were a tenth of the parse. */
+                char where[96];
+                snprintf(where, sizeof(where), "%s.%s", mname, mkey);
+                if (!kj_is_object(v))
+                        return fail(err, "%s: must be an object", where);
+                return get_err_code(v, where, ret_err, err);
+        }
         *ret = v;
         return 1;
 }
@@ -325,13 +329,14 @@ int kasa_mac_normalize(const char *in, char out[static 18]) {
         return 0;
 }
 
-static int parse_child(json_t *c, size_t idx, KasaChild *ret, KasaError *err) {
+static int parse_child(const KjTok *c, size_t idx, KasaChild *ret, KasaError *err) {
         char where[64];
         int64_t v;
         int r;
 
+        *ret = (KasaChild) {};
         snprintf(where, sizeof(where), "system.get_sysinfo.children[%zu]", idx);
-        if (!json_is_object(c))
+        if (!kj_is_object(c))
                 return fail(err, "%s: must be an object", where);
         r = get_string(c, where, "id", true, ret->id, sizeof(ret->id), err);
         if (r < 0)
@@ -351,13 +356,15 @@ static int parse_child(json_t *c, size_t idx, KasaChild *ret, KasaError *err) {
         return 0;
 }
 
-static int parse_sysinfo(json_t *si, KasaSysinfo *ret, KasaError *err) {
+static int parse_sysinfo(const KjTok *si, KasaSysinfo *ret, KasaError *err) {
         static const char where[] = "system.get_sysinfo";
         char mac[KASA_STRING_MAX] = "";
         int64_t v;
         int r;
 
-        *ret = (KasaSysinfo) {};
+        /* Not the children's 8 KiB of strings: parse_child() clears each one
+         * it fills, and nothing reads past n_children. */
+        memset(ret, 0, offsetof(KasaSysinfo, children));
 
         r = get_string(si, where, "alias", false, ret->alias, sizeof(ret->alias), err);
         if (r < 0)
@@ -426,15 +433,15 @@ static int parse_sysinfo(json_t *si, KasaSysinfo *ret, KasaError *err) {
         ret->has_rssi = r > 0;
         ret->rssi = (int32_t) v;
 
-        json_t *children = json_object_get(si, "children");
+        const KjTok *children = kj_object_get(si, "children");
         if (children) {
-                if (!json_is_array(children))
+                if (!kj_is_array(children))
                         return fail(err, "%s: field \"children\" must be an array", where);
-                size_t n = json_array_size(children);
+                size_t n = children->count;
                 if (n > KASA_CHILDREN_MAX)
                         return fail(err, "%s: %zu children, limit %d", where, n, KASA_CHILDREN_MAX);
                 for (size_t i = 0; i < n; i++) {
-                        r = parse_child(json_array_get(children, i), i, &ret->children[i], err);
+                        r = parse_child(kj_array_get(children, i), i, &ret->children[i], err);
                         if (r < 0)
                                 return r;
                 }
@@ -448,7 +455,7 @@ static int parse_sysinfo(json_t *si, KasaSysinfo *ret, KasaError *err) {
 #define VOLTAGE_MAX_MV  (1000LL * 1000)              /* 1000 V */
 #define CURRENT_MAX_MA  (1000LL * 1000)              /* 1000 A */
 
-static int parse_realtime(json_t *rt, KasaRealtime *ret, KasaError *err) {
+static int parse_realtime(const KjTok *rt, KasaRealtime *ret, KasaError *err) {
         static const char where[] = "emeter.get_realtime";
         const struct {
                 const char *milli_key, *float_key;
@@ -473,7 +480,7 @@ static int parse_realtime(json_t *rt, KasaRealtime *ret, KasaError *err) {
                 if (r > 0) {
                         milli++;
                         /* One quantity in both styles: no way to tell which is right. */
-                        if (json_object_get(rt, fields[i].float_key))
+                        if (kj_object_get(rt, fields[i].float_key))
                                 flt++;
                         continue;
                 }
@@ -492,25 +499,25 @@ static int parse_realtime(json_t *rt, KasaRealtime *ret, KasaError *err) {
         return 0;
 }
 
-static int parse_stats(json_t *m, const char *where, const char *list_key, bool daily, KasaResponse *ret,
+static int parse_stats(const KjTok *m, const char *where, const char *list_key, bool daily, KasaResponse *ret,
                        KasaError *err) {
-        json_t *list = json_object_get(m, list_key);
+        const KjTok *list = kj_object_get(m, list_key);
         if (!list)
                 return fail(err, "%s: required field \"%s\" is missing", where, list_key);
-        if (!json_is_array(list))
+        if (!kj_is_array(list))
                 return fail(err, "%s: field \"%s\" must be an array", where, list_key);
-        size_t n = json_array_size(list);
+        size_t n = list->count;
         if (n > KASA_STATS_MAX)
                 return fail(err, "%s: %zu entries, limit %d", where, n, KASA_STATS_MAX);
         for (size_t i = 0; i < n; i++) {
-                json_t *e = json_array_get(list, i);
+                const KjTok *e = kj_array_get(list, i);
                 KasaStat *s = &ret->stats[i];
                 char ewhere[96];
                 int64_t y, mo, d = 0;
                 int r;
 
                 snprintf(ewhere, sizeof(ewhere), "%s.%s[%zu]", where, list_key, i);
-                if (!json_is_object(e))
+                if (!kj_is_object(e))
                         return fail(err, "%s: must be an object", ewhere);
                 if ((r = get_int(e, ewhere, "year", true, 1970, 9999, &y, err)) < 0 ||
                     (r = get_int(e, ewhere, "month", true, 1, 12, &mo, err)) < 0 ||
@@ -531,7 +538,7 @@ static int parse_stats(json_t *m, const char *where, const char *list_key, bool 
         return 0;
 }
 
-static int parse_time(json_t *t, KasaTime *ret, KasaError *err) {
+static int parse_time(const KjTok *t, KasaTime *ret, KasaError *err) {
         static const char where[] = "time.get_time";
         const struct {
                 const char *key;
@@ -552,19 +559,19 @@ static int parse_time(json_t *t, KasaTime *ret, KasaError *err) {
         return 0;
 }
 
-static int parse_module(json_t *root, const char *name, json_t **ret, KasaError *err) {
-        json_t *m = json_object_get(root, name);
+static int parse_module(const KjTok *root, const char *name, const KjTok **ret, KasaError *err) {
+        const KjTok *m = kj_object_get(root, name);
         *ret = NULL;
         if (!m)
                 return 0;
-        if (!json_is_object(m))
+        if (!kj_is_object(m))
                 return fail(err, "module \"%s\" must be an object", name);
         *ret = m;
         return 1;
 }
 
-static int parse_system(json_t *sys, KasaResponse *ret, KasaError *err) {
-        json_t *m;
+static int parse_system(const KjTok *sys, KasaResponse *ret, KasaError *err) {
+        const KjTok *m;
         int32_t code;
         int r;
 
@@ -601,8 +608,8 @@ static int parse_system(json_t *sys, KasaResponse *ret, KasaError *err) {
         return 0;
 }
 
-static int parse_emeter(json_t *em, KasaResponse *ret, KasaError *err) {
-        json_t *m;
+static int parse_emeter(const KjTok *em, KasaResponse *ret, KasaError *err) {
+        const KjTok *m;
         int32_t code;
         int r;
 
@@ -648,18 +655,25 @@ static int parse_emeter(json_t *em, KasaResponse *ret, KasaError *err) {
 }
 
 int kasa_response_parse(const char *json, size_t len, KasaResponse *ret, KasaError *err) {
-        json_error_t jerr;
-        json_t *m;
+        char jerr[128];
+        const KjTok *m;
         int r;
 
         ret->sysinfo_err = ret->realtime_err = ret->relay_err = ret->alias_err = KASA_ERR_ABSENT;
         ret->daystat_err = ret->monthstat_err = ret->time_err = ret->generic_err = KASA_ERR_ABSENT;
         ret->n_stats = 0;
 
-        _cleanup_json_ json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
-        if (!root)
-                return fail(err, "malformed JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
-        if (!json_is_object(root))
+        /* Not jansson: one reply per poll, and building a tree of
+         * allocated values for it cost more than everything else a poll
+         * does. The tokens live on the stack. */
+        _cleanup_(kj_done) KjDoc doc;
+        r = kj_parse(&doc, json, len, jerr, sizeof(jerr));
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return fail(err, "malformed JSON at %s", jerr);
+        const KjTok *root = &doc.toks[0];
+        if (!kj_is_object(root))
                 return fail(err, "reply is not a JSON object");
 
         r = parse_module(root, "system", &m, err);
@@ -678,7 +692,7 @@ int kasa_response_parse(const char *json, size_t len, KasaResponse *ret, KasaErr
         if (r < 0)
                 return r;
         if (m) {
-                json_t *t;
+                const KjTok *t;
                 int32_t code;
                 r = module_err(m, "time", &code, err);
                 if (r < 0)

@@ -174,6 +174,7 @@ typedef struct KasaResponse {
  * -EBADMSG with *err saying what and where. A module that answered with a
  * non-zero err_code is not a parse error: its *_err says so. */
 int kasa_response_parse(const char *json, size_t len, KasaResponse *ret, KasaError *err);
+/* (-ENOMEM too, for a reply of thousands of values when memory is short.) */
 
 /* Parse a datagram from UDP discovery (unframed, encrypted sysinfo). */
 int kasa_discovery_parse(const uint8_t *datagram, size_t len, KasaSysinfo *ret, KasaError *err);

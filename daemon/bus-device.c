@@ -200,6 +200,55 @@ const sd_bus_vtable bus_device_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
+/* PropertiesChanged built from the vtable's own getters (or offsets, as
+ * sd-bus reads them). sd_bus_emit_properties_changed_strv() first looks up
+ * the path, its fallback vtables, the object and each property by name,
+ * which for one poll's two signals cost more than parsing the reply. */
+static int emit_properties(sd_bus *bus, Device *d, const sd_bus_vtable *vtable, const char *iface, char **names) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_message_new_signal(bus, &msg, d->path, "org.freedesktop.DBus.Properties", "PropertiesChanged");
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "s", iface);
+        if (r >= 0)
+                r = sd_bus_message_open_container(msg, 'a', "{sv}");
+        for (char **n = names; r >= 0 && *n; n++) {
+                const sd_bus_vtable *v = vtable;
+
+                while (v->type != _SD_BUS_VTABLE_END &&
+                       (v->type != _SD_BUS_VTABLE_PROPERTY || strcmp(v->x.property.member, *n) != 0))
+                        v++;
+                if (v->type == _SD_BUS_VTABLE_END)
+                        return -ENOENT;
+                void *field = (uint8_t *) d + v->x.property.offset;
+                const char *sig = v->x.property.signature;
+
+                r = sd_bus_message_open_container(msg, 'e', "sv");
+                if (r >= 0)
+                        r = sd_bus_message_append(msg, "s", *n);
+                if (r >= 0)
+                        r = sd_bus_message_open_container(msg, 'v', sig);
+                if (r >= 0 && v->x.property.get)
+                        r = v->x.property.get(bus, d->path, iface, *n, msg, field, &error);
+                else if (r >= 0)
+                        r = sd_bus_message_append_basic(msg, sig[0],
+                                                        strchr("sog", sig[0]) ? *(const char **) field : field);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(msg);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(msg);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(msg);
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "as", 0);
+        if (r < 0)
+                return r;
+        return sd_bus_send(bus, msg, NULL);
+}
+
 void bus_device_emit_changed(Manager *m, Device *d) {
         static const struct {
                 unsigned mask;
@@ -238,7 +287,8 @@ void bus_device_emit_changed(Manager *m, Device *d) {
                 if (n == 0)
                         continue;
                 names[n] = NULL;
-                int r = sd_bus_emit_properties_changed_strv(m->bus, d->path, iface_names[k], names);
+                int r = emit_properties(m->bus, d, k == 0 ? bus_device_vtable : bus_energy_vtable, iface_names[k],
+                                        names);
                 if (r < 0)
                         log_debug_errno(r, "Failed to emit PropertiesChanged for %s, ignoring: %m", d->id);
         }

@@ -11,11 +11,11 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "address.h"
 #include "kasa-dbus.h"
 #include "kasa-time.h"
 #include "log.h"
 #include "macro.h"
-#include "manager.h"
 
 /* Poll timers may fire up to this much late (a tenth of the interval at
  * most), so that sd-event wakes once for a batch of devices instead of once
@@ -24,7 +24,7 @@
  * interval, and edge-triggered sockets keep a batch of replies cheap. */
 #define POLL_TIMER_SLACK_MAX_USEC (50 * 1000ULL)
 
-int device_new(Manager *m, const char *id, Device *parent, Device **ret) {
+int device_new(const DeviceHost *host, const char *id, Device *parent, Device **ret) {
         _cleanup_free_ Device *d = calloc(1, sizeof(Device));
 
         if (!d)
@@ -34,7 +34,8 @@ int device_new(Manager *m, const char *id, Device *parent, Device **ret) {
         strcpy(d->id, id);
         if (asprintf(&d->path, KASA_DEVICE_PREFIX "/%s", id) < 0)
                 return -ENOMEM;
-        d->manager = m;
+        d->host = host;
+        d->manager = host->userdata;
         d->parent = parent;
         d->outlet = -1;
         energy_account_init(&d->energy);
@@ -47,10 +48,10 @@ Device *device_free(Device *d) {
                 return NULL;
         /* The connection first: its cancelled callbacks still see every
          * outlet alive. */
-        conn_free(d->conn);
-        sd_event_source_disable_unref(d->poll_timer);
+        transport_free(d->transport);
+        d->host->net->disable_unref(d->poll_timer);
         free(d->outlets);
-        free(d->poll_frame);
+        free(d->poll_request);
         free(d->path);
         free(d);
         return NULL;
@@ -121,13 +122,12 @@ int device_set_address(Device *d, const struct sockaddr_in *sa) {
                         set_string(d->outlets[i], d->outlets[i]->address, sizeof(d->address), buf,
                                    DEVICE_CHANGED_ADDRESS);
                 }
-        if (d->conn && memcmp(conn_address(d->conn), sa, sizeof(*sa)) != 0) {
-                /* The reset cancels a round still waiting on the old
+        if (d->transport && transport_set_address(d->transport, sa) > 0) {
+                /* The reset cancelled a round still waiting on the old
                  * address, and the poll callbacks ignore -ECANCELED (it
                  * also means "being freed"): drop that round here, or
                  * polling would wait for it forever. The caller polls
                  * again at once. */
-                conn_set_address(d->conn, sa);
                 d->polling = false;
                 d->round_pending = 0;
         }
@@ -149,7 +149,7 @@ static uint64_t random_u64(void) {
 }
 
 static uint64_t next_delay(Device *d) {
-        const Config *c = &d->manager->config;
+        const Config *c = d->host->config;
         uint64_t interval = c->poll_interval_usec;
 
         if (d->failures > 0) {
@@ -162,37 +162,28 @@ static uint64_t next_delay(Device *d) {
         return (uint64_t) ((double) interval * (1.0 + j));
 }
 
-static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata);
+static int on_poll_timer(NetSource *s, uint64_t usec, void *userdata);
 
 /* Polls are due at fixed steps from the previous due time, not from when
  * the last poll ended, so timer slack and reply times do not stretch the
  * interval. A device far behind (a hung loop, a suspend) starts afresh. */
 static int schedule_at(Device *d, uint64_t due) {
-        uint64_t now;
+        const DeviceHost *h = d->host;
         int r;
 
-        r = sd_event_now(d->manager->event, CLOCK_MONOTONIC, &now);
-        if (r < 0)
-                return r;
-        d->poll_due_usec = MAX(due, now);
+        d->poll_due_usec = MAX(due, h->net->now(h->event, CLOCK_MONOTONIC));
         if (!d->poll_timer)
-                return sd_event_add_time(d->manager->event, &d->poll_timer, CLOCK_MONOTONIC, d->poll_due_usec,
-                                         MIN(d->manager->config.poll_interval_usec / 10, POLL_TIMER_SLACK_MAX_USEC),
-                                         on_poll_timer, d);
-        r = sd_event_source_set_time(d->poll_timer, d->poll_due_usec);
+                return h->net->add_time(h->event, &d->poll_timer, d->poll_due_usec,
+                                        MIN(h->config->poll_interval_usec / 10, POLL_TIMER_SLACK_MAX_USEC),
+                                        on_poll_timer, d);
+        r = h->net->set_time(d->poll_timer, d->poll_due_usec);
         if (r < 0)
                 return r;
-        return sd_event_source_set_enabled(d->poll_timer, SD_EVENT_ONESHOT);
+        return h->net->set_enabled(d->poll_timer, SD_EVENT_ONESHOT);
 }
 
 static int schedule(Device *d, uint64_t delay) {
-        uint64_t now;
-        int r;
-
-        r = sd_event_now(d->manager->event, CLOCK_MONOTONIC, &now);
-        if (r < 0)
-                return r;
-        return schedule_at(d, now + delay);
+        return schedule_at(d, d->host->net->now(d->host->event, CLOCK_MONOTONIC) + delay);
 }
 
 static int schedule_next(Device *d) {
@@ -224,7 +215,7 @@ static void apply_reading(Device *d, const KasaRealtime *rt, int64_t ts_ms) {
         }
 
         /* The delta belongs to the period of this sample, as in the store. */
-        int64_t day = manager_day_start(d->manager, ts_ms);
+        int64_t day = d->host->ops->day_start(d->host->userdata, ts_ms);
         if (day != d->day_start_ms) {
                 d->day_start_ms = day;
                 d->energy_today_base = d->energy.cumulative_mwh;
@@ -247,7 +238,7 @@ static void apply_reading(Device *d, const KasaRealtime *rt, int64_t ts_ms) {
         if (ts_ms <= d->last_sample_ms)
                 return;
         d->last_sample_ms = ts_ms;
-        manager_record(d->manager, &(StoreSample) {
+        d->host->ops->record(d->host->userdata, &(StoreSample) {
                 .device = d->number,
                 .ts_ms = ts_ms,
                 .power_mw = rt->power_mw,
@@ -258,13 +249,16 @@ static void apply_reading(Device *d, const KasaRealtime *rt, int64_t ts_ms) {
 }
 
 int64_t device_energy_today(Device *d, int64_t now_ms) {
-        if (manager_day_start(d->manager, now_ms) != d->day_start_ms)
+        if (d->host->ops->day_start(d->host->userdata, now_ms) != d->day_start_ms)
                 return 0;
         return d->energy.cumulative_mwh - d->energy_today_base;
 }
 
+static void changed(Device *d) {
+        d->host->ops->changed(d->host->userdata, d);
+}
+
 static void finish_round(Device *d) {
-        Manager *m = d->manager;
         bool ok = d->round_error == 0;
         int r;
 
@@ -290,9 +284,9 @@ static void finish_round(Device *d) {
                         o->last_seen_usec = d->last_seen_usec;
                         o->changes |= DEVICE_CHANGED_SEEN;
                 }
-                manager_device_changed(m, o);
+                changed(o);
         }
-        manager_device_changed(m, d);
+        changed(d);
 
         r = schedule_next(d);
         if (r < 0)
@@ -319,7 +313,7 @@ static void round_fail(Device *d, int error) {
                 d->round_error = error;
 }
 
-static void on_sysinfo_reply(Conn *c, int error, const char *json, size_t len, void *userdata) {
+static void on_sysinfo_reply(Transport *t, int error, const char *json, size_t len, void *userdata) {
         Device *d = userdata;
         KasaResponse *resp;
 
@@ -354,7 +348,7 @@ static void on_sysinfo_reply(Conn *c, int error, const char *json, size_t len, v
                 finish_round(d);
 }
 
-static void on_outlet_reply(Conn *c, int error, const char *json, size_t len, void *userdata) {
+static void on_outlet_reply(Transport *t, int error, const char *json, size_t len, void *userdata) {
         Device *o = userdata, *d;
         KasaResponse *resp;
 
@@ -372,20 +366,17 @@ static void on_outlet_reply(Conn *c, int error, const char *json, size_t len, vo
                 finish_round(d);
 }
 
-static int ensure_conn(Device *d) {
-        const Config *c = &d->manager->config;
-
-        if (d->conn)
+static int ensure_transport(Device *d) {
+        if (d->transport)
                 return 0;
-        return conn_new(d->manager->event, &d->sockaddr, c->poll_timeout_usec, c->max_frame_size, &d->conn);
+        return d->host->ops->new_transport(d->host->userdata, d, &d->transport);
 }
 
-/* The poll request of a device never changes: encode it once. */
-static int poll_frame(Device *d, const uint8_t **ret, size_t *ret_len) {
-        if (!d->poll_frame) {
-                _cleanup_free_ char *q = NULL;
+/* The poll request of a device never changes: build it once. (JSON only:
+ * a transport with per-request encryption could not reuse a frame.) */
+static const char *poll_request(Device *d) {
+        if (!d->poll_request) {
                 unsigned what;
-                int r;
 
                 /* A plug answers sysinfo and reading in one request; a
                  * strip's meters must be asked one outlet at a time. */
@@ -393,43 +384,34 @@ static int poll_frame(Device *d, const uint8_t **ret, size_t *ret_len) {
                         what = KASA_QUERY_REALTIME;
                 else
                         what = KASA_QUERY_SYSINFO | (d->metered && d->n_outlets == 0 ? KASA_QUERY_REALTIME : 0);
-                q = kasa_request_query(what, d->outlet >= 0 ? d->child_id : NULL);
-                if (!q)
-                        return -ENOMEM;
-                r = kasa_frame_encode(q, strlen(q), &d->poll_frame, &d->poll_frame_len);
-                if (r < 0)
-                        return r;
+                d->poll_request = kasa_request_query(what, d->outlet >= 0 ? d->child_id : NULL);
         }
-        *ret = d->poll_frame;
-        *ret_len = d->poll_frame_len;
-        return 0;
+        return d->poll_request;
 }
 
 void device_forget_request(Device *d) {
-        d->poll_frame = mfree(d->poll_frame);
+        d->poll_request = mfree(d->poll_request);
 }
 
 static int poll_start(Device *d) {
-        const uint8_t *frame;
-        size_t len;
+        const char *q;
         int r;
 
         if (d->polling)
                 return 0; /* the previous round is still waiting for its timeout */
-        r = ensure_conn(d);
+        r = ensure_transport(d);
         if (r < 0)
                 return r;
-        r = poll_frame(d, &frame, &len);
-        if (r < 0)
-                return r;
-
-        r = conn_request_frame(d->conn, frame, len, on_sysinfo_reply, d);
+        q = poll_request(d);
+        if (!q)
+                return -ENOMEM;
+        r = transport_request(d->transport, q, on_sysinfo_reply, d);
         if (r < 0)
                 return r;
         /* From here on the round ends through the callbacks, whatever fails. */
         d->polling = true;
         d->round_error = 0;
-        d->round_ts_ms = manager_now_ms(d->manager);
+        d->round_ts_ms = d->host->ops->now_ms(d->host->userdata);
         d->round_pending = 1;
 
         for (size_t i = 0; i < d->n_outlets; i++) {
@@ -437,10 +419,10 @@ static int poll_start(Device *d) {
 
                 if (!o || !o->metered)
                         continue;
-                r = poll_frame(o, &frame, &len);
-                if (r < 0)
-                        return r;
-                r = conn_request_frame(d->conn, frame, len, on_outlet_reply, o);
+                q = poll_request(o);
+                if (!q)
+                        return -ENOMEM;
+                r = transport_request(d->transport, q, on_outlet_reply, o);
                 if (r < 0)
                         return r;
                 d->round_pending++;
@@ -448,7 +430,7 @@ static int poll_start(Device *d) {
         return 0;
 }
 
-static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+static int on_poll_timer(NetSource *s, uint64_t usec, void *userdata) {
         Device *d = userdata;
         int r;
 
@@ -464,7 +446,7 @@ static int on_poll_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 int device_start(Device *d, bool now) {
-        uint64_t interval = d->manager->config.poll_interval_usec;
+        uint64_t interval = d->host->config->poll_interval_usec;
         return schedule(d, now ? 0 : random_u64() % MAX(interval, 1u));
 }
 
@@ -555,7 +537,7 @@ static void command_done(Command *cmd) {
                 } else if (lists)
                         res.switched[res.n_switched++] = p->target;
         }
-        manager_device_changed(d->manager, d);
+        changed(d);
         cmd->cb(d, &res, cmd->userdata);
         free(cmd);
 }
@@ -576,7 +558,7 @@ static void strip_follow_outlets(Device *strip) {
         set_on_state(strip, any);
 }
 
-static void on_relay_reply(Conn *c, int error, const char *json, size_t len, void *userdata) {
+static void on_relay_reply(Transport *t, int error, const char *json, size_t len, void *userdata) {
         CommandPart *part = userdata;
         Command *cmd = part->cmd;
         Device *d = cmd->device;
@@ -588,19 +570,19 @@ static void on_relay_reply(Conn *c, int error, const char *json, size_t len, voi
 
         /* What switched shows its new state, what did not keeps its old. */
         for (size_t i = 0; i < cmd->n_parts; i++) {
-                Device *t = cmd->parts[i].target;
+                Device *o = cmd->parts[i].target;
                 if (part_failed(&cmd->parts[i]))
                         continue;
                 any = true;
-                set_on_state(t, cmd->on);
-                if (t != d)
-                        manager_device_changed(d->manager, t);
+                set_on_state(o, cmd->on);
+                if (o != d)
+                        changed(o);
         }
         if (d->n_outlets > 0)
                 strip_follow_outlets(d);
         if (d->parent) {
                 strip_follow_outlets(d->parent);
-                manager_device_changed(d->manager, d->parent);
+                changed(d->parent);
         }
         /* Power follows the relay: read it now, not at the next tick. */
         if (any)
@@ -615,7 +597,7 @@ int device_set_on(Device *d, bool on, DeviceCommandFn cb, void *userdata) {
         size_t n = 0;
         int r;
 
-        r = ensure_conn(root);
+        r = ensure_transport(root);
         if (r < 0)
                 return r;
         /* A strip is switched outlet by outlet: firmwares differ on what a
@@ -639,7 +621,7 @@ int device_set_on(Device *d, bool on, DeviceCommandFn cb, void *userdata) {
                 Device *t = cmd->parts[k].target;
                 _cleanup_free_ char *q = kasa_request_set_relay(on, t->outlet >= 0 ? t->child_id : NULL);
 
-                r = q ? conn_request(root->conn, q, on_relay_reply, &cmd->parts[k]) : -ENOMEM;
+                r = q ? transport_request(root->transport, q, on_relay_reply, &cmd->parts[k]) : -ENOMEM;
                 if (r < 0) {
                         if (cmd->pending == 0) {
                                 free(cmd);
@@ -661,7 +643,7 @@ int device_toggle(Device *d, DeviceCommandFn cb, void *userdata) {
         return device_set_on(d, !d->on, cb, userdata);
 }
 
-static void on_alias_reply(Conn *c, int error, const char *json, size_t len, void *userdata) {
+static void on_alias_reply(Transport *t, int error, const char *json, size_t len, void *userdata) {
         CommandPart *part = userdata;
         Command *cmd = part->cmd;
         Device *d = cmd->device;
@@ -682,7 +664,7 @@ int device_rename(Device *d, const char *alias, DeviceCommandFn cb, void *userda
         /* The devices keep at most 31 bytes; refuse rather than truncate. */
         if (alias[0] == 0 || strlen(alias) > 31 || !g_utf8_validate(alias, -1, NULL))
                 return -EINVAL;
-        r = ensure_conn(root);
+        r = ensure_transport(root);
         if (r < 0)
                 return r;
         q = kasa_request_set_alias(alias, d->outlet >= 0 ? d->child_id : NULL);
@@ -694,7 +676,7 @@ int device_rename(Device *d, const char *alias, DeviceCommandFn cb, void *userda
         cmd->parts[0].target = d;
         cmd->pending = 1;
         snprintf(cmd->alias, sizeof(cmd->alias), "%s", alias);
-        r = conn_request(root->conn, q, on_alias_reply, &cmd->parts[0]);
+        r = transport_request(root->transport, q, on_alias_reply, &cmd->parts[0]);
         if (r < 0) {
                 free(cmd);
                 return r;

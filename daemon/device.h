@@ -14,12 +14,38 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
-#include "conn.h"
+#include "config.h"
 #include "energy.h"
 #include "kasa-proto.h"
+#include "net-ops.h"
+#include "store.h"
+#include "transport.h"
 
 typedef struct Manager Manager;
 typedef struct Device Device;
+
+/* What a device needs from whoever holds it (the manager in the daemon, a
+ * fake in unit tests), so device.c needs no manager.h. */
+typedef struct DeviceHostOps {
+        /* A reading of a metered device, for the store (manager_record()). */
+        void (*record)(void *userdata, const StoreSample *sample);
+        /* d->changes are ready to be signalled; the callee clears them. */
+        void (*changed)(void *userdata, Device *d);
+        /* Wall clock, ms since the epoch. */
+        int64_t (*now_ms)(void *userdata);
+        /* Start of the local day containing ts_ms (UTC ms). */
+        int64_t (*day_start)(void *userdata, int64_t ts_ms);
+        /* A transport to the device at d->sockaddr. */
+        int (*new_transport)(void *userdata, Device *d, Transport **ret);
+} DeviceHostOps;
+
+typedef struct DeviceHost {
+        const DeviceHostOps *ops;
+        void *userdata;
+        sd_event *event;
+        const NetOps *net;         /* poll timers and the monotonic clock */
+        const Config *config;      /* Poll*= settings */
+} DeviceHost;
 
 #define DEVICE_ID_MAX 32
 #define DEVICE_ALIAS_MAX 64
@@ -54,7 +80,8 @@ typedef struct DeviceCommandResult {
 typedef void (*DeviceCommandFn)(Device *d, const DeviceCommandResult *result, void *userdata);
 
 struct Device {
-        Manager *manager;
+        const DeviceHost *host;
+        Manager *manager;          /* host->userdata, for the bus glue */
         char id[DEVICE_ID_MAX];
         char *path;                /* D-Bus object path */
         uint32_t number;           /* key in the time-series store */
@@ -89,13 +116,12 @@ struct Device {
         int64_t energy_today_base; /* energy_mwh at the start of that day */
         unsigned changes;          /* DeviceChange, pending emission */
 
-        uint8_t *poll_frame;       /* encoded poll request, built once */
-        size_t poll_frame_len;
+        char *poll_request;        /* JSON of the poll request, built once */
 
         /* polling, plugs and strips only */
-        Conn *conn;
+        Transport *transport;
         uint64_t poll_due_usec;    /* CLOCK_MONOTONIC */
-        sd_event_source *poll_timer;
+        NetSource *poll_timer;
         bool polling;
         unsigned failures;
         size_t round_pending;      /* replies still expected this round */
@@ -103,7 +129,7 @@ struct Device {
         int64_t round_ts_ms;
 };
 
-int device_new(Manager *m, const char *id, Device *parent, Device **ret);
+int device_new(const DeviceHost *host, const char *id, Device *parent, Device **ret);
 Device *device_free(Device *d);
 
 /* Update identity from a sysinfo reply; returns the DeviceChange mask. */

@@ -31,7 +31,7 @@ struct PendingOp {
         Manager *manager;
         PendingOp *next;
         /* AddDevice */
-        Conn *conn;
+        Transport *transport;
         char address[32];
         struct sockaddr_in sa;
         ManagerAddFn add_cb;
@@ -51,44 +51,6 @@ int64_t manager_now_ms(Manager *m) {
 
         clock_gettime(CLOCK_REALTIME, &ts);
         return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int parse_address(const char *s, struct sockaddr_in *ret) {
-        char host[INET_ADDRSTRLEN];
-        const char *colon = strchr(s, ':');
-        size_t n = colon ? (size_t) (colon - s) : strlen(s);
-        unsigned long port = KASA_PORT;
-        struct in_addr a;
-
-        if (n == 0 || n >= sizeof(host))
-                return -EINVAL;
-        memcpy(host, s, n);
-        host[n] = 0;
-        if (inet_pton(AF_INET, host, &a) != 1)
-                return -EINVAL;
-        if (colon) {
-                char *end;
-                errno = 0;
-                port = strtoul(colon + 1, &end, 10);
-                if (errno || *end || end == colon + 1 || port == 0 || port > 65535)
-                        return -EINVAL;
-        }
-        *ret = (struct sockaddr_in) {
-                .sin_family = AF_INET,
-                .sin_port = htons((uint16_t) port),
-                .sin_addr = a,
-        };
-        return 0;
-}
-
-void format_address(const struct sockaddr_in *sa, char *buf, size_t size) {
-        char host[INET_ADDRSTRLEN];
-
-        inet_ntop(AF_INET, &sa->sin_addr, host, sizeof(host));
-        if (ntohs(sa->sin_port) == KASA_PORT)
-                snprintf(buf, size, "%s", host);
-        else
-                snprintf(buf, size, "%s:%u", host, ntohs(sa->sin_port));
 }
 
 Device *manager_find(Manager *m, const char *id) {
@@ -665,7 +627,7 @@ static void announce(Manager *m, Device *d) {
 static void free_root(Manager *m, Device *d) {
         /* The connection first: its cancelled requests are answered while
          * every outlet they name is still alive. */
-        d->conn = conn_free(d->conn);
+        d->transport = transport_free(d->transport);
         registry_unmark(m, d);
         for (size_t i = 0; i < d->n_outlets; i++)
                 if (d->outlets[i]) {
@@ -706,7 +668,7 @@ int manager_register(Manager *m, const struct sockaddr_in *sa, const KasaSysinfo
                 size_t needed = 1 + si->n_children;
                 if (g_hash_table_size(m->devices) + needed > m->config.max_devices)
                         return -ENOSPC;
-                r = device_new(m, id, NULL, &d);
+                r = device_new(&m->device_host, id, NULL, &d);
                 if (r < 0)
                         return r;
                 d->metered = si->has_emeter && si->n_children == 0;
@@ -736,7 +698,7 @@ int manager_register(Manager *m, const struct sockaddr_in *sa, const KasaSysinfo
                         char oid[REGISTRY_ID_MAX];
                         r = registry_make_id(si->mac, (int) i, oid);
                         if (r >= 0)
-                                r = device_new(m, oid, d, &o);
+                                r = device_new(&m->device_host, oid, d, &o);
                         if (r < 0)
                                 goto fail;
                         o->outlet = (int) i;
@@ -855,7 +817,7 @@ static int load_devices(Manager *m) {
                                 log_warning("MaxDevices=%u reached, not loading %s", m->config.max_devices, rd->id);
                                 continue;
                         }
-                        if (device_new(m, rd->id, parent, &d) < 0) {
+                        if (device_new(&m->device_host, rd->id, parent, &d) < 0) {
                                 registry_device_array_free(list, n);
                                 return log_oom();
                         }
@@ -922,7 +884,7 @@ static void op_unlink(Manager *m, PendingOp *op) {
 static PendingOp *op_free(PendingOp *op) {
         if (!op)
                 return NULL;
-        conn_free(op->conn);
+        transport_free(op->transport);
         discovery_run_free(op->run);
         if (op->found)
                 g_ptr_array_unref(op->found);
@@ -944,7 +906,7 @@ static int on_op_cleanup(sd_event_source *s, void *userdata) {
         return 0;
 }
 
-/* Callbacks of op->conn run inside it: free the op from the loop later. */
+/* Callbacks of op->transport run inside it: free the op from the loop later. */
 static void op_finish_later(PendingOp *op) {
         if (sd_event_add_defer(op->manager->event, &op->cleanup, on_op_cleanup, op) < 0)
                 log_oom(); /* leaks one op until exit, harmless */
@@ -996,7 +958,7 @@ static void add_finish(PendingOp *op) {
         op->add_cb = NULL;
 }
 
-static void on_add_reply(Conn *c, int error, const char *json, size_t len, void *userdata) {
+static void on_add_reply(Transport *t, int error, const char *json, size_t len, void *userdata) {
         PendingOp *op = userdata;
         static KasaResponse resp;
         char *msg = op->add_message;
@@ -1043,7 +1005,12 @@ int manager_add_address(Manager *m, const char *address, ManagerAddFn cb, void *
         if (r < 0)
                 goto fail;
         format_address(&op->sa, op->address, sizeof(op->address));
-        r = conn_new(m->event, &op->sa, m->config.poll_timeout_usec, m->config.max_frame_size, &op->conn);
+        r = transport_xor_new(&(TransportConfig) {
+                        .event = m->event,
+                        .address = op->sa,
+                        .timeout_usec = m->config.poll_timeout_usec,
+                        .max_reply = m->config.max_frame_size,
+                }, &op->transport);
         if (r < 0)
                 goto fail;
         q = kasa_request_query(KASA_QUERY_SYSINFO, NULL);
@@ -1051,7 +1018,7 @@ int manager_add_address(Manager *m, const char *address, ManagerAddFn cb, void *
                 r = -ENOMEM;
                 goto fail;
         }
-        r = conn_request(op->conn, q, on_add_reply, op);
+        r = transport_request(op->transport, q, on_add_reply, op);
         if (r < 0)
                 goto fail;
         op->next = m->ops;
@@ -1247,6 +1214,13 @@ int manager_new(Config *config, Manager **ret) {
         r = sd_event_default(&m->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate the event loop: %m");
+        m->device_host = (DeviceHost) {
+                .ops = &manager_device_host_ops,
+                .userdata = m,
+                .event = m->event,
+                .net = &net_ops_real,
+                .config = &m->config,
+        };
         m->calendar = calendar_new(m->config.time_zone);
         if (!m->calendar)
                 return log_error_errno(EINVAL, "Failed to load time zone '%s'.", m->config.time_zone);

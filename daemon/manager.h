@@ -7,6 +7,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "address.h"
 #include "calendar.h"
 #include "config.h"
 #include "device.h"
@@ -22,6 +23,7 @@ typedef struct Manager {
         sd_event *event;
         sd_bus *bus;
         Config config;
+        DeviceHost device_host;    /* what devices see of the manager */
         char *state_dir;
 
         Registry *registry;
@@ -68,7 +70,7 @@ int manager_run(Manager *m);
 Device *manager_find(Manager *m, const char *id);
 Device *manager_find_path(Manager *m, const char *path);
 
-/* Called by devices. */
+/* Called by devices, through manager_device_host_ops. */
 void manager_device_changed(Manager *m, Device *d);
 void manager_record(Manager *m, const StoreSample *s);
 /* Writes the samples of this round in one transaction. */
@@ -88,9 +90,9 @@ int manager_add_address(Manager *m, const char *address, ManagerAddFn cb, void *
 typedef void (*ManagerDiscoverFn)(Manager *m, int error, Device **found, size_t n, void *userdata);
 int manager_discover(Manager *m, uint64_t timeout_usec, ManagerDiscoverFn cb, void *userdata);
 
+extern const DeviceHostOps manager_device_host_ops;
+
 int64_t manager_total_power(Manager *m);
 char *manager_describe(Manager *m);
 char *device_describe(Device *d);
 
-int parse_address(const char *s, struct sockaddr_in *ret);
-void format_address(const struct sockaddr_in *sa, char *buf, size_t size);

@@ -1,0 +1,533 @@
+/* SPDX-License-Identifier: MIT */
+
+#include "kasa-json.h"
+
+#include <errno.h>
+#include <locale.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct Parser {
+        const char *start, *p, *end;
+        KjDoc *doc;
+        char *err;
+        size_t err_size;
+} Parser;
+
+static int parse_value(Parser *ps, unsigned depth);
+
+__attribute__((format(printf, 2, 3))) static int perr(Parser *ps, const char *fmt, ...) {
+        va_list ap;
+        int n;
+
+        if (ps->err_size == 0)
+                return -EBADMSG;
+        n = snprintf(ps->err, ps->err_size, "byte %zu: ", (size_t) (ps->p - ps->start));
+        if (n >= 0 && (size_t) n < ps->err_size) {
+                va_start(ap, fmt);
+                vsnprintf(ps->err + n, ps->err_size - (size_t) n, fmt, ap);
+                va_end(ap);
+        }
+        return -EBADMSG;
+}
+
+/* Index, not pointer: the array may move when it grows. */
+static int new_tok(Parser *ps, KjType type, size_t *ret) {
+        KjDoc *d = ps->doc;
+
+        if (d->n == d->size) {
+                size_t size = d->size * 4;
+                KjTok *t = d->toks == d->inline_toks ? malloc(size * sizeof(KjTok))
+                                                      : realloc(d->toks, size * sizeof(KjTok));
+                if (!t)
+                        return -ENOMEM;
+                if (d->toks == d->inline_toks)
+                        memcpy(t, d->inline_toks, d->n * sizeof(KjTok));
+                d->toks = t;
+                d->size = size;
+        }
+        d->toks[d->n] = (KjTok) { .text = ps->p, .type = type, .skip = 1 };
+        *ret = d->n++;
+        return 0;
+}
+
+static void skip_ws(Parser *ps) {
+        while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
+                ps->p++;
+}
+
+static int hex4(const char *p, unsigned *ret) {
+        unsigned v = 0;
+
+        for (int i = 0; i < 4; i++) {
+                char c = p[i];
+                v <<= 4;
+                if (c >= '0' && c <= '9')
+                        v |= (unsigned) (c - '0');
+                else if (c >= 'a' && c <= 'f')
+                        v |= (unsigned) (c - 'a' + 10);
+                else if (c >= 'A' && c <= 'F')
+                        v |= (unsigned) (c - 'A' + 10);
+                else
+                        return -1;
+        }
+        *ret = v;
+        return 0;
+}
+
+static size_t utf8_put(unsigned cp, char *out) {
+        if (cp < 0x80) {
+                out[0] = (char) cp;
+                return 1;
+        }
+        if (cp < 0x800) {
+                out[0] = (char) (0xC0 | cp >> 6);
+                out[1] = (char) (0x80 | (cp & 0x3F));
+                return 2;
+        }
+        if (cp < 0x10000) {
+                out[0] = (char) (0xE0 | cp >> 12);
+                out[1] = (char) (0x80 | ((cp >> 6) & 0x3F));
+                out[2] = (char) (0x80 | (cp & 0x3F));
+                return 3;
+        }
+        out[0] = (char) (0xF0 | cp >> 18);
+        out[1] = (char) (0x80 | ((cp >> 12) & 0x3F));
+        out[2] = (char) (0x80 | ((cp >> 6) & 0x3F));
+        out[3] = (char) (0x80 | (cp & 0x3F));
+        return 4;
+}
+
+/* One escape after its backslash (p points past it): the code point, and
+ * how many bytes it took; the escape was checked by the parser. */
+static size_t unescape(const char *p, unsigned *ret_cp) {
+        static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+        unsigned cp, lo;
+
+        if (*p != 'u') {
+                *ret_cp = (unsigned char) to[strchr(from, *p) - from];
+                return 1;
+        }
+        (void) hex4(p + 1, &cp);
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+                (void) hex4(p + 7, &lo);
+                *ret_cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                return 11;
+        }
+        *ret_cp = cp;
+        return 5;
+}
+
+#define FNV_OFFSET 2166136261u
+#define FNV_PRIME 16777619u
+
+static uint32_t fnv(uint32_t h, const char *s, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                h = (h ^ (unsigned char) s[i]) * FNV_PRIME;
+        return h;
+}
+
+static int parse_string(Parser *ps, size_t *ret) {
+        size_t idx;
+        uint32_t dlen = 0, hash = FNV_OFFSET;
+        bool escaped = false;
+        int r;
+
+        ps->p++; /* the quote */
+        r = new_tok(ps, KJ_STRING, &idx);
+        if (r < 0)
+                return r;
+        for (;;) {
+                if (ps->p >= ps->end)
+                        return perr(ps, "premature end of input in a string");
+                unsigned char c = (unsigned char) *ps->p;
+                if (c == '"')
+                        break;
+                if (c < 0x20)
+                        return perr(ps, "control character in a string");
+                if (c == '\\') {
+                        const char *e = ps->p + 1;
+                        unsigned cp, lo;
+                        char buf[4];
+
+                        escaped = true;
+                        if (e >= ps->end)
+                                return perr(ps, "premature end of input in a string");
+                        if (*e == 'u') {
+                                if (ps->end - e < 5 || hex4(e + 1, &cp) < 0)
+                                        return perr(ps, "invalid \\u escape");
+                                if (cp >= 0xDC00 && cp <= 0xDFFF)
+                                        return perr(ps, "invalid Unicode '\\u%04X' (a lone low surrogate)", cp);
+                                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                                        if (ps->end - e < 11 || e[5] != '\\' || e[6] != 'u' || hex4(e + 7, &lo) < 0 ||
+                                            lo < 0xDC00 || lo > 0xDFFF)
+                                                return perr(ps, "invalid Unicode '\\u%04X' (a high surrogate without a low one)", cp);
+                                }
+                                if (cp == 0)
+                                        return perr(ps, "\\u0000 is not allowed in a string");
+                        } else if (!*e || !strchr("\"\\/bfnrt", *e))
+                                return perr(ps, "invalid escape in a string");
+                        ps->p = e + unescape(e, &cp);
+                        size_t n = utf8_put(cp, buf);
+                        hash = fnv(hash, buf, n);
+                        dlen += (uint32_t) n;
+                        continue;
+                }
+                size_t n = 1;
+                if (c >= 0x80) {
+                        /* Well-formed UTF-8 only: no overlong forms, no
+                         * surrogates, nothing past U+10FFFF. */
+                        const unsigned char *u = (const unsigned char *) ps->p;
+                        size_t left = (size_t) (ps->end - ps->p);
+                        unsigned char lo2 = 0x80, hi2 = 0xBF;
+
+                        if (c >= 0xC2 && c <= 0xDF)
+                                n = 2;
+                        else if (c >= 0xE0 && c <= 0xEF) {
+                                n = 3;
+                                if (c == 0xE0)
+                                        lo2 = 0xA0;
+                                if (c == 0xED)
+                                        hi2 = 0x9F;
+                        } else if (c >= 0xF0 && c <= 0xF4) {
+                                n = 4;
+                                if (c == 0xF0)
+                                        lo2 = 0x90;
+                                if (c == 0xF4)
+                                        hi2 = 0x8F;
+                        } else
+                                return perr(ps, "unable to decode byte 0x%02x in a string", c);
+                        bool bad = left < n || u[1] < lo2 || u[1] > hi2;
+                        for (size_t i = 2; !bad && i < n; i++)
+                                bad = u[i] < 0x80 || u[i] > 0xBF;
+                        if (bad)
+                                return perr(ps, "unable to decode byte 0x%02x in a string (not UTF-8)", c);
+                }
+                hash = fnv(hash, ps->p, n);
+                dlen += (uint32_t) n;
+                ps->p += n;
+        }
+        KjTok *t = &ps->doc->toks[idx];
+        t->len = (uint32_t) (ps->p - t->text);
+        t->decoded_len = dlen;
+        t->hash = hash;
+        t->escaped = escaped;
+        ps->p++; /* the closing quote */
+        *ret = idx;
+        return 0;
+}
+
+static bool is_digit(const Parser *ps) {
+        return ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9';
+}
+
+static locale_t c_locale(void) {
+        static locale_t l;
+
+        if (!l)
+                l = newlocale(LC_NUMERIC_MASK, "C", (locale_t) 0);
+        return l;
+}
+
+static int parse_number(Parser *ps) {
+        const char *s = ps->p;
+        bool real = false;
+        char small[64], *buf = small;
+        size_t idx;
+        int r;
+
+        if (*ps->p == '-')
+                ps->p++;
+        if (ps->p < ps->end && *ps->p == '0')
+                ps->p++;
+        else if (is_digit(ps))
+                while (is_digit(ps))
+                        ps->p++;
+        else
+                return perr(ps, "invalid number");
+        if (ps->p < ps->end && *ps->p == '.') {
+                real = true;
+                ps->p++;
+                if (!is_digit(ps))
+                        return perr(ps, "invalid number");
+                while (is_digit(ps))
+                        ps->p++;
+        }
+        if (ps->p < ps->end && (*ps->p == 'e' || *ps->p == 'E')) {
+                real = true;
+                ps->p++;
+                if (ps->p < ps->end && (*ps->p == '+' || *ps->p == '-'))
+                        ps->p++;
+                if (!is_digit(ps))
+                        return perr(ps, "invalid number");
+                while (is_digit(ps))
+                        ps->p++;
+        }
+
+        size_t n = (size_t) (ps->p - s);
+        if (!real && n <= 18) {
+                /* Up to 18 digits cannot overflow: no copy, no strtoll(). */
+                int64_t v = 0;
+                for (const char *c = s + (*s == '-'); c < ps->p; c++)
+                        v = v * 10 + (*c - '0');
+                r = new_tok(ps, KJ_INTEGER, &idx);
+                if (r < 0)
+                        return r;
+                ps->doc->toks[idx].text = s;
+                ps->doc->toks[idx].len = (uint32_t) n;
+                ps->doc->toks[idx].integer = *s == '-' ? -v : v;
+                return 0;
+        }
+        if (n >= sizeof(small)) {
+                buf = malloc(n + 1);
+                if (!buf)
+                        return -ENOMEM;
+        }
+        memcpy(buf, s, n);
+        buf[n] = 0;
+        r = new_tok(ps, real ? KJ_REAL : KJ_INTEGER, &idx);
+        if (r >= 0) {
+                KjTok *t = &ps->doc->toks[idx];
+                t->text = s;
+                t->len = (uint32_t) n;
+                errno = 0;
+                if (real) {
+                        t->real = strtod_l(buf, NULL, c_locale());
+                        if (errno == ERANGE && isinf(t->real))
+                                r = perr(ps, "real number overflow");
+                } else {
+                        t->integer = strtoll(buf, NULL, 10);
+                        if (errno == ERANGE)
+                                r = perr(ps, "integer out of range");
+                }
+        }
+        if (buf != small)
+                free(buf);
+        return r;
+}
+
+static bool same_key(const KjTok *a, const KjTok *b) {
+        if (a->hash != b->hash || a->decoded_len != b->decoded_len)
+                return false;
+        if (!a->escaped && !b->escaped)
+                return memcmp(a->text, b->text, a->len) == 0;
+        /* Spelt differently, maybe the same: compare what they decode to. */
+        char *x = malloc(a->decoded_len + 1), *y = malloc(b->decoded_len + 1);
+        bool same = x && y;
+        if (same) {
+                kj_string_copy(a, x);
+                kj_string_copy(b, y);
+                same = memcmp(x, y, a->decoded_len) == 0;
+        }
+        free(x);
+        free(y);
+        return same;
+}
+
+static int parse_object(Parser *ps, unsigned depth) {
+        size_t idx, first_key = 0;
+        int r;
+
+        if (depth >= KJ_MAX_DEPTH)
+                return perr(ps, "maximum nesting depth reached");
+        r = new_tok(ps, KJ_OBJECT, &idx);
+        if (r < 0)
+                return r;
+        ps->p++;
+        skip_ws(ps);
+        if (ps->p < ps->end && *ps->p == '}')
+                goto done;
+        for (;;) {
+                size_t key;
+
+                skip_ws(ps);
+                if (ps->p >= ps->end || *ps->p != '"')
+                        return perr(ps, "string expected as an object key");
+                r = parse_string(ps, &key);
+                if (r < 0)
+                        return r;
+                if (ps->doc->toks[idx].count == 0)
+                        first_key = key;
+                for (size_t k = first_key; k < key; k += 1 + ps->doc->toks[k + 1].skip)
+                        if (same_key(&ps->doc->toks[k], &ps->doc->toks[key])) {
+                                ps->p = ps->doc->toks[key].text;
+                                return perr(ps, "duplicate object key");
+                        }
+                skip_ws(ps);
+                if (ps->p >= ps->end || *ps->p != ':')
+                        return perr(ps, "':' expected");
+                ps->p++;
+                r = parse_value(ps, depth + 1);
+                if (r < 0)
+                        return r;
+                ps->doc->toks[idx].count++;
+                skip_ws(ps);
+                if (ps->p < ps->end && *ps->p == ',') {
+                        ps->p++;
+                        continue;
+                }
+                if (ps->p < ps->end && *ps->p == '}')
+                        break;
+                return perr(ps, "',' or '}' expected");
+        }
+done:
+        ps->p++;
+        ps->doc->toks[idx].skip = (uint32_t) (ps->doc->n - idx);
+        return 0;
+}
+
+static int parse_array(Parser *ps, unsigned depth) {
+        size_t idx;
+        int r;
+
+        if (depth >= KJ_MAX_DEPTH)
+                return perr(ps, "maximum nesting depth reached");
+        r = new_tok(ps, KJ_ARRAY, &idx);
+        if (r < 0)
+                return r;
+        ps->p++;
+        skip_ws(ps);
+        if (ps->p < ps->end && *ps->p == ']')
+                goto done;
+        for (;;) {
+                r = parse_value(ps, depth + 1);
+                if (r < 0)
+                        return r;
+                ps->doc->toks[idx].count++;
+                skip_ws(ps);
+                if (ps->p < ps->end && *ps->p == ',') {
+                        ps->p++;
+                        continue;
+                }
+                if (ps->p < ps->end && *ps->p == ']')
+                        break;
+                return perr(ps, "',' or ']' expected");
+        }
+done:
+        ps->p++;
+        ps->doc->toks[idx].skip = (uint32_t) (ps->doc->n - idx);
+        return 0;
+}
+
+static int parse_literal(Parser *ps, const char *word, KjType type) {
+        size_t n = strlen(word), idx;
+
+        if ((size_t) (ps->end - ps->p) < n || memcmp(ps->p, word, n) != 0)
+                return perr(ps, "invalid token");
+        ps->p += n;
+        return new_tok(ps, type, &idx);
+}
+
+static int parse_value(Parser *ps, unsigned depth) {
+        size_t idx;
+
+        skip_ws(ps);
+        if (ps->p >= ps->end)
+                return perr(ps, "unexpected end of input");
+        switch (*ps->p) {
+        case '{':
+                return parse_object(ps, depth);
+        case '[':
+                return parse_array(ps, depth);
+        case '"':
+                return parse_string(ps, &idx);
+        case 't':
+                return parse_literal(ps, "true", KJ_TRUE);
+        case 'f':
+                return parse_literal(ps, "false", KJ_FALSE);
+        case 'n':
+                return parse_literal(ps, "null", KJ_NULL);
+        case '-':
+        case '0' ... '9':
+                return parse_number(ps);
+        default:
+                return perr(ps, "invalid token");
+        }
+}
+
+int kj_parse(KjDoc *doc, const char *text, size_t len, char *errbuf, size_t errsize) {
+        Parser ps = {
+                .start = text,
+                .p = text,
+                .end = text + len,
+                .doc = doc,
+                .err = errbuf,
+                .err_size = errsize,
+        };
+        int r;
+
+        doc->toks = doc->inline_toks;
+        doc->n = 0;
+        doc->size = KJ_INLINE_TOKENS;
+        if (len > UINT32_MAX)
+                return perr(&ps, "text too long");
+        skip_ws(&ps);
+        if (ps.p >= ps.end || (*ps.p != '{' && *ps.p != '['))
+                return perr(&ps, "'[' or '{' expected");
+        r = parse_value(&ps, 0);
+        if (r < 0)
+                return r;
+        skip_ws(&ps);
+        if (ps.p != ps.end)
+                return perr(&ps, "end of input expected");
+        return 0;
+}
+
+void kj_done(KjDoc *doc) {
+        if (doc->toks && doc->toks != doc->inline_toks)
+                free(doc->toks);
+        doc->toks = NULL;
+        doc->n = 0;
+}
+
+const KjTok *kj_object_getn(const KjTok *obj, const char *key, size_t n) {
+        const KjTok *k = obj + 1;
+
+        for (uint32_t i = 0; i < obj->count; i++, k += 1 + k[1].skip) {
+                if (k->decoded_len != n)
+                        continue;
+                if (!k->escaped) {
+                        if (memcmp(k->text, key, n) == 0)
+                                return k + 1;
+                } else {
+                        char buf[256];
+                        if (n >= sizeof(buf))
+                                continue; /* no key looked up is that long */
+                        kj_string_copy(k, buf);
+                        if (memcmp(buf, key, n) == 0)
+                                return k + 1;
+                }
+        }
+        return NULL;
+}
+
+const KjTok *kj_array_get(const KjTok *array, size_t i) {
+        const KjTok *e = array + 1;
+
+        if (i >= array->count)
+                return NULL;
+        while (i-- > 0)
+                e += e->skip;
+        return e;
+}
+
+void kj_string_copy(const KjTok *s, char *out) {
+        const char *p = s->text, *end = s->text + s->len;
+
+        if (!s->escaped) {
+                memcpy(out, p, s->len);
+                return;
+        }
+        while (p < end) {
+                if (*p != '\\') {
+                        *out++ = *p++;
+                        continue;
+                }
+                unsigned cp;
+                p += 1 + unescape(p + 1, &cp);
+                out += utf8_put(cp, out);
+        }
+}

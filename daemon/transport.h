@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * What a device's poll round and commands talk to: JSON requests in, JSON
+ * replies out, one at a time and in order, each with its own deadline.
+ * How the JSON travels (the legacy XOR framing on TCP 9999 today; KLAP's
+ * HTTP + AES with a sequence number per request, later) is the
+ * transport's business, behind this operations table.
+ */
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <systemd/sd-event.h>
+
+#include "net-ops.h"
+
+typedef struct Transport Transport;
+
+/* error is 0 with the JSON reply (NUL-terminated, valid during the call
+ * only), or a negative errno: -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET,
+ * -EMSGSIZE, -EBADMSG, -ECANCELED (reset or freed by us). */
+typedef void (*TransportReplyFn)(Transport *t, int error, const char *json, size_t len, void *userdata);
+
+typedef struct TransportOps {
+        const char *name;
+        /* Queue a request; cb is called exactly once, from the loop (or from
+         * reset/free with -ECANCELED), never from inside this call. */
+        int (*request)(Transport *t, const char *json, TransportReplyFn cb, void *userdata);
+        /* Drop the connection and cancel every queued request. */
+        void (*reset)(Transport *t);
+        /* Returns 1 if the address changed (queued requests cancelled), 0 if not. */
+        int (*set_address)(Transport *t, const struct sockaddr_in *address);
+        size_t (*pending)(Transport *t);
+        void (*free)(Transport *t);
+} TransportOps;
+
+struct Transport {
+        const TransportOps *ops;
+};
+
+typedef struct TransportConfig {
+        sd_event *event;
+        const NetOps *net;             /* NULL: net_ops_real */
+        struct sockaddr_in address;
+        uint64_t timeout_usec;
+        size_t max_reply;              /* bytes; 0: the protocol's default */
+} TransportConfig;
+
+/* The legacy IOT protocol: 4-byte length + XOR autokey (common/kasa-proto). */
+int transport_xor_new(const TransportConfig *config, Transport **ret);
+
+static inline int transport_request(Transport *t, const char *json, TransportReplyFn cb, void *userdata) {
+        return t->ops->request(t, json, cb, userdata);
+}
+
+static inline void transport_reset(Transport *t) {
+        t->ops->reset(t);
+}
+
+static inline int transport_set_address(Transport *t, const struct sockaddr_in *address) {
+        return t->ops->set_address(t, address);
+}
+
+static inline size_t transport_pending(Transport *t) {
+        return t->ops->pending(t);
+}
+
+/* Never call from a TransportReplyFn of the same transport. */
+static inline Transport *transport_free(Transport *t) {
+        if (t)
+                t->ops->free(t);
+        return NULL;
+}
+
+static inline void transport_freep(Transport **t) {
+        transport_free(*t);
+}
