@@ -242,7 +242,36 @@ static void test_currencies(void) {
         is_int(tariff_currency_digits("XYZ"), -EINVAL, "currency: unknown codes refused");
 }
 
-int main(void) {
+/* Every example of kasamond-tariff(5) loads, so the page stays true. */
+static void test_man_examples(const char *path) {
+        gchar *text = NULL;
+        unsigned n = 0;
+        if (!ok(g_file_get_contents(path, &text, NULL, NULL), "man page readable"))
+                return;
+        for (char *p = text; (p = strstr(p, "```\n{"));) {
+                p += 4;
+                char *end = strstr(p, "\n```");
+                if (!end)
+                        break;
+                Tariff *t = NULL;
+                char *err = NULL;
+                int r = tariff_file_parse(p, (size_t) (end - p), "example", &t, &err);
+                if (!ok(r == 0, "kasamond-tariff(5) example %u loads", ++n))
+                        diag("%s", err ? err : "?");
+                free(err);
+                tariff_free(t);
+                p = end;
+        }
+        ok(n == 5, "kasamond-tariff(5) has its five examples (%u)", n);
+        g_free(text);
+}
+
+int main(int argc, char **argv) {
+        if (argc != 2) {
+                fprintf(stderr, "usage: test-tariff kasamond-tariff.5.scd\n");
+                return 2;
+        }
+        test_man_examples(argv[1]);
         test_own_format();
         test_urdb();
         test_csv();
