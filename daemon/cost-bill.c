@@ -18,6 +18,12 @@ i128 cost_div_round(i128 n, i128 d) {
         return q;
 }
 
+i128 cost_mul_div_round(i128 x, int64_t m, int64_t d) {
+        /* x * m / d without forming x * m, which may not fit. */
+        i128 q = x / d, r = x % d;
+        return q * m + cost_div_round(r * m, d);
+}
+
 int cost_add_line(CostBucketBill *b, TariffLine kind, const Tariff *t, unsigned key, unsigned tier,
                   const char *name, int64_t rate, int64_t quantity, i128 exact) {
         for (size_t i = 0; i < b->n_lines; i++) {

@@ -23,6 +23,10 @@ int cost_finish(CostBill *bill, const Tariff *const *tariffs, size_t n_tariffs);
 /* Division rounded half away from zero; d > 0. */
 i128 cost_div_round(i128 n, i128 d);
 
+/* x * m / d rounded like cost_div_round, for |x| < 2^100, 0 <= m and
+ * 0 < d < 2^32. */
+i128 cost_mul_div_round(i128 x, int64_t m, int64_t d);
+
 typedef struct CostPiece {
         int64_t t0, t1, mwh;
 } CostPiece;

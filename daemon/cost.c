@@ -366,7 +366,10 @@ static int walk_energy(Engine *e) {
         for (size_t i = 0; i < req->n_intervals; i++) {
                 const CostInterval *iv = &req->intervals[i];
                 int64_t a = MAX(iv->start_ms, lookback), b = MIN(iv->end_ms, req->to_ms);
-                int64_t done = 0; /* energy handed out so far, so the parts sum exactly */
+                if (a >= b)
+                        continue;
+                /* Energy handed out up to t, so the parts sum exactly. */
+                int64_t done = (int64_t) ((i128) iv->energy_mwh * (a - iv->start_ms) / (iv->end_ms - iv->start_ms));
 
                 for (int64_t t = a; t < b;) {
                         if ((r = local_day(e, t)) < 0)
@@ -454,7 +457,7 @@ static int charge_demand(Engine *e, Cycle *c, CostBucketBill *b, const TariffPer
                         continue;
                 int64_t take = MIN(peak, tr->max) - used;
                 used += take;
-                i128 x = cost_div_round((i128) take * tr->rate * c->units, (i128) c->days * COST_DAY_UNITS);
+                i128 x = cost_mul_div_round((i128) take * tr->rate, c->units, c->days * COST_DAY_UNITS);
                 c->exact += x;
                 if ((r = cost_add_line(b, TARIFF_LINE_DEMAND, T, key, (unsigned) k, P->name, tr->rate, peak, x)) < 0)
                         return r;
@@ -515,6 +518,7 @@ static int check_request(Engine *e) {
                 if (i > 0 && T->valid_from_ms < e->tariffs[i - 1]->valid_until_ms)
                         return refuse(e, "tariff %s: validity overlaps that of %s", T->name, e->tariffs[i - 1]->name);
         }
+        int64_t energy = 0;
         for (size_t i = 0; i < req->n_intervals; i++) {
                 const CostInterval *iv = &req->intervals[i];
                 if (iv->start_ms < -TIME_LIMIT_MS || iv->end_ms > TIME_LIMIT_MS || iv->start_ms >= iv->end_ms)
@@ -523,6 +527,9 @@ static int check_request(Engine *e) {
                         return refuse(e, "interval %zu: expected 0 to 1 GWh", i);
                 if (i > 0 && iv->start_ms < req->intervals[i - 1].end_ms)
                         return refuse(e, "interval %zu: expected to start after the one before ends", i);
+                energy += iv->energy_mwh;
+                if (energy > INT64_MAX / 4)
+                        return refuse(e, "intervals: expected less energy in all than %" PRId64 " mWh", INT64_MAX / 4);
         }
         return 0;
 }

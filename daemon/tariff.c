@@ -178,12 +178,22 @@ static int check_map(const char *what, const TariffMap *m, size_t n_periods, boo
                         return refuse(ret_error, "%s: expected a period map", what);
                 return 0;
         }
+        if (m->n_profiles > 12 * TARIFF_DAY_TYPES)
+                return refuse(ret_error, "%s: too many day profiles", what);
         for (unsigned mo = 0; mo < 12; mo++)
-                for (unsigned d = 0; d < TARIFF_DAY_TYPES; d++) {
+                for (unsigned d = 0; d < TARIFF_DAY_TYPES; d++)
                         if (m->profile[mo][d] >= m->n_profiles)
                                 return refuse(ret_error, "%s: broken profile index", what);
-                        for (unsigned min = 0; min < TARIFF_MINUTES_PER_DAY; min++) {
-                                uint8_t p = tariff_map_at(m, mo, d, min);
+        /* Each shared day profile once; a bad one is named by the first
+         * day that uses it. */
+        for (unsigned mo = 0; mo < 12; mo++)
+                for (unsigned d = 0; d < TARIFF_DAY_TYPES; d++) {
+                        unsigned k = m->profile[mo][d];
+                        bool first = true;
+                        for (unsigned x = 0; first && x < mo * TARIFF_DAY_TYPES + d; x++)
+                                first = m->profile[x / TARIFF_DAY_TYPES][x % TARIFF_DAY_TYPES] != k;
+                        for (unsigned min = 0; first && min < TARIFF_MINUTES_PER_DAY; min++) {
+                                uint8_t p = m->profiles[k][min];
                                 if (p == TARIFF_NO_PERIOD ? complete : p >= n_periods)
                                         return refuse(ret_error,
                                                       "%s: no period for %s %02u:%02u in month %u",

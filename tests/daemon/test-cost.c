@@ -91,6 +91,15 @@ static void test_tou_across_midnight(void) {
         is_int(amount(b, TARIFF_LINE_ENERGY, "day", -1, NULL), 480, "TOU across midnight: day 16 kWh x 0.30 = 4.80");
         is_int(total(b), 640, "TOU across midnight: total 6.40");
         cost_bill_free(b);
+
+        /* From 22:00, inside [21:00, 23:00): only its second hour is in the
+         * range. night 8 kWh = 1.60, day 06:00-21:00 15 kWh = 4.50; 6.10. */
+        b = price(&t, 1, iv, 12, "Europe/Berlin", "2024-01-15T22:00:00+01:00", "2024-01-16T21:00:00+01:00",
+                  COST_BUCKET_NONE);
+        is_int(amount(b, TARIFF_LINE_ENERGY, "night", -1, &q), 160, "TOU: an interval cut by the range's start, night 1.60");
+        is_int(total(b), 610, "TOU: range from inside an interval, total 6.10");
+        is_int(b ? b->energy_mwh : -1, 23 * KWH, "TOU: 23 kWh in the range");
+        cost_bill_free(b);
         free(iv);
         tariff_free(t);
 }
@@ -197,6 +206,16 @@ static void test_tiers(void) {
                   COST_BUCKET_NONE);
         is_int(amount(b, TARIFF_LINE_ENERGY, NULL, 0, NULL), 200, "tiers: a part of the cycle sees the energy before it");
         is_int(total(b), 4600, "tiers: last 10 days 20 x 0.10 + 220 x 0.20 = 46.00");
+        cost_bill_free(b);
+        free(iv);
+
+        /* The same with 3-hour intervals from 05-31 22:00: the first one
+         * straddles the cycle's start and only its last hour fills June's
+         * tiers, so again 480 kWh before the 21st and 46.00. */
+        iv = series("2024-05-31T22:00:00+02:00", 241, 3 * HOUR_MS, 3 * KWH, false);
+        b = price(&t, 1, iv, 241, "Europe/Berlin", "2024-06-21T00:00:00+02:00", "2024-07-01T00:00:00+02:00",
+                  COST_BUCKET_NONE);
+        is_int(total(b), 4600, "tiers: an interval across the cycle's start fills the tiers by its time in the cycle");
         cost_bill_free(b);
         free(iv);
         tariff_free(t);
