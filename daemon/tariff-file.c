@@ -170,8 +170,8 @@ static int parse_selector(Parser *p, const char *path, json_t *o, Selector *sel)
         if (days) {
                 if ((r = parse_days(p, tj_path(q, path, ".days"), days, sel->days)) < 0)
                         return r;
-        } else
-                memset(sel->days, true, sizeof(sel->days));
+        } else /* every day of the week; holidays only when named */
+                memset(sel->days, true, 7 * sizeof(bool));
         if (hours)
                 return parse_hours(p, tj_path(q, path, ".hours"), hours, sel->minutes);
         memset(sel->minutes, true, sizeof(sel->minutes));

@@ -59,6 +59,17 @@ static void test_own_format(void) {
         free(err);
         tariff_free(t);
 
+        /* A holiday no period names is a Sunday, even past a catch-all. */
+        const char *sunday = HEAD "\"holidays\":[\"12-25\"],\"periods\":[{\"name\":\"weekend\",\"days\":[\"weekends\"],"
+                                  "\"rate\":0.1},{\"name\":\"rest\",\"rate\":0.2}]}";
+        err = NULL;
+        r = tariff_file_parse(sunday, strlen(sunday), "home.json", &t, &err);
+        ok(r == 0 && tariff_map_at(&t->energy_map, 11, TARIFF_HOLIDAY, 600) == 0 &&
+                   tariff_map_at(&t->energy_map, 11, 2, 600) == 1,
+           "own format: an unnamed holiday is priced like a Sunday");
+        free(err);
+        tariff_free(t);
+
         refused(HEAD "\"periods\":[{\"name\":\"a\",\"rate\":1},{\"name\":\"b\",\"hours\":\"7-22\",\"rate\":1}]}",
                 "home.json: periods[1].hours: expected a time range", "a bad hour range, by path");
         refused(HEAD "\"periods\":[{\"name\":\"a\",\"rate\":1},{\"name\":\"b\",\"hours\":[\"07:00-09:00\",\"9:00\"],\"rate\":1}]}",
