@@ -32,17 +32,14 @@ typedef struct Manager {
         PendingOp *ops;            /* AddDevice and Discover in progress */
 
         GHashTable *devices;       /* id -> Device*, owns them */
-        GHashTable *counters;      /* store number -> energy counter state committed last */
+        GHashTable *counters;      /* store number -> time (int64_t) of the counter state stored last */
         GPtrArray *roots;          /* plugs and strips, for iteration */
 
-        /* samples of this round, written in one transaction */
-        StoreSample *pending;
-        size_t n_pending, pending_size;
         uint64_t dropped;          /* samples lost while the store failed */
-        bool store_failing;
-        bool counters_failing;     /* saving the energy counters failed, said once */
+        int store_error;           /* what keeps the store from writing, said once */
+        bool bad_sample_logged;
         sd_event_source *flush_timer;
-        sd_event_source *maintenance_timer;
+        sd_event_source *round_timer; /* ends a round of readings per poll interval */
         sd_event_source *rediscover_timer;
         sd_event_source *watchdog_timer;
         uint64_t watchdog_usec;
@@ -64,7 +61,7 @@ Device *manager_find_path(Manager *m, const char *path);
 /* Called by devices. */
 void manager_device_changed(Manager *m, Device *d);
 void manager_record(Manager *m, const StoreSample *s);
-/* Writes the samples of this round in one transaction. */
+/* Ends the round of samples recorded since the last: one store record. */
 int manager_flush(Manager *m);
 int64_t manager_now_ms(Manager *m);
 /* Start of the local day containing ts_ms (UTC ms), cached. */

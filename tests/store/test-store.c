@@ -135,7 +135,7 @@ static bool query_matches(Store *st, const Series *ref, int64_t from, int64_t to
         size_t n = 0, j = 0;
         bool same = true;
 
-        if (store_query_raw(st, ref->s[0].device, from, to, &got, &n) < 0)
+        if (store_query_raw(st, ref->s[0].device, from, to, SIZE_MAX, &got, &n) < 0)
                 return false;
         for (size_t i = 0; i < ref->n; i++) {
                 if (ref->s[i].ts_ms < from || ref->s[i].ts_ms >= to)
@@ -158,48 +158,111 @@ static int64_t ref_period(StoreResolution res, DayFunc day, int64_t ts) {
         return res == STORE_MINUTE ? floor_to(ts, MINUTE_MS) : res == STORE_HOUR ? floor_to(ts, HOUR_MS) : day(ts, NULL);
 }
 
-/* Energy the store must report for [from, to): the deltas of samples in
- * whole minutes starting in that range. */
+#define GAP_MS (5 * MINUTE_MS)
+
+static int64_t share(int64_t e, int64_t dt, int64_t u) {
+        return (int64_t) ((__int128) e * u / dt);
+}
+
+/* Energy the store must report for [from, to) (both taken up to whole
+ * minutes): each interval's energy spread over its time, a gap's at its
+ * end sample. */
 static int64_t ref_energy(const Series *x, int64_t from, int64_t to) {
         int64_t a = floor_to(from + MINUTE_MS - 1, MINUTE_MS), b = floor_to(to + MINUTE_MS - 1, MINUTE_MS), e = 0;
-        for (size_t i = 1; i < x->n; i++)
-                if (x->s[i].ts_ms >= a && x->s[i].ts_ms < b)
-                        e += x->s[i].energy_mwh - x->s[i - 1].energy_mwh;
+        for (size_t i = 1; i < x->n; i++) {
+                const StoreSample *p = &x->s[i - 1], *c = &x->s[i];
+                int64_t de = c->energy_mwh - p->energy_mwh, dt = c->ts_ms - p->ts_ms;
+                if (dt > GAP_MS) {
+                        if (c->ts_ms >= a && c->ts_ms < b)
+                                e += de;
+                        continue;
+                }
+                int64_t lo = MIN(MAX(a, p->ts_ms), c->ts_ms) - p->ts_ms, hi = MIN(MAX(b, p->ts_ms), c->ts_ms) - p->ts_ms;
+                if (hi > lo)
+                        e += share(de, dt, hi) - share(de, dt, lo);
+        }
         return e;
 }
 
-/* Every rollup of the resolution matches one recomputed from the samples,
- * and there is none for a period without samples. */
+typedef struct RefPeriod {
+        int64_t start, energy, covered, pmin, pmax, psum, first, last;
+        uint64_t count;
+} RefPeriod;
+
+static int64_t ref_next(StoreResolution res, DayFunc day, int64_t start) {
+        return res == STORE_MINUTE ? start + MINUTE_MS : res == STORE_HOUR ? start + HOUR_MS : day(start + 36 * HOUR_MS, NULL);
+}
+
+static RefPeriod *ref_at(RefPeriod *p, size_t *n, int64_t start, int64_t power) {
+        if (*n == 0 || p[*n - 1].start != start) {
+                p[(*n)++] = (RefPeriod) { .start = start, .pmin = power, .pmax = power };
+        }
+        RefPeriod *q = &p[*n - 1];
+        q->pmin = MIN(q->pmin, power);
+        q->pmax = MAX(q->pmax, power);
+        return q;
+}
+
+/* Every rollup of the resolution matches one recomputed from the samples
+ * by the rule of store.h, and there is none for a period without data. */
 static bool rollups_match(Store *st, const Series *x, StoreResolution res, DayFunc day) {
         StoreRollup *r = NULL;
-        size_t n = 0, k = 0, i = 0;
+        size_t n = 0, k = 0;
+        RefPeriod *want = calloc(x->n * 8 + 16, sizeof(RefPeriod));
         bool same = true;
 
-        if (store_query_rollup(st, x->s[0].device, res, 0, INT64_MAX, &r, &n) < 0)
+        if (store_query_rollup(st, x->s[0].device, res, 0, INT64_MAX, SIZE_MAX, &r, &n) < 0)
                 return false;
-        while (i < x->n) {
-                int64_t p = ref_period(res, day, x->s[i].ts_ms);
-                StoreRollup want = { .period_start_ms = p, .power_min_mw = INT64_MAX, .power_max_mw = INT64_MIN,
-                                     .first_ts_ms = x->s[i].ts_ms };
-                int64_t sum = 0;
-                for (; i < x->n && ref_period(res, day, x->s[i].ts_ms) == p; i++) {
-                        want.energy_mwh += i > 0 ? x->s[i].energy_mwh - x->s[i - 1].energy_mwh : 0;
-                        want.power_min_mw = MIN(want.power_min_mw, x->s[i].power_mw);
-                        want.power_max_mw = MAX(want.power_max_mw, x->s[i].power_mw);
-                        sum += x->s[i].power_mw;
-                        want.count++;
-                        want.last_ts_ms = x->s[i].ts_ms;
+        for (size_t i = 0; i < x->n; i++) {
+                const StoreSample *c = &x->s[i], *p = i > 0 ? &x->s[i - 1] : NULL;
+                int64_t de = p ? c->energy_mwh - p->energy_mwh : 0;
+                bool gap = p && c->ts_ms - p->ts_ms > GAP_MS;
+                if (p && !gap) {
+                        int64_t dt = c->ts_ms - p->ts_ms, start = ref_period(res, day, p->ts_ms);
+                        for (int64_t t = p->ts_ms; t < c->ts_ms;) {
+                                int64_t next = ref_next(res, day, start), end = MIN(next, c->ts_ms);
+                                RefPeriod *q = ref_at(want, &k, start, c->power_mw);
+                                q->energy += share(de, dt, end - p->ts_ms) - share(de, dt, t - p->ts_ms);
+                                q->covered += end - t;
+                                t = end;
+                                start = next;
+                        }
                 }
-                want.power_avg_mw = sum / (int64_t) want.count;
-                if (k >= n || memcmp(&r[k], &want, sizeof want) != 0) {
-                        diag("rollup %zu of resolution %d differs (period %" PRId64 ")", k, res, p);
+                RefPeriod *q = ref_at(want, &k, ref_period(res, day, c->ts_ms), c->power_mw);
+                if (q->count == 0)
+                        q->first = c->ts_ms;
+                q->count++;
+                q->last = c->ts_ms;
+                q->psum += c->power_mw;
+                if (gap)
+                        q->energy += de;
+        }
+        for (size_t i = 0; i < k && same; i++) {
+                const RefPeriod *q = &want[i];
+                StoreRollup w = {
+                        .period_start_ms = q->start,
+                        .energy_mwh = q->energy,
+                        .power_min_mw = q->pmin,
+                        .power_avg_mw = q->covered > 0 ? (int64_t) ((__int128) q->energy * HOUR_MS / q->covered)
+                                                       : q->psum / (int64_t) q->count,
+                        .power_max_mw = q->pmax,
+                        .count = q->count,
+                        .covered_ms = q->covered,
+                        .first_ts_ms = q->count > 0 ? q->first : q->start,
+                        .last_ts_ms = q->count > 0 ? q->last : q->start,
+                };
+                if (i >= n || memcmp(&r[i], &w, sizeof w) != 0) {
+                        diag("rollup %zu of resolution %d differs (period %" PRId64 ")", i, res, q->start);
+                        if (i < n)
+                                diag("got e=%" PRId64 " cov=%" PRId64 " avg=%" PRId64 " n=%" PRIu64 ", want e=%" PRId64 " cov=%" PRId64 " avg=%" PRId64 " n=%" PRIu64,
+                                     r[i].energy_mwh, r[i].covered_ms, r[i].power_avg_mw, r[i].count, w.energy_mwh,
+                                     w.covered_ms, w.power_avg_mw, w.count);
                         same = false;
-                        break;
                 }
-                k++;
         }
         if (k != n)
                 same = false;
+        free(want);
         free(r);
         return same;
 }
@@ -209,7 +272,7 @@ static int64_t rollup_energy_sum(Store *st, uint32_t device, StoreResolution res
         size_t n = 0;
         int64_t e = 0;
 
-        if (store_query_rollup(st, device, res, 0, INT64_MAX, &r, &n) < 0)
+        if (store_query_rollup(st, device, res, 0, INT64_MAX, SIZE_MAX, &r, &n) < 0)
                 return -1;
         for (size_t i = 0; i < n; i++)
                 e += r[i].energy_mwh;
@@ -218,10 +281,7 @@ static int64_t rollup_energy_sum(Store *st, uint32_t device, StoreResolution res
 }
 
 static int compact_all(Store *st, int64_t now) {
-        int r;
-        while ((r = store_compact(st, now)) > 0)
-                ;
-        return r;
+        return store_checkpoint(st);
 }
 
 static char *make_tmpdir(void) {
@@ -247,17 +307,22 @@ static void test_roundtrip(const char *dir) {
         ok(query_matches(st, &sv[1], sv[1].s[17].ts_ms, sv[1].s[203].ts_ms), "a sub-range reads back, end excluded");
         ok(store_last_sample(st, 3, &last) == 0 && sample_eq(&last, &sv[2].s[399]), "last sample");
         is_int(store_last_sample(st, 9, &last), -ENOENT, "no last sample for an unknown device");
-        ok(store_query_raw(st, 9, 0, INT64_MAX, &got, &n) == 0 && n == 0, "an unknown device has no samples");
+        ok(store_query_raw(st, 9, 0, INT64_MAX, SIZE_MAX, &got, &n) == 0 && n == 0, "an unknown device has no samples");
         free(got);
 
         StoreSample bad[2] = { sv[0].s[399], sv[0].s[399] };
         bad[0].device = 7;
         bad[1].ts_ms -= 1;
-        is_int(store_append(st, bad, 2), -EINVAL, "a sample older than the stored one is refused");
-        is_int(store_last_sample(st, 7, &last), -ENOENT, "and nothing of the refused call was written");
+        is_int(store_append(st, bad, 2), 1, "a sample older than the stored one is dropped alone");
+        ok(store_last_sample(st, 7, &last) == 0 && sample_eq(&last, &bad[0]), "and the rest of its round is kept");
+        ok(store_last_sample(st, 1, &last) == 0 && sample_eq(&last, &sv[0].s[399]), "the device keeps its newer sample");
         bad[1].ts_ms += 2;
         bad[1].energy_mwh -= 1;
-        is_int(store_append(st, &bad[1], 1), -EINVAL, "a decreasing cumulative energy is refused");
+        is_int(store_append(st, &bad[1], 1), 1, "a decreasing cumulative energy is dropped");
+        bad[1].energy_mwh += 1;
+        bad[1].power_mw = INT64_C(1) << 50;
+        is_int(store_append(st, &bad[1], 1), 1, "an absurd power is dropped");
+        ok(query_matches(st, &sv[0], 0, INT64_MAX), "device 1 unchanged by its bad samples");
 
         store_free(st);
         for (uint32_t d = 0; d < 3; d++)
@@ -272,13 +337,14 @@ static void test_compaction_and_rollups(const char *dir, DayFunc day, const char
         ok(store_open(dir, day, NULL, &st) == 0, "%s: open", what);
         sv[0] = series_make(1, T0 + 123, 7000, 4000, true);
         sv[1] = series_make(2, T0 + 40000, 13000, 3000, true);
-        ok(append_rounds(st, sv, 2, 10) == 0, "%s: append with gaps", what);
-
-        int64_t mid = sv[0].s[2000].ts_ms;
-        ok(compact_all(st, mid) == 0, "%s: compact up to the middle", what);
-        ok(store_stats(st, &stats) == 0 && stats.blocks > 0 && stats.raw_rows > 0, "%s: blocks and raw rows both present", what);
+        Series half[2] = { { sv[0].s, 2000 }, { sv[1].s, 1500 } }, rest[2] = { { sv[0].s + 2000, 2000 }, { sv[1].s + 1500, 1500 } };
+        ok(append_rounds(st, half, 2, 10) == 0, "%s: append with gaps", what);
+        ok(store_checkpoint(st) == 0, "%s: checkpoint the first half", what);
+        ok(append_rounds(st, rest, 2, 10) == 0, "%s: append the rest", what);
+        ok(store_stats(st, &stats) == 0 && stats.blocks > 0 && stats.tail_samples > 0,
+           "%s: blocks and tail both present", what);
         for (uint32_t d = 0; d < 2; d++)
-                ok(query_matches(st, &sv[d], 0, INT64_MAX), "%s: device %u identical across blocks and raw rows", what, d + 1);
+                ok(query_matches(st, &sv[d], 0, INT64_MAX), "%s: device %u identical across blocks and tail", what, d + 1);
 
         bool ranges = true;
         for (unsigned i = 0; i < 200 && ranges; i++) {
@@ -314,8 +380,8 @@ static void test_compaction_and_rollups(const char *dir, DayFunc day, const char
         ok(energy, "%s: energy of 300 random ranges equals the cumulative delta", what);
 
         int64_t end = MAX(sv[0].s[3999].ts_ms, sv[1].s[2999].ts_ms) + 2 * HOUR_MS;
-        ok(compact_all(st, end) == 0 && store_stats(st, &stats) == 0 && stats.raw_rows == 0,
-           "%s: compacting everything leaves no raw rows", what);
+        ok(compact_all(st, end) == 0 && store_stats(st, &stats) == 0 && stats.tail_samples == 0,
+           "%s: a checkpoint of everything leaves no tail", what);
         is_int(stats.block_samples, 7000, "%s: blocks hold every sample", what);
         for (uint32_t d = 0; d < 2; d++)
                 ok(query_matches(st, &sv[d], 0, INT64_MAX), "%s: device %u identical from blocks only", what, d + 1);
@@ -349,15 +415,17 @@ static void test_gaps(const char *dir) {
         ok(store_open(dir, day_utc, NULL, &st) == 0, "gaps: open");
         for (size_t i = 0; i < 3; i++)
                 ok(store_append(st, &x[i], 1) == 0, "gaps: append %zu", i);
-        ok(store_query_rollup(st, 4, STORE_HOUR, 0, INT64_MAX, &r, &n) == 0 && n == 2, "gaps: two hour rollups, none for the gap");
+        ok(store_query_rollup(st, 4, STORE_HOUR, 0, INT64_MAX, SIZE_MAX, &r, &n) == 0 && n == 2, "gaps: two hour rollups, none for the gap");
         if (n == 2) {
                 is_int(r[0].energy_mwh, 10, "gaps: first hour energy");
-                is_int(r[0].power_avg_mw, 2000, "gaps: average over the samples present");
+                is_int(r[0].power_avg_mw, 600, "gaps: average = energy over the covered minute");
+                is_int(r[1].covered_ms, 0, "gaps: a gap covers no time");
+                is_int(r[1].power_avg_mw, 2000, "gaps: without covered time, the sample's power");
                 is_int(r[1].period_start_ms, T0 + 3 * HOUR_MS, "gaps: second hour after the gap");
                 is_int(r[1].energy_mwh, 390, "gaps: the delta across the gap counts once, in the later period");
         }
         free(r);
-        ok(store_query_rollup(st, 4, STORE_MINUTE, 0, INT64_MAX, &r, &n) == 0 && n == 3, "gaps: three minute rollups");
+        ok(store_query_rollup(st, 4, STORE_MINUTE, 0, INT64_MAX, SIZE_MAX, &r, &n) == 0 && n == 3, "gaps: three minute rollups");
         free(r);
         int64_t e = -1;
         ok(store_energy(st, 4, T0, T0 + DAY_MS, &e) == 0 && e == 400, "gaps: day energy");
@@ -372,14 +440,14 @@ static void test_dst(const char *dir) {
 
         ok(store_open(dir, day_dst, NULL, &st) == 0, "dst: open");
         ok(append_rounds(st, &x, 1, 10) == 0, "dst: append five days of 5-minute samples");
-        ok(store_query_rollup(st, 5, STORE_DAY, 0, INT64_MAX, &r, &n) == 0 && n == 6, "dst: six local days touched");
+        ok(store_query_rollup(st, 5, STORE_DAY, 0, INT64_MAX, SIZE_MAX, &r, &n) == 0 && n == 6, "dst: six local days touched");
         if (n == 6) {
                 /* Days in the local zone: the spring day is 23 h, the fall day 25 h. */
                 is_int(r[3].period_start_ms - r[2].period_start_ms, 23 * HOUR_MS, "dst: the spring day is 23 h");
                 is_int(r[5].period_start_ms - r[4].period_start_ms, 25 * HOUR_MS, "dst: the fall day is 25 h");
                 is_int(r[2].count, 23 * 12, "dst: the spring day holds 23 h of samples");
                 is_int(r[4].count, 25 * 12, "dst: the fall day holds 25 h of samples");
-                ok(store_query_rollup(st, 5, STORE_HOUR, r[2].period_start_ms, r[3].period_start_ms, &h, &nh) == 0 && nh == 23,
+                ok(store_query_rollup(st, 5, STORE_HOUR, r[2].period_start_ms, r[3].period_start_ms, SIZE_MAX, &h, &nh) == 0 && nh == 23,
                    "dst: 23 hour rollups in the spring day");
                 free(h);
                 bool each = true;
@@ -412,7 +480,7 @@ static void test_retention_delete_reopen(const char *dir) {
         ok(append_rounds(st, sv, 2, 10) == 0, "retention: append");
         ok(compact_all(st, T0 + 5 * HOUR_MS) == 0, "retention: compact five hours");
         for (StoreResolution res = 0; res < _STORE_RESOLUTION_MAX; res++)
-                store_query_rollup(st, 1, res, 0, INT64_MAX, &before[res], &nb[res]);
+                store_query_rollup(st, 1, res, 0, INT64_MAX, SIZE_MAX, &before[res], &nb[res]);
 
         int64_t ranges[40][3];
         for (size_t i = 0; i < ELEMENTSOF(ranges); i++) {
@@ -425,13 +493,14 @@ static void test_retention_delete_reopen(const char *dir) {
         while ((r = store_expire(st, cutoff)) > 0)
                 ;
         is_int(r, 0, "retention: expire");
-        ok(store_query_raw(st, 1, 0, INT64_MAX, &got, &n) == 0 && n > 0 && got[0].ts_ms >= cutoff,
-           "retention: no raw sample before the cutoff");
+        ok(store_query_raw(st, 1, 0, INT64_MAX, SIZE_MAX, &got, &n) == 0 && n > 0 &&
+           got[0].ts_ms >= floor_to(cutoff, HOUR_MS),
+           "retention: no raw sample of an hour before the cutoff");
         free(got);
         Series tail = { .s = sv[0].s, .n = sv[0].n };
         ok(query_matches(st, &tail, cutoff, INT64_MAX), "retention: samples after the cutoff intact");
         for (StoreResolution res = 0; res < _STORE_RESOLUTION_MAX; res++) {
-                ok(store_query_rollup(st, 1, res, 0, INT64_MAX, &after, &na) == 0 && na == nb[res] &&
+                ok(store_query_rollup(st, 1, res, 0, INT64_MAX, SIZE_MAX, &after, &na) == 0 && na == nb[res] &&
                    memcmp(after, before[res], na * sizeof(StoreRollup)) == 0,
                    "retention: resolution %d rollups kept", res);
                 free(after);
@@ -449,13 +518,13 @@ static void test_retention_delete_reopen(const char *dir) {
         /* Expire everything: the newest sample still anchors the energy. */
         while (store_expire(st, INT64_MAX / 2) > 0)
                 ;
-        ok(store_query_raw(st, 1, 0, INT64_MAX, &got, &n) == 0 && n == 0, "retention: all raw data expired");
+        ok(store_query_raw(st, 1, 0, INT64_MAX, SIZE_MAX, &got, &n) == 0 && n == 0, "retention: all raw data expired");
         free(got);
         ok(store_last_sample(st, 1, &last) == 0 && sample_eq(&last, &sv[0].s[2999]), "retention: last sample kept");
 
         ok(store_delete_device(st, 2) == 0, "delete device 2");
         is_int(store_last_sample(st, 2, &last), -ENOENT, "delete: no last sample");
-        ok(store_query_rollup(st, 2, STORE_MINUTE, 0, INT64_MAX, &after, &na) == 0 && na == 0, "delete: no rollups");
+        ok(store_query_rollup(st, 2, STORE_MINUTE, 0, INT64_MAX, SIZE_MAX, &after, &na) == 0 && na == 0, "delete: no rollups");
         free(after);
         ok(rollup_energy_sum(st, 1, STORE_HOUR) == sv[0].s[2999].energy_mwh - sv[0].s[0].energy_mwh,
            "delete: device 1 untouched");
@@ -481,9 +550,10 @@ static void test_map_growth(const char *dir) {
          * several times that. */
         ok(store_open(dir, day_utc, NULL, &st) == 0, "growth: open");
         for (uint32_t d = 0; d < 8; d++)
-                sv[d] = series_make(d, T0, 1000, 5000, false);
+                sv[d] = series_make(d, T0, 1000, 20000, false);
         int r = append_rounds(st, sv, 8, 50);
-        is_int(r, 0, "growth: 40000 samples fit after growing the map");
+        is_int(r, 0, "growth: 160000 samples appended");
+        is_int(store_checkpoint(st), 0, "growth: they fit after growing the map");
         snprintf(path, sizeof path, "%s/data.mdb", dir);
         ok(stat(path, &s) == 0 && s.st_size > 1024 * 1024, "growth: data file beyond the initial map");
         bool all = true;
@@ -532,7 +602,7 @@ static _Noreturn void crash_child(const char *dir, int fd) {
                 StoreSample x[CRASH_DEVICES];
                 for (uint32_t d = 0; d < CRASH_DEVICES; d++)
                         x[d] = crash_sample(d, ts);
-                if (store_append(st, x, CRASH_DEVICES) < 0)
+                if (store_append(st, x, CRASH_DEVICES) != 0 || store_sync(st) < 0)
                         _exit(3);
                 if (write(fd, &ts, sizeof ts) != sizeof ts)
                         _exit(4);
@@ -553,7 +623,7 @@ static bool crash_check(const char *dir, int64_t committed) {
                 StoreSample *x = NULL;
                 size_t n = 0;
 
-                good = store_query_raw(st, d, 0, INT64_MAX, &x, &n) == 0 && n > 0 &&
+                good = store_query_raw(st, d, 0, INT64_MAX, SIZE_MAX, &x, &n) == 0 && n > 0 &&
                        x[n - 1].ts_ms >= committed;
                 for (size_t i = 0; i < n && good; i++) {
                         StoreSample want = crash_sample(d, T0 + (int64_t) i * CRASH_STEP_MS);

@@ -1,0 +1,1138 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * The LMDB side of the store. On-disk format, version 2 (meta key
+ * "format" = le32 2); version 1 stores are read as they are and written
+ * in version 2 from then on (every value carries its own version byte).
+ *
+ * One LMDB environment (data.mdb, lock.mdb) beside the write-ahead log
+ * (store-log.h) in the store's directory, with these named databases.
+ * Keys are big-endian so that byte order is (device, time) order; times
+ * are UTC milliseconds >= 0.
+ *
+ *   meta    "format" -> le32 format version; "checkpoint" -> le64 seq of
+ *           the newest log record whose round is in LMDB, written in the
+ *           checkpoint's transaction: replay and readers skip up to it
+ *   last    be32 device -> u8 1, uvarint ts, zz power, zz voltage,
+ *           zz current, zz energy: the device's newest checkpointed
+ *           sample, kept apart so that retention never loses the base of
+ *           the cumulative energy
+ *   counter be32 device -> u8 2, uvarint ts, zz cumulative, zz counter,
+ *           zz lo, zz hi, zz power: the energy account's state (energy.h)
+ *           as of the newest round checkpointed for the device
+ *   block   be32 device || be64 t0 -> samples of one device in one UTC
+ *           hour, with the minute rollups of the poll intervals they end:
+ *             version 2 (t0 = first sample): u8 2, uvarint count,
+ *             MINUTES2 with base floor(t0, minute), SAMPLES;
+ *             version 1 (t0 = hour start): u8 1, MINUTES1, uvarint count,
+ *             SAMPLES.
+ *           Each checkpoint writes new blocks (several per hour when
+ *           checkpoints fall inside hours); a minute cut by a checkpoint
+ *           is in two blocks, and readers add the two parts up.
+ *   hour, day
+ *           be32 device || be64 period_start -> ROLLUP, updated by each
+ *           checkpoint (added up)
+ *   minutes be32 device || be64 t0 -> u8 2, MINUTES2 (base floor(t0,
+ *           minute)) or u8 1, MINUTES1: the minute rollups of a block whose
+ *           samples retention removed
+ *   raw, minute
+ *           version 1 only: raw rows (be32 device || be64 ts -> u8 1, zz
+ *           power, zz voltage, zz current, zz energy) and the loose minute
+ *           rollups of their hours; read, expired, never written
+ *
+ *   SAMPLES = per sample: zz(dt - previous dt), zz(dpower), zz(dvoltage),
+ *           zz(dcurrent), zz(denergy), dt being the step from the previous
+ *           sample's ts (from t0 for the first, with a previous dt of 0) and
+ *           the other deltas starting from 0
+ *   ROLLUP = u8 2, uvarint count, zz energy, uvarint covered_ms, zz
+ *           power_min, zz power_max, zz power_sum, and when count > 0
+ *           uvarint (first_ts - start), uvarint (last_ts - first_ts);
+ *           version 1 had no covered_ms and always first/last
+ *   MINUTES2 = uvarint n, then per minute, in order: zz index from base
+ *           (the first; a block's first interval can reach back before
+ *           t0) or uvarint step from the previous index, uvarint count,
+ *           zz energy, uvarint covered_ms, zz(power_min - previous
+ *           minute's), zz(power_max - previous minute's), zz(power_sum -
+ *           count * power_min), and when count > 0 uvarint (first_ts -
+ *           start), uvarint (last_ts - first_ts)
+ *   MINUTES1 = uvarint n (<= 60), then per minute uvarint index in the
+ *           hour and the version 1 fields (no covered_ms)
+ *
+ * Rollups follow the rule in store.h: an interval's energy is split over
+ * the periods it crosses, by time; a gap's (longer than the gap limit)
+ * goes whole to the period of its end sample, and covers no time. Version
+ * 1 rollups counted each interval whole in its end sample's period and
+ * averaged the samples' powers; they are read as they are (covered 0, so
+ * their average stays the mean).
+ *
+ * uvarint is LEB128; zz is zigzag then uvarint. Arithmetic on deltas wraps
+ * modulo 2^64, so any int64 round-trips. Minute and hour periods are
+ * aligned to UTC; a day is the local day given by the caller's day_start
+ * function (23 or 25 hours across DST changes).
+ *
+ * Invariant used by the readers: per device, blocks hold older samples
+ * than version 1 raw rows, and both older than the in-memory tail.
+ */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "store-internal.h"
+
+#define STORE_FORMAT_VERSION 2u
+#define KEY_SIZE 12
+#define EXPIRE_ROWS_PER_CALL 16384
+/* A block's first interval reaches back at most the gap limit (<= 1 h). */
+#define LEAD_MS HOUR_MS
+
+static const char *const db_names[_DB_MAX] = {
+        [DB_META] = "meta",
+        [DB_LAST] = "last",
+        [DB_RAW] = "raw",
+        [DB_BLOCK] = "block",
+        [DB_MINUTE] = "minute",
+        [DB_HOUR] = "hour",
+        [DB_DAY] = "day",
+        [DB_MINUTES] = "minutes",
+        [DB_COUNTER] = "counter",
+};
+
+static const unsigned rollup_db[_STORE_RESOLUTION_MAX] = {
+        [STORE_MINUTE] = DB_MINUTE,
+        [STORE_HOUR] = DB_HOUR,
+        [STORE_DAY] = DB_DAY,
+};
+
+/* The one place LMDB return codes become errno values. A full map is
+ * -ENOBUFS here (grown by store_write()) and -EFBIG once at its cap; a
+ * full disk is LMDB's ENOSPC. */
+int store_errno(int rc) {
+        switch (rc) {
+        case MDB_SUCCESS:
+                return 0;
+        case MDB_NOTFOUND:
+                return -ENOENT;
+        case MDB_KEYEXIST:
+                return -EEXIST;
+        case MDB_MAP_FULL:
+                return -ENOBUFS;
+        case MDB_MAP_RESIZED:
+                return -EAGAIN;
+        case MDB_DBS_FULL:
+        case MDB_READERS_FULL:
+        case MDB_TLS_FULL:
+        case MDB_TXN_FULL:
+        case MDB_CURSOR_FULL:
+        case MDB_PAGE_FULL:
+                return -ENOMEM;
+        case MDB_PAGE_NOTFOUND:
+        case MDB_CORRUPTED:
+        case MDB_PANIC:
+                return -EUCLEAN;
+        case MDB_VERSION_MISMATCH:
+        case MDB_INVALID:
+        case MDB_INCOMPATIBLE:
+                return -EPROTONOSUPPORT;
+        case MDB_BAD_RSLOT:
+        case MDB_BAD_TXN:
+        case MDB_BAD_VALSIZE:
+        case MDB_BAD_DBI:
+                return -EINVAL;
+        default:
+                return rc > 0 ? -rc : -EIO;
+        }
+}
+
+static void cursor_closep(MDB_cursor **c) {
+        if (*c)
+                mdb_cursor_close(*c);
+}
+
+#define _cleanup_cursor_ _cleanup_(cursor_closep)
+
+static void key_make(uint8_t k[static KEY_SIZE], uint32_t device, int64_t t) {
+        uint64_t u = (uint64_t) t;
+
+        for (unsigned i = 0; i < 4; i++)
+                k[i] = (uint8_t) (device >> (24 - 8 * i));
+        for (unsigned i = 0; i < 8; i++)
+                k[4 + i] = (uint8_t) (u >> (56 - 8 * i));
+}
+
+static int key_parse(const MDB_val *k, uint32_t *ret_device, int64_t *ret_t) {
+        const uint8_t *b = k->mv_data;
+        uint32_t d = 0;
+        uint64_t u = 0;
+
+        if (k->mv_size != KEY_SIZE)
+                return -EBADMSG;
+        for (unsigned i = 0; i < 4; i++)
+                d = d << 8 | b[i];
+        for (unsigned i = 0; i < 8; i++)
+                u = u << 8 | b[4 + i];
+        *ret_device = d;
+        *ret_t = (int64_t) u;
+        return 0;
+}
+
+static void device_key(uint8_t k[static 4], uint32_t device) {
+        for (unsigned i = 0; i < 4; i++)
+                k[i] = (uint8_t) (device >> (24 - 8 * i));
+}
+
+static Reader reader_val(const MDB_val *v) {
+        return reader_make(v->mv_data, v->mv_size);
+}
+
+static uint8_t *put_fields(uint8_t *p, const StoreSample *x) {
+        p = put_zz(p, x->power_mw);
+        p = put_zz(p, x->voltage_mv);
+        p = put_zz(p, x->current_ma);
+        return put_zz(p, x->energy_mwh);
+}
+
+static void get_fields(Reader *r, StoreSample *x) {
+        x->power_mw = get_zz(r);
+        x->voltage_mv = get_zz(r);
+        x->current_ma = get_zz(r);
+        x->energy_mwh = get_zz(r);
+}
+
+static int raw_decode(const MDB_val *k, const MDB_val *v, StoreSample *ret) {
+        Reader r = reader_val(v);
+        StoreSample x = {};
+        int e;
+
+        e = key_parse(k, &x.device, &x.ts_ms);
+        if (e < 0)
+                return e;
+        if (r.p >= r.end || *r.p++ != 1)
+                return -EBADMSG;
+        get_fields(&r, &x);
+        if (!reader_done(&r))
+                return -EBADMSG;
+        *ret = x;
+        return 0;
+}
+
+/* ---- blocks ---- */
+
+typedef struct BlockInfo {
+        unsigned version;
+        uint64_t count;
+        size_t minutes_end;     /* offset after the minute section */
+        Reader samples;         /* positioned on the samples */
+} BlockInfo;
+
+/* Reads a block's header, and its minutes starting in [from, to) into
+ * minutes if given. */
+static int block_open(const MDB_val *k, const MDB_val *v, int64_t from_ms, int64_t to_ms, PeriodArray *minutes,
+                      BlockInfo *ret) {
+        Reader r = reader_val(v);
+        uint32_t device;
+        int64_t t0;
+        int e;
+
+        e = key_parse(k, &device, &t0);
+        if (e < 0)
+                return e;
+        if (r.p >= r.end)
+                return -EBADMSG;
+        ret->version = *r.p++;
+        if (ret->version == 2) {
+                ret->count = get_uvarint(&r);
+                e = minutes_decode(&r, 2, floor_to(t0, MINUTE_MS), from_ms, to_ms, minutes);
+        } else if (ret->version == 1) {
+                e = minutes_decode(&r, 1, t0, from_ms, to_ms, minutes);
+                if (e >= 0)
+                        ret->count = get_uvarint(&r);
+        } else
+                return -EBADMSG;
+        if (e < 0)
+                return e;
+        /* Each sample takes at least 5 bytes; refuses absurd counts early. */
+        if (r.bad || ret->count > (uint64_t) (r.end - r.p) / 5)
+                return -EBADMSG;
+        ret->minutes_end = (size_t) (r.p - (const uint8_t *) v->mv_data);
+        ret->samples = r;
+        return 0;
+}
+
+static int block_samples(const MDB_val *k, BlockInfo *b, int64_t from_ms, int64_t to_ms, SampleArray *out) {
+        StoreSample x = {};
+        int64_t prev_dt = 0;
+        int e;
+
+        e = key_parse(k, &x.device, &x.ts_ms);
+        if (e < 0)
+                return e;
+        for (uint64_t i = 0; i < b->count; i++) {
+                e = samples_decode_one(&b->samples, &x, &prev_dt);
+                if (e < 0)
+                        return e;
+                if (out && x.ts_ms >= from_ms && x.ts_ms < to_ms) {
+                        e = sample_array_push(out, &x);
+                        if (e < 0)
+                                return e;
+                }
+        }
+        return reader_done(&b->samples) ? 0 : -EBADMSG;
+}
+
+static int packed_minutes_decode(const MDB_val *k, const MDB_val *v, int64_t from_ms, int64_t to_ms,
+                                 PeriodArray *out) {
+        Reader r = reader_val(v);
+        uint32_t device;
+        unsigned version;
+        int64_t t0;
+        int e;
+
+        e = key_parse(k, &device, &t0);
+        if (e < 0)
+                return e;
+        if (r.p >= r.end)
+                return -EBADMSG;
+        version = *r.p++;
+        if (version != 1 && version != 2)
+                return -EBADMSG;
+        e = minutes_decode(&r, version, version == 1 ? t0 : floor_to(t0, MINUTE_MS), from_ms, to_ms, out);
+        if (e < 0)
+                return e;
+        return reader_done(&r) ? 0 : -EBADMSG;
+}
+
+/* ---- transactions ---- */
+
+static int store_grow(Store *s) {
+        MDB_envinfo info;
+        MDB_stat st;
+        uint64_t size;
+        int r;
+
+        r = store_errno(mdb_env_info(s->env, &info));
+        if (r < 0)
+                return r;
+        r = store_errno(mdb_env_stat(s->env, &st));
+        if (r < 0)
+                return r;
+        if (info.me_mapsize >= s->o.map_max_bytes)
+                return -EFBIG;
+        size = info.me_mapsize + MIN((uint64_t) info.me_mapsize, UINT64_C(1) << 30);
+        size = MIN(size, s->o.map_max_bytes);
+        size = size / st.ms_psize * st.ms_psize;
+        if (size <= info.me_mapsize)
+                return -EFBIG;
+        pthread_rwlock_wrlock(&s->map_lock);
+        r = store_errno(mdb_env_set_mapsize(s->env, size));
+        pthread_rwlock_unlock(&s->map_lock);
+        return r;
+}
+
+typedef int (*WriteFunc)(Store *s, MDB_txn *txn, void *userdata);
+
+/* Runs f in a write transaction and commits it, growing the map and running
+ * f again from scratch when the map (and only the map) is full. Returns f's
+ * non-negative result. */
+static int store_write(Store *s, WriteFunc f, void *userdata) {
+        for (;;) {
+                MDB_txn *txn;
+                int r, k;
+
+                pthread_rwlock_rdlock(&s->map_lock);
+                r = store_errno(mdb_txn_begin(s->env, NULL, 0, &txn));
+                if (r >= 0) {
+                        r = f(s, txn, userdata);
+                        if (r >= 0) {
+                                /* Commit frees the transaction whatever it returns. */
+                                k = store_errno(mdb_txn_commit(txn));
+                                if (k < 0)
+                                        r = k;
+                        } else
+                                mdb_txn_abort(txn);
+                }
+                pthread_rwlock_unlock(&s->map_lock);
+                if (r != -ENOBUFS)
+                        return r;
+                k = store_grow(s);
+                if (k < 0)
+                        return k;
+        }
+}
+
+int db_read_begin(Store *s, MDB_txn **ret) {
+        int r;
+
+        pthread_rwlock_rdlock(&s->map_lock);
+        r = store_errno(mdb_txn_begin(s->env, NULL, MDB_RDONLY, ret));
+        if (r < 0)
+                pthread_rwlock_unlock(&s->map_lock);
+        return r;
+}
+
+void db_read_end(Store *s, MDB_txn *txn) {
+        mdb_txn_abort(txn);
+        pthread_rwlock_unlock(&s->map_lock);
+}
+
+static int cursor_open(Store *s, MDB_txn *txn, unsigned db, MDB_cursor **ret) {
+        return store_errno(mdb_cursor_open(txn, s->dbi[db], ret));
+}
+
+/* Positions c on the first key >= (device, t). -ENOENT past the end. */
+static int cursor_seek(MDB_cursor *c, uint32_t device, int64_t t, MDB_val *k, MDB_val *v) {
+        uint8_t kb[KEY_SIZE];
+
+        key_make(kb, device, MAX(t, INT64_C(0)));
+        *k = (MDB_val) { .mv_size = sizeof kb, .mv_data = kb };
+        return store_errno(mdb_cursor_get(c, k, v, MDB_SET_RANGE));
+}
+
+static int cursor_next_device(MDB_cursor *c, uint32_t device, MDB_val *k, MDB_val *v) {
+        if (device == UINT32_MAX)
+                return -ENOENT;
+        return cursor_seek(c, device + 1, 0, k, v);
+}
+
+static int db_put(Store *s, MDB_txn *txn, unsigned db, void *key, size_t key_size, void *data, size_t size) {
+        MDB_val k = { .mv_size = key_size, .mv_data = key };
+        MDB_val v = { .mv_size = size, .mv_data = data };
+
+        return store_errno(mdb_put(txn, s->dbi[db], &k, &v, 0));
+}
+
+/* ---- open and close ---- */
+
+static const MDB_val format_key = { .mv_size = 6, .mv_data = (void *) "format" };
+static const MDB_val ckpt_key = { .mv_size = 10, .mv_data = (void *) "checkpoint" };
+
+static int open_txn(Store *s, MDB_txn *txn, void *userdata) {
+        uint8_t version[4] = { STORE_FORMAT_VERSION, 0, 0, 0 };
+        MDB_val k = format_key, v;
+        int r;
+
+        for (unsigned i = 0; i < _DB_MAX; i++) {
+                r = store_errno(mdb_dbi_open(txn, db_names[i], MDB_CREATE, &s->dbi[i]));
+                if (r < 0)
+                        return r;
+        }
+        r = store_errno(mdb_get(txn, s->dbi[DB_META], &k, &v));
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (r >= 0) {
+                const uint8_t *p = v.mv_data;
+                if (v.mv_size != 4 || p[1] || p[2] || p[3] || p[0] < 1 || p[0] > STORE_FORMAT_VERSION)
+                        return -EPROTONOSUPPORT;
+                if (p[0] == STORE_FORMAT_VERSION)
+                        return 0;
+        }
+        /* New, or version 1: from now on it holds version 2 values, which
+         * a version 1 reader would misread. */
+        v = (MDB_val) { .mv_size = sizeof version, .mv_data = version };
+        return store_errno(mdb_put(txn, s->dbi[DB_META], &k, &v, 0));
+}
+
+int db_open(Store *s, const char *path) {
+        int dead, r;
+
+        r = store_errno(mdb_env_create(&s->env));
+        if (r < 0)
+                return r;
+        r = store_errno(mdb_env_set_maxdbs(s->env, _DB_MAX));
+        if (r < 0)
+                return r;
+        /* Read transactions live on the caller's thread, the writes on the
+         * writer's. */
+        r = store_errno(mdb_env_open(s->env, path, MDB_NOTLS, 0600));
+        if (r < 0)
+                return r;
+        /* Reader slots of processes that died (a crash, a kill) would
+         * otherwise pin old pages and grow the file forever. */
+        r = store_errno(mdb_reader_check(s->env, &dead));
+        if (r < 0)
+                return r;
+        return store_write(s, open_txn, NULL);
+}
+
+void db_close(Store *s) {
+        if (s->env)
+                mdb_env_close(s->env);
+        s->env = NULL;
+}
+
+int db_ckpt_seq(Store *s, MDB_txn *txn, uint64_t *ret) {
+        MDB_val k = ckpt_key, v;
+        uint64_t seq = 0;
+        int r;
+
+        r = store_errno(mdb_get(txn, s->dbi[DB_META], &k, &v));
+        if (r == -ENOENT) {
+                *ret = 0;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        if (v.mv_size != 8)
+                return -EBADMSG;
+        for (unsigned i = 0; i < 8; i++)
+                seq |= (uint64_t) ((const uint8_t *) v.mv_data)[i] << (8 * i);
+        *ret = seq;
+        return 0;
+}
+
+int db_get_last(Store *s, MDB_txn *txn, uint32_t device, StoreSample *ret) {
+        uint8_t kb[4];
+        MDB_val k = { .mv_size = sizeof kb, .mv_data = kb }, v;
+        StoreSample x = { .device = device };
+        Reader rd;
+        int r;
+
+        device_key(kb, device);
+        r = store_errno(mdb_get(txn, s->dbi[DB_LAST], &k, &v));
+        if (r < 0)
+                return r;
+        rd = reader_val(&v);
+        if (rd.p >= rd.end || *rd.p++ != 1)
+                return -EBADMSG;
+        x.ts_ms = (int64_t) get_uvarint(&rd);
+        get_fields(&rd, &x);
+        if (!reader_done(&rd) || x.ts_ms < 0)
+                return -EBADMSG;
+        *ret = x;
+        return 0;
+}
+
+int db_get_counter(Store *s, MDB_txn *txn, uint32_t device, StoreCounter *ret) {
+        uint8_t kb[4];
+        MDB_val k = { .mv_size = sizeof kb, .mv_data = kb }, v;
+        StoreCounter c = { .device = device };
+        Reader rd;
+        int r;
+
+        device_key(kb, device);
+        r = store_errno(mdb_get(txn, s->dbi[DB_COUNTER], &k, &v));
+        if (r < 0)
+                return r;
+        rd = reader_val(&v);
+        if (rd.p >= rd.end || *rd.p++ != 2)
+                return -EBADMSG;
+        c.ts_ms = (int64_t) get_uvarint(&rd);
+        c.cumulative_mwh = get_zz(&rd);
+        c.counter_mwh = get_zz(&rd);
+        c.lo_mwh = get_zz(&rd);
+        c.hi_mwh = get_zz(&rd);
+        c.power_mw = get_zz(&rd);
+        if (!reader_done(&rd))
+                return -EBADMSG;
+        *ret = c;
+        return 0;
+}
+
+/* ---- checkpoint ---- */
+
+static int rollup_put(Store *s, MDB_txn *txn, StoreResolution res, uint32_t device, const Period *p) {
+        uint8_t kb[KEY_SIZE], vb[AGG_VALUE_MAX];
+        MDB_val k = { .mv_size = sizeof kb, .mv_data = kb }, v;
+        Agg a = p->a;
+        int r;
+
+        key_make(kb, device, p->start);
+        r = store_errno(mdb_get(txn, s->dbi[rollup_db[res]], &k, &v));
+        if (r >= 0) {
+                Agg old;
+                r = agg_decode(p->start, v.mv_data, v.mv_size, &old);
+                if (r < 0)
+                        return r;
+                agg_merge(&old, &a);
+                a = old;
+        } else if (r != -ENOENT)
+                return r;
+        return db_put(s, txn, rollup_db[res], kb, sizeof kb, vb, agg_encode(p->start, &a, vb));
+}
+
+/* One block: samples x[0..n) of one hour, prev the sample before them. */
+static int block_put(Store *s, MDB_txn *txn, const StoreSample *prev, const StoreSample *x, size_t n) {
+        _cleanup_(period_array_done) PeriodArray m = {};
+        _cleanup_free_ uint8_t *buf = NULL;
+        StoreSample base = { .ts_ms = x[0].ts_ms };
+        uint8_t kb[KEY_SIZE], *p;
+        int64_t prev_dt = 0;
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                r = periods_add(&s->periods[STORE_MINUTE], i == 0 ? prev : &x[i - 1], &x[i], &m);
+                if (r < 0)
+                        return r;
+        }
+        buf = malloc(1 + 2 * VARINT_MAX + m.n * MINUTE_FIELDS_MAX + n * SAMPLE_FIELDS_MAX);
+        if (!buf)
+                return -ENOMEM;
+        p = buf;
+        *p++ = 2;
+        p = put_uvarint(p, n);
+        p = minutes_encode_v2(p, floor_to(x[0].ts_ms, MINUTE_MS), m.items, m.n);
+        for (size_t i = 0; i < n; i++)
+                p = samples_encode_one(p, &base, &prev_dt, &x[i]);
+        key_make(kb, x[0].device, x[0].ts_ms);
+        return db_put(s, txn, DB_BLOCK, kb, sizeof kb, buf, (size_t) (p - buf));
+}
+
+static int checkpoint_device(Store *s, MDB_txn *txn, const TailDev *td) {
+        _cleanup_(sample_array_done) SampleArray a = {};
+        Reader r = reader_make(td->buf.data, td->buf.size);
+        const StoreSample *prev = td->have_base ? &td->base : NULL;
+        StoreSample x = td->base;
+        uint8_t lk[4], vb[1 + 6 * VARINT_MAX];
+        int64_t prev_dt = 0;
+        uint8_t *p;
+        int e;
+
+        x.device = td->device;
+        if (!td->have_base)
+                x = (StoreSample) { .device = td->device };
+        for (uint32_t i = 0; i < td->n; i++) {
+                e = samples_decode_one(&r, &x, &prev_dt);
+                if (e < 0)
+                        return e;
+                e = sample_array_push(&a, &x);
+                if (e < 0)
+                        return e;
+        }
+
+        for (StoreResolution res = STORE_HOUR; res <= STORE_DAY; res++) {
+                _cleanup_(period_array_done) PeriodArray pa = {};
+                for (size_t i = 0; i < a.n; i++) {
+                        e = periods_add(&s->periods[res], i == 0 ? prev : &a.items[i - 1], &a.items[i], &pa);
+                        if (e < 0)
+                                return e;
+                }
+                for (size_t i = 0; i < pa.n; i++) {
+                        e = rollup_put(s, txn, res, td->device, &pa.items[i]);
+                        if (e < 0)
+                                return e;
+                }
+        }
+
+        for (size_t i = 0, j; i < a.n; i = j) {
+                int64_t hour = floor_to(a.items[i].ts_ms, HOUR_MS);
+                for (j = i + 1; j < a.n && floor_to(a.items[j].ts_ms, HOUR_MS) == hour; j++)
+                        ;
+                e = block_put(s, txn, i == 0 ? prev : &a.items[i - 1], &a.items[i], j - i);
+                if (e < 0)
+                        return e;
+        }
+
+        device_key(lk, td->device);
+        if (a.n > 0) {
+                const StoreSample *l = &a.items[a.n - 1];
+                p = vb;
+                *p++ = 1;
+                p = put_uvarint(p, (uint64_t) l->ts_ms);
+                p = put_fields(p, l);
+                e = db_put(s, txn, DB_LAST, lk, sizeof lk, vb, (size_t) (p - vb));
+                if (e < 0)
+                        return e;
+        }
+        if (td->have_counter) {
+                const StoreCounter *c = &td->counter;
+                p = vb;
+                *p++ = 2;
+                p = put_uvarint(p, (uint64_t) c->ts_ms);
+                p = put_zz(p, c->cumulative_mwh);
+                p = put_zz(p, c->counter_mwh);
+                p = put_zz(p, c->lo_mwh);
+                p = put_zz(p, c->hi_mwh);
+                p = put_zz(p, c->power_mw);
+                e = db_put(s, txn, DB_COUNTER, lk, sizeof lk, vb, (size_t) (p - vb));
+                if (e < 0)
+                        return e;
+        }
+        return 0;
+}
+
+static int uint_cmp(const void *a, const void *b) {
+        uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+        return (x > y) - (x < y);
+}
+
+static int checkpoint_txn(Store *s, MDB_txn *txn, void *userdata) {
+        const Tail *t = userdata;
+        guint n = 0;
+        gpointer *keys = g_hash_table_get_keys_as_array(t->devs, &n);
+        _cleanup_free_ uint32_t *devs = calloc(MAX(n, 1u), sizeof(uint32_t));
+        uint8_t seq[8];
+        int r = 0;
+
+        if (!devs) {
+                g_free(keys);
+                return -ENOMEM;
+        }
+        for (guint i = 0; i < n; i++)
+                devs[i] = GPOINTER_TO_UINT(keys[i]);
+        g_free(keys);
+        /* Key order: neighbouring puts share pages. */
+        qsort(devs, n, sizeof(uint32_t), uint_cmp);
+        for (guint i = 0; i < n && r >= 0; i++)
+                r = checkpoint_device(s, txn, g_hash_table_lookup(t->devs, GUINT_TO_POINTER(devs[i])));
+        if (r < 0)
+                return r;
+        for (unsigned i = 0; i < 8; i++)
+                seq[i] = (uint8_t) (t->last_seq >> (8 * i));
+        MDB_val k = ckpt_key, v = { .mv_size = 8, .mv_data = seq };
+        return store_errno(mdb_put(txn, s->dbi[DB_META], &k, &v, 0));
+}
+
+int db_checkpoint(Store *s, const Tail *t) {
+        return store_write(s, checkpoint_txn, (void *) t);
+}
+
+/* ---- retention ---- */
+
+/* Saves a block's minute rollups in "minutes" before the block goes. */
+static int keep_minutes(Store *s, MDB_txn *txn, const MDB_val *k, const MDB_val *v) {
+        _cleanup_(period_array_done) PeriodArray m = {};
+        _cleanup_free_ uint8_t *buf = NULL;
+        uint8_t kb[KEY_SIZE], *p;
+        MDB_val mk = { .mv_size = sizeof kb, .mv_data = kb }, mv;
+        uint32_t device;
+        BlockInfo b;
+        int64_t t0;
+        int r;
+
+        r = key_parse(k, &device, &t0);
+        if (r < 0)
+                return r;
+        memcpy(kb, k->mv_data, sizeof kb);
+        r = block_open(k, v, INT64_MIN, INT64_MAX, &m, &b);
+        if (r < 0)
+                return r;
+        /* Only when the clock stepped back over an expired hour. */
+        r = store_errno(mdb_get(txn, s->dbi[DB_MINUTES], &mk, &mv));
+        if (r >= 0)
+                r = packed_minutes_decode(&mk, &mv, INT64_MIN, INT64_MAX, &m);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        period_array_normalize(&m);
+        buf = malloc(1 + VARINT_MAX + m.n * MINUTE_FIELDS_MAX);
+        if (!buf)
+                return -ENOMEM;
+        p = buf;
+        *p++ = 2;
+        p = minutes_encode_v2(p, floor_to(t0, MINUTE_MS), m.items, m.n);
+        return db_put(s, txn, DB_MINUTES, kb, sizeof kb, buf, (size_t) (p - buf));
+}
+
+/* Deletes, device by device, the leading keys of db whose samples all lie
+ * before the cutoff (a raw row: its time; a block: the end of its hour);
+ * a block's minute rollups move to the "minutes" database. */
+static int expire_db(Store *s, MDB_txn *txn, unsigned db, int64_t cutoff, size_t *budget) {
+        _cleanup_cursor_ MDB_cursor *c = NULL;
+        MDB_val k, v;
+        int r;
+
+        r = cursor_open(s, txn, db, &c);
+        if (r < 0)
+                return r;
+
+        r = store_errno(mdb_cursor_get(c, &k, &v, MDB_FIRST));
+        while (r >= 0) {
+                uint32_t device;
+                int64_t t, end;
+
+                r = key_parse(&k, &device, &t);
+                if (r < 0)
+                        return r;
+                end = db == DB_BLOCK ? floor_to(t, HOUR_MS) + HOUR_MS : t + 1;
+                if (end > cutoff) {
+                        r = cursor_next_device(c, device, &k, &v);
+                        continue;
+                }
+                if (*budget == 0)
+                        return 1;
+                (*budget)--;
+                if (db == DB_BLOCK) {
+                        r = keep_minutes(s, txn, &k, &v);
+                        if (r < 0)
+                                return r;
+                }
+                r = store_errno(mdb_cursor_del(c, 0));
+                if (r < 0)
+                        return r;
+                /* After a delete the cursor already sits on the next row;
+                 * MDB_NEXT returns that row rather than skipping it. */
+                r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT));
+        }
+        return r == -ENOENT ? 0 : r;
+}
+
+static int expire_txn(Store *s, MDB_txn *txn, void *userdata) {
+        int64_t cutoff = *(const int64_t *) userdata;
+        size_t budget = EXPIRE_ROWS_PER_CALL;
+        int r;
+
+        r = expire_db(s, txn, DB_RAW, cutoff, &budget);
+        if (r != 0)
+                return r;
+        return expire_db(s, txn, DB_BLOCK, cutoff, &budget);
+}
+
+int db_expire(Store *s, int64_t older_than_ms) {
+        return store_write(s, expire_txn, &older_than_ms);
+}
+
+static int delete_device_txn(Store *s, MDB_txn *txn, void *userdata) {
+        uint32_t device = *(const uint32_t *) userdata;
+        uint8_t lk[4];
+        MDB_val k = { .mv_size = sizeof lk, .mv_data = lk };
+        int r;
+
+        device_key(lk, device);
+        for (unsigned db = DB_LAST;; db = DB_COUNTER) {
+                r = store_errno(mdb_del(txn, s->dbi[db], &k, NULL));
+                if (r < 0 && r != -ENOENT)
+                        return r;
+                if (db == DB_COUNTER)
+                        break;
+        }
+
+        for (unsigned db = DB_RAW; db <= DB_MINUTES; db++) {
+                _cleanup_cursor_ MDB_cursor *c = NULL;
+                MDB_val v;
+
+                r = cursor_open(s, txn, db, &c);
+                if (r < 0)
+                        return r;
+                for (r = cursor_seek(c, device, 0, &k, &v); r >= 0;) {
+                        uint32_t d;
+                        int64_t t;
+
+                        r = key_parse(&k, &d, &t);
+                        if (r < 0)
+                                return r;
+                        if (d != device)
+                                break;
+                        r = store_errno(mdb_cursor_del(c, 0));
+                        if (r < 0)
+                                return r;
+                        r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT));
+                }
+                if (r < 0 && r != -ENOENT)
+                        return r;
+        }
+        return 0;
+}
+
+int db_delete_device(Store *s, uint32_t device) {
+        return store_write(s, delete_device_txn, &device);
+}
+
+/* ---- queries ---- */
+
+/* Walks the blocks and then the raw rows of a device that may hold
+ * samples in [from, to); with out NULL only counts (up to past max),
+ * decoding only the blocks that the range cuts. */
+static int walk_raw(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, size_t max,
+                    SampleArray *out, size_t *ret_count) {
+        size_t count = 0;
+        MDB_val k, v;
+        int r;
+
+        for (unsigned db = DB_BLOCK;; db = DB_RAW) {
+                _cleanup_cursor_ MDB_cursor *c = NULL;
+
+                r = cursor_open(s, txn, db, &c);
+                if (r < 0)
+                        return r;
+                for (r = cursor_seek(c, device, db == DB_BLOCK ? floor_to(from_ms, HOUR_MS) : from_ms, &k, &v);
+                     r >= 0 && count <= max;
+                     r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
+                        uint32_t d;
+                        int64_t t;
+
+                        r = key_parse(&k, &d, &t);
+                        if (r < 0)
+                                return r;
+                        if (d != device || t >= to_ms)
+                                break;
+                        if (db == DB_RAW) {
+                                StoreSample x;
+                                count++;
+                                if (!out)
+                                        continue;
+                                r = raw_decode(&k, &v, &x);
+                                if (r >= 0)
+                                        r = sample_array_push(out, &x);
+                        } else {
+                                BlockInfo b;
+                                r = block_open(&k, &v, 0, 0, NULL, &b);
+                                if (r >= 0 && !out && t >= from_ms && floor_to(t, HOUR_MS) + HOUR_MS <= to_ms)
+                                        count += b.count;
+                                else if (r >= 0) {
+                                        _cleanup_(sample_array_done) SampleArray tmp = {};
+                                        SampleArray *dst = out ?: &tmp;
+                                        size_t before = dst->n;
+                                        r = block_samples(&k, &b, from_ms, to_ms, dst);
+                                        count += dst->n - before;
+                                }
+                        }
+                        if (r < 0)
+                                return r;
+                }
+                if (r < 0 && r != -ENOENT)
+                        return r;
+                if (db == DB_RAW)
+                        break;
+        }
+        if (ret_count)
+                *ret_count = count;
+        return 0;
+}
+
+int db_count_raw(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, size_t max, size_t *ret) {
+        return walk_raw(s, txn, device, from_ms, to_ms, max, NULL, ret);
+}
+
+int db_query_raw(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, SampleArray *out) {
+        return walk_raw(s, txn, device, from_ms, to_ms, SIZE_MAX - 1, out, NULL);
+}
+
+static int collect_rows(Store *s, MDB_txn *txn, unsigned db, uint32_t device, int64_t from_ms, int64_t to_ms,
+                        size_t max, PeriodArray *out) {
+        _cleanup_cursor_ MDB_cursor *c = NULL;
+        MDB_val k, v;
+        int r;
+
+        r = cursor_open(s, txn, db, &c);
+        if (r < 0)
+                return r;
+        for (r = cursor_seek(c, device, from_ms, &k, &v); r >= 0;
+             r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
+                uint32_t d;
+                int64_t start;
+                Agg a;
+
+                r = key_parse(&k, &d, &start);
+                if (r < 0)
+                        return r;
+                if (d != device || start >= to_ms)
+                        break;
+                if (out->n >= max)
+                        return -E2BIG;
+                r = agg_decode(start, v.mv_data, v.mv_size, &a);
+                if (r < 0)
+                        return r;
+                r = period_array_push(out, start, &a);
+                if (r < 0)
+                        return r;
+        }
+        return r == -ENOENT ? 0 : r;
+}
+
+/* Minute rollups live in blocks, in "minutes" (expired blocks) and, in a
+ * version 1 store, loose; a minute cut by a checkpoint is in two blocks.
+ * Every block adds at most one repeated minute, so more distinct minutes
+ * than max show as more than max plus blocks entries. */
+static int collect_minutes(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, size_t max,
+                           PeriodArray *out) {
+        size_t blocks = 0;
+        int r;
+
+        r = collect_rows(s, txn, DB_MINUTE, device, from_ms, to_ms, max, out);
+        if (r < 0)
+                return r;
+
+        for (unsigned db = DB_BLOCK;; db = DB_MINUTES) {
+                _cleanup_cursor_ MDB_cursor *c = NULL;
+                MDB_val k, v;
+
+                r = cursor_open(s, txn, db, &c);
+                if (r < 0)
+                        return r;
+                for (r = cursor_seek(c, device, floor_to(from_ms, HOUR_MS) - LEAD_MS, &k, &v); r >= 0;
+                     r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
+                        uint32_t d;
+                        int64_t t;
+
+                        r = key_parse(&k, &d, &t);
+                        if (r < 0)
+                                return r;
+                        if (d != device || t - LEAD_MS >= to_ms)
+                                break;
+                        if (db == DB_BLOCK) {
+                                BlockInfo b;
+                                r = block_open(&k, &v, from_ms, to_ms, out, &b);
+                        } else
+                                r = packed_minutes_decode(&k, &v, from_ms, to_ms, out);
+                        if (r < 0)
+                                return r;
+                        if (++blocks < out->n && out->n - blocks > max)
+                                return -E2BIG;
+                }
+                if (r < 0 && r != -ENOENT)
+                        return r;
+                if (db == DB_MINUTES)
+                        break;
+        }
+        return 0;
+}
+
+int db_collect(Store *s, MDB_txn *txn, uint32_t device, StoreResolution res, int64_t from_ms, int64_t to_ms,
+               size_t max, PeriodArray *out) {
+        if (res == STORE_MINUTE)
+                return collect_minutes(s, txn, device, from_ms, to_ms, max, out);
+        return collect_rows(s, txn, rollup_db[res], device, from_ms, to_ms, max, out);
+}
+
+static int rollup_energy(Store *s, MDB_txn *txn, StoreResolution res, uint32_t device, int64_t start, int64_t *ret) {
+        uint8_t kb[KEY_SIZE];
+        MDB_val k = { .mv_size = sizeof kb, .mv_data = kb }, v;
+        Agg a;
+        int r;
+
+        key_make(kb, device, start);
+        r = store_errno(mdb_get(txn, s->dbi[rollup_db[res]], &k, &v));
+        if (r == -ENOENT) {
+                *ret = 0;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        r = agg_decode(start, v.mv_data, v.mv_size, &a);
+        if (r < 0)
+                return r;
+        *ret = a.energy;
+        return 0;
+}
+
+/* The device's span with checkpointed data: [its first hour, end of its
+ * last minute). */
+static int device_span(Store *s, MDB_txn *txn, uint32_t device, int64_t *ret_first, int64_t *ret_end) {
+        _cleanup_cursor_ MDB_cursor *c = NULL;
+        StoreSample last;
+        MDB_val k, v;
+        uint32_t d;
+        int64_t t;
+        int r;
+
+        r = db_get_last(s, txn, device, &last);
+        if (r < 0)
+                return r;
+        /* Hour rollups are never moved or expired. */
+        r = cursor_open(s, txn, DB_HOUR, &c);
+        if (r < 0)
+                return r;
+        r = cursor_seek(c, device, 0, &k, &v);
+        if (r < 0)
+                return r;
+        r = key_parse(&k, &d, &t);
+        if (r < 0)
+                return r;
+        if (d != device)
+                return -ENOENT;
+        *ret_first = t;
+        *ret_end = floor_to(last.ts_ms, MINUTE_MS) + MINUTE_MS;
+        return 0;
+}
+
+int db_energy(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, int64_t *ret) {
+        int64_t t = from_ms, end = to_ms, first, last, sum = 0;
+        int r;
+
+        /* Only the device's own span is walked, whatever range was asked. */
+        r = device_span(s, txn, device, &first, &last);
+        if (r == -ENOENT) {
+                *ret = 0;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        t = MAX(t, first);
+        end = MIN(end, last);
+
+        /* Covers [t, end) greedily with the coarsest period that starts at t
+         * and ends inside the range: a local day, a UTC hour, or else a run
+         * of minutes up to the next hour or local midnight. */
+        while (t < end) {
+                int64_t day = s->o.day_start(t, s->o.userdata);
+                int64_t next_day = s->o.day_start(day + NEXT_DAY_PROBE_MS, s->o.userdata);
+                int64_t next, e = 0;
+
+                if (day == t && next_day > t && next_day <= end) {
+                        r = rollup_energy(s, txn, STORE_DAY, device, t, &e);
+                        next = next_day;
+                } else if (floor_to(t, HOUR_MS) == t && t + HOUR_MS <= end) {
+                        r = rollup_energy(s, txn, STORE_HOUR, device, t, &e);
+                        next = t + HOUR_MS;
+                } else {
+                        _cleanup_(period_array_done) PeriodArray m = {};
+
+                        next = MIN(end, floor_to(t, HOUR_MS) + HOUR_MS);
+                        if (next_day > t)
+                                next = MIN(next, next_day);
+                        r = collect_minutes(s, txn, device, t, next, SIZE_MAX / 2, &m);
+                        for (size_t i = 0; i < m.n; i++)
+                                e += m.items[i].a.energy;
+                }
+                if (r < 0)
+                        return r;
+                sum += e;
+                t = next;
+        }
+        *ret = sum;
+        return 0;
+}
+
+int db_stats(Store *s, MDB_txn *txn, StoreStats *st) {
+        _cleanup_cursor_ MDB_cursor *c = NULL;
+        MDB_envinfo info;
+        MDB_stat ms;
+        MDB_val k, v;
+        int r;
+
+        r = store_errno(mdb_env_info(s->env, &info));
+        if (r < 0)
+                return r;
+        st->map_bytes = info.me_mapsize;
+        /* dbi 0 is LMDB's main database, which holds the named ones. */
+        r = store_errno(mdb_stat(txn, 0, &ms));
+        if (r < 0)
+                return r;
+        st->page_size = ms.ms_psize;
+        st->used_bytes = (ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages) * ms.ms_psize;
+
+        for (unsigned db = 0; db < _DB_MAX; db++) {
+                uint64_t bytes;
+
+                r = store_errno(mdb_stat(txn, s->dbi[db], &ms));
+                if (r < 0)
+                        return r;
+                bytes = (ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages) * ms.ms_psize;
+                st->used_bytes += bytes;
+                if (db == DB_RAW)
+                        st->raw_rows = ms.ms_entries;
+                else if (db == DB_BLOCK)
+                        st->blocks = ms.ms_entries;
+                else if (db == DB_MINUTES)
+                        st->rollup_bytes[STORE_MINUTE] += bytes;
+                for (StoreResolution res = 0; res < _STORE_RESOLUTION_MAX; res++)
+                        if (rollup_db[res] == db)
+                                st->rollup_bytes[res] += bytes;
+        }
+
+        r = cursor_open(s, txn, DB_BLOCK, &c);
+        if (r < 0)
+                return r;
+        for (r = store_errno(mdb_cursor_get(c, &k, &v, MDB_FIRST)); r >= 0;
+             r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
+                BlockInfo b;
+
+                r = block_open(&k, &v, 0, 0, NULL, &b);
+                if (r < 0)
+                        return r;
+                st->block_bytes += v.mv_size;
+                st->block_minute_bytes += b.minutes_end;
+                st->block_samples += b.count;
+        }
+        return r == -ENOENT ? 0 : r;
+}

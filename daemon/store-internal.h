@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Shared by store.c (API, tail, writer thread) and store-db.c (LMDB). */
+
+#include <glib.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "store-codec.h"
+#include "store-log.h"
+#include "store.h"
+
+enum {
+        DB_META,
+        DB_LAST,
+        DB_RAW,
+        DB_BLOCK,
+        DB_MINUTE,
+        DB_HOUR,
+        DB_DAY,
+        DB_MINUTES,
+        DB_COUNTER,
+        _DB_MAX,
+};
+
+/* One device's samples in a tail generation, packed. */
+typedef struct TailDev {
+        uint32_t device;
+        bool have_base;
+        StoreSample base;       /* the device's sample before the first here */
+        StoreSample last;
+        int64_t last_dt;
+        Buf buf;                /* samples_encode_one() from base */
+        uint32_t n;
+        bool have_counter;
+        StoreCounter counter;   /* the newest */
+} TailDev;
+
+/* Rounds appended since the last checkpoint. Once frozen (handed to the
+ * writer to checkpoint) a generation never changes. */
+typedef struct Tail {
+        GHashTable *devs;       /* device -> TailDev */
+        size_t bytes;
+        uint64_t last_seq;      /* of its newest round; 0 when empty */
+        int64_t first_ts;       /* its oldest sample */
+        int64_t last_ts;        /* its newest */
+} Tail;
+
+struct Store {
+        MDB_env *env;
+        MDB_dbi dbi[_DB_MAX];
+        StoreOptions o;
+        Periods periods[_STORE_RESOLUTION_MAX];
+        dev_t dev;
+        ino_t ino;
+        Store *next;
+        int dir_fd;
+        StoreLog *log;          /* the writer's, after open */
+
+        /* Appender's own state. */
+        GHashTable *devs;       /* device -> DevState */
+        uint64_t next_seq;
+
+        pthread_mutex_t lock;   /* guards what follows */
+        pthread_cond_t wake;    /* for the writer */
+        pthread_cond_t done;    /* for those waiting on it */
+        pthread_t thread;
+        bool thread_running, quit;
+        Tail *active, *frozen;
+        Buf round;              /* the open round's samples, for its record */
+        size_t round_n;
+        bool freeze_wanted;     /* at the end of the open round */
+        Buf queued;             /* framed log records not yet written */
+        uint64_t logged_seq;    /* rounds up to this are in the log */
+        uint64_t ckpt_seq;      /* ... and up to this in LMDB */
+        int log_error, db_error;
+        uint64_t log_attempts, db_attempts;
+        bool retry_now;
+
+        /* Readers and writers of LMDB hold it shared; growing the map needs
+         * it alone (LMDB: no transaction may be open then). */
+        pthread_rwlock_t map_lock;
+};
+
+int store_errno(int rc);
+
+int db_open(Store *s, const char *path);
+void db_close(Store *s);
+/* A read transaction, under map_lock. */
+int db_read_begin(Store *s, MDB_txn **ret);
+void db_read_end(Store *s, MDB_txn *txn);
+int db_ckpt_seq(Store *s, MDB_txn *txn, uint64_t *ret);
+int db_get_last(Store *s, MDB_txn *txn, uint32_t device, StoreSample *ret);
+int db_get_counter(Store *s, MDB_txn *txn, uint32_t device, StoreCounter *ret);
+/* Writes a frozen tail generation in one transaction (growing the map up
+ * to its cap: -EFBIG beyond). */
+int db_checkpoint(Store *s, const Tail *t);
+int db_expire(Store *s, int64_t older_than_ms);
+int db_delete_device(Store *s, uint32_t device);
+/* Number of samples in range; stops counting past max. */
+int db_count_raw(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, size_t max, size_t *ret);
+int db_query_raw(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, SampleArray *out);
+/* Periods of a resolution starting in [from, to), unsorted and possibly
+ * repeated; -E2BIG when clearly more than max. */
+int db_collect(Store *s, MDB_txn *txn, uint32_t device, StoreResolution res, int64_t from_ms, int64_t to_ms,
+               size_t max, PeriodArray *out);
+int db_energy(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, int64_t *ret);
+int db_stats(Store *s, MDB_txn *txn, StoreStats *ret);
+
