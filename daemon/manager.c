@@ -116,16 +116,46 @@ void manager_device_changed(Manager *m, Device *d) {
 
 /* ---- readings to the store ---- */
 
-/* Samples go to the store as devices answer (queries see them at once);
- * once per poll interval the round is closed, which makes it one record
- * of the store's log, one disk write. The energy accounts' state goes in
- * the same record, so after a crash the counters belong to the very
- * samples stored, and restore_energy() continues from them. */
+/* Samples go to the store as devices answer, each with its energy
+ * account's state in the same log record, so that after a crash the
+ * counters belong to the very samples stored and restore_energy()
+ * continues from them. Once per poll interval the round is ended, which
+ * costs one fdatasync of the store's log. */
+
+/* The device a sample is for: samples carry the store number only. */
+static Device *device_by_number(Manager *m, uint32_t number) {
+        GHashTableIter it;
+        gpointer v;
+        Device *d = g_hash_table_lookup(m->by_number, GUINT_TO_POINTER(number));
+
+        if (d)
+                return d;
+        g_hash_table_iter_init(&it, m->devices);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                if (((Device *) v)->number == number) {
+                        g_hash_table_insert(m->by_number, GUINT_TO_POINTER(number), v);
+                        return v;
+                }
+        return NULL;
+}
 
 void manager_record(Manager *m, const StoreSample *s) {
+        Device *d = device_by_number(m, s->device);
+        StoreCounter c;
+        bool with = d && d->metered && d->energy.have_baseline && d->energy.ts_ms == s->ts_ms;
         int r;
 
-        r = store_add(m->store, s, 1);
+        if (with)
+                c = (StoreCounter) {
+                        .device = d->number,
+                        .ts_ms = d->energy.ts_ms,
+                        .cumulative_mwh = d->energy.cumulative_mwh,
+                        .counter_mwh = d->energy.counter_mwh,
+                        .lo_mwh = d->energy.lo_mwh,
+                        .hi_mwh = d->energy.hi_mwh,
+                        .power_mw = d->energy.power_mw,
+                };
+        r = store_add(m->store, s, 1, with ? &c : NULL, with);
         if (r > 0 && !m->bad_sample_logged) {
                 /* Devices only record increasing times and energy: a bug. */
                 log_warning("The store dropped a bad sample of device %" PRIu32 " at %" PRId64 ", ignoring",
@@ -154,46 +184,9 @@ static void check_store(Manager *m) {
 }
 
 int manager_flush(Manager *m) {
-        _cleanup_free_ StoreCounter *c = NULL;
-        GHashTableIter it;
-        gpointer v;
-        size_t n = 0;
         int r;
 
-        c = calloc(MAX(g_hash_table_size(m->devices), 1u), sizeof(StoreCounter));
-        if (!c)
-                return log_oom();
-        /* The accounts that moved since the last round. */
-        g_hash_table_iter_init(&it, m->devices);
-        while (g_hash_table_iter_next(&it, NULL, &v)) {
-                Device *d = v;
-                gpointer seen;
-
-                if (!d->metered || !d->energy.have_baseline)
-                        continue;
-                seen = g_hash_table_lookup(m->counters, GUINT_TO_POINTER(d->number));
-                if (seen && *(int64_t *) seen == d->energy.ts_ms)
-                        continue;
-                if (!seen) {
-                        seen = malloc(sizeof(int64_t));
-                        if (!seen)
-                                return log_oom();
-                        g_hash_table_insert(m->counters, GUINT_TO_POINTER(d->number), seen);
-                }
-                *(int64_t *) seen = d->energy.ts_ms;
-                c[n++] = (StoreCounter) {
-                        .device = d->number,
-                        .ts_ms = d->energy.ts_ms,
-                        .cumulative_mwh = d->energy.cumulative_mwh,
-                        .counter_mwh = d->energy.counter_mwh,
-                        .lo_mwh = d->energy.lo_mwh,
-                        .hi_mwh = d->energy.hi_mwh,
-                        .power_mw = d->energy.power_mw,
-                };
-        }
-        r = store_commit_round(m->store, c, n);
-        if (r < 0)
-                log_error_errno(r, "Failed to end the round of readings, ignoring: %m");
+        r = store_commit_round(m->store);
         check_store(m);
         return r;
 }
@@ -299,14 +292,8 @@ static void restore_energy(Manager *m, Device *d) {
                 return;
         energy_account_restore(&d->energy, last.energy_mwh);
         if (store_counter(m->store, d->number, &c) >= 0 && c.ts_ms == last.ts_ms &&
-            c.cumulative_mwh == last.energy_mwh) {
+            c.cumulative_mwh == last.energy_mwh)
                 energy_account_resume(&d->energy, c.counter_mwh, c.lo_mwh, c.hi_mwh, c.ts_ms, c.power_mw);
-                int64_t *seen = malloc(sizeof(int64_t));
-                if (seen) {
-                        *seen = c.ts_ms;
-                        g_hash_table_insert(m->counters, GUINT_TO_POINTER(d->number), seen);
-                }
-        }
         d->last_sample_ms = last.ts_ms;
         d->day_start_ms = manager_day_start(m, now);
         if (store_energy(m->store, d->number, d->day_start_ms, now + 1, &today) < 0)
@@ -335,6 +322,7 @@ static void announce(Manager *m, Device *d) {
 }
 
 static void free_root(Manager *m, Device *d) {
+        g_hash_table_remove_all(m->by_number);
         /* The connection first: its cancelled requests are answered while
          * every outlet they name is still alive. */
         d->conn = conn_free(d->conn);
@@ -831,7 +819,7 @@ int manager_new(Config *config, Manager **ret) {
         *config = (Config) {};
         m->version = PROJECT_VERSION;
         m->devices = g_hash_table_new(g_str_hash, g_str_equal);
-        m->counters = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, free);
+        m->by_number = g_hash_table_new(g_direct_hash, g_direct_equal);
         m->roots = g_ptr_array_new();
         m->polkit = polkit_queries_new();
         if (!m->polkit)
@@ -989,8 +977,8 @@ Manager *manager_free(Manager *m) {
                 g_ptr_array_unref(m->roots);
         if (m->devices)
                 g_hash_table_unref(m->devices);
-        if (m->counters)
-                g_hash_table_unref(m->counters);
+        if (m->by_number)
+                g_hash_table_unref(m->by_number);
         address_watch_free(m->address_watch);
         polkit_queries_free(m->polkit);
         sd_event_source_disable_unref(m->flush_timer);

@@ -32,7 +32,7 @@ typedef struct Manager {
         PendingOp *ops;            /* AddDevice and Discover in progress */
 
         GHashTable *devices;       /* id -> Device*, owns them */
-        GHashTable *counters;      /* store number -> time (int64_t) of the counter state stored last */
+        GHashTable *by_number;     /* store number -> Device*, filled as samples come */
         GPtrArray *roots;          /* plugs and strips, for iteration */
 
         uint64_t dropped;          /* samples lost while the store failed */

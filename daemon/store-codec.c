@@ -364,6 +364,11 @@ int samples_decode_one(Reader *r, StoreSample *prev, int64_t *prev_dt) {
         return r->bad ? -EBADMSG : 0;
 }
 
+int tail_decode_one(Reader *r, StoreSample *prev, int64_t *prev_dt, uint64_t *seq) {
+        *seq += get_uvarint(r);
+        return samples_decode_one(r, prev, prev_dt);
+}
+
 /* ---- minute sections ---- */
 
 uint8_t *minutes_encode_v2(uint8_t *p, int64_t base, const Period *m, size_t n) {

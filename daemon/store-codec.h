@@ -132,6 +132,10 @@ int64_t interval_energy(const Periods *p, const StoreSample *prev, const StoreSa
 uint8_t *samples_encode_one(uint8_t *p, StoreSample *prev, int64_t *prev_dt, const StoreSample *x);
 int samples_decode_one(Reader *r, StoreSample *prev, int64_t *prev_dt);
 
+/* A tail sample: uvarint (seq - previous seq) of its round, then the
+ * packed sample. */
+int tail_decode_one(Reader *r, StoreSample *prev, int64_t *prev_dt, uint64_t *seq);
+
 /* Minute sections. Version 1: uvarint n (<= 60) then per minute uvarint
  * index in the hour, ...; version 2: see store-db.c. */
 #define MINUTE_FIELDS_MAX (9 * VARINT_MAX)

@@ -585,6 +585,7 @@ static int checkpoint_device(Store *s, MDB_txn *txn, const TailDev *td) {
         StoreSample x = td->base;
         uint8_t lk[4], vb[1 + 6 * VARINT_MAX];
         int64_t prev_dt = 0;
+        uint64_t seq = 0;
         uint8_t *p;
         int e;
 
@@ -592,7 +593,7 @@ static int checkpoint_device(Store *s, MDB_txn *txn, const TailDev *td) {
         if (!td->have_base)
                 x = (StoreSample) { .device = td->device };
         for (uint32_t i = 0; i < td->n; i++) {
-                e = samples_decode_one(&r, &x, &prev_dt);
+                e = tail_decode_one(&r, &x, &prev_dt, &seq);
                 if (e < 0)
                         return e;
                 e = sample_array_push(&a, &x);

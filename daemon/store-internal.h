@@ -33,7 +33,8 @@ typedef struct TailDev {
         StoreSample base;       /* the device's sample before the first here */
         StoreSample last;
         int64_t last_dt;
-        Buf buf;                /* samples_encode_one() from base */
+        uint64_t last_seq;
+        Buf buf;                /* tail_decode_one() from base */
         uint32_t n;
         bool have_counter;
         StoreCounter counter;   /* the newest */
@@ -70,11 +71,12 @@ struct Store {
         pthread_t thread;
         bool thread_running, quit;
         Tail *active, *frozen;
-        Buf round;              /* the open round's samples, for its record */
-        size_t round_n;
+        size_t round_n;         /* samples of the open round */
         bool freeze_wanted;     /* at the end of the open round */
         Buf queued;             /* framed log records not yet written */
-        uint64_t logged_seq;    /* rounds up to this are in the log */
+        uint64_t written_seq;   /* records up to this are written (and visible) */
+        uint64_t sync_seq;      /* ... up to this must be made durable */
+        uint64_t synced_seq;    /* ... up to this are durable */
         uint64_t ckpt_seq;      /* ... and up to this in LMDB */
         int log_error, db_error;
         uint64_t log_attempts, db_attempts;

@@ -358,6 +358,11 @@ int log_write(StoreLog *l, const uint8_t *records, size_t size, size_t *ret_done
                         seqs++;
                 }
                 if (chunk == 0) {
+                        /* The full segment is made durable before the next
+                         * one starts: replay stops at its first torn record. */
+                        r = log_sync(l);
+                        if (r < 0)
+                                return r;
                         r = start_segment(l);
                         if (r < 0)
                                 return r;
@@ -366,12 +371,16 @@ int log_write(StoreLog *l, const uint8_t *records, size_t size, size_t *ret_done
                 r = write_all(l->fd, records + *ret_done, chunk, l->offset);
                 if (r < 0)
                         return r;
-                if (fdatasync(l->fd) < 0)
-                        return -errno;
                 l->offset += chunk;
                 l->next_seq += seqs;
                 *ret_done += chunk;
         }
+        return 0;
+}
+
+int log_sync(StoreLog *l) {
+        if (l->fd >= 0 && fdatasync(l->fd) < 0)
+                return -errno;
         return 0;
 }
 

@@ -37,10 +37,13 @@ StoreLog *log_free(StoreLog *l);
 /* Frames one record into buf[0 .. LOG_HEADER_SIZE + size). */
 void log_frame(uint8_t *buf, uint64_t seq, const uint8_t *payload, size_t size);
 
-/* Writes framed records (consecutive seqs, the first being the log's next)
- * and fdatasyncs them. *ret_done is the size of the leading records made
- * durable, also on failure: the caller retries with the rest. */
+/* Writes framed records (consecutive seqs, the first being the log's
+ * next); they survive the process from then on, a power loss only after
+ * log_sync(). *ret_done is the size of the leading records written, also
+ * on failure: the caller retries with the rest. */
 int log_write(StoreLog *l, const uint8_t *records, size_t size, size_t *ret_done);
+/* fdatasync()s what was written. */
+int log_sync(StoreLog *l);
 
 /* Every record with seq <= seq is checkpointed: their segments may go. */
 void log_release(StoreLog *l, uint64_t seq);

@@ -9,9 +9,11 @@
  * the writer thread writes the log and checkpoints. Store.lock guards the
  * tail generations, the queue of framed log records and the writer's
  * progress and errors; the appender's per-device state (devs) is the
- * caller's alone, and the log the writer's. A round is added to the
- * active tail and queued under the lock; the writer takes the queue,
- * writes and fdatasyncs it without the lock. To checkpoint, the active
+ * caller's alone, and the log the writer's. Samples are added to the
+ * active tail and queued as log records under the lock; the writer takes
+ * the queue and writes it without the lock at once, and fdatasyncs it
+ * when a round ends (store_commit_round()). Queries show the samples
+ * written, which a kill -9 cannot take back. To checkpoint, the active
  * generation is frozen (a pointer swap under the lock) and a new one
  * started; the writer writes the frozen one into LMDB without the lock
  * (nobody changes a frozen generation), together with its newest round's
@@ -102,10 +104,12 @@ static int tail_add(Tail *t, const DevState *d, const StoreSample *x, uint64_t s
 
         if (!td)
                 return -ENOMEM;
-        r = buf_reserve(&td->buf, SAMPLE_FIELDS_MAX);
+        r = buf_reserve(&td->buf, VARINT_MAX + SAMPLE_FIELDS_MAX);
         if (r < 0)
                 return r;
         before = td->buf.size;
+        td->buf.size = (size_t) (put_uvarint(td->buf.data + td->buf.size, seq - td->last_seq) - td->buf.data);
+        td->last_seq = seq;
         td->buf.size = (size_t) (samples_encode_one(td->buf.data + td->buf.size, &td->last, &td->last_dt, x) -
                                  td->buf.data);
         td->n++;
@@ -125,9 +129,11 @@ typedef struct TailPart {
         SampleArray x;
 } TailPart;
 
-static int tail_part(const Tail *t, uint32_t device, TailPart *ret) {
+/* Only the samples of rounds up to max_seq: what the log holds. */
+static int tail_part(const Tail *t, uint32_t device, uint64_t max_seq, TailPart *ret) {
         const TailDev *td;
         int64_t prev_dt = 0;
+        uint64_t seq = 0;
         StoreSample x;
         Reader r;
         int e;
@@ -141,7 +147,9 @@ static int tail_part(const Tail *t, uint32_t device, TailPart *ret) {
         x = td->base;
         r = reader_make(td->buf.data, td->buf.size);
         for (uint32_t i = 0; i < td->n; i++) {
-                e = samples_decode_one(&r, &x, &prev_dt);
+                e = tail_decode_one(&r, &x, &prev_dt, &seq);
+                if (e >= 0 && seq > max_seq)
+                        break;
                 if (e >= 0)
                         e = sample_array_push(&ret->x, &x);
                 if (e < 0)
@@ -214,7 +222,15 @@ static void writer_log(Store *s) {
                         r = -ENOMEM;
         }
         buf_done(&b);
-        s->logged_seq = log_next_seq(s->log) - 1;
+        s->written_seq = log_next_seq(s->log) - 1;
+        if (r >= 0 && s->sync_seq > s->synced_seq && s->sync_seq <= s->written_seq) {
+                uint64_t target = s->written_seq;
+                pthread_mutex_unlock(&s->lock);
+                r = log_sync(s->log);
+                pthread_mutex_lock(&s->lock);
+                if (r >= 0)
+                        s->synced_seq = target;
+        }
         s->log_error = r < 0 ? r : 0;
         s->log_attempts++;
 }
@@ -252,7 +268,7 @@ static void *writer_main(void *userdata) {
                 bool retry = s->retry_now || s->quit, failed = false, worked = false;
 
                 s->retry_now = false;
-                if (s->queued.size > 0 && (s->log_error == 0 || retry)) {
+                if ((s->queued.size > 0 || s->sync_seq > s->synced_seq) && (s->log_error == 0 || retry)) {
                         writer_log(s);
                         failed = s->log_error < 0;
                         worked = true;
@@ -263,11 +279,12 @@ static void *writer_main(void *userdata) {
                         worked = true;
                 }
                 pthread_cond_broadcast(&s->done);
-                if (s->quit && (failed || (s->queued.size == 0 && !s->frozen)))
+                bool idle = s->queued.size == 0 && s->sync_seq <= s->synced_seq && !s->frozen;
+                if (s->quit && (failed || idle))
                         break;
                 if (worked && !failed)
                         continue;
-                if (s->queued.size == 0 && !s->frozen)
+                if (idle)
                         pthread_cond_wait(&s->wake, &s->lock);
                 else {
                         /* Failing: try again in a while, or when asked. */
@@ -439,7 +456,7 @@ Store *store_free(Store *s) {
                 return NULL;
 
         if (s->thread_running) {
-                (void) store_commit_round(s, NULL, 0);
+                (void) store_commit_round(s);
                 pthread_mutex_lock(&s->lock);
                 s->quit = true;
                 (void) freeze(s);
@@ -459,7 +476,6 @@ Store *store_free(Store *s) {
         tail_free(s->active);
         tail_free(s->frozen);
         buf_done(&s->queued);
-        buf_done(&s->round);
         if (s->devs)
                 g_hash_table_unref(s->devs);
         if (s->dir_fd >= 0)
@@ -565,7 +581,7 @@ int store_open_with(const char *path, const StoreOptions *options, Store **ret) 
         if (r < 0)
                 return r;
         s->next_seq = next;
-        s->logged_seq = next - 1;
+        s->written_seq = s->sync_seq = s->synced_seq = next - 1;
         if (tail_due(s, s->active, s->active->last_ts))
                 (void) freeze(s);
 
@@ -583,14 +599,30 @@ int store_open(const char *path, StoreDayStartFunc day_start, void *userdata, St
 
 /* ---- append ---- */
 
-int store_add(Store *s, const StoreSample *samples, size_t n) {
-        int64_t newest = INT64_MIN;
-        size_t kept = 0;
+/* Frames a record into the queue and wakes the writer; under the lock. */
+static int queue_record(Store *s, const Buf *payload) {
         int r;
 
-        if (!s || (!samples && n > 0))
+        r = buf_reserve(&s->queued, LOG_HEADER_SIZE + payload->size);
+        if (r < 0)
+                return r;
+        log_frame(s->queued.data + s->queued.size, s->next_seq, payload->data, payload->size);
+        s->queued.size += LOG_HEADER_SIZE + payload->size;
+        s->next_seq++;
+        pthread_cond_signal(&s->wake);
+        return 0;
+}
+
+int store_add(Store *s, const StoreSample *samples, size_t n, const StoreCounter *counters, size_t n_counters) {
+        _cleanup_(buf_done) Buf payload = {}, body = {};
+        int64_t newest = INT64_MIN;
+        size_t kept = 0;
+        uint8_t *p;
+        int r;
+
+        if (!s || (!samples && n > 0) || (!counters && n_counters > 0))
                 return -EINVAL;
-        if (n == 0)
+        if (n + n_counters == 0)
                 return 0;
         for (size_t i = 0; i < n; i++)
                 newest = MAX(newest, samples[i].ts_ms);
@@ -599,69 +631,61 @@ int store_add(Store *s, const StoreSample *samples, size_t n) {
         if ((s->log_error || s->db_error) &&
             s->queued.size + s->active->bytes + (s->frozen ? s->frozen->bytes : 0) >= s->o.pending_max_bytes) {
                 r = s->log_error ?: s->db_error;
-                pthread_mutex_unlock(&s->lock);
-                return r;
+                goto finish;
         }
         /* The round that reaches the next checkpoint time starts the next
          * generation. */
         if (s->round_n == 0 && tail_due(s, s->active, newest))
                 (void) freeze(s);
-        r = add_samples(s, samples, n, s->next_seq, &s->round, &kept);
-        s->round_n += kept;
+        r = add_samples(s, samples, n, s->next_seq, &body, &kept);
+        if (r >= 0)
+                r = add_counters(s, counters, n_counters, s->next_seq);
+        if (r < 0 || kept + n_counters == 0)
+                goto finish;
+        /* One record per call, written at once (a kill -9 cannot lose it
+         * from then on), made durable at the end of the round. */
+        r = buf_reserve(&payload, 2 * VARINT_MAX + body.size + n_counters * 7 * VARINT_MAX);
+        if (r < 0)
+                goto finish;
+        p = put_uvarint(payload.data, kept);
+        memcpy(p, body.data, body.size);
+        p = put_uvarint(p + body.size, n_counters);
+        for (size_t i = 0; i < n_counters; i++)
+                p = put_counter(p, &counters[i]);
+        payload.size = (size_t) (p - payload.data);
+        r = queue_record(s, &payload);
+        if (r >= 0)
+                s->round_n += kept + n_counters;
+finish:
         pthread_mutex_unlock(&s->lock);
         return r < 0 ? r : (int) MIN(n - kept, (size_t) INT32_MAX);
 }
 
-int store_commit_round(Store *s, const StoreCounter *counters, size_t n_counters) {
-        uint8_t head[VARINT_MAX], *p;
-        size_t head_size;
-        int r;
-
-        if (!s || (!counters && n_counters > 0))
+int store_commit_round(Store *s) {
+        if (!s)
                 return -EINVAL;
 
         pthread_mutex_lock(&s->lock);
-        r = add_counters(s, counters, n_counters, s->next_seq);
-        if (r < 0 || s->round_n + n_counters == 0)
-                goto finish;
-        head_size = (size_t) (put_uvarint(head, s->round_n) - head);
-        r = buf_reserve(&s->queued, LOG_HEADER_SIZE + head_size + s->round.size + VARINT_MAX +
-                                            n_counters * 7 * VARINT_MAX);
-        if (r < 0)
-                goto finish;
-        /* The record's payload is built in place after its header. */
-        p = s->queued.data + s->queued.size + LOG_HEADER_SIZE;
-        memcpy(p, head, head_size);
-        p += head_size;
-        memcpy(p, s->round.data, s->round.size);
-        p += s->round.size;
-        p = put_uvarint(p, n_counters);
-        for (size_t i = 0; i < n_counters; i++)
-                p = put_counter(p, &counters[i]);
-        size_t size = (size_t) (p - (s->queued.data + s->queued.size + LOG_HEADER_SIZE));
-        log_frame(s->queued.data + s->queued.size, s->next_seq, s->queued.data + s->queued.size + LOG_HEADER_SIZE,
-                  size);
-        s->queued.size += LOG_HEADER_SIZE + size;
-        s->next_seq++;
-        s->round.size = 0;
+        if (s->next_seq - 1 > s->sync_seq) {
+                s->sync_seq = s->next_seq - 1;
+                pthread_cond_signal(&s->wake);
+        }
         s->round_n = 0;
         if (s->freeze_wanted || s->active->bytes >= s->o.tail_max_bytes)
                 (void) freeze(s);
-        pthread_cond_signal(&s->wake);
-finish:
         pthread_mutex_unlock(&s->lock);
-        return r;
+        return 0;
 }
 
 int store_append_round(Store *s, const StoreSample *samples, size_t n, const StoreCounter *counters,
                        size_t n_counters) {
-        int r, k;
+        int r;
 
-        r = store_add(s, samples, n);
+        r = store_add(s, samples, n, counters, n_counters);
         if (r < 0)
                 return r;
-        k = store_commit_round(s, counters, n_counters);
-        return k < 0 ? k : r;
+        (void) store_commit_round(s);
+        return r;
 }
 
 int store_append(Store *s, const StoreSample *samples, size_t n) {
@@ -674,15 +698,13 @@ int store_sync(Store *s) {
 
         if (!s)
                 return -EINVAL;
-        r = store_commit_round(s, NULL, 0);
-        if (r < 0)
-                return r;
+        (void) store_commit_round(s);
         pthread_mutex_lock(&s->lock);
         target = s->next_seq - 1;
         attempts = s->log_attempts;
         s->retry_now = true;
         pthread_cond_signal(&s->wake);
-        while (s->logged_seq < target) {
+        while (s->synced_seq < target) {
                 if (s->log_error && s->log_attempts > attempts) {
                         r = s->log_error;
                         break;
@@ -699,9 +721,7 @@ int store_checkpoint(Store *s) {
 
         if (!s)
                 return -EINVAL;
-        r = store_commit_round(s, NULL, 0);
-        if (r < 0)
-                return r;
+        (void) store_commit_round(s);
         pthread_mutex_lock(&s->lock);
         target = s->next_seq - 1;
         attempts = s->db_attempts;
@@ -761,10 +781,12 @@ static int snapshot(Store *s, uint32_t device, TailPart parts[static 2], MDB_txn
         uint64_t ckpt;
         int r;
 
+        /* Samples show once their round is durable: what a reader saw is
+         * never lost, even to a kill -9 right after. */
         pthread_mutex_lock(&s->lock);
-        r = tail_part(s->frozen, device, &parts[0]);
+        r = tail_part(s->frozen, device, s->written_seq, &parts[0]);
         if (r >= 0)
-                r = tail_part(s->active, device, &parts[1]);
+                r = tail_part(s->active, device, s->written_seq, &parts[1]);
         pthread_mutex_unlock(&s->lock);
         if (r < 0)
                 return r;

@@ -6,23 +6,24 @@
  * rollups. Knows nothing of the device protocol; a device is a small
  * integer the registry assigns.
  *
- * Writes never wait for the disk. store_append() validates a round, adds
- * it to an in-memory tail (kept packed) and queues it for the store's
- * writer thread, which appends it to a write-ahead log in the store's
- * directory (one fdatasync per batch of queued rounds: one per round when
- * rounds come slower than the disk) and, every checkpoint interval of
- * sample time or when the tail passes a byte bound, checkpoints the tail
- * into LMDB in one synced transaction, after which the log is recycled.
- * Queries read LMDB and the tail together and see every sample appended,
- * checkpointed or not.
+ * Writes never wait for the disk. store_add() validates samples, adds
+ * them to an in-memory tail (kept packed) and queues them for the store's
+ * writer thread, which appends them at once to a write-ahead log in the
+ * store's directory; store_commit_round() ends a round, and the writer
+ * fdatasyncs the log then (one fdatasync per round, or per batch of
+ * rounds when they come faster than the disk). Every checkpoint interval
+ * of sample time, or when the tail passes a byte bound, the writer
+ * checkpoints the tail into LMDB in one synced transaction, after which
+ * the log is recycled. Queries read LMDB and the tail together and see
+ * every sample the writer has written to the log, checkpointed or not
+ * (store_sync() waits for that): what a reader saw survives a kill -9.
  *
- * Guarantees: a round is durable (survives a power loss) once store_sync()
- * returned after it, which the writer does by itself within one disk write
- * of the append; a kill -9 loses nothing store_append() accepted that the
- * writer had write()n, i.e. at most the rounds of the last few
- * milliseconds; a power loss loses at most the rounds not yet synced.
- * LMDB is never damaged by either (its commits are synced, the log's torn
- * tail is discarded at open).
+ * Guarantees: a kill -9 loses nothing that queries showed, i.e. at most
+ * the samples of the last moment before the writer wrote them; a power
+ * loss loses at most the round not yet ended and synced (the writer syncs
+ * within one disk write of store_commit_round(); store_sync() waits for
+ * it). LMDB is never damaged by either (its commits are synced, the log's
+ * torn tail is discarded at open).
  *
  * Threads: every function may be called from one thread (the daemon's
  * loop) while the store's own writer thread runs; the store's functions
@@ -138,11 +139,12 @@ int store_append_round(Store *s, const StoreSample *samples, size_t n, const Sto
                        size_t n_counters);
 int store_append(Store *s, const StoreSample *samples, size_t n);
 
-/* The same in two steps, for a round gathered as its devices answer: the
- * samples store_add() takes are in queries at once; store_commit_round()
- * ends the round and queues its one log record. */
-int store_add(Store *s, const StoreSample *samples, size_t n);
-int store_commit_round(Store *s, const StoreCounter *counters, size_t n_counters);
+/* The same in two steps, for a round gathered as its devices answer:
+ * store_add() takes samples (and counter states) as store_append_round()
+ * does, each call one log record written at once; store_commit_round()
+ * ends the round: the writer fdatasyncs the log. */
+int store_add(Store *s, const StoreSample *samples, size_t n, const StoreCounter *counters, size_t n_counters);
+int store_commit_round(Store *s);
 
 /* Ends the open round and waits until everything appended so far is in
  * the log, fdatasync'd. */

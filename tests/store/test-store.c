@@ -120,7 +120,14 @@ static int append_rounds(Store *st, Series *sv, size_t k, size_t rounds) {
                 }
         }
         free(buf);
-        return r;
+        /* Queries show what is durable. */
+        return r < 0 ? r : store_sync(st);
+}
+
+static int append_sync(Store *st, const StoreSample *x, size_t n) {
+        int r = store_append(st, x, n);
+        int k = store_sync(st);
+        return r < 0 ? r : k < 0 ? k : r;
 }
 
 static bool sample_eq(const StoreSample *a, const StoreSample *b) {
@@ -313,15 +320,15 @@ static void test_roundtrip(const char *dir) {
         StoreSample bad[2] = { sv[0].s[399], sv[0].s[399] };
         bad[0].device = 7;
         bad[1].ts_ms -= 1;
-        is_int(store_append(st, bad, 2), 1, "a sample older than the stored one is dropped alone");
+        is_int(append_sync(st, bad, 2), 1, "a sample older than the stored one is dropped alone");
         ok(store_last_sample(st, 7, &last) == 0 && sample_eq(&last, &bad[0]), "and the rest of its round is kept");
         ok(store_last_sample(st, 1, &last) == 0 && sample_eq(&last, &sv[0].s[399]), "the device keeps its newer sample");
         bad[1].ts_ms += 2;
         bad[1].energy_mwh -= 1;
-        is_int(store_append(st, &bad[1], 1), 1, "a decreasing cumulative energy is dropped");
+        is_int(append_sync(st, &bad[1], 1), 1, "a decreasing cumulative energy is dropped");
         bad[1].energy_mwh += 1;
         bad[1].power_mw = INT64_C(1) << 50;
-        is_int(store_append(st, &bad[1], 1), 1, "an absurd power is dropped");
+        is_int(append_sync(st, &bad[1], 1), 1, "an absurd power is dropped");
         ok(query_matches(st, &sv[0], 0, INT64_MAX), "device 1 unchanged by its bad samples");
 
         store_free(st);
@@ -334,7 +341,9 @@ static void test_compaction_and_rollups(const char *dir, DayFunc day, const char
         Series sv[2];
         StoreStats stats;
 
-        ok(store_open(dir, day, NULL, &st) == 0, "%s: open", what);
+        /* Checkpoints only when asked. */
+        ok(store_open_with(dir, &(StoreOptions) { .day_start = day, .checkpoint_interval_ms = 3650 * DAY_MS }, &st) == 0,
+           "%s: open", what);
         sv[0] = series_make(1, T0 + 123, 7000, 4000, true);
         sv[1] = series_make(2, T0 + 40000, 13000, 3000, true);
         Series half[2] = { { sv[0].s, 2000 }, { sv[1].s, 1500 } }, rest[2] = { { sv[0].s + 2000, 2000 }, { sv[1].s + 1500, 1500 } };
@@ -390,7 +399,7 @@ static void test_compaction_and_rollups(const char *dir, DayFunc day, const char
         StoreSample more = sv[1].s[2999];
         more.ts_ms = end + 1000;
         more.energy_mwh += 5;
-        ok(store_append(st, &more, 1) == 0, "%s: append after full compaction", what);
+        ok(append_sync(st, &more, 1) == 0, "%s: append after full compaction", what);
         int64_t e = -1;
         ok(store_energy(st, 2, floor_to(more.ts_ms, MINUTE_MS), more.ts_ms + 1, &e) == 0 && e == 5,
            "%s: the delta from a packed sample lands in the new period", what);
@@ -414,7 +423,7 @@ static void test_gaps(const char *dir) {
 
         ok(store_open(dir, day_utc, NULL, &st) == 0, "gaps: open");
         for (size_t i = 0; i < 3; i++)
-                ok(store_append(st, &x[i], 1) == 0, "gaps: append %zu", i);
+                ok(append_sync(st, &x[i], 1) == 0, "gaps: append %zu", i);
         ok(store_query_rollup(st, 4, STORE_HOUR, 0, INT64_MAX, SIZE_MAX, &r, &n) == 0 && n == 2, "gaps: two hour rollups, none for the gap");
         if (n == 2) {
                 is_int(r[0].energy_mwh, 10, "gaps: first hour energy");
