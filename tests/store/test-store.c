@@ -579,6 +579,237 @@ static void test_map_growth(const char *dir) {
         store_free(st);
 }
 
+
+/* The issue's example: the load changes inside a minute; a minute's
+ * average must be its energy over the time covered, and the energy of
+ * the interval crossing the minute's end split by time. */
+static void test_time_split(const char *dir) {
+        Store *st = NULL;
+        const int64_t m = T0 + 7 * MINUTE_MS;
+        StoreSample x[3] = {
+                { .device = 3, .ts_ms = m, .power_mw = 0, .energy_mwh = 1000 },
+                { .device = 3, .ts_ms = m + 30000, .power_mw = 0, .energy_mwh = 1000 },
+                /* 72 W for 60 s: 1.2 Wh, half of it in each minute. */
+                { .device = 3, .ts_ms = m + 90000, .power_mw = 72000, .energy_mwh = 2200 },
+        };
+        StoreRollup *r = NULL;
+        size_t n = 0;
+
+        ok(store_open(dir, day_utc, NULL, &st) == 0, "split: open");
+        ok(append_sync(st, x, 3) == 0, "split: append");
+        ok(store_query_rollup(st, 3, STORE_MINUTE, 0, INT64_MAX, SIZE_MAX, &r, &n) == 0 && n == 2, "split: two minutes");
+        if (n == 2) {
+                is_int(r[0].energy_mwh, 600, "split: the first minute has its half of the crossing interval");
+                is_int(r[0].covered_ms, 60000, "split: the first minute is covered whole");
+                is_int(r[0].power_avg_mw, 36000, "split: its average is its energy over its time (36 W)");
+                is_int(r[1].energy_mwh, 600, "split: the second minute has the other half");
+                is_int(r[1].covered_ms, 30000, "split: the second minute is covered 30 s");
+                is_int(r[1].power_avg_mw, 72000, "split: its average is 72 W");
+        }
+        free(r);
+        int64_t e = -1;
+        ok(store_energy(st, 3, m, m + MINUTE_MS, &e) == 0 && e == 600, "split: energy of the first minute alone");
+        /* The same after a checkpoint, from LMDB. */
+        ok(store_checkpoint(st) == 0, "split: checkpoint");
+        ok(store_query_rollup(st, 3, STORE_MINUTE, 0, INT64_MAX, SIZE_MAX, &r, &n) == 0 && n == 2 &&
+           r[0].energy_mwh == 600 && r[0].power_avg_mw == 36000 && r[1].power_avg_mw == 72000,
+           "split: the same from the database");
+        free(r);
+        ok(store_query_rollup(st, 3, STORE_HOUR, 0, INT64_MAX, SIZE_MAX, &r, &n) == 0 && n == 1 &&
+           r[0].energy_mwh == 1200 && r[0].covered_ms == 90000 && r[0].power_avg_mw == 48000,
+           "split: the hour: 1.2 Wh over 90 s is 48 W");
+        free(r);
+        store_free(st);
+}
+
+/* A query whose answer passes the caller's maximum fails before it is
+ * decoded. */
+static void test_limits(const char *dir) {
+        Store *st = NULL;
+        Series x = series_make(6, T0, 1000, 20000, false);
+        StoreSample *got = NULL;
+        StoreRollup *r = NULL;
+        size_t n = 0;
+
+        ok(store_open(dir, day_utc, NULL, &st) == 0, "limits: open");
+        ok(append_rounds(st, &x, 1, 100) == 0 && store_checkpoint(st) == 0, "limits: 20000 samples packed");
+        is_int(store_query_raw(st, 6, 0, INT64_MAX, 1000, &got, &n), -E2BIG, "limits: raw over the maximum is E2BIG");
+        ok(store_query_raw(st, 6, x.s[100].ts_ms, x.s[1100].ts_ms, 1000, &got, &n) == 0 && n == 1000,
+           "limits: exactly the maximum is answered");
+        free(got);
+        is_int(store_query_rollup(st, 6, STORE_MINUTE, 0, INT64_MAX, 100, &r, &n), -E2BIG,
+               "limits: minute rollups over the maximum are E2BIG");
+        ok(store_query_rollup(st, 6, STORE_HOUR, 0, INT64_MAX, 100, &r, &n) == 0 && n == 6,
+           "limits: six hours fit in 100");
+        free(r);
+        is_int(store_query_rollup(st, 6, STORE_HOUR, 0, INT64_MAX, 5, &r, &n), -E2BIG, "limits: but not in 5");
+        store_free(st);
+        free(x.s);
+}
+
+static char *log_segment(const char *dir) {
+        char cmd[600], *path = NULL;
+        size_t size = 0;
+        snprintf(cmd, sizeof cmd, "ls %s/log.* | tail -1", dir);
+        FILE *f = popen(cmd, "r");
+        if (f && getline(&path, &size, f) > 0)
+                path[strcspn(path, "\n")] = 0;
+        if (f)
+                pclose(f);
+        return path;
+}
+
+/* A record torn by a crash is discarded at open, and only it. */
+static void test_torn_tail(const char *dir) {
+        StoreOptions o = { .day_start = day_utc, .checkpoint_interval_ms = 3650 * DAY_MS };
+        Series x = series_make(8, T0, 10000, 50, false);
+        int status = -1;
+        pid_t pid = fork();
+
+        if (pid == 0) {
+                Store *st = NULL;
+                if (store_open_with(dir, &o, &st) < 0)
+                        _exit(2);
+                for (size_t i = 0; i < x.n; i++)
+                        if (append_sync(st, &x.s[i], 1) != 0)
+                                _exit(3);
+                raise(SIGKILL);
+        }
+        waitpid(pid, &status, 0);
+        ok(WIFSIGNALED(status), "torn: the writer was killed");
+
+        /* Tear the last record: flip a byte of its payload. */
+        _cleanup_free_ char *seg = log_segment(dir);
+        uint8_t *data = malloc(4u << 20);
+        int fd = seg ? open(seg, O_RDWR) : -1;
+        ssize_t size = fd >= 0 ? pread(fd, data, 4u << 20, 0) : -1;
+        size_t off = 0, last = 0;
+        while (size > 0 && off + 16 <= (size_t) size) {
+                uint32_t len = data[off] | data[off + 1] << 8 | data[off + 2] << 16 | (uint32_t) data[off + 3] << 24;
+                if (len == 0)
+                        break;
+                last = off;
+                off += 16 + len;
+        }
+        ok(fd >= 0 && off > 0, "torn: found the log's records");
+        if (fd >= 0 && off > 0) {
+                uint8_t b = data[off - 1] ^ 0x5a;
+                ok(pwrite(fd, &b, 1, (off_t) off - 1) == 1, "torn: corrupt the last record (at %zu)", last);
+        }
+        if (fd >= 0)
+                close(fd);
+        free(data);
+
+        Store *st = NULL;
+        Series kept = { x.s, x.n - 1 };
+        StoreSample last_s;
+        ok(store_open_with(dir, &o, &st) == 0, "torn: reopen");
+        ok(query_matches(st, &kept, 0, INT64_MAX), "torn: every record before the torn one replayed");
+        ok(store_last_sample(st, 8, &last_s) == 0 && sample_eq(&last_s, &x.s[x.n - 2]), "torn: the torn one is gone");
+        ok(append_sync(st, &x.s[x.n - 1], 1) == 0, "torn: appending goes on over it");
+        store_free(st);
+        st = NULL;
+        ok(store_open_with(dir, &o, &st) == 0 && query_matches(st, &x, 0, INT64_MAX), "torn: and survives a reopen");
+        store_free(st);
+        free(x.s);
+}
+
+/* Checkpoints run on the writer thread while queries run here: no sample
+ * is missed or counted twice across one. */
+static void test_concurrent(const char *dir) {
+        /* A small tail: a checkpoint every few rounds. */
+        StoreOptions o = { .day_start = day_utc, .tail_max_bytes = 2048 };
+        Series sv[4];
+        Store *st = NULL;
+        bool good = true;
+        size_t i;
+
+        ok(store_open_with(dir, &o, &st) == 0, "concurrent: open");
+        for (uint32_t d = 0; d < 4; d++)
+                sv[d] = series_make(20 + d, T0, 5000, 1500, false);
+        for (i = 0; i < 1500 && good; i++) {
+                StoreSample round[4];
+                for (uint32_t d = 0; d < 4; d++)
+                        round[d] = sv[d].s[i];
+                good = append_sync(st, round, 4) == 0;
+                const Series *x = &sv[i % 4];
+                Series upto = { x->s, i + 1 };
+                StoreSample *got = NULL;
+                size_t n = 0;
+                int64_t e = -1;
+                good = good && store_query_raw(st, x->s[0].device, 0, INT64_MAX, SIZE_MAX, &got, &n) == 0 && n == i + 1;
+                free(got);
+                good = good && store_energy(st, x->s[0].device, 0, INT64_MAX / 2, &e) == 0 &&
+                       e == ref_energy(&upto, 0, INT64_MAX / 2);
+                if (i % 100 == 99)
+                        good = good && rollups_match(st, &upto, STORE_MINUTE, day_utc) &&
+                               rollups_match(st, &upto, STORE_HOUR, day_utc);
+        }
+        StoreStats stats;
+        ok(good, "concurrent: every query saw every sample once (%zu rounds)", i);
+        ok(store_stats(st, &stats) == 0 && stats.blocks > 100, "concurrent: checkpoints happened meanwhile (%" PRIu64 " blocks)", stats.blocks);
+        store_free(st);
+        for (uint32_t d = 0; d < 4; d++)
+                free(sv[d].s);
+}
+
+/* The map grows on MDB_MAP_FULL up to its cap, then the store says so and
+ * keeps the readings in its log. */
+static void test_map_cap(const char *dir) {
+        StoreOptions o = { .day_start = day_utc, .map_max_bytes = 2u << 20 };
+        Series sv[8];
+        Store *st = NULL;
+        int r = 0;
+
+        ok(store_open_with(dir, &o, &st) == 0, "cap: open with a 2 MiB cap");
+        for (uint32_t d = 0; d < 8; d++)
+                sv[d] = series_make(d, T0, 1000, 30000, false);
+        r = append_rounds(st, sv, 8, 100);
+        is_int(r, 0, "cap: 240000 samples appended");
+        is_int(store_checkpoint(st), -EFBIG, "cap: the checkpoint fails with EFBIG at the cap");
+        is_int(store_state(st), -EFBIG, "cap: and the store says so");
+        ok(query_matches(st, &sv[3], 0, INT64_MAX), "cap: the readings are still all there");
+        store_free(st);
+        st = NULL;
+        o.map_max_bytes = 0;
+        ok(store_open_with(dir, &o, &st) == 0, "cap: reopen without the cap");
+        is_int(store_checkpoint(st), 0, "cap: the log replays and checkpoints");
+        bool all = true;
+        for (uint32_t d = 0; d < 8; d++) {
+                all = all && query_matches(st, &sv[d], 0, INT64_MAX);
+                free(sv[d].s);
+        }
+        ok(all, "cap: nothing lost");
+        store_free(st);
+}
+
+/* The energy account's state goes with the samples and comes back. */
+static void test_counters(const char *dir) {
+        Store *st = NULL;
+        StoreSample x = { .device = 9, .ts_ms = T0, .power_mw = 5000, .energy_mwh = 77 };
+        StoreCounter c = { .device = 9, .ts_ms = T0, .cumulative_mwh = 77, .counter_mwh = 12000, .lo_mwh = 12100,
+                           .hi_mwh = 12400, .power_mw = 5000 }, got;
+        int status = -1;
+        pid_t pid = fork();
+
+        if (pid == 0) {
+                if (store_open(dir, day_utc, NULL, &st) < 0 || store_append_round(st, &x, 1, &c, 1) != 0 ||
+                    store_sync(st) < 0)
+                        _exit(2);
+                raise(SIGKILL);
+        }
+        waitpid(pid, &status, 0);
+        ok(WIFSIGNALED(status) && store_open(dir, day_utc, NULL, &st) == 0, "counters: reopen after a kill");
+        ok(store_counter(st, 9, &got) == 0 && memcmp(&got, &c, sizeof c) == 0, "counters: the state is replayed");
+        ok(store_checkpoint(st) == 0, "counters: checkpoint");
+        store_free(st);
+        st = NULL;
+        ok(store_open(dir, day_utc, NULL, &st) == 0 && store_counter(st, 9, &got) == 0 && memcmp(&got, &c, sizeof c) == 0,
+           "counters: and read back from the database");
+        is_int(store_counter(st, 10, &got), -ENOENT, "counters: none for another device");
+        store_free(st);
+}
+
 /* ---- crash test ---- */
 
 #define CRASH_DEVICES 4
@@ -712,6 +943,12 @@ int main(void) {
                 { "retention", test_retention_delete_reopen },
                 { "growth", test_map_growth },
                 { "crash", test_crash },
+                { "split", test_time_split },
+                { "limits", test_limits },
+                { "torn", test_torn_tail },
+                { "concurrent", test_concurrent },
+                { "cap", test_map_cap },
+                { "counters", test_counters },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(tests); i++) {
