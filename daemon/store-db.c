@@ -77,6 +77,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "macro.h"
 #include "store-internal.h"
@@ -684,8 +685,17 @@ static int checkpoint_txn(Store *s, MDB_txn *txn, void *userdata) {
         return store_errno(mdb_put(txn, s->dbi[DB_META], &k, &v, 0));
 }
 
+/* LMDB reports a short write as EIO, which is what a full disk gives. */
+static int disk_error(Store *s, int r) {
+        struct statvfs st;
+
+        if (r == -EIO && fstatvfs(s->dir_fd, &st) >= 0 && (uint64_t) st.f_bavail * st.f_frsize < (UINT64_C(1) << 20))
+                return -ENOSPC;
+        return r;
+}
+
 int db_checkpoint(Store *s, const Tail *t) {
-        return store_write(s, checkpoint_txn, (void *) t);
+        return disk_error(s, store_write(s, checkpoint_txn, (void *) t));
 }
 
 /* ---- retention ---- */
@@ -779,7 +789,7 @@ static int expire_txn(Store *s, MDB_txn *txn, void *userdata) {
 }
 
 int db_expire(Store *s, int64_t older_than_ms) {
-        return store_write(s, expire_txn, &older_than_ms);
+        return disk_error(s, store_write(s, expire_txn, &older_than_ms));
 }
 
 static int delete_device_txn(Store *s, MDB_txn *txn, void *userdata) {

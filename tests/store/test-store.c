@@ -5,6 +5,8 @@
 #include <ftw.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -810,6 +812,99 @@ static void test_counters(const char *dir) {
         store_free(st);
 }
 
+
+/* A full disk: the store says so, keeps the rounds it can in memory,
+ * refuses the rest, never loses what it took, and goes on by itself when
+ * space comes back. On a 4 MiB tmpfs in a private mount namespace. */
+enum {
+        ENOSPC_SETUP = 1 << 0,
+        ENOSPC_SEEN = 1 << 1,
+        ENOSPC_REFUSED = 1 << 2,
+        ENOSPC_RECOVERED = 1 << 3,
+        ENOSPC_INTACT = 1 << 4,
+        ENOSPC_REOPEN = 1 << 5,
+};
+
+static int enospc_child(const char *dir) {
+        char path[512], fill[512];
+        StoreOptions o = { .day_start = day_utc, .tail_max_bytes = 8192, .pending_max_bytes = 65536,
+                           .log_segment_bytes = 128 * 1024 };
+        Series x = series_make(30, T0, 1000, 40000, false);
+        Store *st = NULL;
+        size_t accepted = 0;
+        int result = 0, r, last_r = 0, last_state = 0;
+
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+            mount("tmpfs", dir, "tmpfs", 0, "size=4m") < 0)
+                return 0;
+        snprintf(path, sizeof path, "%s/store", dir);
+        snprintf(fill, sizeof fill, "%s/fill", dir);
+        if (store_open_with(path, &o, &st) < 0)
+                return 0;
+        /* Leaves about 300 KiB. */
+        int fd = open(fill, O_WRONLY | O_CREAT, 0600);
+        static uint8_t junk[4096];
+        for (size_t done = 0; fd >= 0 && done < 3500 * 1024; done += sizeof junk)
+                if (write(fd, junk, sizeof junk) != sizeof junk)
+                        break;
+        if (fd < 0)
+                return 0;
+        result |= ENOSPC_SETUP;
+
+        for (size_t i = 0; i < x.n; i++) {
+                r = store_append(st, &x.s[i], 1);
+                if (r == 0 && accepted == i)
+                        accepted++;
+                if (store_state(st) == -ENOSPC)
+                        result |= ENOSPC_SEEN;
+                last_r = r;
+                last_state = store_state(st);
+                if (r == -ENOSPC) {
+                        result |= ENOSPC_REFUSED;
+                        break;
+                }
+                if (r < 0)
+                        break;
+        }
+        close(fd);
+        unlink(fill);
+        for (unsigned k = 0; k < 40; k++) {
+                if (store_checkpoint(st) == 0 && store_state(st) == 0) {
+                        result |= ENOSPC_RECOVERED;
+                        break;
+                }
+                usleep(250 * 1000);
+        }
+        Series kept = { x.s, accepted };
+        if (accepted > 0 && query_matches(st, &kept, 0, INT64_MAX))
+                result |= ENOSPC_INTACT;
+        store_free(st);
+        st = NULL;
+        if (store_open_with(path, &o, &st) == 0 && query_matches(st, &kept, 0, INT64_MAX))
+                result |= ENOSPC_REOPEN;
+        store_free(st);
+        free(x.s);
+        printf("# %zu samples taken before the store refused more (%d, state %d)\n", accepted, last_r, last_state);
+        fflush(stdout);
+        return result;
+}
+
+static void test_enospc(const char *dir) {
+        int status = -1, res;
+        pid_t pid = fork();
+
+        if (pid == 0)
+                _exit(enospc_child(dir));
+        waitpid(pid, &status, 0);
+        res = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
+        ok(res & ENOSPC_SETUP, "enospc: a nearly full 4 MiB tmpfs");
+        ok(res & ENOSPC_SEEN, "enospc: the store reports ENOSPC");
+        ok(res & ENOSPC_REFUSED, "enospc: past its memory bound it refuses rounds, without crashing");
+        ok(res & ENOSPC_RECOVERED, "enospc: it writes again by itself once space is freed");
+        ok(res & ENOSPC_INTACT, "enospc: every round it took is there");
+        ok(res & ENOSPC_REOPEN, "enospc: and after a reopen");
+}
+
 /* ---- crash test ---- */
 
 #define CRASH_DEVICES 4
@@ -949,6 +1044,7 @@ int main(void) {
                 { "concurrent", test_concurrent },
                 { "cap", test_map_cap },
                 { "counters", test_counters },
+                { "enospc", test_enospc },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(tests); i++) {
