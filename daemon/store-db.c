@@ -70,8 +70,8 @@
  * aligned to UTC; a day is the local day given by the caller's day_start
  * function (23 or 25 hours across DST changes).
  *
- * Invariant used by the readers: per device, blocks hold older samples
- * than version 1 raw rows, and both older than the in-memory tail.
+ * Per device, the in-memory tail is newer than LMDB; in LMDB, blocks may
+ * come after the raw rows of a version 1 store, which readers sort.
  */
 
 #include <errno.h>
@@ -904,8 +904,26 @@ int db_count_raw(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64
         return walk_raw(s, txn, device, from_ms, to_ms, max, NULL, ret);
 }
 
+static int sample_cmp(const void *a, const void *b) {
+        int64_t x = ((const StoreSample *) a)->ts_ms, y = ((const StoreSample *) b)->ts_ms;
+        return (x > y) - (x < y);
+}
+
 int db_query_raw(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, SampleArray *out) {
-        return walk_raw(s, txn, device, from_ms, to_ms, SIZE_MAX - 1, out, NULL);
+        size_t first = out->n;
+        int r;
+
+        r = walk_raw(s, txn, device, from_ms, to_ms, SIZE_MAX - 1, out, NULL);
+        if (r < 0)
+                return r;
+        /* A version 1 store's raw rows of its last open hour are older than
+         * the blocks written since. */
+        for (size_t i = first + 1; i < out->n; i++)
+                if (out->items[i].ts_ms <= out->items[i - 1].ts_ms) {
+                        qsort(out->items + first, out->n - first, sizeof(StoreSample), sample_cmp);
+                        break;
+                }
+        return 0;
 }
 
 static int collect_rows(Store *s, MDB_txn *txn, unsigned db, uint32_t device, int64_t from_ms, int64_t to_ms,

@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
 #include "store.h"
 #include "tap.h"
 
@@ -905,6 +907,170 @@ static void test_enospc(const char *dir) {
         ok(res & ENOSPC_REOPEN, "enospc: and after a reopen");
 }
 
+
+/* ---- a version 1 store, written as the previous format did ---- */
+
+static uint8_t *v1_uv(uint8_t *p, uint64_t v) {
+        while (v >= 0x80) {
+                *p++ = (uint8_t) (v | 0x80);
+                v >>= 7;
+        }
+        *p++ = (uint8_t) v;
+        return p;
+}
+
+static uint8_t *v1_zz(uint8_t *p, int64_t v) {
+        return v1_uv(p, ((uint64_t) v << 1) ^ (uint64_t) (v >> 63));
+}
+
+static void v1_key(uint8_t k[12], uint32_t d, int64_t t) {
+        for (unsigned i = 0; i < 4; i++)
+                k[i] = (uint8_t) (d >> (24 - 8 * i));
+        for (unsigned i = 0; i < 8; i++)
+                k[4 + i] = (uint8_t) ((uint64_t) t >> (56 - 8 * i));
+}
+
+static int v1_put(MDB_txn *txn, MDB_dbi db, const void *k, size_t ks, const uint8_t *v, const uint8_t *end) {
+        MDB_val key = { .mv_size = ks, .mv_data = (void *) k }, val = { .mv_size = (size_t) (end - v), .mv_data = (void *) v };
+        return mdb_put(txn, db, &key, &val, 0);
+}
+
+static uint8_t *v1_agg(uint8_t *p, int64_t start, uint64_t count, int64_t e, int64_t pmin, int64_t pmax, int64_t psum,
+                       int64_t first, int64_t last) {
+        *p++ = 1;
+        p = v1_uv(p, count);
+        p = v1_zz(p, e);
+        p = v1_zz(p, pmin);
+        p = v1_zz(p, pmax);
+        p = v1_zz(p, psum);
+        p = v1_uv(p, (uint64_t) (first - start));
+        return v1_uv(p, (uint64_t) (last - first));
+}
+
+/* Device 5: hour 0 packed in a block (samples at 10 and 20 min), hour 1
+ * still raw rows (at 70 and 80 min), with their rollups. */
+static const StoreSample v1_samples[4] = {
+        { 5, T0 + 10 * MINUTE_MS, 1000, 230000, 5, 100 },
+        { 5, T0 + 20 * MINUTE_MS, 3000, 231000, 13, 110 },
+        { 5, T0 + 70 * MINUTE_MS, 2000, 229000, 9, 150 },
+        { 5, T0 + 80 * MINUTE_MS, 4000, 232000, 17, 170 },
+};
+
+static int write_v1(const char *dir) {
+        const char *names[] = { "meta", "last", "raw", "block", "minute", "hour", "day", "minutes" };
+        MDB_dbi dbi[8];
+        MDB_env *env;
+        MDB_txn *txn;
+        uint8_t k[12], v[256], *p;
+        const StoreSample *x = v1_samples;
+        int r;
+
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 8) || mdb_env_open(env, dir, 0, 0600))
+                return -EIO;
+        r = mdb_txn_begin(env, NULL, 0, &txn);
+        for (unsigned i = 0; r == 0 && i < 8; i++)
+                r = mdb_dbi_open(txn, names[i], MDB_CREATE, &dbi[i]);
+        uint8_t one[4] = { 1, 0, 0, 0 };
+        if (r == 0)
+                r = v1_put(txn, dbi[0], "format", 6, one, one + 4);
+        /* The block of hour 0: two minutes, then the samples as deltas. */
+        p = v;
+        *p++ = 1;
+        p = v1_uv(p, 2);
+        p = v1_uv(p, 10), p = v1_uv(p, 1), p = v1_zz(p, 0), p = v1_zz(p, 1000), p = v1_zz(p, 1000), p = v1_zz(p, 0);
+        p = v1_uv(p, 0), p = v1_uv(p, 0);
+        p = v1_uv(p, 20), p = v1_uv(p, 1), p = v1_zz(p, 10), p = v1_zz(p, 2000), p = v1_zz(p, 2000), p = v1_zz(p, 0);
+        p = v1_uv(p, 0), p = v1_uv(p, 0);
+        p = v1_uv(p, 2);
+        StoreSample prev = { .ts_ms = T0 };
+        int64_t prev_dt = 0;
+        for (unsigned i = 0; i < 2; i++) {
+                int64_t dt = x[i].ts_ms - prev.ts_ms;
+                p = v1_zz(p, dt - prev_dt);
+                p = v1_zz(p, x[i].power_mw - prev.power_mw);
+                p = v1_zz(p, x[i].voltage_mv - prev.voltage_mv);
+                p = v1_zz(p, x[i].current_ma - prev.current_ma);
+                p = v1_zz(p, x[i].energy_mwh - prev.energy_mwh);
+                prev = x[i];
+                prev_dt = dt;
+        }
+        v1_key(k, 5, T0);
+        if (r == 0)
+                r = v1_put(txn, dbi[3], k, 12, v, p);
+        for (unsigned i = 2; r == 0 && i < 4; i++) {
+                p = v;
+                *p++ = 1;
+                p = v1_zz(p, x[i].power_mw), p = v1_zz(p, x[i].voltage_mv), p = v1_zz(p, x[i].current_ma);
+                p = v1_zz(p, x[i].energy_mwh);
+                v1_key(k, 5, x[i].ts_ms);
+                r = v1_put(txn, dbi[2], k, 12, v, p);
+                /* Their loose minute rollups. */
+                int64_t m = floor_to(x[i].ts_ms, MINUTE_MS);
+                p = v1_agg(v, m, 1, x[i].energy_mwh - x[i - 1].energy_mwh, x[i].power_mw, x[i].power_mw, x[i].power_mw,
+                           x[i].ts_ms, x[i].ts_ms);
+                v1_key(k, 5, m);
+                if (r == 0)
+                        r = v1_put(txn, dbi[4], k, 12, v, p);
+        }
+        p = v1_agg(v, T0, 2, 10, 1000, 3000, 4000, x[0].ts_ms, x[1].ts_ms);
+        v1_key(k, 5, T0);
+        if (r == 0)
+                r = v1_put(txn, dbi[5], k, 12, v, p);
+        p = v1_agg(v, T0 + HOUR_MS, 2, 60, 2000, 4000, 6000, x[2].ts_ms, x[3].ts_ms);
+        v1_key(k, 5, T0 + HOUR_MS);
+        if (r == 0)
+                r = v1_put(txn, dbi[5], k, 12, v, p);
+        p = v1_agg(v, T0, 4, 70, 1000, 4000, 10000, x[0].ts_ms, x[3].ts_ms);
+        v1_key(k, 5, T0);
+        if (r == 0)
+                r = v1_put(txn, dbi[6], k, 12, v, p);
+        p = v;
+        *p++ = 1;
+        p = v1_uv(p, (uint64_t) x[3].ts_ms), p = v1_zz(p, x[3].power_mw), p = v1_zz(p, x[3].voltage_mv);
+        p = v1_zz(p, x[3].current_ma), p = v1_zz(p, x[3].energy_mwh);
+        uint8_t lk[4] = { 0, 0, 0, 5 };
+        if (r == 0)
+                r = v1_put(txn, dbi[1], lk, 4, v, p);
+        r = r == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), r);
+        mdb_env_close(env);
+        return r == 0 ? 0 : -EIO;
+}
+
+static void test_v1(const char *dir) {
+        Series old = { (StoreSample *) v1_samples, 4 };
+        StoreSample more = { 5, T0 + 81 * MINUTE_MS, 6000, 230000, 26, 270 }, all[5];
+        Series both = { all, 5 };
+        StoreRollup *r = NULL;
+        Store *st = NULL;
+        size_t n = 0;
+        int64_t e = -1;
+
+        memcpy(all, v1_samples, sizeof v1_samples);
+        all[4] = more;
+        ok(write_v1(dir) == 0, "v1: a version 1 store written");
+        ok(store_open(dir, day_utc, NULL, &st) == 0, "v1: opens");
+        ok(query_matches(st, &old, 0, INT64_MAX), "v1: its block and raw rows read back");
+        ok(store_query_rollup(st, 5, STORE_HOUR, 0, INT64_MAX, SIZE_MAX, &r, &n) == 0 && n == 2 &&
+           r[0].energy_mwh == 10 && r[0].power_avg_mw == 2000 && r[1].energy_mwh == 60 && r[1].count == 2,
+           "v1: its hour rollups as they were");
+        free(r);
+        ok(store_query_rollup(st, 5, STORE_MINUTE, 0, INT64_MAX, SIZE_MAX, &r, &n) == 0 && n == 4,
+           "v1: its minute rollups, packed and loose");
+        free(r);
+        ok(store_energy(st, 5, T0, T0 + DAY_MS, &e) == 0 && e == 70, "v1: its energy");
+        ok(append_sync(st, &more, 1) == 0 && store_checkpoint(st) == 0, "v1: appending after it, and a checkpoint");
+        store_free(st);
+        st = NULL;
+        ok(store_open(dir, day_utc, NULL, &st) == 0 && query_matches(st, &both, 0, INT64_MAX), "v1: old and new read back");
+        ok(store_energy(st, 5, T0, T0 + DAY_MS, &e) == 0 && e == 170, "v1: energy old and new");
+        ok(store_query_rollup(st, 5, STORE_HOUR, 0, INT64_MAX, SIZE_MAX, &r, &n) == 0 && n == 2 &&
+           r[1].energy_mwh == 160 && r[1].count == 3, "v1: the new interval adds to the old hour");
+        free(r);
+        store_free(st);
+}
+
 /* ---- crash test ---- */
 
 #define CRASH_DEVICES 4
@@ -1045,6 +1211,7 @@ int main(void) {
                 { "cap", test_map_cap },
                 { "counters", test_counters },
                 { "enospc", test_enospc },
+                { "v1", test_v1 },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(tests); i++) {
