@@ -362,18 +362,34 @@ static int store_write(Store *s, WriteFunc f, void *userdata) {
         }
 }
 
+/* The caller's thread reuses one read transaction handle: renewing it is
+ * cheaper than a new one, which with MDB_NOTLS takes a reader slot each
+ * time. */
 int db_read_begin(Store *s, MDB_txn **ret) {
         int r;
 
         pthread_rwlock_rdlock(&s->map_lock);
-        r = store_errno(mdb_txn_begin(s->env, NULL, MDB_RDONLY, ret));
-        if (r < 0)
+        if (s->rtxn) {
+                r = store_errno(mdb_txn_renew(s->rtxn));
+                if (r >= 0) {
+                        *ret = s->rtxn;
+                        return 0;
+                }
+                mdb_txn_abort(s->rtxn);
+                s->rtxn = NULL;
+        }
+        r = store_errno(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn));
+        if (r < 0) {
+                s->rtxn = NULL;
                 pthread_rwlock_unlock(&s->map_lock);
-        return r;
+                return r;
+        }
+        *ret = s->rtxn;
+        return 0;
 }
 
 void db_read_end(Store *s, MDB_txn *txn) {
-        mdb_txn_abort(txn);
+        mdb_txn_reset(txn);
         pthread_rwlock_unlock(&s->map_lock);
 }
 
@@ -457,6 +473,9 @@ int db_open(Store *s, const char *path) {
 }
 
 void db_close(Store *s) {
+        if (s->rtxn)
+                mdb_txn_abort(s->rtxn);
+        s->rtxn = NULL;
         if (s->env)
                 mdb_env_close(s->env);
         s->env = NULL;

@@ -48,6 +48,7 @@ typedef struct Tail {
         uint64_t last_seq;      /* of its newest round; 0 when empty */
         int64_t first_ts;       /* its oldest sample */
         int64_t last_ts;        /* its newest */
+        struct Tail *next;      /* the next newer frozen one */
 } Tail;
 
 struct Store {
@@ -60,6 +61,7 @@ struct Store {
         Store *next;
         int dir_fd;
         StoreLog *log;          /* the writer's, after open */
+        MDB_txn *rtxn;          /* the caller's read transaction, reset between uses */
 
         /* Appender's own state. */
         GHashTable *devs;       /* device -> DevState */
@@ -70,7 +72,8 @@ struct Store {
         pthread_cond_t done;    /* for those waiting on it */
         pthread_t thread;
         bool thread_running, quit;
-        Tail *active, *frozen;
+        Tail *active;
+        Tail *frozen;           /* oldest first, linked by next */
         size_t round_n;         /* samples of the open round */
         bool freeze_wanted;     /* at the end of the open round */
         Buf queued;             /* framed log records not yet written */

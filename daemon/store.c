@@ -14,14 +14,15 @@
  * the queue and writes it without the lock at once, and fdatasyncs it
  * when a round ends (store_commit_round()). Queries show the samples
  * written, which a kill -9 cannot take back. To checkpoint, the active
- * generation is frozen (a pointer swap under the lock) and a new one
- * started; the writer writes the frozen one into LMDB without the lock
- * (nobody changes a frozen generation), together with its newest round's
- * seq in LMDB's meta, then frees it under the lock. A query copies the
- * device's part of both generations under the lock, then opens its LMDB
- * read transaction and reads the checkpoint seq there: a generation whose
- * newest seq is not above it is in that snapshot already and is left out,
- * so a checkpoint finishing meanwhile neither hides nor doubles samples.
+ * generation is frozen (moved under the lock to the end of a queue of
+ * frozen ones, a new one started); the writer writes the oldest frozen
+ * one into LMDB without the lock (nobody changes a frozen generation),
+ * together with its newest record's seq in LMDB's meta, then frees it
+ * under the lock. A query copies the device's part of every generation
+ * under the lock, then opens its LMDB read transaction and reads the
+ * checkpoint seq there: a generation whose newest seq is not above it is
+ * in that snapshot already and is left out, so a checkpoint finishing
+ * meanwhile neither hides nor doubles samples.
  * LMDB runs with MDB_NOTLS, as its read and write transactions live on
  * different threads; growing the map takes map_lock exclusively, which
  * every transaction holds shared.
@@ -79,6 +80,14 @@ static void tail_free(Tail *t) {
                 return;
         g_hash_table_unref(t->devs);
         free(t);
+}
+
+static size_t frozen_bytes(const Store *s) {
+        size_t n = 0;
+
+        for (const Tail *t = s->frozen; t; t = t->next)
+                n += t->bytes;
+        return n;
 }
 
 static TailDev *tail_dev(Tail *t, uint32_t device, const DevState *d) {
@@ -158,10 +167,6 @@ static int tail_part(const Tail *t, uint32_t device, uint64_t max_seq, TailPart 
         return 0;
 }
 
-static void tail_parts_done(TailPart p[static 2]) {
-        sample_array_done(&p[0].x);
-        sample_array_done(&p[1].x);
-}
 
 /* Whether the active generation should be checkpointed: it spans the
  * checkpoint interval of sample time (aligned, so that with whole hours
@@ -183,13 +188,18 @@ static int freeze(Store *s) {
                 s->freeze_wanted = true;
                 return 0;
         }
-        if (s->frozen || s->active->last_seq == 0)
+        /* Generations wait in line while the writer is behind (a replay
+         * faster than the disk), up to the memory bound. */
+        if (s->active->last_seq == 0 || frozen_bytes(s) >= s->o.pending_max_bytes)
                 return 0;
         s->freeze_wanted = false;
         t = tail_new();
         if (!t)
                 return -ENOMEM;
-        s->frozen = s->active;
+        Tail **p = &s->frozen;
+        while (*p)
+                p = &(*p)->next;
+        *p = s->active;
         s->active = t;
         pthread_cond_signal(&s->wake);
         return 0;
@@ -254,7 +264,7 @@ static void writer_checkpoint(Store *s) {
         if (r < 0)
                 return;
         s->ckpt_seq = t->last_seq;
-        s->frozen = NULL;
+        s->frozen = t->next;
         tail_free(t);
         if (s->quit || tail_due(s, s->active, s->active->last_ts))
                 (void) freeze(s);
@@ -474,7 +484,11 @@ Store *store_free(Store *s) {
         log_free(s->log);
         db_close(s);
         tail_free(s->active);
-        tail_free(s->frozen);
+        while (s->frozen) {
+                Tail *t = s->frozen;
+                s->frozen = t->next;
+                tail_free(t);
+        }
         buf_done(&s->queued);
         if (s->devs)
                 g_hash_table_unref(s->devs);
@@ -629,7 +643,7 @@ int store_add(Store *s, const StoreSample *samples, size_t n, const StoreCounter
 
         pthread_mutex_lock(&s->lock);
         if ((s->log_error || s->db_error) &&
-            s->queued.size + s->active->bytes + (s->frozen ? s->frozen->bytes : 0) >= s->o.pending_max_bytes) {
+            s->queued.size + s->active->bytes + frozen_bytes(s) >= s->o.pending_max_bytes) {
                 r = s->log_error ?: s->db_error;
                 goto finish;
         }
@@ -775,32 +789,51 @@ int store_delete_device(Store *s, uint32_t device) {
 
 /* ---- queries ---- */
 
-/* The device's tail parts not yet in the snapshot txn reads; see the top
- * comment. Opens txn: the caller ends it with db_read_end(). */
-static int snapshot(Store *s, uint32_t device, TailPart parts[static 2], MDB_txn **ret_txn) {
-        uint64_t ckpt;
-        int r;
+static void tail_parts_free(TailPart *p, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                sample_array_done(&p[i].x);
+        free(p);
+}
 
-        /* Samples show once their round is durable: what a reader saw is
-         * never lost, even to a kill -9 right after. */
+/* The device's tail parts not yet in the snapshot txn reads, oldest
+ * first; see the top comment. Opens txn: the caller ends it with
+ * db_read_end(). */
+static int snapshot(Store *s, uint32_t device, TailPart **ret_parts, size_t *ret_n, MDB_txn **ret_txn) {
+        TailPart *parts;
+        size_t n = 1;
+        uint64_t ckpt;
+        int r = 0;
+
         pthread_mutex_lock(&s->lock);
-        r = tail_part(s->frozen, device, s->written_seq, &parts[0]);
+        for (const Tail *t = s->frozen; t; t = t->next)
+                n++;
+        parts = calloc(n, sizeof(TailPart));
+        if (!parts)
+                r = -ENOMEM;
+        /* Samples show once the writer wrote them: what a reader saw is
+         * never lost, even to a kill -9 right after. */
+        n = 0;
+        for (const Tail *t = s->frozen; r >= 0 && t; t = t->next)
+                r = tail_part(t, device, s->written_seq, &parts[n++]);
         if (r >= 0)
-                r = tail_part(s->active, device, s->written_seq, &parts[1]);
+                r = tail_part(s->active, device, s->written_seq, &parts[n++]);
         pthread_mutex_unlock(&s->lock);
-        if (r < 0)
-                return r;
-        r = db_read_begin(s, ret_txn);
-        if (r < 0)
-                return r;
-        r = db_ckpt_seq(s, *ret_txn, &ckpt);
+        if (r >= 0)
+                r = db_read_begin(s, ret_txn);
+        if (r >= 0) {
+                r = db_ckpt_seq(s, *ret_txn, &ckpt);
+                if (r < 0)
+                        db_read_end(s, *ret_txn);
+        }
         if (r < 0) {
-                db_read_end(s, *ret_txn);
+                tail_parts_free(parts, n);
                 return r;
         }
-        for (unsigned i = 0; i < 2; i++)
+        for (size_t i = 0; i < n; i++)
                 if (parts[i].last_seq <= ckpt)
                         sample_array_done(&parts[i].x);
+        *ret_parts = parts;
+        *ret_n = n;
         return 0;
 }
 
@@ -815,7 +848,8 @@ static size_t count_in(const SampleArray *a, int64_t from_ms, int64_t to_ms) {
 int store_query_raw(Store *s, uint32_t device, int64_t from_ms, int64_t to_ms, size_t max,
                     StoreSample **ret, size_t *ret_n) {
         _cleanup_(sample_array_done) SampleArray a = {};
-        TailPart parts[2] = {};
+        TailPart *parts = NULL;
+        size_t np = 0;
         MDB_txn *txn;
         size_t count = 0, tail_count = 0;
         int r;
@@ -824,10 +858,10 @@ int store_query_raw(Store *s, uint32_t device, int64_t from_ms, int64_t to_ms, s
                 return -EINVAL;
         from_ms = MAX(from_ms, INT64_C(0));
 
-        r = snapshot(s, device, parts, &txn);
+        r = snapshot(s, device, &parts, &np, &txn);
         if (r < 0)
                 return r;
-        for (unsigned i = 0; i < 2; i++)
+        for (size_t i = 0; i < np; i++)
                 tail_count += count_in(&parts[i].x, from_ms, to_ms);
         /* Counted first, from the blocks' headers: only the blocks cut by
          * the range are decoded before the answer is known to fit. */
@@ -840,11 +874,11 @@ int store_query_raw(Store *s, uint32_t device, int64_t from_ms, int64_t to_ms, s
         if (r >= 0)
                 r = db_query_raw(s, txn, device, from_ms, to_ms, &a);
         db_read_end(s, txn);
-        for (unsigned i = 0; r >= 0 && i < 2; i++)
+        for (size_t i = 0; r >= 0 && i < np; i++)
                 for (size_t j = 0; r >= 0 && j < parts[i].x.n; j++)
                         if (parts[i].x.items[j].ts_ms >= from_ms && parts[i].x.items[j].ts_ms < to_ms)
                                 r = sample_array_push(&a, &parts[i].x.items[j]);
-        tail_parts_done(parts);
+        tail_parts_free(parts, np);
         if (r < 0)
                 return r;
         *ret_n = a.n;
@@ -876,7 +910,8 @@ static int tail_periods(Store *s, StoreResolution res, const TailPart *part, int
 int store_query_rollup(Store *s, uint32_t device, StoreResolution res, int64_t from_ms, int64_t to_ms,
                        size_t max, StoreRollup **ret, size_t *ret_n) {
         _cleanup_(period_array_done) PeriodArray p = {};
-        TailPart parts[2] = {};
+        TailPart *parts = NULL;
+        size_t np = 0;
         StoreRollup *items;
         MDB_txn *txn;
         int r;
@@ -885,14 +920,14 @@ int store_query_rollup(Store *s, uint32_t device, StoreResolution res, int64_t f
                 return -EINVAL;
         from_ms = MAX(from_ms, INT64_C(0));
 
-        r = snapshot(s, device, parts, &txn);
+        r = snapshot(s, device, &parts, &np, &txn);
         if (r < 0)
                 return r;
         r = db_collect(s, txn, device, res, from_ms, to_ms, max, &p);
         db_read_end(s, txn);
-        for (unsigned i = 0; r >= 0 && i < 2; i++)
+        for (size_t i = 0; r >= 0 && i < np; i++)
                 r = tail_periods(s, res, &parts[i], from_ms, to_ms, &p);
-        tail_parts_done(parts);
+        tail_parts_free(parts, np);
         if (r < 0)
                 return r;
         period_array_normalize(&p);
@@ -910,7 +945,8 @@ int store_query_rollup(Store *s, uint32_t device, StoreResolution res, int64_t f
 }
 
 int store_energy(Store *s, uint32_t device, int64_t from_ms, int64_t to_ms, int64_t *ret_mwh) {
-        TailPart parts[2] = {};
+        TailPart *parts = NULL;
+        size_t np = 0;
         int64_t a, b, e = 0;
         MDB_txn *txn;
         int r;
@@ -920,18 +956,18 @@ int store_energy(Store *s, uint32_t device, int64_t from_ms, int64_t to_ms, int6
         a = floor_to(MAX(from_ms, INT64_C(0)) + MINUTE_MS - 1, MINUTE_MS);
         b = floor_to(MAX(MIN(to_ms, INT64_MAX - MINUTE_MS), INT64_C(0)) + MINUTE_MS - 1, MINUTE_MS);
 
-        r = snapshot(s, device, parts, &txn);
+        r = snapshot(s, device, &parts, &np, &txn);
         if (r < 0)
                 return r;
         r = db_energy(s, txn, device, a, b, &e);
         db_read_end(s, txn);
-        for (unsigned i = 0; r >= 0 && i < 2; i++)
+        for (size_t i = 0; r >= 0 && i < np; i++)
                 for (size_t j = 0; j < parts[i].x.n; j++) {
                         const StoreSample *prev = j > 0 ? &parts[i].x.items[j - 1]
                                                         : parts[i].have_base ? &parts[i].base : NULL;
                         e += interval_energy(&s->periods[STORE_MINUTE], prev, &parts[i].x.items[j], a, b);
                 }
-        tail_parts_done(parts);
+        tail_parts_free(parts, np);
         if (r < 0)
                 return r;
         *ret_mwh = e;
@@ -994,7 +1030,8 @@ int store_stats(Store *s, StoreStats *ret) {
                 return r;
         pthread_mutex_lock(&s->lock);
         tail_stats(s->active, &st);
-        tail_stats(s->frozen, &st);
+        for (const Tail *t = s->frozen; t; t = t->next)
+                tail_stats(t, &st);
         pthread_mutex_unlock(&s->lock);
         *ret = st;
         return 0;

@@ -1071,6 +1071,31 @@ static void test_v1(const char *dir) {
         store_free(st);
 }
 
+
+/* CompactAfter=: the tail goes into LMDB when the samples' time reaches
+ * the next multiple of the interval, one block per device and hour. */
+static void test_interval(const char *dir) {
+        StoreOptions o = { .day_start = day_utc, .checkpoint_interval_ms = HOUR_MS };
+        Series x = series_make(40, T0, 10000, 3 * 360, false);
+        StoreStats stats = {};
+        Store *st = NULL;
+
+        ok(store_open_with(dir, &o, &st) == 0, "interval: open");
+        for (size_t i = 0; i < x.n; i++)
+                x.s[i].ts_ms = T0 + (int64_t) i * 10000;
+        ok(append_rounds(st, &x, 1, 1) == 0, "interval: three hours of 10 s rounds");
+        for (unsigned k = 0; k < 100; k++) {
+                if (store_stats(st, &stats) < 0 || stats.blocks == 2)
+                        break;
+                usleep(50 * 1000);
+        }
+        is_int(stats.blocks, 2, "interval: the two closed hours are packed, one block each");
+        is_int(stats.tail_samples, 360, "interval: the open hour waits in the log");
+        ok(query_matches(st, &x, 0, INT64_MAX), "interval: all of it reads back");
+        store_free(st);
+        free(x.s);
+}
+
 /* ---- crash test ---- */
 
 #define CRASH_DEVICES 4
@@ -1212,6 +1237,7 @@ int main(void) {
                 { "counters", test_counters },
                 { "enospc", test_enospc },
                 { "v1", test_v1 },
+                { "interval", test_interval },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(tests); i++) {
