@@ -83,10 +83,7 @@
 #include "store-internal.h"
 
 #define STORE_FORMAT_VERSION 2u
-#define KEY_SIZE 12
 #define EXPIRE_ROWS_PER_CALL 16384
-/* A block's first interval reaches back at most the gap limit (<= 1 h). */
-#define LEAD_MS HOUR_MS
 
 static const char *const db_names[_DB_MAX] = {
         [DB_META] = "meta",
@@ -100,7 +97,7 @@ static const char *const db_names[_DB_MAX] = {
         [DB_COUNTER] = "counter",
 };
 
-static const unsigned rollup_db[_STORE_RESOLUTION_MAX] = {
+const unsigned rollup_db[_STORE_RESOLUTION_MAX] = {
         [STORE_MINUTE] = DB_MINUTE,
         [STORE_HOUR] = DB_HOUR,
         [STORE_DAY] = DB_DAY,
@@ -146,14 +143,13 @@ int store_errno(int rc) {
         }
 }
 
-static void cursor_closep(MDB_cursor **c) {
+void cursor_closep(MDB_cursor **c) {
         if (*c)
                 mdb_cursor_close(*c);
 }
 
-#define _cleanup_cursor_ _cleanup_(cursor_closep)
 
-static void key_make(uint8_t k[static KEY_SIZE], uint32_t device, int64_t t) {
+void key_make(uint8_t k[static KEY_SIZE], uint32_t device, int64_t t) {
         uint64_t u = (uint64_t) t;
 
         for (unsigned i = 0; i < 4; i++)
@@ -162,7 +158,7 @@ static void key_make(uint8_t k[static KEY_SIZE], uint32_t device, int64_t t) {
                 k[4 + i] = (uint8_t) (u >> (56 - 8 * i));
 }
 
-static int key_parse(const MDB_val *k, uint32_t *ret_device, int64_t *ret_t) {
+int key_parse(const MDB_val *k, uint32_t *ret_device, int64_t *ret_t) {
         const uint8_t *b = k->mv_data;
         uint32_t d = 0;
         uint64_t u = 0;
@@ -201,7 +197,7 @@ static void get_fields(Reader *r, StoreSample *x) {
         x->energy_mwh = get_zz(r);
 }
 
-static int raw_decode(const MDB_val *k, const MDB_val *v, StoreSample *ret) {
+int raw_decode(const MDB_val *k, const MDB_val *v, StoreSample *ret) {
         Reader r = reader_val(v);
         StoreSample x = {};
         int e;
@@ -220,16 +216,10 @@ static int raw_decode(const MDB_val *k, const MDB_val *v, StoreSample *ret) {
 
 /* ---- blocks ---- */
 
-typedef struct BlockInfo {
-        unsigned version;
-        uint64_t count;
-        size_t minutes_end;     /* offset after the minute section */
-        Reader samples;         /* positioned on the samples */
-} BlockInfo;
 
 /* Reads a block's header, and its minutes starting in [from, to) into
  * minutes if given. */
-static int block_open(const MDB_val *k, const MDB_val *v, int64_t from_ms, int64_t to_ms, PeriodArray *minutes,
+int block_open(const MDB_val *k, const MDB_val *v, int64_t from_ms, int64_t to_ms, PeriodArray *minutes,
                       BlockInfo *ret) {
         Reader r = reader_val(v);
         uint32_t device;
@@ -261,7 +251,7 @@ static int block_open(const MDB_val *k, const MDB_val *v, int64_t from_ms, int64
         return 0;
 }
 
-static int block_samples(const MDB_val *k, BlockInfo *b, int64_t from_ms, int64_t to_ms, SampleArray *out) {
+int block_samples(const MDB_val *k, BlockInfo *b, int64_t from_ms, int64_t to_ms, SampleArray *out) {
         StoreSample x = {};
         int64_t prev_dt = 0;
         int e;
@@ -282,7 +272,7 @@ static int block_samples(const MDB_val *k, BlockInfo *b, int64_t from_ms, int64_
         return reader_done(&b->samples) ? 0 : -EBADMSG;
 }
 
-static int packed_minutes_decode(const MDB_val *k, const MDB_val *v, int64_t from_ms, int64_t to_ms,
+int packed_minutes_decode(const MDB_val *k, const MDB_val *v, int64_t from_ms, int64_t to_ms,
                                  PeriodArray *out) {
         Reader r = reader_val(v);
         uint32_t device;
@@ -393,12 +383,12 @@ void db_read_end(Store *s, MDB_txn *txn) {
         pthread_rwlock_unlock(&s->map_lock);
 }
 
-static int cursor_open(Store *s, MDB_txn *txn, unsigned db, MDB_cursor **ret) {
+int cursor_open(Store *s, MDB_txn *txn, unsigned db, MDB_cursor **ret) {
         return store_errno(mdb_cursor_open(txn, s->dbi[db], ret));
 }
 
 /* Positions c on the first key >= (device, t). -ENOENT past the end. */
-static int cursor_seek(MDB_cursor *c, uint32_t device, int64_t t, MDB_val *k, MDB_val *v) {
+int cursor_seek(MDB_cursor *c, uint32_t device, int64_t t, MDB_val *k, MDB_val *v) {
         uint8_t kb[KEY_SIZE];
 
         key_make(kb, device, MAX(t, INT64_C(0)));
@@ -857,330 +847,3 @@ int db_delete_device(Store *s, uint32_t device) {
         return store_write(s, delete_device_txn, &device);
 }
 
-/* ---- queries ---- */
-
-/* Walks the blocks and then the raw rows of a device that may hold
- * samples in [from, to); with out NULL only counts (up to past max),
- * decoding only the blocks that the range cuts. */
-static int walk_raw(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, size_t max,
-                    SampleArray *out, size_t *ret_count) {
-        size_t count = 0;
-        MDB_val k, v;
-        int r;
-
-        for (unsigned db = DB_BLOCK;; db = DB_RAW) {
-                _cleanup_cursor_ MDB_cursor *c = NULL;
-
-                r = cursor_open(s, txn, db, &c);
-                if (r < 0)
-                        return r;
-                for (r = cursor_seek(c, device, db == DB_BLOCK ? floor_to(from_ms, HOUR_MS) : from_ms, &k, &v);
-                     r >= 0 && count <= max;
-                     r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
-                        uint32_t d;
-                        int64_t t;
-
-                        r = key_parse(&k, &d, &t);
-                        if (r < 0)
-                                return r;
-                        if (d != device || t >= to_ms)
-                                break;
-                        if (db == DB_RAW) {
-                                StoreSample x;
-                                count++;
-                                if (!out)
-                                        continue;
-                                r = raw_decode(&k, &v, &x);
-                                if (r >= 0)
-                                        r = sample_array_push(out, &x);
-                        } else {
-                                BlockInfo b;
-                                r = block_open(&k, &v, 0, 0, NULL, &b);
-                                if (r >= 0 && !out && t >= from_ms && floor_to(t, HOUR_MS) + HOUR_MS <= to_ms)
-                                        count += b.count;
-                                else if (r >= 0) {
-                                        _cleanup_(sample_array_done) SampleArray tmp = {};
-                                        SampleArray *dst = out ?: &tmp;
-                                        size_t before = dst->n;
-                                        r = block_samples(&k, &b, from_ms, to_ms, dst);
-                                        count += dst->n - before;
-                                }
-                        }
-                        if (r < 0)
-                                return r;
-                }
-                if (r < 0 && r != -ENOENT)
-                        return r;
-                if (db == DB_RAW)
-                        break;
-        }
-        if (ret_count)
-                *ret_count = count;
-        return 0;
-}
-
-int db_count_raw(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, size_t max, size_t *ret) {
-        return walk_raw(s, txn, device, from_ms, to_ms, max, NULL, ret);
-}
-
-static int sample_cmp(const void *a, const void *b) {
-        int64_t x = ((const StoreSample *) a)->ts_ms, y = ((const StoreSample *) b)->ts_ms;
-        return (x > y) - (x < y);
-}
-
-int db_query_raw(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, SampleArray *out) {
-        size_t first = out->n;
-        int r;
-
-        r = walk_raw(s, txn, device, from_ms, to_ms, SIZE_MAX - 1, out, NULL);
-        if (r < 0)
-                return r;
-        /* A version 1 store's raw rows of its last open hour are older than
-         * the blocks written since. */
-        for (size_t i = first + 1; i < out->n; i++)
-                if (out->items[i].ts_ms <= out->items[i - 1].ts_ms) {
-                        qsort(out->items + first, out->n - first, sizeof(StoreSample), sample_cmp);
-                        break;
-                }
-        return 0;
-}
-
-static int collect_rows(Store *s, MDB_txn *txn, unsigned db, uint32_t device, int64_t from_ms, int64_t to_ms,
-                        size_t max, PeriodArray *out) {
-        _cleanup_cursor_ MDB_cursor *c = NULL;
-        MDB_val k, v;
-        int r;
-
-        r = cursor_open(s, txn, db, &c);
-        if (r < 0)
-                return r;
-        for (r = cursor_seek(c, device, from_ms, &k, &v); r >= 0;
-             r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
-                uint32_t d;
-                int64_t start;
-                Agg a;
-
-                r = key_parse(&k, &d, &start);
-                if (r < 0)
-                        return r;
-                if (d != device || start >= to_ms)
-                        break;
-                if (out->n >= max)
-                        return -E2BIG;
-                r = agg_decode(start, v.mv_data, v.mv_size, &a);
-                if (r < 0)
-                        return r;
-                r = period_array_push(out, start, &a);
-                if (r < 0)
-                        return r;
-        }
-        return r == -ENOENT ? 0 : r;
-}
-
-/* Minute rollups live in blocks, in "minutes" (expired blocks) and, in a
- * version 1 store, loose; a minute cut by a checkpoint is in two blocks.
- * Every block adds at most one repeated minute, so more distinct minutes
- * than max show as more than max plus blocks entries. */
-static int collect_minutes(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, size_t max,
-                           PeriodArray *out) {
-        size_t blocks = 0;
-        int r;
-
-        r = collect_rows(s, txn, DB_MINUTE, device, from_ms, to_ms, max, out);
-        if (r < 0)
-                return r;
-
-        for (unsigned db = DB_BLOCK;; db = DB_MINUTES) {
-                _cleanup_cursor_ MDB_cursor *c = NULL;
-                MDB_val k, v;
-
-                r = cursor_open(s, txn, db, &c);
-                if (r < 0)
-                        return r;
-                for (r = cursor_seek(c, device, floor_to(from_ms, HOUR_MS) - LEAD_MS, &k, &v); r >= 0;
-                     r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
-                        uint32_t d;
-                        int64_t t;
-
-                        r = key_parse(&k, &d, &t);
-                        if (r < 0)
-                                return r;
-                        if (d != device || t - LEAD_MS >= to_ms)
-                                break;
-                        if (db == DB_BLOCK) {
-                                BlockInfo b;
-                                r = block_open(&k, &v, from_ms, to_ms, out, &b);
-                        } else
-                                r = packed_minutes_decode(&k, &v, from_ms, to_ms, out);
-                        if (r < 0)
-                                return r;
-                        if (++blocks < out->n && out->n - blocks > max)
-                                return -E2BIG;
-                }
-                if (r < 0 && r != -ENOENT)
-                        return r;
-                if (db == DB_MINUTES)
-                        break;
-        }
-        return 0;
-}
-
-int db_collect(Store *s, MDB_txn *txn, uint32_t device, StoreResolution res, int64_t from_ms, int64_t to_ms,
-               size_t max, PeriodArray *out) {
-        if (res == STORE_MINUTE)
-                return collect_minutes(s, txn, device, from_ms, to_ms, max, out);
-        return collect_rows(s, txn, rollup_db[res], device, from_ms, to_ms, max, out);
-}
-
-static int rollup_energy(Store *s, MDB_txn *txn, StoreResolution res, uint32_t device, int64_t start, int64_t *ret) {
-        uint8_t kb[KEY_SIZE];
-        MDB_val k = { .mv_size = sizeof kb, .mv_data = kb }, v;
-        Agg a;
-        int r;
-
-        key_make(kb, device, start);
-        r = store_errno(mdb_get(txn, s->dbi[rollup_db[res]], &k, &v));
-        if (r == -ENOENT) {
-                *ret = 0;
-                return 0;
-        }
-        if (r < 0)
-                return r;
-        r = agg_decode(start, v.mv_data, v.mv_size, &a);
-        if (r < 0)
-                return r;
-        *ret = a.energy;
-        return 0;
-}
-
-/* The device's span with checkpointed data: [its first hour, end of its
- * last minute). */
-static int device_span(Store *s, MDB_txn *txn, uint32_t device, int64_t *ret_first, int64_t *ret_end) {
-        _cleanup_cursor_ MDB_cursor *c = NULL;
-        StoreSample last;
-        MDB_val k, v;
-        uint32_t d;
-        int64_t t;
-        int r;
-
-        r = db_get_last(s, txn, device, &last);
-        if (r < 0)
-                return r;
-        /* Hour rollups are never moved or expired. */
-        r = cursor_open(s, txn, DB_HOUR, &c);
-        if (r < 0)
-                return r;
-        r = cursor_seek(c, device, 0, &k, &v);
-        if (r < 0)
-                return r;
-        r = key_parse(&k, &d, &t);
-        if (r < 0)
-                return r;
-        if (d != device)
-                return -ENOENT;
-        *ret_first = t;
-        *ret_end = floor_to(last.ts_ms, MINUTE_MS) + MINUTE_MS;
-        return 0;
-}
-
-int db_energy(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, int64_t *ret) {
-        int64_t t = from_ms, end = to_ms, first, last, sum = 0;
-        int r;
-
-        /* Only the device's own span is walked, whatever range was asked. */
-        r = device_span(s, txn, device, &first, &last);
-        if (r == -ENOENT) {
-                *ret = 0;
-                return 0;
-        }
-        if (r < 0)
-                return r;
-        t = MAX(t, first);
-        end = MIN(end, last);
-
-        /* Covers [t, end) greedily with the coarsest period that starts at t
-         * and ends inside the range: a local day, a UTC hour, or else a run
-         * of minutes up to the next hour or local midnight. */
-        while (t < end) {
-                int64_t day = s->o.day_start(t, s->o.userdata);
-                int64_t next_day = s->o.day_start(day + NEXT_DAY_PROBE_MS, s->o.userdata);
-                int64_t next, e = 0;
-
-                if (day == t && next_day > t && next_day <= end) {
-                        r = rollup_energy(s, txn, STORE_DAY, device, t, &e);
-                        next = next_day;
-                } else if (floor_to(t, HOUR_MS) == t && t + HOUR_MS <= end) {
-                        r = rollup_energy(s, txn, STORE_HOUR, device, t, &e);
-                        next = t + HOUR_MS;
-                } else {
-                        _cleanup_(period_array_done) PeriodArray m = {};
-
-                        next = MIN(end, floor_to(t, HOUR_MS) + HOUR_MS);
-                        if (next_day > t)
-                                next = MIN(next, next_day);
-                        r = collect_minutes(s, txn, device, t, next, SIZE_MAX / 2, &m);
-                        for (size_t i = 0; i < m.n; i++)
-                                e += m.items[i].a.energy;
-                }
-                if (r < 0)
-                        return r;
-                sum += e;
-                t = next;
-        }
-        *ret = sum;
-        return 0;
-}
-
-int db_stats(Store *s, MDB_txn *txn, StoreStats *st) {
-        _cleanup_cursor_ MDB_cursor *c = NULL;
-        MDB_envinfo info;
-        MDB_stat ms;
-        MDB_val k, v;
-        int r;
-
-        r = store_errno(mdb_env_info(s->env, &info));
-        if (r < 0)
-                return r;
-        st->map_bytes = info.me_mapsize;
-        /* dbi 0 is LMDB's main database, which holds the named ones. */
-        r = store_errno(mdb_stat(txn, 0, &ms));
-        if (r < 0)
-                return r;
-        st->page_size = ms.ms_psize;
-        st->used_bytes = (ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages) * ms.ms_psize;
-
-        for (unsigned db = 0; db < _DB_MAX; db++) {
-                uint64_t bytes;
-
-                r = store_errno(mdb_stat(txn, s->dbi[db], &ms));
-                if (r < 0)
-                        return r;
-                bytes = (ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages) * ms.ms_psize;
-                st->used_bytes += bytes;
-                if (db == DB_RAW)
-                        st->raw_rows = ms.ms_entries;
-                else if (db == DB_BLOCK)
-                        st->blocks = ms.ms_entries;
-                else if (db == DB_MINUTES)
-                        st->rollup_bytes[STORE_MINUTE] += bytes;
-                for (StoreResolution res = 0; res < _STORE_RESOLUTION_MAX; res++)
-                        if (rollup_db[res] == db)
-                                st->rollup_bytes[res] += bytes;
-        }
-
-        r = cursor_open(s, txn, DB_BLOCK, &c);
-        if (r < 0)
-                return r;
-        for (r = store_errno(mdb_cursor_get(c, &k, &v, MDB_FIRST)); r >= 0;
-             r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
-                BlockInfo b;
-
-                r = block_open(&k, &v, 0, 0, NULL, &b);
-                if (r < 0)
-                        return r;
-                st->block_bytes += v.mv_size;
-                st->block_minute_bytes += b.minutes_end;
-                st->block_samples += b.count;
-        }
-        return r == -ENOENT ? 0 : r;
-}

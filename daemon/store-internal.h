@@ -90,7 +90,35 @@ struct Store {
         pthread_rwlock_t map_lock;
 };
 
+#define KEY_SIZE 12
+/* A block's first interval reaches back at most the gap limit (<= 1 h). */
+#define LEAD_MS HOUR_MS
+
+typedef struct BlockInfo {
+        unsigned version;
+        uint64_t count;
+        size_t minutes_end;     /* offset after the minute section */
+        Reader samples;         /* positioned on the samples */
+} BlockInfo;
+
+extern const unsigned rollup_db[_STORE_RESOLUTION_MAX];
+
 int store_errno(int rc);
+void key_make(uint8_t k[static KEY_SIZE], uint32_t device, int64_t t);
+int key_parse(const MDB_val *k, uint32_t *ret_device, int64_t *ret_t);
+int raw_decode(const MDB_val *k, const MDB_val *v, StoreSample *ret);
+/* Reads a block's header, and its minutes starting in [from, to) into
+ * minutes if given; then block_samples() decodes its samples in range. */
+int block_open(const MDB_val *k, const MDB_val *v, int64_t from_ms, int64_t to_ms, PeriodArray *minutes,
+               BlockInfo *ret);
+int block_samples(const MDB_val *k, BlockInfo *b, int64_t from_ms, int64_t to_ms, SampleArray *out);
+int packed_minutes_decode(const MDB_val *k, const MDB_val *v, int64_t from_ms, int64_t to_ms, PeriodArray *out);
+int cursor_open(Store *s, MDB_txn *txn, unsigned db, MDB_cursor **ret);
+/* Positions c on the first key >= (device, t). -ENOENT past the end. */
+int cursor_seek(MDB_cursor *c, uint32_t device, int64_t t, MDB_val *k, MDB_val *v);
+void cursor_closep(MDB_cursor **c);
+#define _cleanup_cursor_ _cleanup_(cursor_closep)
+
 
 int db_open(Store *s, const char *path);
 void db_close(Store *s);
