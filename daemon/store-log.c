@@ -210,7 +210,8 @@ int log_open(int dir_fd, size_t segment_bytes, uint64_t after_seq, LogReplayFunc
                 names[n++] = v;
         }
         closedir(d);
-        qsort(names, n, sizeof(uint64_t), u64_cmp);
+        if (n > 0)
+                qsort(names, n, sizeof(uint64_t), u64_cmp);
 
         l->segs = calloc(MAX(n, (size_t) 1), sizeof(Segment));
         if (!l->segs)

@@ -624,7 +624,8 @@ int store_add(Store *s, const StoreSample *samples, size_t n, const StoreCounter
         if (r < 0)
                 goto finish;
         p = put_uvarint(payload.data, kept);
-        memcpy(p, body.data, body.size);
+        if (body.size > 0)
+                memcpy(p, body.data, body.size);
         p = put_uvarint(p + body.size, n_counters);
         for (size_t i = 0; i < n_counters; i++)
                 p = put_counter(p, &counters[i]);
