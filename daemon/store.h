@@ -105,7 +105,7 @@ typedef int64_t (*StoreDayStartFunc)(int64_t ts_ms, void *userdata);
 typedef struct StoreOptions {
         StoreDayStartFunc day_start;
         void *userdata;
-        int64_t gap_ms;                 /* 0: STORE_GAP_MS_DEFAULT */
+        int64_t gap_ms;                 /* 0: STORE_GAP_MS_DEFAULT; at most 1 h */
         /* Sample time between checkpoints (CompactAfter=); 0: default. */
         int64_t checkpoint_interval_ms;
         /* The tail is checkpointed early when it holds this many bytes. */
