@@ -95,12 +95,21 @@ static const char *const db_names[_DB_MAX] = {
         [DB_DAY] = "day",
         [DB_MINUTES] = "minutes",
         [DB_COUNTER] = "counter",
+        [DB_SEG] = "seg",
+        [DB_HOURS] = "hours",
+        [DB_DAYS] = "days",
+        [DB_FIRST] = "first",
 };
 
 const unsigned rollup_db[_STORE_RESOLUTION_MAX] = {
         [STORE_MINUTE] = DB_MINUTE,
         [STORE_HOUR] = DB_HOUR,
         [STORE_DAY] = DB_DAY,
+};
+
+const unsigned rollup_tdb[_STORE_RESOLUTION_MAX] = {
+        [STORE_HOUR] = DB_HOURS,
+        [STORE_DAY] = DB_DAYS,
 };
 
 /* The one place LMDB return codes become errno values. A full map is
@@ -174,6 +183,36 @@ int key_parse(const MDB_val *k, uint32_t *ret_device, int64_t *ret_t) {
         return 0;
 }
 
+static void put_be(uint8_t *p, uint64_t v, unsigned n) {
+        for (unsigned i = 0; i < n; i++)
+                p[i] = (uint8_t) (v >> (8 * (n - 1 - i)));
+}
+
+static uint64_t get_be(const uint8_t *p, unsigned n) {
+        uint64_t v = 0;
+        for (unsigned i = 0; i < n; i++)
+                v = v << 8 | p[i];
+        return v;
+}
+
+void tkey_make(uint8_t k[static SEG_KEY_SIZE], int64_t t, uint32_t device, int64_t t0) {
+        put_be(k, (uint64_t) t, 8);
+        put_be(k + 8, device, 4);
+        put_be(k + 12, (uint64_t) t0, 8);
+}
+
+int tkey_parse(const MDB_val *k, int64_t *ret_t, uint32_t *ret_device, int64_t *ret_t0) {
+        const uint8_t *b = k->mv_data;
+
+        if (k->mv_size != SEG_KEY_SIZE && k->mv_size != KEY_SIZE)
+                return -EBADMSG;
+        *ret_t = (int64_t) get_be(b, 8);
+        *ret_device = (uint32_t) get_be(b + 8, 4);
+        if (ret_t0)
+                *ret_t0 = k->mv_size == SEG_KEY_SIZE ? (int64_t) get_be(b + 12, 8) : *ret_t;
+        return 0;
+}
+
 static void device_key(uint8_t k[static 4], uint32_t device) {
         for (unsigned i = 0; i < 4; i++)
                 k[i] = (uint8_t) (device >> (24 - 8 * i));
@@ -219,16 +258,11 @@ int raw_decode(const MDB_val *k, const MDB_val *v, StoreSample *ret) {
 
 /* Reads a block's header, and its minutes starting in [from, to) into
  * minutes if given. */
-int block_open(const MDB_val *k, const MDB_val *v, int64_t from_ms, int64_t to_ms, PeriodArray *minutes,
+int block_open(int64_t t0, const MDB_val *v, int64_t from_ms, int64_t to_ms, PeriodArray *minutes,
                       BlockInfo *ret) {
         Reader r = reader_val(v);
-        uint32_t device;
-        int64_t t0;
         int e;
 
-        e = key_parse(k, &device, &t0);
-        if (e < 0)
-                return e;
         if (r.p >= r.end)
                 return -EBADMSG;
         ret->version = *r.p++;
@@ -251,14 +285,11 @@ int block_open(const MDB_val *k, const MDB_val *v, int64_t from_ms, int64_t to_m
         return 0;
 }
 
-int block_samples(const MDB_val *k, BlockInfo *b, int64_t from_ms, int64_t to_ms, SampleArray *out) {
-        StoreSample x = {};
+int block_samples(uint32_t device, int64_t t0, BlockInfo *b, int64_t from_ms, int64_t to_ms, SampleArray *out) {
+        StoreSample x = { .device = device, .ts_ms = t0 };
         int64_t prev_dt = 0;
         int e;
 
-        e = key_parse(k, &x.device, &x.ts_ms);
-        if (e < 0)
-                return e;
         for (uint64_t i = 0; i < b->count; i++) {
                 e = samples_decode_one(&b->samples, &x, &prev_dt);
                 if (e < 0)
@@ -541,14 +572,16 @@ int db_get_counter(Store *s, MDB_txn *txn, uint32_t device, StoreCounter *ret) {
 
 /* ---- checkpoint ---- */
 
+/* Time-first keys: a checkpoint's rollups of all devices land in a few
+ * neighbouring pages, not one page per device. */
 static int rollup_put(Store *s, MDB_txn *txn, StoreResolution res, uint32_t device, const Period *p) {
-        uint8_t kb[KEY_SIZE], vb[AGG_VALUE_MAX];
-        MDB_val k = { .mv_size = sizeof kb, .mv_data = kb }, v;
+        uint8_t kb[SEG_KEY_SIZE], vb[AGG_VALUE_MAX];
+        MDB_val k = { .mv_size = KEY_SIZE, .mv_data = kb }, v;
         Agg a = p->a;
         int r;
 
-        key_make(kb, device, p->start);
-        r = store_errno(mdb_get(txn, s->dbi[rollup_db[res]], &k, &v));
+        tkey_make(kb, p->start, device, 0);
+        r = store_errno(mdb_get(txn, s->dbi[rollup_tdb[res]], &k, &v));
         if (r >= 0) {
                 Agg old;
                 r = agg_decode(p->start, v.mv_data, v.mv_size, &old);
@@ -558,7 +591,7 @@ static int rollup_put(Store *s, MDB_txn *txn, StoreResolution res, uint32_t devi
                 a = old;
         } else if (r != -ENOENT)
                 return r;
-        return db_put(s, txn, rollup_db[res], kb, sizeof kb, vb, agg_encode(p->start, &a, vb));
+        return db_put(s, txn, rollup_tdb[res], kb, KEY_SIZE, vb, agg_encode(p->start, &a, vb));
 }
 
 /* One block: samples x[0..n) of one hour, prev the sample before them. */
@@ -566,7 +599,7 @@ static int block_put(Store *s, MDB_txn *txn, const StoreSample *prev, const Stor
         _cleanup_(period_array_done) PeriodArray m = {};
         _cleanup_free_ uint8_t *buf = NULL;
         StoreSample base = { .ts_ms = x[0].ts_ms };
-        uint8_t kb[KEY_SIZE], *p;
+        uint8_t kb[SEG_KEY_SIZE], *p;
         int64_t prev_dt = 0;
         int r;
 
@@ -584,8 +617,8 @@ static int block_put(Store *s, MDB_txn *txn, const StoreSample *prev, const Stor
         p = minutes_encode_v2(p, floor_to(x[0].ts_ms, MINUTE_MS), m.items, m.n);
         for (size_t i = 0; i < n; i++)
                 p = samples_encode_one(p, &base, &prev_dt, &x[i]);
-        key_make(kb, x[0].device, x[0].ts_ms);
-        return db_put(s, txn, DB_BLOCK, kb, sizeof kb, buf, (size_t) (p - buf));
+        tkey_make(kb, floor_to(x[0].ts_ms, HOUR_MS), x[0].device, x[0].ts_ms);
+        return db_put(s, txn, DB_SEG, kb, sizeof kb, buf, (size_t) (p - buf));
 }
 
 static int checkpoint_device(Store *s, MDB_txn *txn, const TailDev *td) {
@@ -635,6 +668,17 @@ static int checkpoint_device(Store *s, MDB_txn *txn, const TailDev *td) {
         }
 
         device_key(lk, td->device);
+        if (a.n > 0) {
+                MDB_val fk = { .mv_size = sizeof lk, .mv_data = lk }, fv;
+                e = store_errno(mdb_get(txn, s->dbi[DB_FIRST], &fk, &fv));
+                if (e == -ENOENT) {
+                        uint8_t fb[8];
+                        put_be(fb, (uint64_t) a.items[0].ts_ms, 8);
+                        e = db_put(s, txn, DB_FIRST, lk, sizeof lk, fb, sizeof fb);
+                }
+                if (e < 0)
+                        return e;
+        }
         if (a.n > 0) {
                 const StoreSample *l = &a.items[a.n - 1];
                 p = vb;
@@ -710,21 +754,16 @@ int db_checkpoint(Store *s, const Tail *t) {
 /* ---- retention ---- */
 
 /* Saves a block's minute rollups in "minutes" before the block goes. */
-static int keep_minutes(Store *s, MDB_txn *txn, const MDB_val *k, const MDB_val *v) {
+static int keep_minutes(Store *s, MDB_txn *txn, uint32_t device, int64_t t0, const MDB_val *v) {
         _cleanup_(period_array_done) PeriodArray m = {};
         _cleanup_free_ uint8_t *buf = NULL;
         uint8_t kb[KEY_SIZE], *p;
         MDB_val mk = { .mv_size = sizeof kb, .mv_data = kb }, mv;
-        uint32_t device;
         BlockInfo b;
-        int64_t t0;
         int r;
 
-        r = key_parse(k, &device, &t0);
-        if (r < 0)
-                return r;
-        memcpy(kb, k->mv_data, sizeof kb);
-        r = block_open(k, v, INT64_MIN, INT64_MAX, &m, &b);
+        key_make(kb, device, t0);
+        r = block_open(t0, v, INT64_MIN, INT64_MAX, &m, &b);
         if (r < 0)
                 return r;
         /* Only when the clock stepped back over an expired hour. */
@@ -772,7 +811,7 @@ static int expire_db(Store *s, MDB_txn *txn, unsigned db, int64_t cutoff, size_t
                         return 1;
                 (*budget)--;
                 if (db == DB_BLOCK) {
-                        r = keep_minutes(s, txn, &k, &v);
+                        r = keep_minutes(s, txn, device, t, &v);
                         if (r < 0)
                                 return r;
                 }
@@ -786,15 +825,48 @@ static int expire_db(Store *s, MDB_txn *txn, unsigned db, int64_t cutoff, size_t
         return r == -ENOENT ? 0 : r;
 }
 
+/* Time-first blocks: the oldest of all devices come first. */
+static int expire_seg(Store *s, MDB_txn *txn, int64_t cutoff, size_t *budget) {
+        _cleanup_cursor_ MDB_cursor *c = NULL;
+        MDB_val k, v;
+        int r;
+
+        r = cursor_open(s, txn, DB_SEG, &c);
+        if (r < 0)
+                return r;
+        for (r = store_errno(mdb_cursor_get(c, &k, &v, MDB_FIRST)); r >= 0;
+             r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
+                uint32_t device;
+                int64_t hour, t0;
+
+                r = tkey_parse(&k, &hour, &device, &t0);
+                if (r < 0)
+                        return r;
+                if (hour + HOUR_MS > cutoff)
+                        break;
+                if (*budget == 0)
+                        return 1;
+                (*budget)--;
+                r = keep_minutes(s, txn, device, t0, &v);
+                if (r >= 0)
+                        r = store_errno(mdb_cursor_del(c, 0));
+                if (r < 0)
+                        return r;
+        }
+        return r == -ENOENT ? 0 : r;
+}
+
 static int expire_txn(Store *s, MDB_txn *txn, void *userdata) {
         int64_t cutoff = *(const int64_t *) userdata;
         size_t budget = EXPIRE_ROWS_PER_CALL;
         int r;
 
         r = expire_db(s, txn, DB_RAW, cutoff, &budget);
-        if (r != 0)
-                return r;
-        return expire_db(s, txn, DB_BLOCK, cutoff, &budget);
+        if (r == 0)
+                r = expire_db(s, txn, DB_BLOCK, cutoff, &budget);
+        if (r == 0)
+                r = expire_seg(s, txn, cutoff, &budget);
+        return r;
 }
 
 int db_expire(Store *s, int64_t older_than_ms) {
@@ -808,12 +880,37 @@ static int delete_device_txn(Store *s, MDB_txn *txn, void *userdata) {
         int r;
 
         device_key(lk, device);
-        for (unsigned db = DB_LAST;; db = DB_COUNTER) {
-                r = store_errno(mdb_del(txn, s->dbi[db], &k, NULL));
+        for (unsigned i = 0; i < 3; i++) {
+                static const unsigned dbs[] = { DB_LAST, DB_COUNTER, DB_FIRST };
+                r = store_errno(mdb_del(txn, s->dbi[dbs[i]], &k, NULL));
                 if (r < 0 && r != -ENOENT)
                         return r;
-                if (db == DB_COUNTER)
-                        break;
+        }
+        /* Time-first: a walk over every device's keys, but a deletion is
+         * rare. */
+        for (unsigned db = DB_SEG; db <= DB_DAYS; db++) {
+                _cleanup_cursor_ MDB_cursor *c = NULL;
+                MDB_val tk, v;
+
+                r = cursor_open(s, txn, db, &c);
+                if (r < 0)
+                        return r;
+                for (r = store_errno(mdb_cursor_get(c, &tk, &v, MDB_FIRST)); r >= 0;) {
+                        uint32_t d;
+                        int64_t t;
+
+                        r = tkey_parse(&tk, &t, &d, NULL);
+                        if (r < 0)
+                                return r;
+                        if (d == device) {
+                                r = store_errno(mdb_cursor_del(c, 0));
+                                if (r < 0)
+                                        return r;
+                        }
+                        r = store_errno(mdb_cursor_get(c, &tk, &v, MDB_NEXT));
+                }
+                if (r < 0 && r != -ENOENT)
+                        return r;
         }
 
         for (unsigned db = DB_RAW; db <= DB_MINUTES; db++) {

@@ -23,6 +23,10 @@ enum {
         DB_DAY,
         DB_MINUTES,
         DB_COUNTER,
+        DB_SEG,
+        DB_HOURS,
+        DB_DAYS,
+        DB_FIRST,
         _DB_MAX,
 };
 
@@ -91,6 +95,9 @@ struct Store {
 };
 
 #define KEY_SIZE 12
+/* Time-first keys: be64 hour || be32 device || be64 t0 (blocks), be64
+ * start || be32 device (rollups). */
+#define SEG_KEY_SIZE 20
 /* A block's first interval reaches back at most the gap limit (<= 1 h). */
 #define LEAD_MS HOUR_MS
 
@@ -102,6 +109,11 @@ typedef struct BlockInfo {
 } BlockInfo;
 
 extern const unsigned rollup_db[_STORE_RESOLUTION_MAX];
+/* The time-first rollups, written since format 2 (NULL for minutes). */
+extern const unsigned rollup_tdb[_STORE_RESOLUTION_MAX];
+
+void tkey_make(uint8_t k[static SEG_KEY_SIZE], int64_t t, uint32_t device, int64_t t0);
+int tkey_parse(const MDB_val *k, int64_t *ret_t, uint32_t *ret_device, int64_t *ret_t0);
 
 int store_errno(int rc);
 void key_make(uint8_t k[static KEY_SIZE], uint32_t device, int64_t t);
@@ -109,9 +121,9 @@ int key_parse(const MDB_val *k, uint32_t *ret_device, int64_t *ret_t);
 int raw_decode(const MDB_val *k, const MDB_val *v, StoreSample *ret);
 /* Reads a block's header, and its minutes starting in [from, to) into
  * minutes if given; then block_samples() decodes its samples in range. */
-int block_open(const MDB_val *k, const MDB_val *v, int64_t from_ms, int64_t to_ms, PeriodArray *minutes,
+int block_open(int64_t t0, const MDB_val *v, int64_t from_ms, int64_t to_ms, PeriodArray *minutes,
                BlockInfo *ret);
-int block_samples(const MDB_val *k, BlockInfo *b, int64_t from_ms, int64_t to_ms, SampleArray *out);
+int block_samples(uint32_t device, int64_t t0, BlockInfo *b, int64_t from_ms, int64_t to_ms, SampleArray *out);
 int packed_minutes_decode(const MDB_val *k, const MDB_val *v, int64_t from_ms, int64_t to_ms, PeriodArray *out);
 int cursor_open(Store *s, MDB_txn *txn, unsigned db, MDB_cursor **ret);
 /* Positions c on the first key >= (device, t). -ENOENT past the end. */

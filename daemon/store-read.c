@@ -27,60 +27,169 @@ static int key_in(const MDB_val *k, uint32_t device, int64_t to_ms, int64_t *ret
         return d == device && *ret_t < to_ms;
 }
 
-/* Walks the blocks and then the raw rows of a device that may hold
- * samples in [from, to); with out NULL only counts (up to past max),
- * decoding only the blocks that the range cuts. */
-static int walk_raw(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, size_t max,
-                    SampleArray *out, size_t *ret_count) {
-        size_t count = 0;
+/* The device's checkpointed span: its first and newest sample times.
+ * -ENOENT without any. */
+static int device_span(Store *s, MDB_txn *txn, uint32_t device, int64_t *ret_first, int64_t *ret_last) {
+        _cleanup_cursor_ MDB_cursor *c = NULL;
+        uint8_t kb[4] = { device >> 24, device >> 16, device >> 8, device };
+        MDB_val k = { .mv_size = sizeof kb, .mv_data = kb }, v;
+        StoreSample last;
+        int64_t first = INT64_MAX, t;
+        int r;
+
+        r = db_get_last(s, txn, device, &last);
+        if (r < 0)
+                return r;
+        r = store_errno(mdb_get(txn, s->dbi[DB_FIRST], &k, &v));
+        if (r >= 0 && v.mv_size == 8) {
+                uint64_t u = 0;
+                for (unsigned i = 0; i < 8; i++)
+                        u = u << 8 | ((const uint8_t *) v.mv_data)[i];
+                first = (int64_t) u;
+        } else if (r < 0 && r != -ENOENT)
+                return r;
+        /* A version 1 store: its first hour rollup. */
+        r = cursor_open(s, txn, DB_HOUR, &c);
+        if (r >= 0)
+                r = cursor_seek(c, device, 0, &k, &v);
+        if (r >= 0 && key_in(&k, device, INT64_MAX, &t) > 0)
+                first = MIN(first, t);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        *ret_first = MIN(first, last.ts_ms);
+        *ret_last = last.ts_ms;
+        return 0;
+}
+
+typedef int (*BlockFunc)(uint32_t device, int64_t t0, const MDB_val *v, void *userdata);
+
+/* Calls f for the device's blocks keyed in [from_ms, to_ms) by their
+ * hour: version 1 ones (device first), then version 2 ones (time first,
+ * one seek per hour of the device's span). f returns > 0 to stop. */
+static int walk_blocks(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, BlockFunc f,
+                       void *userdata) {
+        _cleanup_cursor_ MDB_cursor *c = NULL, *tc = NULL;
+        int64_t first, last;
         MDB_val k, v;
         int r;
 
-        for (unsigned db = DB_BLOCK;; db = DB_RAW) {
-                _cleanup_cursor_ MDB_cursor *c = NULL;
+        r = cursor_open(s, txn, DB_BLOCK, &c);
+        if (r < 0)
+                return r;
+        for (r = cursor_seek(c, device, floor_to(from_ms, HOUR_MS), &k, &v); r >= 0;
+             r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
+                int64_t t;
 
-                r = cursor_open(s, txn, db, &c);
-                if (r < 0)
+                r = key_in(&k, device, to_ms, &t);
+                if (r <= 0)
+                        break;
+                r = f(device, t, &v, userdata);
+                if (r != 0)
                         return r;
-                for (r = cursor_seek(c, device, db == DB_BLOCK ? floor_to(from_ms, HOUR_MS) : from_ms, &k, &v);
-                     r >= 0 && count <= max;
-                     r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
-                        int64_t t;
+        }
+        if (r < 0 && r != -ENOENT)
+                return r;
 
-                        r = key_in(&k, device, to_ms, &t);
-                        if (r <= 0)
-                                break;
-                        if (db == DB_RAW) {
-                                StoreSample x;
-                                count++;
-                                if (!out)
-                                        continue;
-                                r = raw_decode(&k, &v, &x);
-                                if (r >= 0)
-                                        r = sample_array_push(out, &x);
-                        } else {
-                                BlockInfo b;
-                                r = block_open(&k, &v, 0, 0, NULL, &b);
-                                if (r >= 0 && !out && t >= from_ms && floor_to(t, HOUR_MS) + HOUR_MS <= to_ms)
-                                        count += b.count;
-                                else if (r >= 0) {
-                                        _cleanup_(sample_array_done) SampleArray tmp = {};
-                                        SampleArray *dst = out ?: &tmp;
-                                        size_t before = dst->n;
-                                        r = block_samples(&k, &b, from_ms, to_ms, dst);
-                                        count += dst->n - before;
-                                }
-                        }
+        r = device_span(s, txn, device, &first, &last);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        r = cursor_open(s, txn, DB_SEG, &tc);
+        if (r < 0)
+                return r;
+        for (int64_t h = MAX(floor_to(from_ms, HOUR_MS), floor_to(first, HOUR_MS)); h < to_ms && h <= last;
+             h += HOUR_MS) {
+                uint8_t kb[SEG_KEY_SIZE];
+
+                tkey_make(kb, h, device, 0);
+                k = (MDB_val) { .mv_size = sizeof kb, .mv_data = kb };
+                for (r = store_errno(mdb_cursor_get(tc, &k, &v, MDB_SET_RANGE)); r >= 0;
+                     r = store_errno(mdb_cursor_get(tc, &k, &v, MDB_NEXT))) {
+                        uint32_t d;
+                        int64_t t, t0;
+
+                        r = tkey_parse(&k, &t, &d, &t0);
                         if (r < 0)
+                                return r;
+                        if (t != h || d != device)
+                                break;
+                        r = f(device, t0, &v, userdata);
+                        if (r != 0)
                                 return r;
                 }
                 if (r < 0 && r != -ENOENT)
                         return r;
-                if (db == DB_RAW)
-                        break;
         }
+        return 0;
+}
+
+typedef struct RawWalk {
+        int64_t from_ms, to_ms;
+        size_t max, count;
+        SampleArray *out;
+} RawWalk;
+
+/* Counts (out NULL: decoding only the blocks the range cuts) or decodes a
+ * block's samples in range. */
+static int raw_block(uint32_t device, int64_t t0, const MDB_val *v, void *userdata) {
+        _cleanup_(sample_array_done) SampleArray tmp = {};
+        RawWalk *w = userdata;
+        SampleArray *dst = w->out ?: &tmp;
+        size_t before = dst->n;
+        BlockInfo b;
+        int r;
+
+        r = block_open(t0, v, 0, 0, NULL, &b);
+        if (r < 0)
+                return r;
+        if (!w->out && t0 >= w->from_ms && floor_to(t0, HOUR_MS) + HOUR_MS <= w->to_ms)
+                w->count += b.count;
+        else {
+                r = block_samples(device, t0, &b, w->from_ms, w->to_ms, dst);
+                if (r < 0)
+                        return r;
+                w->count += dst->n - before;
+        }
+        return w->count > w->max;
+}
+
+/* The blocks and then a version 1 store's raw rows of a device that may
+ * hold samples in [from, to); with out NULL only counts (up to past max). */
+static int walk_raw(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, size_t max,
+                    SampleArray *out, size_t *ret_count) {
+        _cleanup_cursor_ MDB_cursor *c = NULL;
+        RawWalk w = { .from_ms = from_ms, .to_ms = to_ms, .max = max, .out = out };
+        MDB_val k, v;
+        int r;
+
+        r = walk_blocks(s, txn, device, from_ms, to_ms, raw_block, &w);
+        if (r < 0)
+                return r;
+        r = cursor_open(s, txn, DB_RAW, &c);
+        if (r < 0)
+                return r;
+        for (r = cursor_seek(c, device, from_ms, &k, &v); r >= 0 && w.count <= max;
+             r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
+                StoreSample x;
+                int64_t t;
+
+                r = key_in(&k, device, to_ms, &t);
+                if (r <= 0)
+                        break;
+                w.count++;
+                if (!out)
+                        continue;
+                r = raw_decode(&k, &v, &x);
+                if (r >= 0)
+                        r = sample_array_push(out, &x);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0 && r != -ENOENT)
+                return r;
         if (ret_count)
-                *ret_count = count;
+                *ret_count = w.count;
         return 0;
 }
 
@@ -139,107 +248,134 @@ static int collect_rows(Store *s, MDB_txn *txn, unsigned db, uint32_t device, in
         return r == -ENOENT ? 0 : r;
 }
 
+/* A version 2 store's rollup rows (time first): one lookup per period
+ * of the device's span. */
+static int collect_tdb(Store *s, MDB_txn *txn, StoreResolution res, uint32_t device, int64_t from_ms, int64_t to_ms,
+                       size_t max, PeriodArray *out) {
+        int64_t first, last, t;
+        int r;
+
+        r = device_span(s, txn, device, &first, &last);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        r = periods_start(&s->periods[res], MAX(from_ms, first), &t);
+        if (r >= 0 && t < from_ms)
+                r = periods_next(&s->periods[res], t, &t);
+        for (; r >= 0 && t < to_ms && t <= last; r = periods_next(&s->periods[res], t, &t)) {
+                uint8_t kb[SEG_KEY_SIZE];
+                MDB_val k = { .mv_size = KEY_SIZE, .mv_data = kb }, v;
+                Agg a;
+
+                tkey_make(kb, t, device, 0);
+                r = store_errno(mdb_get(txn, s->dbi[rollup_tdb[res]], &k, &v));
+                if (r == -ENOENT)
+                        continue;
+                if (r < 0)
+                        return r;
+                if (out->n >= max)
+                        return -E2BIG;
+                r = agg_decode(t, v.mv_data, v.mv_size, &a);
+                if (r >= 0)
+                        r = period_array_push(out, t, &a);
+        }
+        return r;
+}
+
+typedef struct MinuteWalk {
+        int64_t from_ms, to_ms;
+        size_t max, blocks;
+        PeriodArray *out;
+} MinuteWalk;
+
+/* Every block adds at most one repeated minute (cut by a checkpoint), so
+ * more distinct minutes than max show as more than max plus blocks
+ * entries. */
+static int minute_block(uint32_t device, int64_t t0, const MDB_val *v, void *userdata) {
+        MinuteWalk *w = userdata;
+        BlockInfo b;
+        int r;
+
+        r = block_open(t0, v, w->from_ms, w->to_ms, w->out, &b);
+        if (r < 0)
+                return r;
+        if (++w->blocks < w->out->n && w->out->n - w->blocks > w->max)
+                return -E2BIG;
+        return 0;
+}
+
 /* Minute rollups live in blocks, in "minutes" (expired blocks) and, in a
- * version 1 store, loose; a minute cut by a checkpoint is in two blocks.
- * Every block adds at most one repeated minute, so more distinct minutes
- * than max show as more than max plus blocks entries. */
+ * version 1 store, loose. A block's minutes reach back LEAD_MS before it. */
 static int collect_minutes(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, size_t max,
                            PeriodArray *out) {
-        size_t blocks = 0;
+        _cleanup_cursor_ MDB_cursor *c = NULL;
+        int64_t until = to_ms > INT64_MAX - LEAD_MS ? INT64_MAX : to_ms + LEAD_MS;
+        MinuteWalk w = { .from_ms = from_ms, .to_ms = to_ms, .max = max, .out = out };
+        MDB_val k, v;
         int r;
 
         r = collect_rows(s, txn, DB_MINUTE, device, from_ms, to_ms, max, out);
         if (r < 0)
                 return r;
+        r = walk_blocks(s, txn, device, floor_to(from_ms, HOUR_MS) - LEAD_MS, until, minute_block, &w);
+        if (r < 0)
+                return r;
 
-        for (unsigned db = DB_BLOCK;; db = DB_MINUTES) {
-                _cleanup_cursor_ MDB_cursor *c = NULL;
-                MDB_val k, v;
+        r = cursor_open(s, txn, DB_MINUTES, &c);
+        if (r < 0)
+                return r;
+        for (r = cursor_seek(c, device, floor_to(from_ms, HOUR_MS) - LEAD_MS, &k, &v); r >= 0;
+             r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
+                int64_t t;
 
-                r = cursor_open(s, txn, db, &c);
+                r = key_in(&k, device, until, &t);
+                if (r <= 0)
+                        break;
+                r = packed_minutes_decode(&k, &v, from_ms, to_ms, out);
                 if (r < 0)
                         return r;
-                for (r = cursor_seek(c, device, floor_to(from_ms, HOUR_MS) - LEAD_MS, &k, &v); r >= 0;
-                     r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
-                        int64_t t;
-
-                        /* A block's minutes reach back LEAD_MS before it. */
-                        r = key_in(&k, device, to_ms > INT64_MAX - LEAD_MS ? INT64_MAX : to_ms + LEAD_MS, &t);
-                        if (r <= 0)
-                                break;
-                        if (db == DB_BLOCK) {
-                                BlockInfo b;
-                                r = block_open(&k, &v, from_ms, to_ms, out, &b);
-                        } else
-                                r = packed_minutes_decode(&k, &v, from_ms, to_ms, out);
-                        if (r < 0)
-                                return r;
-                        if (++blocks < out->n && out->n - blocks > max)
-                                return -E2BIG;
-                }
-                if (r < 0 && r != -ENOENT)
-                        return r;
-                if (db == DB_MINUTES)
-                        break;
         }
-        return 0;
+        return r == -ENOENT ? 0 : r;
 }
 
 int db_collect(Store *s, MDB_txn *txn, uint32_t device, StoreResolution res, int64_t from_ms, int64_t to_ms,
                size_t max, PeriodArray *out) {
+        int r;
+
         if (res == STORE_MINUTE)
                 return collect_minutes(s, txn, device, from_ms, to_ms, max, out);
-        return collect_rows(s, txn, rollup_db[res], device, from_ms, to_ms, max, out);
+        r = collect_rows(s, txn, rollup_db[res], device, from_ms, to_ms, max, out);
+        if (r >= 0)
+                r = collect_tdb(s, txn, res, device, from_ms, to_ms, max, out);
+        return r;
 }
 
+/* The energy of one rollup row, version 1 and 2 together. */
 static int rollup_energy(Store *s, MDB_txn *txn, StoreResolution res, uint32_t device, int64_t start, int64_t *ret) {
-        uint8_t kb[KEY_SIZE];
-        MDB_val k = { .mv_size = sizeof kb, .mv_data = kb }, v;
-        Agg a;
+        uint8_t kb[SEG_KEY_SIZE];
+        int64_t e = 0;
         int r;
 
-        key_make(kb, device, start);
-        r = store_errno(mdb_get(txn, s->dbi[rollup_db[res]], &k, &v));
-        if (r == -ENOENT) {
-                *ret = 0;
-                return 0;
+        for (unsigned i = 0; i < 2; i++) {
+                MDB_val k = { .mv_size = KEY_SIZE, .mv_data = kb }, v;
+                Agg a;
+
+                if (i == 0)
+                        key_make(kb, device, start);
+                else
+                        tkey_make(kb, start, device, 0);
+                r = store_errno(mdb_get(txn, s->dbi[i == 0 ? rollup_db[res] : rollup_tdb[res]], &k, &v));
+                if (r == -ENOENT)
+                        continue;
+                if (r < 0)
+                        return r;
+                r = agg_decode(start, v.mv_data, v.mv_size, &a);
+                if (r < 0)
+                        return r;
+                e += a.energy;
         }
-        if (r < 0)
-                return r;
-        r = agg_decode(start, v.mv_data, v.mv_size, &a);
-        if (r < 0)
-                return r;
-        *ret = a.energy;
-        return 0;
-}
-
-/* The device's span with checkpointed data: [its first hour, end of its
- * last minute). */
-static int device_span(Store *s, MDB_txn *txn, uint32_t device, int64_t *ret_first, int64_t *ret_end) {
-        _cleanup_cursor_ MDB_cursor *c = NULL;
-        StoreSample last;
-        MDB_val k, v;
-        uint32_t d;
-        int64_t t;
-        int r;
-
-        r = db_get_last(s, txn, device, &last);
-        if (r < 0)
-                return r;
-        /* Hour rollups are never moved or expired. */
-        r = cursor_open(s, txn, DB_HOUR, &c);
-        if (r < 0)
-                return r;
-        r = cursor_seek(c, device, 0, &k, &v);
-        if (r < 0)
-                return r;
-        r = key_parse(&k, &d, &t);
-        if (r < 0)
-                return r;
-        if (d != device)
-                return -ENOENT;
-        *ret_first = t;
-        *ret_end = floor_to(last.ts_ms, MINUTE_MS) + MINUTE_MS;
+        *ret = e;
         return 0;
 }
 
@@ -255,8 +391,8 @@ int db_energy(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t 
         }
         if (r < 0)
                 return r;
-        t = MAX(t, first);
-        end = MIN(end, last);
+        t = MAX(t, floor_to(first, HOUR_MS));
+        end = MIN(end, floor_to(last, MINUTE_MS) + MINUTE_MS);
 
         /* Covers [t, end) greedily with the coarsest period that starts at t
          * and ends inside the range: a local day, a UTC hour, or else a run
@@ -292,7 +428,6 @@ int db_energy(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t 
 }
 
 int db_stats(Store *s, MDB_txn *txn, StoreStats *st) {
-        _cleanup_cursor_ MDB_cursor *c = NULL;
         MDB_envinfo info;
         MDB_stat ms;
         MDB_val k, v;
@@ -319,30 +454,41 @@ int db_stats(Store *s, MDB_txn *txn, StoreStats *st) {
                 st->used_bytes += bytes;
                 if (db == DB_RAW)
                         st->raw_rows = ms.ms_entries;
-                else if (db == DB_BLOCK)
-                        st->blocks = ms.ms_entries;
+                else if (db == DB_BLOCK || db == DB_SEG)
+                        st->blocks += ms.ms_entries;
                 else if (db == DB_MINUTES)
                         st->rollup_bytes[STORE_MINUTE] += bytes;
                 for (StoreResolution res = 0; res < _STORE_RESOLUTION_MAX; res++)
-                        if (rollup_db[res] == db)
+                        if (rollup_db[res] == db || (res != STORE_MINUTE && rollup_tdb[res] == db))
                                 st->rollup_bytes[res] += bytes;
         }
 
-        r = cursor_open(s, txn, DB_BLOCK, &c);
-        if (r < 0)
-                return r;
-        for (r = store_errno(mdb_cursor_get(c, &k, &v, MDB_FIRST)); r >= 0;
-             r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
-                BlockInfo b;
+        for (unsigned db = DB_BLOCK;; db = DB_SEG) {
+                _cleanup_cursor_ MDB_cursor *c = NULL;
 
-                r = block_open(&k, &v, 0, 0, NULL, &b);
+                r = cursor_open(s, txn, db, &c);
                 if (r < 0)
                         return r;
-                st->block_bytes += v.mv_size;
-                st->block_minute_bytes += b.minutes_end;
-                st->block_samples += b.count;
+                for (r = store_errno(mdb_cursor_get(c, &k, &v, MDB_FIRST)); r >= 0;
+                     r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
+                        uint32_t d;
+                        int64_t t, t0;
+                        BlockInfo b;
+
+                        r = db == DB_SEG ? tkey_parse(&k, &t, &d, &t0) : key_parse(&k, &d, &t0);
+                        if (r >= 0)
+                                r = block_open(t0, &v, 0, 0, NULL, &b);
+                        if (r < 0)
+                                return r;
+                        st->block_bytes += v.mv_size;
+                        st->block_minute_bytes += b.minutes_end;
+                        st->block_samples += b.count;
+                }
+                if (r != -ENOENT)
+                        return r;
+                if (db == DB_SEG)
+                        return 0;
         }
-        return r == -ENOENT ? 0 : r;
 }
 
 /* ---- the tail, and both merged ---- */
