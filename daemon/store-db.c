@@ -7,8 +7,8 @@
  *
  * One LMDB environment (data.mdb, lock.mdb) beside the write-ahead log
  * (store-log.h) in the store's directory, with these named databases.
- * Keys are big-endian so that byte order is (device, time) order; times
- * are UTC milliseconds >= 0.
+ * Keys are big-endian, so that byte order is numeric order; times are UTC
+ * milliseconds >= 0.
  *
  *   meta    "format" -> le32 format version; "checkpoint" -> le64 seq of
  *           the newest log record whose round is in LMDB, written in the
@@ -20,26 +20,31 @@
  *   counter be32 device -> u8 2, uvarint ts, zz cumulative, zz counter,
  *           zz lo, zz hi, zz power: the energy account's state (energy.h)
  *           as of the newest round checkpointed for the device
- *   block   be32 device || be64 t0 -> samples of one device in one UTC
- *           hour, with the minute rollups of the poll intervals they end:
- *             version 2 (t0 = first sample): u8 2, uvarint count,
- *             MINUTES2 with base floor(t0, minute), SAMPLES;
- *             version 1 (t0 = hour start): u8 1, MINUTES1, uvarint count,
- *             SAMPLES.
- *           Each checkpoint writes new blocks (several per hour when
+ *   first   be32 device -> be64 time of its first checkpointed sample
+ *   seg     be64 hour || be32 device || be64 t0 -> BLOCK2: samples of one
+ *           device in one UTC hour (t0 = the first), with the minute
+ *           rollups of the poll intervals they end. Time first, so that a
+ *           checkpoint's blocks of all devices land at the end of the
+ *           tree, in a few pages, not one page per device; a device's
+ *           blocks are found with one seek per hour of its span. Each
+ *           checkpoint writes new blocks (several per hour when
  *           checkpoints fall inside hours); a minute cut by a checkpoint
  *           is in two blocks, and readers add the two parts up.
- *   hour, day
- *           be32 device || be64 period_start -> ROLLUP, updated by each
- *           checkpoint (added up)
+ *   hours, days
+ *           be64 period_start || be32 device -> ROLLUP, time first for
+ *           the same reason, added up by each checkpoint
  *   minutes be32 device || be64 t0 -> u8 2, MINUTES2 (base floor(t0,
  *           minute)) or u8 1, MINUTES1: the minute rollups of a block whose
  *           samples retention removed
- *   raw, minute
- *           version 1 only: raw rows (be32 device || be64 ts -> u8 1, zz
- *           power, zz voltage, zz current, zz energy) and the loose minute
- *           rollups of their hours; read, expired, never written
+ *   block, hour, day, raw, minute
+ *           version 1 only, device first (be32 device || be64 time): blocks
+ *           (BLOCK1), hour and day rollups, raw rows (u8 1, zz power, zz
+ *           voltage, zz current, zz energy) and the loose minute rollups
+ *           of their hours; read, expired, never written
  *
+ *   BLOCK2 = u8 2, uvarint count, MINUTES2 with base floor(t0, minute),
+ *           SAMPLES; BLOCK1 (t0 = the hour) = u8 1, MINUTES1, uvarint
+ *           count, SAMPLES
  *   SAMPLES = per sample: zz(dt - previous dt), zz(dpower), zz(dvoltage),
  *           zz(dcurrent), zz(denergy), dt being the step from the previous
  *           sample's ts (from t0 for the first, with a previous dt of 0) and
@@ -76,14 +81,17 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 
 #include "macro.h"
 #include "store-internal.h"
 
 #define STORE_FORMAT_VERSION 2u
-#define EXPIRE_ROWS_PER_CALL 16384
 
 static const char *const db_names[_DB_MAX] = {
         [DB_META] = "meta",
@@ -213,7 +221,7 @@ int tkey_parse(const MDB_val *k, int64_t *ret_t, uint32_t *ret_device, int64_t *
         return 0;
 }
 
-static void device_key(uint8_t k[static 4], uint32_t device) {
+void device_key(uint8_t k[static 4], uint32_t device) {
         for (unsigned i = 0; i < 4; i++)
                 k[i] = (uint8_t) (device >> (24 - 8 * i));
 }
@@ -352,12 +360,11 @@ static int store_grow(Store *s) {
         return r;
 }
 
-typedef int (*WriteFunc)(Store *s, MDB_txn *txn, void *userdata);
 
 /* Runs f in a write transaction and commits it, growing the map and running
  * f again from scratch when the map (and only the map) is full. Returns f's
  * non-negative result. */
-static int store_write(Store *s, WriteFunc f, void *userdata) {
+int store_write(Store *s, WriteFunc f, void *userdata) {
         for (;;) {
                 MDB_txn *txn;
                 int r, k;
@@ -427,13 +434,13 @@ int cursor_seek(MDB_cursor *c, uint32_t device, int64_t t, MDB_val *k, MDB_val *
         return store_errno(mdb_cursor_get(c, k, v, MDB_SET_RANGE));
 }
 
-static int cursor_next_device(MDB_cursor *c, uint32_t device, MDB_val *k, MDB_val *v) {
+int cursor_next_device(MDB_cursor *c, uint32_t device, MDB_val *k, MDB_val *v) {
         if (device == UINT32_MAX)
                 return -ENOENT;
         return cursor_seek(c, device + 1, 0, k, v);
 }
 
-static int db_put(Store *s, MDB_txn *txn, unsigned db, void *key, size_t key_size, void *data, size_t size) {
+int db_put(Store *s, MDB_txn *txn, unsigned db, void *key, size_t key_size, void *data, size_t size) {
         MDB_val k = { .mv_size = key_size, .mv_data = key };
         MDB_val v = { .mv_size = size, .mv_data = data };
 
@@ -739,7 +746,7 @@ static int checkpoint_txn(Store *s, MDB_txn *txn, void *userdata) {
 }
 
 /* LMDB reports a short write as EIO, which is what a full disk gives. */
-static int disk_error(Store *s, int r) {
+int disk_error(Store *s, int r) {
         struct statvfs st;
 
         if (r == -EIO && fstatvfs(s->dir_fd, &st) >= 0 && (uint64_t) st.f_bavail * st.f_frsize < (UINT64_C(1) << 20))
@@ -747,200 +754,41 @@ static int disk_error(Store *s, int r) {
         return r;
 }
 
+/* Pages of LMDB's map that a checkpoint read (and the cached pages the
+ * kernel maps around each fault) stay in the process, counted in its
+ * memory, until the kernel needs them. This gives them back; the page
+ * cache keeps them and readers fault them in again. LMDB does not say
+ * where its map is: /proc/self/maps does. */
+static void map_release(Store *s) {
+        struct stat st;
+        char line[512];
+        FILE *f;
+
+        if (fstatat(s->dir_fd, "data.mdb", &st, 0) < 0)
+                return;
+        f = fopen("/proc/self/maps", "re");
+        if (!f)
+                return;
+        pthread_rwlock_rdlock(&s->map_lock);
+        while (fgets(line, sizeof line, f)) {
+                unsigned long lo, hi, ino;
+                unsigned maj, min;
+
+                if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &lo, &hi, &maj, &min, &ino) == 5 &&
+                    ino == st.st_ino && makedev(maj, min) == st.st_dev)
+                        (void) madvise((void *) lo, hi - lo, MADV_DONTNEED);
+        }
+        pthread_rwlock_unlock(&s->map_lock);
+        fclose(f);
+}
+
 int db_checkpoint(Store *s, const Tail *t) {
-        return disk_error(s, store_write(s, checkpoint_txn, (void *) t));
-}
-
-/* ---- retention ---- */
-
-/* Saves a block's minute rollups in "minutes" before the block goes. */
-static int keep_minutes(Store *s, MDB_txn *txn, uint32_t device, int64_t t0, const MDB_val *v) {
-        _cleanup_(period_array_done) PeriodArray m = {};
-        _cleanup_free_ uint8_t *buf = NULL;
-        uint8_t kb[KEY_SIZE], *p;
-        MDB_val mk = { .mv_size = sizeof kb, .mv_data = kb }, mv;
-        BlockInfo b;
         int r;
 
-        key_make(kb, device, t0);
-        r = block_open(t0, v, INT64_MIN, INT64_MAX, &m, &b);
-        if (r < 0)
-                return r;
-        /* Only when the clock stepped back over an expired hour. */
-        r = store_errno(mdb_get(txn, s->dbi[DB_MINUTES], &mk, &mv));
+        r = disk_error(s, store_write(s, checkpoint_txn, (void *) t));
         if (r >= 0)
-                r = packed_minutes_decode(&mk, &mv, INT64_MIN, INT64_MAX, &m);
-        if (r < 0 && r != -ENOENT)
-                return r;
-        period_array_normalize(&m);
-        buf = malloc(1 + VARINT_MAX + m.n * MINUTE_FIELDS_MAX);
-        if (!buf)
-                return -ENOMEM;
-        p = buf;
-        *p++ = 2;
-        p = minutes_encode_v2(p, floor_to(t0, MINUTE_MS), m.items, m.n);
-        return db_put(s, txn, DB_MINUTES, kb, sizeof kb, buf, (size_t) (p - buf));
-}
-
-/* Deletes, device by device, the leading keys of db whose samples all lie
- * before the cutoff (a raw row: its time; a block: the end of its hour);
- * a block's minute rollups move to the "minutes" database. */
-static int expire_db(Store *s, MDB_txn *txn, unsigned db, int64_t cutoff, size_t *budget) {
-        _cleanup_cursor_ MDB_cursor *c = NULL;
-        MDB_val k, v;
-        int r;
-
-        r = cursor_open(s, txn, db, &c);
-        if (r < 0)
-                return r;
-
-        r = store_errno(mdb_cursor_get(c, &k, &v, MDB_FIRST));
-        while (r >= 0) {
-                uint32_t device;
-                int64_t t, end;
-
-                r = key_parse(&k, &device, &t);
-                if (r < 0)
-                        return r;
-                end = db == DB_BLOCK ? floor_to(t, HOUR_MS) + HOUR_MS : t + 1;
-                if (end > cutoff) {
-                        r = cursor_next_device(c, device, &k, &v);
-                        continue;
-                }
-                if (*budget == 0)
-                        return 1;
-                (*budget)--;
-                if (db == DB_BLOCK) {
-                        r = keep_minutes(s, txn, device, t, &v);
-                        if (r < 0)
-                                return r;
-                }
-                r = store_errno(mdb_cursor_del(c, 0));
-                if (r < 0)
-                        return r;
-                /* After a delete the cursor already sits on the next row;
-                 * MDB_NEXT returns that row rather than skipping it. */
-                r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT));
-        }
-        return r == -ENOENT ? 0 : r;
-}
-
-/* Time-first blocks: the oldest of all devices come first. */
-static int expire_seg(Store *s, MDB_txn *txn, int64_t cutoff, size_t *budget) {
-        _cleanup_cursor_ MDB_cursor *c = NULL;
-        MDB_val k, v;
-        int r;
-
-        r = cursor_open(s, txn, DB_SEG, &c);
-        if (r < 0)
-                return r;
-        for (r = store_errno(mdb_cursor_get(c, &k, &v, MDB_FIRST)); r >= 0;
-             r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
-                uint32_t device;
-                int64_t hour, t0;
-
-                r = tkey_parse(&k, &hour, &device, &t0);
-                if (r < 0)
-                        return r;
-                if (hour + HOUR_MS > cutoff)
-                        break;
-                if (*budget == 0)
-                        return 1;
-                (*budget)--;
-                r = keep_minutes(s, txn, device, t0, &v);
-                if (r >= 0)
-                        r = store_errno(mdb_cursor_del(c, 0));
-                if (r < 0)
-                        return r;
-        }
-        return r == -ENOENT ? 0 : r;
-}
-
-static int expire_txn(Store *s, MDB_txn *txn, void *userdata) {
-        int64_t cutoff = *(const int64_t *) userdata;
-        size_t budget = EXPIRE_ROWS_PER_CALL;
-        int r;
-
-        r = expire_db(s, txn, DB_RAW, cutoff, &budget);
-        if (r == 0)
-                r = expire_db(s, txn, DB_BLOCK, cutoff, &budget);
-        if (r == 0)
-                r = expire_seg(s, txn, cutoff, &budget);
+                map_release(s);
         return r;
 }
 
-int db_expire(Store *s, int64_t older_than_ms) {
-        return disk_error(s, store_write(s, expire_txn, &older_than_ms));
-}
-
-static int delete_device_txn(Store *s, MDB_txn *txn, void *userdata) {
-        uint32_t device = *(const uint32_t *) userdata;
-        uint8_t lk[4];
-        MDB_val k = { .mv_size = sizeof lk, .mv_data = lk };
-        int r;
-
-        device_key(lk, device);
-        for (unsigned i = 0; i < 3; i++) {
-                static const unsigned dbs[] = { DB_LAST, DB_COUNTER, DB_FIRST };
-                r = store_errno(mdb_del(txn, s->dbi[dbs[i]], &k, NULL));
-                if (r < 0 && r != -ENOENT)
-                        return r;
-        }
-        /* Time-first: a walk over every device's keys, but a deletion is
-         * rare. */
-        for (unsigned db = DB_SEG; db <= DB_DAYS; db++) {
-                _cleanup_cursor_ MDB_cursor *c = NULL;
-                MDB_val tk, v;
-
-                r = cursor_open(s, txn, db, &c);
-                if (r < 0)
-                        return r;
-                for (r = store_errno(mdb_cursor_get(c, &tk, &v, MDB_FIRST)); r >= 0;) {
-                        uint32_t d;
-                        int64_t t;
-
-                        r = tkey_parse(&tk, &t, &d, NULL);
-                        if (r < 0)
-                                return r;
-                        if (d == device) {
-                                r = store_errno(mdb_cursor_del(c, 0));
-                                if (r < 0)
-                                        return r;
-                        }
-                        r = store_errno(mdb_cursor_get(c, &tk, &v, MDB_NEXT));
-                }
-                if (r < 0 && r != -ENOENT)
-                        return r;
-        }
-
-        for (unsigned db = DB_RAW; db <= DB_MINUTES; db++) {
-                _cleanup_cursor_ MDB_cursor *c = NULL;
-                MDB_val v;
-
-                r = cursor_open(s, txn, db, &c);
-                if (r < 0)
-                        return r;
-                for (r = cursor_seek(c, device, 0, &k, &v); r >= 0;) {
-                        uint32_t d;
-                        int64_t t;
-
-                        r = key_parse(&k, &d, &t);
-                        if (r < 0)
-                                return r;
-                        if (d != device)
-                                break;
-                        r = store_errno(mdb_cursor_del(c, 0));
-                        if (r < 0)
-                                return r;
-                        r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT));
-                }
-                if (r < 0 && r != -ENOENT)
-                        return r;
-        }
-        return 0;
-}
-
-int db_delete_device(Store *s, uint32_t device) {
-        return store_write(s, delete_device_txn, &device);
-}
 

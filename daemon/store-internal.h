@@ -116,6 +116,17 @@ void tkey_make(uint8_t k[static SEG_KEY_SIZE], int64_t t, uint32_t device, int64
 int tkey_parse(const MDB_val *k, int64_t *ret_t, uint32_t *ret_device, int64_t *ret_t0);
 
 int store_errno(int rc);
+typedef int (*WriteFunc)(Store *s, MDB_txn *txn, void *userdata);
+/* Runs f in a write transaction and commits it, growing the map (up to its
+ * cap) and running f again when the map is full. */
+int store_write(Store *s, WriteFunc f, void *userdata);
+/* LMDB reports a short write as EIO, which is what a full disk gives:
+ * turns that into ENOSPC. */
+int disk_error(Store *s, int r);
+int db_put(Store *s, MDB_txn *txn, unsigned db, void *key, size_t key_size, void *data, size_t size);
+void device_key(uint8_t k[static 4], uint32_t device);
+/* Positions c on the first key of the device after 'device'. */
+int cursor_next_device(MDB_cursor *c, uint32_t device, MDB_val *k, MDB_val *v);
 void key_make(uint8_t k[static KEY_SIZE], uint32_t device, int64_t t);
 int key_parse(const MDB_val *k, uint32_t *ret_device, int64_t *ret_t);
 int raw_decode(const MDB_val *k, const MDB_val *v, StoreSample *ret);
