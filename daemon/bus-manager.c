@@ -29,6 +29,12 @@ static int property_get_interval(sd_bus *bus, const char *path, const char *inte
         return sd_bus_message_append(reply, "d", (double) m->config.poll_interval_usec / 1e6);
 }
 
+static int property_get_storage_error(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        return sd_bus_message_append(reply, "s", m->store_error < 0 ? strerror(-m->store_error) : "");
+}
+
 static void on_discover_done(Manager *m, int error, Device **found, size_t n, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = userdata, *reply = NULL;
         int r;
@@ -153,6 +159,7 @@ const sd_bus_vtable bus_manager_vtable[] = {
         SD_BUS_PROPERTY("TotalPower", "d", property_get_total, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("DeviceCount", "u", property_get_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("PollInterval", "d", property_get_interval, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("StorageError", "s", property_get_storage_error, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Discover", SD_BUS_ARGS("d", timeout), SD_BUS_RESULT("ao", devices),
                                 method_discover, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("AddDevice", SD_BUS_ARGS("s", address), SD_BUS_RESULT("o", device),

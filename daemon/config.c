@@ -47,7 +47,10 @@ const ConfigKey config_keys[] = {
         KEY("Storage", "RawRetention", CONFIG_DURATION, "7d", 3600, 3650 * DAY, raw_retention_usec,
             "Raw readings are kept this long, then only rollups; not below CompactAfter."),
         KEY("Storage", "CompactAfter", CONFIG_DURATION, "1h", 60, DAY, compact_after_usec,
-            "Closed periods of raw readings are packed into blocks after this time."),
+            "Readings wait in the write-ahead log this long (aligned to multiples of it) before they are packed "
+            "into the database."),
+        KEY("Storage", "MaxSizeMiB", CONFIG_UNSIGNED, "0", 0, 1048576, max_size_mib,
+            "Largest size of the readings database, in MiB; 0 = 1024 on 32-bit systems, 65536 otherwise."),
         KEY("Limits", "MaxDevices", CONFIG_UNSIGNED, "1024", 1, 65536, max_devices,
             "Most devices (outlets included) the daemon manages."),
         KEY("Limits", "MaxFrameSize", CONFIG_UNSIGNED, "65536", 4096, 1048576, max_frame_size,

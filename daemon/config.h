@@ -32,7 +32,9 @@
  * [Storage]
  *   RawRetention=7d    1h..3650d     raw readings are kept this long, then
  *                                    only rollups; not below CompactAfter
- *   CompactAfter=1h    1min..1d      closed periods are packed after this
+ *   CompactAfter=1h    1min..1d      readings are packed from the log into
+ *                                    the database this often
+ *   MaxSizeMiB=0       0..1048576    cap of the readings database; 0 = auto
  * [Limits]
  *   MaxDevices=1024    1..65536
  *   MaxFrameSize=65536 4096..1048576 largest device reply accepted (bytes)
@@ -58,6 +60,7 @@ typedef struct Config {
 
         uint64_t raw_retention_usec;
         uint64_t compact_after_usec;
+        unsigned max_size_mib;
 
         unsigned max_devices;
         unsigned max_frame_size;

@@ -214,13 +214,8 @@ static void apply_reading(Device *d, const KasaRealtime *rt, int64_t ts_ms) {
                 d->changes |= DEVICE_CHANGED_READING;
         }
 
-        /* The delta belongs to the period of this sample, as in the store. */
         int64_t day = d->host->ops->day_start(d->host->userdata, ts_ms);
-        if (day != d->day_start_ms) {
-                d->day_start_ms = day;
-                d->energy_today_base = d->energy.cumulative_mwh;
-                d->changes |= DEVICE_CHANGED_ENERGY; /* EnergyToday is 0 again */
-        }
+        int64_t prev_ts = d->last_sample_ms, prev_cum = d->energy.cumulative_mwh;
 
         /* A reading the account refuses (clock stepped back) adds nothing;
          * a slightly negative power (meter noise at no load) counts as 0. */
@@ -233,12 +228,24 @@ static void apply_reading(Device *d, const KasaRealtime *rt, int64_t ts_ms) {
                 log_warning("%s: energy counter jumped implausibly, used power x time instead", d->id);
         if (u.delta_mwh != 0)
                 d->changes |= DEVICE_CHANGED_ENERGY;
+        if (day != d->day_start_ms) {
+                /* As the store splits a poll interval that crosses midnight:
+                 * by time, unless it is a gap, whose energy belongs to the
+                 * day it ends in. So EnergyToday agrees with the day rollup. */
+                int64_t dt = ts_ms - prev_ts;
+
+                d->day_start_ms = day;
+                d->energy_today_base = prev_cum;
+                if (prev_ts > 0 && prev_ts < day && dt > 0 && dt <= STORE_GAP_MS_DEFAULT)
+                        d->energy_today_base += (int64_t) ((__int128) u.delta_mwh * (day - prev_ts) / dt);
+                d->changes |= DEVICE_CHANGED_ENERGY; /* EnergyToday starts again */
+        }
         /* The store takes strictly increasing times per device; a wall
          * clock stepped back (NTP) must not make it refuse a whole round. */
         if (ts_ms <= d->last_sample_ms)
                 return;
         d->last_sample_ms = ts_ms;
-        d->host->ops->record(d->host->userdata, &(StoreSample) {
+        d->host->ops->record(d->host->userdata, d, &(StoreSample) {
                 .device = d->number,
                 .ts_ms = ts_ms,
                 .power_mw = rt->power_mw,

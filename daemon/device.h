@@ -27,8 +27,9 @@ typedef struct Device Device;
 /* What a device needs from whoever holds it (the manager in the daemon, a
  * fake in unit tests), so device.c needs no manager.h. */
 typedef struct DeviceHostOps {
-        /* A reading of a metered device, for the store (manager_record()). */
-        void (*record)(void *userdata, const StoreSample *sample);
+        /* A reading of metered device d, taken into d->energy just before,
+         * for the store (manager_record()). */
+        void (*record)(void *userdata, Device *d, const StoreSample *sample);
         /* d->changes are ready to be signalled; the callee clears them. */
         void (*changed)(void *userdata, Device *d);
         /* Wall clock, ms since the epoch. */

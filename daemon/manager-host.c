@@ -4,8 +4,8 @@
 
 #include "manager.h"
 
-static void host_record(void *userdata, const StoreSample *sample) {
-        manager_record(userdata, sample);
+static void host_record(void *userdata, Device *d, const StoreSample *sample) {
+        manager_record(userdata, d, sample);
 }
 
 static void host_changed(void *userdata, Device *d) {

@@ -21,10 +21,6 @@
 #include "readings.h"
 
 #define FLUSH_INTERVAL_USEC (1 * USEC_PER_SEC)
-#define MAINTENANCE_INTERVAL_USEC (60 * USEC_PER_SEC)
-#define MAINTENANCE_STEP_USEC (USEC_PER_SEC / 4)
-/* Samples kept in memory while the store refuses them (disk full). */
-#define PENDING_MAX (1024 * 1024)
 
 typedef struct PendingOp PendingOp;
 struct PendingOp {
@@ -99,208 +95,71 @@ void manager_device_changed(Manager *m, Device *d) {
         bus_device_emit_changed(m, d);
 }
 
-/* ---- energy counters across restarts ---- */
+/* ---- readings to the store ---- */
 
-/* The store keeps kasamond's cumulative energy, not the devices' own
- * counters. Without the counter a restarted kasamond must take the first
- * new reading as a baseline, and what the devices counted while it was down
- * is lost. So each flush first saves, beside the store, every account's
- * state twice: as of the batch being committed and as of the last batch
- * committed. Whether or not the commit then completes, one of the two
- * belongs to the store's last sample, and only that one is used at start.
- * Write and rename without fsync: the file only has to outlive kasamond.
- * A state is used only with the very sample it was saved for, so a file
- * older than the store (a power loss) costs the outage's energy, nothing
- * more. */
-#define COUNTERS_FILE "energy-counters"
+/* Samples go to the store as devices answer, each with its energy
+ * account's state in the same log record, so that after a crash the
+ * counters belong to the very samples stored and restore_energy()
+ * continues from them. Once per poll interval the round is ended, which
+ * costs one fdatasync of the store's log. */
 
-typedef struct SavedCounter {
-        int64_t ts_ms, cumulative_mwh, counter_mwh, power_mw, lo_mwh, hi_mwh;
-} SavedCounter;
-
-static SavedCounter account_state(const Device *d) {
-        return (SavedCounter) {
-                .ts_ms = d->energy.ts_ms,
-                .cumulative_mwh = d->energy.cumulative_mwh,
-                .counter_mwh = d->energy.counter_mwh,
-                .power_mw = d->energy.power_mw,
-                .lo_mwh = d->energy.lo_mwh,
-                .hi_mwh = d->energy.hi_mwh,
-        };
-}
-
-static void write_counter(FILE *f, uint32_t number, const SavedCounter *c) {
-        fprintf(f, "%" PRIu32 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "\n", number,
-                c->ts_ms, c->cumulative_mwh, c->counter_mwh, c->power_mw, c->lo_mwh, c->hi_mwh);
-}
-
-static int write_counters(Manager *m, const char *tmp, const char *path) {
-        GHashTableIter it;
-        gpointer v;
-        FILE *f;
-
-        f = fopen(tmp, "we");
-        if (!f)
-                return -errno;
-        g_hash_table_iter_init(&it, m->devices);
-        while (g_hash_table_iter_next(&it, NULL, &v)) {
-                const Device *d = v;
-                const SavedCounter *committed = g_hash_table_lookup(m->counters, GUINT_TO_POINTER(d->number));
-                SavedCounter now = account_state(d);
-
-                if (!d->metered || !d->energy.have_baseline)
-                        continue;
-                write_counter(f, d->number, &now);
-                if (committed && committed->ts_ms != now.ts_ms)
-                        write_counter(f, d->number, committed);
-        }
-        if (ferror(f)) {
-                fclose(f);
-                return -EIO;
-        }
-        if (fclose(f) != 0 || rename(tmp, path) < 0)
-                return -errno;
-        return 0;
-}
-
-static void save_counters(Manager *m) {
-        _cleanup_free_ char *path = NULL, *tmp = NULL;
+void manager_record(Manager *m, Device *d, const StoreSample *s) {
+        StoreCounter c;
+        bool with = d->metered && d->energy.have_baseline && d->energy.ts_ms == s->ts_ms;
         int r;
 
-        if (asprintf(&path, "%s/" COUNTERS_FILE, m->state_dir) < 0 ||
-            asprintf(&tmp, "%s/." COUNTERS_FILE ".tmp", m->state_dir) < 0) {
-                log_oom();
-                return;
+        if (with)
+                c = (StoreCounter) {
+                        .device = d->number,
+                        .ts_ms = d->energy.ts_ms,
+                        .cumulative_mwh = d->energy.cumulative_mwh,
+                        .counter_mwh = d->energy.counter_mwh,
+                        .lo_mwh = d->energy.lo_mwh,
+                        .hi_mwh = d->energy.hi_mwh,
+                        .power_mw = d->energy.power_mw,
+                };
+        r = store_add(m->store, s, 1, with ? &c : NULL, with);
+        if (r > 0 && !m->bad_sample_logged) {
+                /* Devices only record increasing times and energy: a bug. */
+                log_warning("The store dropped a bad sample of device %" PRIu32 " at %" PRId64 ", ignoring",
+                            s->device, s->ts_ms);
+                m->bad_sample_logged = true;
         }
-        r = write_counters(m, tmp, path);
-        if (r < 0) {
-                (void) unlink(tmp);
-                if (!m->counters_failing)
-                        log_warning_errno(r, "Failed to save the energy counters to %s, ignoring: %m", path);
-        }
-        m->counters_failing = r < 0;
-}
-
-/* What was saved as "now" became the committed state of the device. */
-static void counters_committed_one(Manager *m, const Device *d) {
-        SavedCounter *c = g_hash_table_lookup(m->counters, GUINT_TO_POINTER(d->number));
-
-        if (!c) {
-                c = malloc(sizeof(SavedCounter));
-                if (!c) {
-                        log_oom();
-                        return;
-                }
-                g_hash_table_insert(m->counters, GUINT_TO_POINTER(d->number), c);
-        }
-        *c = account_state(d);
-}
-
-static void counters_committed(Manager *m) {
-        GHashTableIter it;
-        gpointer v;
-
-        g_hash_table_iter_init(&it, m->devices);
-        while (g_hash_table_iter_next(&it, NULL, &v)) {
-                const Device *d = v;
-                if (d->metered && d->energy.have_baseline)
-                        counters_committed_one(m, d);
-        }
-}
-
-/* number -> SavedCounter[2] (ts_ms -1: none), as saved by the last run;
- * empty when there is no readable file. */
-static GHashTable *load_counters(Manager *m) {
-        GHashTable *t = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, free);
-        _cleanup_free_ char *path = NULL;
-        char line[256];
-        FILE *f;
-
-        if (asprintf(&path, "%s/" COUNTERS_FILE, m->state_dir) < 0) {
-                log_oom();
-                return t;
-        }
-        f = fopen(path, "re");
-        if (!f) {
-                if (errno != ENOENT)
-                        log_warning_errno(errno, "Failed to read %s, energy used while kasamond was down is lost: %m",
-                                          path);
-                return t;
-        }
-        while (fgets(line, sizeof(line), f)) {
-                SavedCounter c = { .lo_mwh = -1, .hi_mwh = -1 }, *p;
-                uint32_t number;
-                int n;
-
-                /* A damaged line only costs that device its downtime energy.
-                 * Lines of older versions lack the position interval: the
-                 * phase is then unknown (resume() checks the interval). */
-                n = sscanf(line, "%" SCNu32 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64,
-                           &number, &c.ts_ms, &c.cumulative_mwh, &c.counter_mwh, &c.power_mw, &c.lo_mwh, &c.hi_mwh);
-                if ((n != 5 && n != 7) || c.ts_ms < 0 || c.counter_mwh < 0 || c.power_mw < 0)
-                        continue;
-                p = g_hash_table_lookup(t, GUINT_TO_POINTER(number));
-                if (!p) {
-                        p = malloc(2 * sizeof(SavedCounter));
-                        if (!p)
-                                break;
-                        p[0] = c;
-                        p[1].ts_ms = -1;
-                        g_hash_table_insert(t, GUINT_TO_POINTER(number), p);
-                } else
-                        p[1] = c;
-        }
-        fclose(f);
-        return t;
-}
-
-void manager_record(Manager *m, const StoreSample *s) {
-        if (m->n_pending >= PENDING_MAX) {
-                /* Said once per outage by manager_flush(); the oldest stay. */
+        if (r < 0)
                 m->dropped++;
+}
+
+static void check_store(Manager *m) {
+        int r = store_state(m->store);
+
+        if (r == m->store_error)
                 return;
-        }
-        if (m->n_pending == m->pending_size) {
-                size_t n = MAX(m->pending_size * 2, 64u);
-                StoreSample *p = realloc(m->pending, n * sizeof(StoreSample));
-                if (!p) {
-                        m->dropped++;
-                        return;
-                }
-                m->pending = p;
-                m->pending_size = n;
-        }
-        m->pending[m->n_pending++] = *s;
+        if (r < 0)
+                log_error_errno(r, "Failed to write the readings, keeping them in memory for now: %m");
+        else
+                log_notice("Writing readings again; %" PRIu64 " samples were lost meanwhile", m->dropped);
+        if (r == 0)
+                m->dropped = 0;
+        m->store_error = r;
+        if (m->bus)
+                (void) sd_bus_emit_properties_changed(m->bus, KASA_MANAGER_PATH, KASA_MANAGER_IFACE, "StorageError",
+                                                      NULL);
 }
 
 int manager_flush(Manager *m) {
         int r;
 
-        if (m->n_pending == 0)
-                return 0;
-        save_counters(m);
-        r = store_append(m->store, m->pending, m->n_pending);
-        if (r == -EINVAL) {
-                /* Devices only record increasing times and energy, so this
-                 * is a bug; retrying the same batch would block all others. */
-                log_error_errno(r, "The store refused %zu samples, dropping them: %m", m->n_pending);
-                m->n_pending = 0;
-                return r;
-        }
-        if (r < 0) {
-                if (!m->store_failing)
-                        log_error_errno(r, "Failed to record %zu samples, keeping them for the next attempt: %m",
-                                        m->n_pending);
-                m->store_failing = true;
-                return r;
-        }
-        if (m->store_failing || m->dropped > 0)
-                log_notice("Recording again; %" PRIu64 " samples were lost while the store failed", m->dropped);
-        m->store_failing = false;
-        m->dropped = 0;
-        m->n_pending = 0;
-        counters_committed(m);
-        return 0;
+        r = store_commit_round(m->store);
+        check_store(m);
+        return r;
+}
+
+static int on_round_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        (void) manager_flush(m);
+        (void) sd_event_source_set_time(s, usec + m->config.poll_interval_usec);
+        return sd_event_source_set_enabled(s, SD_EVENT_ON);
 }
 
 static void update_status(Manager *m) {
@@ -325,7 +184,6 @@ static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         int64_t total;
 
-        (void) manager_flush(m);
         total = manager_total_power(m);
         if (total != m->total_power_mw) {
                 m->total_power_mw = total;
@@ -333,26 +191,6 @@ static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         }
         update_status(m);
         (void) sd_event_source_set_time(s, usec + FLUSH_INTERVAL_USEC);
-        return sd_event_source_set_enabled(s, SD_EVENT_ON);
-}
-
-static int on_maintenance_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        Manager *m = userdata;
-        int64_t now = manager_now_ms(m);
-        bool more = false;
-        int r;
-
-        r = store_compact(m->store, now);
-        if (r < 0)
-                log_warning_errno(r, "Failed to compact the readings, ignoring: %m");
-        more = more || r > 0;
-        r = store_expire(m->store, now - (int64_t) (m->config.raw_retention_usec / 1000));
-        if (r < 0)
-                log_warning_errno(r, "Failed to expire old raw readings, ignoring: %m");
-        more = more || r > 0;
-        /* Each call does bounded work; a backlog is worked off in steps
-         * short enough not to hold up the polls. */
-        (void) sd_event_source_set_time(s, usec + (more ? MAINTENANCE_STEP_USEC : MAINTENANCE_INTERVAL_USEC));
         return sd_event_source_set_enabled(s, SD_EVENT_ON);
 }
 
@@ -578,25 +416,20 @@ static void registry_batch_end(Manager *m) {
         g_ptr_array_set_size(m->unstarted, 0);
 }
 
-/* Resume energy counting where the store left off after a restart;
- * counters (from load_counters(), may be NULL) give the device counter
- * behind the last sample, so the next reading continues from it. */
-static void restore_energy(Manager *m, Device *d, GHashTable *counters) {
-        const SavedCounter *c;
+/* Resume energy counting where the store left off after a restart: the
+ * counter state stored with the last sample gives the device counter
+ * behind it, so the next reading continues from it. */
+static void restore_energy(Manager *m, Device *d) {
+        StoreCounter c;
         StoreSample last;
         int64_t now = manager_now_ms(m), today = 0;
 
         if (!d->metered || store_last_sample(m->store, d->number, &last) < 0)
                 return;
         energy_account_restore(&d->energy, last.energy_mwh);
-        c = counters ? g_hash_table_lookup(counters, GUINT_TO_POINTER(d->number)) : NULL;
-        for (size_t i = 0; c && i < 2; i++)
-                if (c[i].ts_ms == last.ts_ms && c[i].cumulative_mwh == last.energy_mwh) {
-                        energy_account_resume(&d->energy, c[i].counter_mwh, c[i].lo_mwh, c[i].hi_mwh, c[i].ts_ms,
-                                              c[i].power_mw);
-                        counters_committed_one(m, d);
-                        break;
-                }
+        if (store_counter(m->store, d->number, &c) >= 0 && c.ts_ms == last.ts_ms &&
+            c.cumulative_mwh == last.energy_mwh)
+                energy_account_resume(&d->energy, c.counter_mwh, c.lo_mwh, c.hi_mwh, c.ts_ms, c.power_mw);
         d->last_sample_ms = last.ts_ms;
         d->day_start_ms = manager_day_start(m, now);
         if (store_energy(m->store, d->number, d->day_start_ms, now + 1, &today) < 0)
@@ -732,9 +565,9 @@ int manager_register(Manager *m, const struct sockaddr_in *sa, const KasaSysinfo
 
         if (created) {
                 log_info("New %s %s (%s) at %s, %zu outlets", d->model, d->id, d->alias, d->address, d->n_outlets);
-                restore_energy(m, d, NULL);
+                restore_energy(m, d);
                 for (size_t i = 0; i < d->n_outlets; i++)
-                        restore_energy(m, d->outlets[i], NULL);
+                        restore_energy(m, d->outlets[i]);
                 announce(m, d);
                 for (size_t i = 0; i < d->n_outlets; i++)
                         announce(m, d->outlets[i]);
@@ -790,7 +623,6 @@ int manager_remove(Manager *m, Device *d) {
 }
 
 static int load_devices(Manager *m) {
-        g_autoptr(GHashTable) counters = NULL;
         RegistryDevice *list = NULL;
         size_t n = 0;
         int r;
@@ -798,7 +630,6 @@ static int load_devices(Manager *m) {
         r = registry_list(m->registry, &list, &n);
         if (r < 0)
                 return log_error_errno(r, "Failed to read the device registry: %s", registry_last_error(m->registry));
-        counters = load_counters(m);
 
         /* Roots first, then outlets into their roots. */
         for (int pass = 0; pass < 2; pass++)
@@ -854,7 +685,7 @@ static int load_devices(Manager *m) {
                         if (parent)
                                 parent->outlets[rd->outlet_index] = d;
                         d->changes = 0;
-                        restore_energy(m, d, counters);
+                        restore_energy(m, d);
                 }
         registry_device_array_free(list, n);
         log_info("Loaded %u known devices", g_hash_table_size(m->devices));
@@ -1203,7 +1034,6 @@ int manager_new(Config *config, Manager **ret) {
         *config = (Config) {};
         m->version = PROJECT_VERSION;
         m->devices = g_hash_table_new(g_str_hash, g_str_equal);
-        m->counters = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, free);
         m->roots = g_ptr_array_new();
         m->unstarted = g_ptr_array_new();
         m->registry_dirty = g_hash_table_new(g_str_hash, g_str_equal);
@@ -1255,7 +1085,15 @@ static int open_storage(Manager *m) {
                 free(error);
                 return r;
         }
-        r = store_open(readings, day_start_cb, m->calendar, &m->store);
+        StoreOptions o = {
+                .day_start = day_start_cb,
+                .userdata = m->calendar,
+                .gap_ms = ENERGY_GAP_MS_DEFAULT,
+                .checkpoint_interval_ms = (int64_t) (m->config.compact_after_usec / 1000),
+                .raw_retention_ms = (int64_t) (m->config.raw_retention_usec / 1000),
+                .map_max_bytes = (uint64_t) m->config.max_size_mib << 20,
+        };
+        r = store_open_with(readings, &o, &m->store);
         if (r < 0)
                 return log_error_errno(r, "Failed to open the readings store %s: %m", readings);
         return 0;
@@ -1300,7 +1138,7 @@ int manager_startup(Manager *m) {
 
         r = add_timer(m, &m->flush_timer, FLUSH_INTERVAL_USEC, on_flush_timer);
         if (r >= 0)
-                r = add_timer(m, &m->maintenance_timer, MAINTENANCE_INTERVAL_USEC, on_maintenance_timer);
+                r = add_timer(m, &m->round_timer, m->config.poll_interval_usec, on_round_timer);
         if (r >= 0)
                 r = add_timer(m, &m->rediscover_timer, 0, on_rediscover_timer);
         if (r >= 0 && sd_watchdog_enabled(false, &m->watchdog_usec) > 0)
@@ -1373,8 +1211,6 @@ Manager *manager_free(Manager *m) {
                 g_ptr_array_unref(m->roots);
         if (m->devices)
                 g_hash_table_unref(m->devices);
-        if (m->counters)
-                g_hash_table_unref(m->counters);
         if (m->registry_dirty)
                 g_hash_table_unref(m->registry_dirty);
         if (m->unstarted)
@@ -1382,7 +1218,7 @@ Manager *manager_free(Manager *m) {
         address_watch_free(m->address_watch);
         polkit_queries_free(m->polkit);
         sd_event_source_disable_unref(m->flush_timer);
-        sd_event_source_disable_unref(m->maintenance_timer);
+        sd_event_source_disable_unref(m->round_timer);
         sd_event_source_disable_unref(m->rediscover_timer);
         sd_event_source_disable_unref(m->watchdog_timer);
         sd_event_source_disable_unref(m->midnight_timer);
@@ -1392,7 +1228,6 @@ Manager *manager_free(Manager *m) {
         registry_free(m->registry);
         calendar_free(m->calendar);
         config_done(&m->config);
-        free(m->pending);
         free(m->state_dir);
         sd_event_unref(m->event);
         free(m);

@@ -41,17 +41,13 @@ typedef struct Manager {
         char status[128];          /* STATUS= as last sent */
 
         GHashTable *devices;       /* id -> Device*, owns them */
-        GHashTable *counters;      /* store number -> energy counter state committed last */
         GPtrArray *roots;          /* plugs and strips, for iteration */
 
-        /* samples of this round, written in one transaction */
-        StoreSample *pending;
-        size_t n_pending, pending_size;
         uint64_t dropped;          /* samples lost while the store failed */
-        bool store_failing;
-        bool counters_failing;     /* saving the energy counters failed, said once */
+        int store_error;           /* what keeps the store from writing, said once */
+        bool bad_sample_logged;
         sd_event_source *flush_timer;
-        sd_event_source *maintenance_timer;
+        sd_event_source *round_timer; /* ends a round of readings per poll interval */
         sd_event_source *rediscover_timer;
         sd_event_source *watchdog_timer;
         uint64_t watchdog_usec;
@@ -72,8 +68,8 @@ Device *manager_find_path(Manager *m, const char *path);
 
 /* Called by devices, through manager_device_host_ops. */
 void manager_device_changed(Manager *m, Device *d);
-void manager_record(Manager *m, const StoreSample *s);
-/* Writes the samples of this round in one transaction. */
+void manager_record(Manager *m, Device *d, const StoreSample *s);
+/* Ends the round of samples recorded since the last: one store record. */
 int manager_flush(Manager *m);
 int64_t manager_now_ms(Manager *m);
 /* Start of the local day containing ts_ms (UTC ms), cached. */

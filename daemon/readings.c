@@ -89,11 +89,9 @@ static int history_raw(Device *d, int64_t from_ms, int64_t to_ms, HistoryPoint *
         size_t n;
         int r;
 
-        r = store_query_raw(d->manager->store, d->number, from_ms, to_ms, &s, &n);
+        r = store_query_raw(d->manager->store, d->number, from_ms, to_ms, READINGS_MAX_POINTS, &s, &n);
         if (r < 0)
                 return r;
-        if (n > READINGS_MAX_POINTS)
-                return -E2BIG;
         HistoryPoint *p = calloc(MAX(n, 1u), sizeof(HistoryPoint));
         if (!p)
                 return -ENOMEM;
@@ -103,7 +101,8 @@ static int history_raw(Device *d, int64_t from_ms, int64_t to_ms, HistoryPoint *
         _cleanup_free_ StoreSample *prev = NULL;
         size_t n_prev = 0;
         int64_t last = -1;
-        if (n > 0 && store_query_raw(d->manager->store, d->number, from_ms - 3600 * 1000, from_ms, &prev, &n_prev) >= 0 &&
+        if (n > 0 && store_query_raw(d->manager->store, d->number, from_ms - 3600 * 1000, from_ms, SIZE_MAX,
+                                   &prev, &n_prev) >= 0 &&
             n_prev > 0)
                 last = prev[n_prev - 1].energy_mwh;
         for (size_t i = 0; i < n; i++) {
@@ -183,15 +182,12 @@ int device_history(Device *d, int64_t from_ms, int64_t to_ms, HistoryResolution 
                 return device_has_meter(d) ? strip_history(d, from_ms, to_ms, res, ret, ret_n) : -ENOTTY;
         if (from_ms > to_ms)
                 return -EINVAL;
-        manager_flush(d->manager);
         if (res == HISTORY_RAW)
                 return history_raw(d, from_ms, to_ms, ret, ret_n);
 
-        k = store_query_rollup(d->manager->store, d->number, map[res], from_ms, to_ms, &r, &n);
+        k = store_query_rollup(d->manager->store, d->number, map[res], from_ms, to_ms, READINGS_MAX_POINTS, &r, &n);
         if (k < 0)
                 return k;
-        if (n > READINGS_MAX_POINTS)
-                return -E2BIG;
         HistoryPoint *p = calloc(MAX(n, 1u), sizeof(HistoryPoint));
         if (!p)
                 return -ENOMEM;
@@ -252,7 +248,6 @@ int device_energy_buckets(Device *d, int64_t from_ms, int64_t to_ms, bool monthl
                 return device_has_meter(d) ? strip_energy_buckets(d, from_ms, to_ms, monthly, ret, ret_n) : -ENOTTY;
         if (from_ms > to_ms)
                 return -EINVAL;
-        manager_flush(d->manager);
 
         int64_t start = monthly ? calendar_month_start(cal, from_ms) : calendar_day_start(cal, from_ms);
         for (int64_t t = start; t < to_ms;) {

@@ -1,1529 +1,780 @@
 /* SPDX-License-Identifier: MIT */
 
 /*
- * On-disk format, version 1 (meta key "format" = le32 1).
+ * The store's API: validation, the in-memory tail, the writer thread, and
+ * queries that merge LMDB with the tail. Formats: store-db.c (LMDB),
+ * store-log.h (the write-ahead log).
  *
- * One LMDB environment (a directory holding data.mdb and lock.mdb) with
- * these named databases. Keys are big-endian so that byte order is
- * (device, time) order; times are UTC milliseconds >= 0.
- *
- *   meta    "format" -> le32 format version
- *   last    be32 device -> u8 1, uvarint ts, zz power, zz voltage,
- *           zz current, zz energy: the device's newest sample, kept apart
- *           so that retention never loses the base of the cumulative energy
- *   raw     be32 device || be64 ts -> u8 1, zz power, zz voltage,
- *           zz current, zz energy
- *   minute, hour, day
- *           be32 device || be64 period_start -> u8 1, uvarint count,
- *           zz energy, zz power_min, zz power_max, zz power_sum,
- *           uvarint (first_ts - period_start), uvarint (last_ts - first_ts);
- *           "minute" holds only the minutes of hours not yet packed
- *   block   be32 device || be64 hour_start -> u8 1, MINUTES, uvarint count,
- *           then per sample: zz(dt - previous dt), zz(dpower), zz(dvoltage),
- *           zz(dcurrent), zz(denergy), where dt is the step from the previous
- *           sample's ts (from hour_start for the first, with a previous dt of
- *           0) and the other deltas start from 0
- *   minutes be32 device || be64 hour_start -> u8 1, MINUTES: the minute
- *           rollups of a block whose samples retention removed
- *
- *   MINUTES = uvarint n (<= 60), then per minute, in order: uvarint index
- *           in the hour, uvarint count, zz energy, zz(power_min - previous
- *           minute's), zz(power_max - previous minute's),
- *           zz(power_sum - count * power_min), uvarint (first_ts - start),
- *           uvarint (last_ts - first_ts)
- *
- * Packing an hour's minute rollups into its block (rather than one row per
- * minute) is what keeps disk per reading low at 10 s polls: minute rows
- * were ~40 B each on half-full pages, since every device's new keys land
- * mid-tree and LMDB splits those pages in the middle.
- *
- * uvarint is LEB128 (7 bits per byte, low first); zz is zigzag then uvarint.
- * Arithmetic on deltas wraps modulo 2^64, so any int64 round-trips.
- *
- * Minute and hour periods are aligned to UTC; a day is the local day given
- * by the caller's day_start function (23 or 25 hours across DST changes).
- *
- * Energy: each sample's delta from the previous sample of the same device
- * (0 for a device's first sample) is counted in the periods containing that
- * sample, so the sum over any set of adjacent periods is exactly the
- * difference of the cumulative counter across them. A missed poll is simply
- * absent; power averages are over the samples present.
- *
- * Invariant used by the readers: a device's raw rows are all newer than
- * its block samples (appends are strictly increasing in time and only
- * closed hours are packed), so blocks followed by raw rows are in order.
+ * Threads. The caller's thread (the daemon's loop) appends and queries;
+ * the writer thread writes the log and checkpoints. Store.lock guards the
+ * tail generations, the queue of framed log records and the writer's
+ * progress and errors; the appender's per-device state (devs) is the
+ * caller's alone, and the log the writer's. Samples are added to the
+ * active tail and queued as log records under the lock; the writer takes
+ * the queue and writes it without the lock at once, and fdatasyncs it
+ * when a round ends (store_commit_round()). Queries show the samples
+ * written, which a kill -9 cannot take back. To checkpoint, the active
+ * generation is frozen (moved under the lock to the end of a queue of
+ * frozen ones, a new one started); the writer writes the oldest frozen
+ * one into LMDB without the lock (nobody changes a frozen generation),
+ * together with its newest record's seq in LMDB's meta, then frees it
+ * under the lock. A query copies the device's part of every generation
+ * under the lock, then opens its LMDB read transaction and reads the
+ * checkpoint seq there: a generation whose newest seq is not above it is
+ * in that snapshot already and is left out, so a checkpoint finishing
+ * meanwhile neither hides nor doubles samples.
+ * LMDB runs with MDB_NOTLS, as its read and write transactions live on
+ * different threads; growing the map takes map_lock exclusively, which
+ * every transaction holds shared.
  */
 
 #include <errno.h>
-#include <lmdb.h>
-#include <stdbool.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
-#include "store.h"
+#include "store-internal.h"
 
-#define STORE_FORMAT_VERSION 1u
-#define VALUE_VERSION 1u
+/* Beyond these a value is not a reading but garbage; the arithmetic of
+ * rollups stays far from overflow inside them. */
+#define VALUE_ABS_MAX (INT64_C(1) << 40)
+#define TS_MAX (INT64_C(1) << 53)
+#define ENERGY_MAX (INT64_C(1) << 56)
+#define RETRY_SEC 1
+#define EXPIRE_CALLS_PER_CHECKPOINT 8
 
-#define MINUTE_MS INT64_C(60000)
-#define HOUR_MS INT64_C(3600000)
-/* One step past the next local midnight from any midnight, for day lengths
- * of 18 to 36 hours (DST shifts are at most a couple of hours). */
-#define NEXT_DAY_PROBE_MS (36 * HOUR_MS)
-
-#define KEY_SIZE 12
-#define VARINT_MAX 10
-#define SAMPLE_FIELDS_MAX (5 * VARINT_MAX)
-
-/* Bounded work per compact/expire call, so that the daemon's loop never
- * waits long on one write transaction (an hour of 1 s polls is 3600 rows). */
-#define COMPACT_ROWS_PER_CALL 16384
-#define EXPIRE_ROWS_PER_CALL 16384
-
-/* A full disk reports ENOSPC like a full map does; the attempts are bounded
- * so that case fails after a few cheap retries. */
-#define GROW_ATTEMPTS_MAX 12
-#define GROW_STEP_MAX (UINT64_C(1) << 30)
-
-enum {
-        DB_META,
-        DB_LAST,
-        DB_RAW,
-        DB_BLOCK,
-        DB_MINUTE,
-        DB_HOUR,
-        DB_DAY,
-        DB_MINUTES,
-        _DB_MAX,
-};
-
-static const char *const db_names[_DB_MAX] = {
-        [DB_META] = "meta",
-        [DB_LAST] = "last",
-        [DB_RAW] = "raw",
-        [DB_BLOCK] = "block",
-        [DB_MINUTE] = "minute",
-        [DB_HOUR] = "hour",
-        [DB_DAY] = "day",
-        [DB_MINUTES] = "minutes",
-};
-
-static const unsigned rollup_db[_STORE_RESOLUTION_MAX] = {
-        [STORE_MINUTE] = DB_MINUTE,
-        [STORE_HOUR] = DB_HOUR,
-        [STORE_DAY] = DB_DAY,
-};
-
-struct Store {
-        MDB_env *env;
-        MDB_dbi dbi[_DB_MAX];
-        StoreDayStartFunc day_start;
-        void *userdata;
-        dev_t dev;
-        ino_t ino;
-        Store *next;
-};
+typedef struct DevState {
+        bool have_last;
+        StoreSample last;
+        bool have_counter;
+        StoreCounter counter;
+} DevState;
 
 /* LMDB forbids opening one environment twice in a process. */
 static Store *open_stores;
+static pthread_mutex_t open_stores_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* The one place LMDB return codes become errno values. */
-static int store_errno(int rc) {
-        switch (rc) {
-        case MDB_SUCCESS:
-                return 0;
-        case MDB_NOTFOUND:
-                return -ENOENT;
-        case MDB_KEYEXIST:
-                return -EEXIST;
-        case MDB_MAP_FULL:
-                return -ENOSPC;
-        case MDB_MAP_RESIZED:
-                return -EAGAIN;
-        case MDB_DBS_FULL:
-        case MDB_READERS_FULL:
-        case MDB_TLS_FULL:
-        case MDB_TXN_FULL:
-        case MDB_CURSOR_FULL:
-        case MDB_PAGE_FULL:
-                return -ENOBUFS;
-        case MDB_PAGE_NOTFOUND:
-        case MDB_CORRUPTED:
-        case MDB_PANIC:
-                return -EUCLEAN;
-        case MDB_VERSION_MISMATCH:
-        case MDB_INVALID:
-        case MDB_INCOMPATIBLE:
-                return -EPROTONOSUPPORT;
-        case MDB_BAD_RSLOT:
-        case MDB_BAD_TXN:
-        case MDB_BAD_VALSIZE:
-        case MDB_BAD_DBI:
-                return -EINVAL;
-        default:
-                return rc > 0 ? -rc : -EIO;
-        }
+/* ---- tail ---- */
+
+static void tail_dev_free(void *p) {
+        TailDev *td = p;
+
+        buf_done(&td->buf);
+        free(td);
 }
 
-static void txn_abortp(MDB_txn **txn) {
-        if (*txn)
-                mdb_txn_abort(*txn);
+static Tail *tail_new(void) {
+        Tail *t = calloc(1, sizeof(Tail));
+
+        if (!t)
+                return NULL;
+        t->devs = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, tail_dev_free);
+        return t;
 }
 
-static void cursor_closep(MDB_cursor **c) {
-        if (*c)
-                mdb_cursor_close(*c);
-}
-
-#define _cleanup_txn_ _cleanup_(txn_abortp)
-#define _cleanup_cursor_ _cleanup_(cursor_closep)
-
-/* ---- encoding ---- */
-
-static uint64_t zigzag(int64_t v) {
-        return ((uint64_t) v << 1) ^ (uint64_t) (v >> 63);
-}
-
-static int64_t unzigzag(uint64_t v) {
-        return (int64_t) (v >> 1) ^ -(int64_t) (v & 1);
-}
-
-static int64_t wrap_sub(int64_t a, int64_t b) {
-        return (int64_t) ((uint64_t) a - (uint64_t) b);
-}
-
-static int64_t wrap_add(int64_t a, int64_t b) {
-        return (int64_t) ((uint64_t) a + (uint64_t) b);
-}
-
-static uint8_t *put_uvarint(uint8_t *p, uint64_t v) {
-        while (v >= 0x80) {
-                *p++ = (uint8_t) (v | 0x80);
-                v >>= 7;
-        }
-        *p++ = (uint8_t) v;
-        return p;
-}
-
-static uint8_t *put_zz(uint8_t *p, int64_t v) {
-        return put_uvarint(p, zigzag(v));
-}
-
-typedef struct Reader {
-        const uint8_t *p, *end;
-        bool bad;
-} Reader;
-
-static Reader reader_init(const MDB_val *v) {
-        return (Reader) { .p = v->mv_data, .end = (const uint8_t *) v->mv_data + v->mv_size };
-}
-
-static uint64_t get_uvarint(Reader *r) {
-        uint64_t v = 0;
-
-        for (unsigned shift = 0; shift < 64; shift += 7) {
-                if (r->p >= r->end)
-                        break;
-                uint8_t b = *r->p++;
-                v |= (uint64_t) (b & 0x7f) << shift;
-                if (!(b & 0x80))
-                        return v;
-        }
-        r->bad = true;
-        return 0;
-}
-
-static int64_t get_zz(Reader *r) {
-        return unzigzag(get_uvarint(r));
-}
-
-static bool reader_version_ok(Reader *r) {
-        return r->p < r->end && *r->p++ == VALUE_VERSION;
-}
-
-/* Whole value consumed and well formed. */
-static bool reader_done(const Reader *r) {
-        return !r->bad && r->p == r->end;
-}
-
-static void key_make(uint8_t k[static KEY_SIZE], uint32_t device, int64_t t) {
-        uint64_t u = (uint64_t) t;
-
-        for (unsigned i = 0; i < 4; i++)
-                k[i] = (uint8_t) (device >> (24 - 8 * i));
-        for (unsigned i = 0; i < 8; i++)
-                k[4 + i] = (uint8_t) (u >> (56 - 8 * i));
-}
-
-static int key_parse(const MDB_val *k, uint32_t *ret_device, int64_t *ret_t) {
-        const uint8_t *b = k->mv_data;
-        uint32_t d = 0;
-        uint64_t u = 0;
-
-        if (k->mv_size != KEY_SIZE)
-                return -EBADMSG;
-        for (unsigned i = 0; i < 4; i++)
-                d = d << 8 | b[i];
-        for (unsigned i = 0; i < 8; i++)
-                u = u << 8 | b[4 + i];
-        *ret_device = d;
-        *ret_t = (int64_t) u;
-        return 0;
-}
-
-static int64_t floor_to(int64_t t, int64_t unit) {
-        int64_t q = t / unit;
-
-        if (t % unit < 0)
-                q--;
-        return q * unit;
-}
-
-static uint8_t *put_fields(uint8_t *p, const StoreSample *x) {
-        p = put_zz(p, x->power_mw);
-        p = put_zz(p, x->voltage_mv);
-        p = put_zz(p, x->current_ma);
-        return put_zz(p, x->energy_mwh);
-}
-
-static void get_fields(Reader *r, StoreSample *x) {
-        x->power_mw = get_zz(r);
-        x->voltage_mv = get_zz(r);
-        x->current_ma = get_zz(r);
-        x->energy_mwh = get_zz(r);
-}
-
-static size_t raw_encode(const StoreSample *x, uint8_t buf[static 1 + SAMPLE_FIELDS_MAX]) {
-        uint8_t *p = buf;
-
-        *p++ = VALUE_VERSION;
-        p = put_fields(p, x);
-        return (size_t) (p - buf);
-}
-
-static int raw_decode(const MDB_val *k, const MDB_val *v, StoreSample *ret) {
-        Reader r = reader_init(v);
-        StoreSample x = {};
-        int e;
-
-        e = key_parse(k, &x.device, &x.ts_ms);
-        if (e < 0)
-                return e;
-        if (!reader_version_ok(&r))
-                return -EBADMSG;
-        get_fields(&r, &x);
-        if (!reader_done(&r))
-                return -EBADMSG;
-        *ret = x;
-        return 0;
-}
-
-static size_t last_encode(const StoreSample *x, uint8_t buf[static 1 + VARINT_MAX + SAMPLE_FIELDS_MAX]) {
-        uint8_t *p = buf;
-
-        *p++ = VALUE_VERSION;
-        p = put_uvarint(p, (uint64_t) x->ts_ms);
-        p = put_fields(p, x);
-        return (size_t) (p - buf);
-}
-
-static int last_decode(uint32_t device, const MDB_val *v, StoreSample *ret) {
-        Reader r = reader_init(v);
-        StoreSample x = { .device = device };
-
-        if (!reader_version_ok(&r))
-                return -EBADMSG;
-        x.ts_ms = (int64_t) get_uvarint(&r);
-        get_fields(&r, &x);
-        if (!reader_done(&r) || x.ts_ms < 0)
-                return -EBADMSG;
-        *ret = x;
-        return 0;
-}
-
-typedef struct SampleArray {
-        StoreSample *items;
-        size_t n, allocated;
-} SampleArray;
-
-static int sample_array_push(SampleArray *a, const StoreSample *x) {
-        if (a->n == a->allocated) {
-                size_t m = MAX(a->allocated * 2, (size_t) 64);
-                StoreSample *t = reallocarray(a->items, m, sizeof(StoreSample));
-                if (!t)
-                        return -ENOMEM;
-                a->items = t;
-                a->allocated = m;
-        }
-        a->items[a->n++] = *x;
-        return 0;
-}
-
-static void sample_array_done(SampleArray *a) {
-        free(a->items);
-}
-
-typedef struct Agg {
-        uint64_t count;
-        int64_t energy, pmin, pmax, psum, first, last;
-} Agg;
-
-static void agg_merge(Agg *into, const Agg *x) {
-        into->count += x->count;
-        into->energy += x->energy;
-        into->pmin = MIN(into->pmin, x->pmin);
-        into->pmax = MAX(into->pmax, x->pmax);
-        into->psum = wrap_add(into->psum, x->psum);
-        into->first = MIN(into->first, x->first);
-        into->last = MAX(into->last, x->last);
-}
-
-static size_t agg_encode(int64_t start, const Agg *a, uint8_t buf[static 1 + 7 * VARINT_MAX]) {
-        uint8_t *p = buf;
-
-        *p++ = VALUE_VERSION;
-        p = put_uvarint(p, a->count);
-        p = put_zz(p, a->energy);
-        p = put_zz(p, a->pmin);
-        p = put_zz(p, a->pmax);
-        p = put_zz(p, a->psum);
-        p = put_uvarint(p, (uint64_t) (a->first - start));
-        p = put_uvarint(p, (uint64_t) (a->last - a->first));
-        return (size_t) (p - buf);
-}
-
-static int agg_decode(int64_t start, const MDB_val *v, Agg *ret) {
-        Reader r = reader_init(v);
-        Agg a;
-
-        if (!reader_version_ok(&r))
-                return -EBADMSG;
-        a.count = get_uvarint(&r);
-        a.energy = get_zz(&r);
-        a.pmin = get_zz(&r);
-        a.pmax = get_zz(&r);
-        a.psum = get_zz(&r);
-        a.first = wrap_add(start, (int64_t) get_uvarint(&r));
-        a.last = wrap_add(a.first, (int64_t) get_uvarint(&r));
-        if (!reader_done(&r) || a.count == 0)
-                return -EBADMSG;
-        *ret = a;
-        return 0;
-}
-
-typedef struct Period {
-        int64_t start;
-        Agg a;
-} Period;
-
-typedef struct PeriodArray {
-        Period *items;
-        size_t n, allocated;
-} PeriodArray;
-
-static int period_array_push(PeriodArray *a, int64_t start, const Agg *g) {
-        if (a->n == a->allocated) {
-                size_t m = MAX(a->allocated * 2, (size_t) 64);
-                Period *t = reallocarray(a->items, m, sizeof(Period));
-                if (!t)
-                        return -ENOMEM;
-                a->items = t;
-                a->allocated = m;
-        }
-        a->items[a->n++] = (Period) { .start = start, .a = *g };
-        return 0;
-}
-
-static void period_array_done(PeriodArray *a) {
-        free(a->items);
-}
-
-static int period_cmp(const void *x, const void *y) {
-        const Period *a = x, *b = y;
-        return (a->start > b->start) - (a->start < b->start);
-}
-
-/* Sorts by start and folds periods that appear twice (a minute both packed
- * and still loose, after the clock stepped back over a packed hour). */
-static void period_array_normalize(PeriodArray *a) {
-        size_t j = 0;
-
-        if (a->n == 0)
+static void tail_free(Tail *t) {
+        if (!t)
                 return;
-        qsort(a->items, a->n, sizeof(Period), period_cmp);
-        for (size_t i = 0; i < a->n; i++) {
-                if (j > 0 && a->items[j - 1].start == a->items[i].start)
-                        agg_merge(&a->items[j - 1].a, &a->items[i].a);
-                else
-                        a->items[j++] = a->items[i];
-        }
-        a->n = j;
+        g_hash_table_unref(t->devs);
+        free(t);
 }
 
-#define MINUTE_FIELDS_MAX (8 * VARINT_MAX)
+static size_t frozen_bytes(const Store *s) {
+        size_t n = 0;
 
-/* The minute section of an hour: the minutes must be sorted, distinct and
- * inside the hour. Power fields are deltas from the previous minute, the
- * power sum is stored above count * min, which keeps it small. */
-static uint8_t *minutes_encode(uint8_t *p, int64_t hour, const Period *m, size_t n) {
-        Agg prev = {};
-
-        p = put_uvarint(p, n);
-        for (size_t i = 0; i < n; i++) {
-                const Agg *a = &m[i].a;
-
-                p = put_uvarint(p, (uint64_t) ((m[i].start - hour) / MINUTE_MS));
-                p = put_uvarint(p, a->count);
-                p = put_zz(p, a->energy);
-                p = put_zz(p, wrap_sub(a->pmin, prev.pmin));
-                p = put_zz(p, wrap_sub(a->pmax, prev.pmax));
-                p = put_zz(p, wrap_sub(a->psum, (int64_t) ((uint64_t) a->pmin * a->count)));
-                p = put_uvarint(p, (uint64_t) (a->first - m[i].start));
-                p = put_uvarint(p, (uint64_t) (a->last - a->first));
-                prev = *a;
-        }
-        return p;
+        for (const Tail *t = s->frozen; t; t = t->next)
+                n += t->bytes;
+        return n;
 }
 
-/* Decodes a minute section, keeping minutes starting in [from_ms, to_ms)
- * when out is given. */
-static int minutes_decode(Reader *r, int64_t hour, int64_t from_ms, int64_t to_ms, PeriodArray *out) {
-        Agg prev = {};
-        uint64_t n;
+static TailDev *tail_dev(Tail *t, uint32_t device, const DevState *d) {
+        TailDev *td = g_hash_table_lookup(t->devs, GUINT_TO_POINTER(device));
 
-        n = get_uvarint(r);
-        if (r->bad || n > 60)
-                return -EBADMSG;
-        for (uint64_t i = 0; i < n; i++) {
-                uint64_t idx = get_uvarint(r);
-                int64_t start = hour + (int64_t) MIN(idx, UINT64_C(59)) * MINUTE_MS;
-                Agg a;
-
-                a.count = get_uvarint(r);
-                a.energy = get_zz(r);
-                a.pmin = wrap_add(prev.pmin, get_zz(r));
-                a.pmax = wrap_add(prev.pmax, get_zz(r));
-                a.psum = wrap_add(get_zz(r), (int64_t) ((uint64_t) a.pmin * a.count));
-                a.first = wrap_add(start, (int64_t) get_uvarint(r));
-                a.last = wrap_add(a.first, (int64_t) get_uvarint(r));
-                if (r->bad || idx >= 60 || a.count == 0)
-                        return -EBADMSG;
-                if (out && start >= from_ms && start < to_ms) {
-                        int e = period_array_push(out, start, &a);
-                        if (e < 0)
-                                return e;
-                }
-                prev = a;
-        }
-        return 0;
+        if (td)
+                return td;
+        td = calloc(1, sizeof(TailDev));
+        if (!td)
+                return NULL;
+        td->device = device;
+        td->have_base = d->have_last;
+        td->base = d->have_last ? d->last : (StoreSample) { .device = device };
+        td->last = td->base;
+        g_hash_table_insert(t->devs, GUINT_TO_POINTER(device), td);
+        return td;
 }
 
-/* Samples and minutes must be sorted and inside the hour at hour_start. */
-static int block_encode(int64_t hour_start, const Period *m, size_t nm, const StoreSample *x, size_t n,
-                        uint8_t **ret, size_t *ret_size) {
-        StoreSample prev = { .ts_ms = hour_start };
-        int64_t prev_dt = 0;
-        uint8_t *buf, *p;
-
-        buf = malloc(1 + 2 * VARINT_MAX + nm * MINUTE_FIELDS_MAX + n * (VARINT_MAX + SAMPLE_FIELDS_MAX));
-        if (!buf)
-                return -ENOMEM;
-        p = buf;
-        *p++ = VALUE_VERSION;
-        p = minutes_encode(p, hour_start, m, nm);
-        p = put_uvarint(p, n);
-        for (size_t i = 0; i < n; i++) {
-                int64_t dt = wrap_sub(x[i].ts_ms, prev.ts_ms);
-
-                p = put_zz(p, wrap_sub(dt, prev_dt));
-                p = put_zz(p, wrap_sub(x[i].power_mw, prev.power_mw));
-                p = put_zz(p, wrap_sub(x[i].voltage_mv, prev.voltage_mv));
-                p = put_zz(p, wrap_sub(x[i].current_ma, prev.current_ma));
-                p = put_zz(p, wrap_sub(x[i].energy_mwh, prev.energy_mwh));
-                prev = x[i];
-                prev_dt = dt;
-        }
-        *ret = buf;
-        *ret_size = (size_t) (p - buf);
-        return 0;
-}
-
-/* Decodes a block: its minutes starting in [from_ms, to_ms) into
- * ret_minutes and its samples in that range into ret_samples, each if
- * given. ret_minutes_size is the size of the version byte plus minute
- * section, which is also a valid "minutes" value. */
-static int block_decode(const MDB_val *k, const MDB_val *v, int64_t from_ms, int64_t to_ms,
-                        PeriodArray *ret_minutes, SampleArray *ret_samples, size_t *ret_minutes_size) {
-        Reader r = reader_init(v);
-        StoreSample x = {};
-        int64_t prev_dt = 0;
-        uint64_t n;
-        int e;
-
-        e = key_parse(k, &x.device, &x.ts_ms);
-        if (e < 0)
-                return e;
-        if (!reader_version_ok(&r))
-                return -EBADMSG;
-        e = minutes_decode(&r, x.ts_ms, from_ms, to_ms, ret_minutes);
-        if (e < 0)
-                return e;
-        if (ret_minutes_size)
-                *ret_minutes_size = (size_t) (r.p - (const uint8_t *) v->mv_data);
-        if (!ret_samples)
-                return 0;
-
-        n = get_uvarint(&r);
-        /* Each sample takes at least 5 bytes; refuses absurd counts early. */
-        if (r.bad || n > (uint64_t) (r.end - r.p) / 5)
-                return -EBADMSG;
-        for (uint64_t i = 0; i < n; i++) {
-                int64_t dt = wrap_add(prev_dt, get_zz(&r));
-
-                x.ts_ms = wrap_add(x.ts_ms, dt);
-                x.power_mw = wrap_add(x.power_mw, get_zz(&r));
-                x.voltage_mv = wrap_add(x.voltage_mv, get_zz(&r));
-                x.current_ma = wrap_add(x.current_ma, get_zz(&r));
-                x.energy_mwh = wrap_add(x.energy_mwh, get_zz(&r));
-                prev_dt = dt;
-                if (r.bad)
-                        return -EBADMSG;
-                if (x.ts_ms >= from_ms && x.ts_ms < to_ms) {
-                        e = sample_array_push(ret_samples, &x);
-                        if (e < 0)
-                                return e;
-                }
-        }
-        return reader_done(&r) ? 0 : -EBADMSG;
-}
-
-/* A "minutes" value: an expired block's version byte and minute section. */
-static int packed_minutes_decode(const MDB_val *k, const MDB_val *v, int64_t from_ms, int64_t to_ms, PeriodArray *out) {
-        Reader r = reader_init(v);
-        uint32_t device;
-        int64_t hour;
-        int e;
-
-        e = key_parse(k, &device, &hour);
-        if (e < 0)
-                return e;
-        if (!reader_version_ok(&r))
-                return -EBADMSG;
-        e = minutes_decode(&r, hour, from_ms, to_ms, out);
-        if (e < 0)
-                return e;
-        return reader_done(&r) ? 0 : -EBADMSG;
-}
-
-/* ---- transactions ---- */
-
-static int store_grow(Store *s) {
-        MDB_envinfo info;
-        MDB_stat st;
-        uint64_t size;
+static int tail_add(Tail *t, const DevState *d, const StoreSample *x, uint64_t seq) {
+        TailDev *td = tail_dev(t, x->device, d);
+        size_t before;
         int r;
 
-        r = store_errno(mdb_env_info(s->env, &info));
+        if (!td)
+                return -ENOMEM;
+        r = buf_reserve(&td->buf, VARINT_MAX + SAMPLE_FIELDS_MAX);
         if (r < 0)
                 return r;
-        r = store_errno(mdb_env_stat(s->env, &st));
-        if (r < 0)
-                return r;
-
-        size = info.me_mapsize + MIN((uint64_t) info.me_mapsize, GROW_STEP_MAX);
-        size = (size + st.ms_psize - 1) / st.ms_psize * st.ms_psize;
-        return store_errno(mdb_env_set_mapsize(s->env, size));
+        before = td->buf.size;
+        td->buf.size = (size_t) (put_uvarint(td->buf.data + td->buf.size, seq - td->last_seq) - td->buf.data);
+        td->last_seq = seq;
+        td->buf.size = (size_t) (samples_encode_one(td->buf.data + td->buf.size, &td->last, &td->last_dt, x) -
+                                 td->buf.data);
+        td->n++;
+        t->bytes += td->buf.size - before;
+        if (t->last_seq == 0 || x->ts_ms < t->first_ts)
+                t->first_ts = x->ts_ms;
+        t->last_ts = MAX(t->last_ts, x->ts_ms);
+        t->last_seq = seq;
+        return 0;
 }
 
-typedef int (*WriteFunc)(Store *s, MDB_txn *txn, void *userdata);
+/* Whether the active generation should be checkpointed: it spans the
+ * checkpoint interval of sample time (aligned, so that with whole hours
+ * each block holds a whole hour), or it passed its byte bound. */
+static bool tail_due(const Store *s, const Tail *t, int64_t newest_ts) {
+        if (t->last_seq == 0)
+                return false;
+        return t->bytes >= s->o.tail_max_bytes ||
+               newest_ts >= floor_to(t->first_ts, s->o.checkpoint_interval_ms) + s->o.checkpoint_interval_ms;
+}
 
-/* Runs f in a write transaction and commits it, growing the map and running
- * f again from scratch when the map is full. f must not keep state across
- * attempts. Returns f's non-negative result. */
-static int store_write(Store *s, WriteFunc f, void *userdata) {
-        for (unsigned attempt = 0;; attempt++) {
-                MDB_txn *txn;
-                int r, k;
+/* Under the lock. */
+static int freeze(Store *s) {
+        Tail *t;
 
-                r = store_errno(mdb_txn_begin(s->env, NULL, 0, &txn));
-                if (r < 0)
-                        return r;
-
-                r = f(s, txn, userdata);
-                if (r >= 0) {
-                        /* Commit frees the transaction whatever it returns. */
-                        k = store_errno(mdb_txn_commit(txn));
-                        if (k == 0)
-                                return r;
-                        r = k;
-                } else
-                        mdb_txn_abort(txn);
-
-                if (r != -ENOSPC || attempt >= GROW_ATTEMPTS_MAX)
-                        return r;
-                k = store_grow(s);
-                if (k < 0)
-                        return k;
+        /* An open round's samples carry the seq of a record not written
+         * yet: they must not be checkpointed apart from it. */
+        if (s->round_n > 0) {
+                s->freeze_wanted = true;
+                return 0;
         }
+        /* Generations wait in line while the writer is behind (a replay
+         * faster than the disk), up to the memory bound. */
+        if (s->active->last_seq == 0 || frozen_bytes(s) >= s->o.pending_max_bytes)
+                return 0;
+        s->freeze_wanted = false;
+        t = tail_new();
+        if (!t)
+                return -ENOMEM;
+        Tail **p = &s->frozen;
+        while (*p)
+                p = &(*p)->next;
+        *p = s->active;
+        s->active = t;
+        pthread_cond_signal(&s->wake);
+        return 0;
 }
 
-static int store_read(Store *s, MDB_txn **ret) {
-        return store_errno(mdb_txn_begin(s->env, NULL, MDB_RDONLY, ret));
+/* ---- writer thread ---- */
+
+static void writer_log(Store *s) {
+        Buf b = s->queued;
+        size_t done = 0;
+        int r;
+
+        s->queued = (Buf) {};
+        pthread_mutex_unlock(&s->lock);
+        r = log_write(s->log, b.data, b.size, &done);
+        pthread_mutex_lock(&s->lock);
+
+        if (done < b.size) {
+                /* Puts the rest back in front of what came meanwhile. */
+                size_t rest = b.size - done;
+                if (buf_reserve(&b, s->queued.size) >= 0) {
+                        memmove(b.data, b.data + done, rest);
+                        if (s->queued.size > 0)
+                                memcpy(b.data + rest, s->queued.data, s->queued.size);
+                        b.size = rest + s->queued.size;
+                        buf_done(&s->queued);
+                        s->queued = b;
+                        b = (Buf) {};
+                } else
+                        r = -ENOMEM;
+        }
+        buf_done(&b);
+        s->written_seq = log_next_seq(s->log) - 1;
+        if (r >= 0 && s->sync_seq > s->synced_seq && s->sync_seq <= s->written_seq) {
+                uint64_t target = s->written_seq;
+                pthread_mutex_unlock(&s->lock);
+                r = log_sync(s->log);
+                pthread_mutex_lock(&s->lock);
+                if (r >= 0)
+                        s->synced_seq = target;
+        }
+        s->log_error = r < 0 ? r : 0;
+        s->log_attempts++;
 }
 
-static int cursor_open(Store *s, MDB_txn *txn, unsigned db, MDB_cursor **ret) {
-        return store_errno(mdb_cursor_open(txn, s->dbi[db], ret));
+static void writer_checkpoint(Store *s) {
+        Tail *t = s->frozen;
+        int r;
+
+        pthread_mutex_unlock(&s->lock);
+        r = db_checkpoint(s, t);
+        if (r >= 0) {
+                log_release(s->log, t->last_seq);
+                for (unsigned i = 0; s->o.raw_retention_ms > 0 && i < EXPIRE_CALLS_PER_CHECKPOINT; i++)
+                        if (db_expire(s, t->last_ts - s->o.raw_retention_ms) <= 0)
+                                break;
+        }
+        pthread_mutex_lock(&s->lock);
+
+        s->db_error = r < 0 ? r : 0;
+        s->db_attempts++;
+        if (r < 0)
+                return;
+        s->ckpt_seq = t->last_seq;
+        s->frozen = t->next;
+        tail_free(t);
+        if (s->quit || tail_due(s, s->active, s->active->last_ts))
+                (void) freeze(s);
 }
 
-/* Positions c on the first key >= (device, t). -ENOENT past the end. */
-static int cursor_seek(MDB_cursor *c, uint32_t device, int64_t t, MDB_val *k, MDB_val *v) {
-        uint8_t kb[KEY_SIZE];
+static void *writer_main(void *userdata) {
+        Store *s = userdata;
 
-        key_make(kb, device, t);
-        *k = (MDB_val) { .mv_size = sizeof kb, .mv_data = kb };
-        return store_errno(mdb_cursor_get(c, k, v, MDB_SET_RANGE));
-}
+        pthread_mutex_lock(&s->lock);
+        for (;;) {
+                bool retry = s->retry_now || s->quit, failed = false, worked = false;
 
-/* Positions c on the first key of the device after 'device'. */
-static int cursor_next_device(MDB_cursor *c, uint32_t device, MDB_val *k, MDB_val *v) {
-        if (device == UINT32_MAX)
-                return -ENOENT;
-        return cursor_seek(c, device + 1, 0, k, v);
-}
-
-static int db_put(Store *s, MDB_txn *txn, unsigned db, void *key, size_t key_size, void *data, size_t size) {
-        MDB_val k = { .mv_size = key_size, .mv_data = key };
-        MDB_val v = { .mv_size = size, .mv_data = data };
-
-        return store_errno(mdb_put(txn, s->dbi[db], &k, &v, 0));
+                s->retry_now = false;
+                if ((s->queued.size > 0 || s->sync_seq > s->synced_seq) && (s->log_error == 0 || retry)) {
+                        writer_log(s);
+                        failed = s->log_error < 0;
+                        worked = true;
+                }
+                if (s->frozen && (s->db_error == 0 || retry)) {
+                        writer_checkpoint(s);
+                        failed = failed || s->db_error < 0;
+                        worked = true;
+                }
+                pthread_cond_broadcast(&s->done);
+                bool idle = s->queued.size == 0 && s->sync_seq <= s->synced_seq && !s->frozen;
+                if (s->quit && (failed || idle))
+                        break;
+                if (worked && !failed)
+                        continue;
+                if (idle)
+                        pthread_cond_wait(&s->wake, &s->lock);
+                else {
+                        /* Failing: try again in a while, or when asked. */
+                        struct timespec ts;
+                        clock_gettime(CLOCK_MONOTONIC, &ts);
+                        ts.tv_sec += RETRY_SEC;
+                        if (pthread_cond_timedwait(&s->wake, &s->lock, &ts) != 0)
+                                s->retry_now = true;
+                }
+        }
+        pthread_mutex_unlock(&s->lock);
+        return NULL;
 }
 
 /* ---- open and close ---- */
 
-static int open_txn(Store *s, MDB_txn *txn, void *userdata) {
-        MDB_val k = { .mv_size = strlen("format"), .mv_data = (void *) "format" }, v;
-        uint8_t version[4] = { STORE_FORMAT_VERSION & 0xff, 0, 0, 0 };
+static void dev_state_free(void *p) {
+        free(p);
+}
+
+static DevState *get_dev(Store *s, uint32_t device) {
+        DevState *d = g_hash_table_lookup(s->devs, GUINT_TO_POINTER(device));
+        MDB_txn *txn;
+
+        if (d)
+                return d;
+        d = calloc(1, sizeof(DevState));
+        if (!d)
+                return NULL;
+        /* Nothing appended yet for it in this run: LMDB has its newest. */
+        if (db_read_begin(s, &txn) >= 0) {
+                d->have_last = db_get_last(s, txn, device, &d->last) >= 0;
+                d->have_counter = db_get_counter(s, txn, device, &d->counter) >= 0;
+                db_read_end(s, txn);
+        } else {
+                free(d);
+                return NULL;
+        }
+        g_hash_table_insert(s->devs, GUINT_TO_POINTER(device), d);
+        return d;
+}
+
+static bool sample_valid(const DevState *d, const StoreSample *x) {
+        if (x->ts_ms < 0 || x->ts_ms > TS_MAX || x->energy_mwh < 0 || x->energy_mwh > ENERGY_MAX ||
+            llabs(x->power_mw) > VALUE_ABS_MAX || llabs(x->voltage_mv) > VALUE_ABS_MAX ||
+            llabs(x->current_ma) > VALUE_ABS_MAX)
+                return false;
+        return !d->have_last || (x->ts_ms > d->last.ts_ms && x->energy_mwh >= d->last.energy_mwh);
+}
+
+static uint8_t *put_sample(uint8_t *p, const StoreSample *x) {
+        p = put_uvarint(p, x->device);
+        p = put_uvarint(p, (uint64_t) x->ts_ms);
+        p = put_zz(p, x->power_mw);
+        p = put_zz(p, x->voltage_mv);
+        p = put_zz(p, x->current_ma);
+        return put_uvarint(p, (uint64_t) x->energy_mwh);
+}
+
+static uint8_t *put_counter(uint8_t *p, const StoreCounter *c) {
+        p = put_uvarint(p, c->device);
+        p = put_uvarint(p, (uint64_t) c->ts_ms);
+        p = put_zz(p, c->cumulative_mwh);
+        p = put_zz(p, c->counter_mwh);
+        p = put_zz(p, c->lo_mwh);
+        p = put_zz(p, c->hi_mwh);
+        return put_zz(p, c->power_mw);
+}
+
+/* Adds samples to the active tail and to the devices' state, dropping bad
+ * ones; under the lock. The kept ones are encoded into out, if given, for
+ * the round's log record. */
+static int add_samples(Store *s, const StoreSample *samples, size_t n, uint64_t seq, Buf *out, size_t *ret_kept) {
+        size_t kept = 0;
         int r;
 
-        for (unsigned i = 0; i < _DB_MAX; i++) {
-                r = store_errno(mdb_dbi_open(txn, db_names[i], MDB_CREATE, &s->dbi[i]));
+        if (out) {
+                r = buf_reserve(out, n * 6 * VARINT_MAX);
                 if (r < 0)
                         return r;
         }
+        for (size_t i = 0; i < n; i++) {
+                const StoreSample *x = &samples[i];
+                DevState *d = get_dev(s, x->device);
 
-        r = store_errno(mdb_get(txn, s->dbi[DB_META], &k, &v));
-        if (r == -ENOENT) {
-                v = (MDB_val) { .mv_size = sizeof version, .mv_data = version };
-                return store_errno(mdb_put(txn, s->dbi[DB_META], &k, &v, 0));
+                if (!d)
+                        return -ENOMEM;
+                if (!sample_valid(d, x))
+                        continue;
+                r = tail_add(s->active, d, x, seq);
+                if (r < 0)
+                        return r;
+                d->last = *x;
+                d->have_last = true;
+                kept++;
+                if (out)
+                        out->size = (size_t) (put_sample(out->data + out->size, x) - out->data);
         }
-        if (r < 0)
-                return r;
-        if (v.mv_size != sizeof version || memcmp(v.mv_data, version, sizeof version) != 0)
-                return -EPROTONOSUPPORT;
+        *ret_kept = kept;
         return 0;
+}
+
+static int add_counters(Store *s, const StoreCounter *counters, size_t nc, uint64_t seq) {
+        for (size_t i = 0; i < nc; i++) {
+                const StoreCounter *c = &counters[i];
+                DevState *d = get_dev(s, c->device);
+                TailDev *td = d ? tail_dev(s->active, c->device, d) : NULL;
+
+                if (!td)
+                        return -ENOMEM;
+                td->counter = *c;
+                td->have_counter = true;
+                d->counter = *c;
+                d->have_counter = true;
+                s->active->last_seq = seq;
+        }
+        return 0;
+}
+
+static int replay_round(uint64_t seq, const uint8_t *payload, size_t size, void *userdata) {
+        _cleanup_free_ StoreSample *x = NULL;
+        _cleanup_free_ StoreCounter *c = NULL;
+        Reader r = reader_make(payload, size);
+        Store *s = userdata;
+        uint64_t n, nc;
+        size_t kept;
+        int k;
+
+        n = get_uvarint(&r);
+        if (r.bad || n > size)
+                return -EBADMSG;
+        x = calloc(MAX(n, 1u), sizeof(StoreSample));
+        if (!x)
+                return -ENOMEM;
+        for (uint64_t i = 0; i < n; i++) {
+                x[i].device = (uint32_t) get_uvarint(&r);
+                x[i].ts_ms = (int64_t) get_uvarint(&r);
+                x[i].power_mw = get_zz(&r);
+                x[i].voltage_mv = get_zz(&r);
+                x[i].current_ma = get_zz(&r);
+                x[i].energy_mwh = (int64_t) get_uvarint(&r);
+        }
+        nc = get_uvarint(&r);
+        if (r.bad || nc > size)
+                return -EBADMSG;
+        c = calloc(MAX(nc, 1u), sizeof(StoreCounter));
+        if (!c)
+                return -ENOMEM;
+        for (uint64_t i = 0; i < nc; i++) {
+                c[i].device = (uint32_t) get_uvarint(&r);
+                c[i].ts_ms = (int64_t) get_uvarint(&r);
+                c[i].cumulative_mwh = get_zz(&r);
+                c[i].counter_mwh = get_zz(&r);
+                c[i].lo_mwh = get_zz(&r);
+                c[i].hi_mwh = get_zz(&r);
+                c[i].power_mw = get_zz(&r);
+        }
+        /* The CRC matched, so this is what was written. */
+        if (!reader_done(&r))
+                return -EBADMSG;
+        k = add_samples(s, x, n, seq, NULL, &kept);
+        if (k >= 0)
+                k = add_counters(s, c, nc, seq);
+        return k;
 }
 
 Store *store_free(Store *s) {
         if (!s)
                 return NULL;
 
+        if (s->thread_running) {
+                (void) store_commit_round(s);
+                pthread_mutex_lock(&s->lock);
+                s->quit = true;
+                (void) freeze(s);
+                pthread_cond_signal(&s->wake);
+                pthread_mutex_unlock(&s->lock);
+                pthread_join(s->thread, NULL);
+        }
+        pthread_mutex_lock(&open_stores_lock);
         for (Store **p = &open_stores; *p; p = &(*p)->next)
                 if (*p == s) {
                         *p = s->next;
                         break;
                 }
-        if (s->env)
-                mdb_env_close(s->env);
+        pthread_mutex_unlock(&open_stores_lock);
+        log_free(s->log);
+        db_close(s);
+        tail_free(s->active);
+        while (s->frozen) {
+                Tail *t = s->frozen;
+                s->frozen = t->next;
+                tail_free(t);
+        }
+        buf_done(&s->queued);
+        if (s->devs)
+                g_hash_table_unref(s->devs);
+        if (s->dir_fd >= 0)
+                close(s->dir_fd);
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->wake);
+        pthread_cond_destroy(&s->done);
+        pthread_rwlock_destroy(&s->map_lock);
         free(s);
         return NULL;
 }
 
-int store_open(const char *path, StoreDayStartFunc day_start, void *userdata, Store **ret) {
-        _cleanup_(store_freep) Store *s = NULL;
+static int store_register(Store *s, const char *path) {
         struct stat st;
-        int dead, r;
+        int r = 0;
 
-        if (!path || !day_start || !ret)
-                return -EINVAL;
-
-        if (mkdir(path, 0700) < 0 && errno != EEXIST)
-                return -errno;
         if (stat(path, &st) < 0)
                 return -errno;
+        pthread_mutex_lock(&open_stores_lock);
         for (Store *i = open_stores; i; i = i->next)
                 if (i->dev == st.st_dev && i->ino == st.st_ino)
-                        return -EBUSY;
+                        r = -EBUSY;
+        if (r == 0) {
+                s->dev = st.st_dev;
+                s->ino = st.st_ino;
+                s->next = open_stores;
+                open_stores = s;
+        }
+        pthread_mutex_unlock(&open_stores_lock);
+        return r;
+}
+
+int store_open_with(const char *path, const StoreOptions *options, Store **ret) {
+        _cleanup_(store_freep) Store *s = NULL;
+        pthread_condattr_t ca;
+        MDB_txn *txn;
+        uint64_t next;
+        int r;
+
+        if (!path || !options || !options->day_start || !ret)
+                return -EINVAL;
+        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+                return -errno;
 
         s = calloc(1, sizeof(Store));
         if (!s)
                 return -ENOMEM;
-        s->day_start = day_start;
-        s->userdata = userdata;
-        s->dev = st.st_dev;
-        s->ino = st.st_ino;
+        s->dir_fd = -1;
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&s->wake, &ca);
+        pthread_condattr_destroy(&ca);
+        pthread_cond_init(&s->done, NULL);
+        pthread_rwlock_init(&s->map_lock, NULL);
 
-        r = store_errno(mdb_env_create(&s->env));
+        s->o = *options;
+        if (s->o.gap_ms <= 0)
+                s->o.gap_ms = STORE_GAP_MS_DEFAULT;
+        s->o.gap_ms = MIN(s->o.gap_ms, HOUR_MS);
+        if (s->o.checkpoint_interval_ms <= 0)
+                s->o.checkpoint_interval_ms = STORE_CHECKPOINT_INTERVAL_MS_DEFAULT;
+        if (s->o.tail_max_bytes == 0)
+                s->o.tail_max_bytes = STORE_TAIL_MAX_BYTES_DEFAULT;
+        if (s->o.pending_max_bytes == 0)
+                s->o.pending_max_bytes = STORE_PENDING_MAX_BYTES_DEFAULT;
+        if (s->o.map_max_bytes == 0)
+                s->o.map_max_bytes = STORE_MAP_MAX_BYTES_DEFAULT;
+        if (s->o.log_segment_bytes == 0)
+                s->o.log_segment_bytes = LOG_SEGMENT_BYTES_DEFAULT;
+        for (StoreResolution res = 0; res < _STORE_RESOLUTION_MAX; res++)
+                s->periods[res] = (Periods) {
+                        .res = res,
+                        .day_start = s->o.day_start,
+                        .userdata = s->o.userdata,
+                        .gap_ms = s->o.gap_ms,
+                };
+
+        r = store_register(s, path);
+        if (r < 0) {
+                s->next = NULL;
+                return r;
+        }
+        s->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s->dir_fd < 0)
+                return -errno;
+        r = db_open(s, path);
         if (r < 0)
                 return r;
-        r = store_errno(mdb_env_set_maxdbs(s->env, _DB_MAX));
+        r = db_read_begin(s, &txn);
         if (r < 0)
                 return r;
-        r = store_errno(mdb_env_open(s->env, path, 0, 0600));
-        if (r < 0)
-                return r;
-        /* Reader slots of processes that died (a crash, a kill) would
-         * otherwise pin old pages and grow the file forever. */
-        r = store_errno(mdb_reader_check(s->env, &dead));
+        r = db_ckpt_seq(s, txn, &s->ckpt_seq);
+        db_read_end(s, txn);
         if (r < 0)
                 return r;
 
-        r = store_write(s, open_txn, NULL);
+        s->devs = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, dev_state_free);
+        s->active = tail_new();
+        if (!s->active)
+                return -ENOMEM;
+        r = log_open(s->dir_fd, s->o.log_segment_bytes, s->ckpt_seq, replay_round, s, &s->log, &next);
         if (r < 0)
                 return r;
+        s->next_seq = next;
+        s->written_seq = s->sync_seq = s->synced_seq = next - 1;
+        if (tail_due(s, s->active, s->active->last_ts))
+                (void) freeze(s);
 
-        s->next = open_stores;
-        open_stores = s;
+        r = -pthread_create(&s->thread, NULL, writer_main, s);
+        if (r < 0)
+                return r;
+        s->thread_running = true;
         *ret = TAKE_PTR(s);
         return 0;
 }
 
+int store_open(const char *path, StoreDayStartFunc day_start, void *userdata, Store **ret) {
+        return store_open_with(path, &(StoreOptions) { .day_start = day_start, .userdata = userdata }, ret);
+}
+
 /* ---- append ---- */
 
-static int period_start(Store *s, StoreResolution res, int64_t ts, int64_t *ret) {
-        int64_t start;
+/* Frames a record into the queue and wakes the writer; under the lock. */
+static int queue_record(Store *s, const Buf *payload) {
+        int r;
 
-        switch (res) {
-        case STORE_MINUTE:
-                start = floor_to(ts, MINUTE_MS);
-                break;
-        case STORE_HOUR:
-                start = floor_to(ts, HOUR_MS);
-                break;
-        default:
-                start = s->day_start(ts, s->userdata);
-                /* A wrong callback would silently corrupt every day rollup. */
-                if (start > ts || ts - start >= NEXT_DAY_PROBE_MS)
-                        return -ERANGE;
-        }
-        *ret = start;
+        r = buf_reserve(&s->queued, LOG_HEADER_SIZE + payload->size);
+        if (r < 0)
+                return r;
+        log_frame(s->queued.data + s->queued.size, s->next_seq, payload->data, payload->size);
+        s->queued.size += LOG_HEADER_SIZE + payload->size;
+        s->next_seq++;
+        pthread_cond_signal(&s->wake);
         return 0;
 }
 
-static int get_last(Store *s, MDB_txn *txn, uint32_t device, StoreSample *ret) {
-        uint8_t kb[4] = { device >> 24, device >> 16, device >> 8, device };
-        MDB_val k = { .mv_size = sizeof kb, .mv_data = kb }, v;
+int store_add(Store *s, const StoreSample *samples, size_t n, const StoreCounter *counters, size_t n_counters) {
+        _cleanup_(buf_done) Buf payload = {}, body = {};
+        int64_t newest = INT64_MIN;
+        size_t kept = 0;
+        uint8_t *p;
         int r;
 
-        r = store_errno(mdb_get(txn, s->dbi[DB_LAST], &k, &v));
-        if (r < 0)
-                return r;
-        return last_decode(device, &v, ret);
-}
+        if (!s || (!samples && n > 0) || (!counters && n_counters > 0))
+                return -EINVAL;
+        if (n + n_counters == 0)
+                return 0;
+        for (size_t i = 0; i < n; i++)
+                newest = MAX(newest, samples[i].ts_ms);
 
-static int rollup_add(Store *s, MDB_txn *txn, StoreResolution res, const StoreSample *x, int64_t delta) {
-        uint8_t kb[KEY_SIZE], vb[1 + 7 * VARINT_MAX];
-        MDB_val k = { .mv_size = sizeof kb, .mv_data = kb }, v;
-        int64_t start;
-        Agg a;
-        int r;
-
-        r = period_start(s, res, x->ts_ms, &start);
-        if (r < 0)
-                return r;
-        key_make(kb, x->device, start);
-
-        r = store_errno(mdb_get(txn, s->dbi[rollup_db[res]], &k, &v));
-        if (r == -ENOENT)
-                a = (Agg) { .pmin = x->power_mw, .pmax = x->power_mw, .first = x->ts_ms };
-        else if (r < 0)
-                return r;
-        else {
-                r = agg_decode(start, &v, &a);
-                if (r < 0)
-                        return r;
+        pthread_mutex_lock(&s->lock);
+        if ((s->log_error || s->db_error) &&
+            s->queued.size + s->active->bytes + frozen_bytes(s) >= s->o.pending_max_bytes) {
+                r = s->log_error ?: s->db_error;
+                goto finish;
         }
-
-        a.count++;
-        a.energy += delta;
-        a.pmin = MIN(a.pmin, x->power_mw);
-        a.pmax = MAX(a.pmax, x->power_mw);
-        a.psum = wrap_add(a.psum, x->power_mw);
-        a.last = x->ts_ms;
-
-        return db_put(s, txn, rollup_db[res], kb, sizeof kb, vb, agg_encode(start, &a, vb));
+        /* The round that reaches the next checkpoint time starts the next
+         * generation. */
+        if (s->round_n == 0 && tail_due(s, s->active, newest))
+                (void) freeze(s);
+        r = add_samples(s, samples, n, s->next_seq, &body, &kept);
+        if (r >= 0)
+                r = add_counters(s, counters, n_counters, s->next_seq);
+        if (r < 0 || kept + n_counters == 0)
+                goto finish;
+        /* One record per call, written at once (a kill -9 cannot lose it
+         * from then on), made durable at the end of the round. */
+        r = buf_reserve(&payload, 2 * VARINT_MAX + body.size + n_counters * 7 * VARINT_MAX);
+        if (r < 0)
+                goto finish;
+        p = put_uvarint(payload.data, kept);
+        if (body.size > 0)
+                memcpy(p, body.data, body.size);
+        p = put_uvarint(p + body.size, n_counters);
+        for (size_t i = 0; i < n_counters; i++)
+                p = put_counter(p, &counters[i]);
+        payload.size = (size_t) (p - payload.data);
+        r = queue_record(s, &payload);
+        if (r >= 0)
+                s->round_n += kept + n_counters;
+finish:
+        pthread_mutex_unlock(&s->lock);
+        return r < 0 ? r : (int) MIN(n - kept, (size_t) INT32_MAX);
 }
 
-typedef struct AppendArgs {
-        const StoreSample *samples;
-        size_t n;
-} AppendArgs;
-
-static int append_one(Store *s, MDB_txn *txn, const StoreSample *x) {
-        uint8_t kb[KEY_SIZE], vb[1 + VARINT_MAX + SAMPLE_FIELDS_MAX];
-        uint8_t lk[4] = { x->device >> 24, x->device >> 16, x->device >> 8, x->device };
-        StoreSample prev;
-        int64_t delta = 0;
-        int r;
-
-        if (x->ts_ms < 0 || x->energy_mwh < 0)
+int store_commit_round(Store *s) {
+        if (!s)
                 return -EINVAL;
 
-        r = get_last(s, txn, x->device, &prev);
-        if (r >= 0) {
-                if (x->ts_ms <= prev.ts_ms || x->energy_mwh < prev.energy_mwh)
-                        return -EINVAL;
-                delta = x->energy_mwh - prev.energy_mwh;
-        } else if (r != -ENOENT)
-                return r;
-
-        key_make(kb, x->device, x->ts_ms);
-        r = db_put(s, txn, DB_RAW, kb, sizeof kb, vb, raw_encode(x, vb));
-        if (r < 0)
-                return r;
-        r = db_put(s, txn, DB_LAST, lk, sizeof lk, vb, last_encode(x, vb));
-        if (r < 0)
-                return r;
-
-        for (StoreResolution res = 0; res < _STORE_RESOLUTION_MAX; res++) {
-                r = rollup_add(s, txn, res, x, delta);
-                if (r < 0)
-                        return r;
+        pthread_mutex_lock(&s->lock);
+        if (s->next_seq - 1 > s->sync_seq) {
+                s->sync_seq = s->next_seq - 1;
+                pthread_cond_signal(&s->wake);
         }
+        s->round_n = 0;
+        if (s->freeze_wanted || s->active->bytes >= s->o.tail_max_bytes)
+                (void) freeze(s);
+        pthread_mutex_unlock(&s->lock);
         return 0;
 }
 
-static int append_txn(Store *s, MDB_txn *txn, void *userdata) {
-        const AppendArgs *a = userdata;
+int store_append_round(Store *s, const StoreSample *samples, size_t n, const StoreCounter *counters,
+                       size_t n_counters) {
         int r;
 
-        for (size_t i = 0; i < a->n; i++) {
-                r = append_one(s, txn, &a->samples[i]);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        r = store_add(s, samples, n, counters, n_counters);
+        if (r < 0)
+                return r;
+        (void) store_commit_round(s);
+        return r;
 }
 
 int store_append(Store *s, const StoreSample *samples, size_t n) {
-        AppendArgs a = { .samples = samples, .n = n };
-
-        if (!s || (!samples && n > 0))
-                return -EINVAL;
-        if (n == 0)
-                return 0;
-        return store_write(s, append_txn, &a);
+        return store_append_round(s, samples, n, NULL, 0);
 }
 
-/* ---- compaction and retention ---- */
+int store_sync(Store *s) {
+        uint64_t target, attempts;
+        int r = 0;
 
-/* Loose rollups of one database with start in [from_ms, to_ms); with
- * take, they are deleted as they are read (compaction moves them). */
-static int collect_rows(Store *s, MDB_txn *txn, unsigned db, uint32_t device, int64_t from_ms, int64_t to_ms,
-                        bool take, PeriodArray *out) {
-        _cleanup_cursor_ MDB_cursor *c = NULL;
-        MDB_val k, v;
-        int r;
-
-        r = cursor_open(s, txn, db, &c);
-        if (r < 0)
-                return r;
-        for (r = cursor_seek(c, device, from_ms, &k, &v); r >= 0;
-             r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
-                uint32_t d;
-                int64_t start;
-                Agg a;
-
-                r = key_parse(&k, &d, &start);
-                if (r < 0)
-                        return r;
-                if (d != device || start >= to_ms)
-                        break;
-                r = agg_decode(start, &v, &a);
-                if (r < 0)
-                        return r;
-                r = period_array_push(out, start, &a);
-                if (r < 0)
-                        return r;
-                if (take) {
-                        r = store_errno(mdb_cursor_del(c, 0));
-                        if (r < 0)
-                                return r;
-                }
-        }
-        return r == -ENOENT ? 0 : r;
-}
-
-/* Packs the raw rows of (device, hour) starting at the cursor position and
- * the hour's minute rollups into the hour's block (merging a block already
- * there), deleting them. Leaves the cursor on the first row after them. */
-static int compact_hour(Store *s, MDB_txn *txn, MDB_cursor *c, uint32_t device, int64_t hour,
-                        MDB_val *k, MDB_val *v, size_t *ret_rows) {
-        _cleanup_(sample_array_done) SampleArray a = {};
-        _cleanup_(period_array_done) PeriodArray m = {};
-        _cleanup_free_ uint8_t *buf = NULL;
-        uint8_t kb[KEY_SIZE];
-        MDB_val bk = { .mv_size = sizeof kb, .mv_data = kb }, bv;
-        size_t rows = 0, size;
-        int r, walk;
-
-        key_make(kb, device, hour);
-        r = store_errno(mdb_get(txn, s->dbi[DB_BLOCK], &bk, &bv));
-        if (r >= 0)
-                r = block_decode(&bk, &bv, INT64_MIN, INT64_MAX, &m, &a, NULL);
-        if (r < 0 && r != -ENOENT)
-                return r;
-
-        for (walk = 0; walk == 0;) {
-                StoreSample x;
-
-                r = raw_decode(k, v, &x);
-                if (r < 0)
-                        return r;
-                if (x.device != device || x.ts_ms >= hour + HOUR_MS)
-                        break;
-                r = sample_array_push(&a, &x);
-                if (r < 0)
-                        return r;
-                rows++;
-                r = store_errno(mdb_cursor_del(c, 0));
-                if (r < 0)
-                        return r;
-                /* After a delete the cursor already sits on the next row;
-                 * MDB_NEXT returns that row rather than skipping it. */
-                walk = store_errno(mdb_cursor_get(c, k, v, MDB_NEXT));
-                if (walk < 0 && walk != -ENOENT)
-                        return walk;
-        }
-
-        r = collect_rows(s, txn, DB_MINUTE, device, hour, hour + HOUR_MS, true, &m);
-        if (r < 0)
-                return r;
-        period_array_normalize(&m);
-
-        r = block_encode(hour, m.items, m.n, a.items, a.n, &buf, &size);
-        if (r < 0)
-                return r;
-        r = db_put(s, txn, DB_BLOCK, kb, sizeof kb, buf, size);
-        if (r < 0)
-                return r;
-
-        *ret_rows = rows;
-        if (walk < 0)
-                return walk;    /* -ENOENT: no rows left at all */
-        /* The puts may have moved pages under k and v; read them again. */
-        return store_errno(mdb_cursor_get(c, k, v, MDB_GET_CURRENT));
-}
-
-static int compact_txn(Store *s, MDB_txn *txn, void *userdata) {
-        _cleanup_cursor_ MDB_cursor *c = NULL;
-        int64_t now_ms = *(const int64_t *) userdata;
-        size_t done = 0;
-        MDB_val k, v;
-        int r;
-
-        r = cursor_open(s, txn, DB_RAW, &c);
-        if (r < 0)
-                return r;
-
-        r = store_errno(mdb_cursor_get(c, &k, &v, MDB_FIRST));
-        while (r >= 0) {
-                uint32_t device;
-                int64_t ts, hour;
-                size_t rows = 0;
-
-                r = key_parse(&k, &device, &ts);
-                if (r < 0)
-                        return r;
-                hour = floor_to(ts, HOUR_MS);
-                if (hour + HOUR_MS > now_ms) {
-                        /* Rows are in time order: the rest of this device is open too. */
-                        r = cursor_next_device(c, device, &k, &v);
-                        continue;
-                }
-                if (done >= COMPACT_ROWS_PER_CALL)
-                        return 1;
-                r = compact_hour(s, txn, c, device, hour, &k, &v, &rows);
-                done += rows;
-        }
-        return r == -ENOENT ? 0 : r;
-}
-
-int store_compact(Store *s, int64_t now_ms) {
         if (!s)
                 return -EINVAL;
-        return store_write(s, compact_txn, &now_ms);
-}
-
-/* Saves a block's minute rollups in "minutes" before the block goes. */
-static int keep_minutes(Store *s, MDB_txn *txn, const MDB_val *k, const MDB_val *v) {
-        _cleanup_(period_array_done) PeriodArray m = {};
-        uint8_t kb[KEY_SIZE], buf[1 + VARINT_MAX + 60 * MINUTE_FIELDS_MAX], *p;
-        MDB_val mk = { .mv_size = sizeof kb, .mv_data = kb }, mv;
-        uint32_t device;
-        int64_t hour;
-        size_t size;
-        int r;
-
-        r = key_parse(k, &device, &hour);
-        if (r < 0)
-                return r;
-        memcpy(kb, k->mv_data, sizeof kb);
-
-        r = store_errno(mdb_get(txn, s->dbi[DB_MINUTES], &mk, &mv));
-        if (r == -ENOENT) {
-                /* The usual case: the block's own prefix is the value. */
-                r = block_decode(k, v, 0, 0, NULL, NULL, &size);
-                if (r < 0)
-                        return r;
-                return db_put(s, txn, DB_MINUTES, kb, sizeof kb, v->mv_data, size);
-        }
-        if (r < 0)
-                return r;
-
-        /* Only when the clock stepped back over an expired hour. */
-        r = packed_minutes_decode(&mk, &mv, INT64_MIN, INT64_MAX, &m);
-        if (r < 0)
-                return r;
-        r = block_decode(k, v, INT64_MIN, INT64_MAX, &m, NULL, NULL);
-        if (r < 0)
-                return r;
-        period_array_normalize(&m);
-        p = buf;
-        *p++ = VALUE_VERSION;
-        p = minutes_encode(p, hour, m.items, m.n);
-        return db_put(s, txn, DB_MINUTES, kb, sizeof kb, buf, (size_t) (p - buf));
-}
-
-/* Deletes, device by device, the leading keys of db whose period (starting
- * at the key's time, 'span' long) ends at or before the cutoff; a block's
- * minute rollups move to the "minutes" database. */
-static int expire_db(Store *s, MDB_txn *txn, unsigned db, int64_t span, int64_t cutoff, size_t *budget) {
-        _cleanup_cursor_ MDB_cursor *c = NULL;
-        MDB_val k, v;
-        int r;
-
-        r = cursor_open(s, txn, db, &c);
-        if (r < 0)
-                return r;
-
-        r = store_errno(mdb_cursor_get(c, &k, &v, MDB_FIRST));
-        while (r >= 0) {
-                uint32_t device;
-                int64_t t;
-
-                r = key_parse(&k, &device, &t);
-                if (r < 0)
-                        return r;
-                if (t > cutoff - span) {
-                        r = cursor_next_device(c, device, &k, &v);
-                        continue;
+        (void) store_commit_round(s);
+        pthread_mutex_lock(&s->lock);
+        target = s->next_seq - 1;
+        attempts = s->log_attempts;
+        s->retry_now = true;
+        pthread_cond_signal(&s->wake);
+        while (s->synced_seq < target) {
+                if (s->log_error && s->log_attempts > attempts) {
+                        r = s->log_error;
+                        break;
                 }
-                if (*budget == 0)
-                        return 1;
-                (*budget)--;
-                if (db == DB_BLOCK) {
-                        r = keep_minutes(s, txn, &k, &v);
-                        if (r < 0)
-                                return r;
-                }
-                r = store_errno(mdb_cursor_del(c, 0));
-                if (r < 0)
-                        return r;
-                r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT));
+                pthread_cond_wait(&s->done, &s->lock);
         }
-        return r == -ENOENT ? 0 : r;
+        pthread_mutex_unlock(&s->lock);
+        return r;
 }
 
-static int expire_txn(Store *s, MDB_txn *txn, void *userdata) {
-        int64_t cutoff = *(const int64_t *) userdata;
-        size_t budget = EXPIRE_ROWS_PER_CALL;
+int store_checkpoint(Store *s) {
+        uint64_t target, attempts;
+        int r = 0;
+
+        if (!s)
+                return -EINVAL;
+        (void) store_commit_round(s);
+        pthread_mutex_lock(&s->lock);
+        target = s->next_seq - 1;
+        attempts = s->db_attempts;
+        while (s->ckpt_seq < target) {
+                if (s->db_error && s->db_attempts > attempts) {
+                        r = s->db_error;
+                        break;
+                }
+                r = freeze(s);
+                if (r < 0)
+                        break;
+                s->retry_now = true;
+                pthread_cond_signal(&s->wake);
+                pthread_cond_wait(&s->done, &s->lock);
+        }
+        pthread_mutex_unlock(&s->lock);
+        return r;
+}
+
+int store_state(Store *s) {
         int r;
 
-        /* A raw row is a point in time: it goes once it is older than the
-         * cutoff, i.e. a span of 1 ms. */
-        r = expire_db(s, txn, DB_RAW, 1, cutoff, &budget);
-        if (r != 0)
-                return r;
-        return expire_db(s, txn, DB_BLOCK, HOUR_MS, cutoff, &budget);
+        if (!s)
+                return -EINVAL;
+        pthread_mutex_lock(&s->lock);
+        r = s->log_error ?: s->db_error;
+        pthread_mutex_unlock(&s->lock);
+        return r;
 }
 
 int store_expire(Store *s, int64_t older_than_ms) {
         if (!s)
                 return -EINVAL;
-        return store_write(s, expire_txn, &older_than_ms);
-}
-
-static int delete_device_txn(Store *s, MDB_txn *txn, void *userdata) {
-        uint32_t device = *(const uint32_t *) userdata;
-        uint8_t lk[4] = { device >> 24, device >> 16, device >> 8, device };
-        MDB_val k = { .mv_size = sizeof lk, .mv_data = lk };
-        int r;
-
-        r = store_errno(mdb_del(txn, s->dbi[DB_LAST], &k, NULL));
-        if (r < 0 && r != -ENOENT)
-                return r;
-
-        for (unsigned db = DB_RAW; db < _DB_MAX; db++) {
-                _cleanup_cursor_ MDB_cursor *c = NULL;
-                MDB_val v;
-
-                r = cursor_open(s, txn, db, &c);
-                if (r < 0)
-                        return r;
-                for (r = cursor_seek(c, device, 0, &k, &v); r >= 0;
-                     r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
-                        uint32_t d;
-                        int64_t t;
-
-                        r = key_parse(&k, &d, &t);
-                        if (r < 0)
-                                return r;
-                        if (d != device)
-                                break;
-                        r = store_errno(mdb_cursor_del(c, 0));
-                        if (r < 0)
-                                return r;
-                }
-                if (r < 0 && r != -ENOENT)
-                        return r;
-        }
-        return 0;
+        return db_expire(s, older_than_ms);
 }
 
 int store_delete_device(Store *s, uint32_t device) {
+        int r;
+
         if (!s)
                 return -EINVAL;
-        return store_write(s, delete_device_txn, &device);
+        r = store_checkpoint(s);
+        if (r < 0)
+                return r;
+        r = db_delete_device(s, device);
+        if (r < 0)
+                return r;
+        g_hash_table_remove(s->devs, GUINT_TO_POINTER(device));
+        return 0;
 }
-
-/* ---- queries ---- */
 
 int store_last_sample(Store *s, uint32_t device, StoreSample *ret) {
-        _cleanup_txn_ MDB_txn *txn = NULL;
-        int r;
+        DevState *d;
 
         if (!s || !ret)
                 return -EINVAL;
-        r = store_read(s, &txn);
-        if (r < 0)
-                return r;
-        return get_last(s, txn, device, ret);
-}
-
-int store_query_raw(Store *s, uint32_t device, int64_t from_ms, int64_t to_ms,
-                    StoreSample **ret, size_t *ret_n) {
-        _cleanup_(sample_array_done) SampleArray a = {};
-        _cleanup_txn_ MDB_txn *txn = NULL;
-        MDB_val k, v;
-        int r;
-
-        if (!s || !ret || !ret_n)
-                return -EINVAL;
-        from_ms = MAX(from_ms, INT64_C(0));
-
-        r = store_read(s, &txn);
-        if (r < 0)
-                return r;
-
-        for (unsigned db = DB_BLOCK;; db = DB_RAW) {
-                _cleanup_cursor_ MDB_cursor *c = NULL;
-
-                r = cursor_open(s, txn, db, &c);
-                if (r < 0)
-                        return r;
-                for (r = cursor_seek(c, device, db == DB_BLOCK ? floor_to(from_ms, HOUR_MS) : from_ms, &k, &v);
-                     r >= 0;
-                     r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
-                        StoreSample x;
-
-                        r = key_parse(&k, &x.device, &x.ts_ms);
-                        if (r < 0)
-                                return r;
-                        if (x.device != device || x.ts_ms >= to_ms)
-                                break;
-                        if (db == DB_BLOCK)
-                                r = block_decode(&k, &v, from_ms, to_ms, NULL, &a, NULL);
-                        else {
-                                r = raw_decode(&k, &v, &x);
-                                if (r >= 0)
-                                        r = sample_array_push(&a, &x);
-                        }
-                        if (r < 0)
-                                return r;
-                }
-                if (r < 0 && r != -ENOENT)
-                        return r;
-                if (db == DB_RAW)
-                        break;
-        }
-
-        *ret_n = a.n;
-        *ret = TAKE_PTR(a.items);
-        return 0;
-}
-
-/* Minute rollups live loose (open hours), in blocks (packed hours) and in
- * the "minutes" database (expired hours); this gathers all three. */
-static int collect_minutes(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, PeriodArray *out) {
-        int r;
-
-        r = collect_rows(s, txn, DB_MINUTE, device, from_ms, to_ms, false, out);
-        if (r < 0)
-                return r;
-
-        for (unsigned db = DB_BLOCK;; db = DB_MINUTES) {
-                _cleanup_cursor_ MDB_cursor *c = NULL;
-                MDB_val k, v;
-
-                r = cursor_open(s, txn, db, &c);
-                if (r < 0)
-                        return r;
-                for (r = cursor_seek(c, device, floor_to(from_ms, HOUR_MS), &k, &v); r >= 0;
-                     r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
-                        uint32_t d;
-                        int64_t hour;
-
-                        r = key_parse(&k, &d, &hour);
-                        if (r < 0)
-                                return r;
-                        if (d != device || hour >= to_ms)
-                                break;
-                        if (db == DB_BLOCK)
-                                r = block_decode(&k, &v, from_ms, to_ms, out, NULL, NULL);
-                        else
-                                r = packed_minutes_decode(&k, &v, from_ms, to_ms, out);
-                        if (r < 0)
-                                return r;
-                }
-                if (r < 0 && r != -ENOENT)
-                        return r;
-                if (db == DB_MINUTES)
-                        break;
-        }
-
-        period_array_normalize(out);
-        return 0;
-}
-
-int store_query_rollup(Store *s, uint32_t device, StoreResolution res, int64_t from_ms, int64_t to_ms,
-                       StoreRollup **ret, size_t *ret_n) {
-        _cleanup_(period_array_done) PeriodArray p = {};
-        _cleanup_txn_ MDB_txn *txn = NULL;
-        StoreRollup *items;
-        int r;
-
-        if (!s || res < 0 || res >= _STORE_RESOLUTION_MAX || !ret || !ret_n)
-                return -EINVAL;
-        from_ms = MAX(from_ms, INT64_C(0));
-
-        r = store_read(s, &txn);
-        if (r < 0)
-                return r;
-        if (res == STORE_MINUTE)
-                r = collect_minutes(s, txn, device, from_ms, to_ms, &p);
-        else
-                r = collect_rows(s, txn, rollup_db[res], device, from_ms, to_ms, false, &p);
-        if (r < 0)
-                return r;
-
-        items = calloc(MAX(p.n, (size_t) 1), sizeof(StoreRollup));
-        if (!items)
+        d = get_dev(s, device);
+        if (!d)
                 return -ENOMEM;
-        for (size_t i = 0; i < p.n; i++) {
-                const Agg *a = &p.items[i].a;
-
-                items[i] = (StoreRollup) {
-                        .period_start_ms = p.items[i].start,
-                        .energy_mwh = a->energy,
-                        .power_min_mw = a->pmin,
-                        .power_avg_mw = a->psum / (int64_t) a->count,
-                        .power_max_mw = a->pmax,
-                        .count = a->count,
-                        .first_ts_ms = a->first,
-                        .last_ts_ms = a->last,
-                };
-        }
-
-        *ret_n = p.n;
-        *ret = items;
-        return 0;
-}
-
-static int rollup_energy(Store *s, MDB_txn *txn, StoreResolution res, uint32_t device, int64_t start, int64_t *ret) {
-        uint8_t kb[KEY_SIZE];
-        MDB_val k = { .mv_size = sizeof kb, .mv_data = kb }, v;
-        Agg a;
-        int r;
-
-        key_make(kb, device, start);
-        r = store_errno(mdb_get(txn, s->dbi[rollup_db[res]], &k, &v));
-        if (r == -ENOENT) {
-                *ret = 0;
-                return 0;
-        }
-        if (r < 0)
-                return r;
-        r = agg_decode(start, &v, &a);
-        if (r < 0)
-                return r;
-        *ret = a.energy;
-        return 0;
-}
-
-/* The device's span with data: [its first hour, end of its last minute). */
-static int device_span(Store *s, MDB_txn *txn, uint32_t device, int64_t *ret_first, int64_t *ret_end) {
-        _cleanup_cursor_ MDB_cursor *c = NULL;
-        StoreSample last;
-        MDB_val k, v;
-        uint32_t d;
-        int64_t t;
-        int r;
-
-        r = get_last(s, txn, device, &last);
-        if (r < 0)
-                return r;
-        /* Hour rollups are never moved or expired. */
-        r = cursor_open(s, txn, DB_HOUR, &c);
-        if (r < 0)
-                return r;
-        r = cursor_seek(c, device, 0, &k, &v);
-        if (r < 0)
-                return r;
-        r = key_parse(&k, &d, &t);
-        if (r < 0)
-                return r;
-        if (d != device)
+        if (!d->have_last)
                 return -ENOENT;
-
-        *ret_first = t;
-        *ret_end = floor_to(last.ts_ms, MINUTE_MS) + MINUTE_MS;
+        *ret = d->last;
         return 0;
 }
 
-int store_energy(Store *s, uint32_t device, int64_t from_ms, int64_t to_ms, int64_t *ret_mwh) {
-        _cleanup_txn_ MDB_txn *txn = NULL;
-        int64_t t, end, first, last, sum = 0;
-        int r;
-
-        if (!s || !ret_mwh)
-                return -EINVAL;
-
-        t = floor_to(MAX(from_ms, INT64_C(0)) + MINUTE_MS - 1, MINUTE_MS);
-        end = floor_to(MAX(to_ms, INT64_C(0)) + MINUTE_MS - 1, MINUTE_MS);
-
-        r = store_read(s, &txn);
-        if (r < 0)
-                return r;
-
-        /* Only the device's own span is walked, whatever range was asked. */
-        r = device_span(s, txn, device, &first, &last);
-        if (r == -ENOENT) {
-                *ret_mwh = 0;
-                return 0;
-        }
-        if (r < 0)
-                return r;
-        t = MAX(t, first);
-        end = MIN(end, last);
-
-        /* Covers [t, end) greedily with the coarsest period that starts at t
-         * and ends inside the range: a local day, a UTC hour, or else a run
-         * of minutes up to the next hour or local midnight. */
-        while (t < end) {
-                int64_t day = s->day_start(t, s->userdata);
-                int64_t next_day = s->day_start(day + NEXT_DAY_PROBE_MS, s->userdata);
-                int64_t next, e = 0;
-
-                if (day == t && next_day > t && next_day <= end) {
-                        r = rollup_energy(s, txn, STORE_DAY, device, t, &e);
-                        next = next_day;
-                } else if (floor_to(t, HOUR_MS) == t && t + HOUR_MS <= end) {
-                        r = rollup_energy(s, txn, STORE_HOUR, device, t, &e);
-                        next = t + HOUR_MS;
-                } else {
-                        _cleanup_(period_array_done) PeriodArray m = {};
-
-                        next = MIN(end, floor_to(t, HOUR_MS) + HOUR_MS);
-                        if (next_day > t)
-                                next = MIN(next, next_day);
-                        r = collect_minutes(s, txn, device, t, next, &m);
-                        for (size_t i = 0; i < m.n; i++)
-                                e += m.items[i].a.energy;
-                }
-                if (r < 0)
-                        return r;
-                sum += e;
-                t = next;
-        }
-
-        *ret_mwh = sum;
-        return 0;
-}
-
-int store_stats(Store *s, StoreStats *ret) {
-        _cleanup_txn_ MDB_txn *txn = NULL;
-        _cleanup_cursor_ MDB_cursor *c = NULL;
-        StoreStats st = {};
-        MDB_stat ms;
-        MDB_val k, v;
-        int r;
+int store_counter(Store *s, uint32_t device, StoreCounter *ret) {
+        DevState *d;
 
         if (!s || !ret)
                 return -EINVAL;
-        r = store_read(s, &txn);
-        if (r < 0)
-                return r;
-
-        /* dbi 0 is LMDB's main database, which holds the named ones. */
-        r = store_errno(mdb_stat(txn, 0, &ms));
-        if (r < 0)
-                return r;
-        st.page_size = ms.ms_psize;
-        st.used_bytes = (ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages) * ms.ms_psize;
-
-        for (unsigned db = 0; db < _DB_MAX; db++) {
-                uint64_t bytes;
-
-                r = store_errno(mdb_stat(txn, s->dbi[db], &ms));
-                if (r < 0)
-                        return r;
-                bytes = (ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages) * ms.ms_psize;
-                st.used_bytes += bytes;
-                if (db == DB_RAW)
-                        st.raw_rows = ms.ms_entries;
-                else if (db == DB_BLOCK)
-                        st.blocks = ms.ms_entries;
-                else if (db == DB_MINUTES)
-                        st.rollup_bytes[STORE_MINUTE] += bytes;
-                for (StoreResolution res = 0; res < _STORE_RESOLUTION_MAX; res++)
-                        if (rollup_db[res] == db)
-                                st.rollup_bytes[res] += bytes;
-        }
-
-        r = cursor_open(s, txn, DB_BLOCK, &c);
-        if (r < 0)
-                return r;
-        for (r = store_errno(mdb_cursor_get(c, &k, &v, MDB_FIRST)); r >= 0;
-             r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
-                Reader rd = reader_init(&v);
-                size_t minutes_size;
-                uint64_t n;
-
-                r = block_decode(&k, &v, 0, 0, NULL, NULL, &minutes_size);
-                if (r < 0)
-                        return r;
-                rd.p += minutes_size;
-                n = get_uvarint(&rd);
-                if (rd.bad)
-                        return -EBADMSG;
-                st.block_bytes += v.mv_size;
-                st.block_minute_bytes += minutes_size;
-                st.block_samples += n;
-        }
-        if (r != -ENOENT)
-                return r;
-
-        *ret = st;
+        d = get_dev(s, device);
+        if (!d)
+                return -ENOMEM;
+        if (!d->have_counter)
+                return -ENOENT;
+        *ret = d->counter;
         return 0;
 }
+

@@ -2,11 +2,45 @@
 #pragma once
 
 /*
- * The time-series store: raw readings, packed hourly blocks and
- * minute/hour/day rollups in one LMDB environment. Knows nothing of the
- * device protocol; a device is a small integer the registry assigns.
+ * The time-series store: raw readings, packed blocks and minute/hour/day
+ * rollups. Knows nothing of the device protocol; a device is a small
+ * integer the registry assigns.
  *
- * Not thread-safe: the daemon drives it from its single event loop.
+ * Writes never wait for the disk. store_add() validates samples, adds
+ * them to an in-memory tail (kept packed) and queues them for the store's
+ * writer thread, which appends them at once to a write-ahead log in the
+ * store's directory; store_commit_round() ends a round, and the writer
+ * fdatasyncs the log then (one fdatasync per round, or per batch of
+ * rounds when they come faster than the disk). Every checkpoint interval
+ * of sample time, or when the tail passes a byte bound, the writer
+ * checkpoints the tail into LMDB in one synced transaction, after which
+ * the log is recycled. Queries read LMDB and the tail together and see
+ * every sample the writer has written to the log, checkpointed or not
+ * (store_sync() waits for that): what a reader saw survives a kill -9.
+ *
+ * Guarantees: a kill -9 loses nothing that queries showed, i.e. at most
+ * the samples of the last moment before the writer wrote them; a power
+ * loss loses at most the round not yet ended and synced (the writer syncs
+ * within one disk write of store_commit_round(); store_sync() waits for
+ * it). LMDB is never damaged by either (its commits are synced, the log's
+ * torn tail is discarded at open).
+ *
+ * Threads: every function may be called from one thread (the daemon's
+ * loop) while the store's own writer thread runs; the store's functions
+ * are not meant to be called from several threads at once.
+ *
+ * Rollups (minute, hour, local day): each poll interval (previous sample
+ * -> this sample of the device) spreads its energy (the difference of the
+ * cumulative counters) evenly over its time, so an interval crossing a
+ * period boundary is split between the periods by time, and its time
+ * counts as covered in them. An interval longer than the gap limit (or a
+ * device's first sample) covers no time; a gap's energy goes whole to the
+ * period holding the sample that ends it, so the energy of any run of
+ * adjacent periods is exactly the cumulative difference across them.
+ * Average power = energy / covered time (the samples' mean when no time is
+ * covered). count, first and last are about the samples inside the period;
+ * min and max are over the samples whose interval touches it.
+ *
  * All functions return 0 (or a documented positive value) on success and a
  * negative errno on failure.
  */
@@ -27,6 +61,17 @@ typedef struct StoreSample {
         int64_t energy_mwh;     /* cumulative, never decreasing */
 } StoreSample;
 
+/* A device's energy-counter state (see energy.h), stored with the round it
+ * belongs to so that the two always agree after a crash. */
+typedef struct StoreCounter {
+        uint32_t device;
+        int64_t ts_ms;
+        int64_t cumulative_mwh;
+        int64_t counter_mwh;
+        int64_t lo_mwh, hi_mwh;
+        int64_t power_mw;
+} StoreCounter;
+
 typedef enum StoreResolution {
         STORE_MINUTE,
         STORE_HOUR,
@@ -36,48 +81,96 @@ typedef enum StoreResolution {
 
 typedef struct StoreRollup {
         int64_t period_start_ms;
-        int64_t energy_mwh;     /* energy of the deltas ending in this period */
+        int64_t energy_mwh;     /* the period's share of the intervals' energy */
         int64_t power_min_mw;
-        int64_t power_avg_mw;   /* over the samples present, gaps excluded */
+        int64_t power_avg_mw;   /* energy / covered time */
         int64_t power_max_mw;
-        uint64_t count;
-        int64_t first_ts_ms;
-        int64_t last_ts_ms;
+        uint64_t count;         /* samples inside the period */
+        int64_t covered_ms;     /* time of poll intervals inside, gaps excluded */
+        int64_t first_ts_ms;    /* first and last sample inside; the period */
+        int64_t last_ts_ms;     /* start when there is none */
 } StoreRollup;
 
-/* Returns the start (UTC ms) of the local day containing ts_ms. */
+/* Returns the start (UTC ms) of the local day containing ts_ms. Called from
+ * the writer thread too: it must be thread-safe. */
 typedef int64_t (*StoreDayStartFunc)(int64_t ts_ms, void *userdata);
 
-/* Opens (creating if needed) the store in directory 'path'. -EBUSY if this
- * process already has it open. The map starts at LMDB's default and grows
- * (doubling, then by 1 GiB steps) whenever a write finds it full. */
+#define STORE_GAP_MS_DEFAULT (5 * 60 * 1000)
+#define STORE_CHECKPOINT_INTERVAL_MS_DEFAULT (60 * 60 * 1000)
+#define STORE_TAIL_MAX_BYTES_DEFAULT (1u << 20)
+#define STORE_PENDING_MAX_BYTES_DEFAULT (8u << 20)
+/* 32-bit boards cannot map much more than 2 GiB. */
+#define STORE_MAP_MAX_BYTES_DEFAULT (sizeof(void *) < 8 ? UINT64_C(1) << 30 : UINT64_C(64) << 30)
+
+typedef struct StoreOptions {
+        StoreDayStartFunc day_start;
+        void *userdata;
+        int64_t gap_ms;                 /* 0: STORE_GAP_MS_DEFAULT; at most 1 h */
+        /* Sample time between checkpoints (CompactAfter=); 0: default. */
+        int64_t checkpoint_interval_ms;
+        /* The tail is checkpointed early when it holds this many bytes. */
+        size_t tail_max_bytes;
+        /* While the disk refuses writes, rounds are kept in memory up to
+         * this; further rounds are refused. */
+        size_t pending_max_bytes;
+        uint64_t map_max_bytes;         /* largest LMDB map; 0: default */
+        /* Raw samples older than this (behind the newest sample) are
+         * expired after each checkpoint; 0: kept. */
+        int64_t raw_retention_ms;
+        size_t log_segment_bytes;       /* 0: 4 MiB */
+} StoreOptions;
+
+/* Opens (creating if needed) the store in directory 'path' and replays its
+ * log. -EBUSY if this process already has it open. */
+int store_open_with(const char *path, const StoreOptions *options, Store **ret);
+/* The same with the defaults. */
 int store_open(const char *path, StoreDayStartFunc day_start, void *userdata, Store **ret);
+/* Writes and checkpoints everything appended, then closes. */
 Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 
-/* Appends samples in one durable write transaction. Per device, timestamps
- * must be strictly increasing (also against what is stored) and the
- * cumulative energy must never decrease; otherwise -EINVAL and nothing is
- * written. */
+/* Appends one round: samples, and the counter states that go with them
+ * (counters may be NULL). A bad sample (negative time or energy, time not
+ * after the device's previous sample, energy below it) is dropped alone;
+ * returns how many were dropped. Fails, taking nothing, with the disk's
+ * error (-ENOSPC, -EIO, -EFBIG for a map at its cap, ...) when the rounds
+ * kept in memory while the disk fails have reached their bound. */
+int store_append_round(Store *s, const StoreSample *samples, size_t n, const StoreCounter *counters,
+                       size_t n_counters);
 int store_append(Store *s, const StoreSample *samples, size_t n);
 
-/* Packs closed hours (ending at or before now_ms) of raw rows, with their
- * minute rollups, into blocks. Bounded work per call: returns 1 when it
- * stopped early (call again soon), 0 when nothing is left. */
-int store_compact(Store *s, int64_t now_ms);
+/* The same in two steps, for a round gathered as its devices answer:
+ * store_add() takes samples (and counter states) as store_append_round()
+ * does, each call one log record written at once; store_commit_round()
+ * ends the round: the writer fdatasyncs the log. */
+int store_add(Store *s, const StoreSample *samples, size_t n, const StoreCounter *counters, size_t n_counters);
+int store_commit_round(Store *s);
 
-/* Deletes raw rows older than older_than_ms and the samples of blocks whose
- * whole hour is older; all rollups stay, and so does each device's last
- * sample. Bounded work: returns 1 when it stopped early, 0 when done. */
+/* Ends the open round and waits until everything appended so far is in
+ * the log, fdatasync'd. */
+int store_sync(Store *s);
+/* Waits until everything appended so far is checkpointed into LMDB (and
+ * expired as configured). */
+int store_checkpoint(Store *s);
+/* 0 while the store writes normally, else the error that keeps it from
+ * writing (it retries by itself). */
+int store_state(Store *s);
+
+/* Deletes raw samples older than older_than_ms, and the samples of blocks
+ * wholly older; rollups and each device's last sample stay. Bounded work:
+ * returns 1 when it stopped early, 0 when done. Waits for the disk: for
+ * tests and tools (the writer thread expires by itself). */
 int store_expire(Store *s, int64_t older_than_ms);
 
-/* Samples with from_ms <= ts < to_ms, from raw rows and blocks alike. */
-int store_query_raw(Store *s, uint32_t device, int64_t from_ms, int64_t to_ms,
+/* Samples with from_ms <= ts < to_ms. -E2BIG, before decoding them, when
+ * there are more than max. */
+int store_query_raw(Store *s, uint32_t device, int64_t from_ms, int64_t to_ms, size_t max,
                     StoreSample **ret, size_t *ret_n);
 
-/* Rollups whose period starts in [from_ms, to_ms). */
+/* Rollups whose period starts in [from_ms, to_ms); -E2BIG for more than
+ * max. */
 int store_query_rollup(Store *s, uint32_t device, StoreResolution res, int64_t from_ms, int64_t to_ms,
-                       StoreRollup **ret, size_t *ret_n);
+                       size_t max, StoreRollup **ret, size_t *ret_n);
 
 /* Energy of the minutes starting in [from_ms, to_ms): both ends are taken
  * up to whole minutes, the finest rollup kept forever. */
@@ -85,18 +178,23 @@ int store_energy(Store *s, uint32_t device, int64_t from_ms, int64_t to_ms, int6
 
 /* The newest sample of a device; -ENOENT if there is none. */
 int store_last_sample(Store *s, uint32_t device, StoreSample *ret);
+/* The newest counter state appended for a device; -ENOENT if none. */
+int store_counter(Store *s, uint32_t device, StoreCounter *ret);
 
-/* Erases everything stored for a device, in one transaction. */
+/* Erases everything stored for a device. Waits for the disk. */
 int store_delete_device(Store *s, uint32_t device);
 
 typedef struct StoreStats {
         uint64_t page_size;
         uint64_t used_bytes;            /* pages in use by all databases */
-        uint64_t raw_rows;
+        uint64_t map_bytes;             /* the current map size */
+        uint64_t raw_rows;              /* of a version 1 store */
         uint64_t blocks;
         uint64_t block_bytes;           /* sum of packed block values */
-        uint64_t block_minute_bytes;    /* of which the hours' minute rollups */
+        uint64_t block_minute_bytes;    /* of which the minute rollups */
         uint64_t block_samples;
+        uint64_t tail_samples;          /* not checkpointed yet */
+        uint64_t tail_bytes;
         /* Pages of each rollup database; minute rollups packed in blocks
          * count with the blocks. */
         uint64_t rollup_bytes[_STORE_RESOLUTION_MAX];

@@ -64,7 +64,7 @@ static void test_defaults(void) {
         bool documented = true;
         for (size_t i = 0; i < config_keys_count; i++)
                 documented = documented && config_keys[i].doc && strlen(config_keys[i].doc) > 10;
-        ok(documented && config_keys_count == 14, "%zu keys, all documented", config_keys_count);
+        ok(documented && config_keys_count == 15, "%zu keys, all documented", config_keys_count);
 }
 
 static void test_values(void) {

@@ -32,7 +32,7 @@ typedef struct TestHost {
 
 static TestHost th;
 
-static void host_record(void *userdata, const StoreSample *s) {
+static void host_record(void *userdata, Device *d, const StoreSample *s) {
         TestHost *h = userdata;
         if (h->n_samples < ELEMENTSOF(h->samples))
                 h->samples[h->n_samples++] = *s;
