@@ -26,10 +26,7 @@ int verb_rename(int argc, char **argv, void *userdata) {
         Device *d;
         int r;
 
-        r = fetch_devices(userdata, &l);
-        if (r < 0)
-                return r;
-        r = resolve_device(&l, argv[1], &d);
+        r = fetch_device(userdata, argv[1], &l, &d);
         if (r < 0)
                 return r;
         r = new_call(userdata, d->path, KASA_DEVICE_IFACE, "Rename", true, &m);
@@ -256,10 +253,7 @@ int verb_remove(int argc, char **argv, void *userdata) {
         Device *d;
         int r;
 
-        r = fetch_devices(userdata, &l);
-        if (r < 0)
-                return r;
-        r = resolve_device(&l, argv[1], &d);
+        r = fetch_device(userdata, argv[1], &l, &d);
         if (r < 0)
                 return r;
         if (!streq(d->parent, "/")) {

@@ -15,24 +15,22 @@
 #include "log.h"
 #include "time-util.h"
 
+static int parse_bound(const char *option, const char *value, const char *examples, uint64_t now, uint64_t *t) {
+        if (value && parse_time(value, now, t) < 0)
+                return log_error_errno(EINVAL, "Invalid --%s='%s': use e.g. 2026-11-27, \"2026-11-27 08:00\", %s.",
+                                       option, value, examples);
+        return 0;
+}
+
 static int parse_range(uint64_t default_since, uint64_t now, uint64_t *ret_since, uint64_t *ret_until) {
         uint64_t since = default_since, until = now;
         int r;
 
-        if (arg_since) {
-                r = parse_time(arg_since, now, &since);
-                if (r < 0)
-                        return log_error_errno(EINVAL, "Invalid --since='%s': use e.g. 2026-11-27, "
-                                                       "\"2026-11-27 08:00\", -24h, today or yesterday.",
-                                               arg_since);
-        }
-        if (arg_until) {
-                r = parse_time(arg_until, now, &until);
-                if (r < 0)
-                        return log_error_errno(EINVAL, "Invalid --until='%s': use e.g. 2026-11-27, "
-                                                       "\"2026-11-27 08:00\", -1h, now or today.",
-                                               arg_until);
-        }
+        r = parse_bound("since", arg_since, "-24h, today or yesterday", now, &since);
+        if (r >= 0)
+                r = parse_bound("until", arg_until, "-1h, now or today", now, &until);
+        if (r < 0)
+                return r;
         if (since >= until)
                 return log_error_errno(EINVAL, "--since must be before --until.");
         *ret_since = since;
@@ -85,10 +83,7 @@ int verb_history(int argc, char **argv, void *userdata) {
         r = parse_range(now - USEC_PER_HOUR, now, &since, &until);
         if (r < 0)
                 return r;
-        r = fetch_devices(userdata, &l);
-        if (r < 0)
-                return r;
-        r = resolve_device(&l, argv[1], &d);
+        r = fetch_device(userdata, argv[1], &l, &d);
         if (r < 0)
                 return r;
         r = require_meter(d);

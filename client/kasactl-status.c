@@ -196,10 +196,7 @@ int verb_show(int argc, char **argv, void *userdata) {
         Device *d;
         int r;
 
-        r = fetch_devices(userdata, &l);
-        if (r < 0)
-                return r;
-        r = resolve_device(&l, argv[1], &d);
+        r = fetch_device(userdata, argv[1], &l, &d);
         if (r < 0)
                 return r;
         if (arg_json != JSON_OFF) {

@@ -259,6 +259,15 @@ int fetch_devices(sd_bus *bus, DeviceList *ret) {
         return 0;
 }
 
+int fetch_device(sd_bus *bus, const char *name, DeviceList *ret_list, Device **ret) {
+        int r;
+
+        r = fetch_devices(bus, ret_list);
+        if (r < 0)
+                return r;
+        return resolve_device(ret_list, name, ret);
+}
+
 /* "192.168.1.20" and "192.168.1.20:9999" are the same device: the daemon
  * leaves the default port out of Address. */
 static bool address_equal(const char *a, const char *b) {

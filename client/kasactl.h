@@ -110,6 +110,9 @@ bool device_in_total(const DeviceList *l, const Device *d);
 
 int fetch_devices(sd_bus *bus, DeviceList *ret);
 int resolve_device(DeviceList *l, const char *name, Device **ret);
+/* fetch_devices() and resolve_device(): the one device a verb acts on, *ret
+ * pointing into *ret_list. */
+int fetch_device(sd_bus *bus, const char *name, DeviceList *ret_list, Device **ret);
 
 /* ---- talking to kasamond ---- */
 

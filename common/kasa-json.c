@@ -327,6 +327,26 @@ static bool same_key(const KjTok *a, const KjTok *b) {
         return same;
 }
 
+/* After a member of container idx: 1 if a ',' announces another, 0 at the
+ * close character (left for close_container), or the error. */
+static int next_member(Parser *ps, size_t idx, char close) {
+        ps->doc->toks[idx].count++;
+        skip_ws(ps);
+        if (ps->p < ps->end && *ps->p == ',') {
+                ps->p++;
+                return 1;
+        }
+        if (ps->p < ps->end && *ps->p == close)
+                return 0;
+        return perr(ps, "',' or '%c' expected", close);
+}
+
+static int close_container(Parser *ps, size_t idx) {
+        ps->p++;
+        ps->doc->toks[idx].skip = (uint32_t) (ps->doc->n - idx);
+        return 0;
+}
+
 static int parse_object(Parser *ps, unsigned depth) {
         size_t idx, first_key = 0;
         int r;
@@ -363,20 +383,14 @@ static int parse_object(Parser *ps, unsigned depth) {
                 r = parse_value(ps, depth + 1);
                 if (r < 0)
                         return r;
-                ps->doc->toks[idx].count++;
-                skip_ws(ps);
-                if (ps->p < ps->end && *ps->p == ',') {
-                        ps->p++;
-                        continue;
-                }
-                if (ps->p < ps->end && *ps->p == '}')
+                r = next_member(ps, idx, '}');
+                if (r < 0)
+                        return r;
+                if (r == 0)
                         break;
-                return perr(ps, "',' or '}' expected");
         }
 done:
-        ps->p++;
-        ps->doc->toks[idx].skip = (uint32_t) (ps->doc->n - idx);
-        return 0;
+        return close_container(ps, idx);
 }
 
 static int parse_array(Parser *ps, unsigned depth) {
@@ -396,20 +410,14 @@ static int parse_array(Parser *ps, unsigned depth) {
                 r = parse_value(ps, depth + 1);
                 if (r < 0)
                         return r;
-                ps->doc->toks[idx].count++;
-                skip_ws(ps);
-                if (ps->p < ps->end && *ps->p == ',') {
-                        ps->p++;
-                        continue;
-                }
-                if (ps->p < ps->end && *ps->p == ']')
+                r = next_member(ps, idx, ']');
+                if (r < 0)
+                        return r;
+                if (r == 0)
                         break;
-                return perr(ps, "',' or ']' expected");
         }
 done:
-        ps->p++;
-        ps->doc->toks[idx].skip = (uint32_t) (ps->doc->n - idx);
-        return 0;
+        return close_container(ps, idx);
 }
 
 static int parse_literal(Parser *ps, const char *word, KjType type) {
