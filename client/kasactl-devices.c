@@ -19,10 +19,8 @@
 #endif
 
 int verb_rename(int argc, char **argv, void *userdata) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         _cleanup_(device_list_done) DeviceList l = {};
-        _cleanup_free_ char *what = NULL;
         Device *d;
         int r;
 
@@ -34,11 +32,9 @@ int verb_rename(int argc, char **argv, void *userdata) {
                 r = sd_bus_message_append(m, "s", argv[2]);
         if (r < 0)
                 return log_error_errno(r, "Failed to build the call: %m");
-        if (asprintf(&what, "rename %s", device_name(d)) < 0)
-                return log_oom();
-        r = sd_bus_call(userdata, m, 0, &error, NULL);
+        r = call_kasamond(userdata, m, KASA_ACTION_MANAGE_DEVICES, d, NULL, "rename %s", device_name(d));
         if (r < 0)
-                return log_call_error(&error, r, what, KASA_ACTION_MANAGE_DEVICES, d);
+                return r;
         if (arg_json != JSON_OFF) {
                 _cleanup_(json_decrefp) json_t *o = json_pack("{s:s,s:s}", "id", d->id, "alias", argv[2]);
                 return json_print(o);
@@ -246,10 +242,8 @@ int verb_add(int argc, char **argv, void *userdata) {
 }
 
 int verb_remove(int argc, char **argv, void *userdata) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         _cleanup_(device_list_done) DeviceList l = {};
-        _cleanup_free_ char *what = NULL;
         Device *d;
         int r;
 
@@ -266,11 +260,9 @@ int verb_remove(int argc, char **argv, void *userdata) {
                 r = sd_bus_message_append(m, "o", d->path);
         if (r < 0)
                 return log_error_errno(r, "Failed to build the call: %m");
-        if (asprintf(&what, "remove %s", device_name(d)) < 0)
-                return log_oom();
-        r = sd_bus_call(userdata, m, 0, &error, NULL);
+        r = call_kasamond(userdata, m, KASA_ACTION_MANAGE_DEVICES, d, NULL, "remove %s", device_name(d));
         if (r < 0)
-                return log_call_error(&error, r, what, KASA_ACTION_MANAGE_DEVICES, d);
+                return r;
         if (arg_json != JSON_OFF) {
                 _cleanup_(json_decrefp) json_t *o = json_pack("{s:s,s:s}", "id", d->id, "alias",
                                                                d->alias ? d->alias : "");

@@ -62,13 +62,11 @@ int verb_history(int argc, char **argv, void *userdata) {
                 { "MAX", SCOLS_FL_RIGHT },
                 { "ENERGY", SCOLS_FL_RIGHT },
         };
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         _cleanup_(device_list_done) DeviceList l = {};
         _cleanup_(scols_unref_tablep) struct libscols_table *tb = NULL;
         _cleanup_(json_decrefp) json_t *samples = json_array();
         _cleanup_free_ ChartPoint *points = NULL;
-        _cleanup_free_ char *what = NULL;
         uint64_t now = now_usec(), since, until, t;
         double avg, min, max, wh, total = 0;
         char buf[32];
@@ -95,11 +93,9 @@ int verb_history(int argc, char **argv, void *userdata) {
                 r = sd_bus_message_append(m, "tts", since, until, arg_resolution);
         if (r < 0)
                 return log_error_errno(r, "Failed to build the call: %m");
-        if (asprintf(&what, "read the history of %s", device_name(d)) < 0)
-                return log_oom();
-        r = sd_bus_call(userdata, m, 0, &error, &reply);
+        r = call_kasamond(userdata, m, NULL, d, &reply, "read the history of %s", device_name(d));
         if (r < 0)
-                return log_call_error(&error, r, what, NULL, d);
+                return r;
 
         tb = table_new(cols, ELEMENTSOF(cols), stdout);
         if (!tb || !samples)
@@ -168,9 +164,7 @@ typedef struct EnergySeries {
 } EnergySeries;
 
 static int fetch_energy(sd_bus *bus, EnergySeries *s, uint64_t since, uint64_t until) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        _cleanup_free_ char *what = NULL;
         uint64_t t;
         double wh;
         int r;
@@ -180,11 +174,9 @@ static int fetch_energy(sd_bus *bus, EnergySeries *s, uint64_t since, uint64_t u
                 r = sd_bus_message_append(m, "tts", since, until, arg_by);
         if (r < 0)
                 return log_error_errno(r, "Failed to build the call: %m");
-        if (asprintf(&what, "read the energy of %s", device_name(s->device)) < 0)
-                return log_oom();
-        r = sd_bus_call(bus, m, 0, &error, &reply);
+        r = call_kasamond(bus, m, NULL, s->device, &reply, "read the energy of %s", device_name(s->device));
         if (r < 0)
-                return log_call_error(&error, r, what, NULL, s->device);
+                return r;
         r = sd_bus_message_enter_container(reply, 'a', "(td)");
         while (r >= 0 && (r = sd_bus_message_read(reply, "(td)", &t, &wh)) > 0) {
                 uint64_t *ns = reallocarray(s->start, s->n + 1, sizeof(uint64_t));

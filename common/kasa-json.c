@@ -327,6 +327,29 @@ static bool same_key(const KjTok *a, const KjTok *b) {
         return same;
 }
 
+static int close_container(Parser *ps, size_t idx) {
+        ps->p++;
+        ps->doc->toks[idx].skip = (uint32_t) (ps->doc->n - idx);
+        return 0;
+}
+
+/* Past the opening character: 1 if members follow, 0 if the container was
+ * empty (and is closed), or the error. */
+static int open_container(Parser *ps, unsigned depth, KjType type, char close, size_t *ret_idx) {
+        int r;
+
+        if (depth >= KJ_MAX_DEPTH)
+                return perr(ps, "maximum nesting depth reached");
+        r = new_tok(ps, type, ret_idx);
+        if (r < 0)
+                return r;
+        ps->p++;
+        skip_ws(ps);
+        if (ps->p < ps->end && *ps->p == close)
+                return close_container(ps, *ret_idx);
+        return 1;
+}
+
 /* After a member of container idx: 1 if a ',' announces another, 0 at the
  * close character (left for close_container), or the error. */
 static int next_member(Parser *ps, size_t idx, char close) {
@@ -341,25 +364,13 @@ static int next_member(Parser *ps, size_t idx, char close) {
         return perr(ps, "',' or '%c' expected", close);
 }
 
-static int close_container(Parser *ps, size_t idx) {
-        ps->p++;
-        ps->doc->toks[idx].skip = (uint32_t) (ps->doc->n - idx);
-        return 0;
-}
-
 static int parse_object(Parser *ps, unsigned depth) {
         size_t idx, first_key = 0;
         int r;
 
-        if (depth >= KJ_MAX_DEPTH)
-                return perr(ps, "maximum nesting depth reached");
-        r = new_tok(ps, KJ_OBJECT, &idx);
-        if (r < 0)
+        r = open_container(ps, depth, KJ_OBJECT, '}', &idx);
+        if (r <= 0)
                 return r;
-        ps->p++;
-        skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == '}')
-                goto done;
         for (;;) {
                 size_t key;
 
@@ -389,7 +400,6 @@ static int parse_object(Parser *ps, unsigned depth) {
                 if (r == 0)
                         break;
         }
-done:
         return close_container(ps, idx);
 }
 
@@ -397,15 +407,9 @@ static int parse_array(Parser *ps, unsigned depth) {
         size_t idx;
         int r;
 
-        if (depth >= KJ_MAX_DEPTH)
-                return perr(ps, "maximum nesting depth reached");
-        r = new_tok(ps, KJ_ARRAY, &idx);
-        if (r < 0)
+        r = open_container(ps, depth, KJ_ARRAY, ']', &idx);
+        if (r <= 0)
                 return r;
-        ps->p++;
-        skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == ']')
-                goto done;
         for (;;) {
                 r = parse_value(ps, depth + 1);
                 if (r < 0)
@@ -416,7 +420,6 @@ static int parse_array(Parser *ps, unsigned depth) {
                 if (r == 0)
                         break;
         }
-done:
         return close_container(ps, idx);
 }
 
