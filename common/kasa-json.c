@@ -309,15 +309,16 @@ static int parse_number(Parser *ps) {
         return r;
 }
 
-static bool same_key(const KjTok *a, const KjTok *b) {
+/* 1 if two keys decode to the same string, 0 if not, or -ENOMEM. */
+static int same_key(const KjTok *a, const KjTok *b) {
         if (a->hash != b->hash || a->decoded_len != b->decoded_len)
-                return false;
+                return 0;
         if (!a->escaped && !b->escaped)
                 return memcmp(a->text, b->text, a->len) == 0;
         /* Spelt differently, maybe the same: compare what they decode to. */
         char *x = malloc(a->decoded_len + 1), *y = malloc(b->decoded_len + 1);
-        bool same = x && y;
-        if (same) {
+        int same = x && y ? 0 : -ENOMEM;
+        if (same == 0) {
                 kj_string_copy(a, x);
                 kj_string_copy(b, y);
                 same = memcmp(x, y, a->decoded_len) == 0;
@@ -382,11 +383,15 @@ static int parse_object(Parser *ps, unsigned depth) {
                         return r;
                 if (ps->doc->toks[idx].count == 0)
                         first_key = key;
-                for (size_t k = first_key; k < key; k += 1 + ps->doc->toks[k + 1].skip)
-                        if (same_key(&ps->doc->toks[k], &ps->doc->toks[key])) {
+                for (size_t k = first_key; k < key; k += 1 + ps->doc->toks[k + 1].skip) {
+                        r = same_key(&ps->doc->toks[k], &ps->doc->toks[key]);
+                        if (r < 0)
+                                return r;
+                        if (r > 0) {
                                 ps->p = ps->doc->toks[key].text;
                                 return perr(ps, "duplicate object key");
                         }
+                }
                 skip_ws(ps);
                 if (ps->p >= ps->end || *ps->p != ':')
                         return perr(ps, "':' expected");
