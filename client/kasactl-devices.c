@@ -103,7 +103,7 @@ static int print_found(sd_bus *bus, DeviceList *l, const DeviceList *before, cha
         if (arg_json != JSON_OFF)
                 return json_print(a);
         if (shown > 0) {
-                r = scols_print_table(tb);
+                r = table_print(tb);
                 if (r < 0)
                         return r;
         }

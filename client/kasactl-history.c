@@ -136,7 +136,7 @@ int verb_history(int argc, char **argv, void *userdata) {
                         printf("No samples of %s in this range.\n", device_name(d));
                 return 0;
         }
-        r = scols_print_table(tb);
+        r = table_print(tb);
         if (r < 0)
                 return r;
         if (arg_legend) {

@@ -518,6 +518,13 @@ struct libscols_table *table_new(const Column *cols, size_t n, FILE *f) {
         return tb;
 }
 
+int table_print(struct libscols_table *tb) {
+        int r = scols_print_table(tb);
+        if (r < 0)
+                return log_error_errno(r, "Failed to print the table: %m");
+        return 0;
+}
+
 int cell(struct libscols_line *ln, size_t i, const char *color, const char *fmt, ...) {
         va_list ap;
         char *s;

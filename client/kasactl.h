@@ -141,6 +141,7 @@ typedef struct Column {
 } Column;
 
 struct libscols_table *table_new(const Column *cols, size_t n, FILE *f);
+int table_print(struct libscols_table *tb);
 _printf_(4, 5) int cell(struct libscols_line *ln, size_t i, const char *color, const char *fmt, ...);
 /* A line for device i of the (id-sorted) list, below its strip's line. */
 struct libscols_line *table_new_device_line(struct libscols_table *tb, const DeviceList *l, size_t i);

@@ -121,7 +121,11 @@ static json_t *rules_add(SimDevice *d, SimRuleKind k, json_t *args, unsigned out
         id[32] = 0;
 
         json_t *rule = json_deep_copy(args);
-        if (!rule || json_object_set_new(rule, "id", json_string(id)) < 0 || json_array_append_new(list, rule) < 0)
+        if (!rule || json_object_set_new(rule, "id", json_string(id)) < 0) {
+                json_decref(rule);
+                return sim_err(-5, "internal error");
+        }
+        if (json_array_append_new(list, rule) < 0) /* takes rule, even then */
                 return sim_err(-5, "internal error");
         return json_pack("{s:s,s:i}", "id", id, "err_code", 0);
 }
