@@ -11,13 +11,6 @@
 #include "log.h"
 #include "time-util.h"
 
-/* The daemonfix branch adds this error, and its line in kasa-dbus.h and
- * org.kasamond.Kasa1(5); until that is merged kasactl knows the name here
- * (delete these lines then). */
-#ifndef KASA_ERROR_ALREADY_KNOWN
-#define KASA_ERROR_ALREADY_KNOWN "org.kasamond.Kasa1.Error.AlreadyKnown"
-#endif
-
 int verb_rename(int argc, char **argv, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         _cleanup_(device_list_done) DeviceList l = {};
