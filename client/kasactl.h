@@ -117,8 +117,8 @@ int fetch_device(sd_bus *bus, const char *name, DeviceList *ret_list, Device **r
 /* ---- talking to kasamond ---- */
 
 int log_call_error(const sd_bus_error *e, int r, const char *what, const char *action, const Device *d);
-/* Calls m; a failure is logged as "Failed to WHAT: ...", WHAT formatted
- * from what_fmt only then. */
+/* Calls m; a failure goes to log_call_error(), its what formatted from
+ * what_fmt only then ("rename %s": "Failed to rename Lamp: ..."). */
 _printf_(6, 7) int call_kasamond(sd_bus *bus, sd_bus_message *m, const char *action, const Device *d,
                                  sd_bus_message **ret_reply, const char *what_fmt, ...);
 int new_call(sd_bus *bus, const char *path, const char *iface, const char *member, bool mutating,
