@@ -11,25 +11,13 @@
 #include "log.h"
 #include "time-util.h"
 
-/* The daemonfix branch adds this error, and its line in kasa-dbus.h and
- * org.kasamond.Kasa1(5); until that is merged kasactl knows the name here
- * (delete these lines then). */
-#ifndef KASA_ERROR_ALREADY_KNOWN
-#define KASA_ERROR_ALREADY_KNOWN "org.kasamond.Kasa1.Error.AlreadyKnown"
-#endif
-
 int verb_rename(int argc, char **argv, void *userdata) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         _cleanup_(device_list_done) DeviceList l = {};
-        _cleanup_free_ char *what = NULL;
         Device *d;
         int r;
 
-        r = fetch_devices(userdata, &l);
-        if (r < 0)
-                return r;
-        r = resolve_device(&l, argv[1], &d);
+        r = fetch_device(userdata, argv[1], &l, &d);
         if (r < 0)
                 return r;
         r = new_call(userdata, d->path, KASA_DEVICE_IFACE, "Rename", true, &m);
@@ -37,11 +25,9 @@ int verb_rename(int argc, char **argv, void *userdata) {
                 r = sd_bus_message_append(m, "s", argv[2]);
         if (r < 0)
                 return log_error_errno(r, "Failed to build the call: %m");
-        if (asprintf(&what, "rename %s", device_name(d)) < 0)
-                return log_oom();
-        r = sd_bus_call(userdata, m, 0, &error, NULL);
+        r = call_kasamond(userdata, m, KASA_ACTION_MANAGE_DEVICES, d, NULL, "rename %s", device_name(d));
         if (r < 0)
-                return log_call_error(&error, r, what, KASA_ACTION_MANAGE_DEVICES, d);
+                return r;
         if (arg_json != JSON_OFF) {
                 _cleanup_(json_decrefp) json_t *o = json_pack("{s:s,s:s}", "id", d->id, "alias", argv[2]);
                 return json_print(o);
@@ -110,7 +96,7 @@ static int print_found(sd_bus *bus, DeviceList *l, const DeviceList *before, cha
         if (arg_json != JSON_OFF)
                 return json_print(a);
         if (shown > 0) {
-                r = scols_print_table(tb);
+                r = table_print(tb);
                 if (r < 0)
                         return r;
         }
@@ -249,17 +235,12 @@ int verb_add(int argc, char **argv, void *userdata) {
 }
 
 int verb_remove(int argc, char **argv, void *userdata) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         _cleanup_(device_list_done) DeviceList l = {};
-        _cleanup_free_ char *what = NULL;
         Device *d;
         int r;
 
-        r = fetch_devices(userdata, &l);
-        if (r < 0)
-                return r;
-        r = resolve_device(&l, argv[1], &d);
+        r = fetch_device(userdata, argv[1], &l, &d);
         if (r < 0)
                 return r;
         if (!streq(d->parent, "/")) {
@@ -272,11 +253,9 @@ int verb_remove(int argc, char **argv, void *userdata) {
                 r = sd_bus_message_append(m, "o", d->path);
         if (r < 0)
                 return log_error_errno(r, "Failed to build the call: %m");
-        if (asprintf(&what, "remove %s", device_name(d)) < 0)
-                return log_oom();
-        r = sd_bus_call(userdata, m, 0, &error, NULL);
+        r = call_kasamond(userdata, m, KASA_ACTION_MANAGE_DEVICES, d, NULL, "remove %s", device_name(d));
         if (r < 0)
-                return log_call_error(&error, r, what, KASA_ACTION_MANAGE_DEVICES, d);
+                return r;
         if (arg_json != JSON_OFF) {
                 _cleanup_(json_decrefp) json_t *o = json_pack("{s:s,s:s}", "id", d->id, "alias",
                                                                d->alias ? d->alias : "");

@@ -15,24 +15,22 @@
 #include "log.h"
 #include "time-util.h"
 
+static int parse_bound(const char *option, const char *value, const char *examples, uint64_t now, uint64_t *t) {
+        if (value && parse_time(value, now, t) < 0)
+                return log_error_errno(EINVAL, "Invalid --%s='%s': use e.g. 2026-11-27, \"2026-11-27 08:00\", %s.",
+                                       option, value, examples);
+        return 0;
+}
+
 static int parse_range(uint64_t default_since, uint64_t now, uint64_t *ret_since, uint64_t *ret_until) {
         uint64_t since = default_since, until = now;
         int r;
 
-        if (arg_since) {
-                r = parse_time(arg_since, now, &since);
-                if (r < 0)
-                        return log_error_errno(EINVAL, "Invalid --since='%s': use e.g. 2026-11-27, "
-                                                       "\"2026-11-27 08:00\", -24h, today or yesterday.",
-                                               arg_since);
-        }
-        if (arg_until) {
-                r = parse_time(arg_until, now, &until);
-                if (r < 0)
-                        return log_error_errno(EINVAL, "Invalid --until='%s': use e.g. 2026-11-27, "
-                                                       "\"2026-11-27 08:00\", -1h, now or today.",
-                                               arg_until);
-        }
+        r = parse_bound("since", arg_since, "-24h, today or yesterday", now, &since);
+        if (r >= 0)
+                r = parse_bound("until", arg_until, "-1h, now or today", now, &until);
+        if (r < 0)
+                return r;
         if (since >= until)
                 return log_error_errno(EINVAL, "--since must be before --until.");
         *ret_since = since;
@@ -64,13 +62,11 @@ int verb_history(int argc, char **argv, void *userdata) {
                 { "MAX", SCOLS_FL_RIGHT },
                 { "ENERGY", SCOLS_FL_RIGHT },
         };
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         _cleanup_(device_list_done) DeviceList l = {};
         _cleanup_(scols_unref_tablep) struct libscols_table *tb = NULL;
         _cleanup_(json_decrefp) json_t *samples = json_array();
         _cleanup_free_ ChartPoint *points = NULL;
-        _cleanup_free_ char *what = NULL;
         uint64_t now = now_usec(), since, until, t;
         double avg, min, max, wh, total = 0;
         char buf[32];
@@ -85,10 +81,7 @@ int verb_history(int argc, char **argv, void *userdata) {
         r = parse_range(now - USEC_PER_HOUR, now, &since, &until);
         if (r < 0)
                 return r;
-        r = fetch_devices(userdata, &l);
-        if (r < 0)
-                return r;
-        r = resolve_device(&l, argv[1], &d);
+        r = fetch_device(userdata, argv[1], &l, &d);
         if (r < 0)
                 return r;
         r = require_meter(d);
@@ -100,11 +93,9 @@ int verb_history(int argc, char **argv, void *userdata) {
                 r = sd_bus_message_append(m, "tts", since, until, arg_resolution);
         if (r < 0)
                 return log_error_errno(r, "Failed to build the call: %m");
-        if (asprintf(&what, "read the history of %s", device_name(d)) < 0)
-                return log_oom();
-        r = sd_bus_call(userdata, m, 0, &error, &reply);
+        r = call_kasamond(userdata, m, NULL, d, &reply, "read the history of %s", device_name(d));
         if (r < 0)
-                return log_call_error(&error, r, what, NULL, d);
+                return r;
 
         tb = table_new(cols, ELEMENTSOF(cols), stdout);
         if (!tb || !samples)
@@ -145,7 +136,7 @@ int verb_history(int argc, char **argv, void *userdata) {
                         printf("No samples of %s in this range.\n", device_name(d));
                 return 0;
         }
-        r = scols_print_table(tb);
+        r = table_print(tb);
         if (r < 0)
                 return r;
         if (arg_legend) {
@@ -173,9 +164,7 @@ typedef struct EnergySeries {
 } EnergySeries;
 
 static int fetch_energy(sd_bus *bus, EnergySeries *s, uint64_t since, uint64_t until) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        _cleanup_free_ char *what = NULL;
         uint64_t t;
         double wh;
         int r;
@@ -185,11 +174,9 @@ static int fetch_energy(sd_bus *bus, EnergySeries *s, uint64_t since, uint64_t u
                 r = sd_bus_message_append(m, "tts", since, until, arg_by);
         if (r < 0)
                 return log_error_errno(r, "Failed to build the call: %m");
-        if (asprintf(&what, "read the energy of %s", device_name(s->device)) < 0)
-                return log_oom();
-        r = sd_bus_call(bus, m, 0, &error, &reply);
+        r = call_kasamond(bus, m, NULL, s->device, &reply, "read the energy of %s", device_name(s->device));
         if (r < 0)
-                return log_call_error(&error, r, what, NULL, s->device);
+                return r;
         r = sd_bus_message_enter_container(reply, 'a', "(td)");
         while (r >= 0 && (r = sd_bus_message_read(reply, "(td)", &t, &wh)) > 0) {
                 uint64_t *ns = reallocarray(s->start, s->n + 1, sizeof(uint64_t));

@@ -59,7 +59,7 @@ int print_status(FILE *f, const DeviceList *l, double total_power) {
                     cell_online(ln, 2, d) < 0 || cell_power(ln, 3, d) < 0)
                         return log_oom();
         }
-        return scols_print_table(tb);
+        return table_print(tb);
 }
 
 int verb_status(int argc, char **argv, void *userdata) {
@@ -124,7 +124,7 @@ int verb_list(int argc, char **argv, void *userdata) {
                     cell_online(ln, 5, d) < 0 || cell_power(ln, 6, d) < 0)
                         return log_oom();
         }
-        r = scols_print_table(tb);
+        r = table_print(tb);
         if (r < 0)
                 return r;
         if (arg_legend)
@@ -196,10 +196,7 @@ int verb_show(int argc, char **argv, void *userdata) {
         Device *d;
         int r;
 
-        r = fetch_devices(userdata, &l);
-        if (r < 0)
-                return r;
-        r = resolve_device(&l, argv[1], &d);
+        r = fetch_device(userdata, argv[1], &l, &d);
         if (r < 0)
                 return r;
         if (arg_json != JSON_OFF) {

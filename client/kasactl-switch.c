@@ -10,9 +10,7 @@
 #include "log.h"
 
 static int switch_device(sd_bus *bus, Device *d, const char *verb, bool *ret_on) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        _cleanup_free_ char *what = NULL;
         bool toggle = streq(verb, "toggle");
         int r, on;
 
@@ -21,11 +19,10 @@ static int switch_device(sd_bus *bus, Device *d, const char *verb, bool *ret_on)
                 r = sd_bus_message_append(m, "b", streq(verb, "on"));
         if (r < 0)
                 return log_error_errno(r, "Failed to build the call: %m");
-        if (asprintf(&what, toggle ? "toggle %s" : "switch %s %s", device_name(d), verb) < 0)
-                return log_oom();
-        r = sd_bus_call(bus, m, 0, &error, &reply);
+        r = toggle ? call_kasamond(bus, m, KASA_ACTION_SWITCH, d, &reply, "toggle %s", device_name(d))
+                   : call_kasamond(bus, m, KASA_ACTION_SWITCH, d, &reply, "switch %s %s", device_name(d), verb);
         if (r < 0)
-                return log_call_error(&error, r, what, KASA_ACTION_SWITCH, d);
+                return r;
         if (toggle) {
                 r = sd_bus_message_read(reply, "b", &on);
                 if (r < 0)

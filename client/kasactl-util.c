@@ -259,6 +259,15 @@ int fetch_devices(sd_bus *bus, DeviceList *ret) {
         return 0;
 }
 
+int fetch_device(sd_bus *bus, const char *name, DeviceList *ret_list, Device **ret) {
+        int r;
+
+        r = fetch_devices(bus, ret_list);
+        if (r < 0)
+                return r;
+        return resolve_device(ret_list, name, ret);
+}
+
 /* "192.168.1.20" and "192.168.1.20:9999" are the same device: the daemon
  * leaves the default port out of Address. */
 static bool address_equal(const char *a, const char *b) {
@@ -385,6 +394,24 @@ int log_call_error(const sd_bus_error *e, int r, const char *what, const char *a
         return r < 0 ? r : -EIO;
 }
 
+int call_kasamond(sd_bus *bus, sd_bus_message *m, const char *action, const Device *d, sd_bus_message **ret_reply,
+                  const char *what_fmt, ...) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *what = NULL;
+        va_list ap;
+        int r, k;
+
+        r = sd_bus_call(bus, m, 0, &error, ret_reply);
+        if (r >= 0)
+                return r;
+        va_start(ap, what_fmt);
+        k = vasprintf(&what, what_fmt, ap);
+        va_end(ap);
+        if (k < 0)
+                return log_oom();
+        return log_call_error(&error, r, what, action, d);
+}
+
 /* A method call to kasamond. Calls that change something may let polkit
  * ask the person for a password, unless --no-ask-password. */
 int new_call(sd_bus *bus, const char *path, const char *iface, const char *member, bool mutating,
@@ -489,6 +516,13 @@ struct libscols_table *table_new(const Column *cols, size_t n, FILE *f) {
                         return NULL;
                 }
         return tb;
+}
+
+int table_print(struct libscols_table *tb) {
+        int r = scols_print_table(tb);
+        if (r < 0)
+                return log_error_errno(r, "Failed to print the table: %m");
+        return 0;
 }
 
 int cell(struct libscols_line *ln, size_t i, const char *color, const char *fmt, ...) {

@@ -36,7 +36,7 @@ static int watch_draw(Watch *w) {
         size_t size = 0;
         unsigned lines = 0;
         _cleanup_(fclosep) FILE *f = open_memstream(&buf, &size);
-        int r = 0;
+        int r = 0, k;
 
         if (!f)
                 return log_oom();
@@ -51,9 +51,11 @@ static int watch_draw(Watch *w) {
                         fprintf(f, "The device is gone: it was removed.\n");
         } else
                 r = print_status(f, &w->devices, w->total_power);
-        if (fclose(f) != 0 || r < 0)
+        k = fclose(TAKE_PTR(f));
+        if (r < 0)
+                return r; /* print_status() said why */
+        if (k != 0)
                 return log_oom();
-        f = NULL;
         for (size_t i = 0; i < size; i++)
                 lines += buf[i] == '\n';
         /* Up to the first line drawn last time, then clear to the end of the screen. */

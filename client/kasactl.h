@@ -110,10 +110,17 @@ bool device_in_total(const DeviceList *l, const Device *d);
 
 int fetch_devices(sd_bus *bus, DeviceList *ret);
 int resolve_device(DeviceList *l, const char *name, Device **ret);
+/* fetch_devices() and resolve_device(): the one device a verb acts on, *ret
+ * pointing into *ret_list. */
+int fetch_device(sd_bus *bus, const char *name, DeviceList *ret_list, Device **ret);
 
 /* ---- talking to kasamond ---- */
 
 int log_call_error(const sd_bus_error *e, int r, const char *what, const char *action, const Device *d);
+/* Calls m; a failure goes to log_call_error(), its what formatted from
+ * what_fmt only then ("rename %s": "Failed to rename Lamp: ..."). */
+_printf_(6, 7) int call_kasamond(sd_bus *bus, sd_bus_message *m, const char *action, const Device *d,
+                                 sd_bus_message **ret_reply, const char *what_fmt, ...);
 int new_call(sd_bus *bus, const char *path, const char *iface, const char *member, bool mutating,
              sd_bus_message **ret);
 int get_total_power(sd_bus *bus, double *ret);
@@ -134,6 +141,7 @@ typedef struct Column {
 } Column;
 
 struct libscols_table *table_new(const Column *cols, size_t n, FILE *f);
+int table_print(struct libscols_table *tb);
 _printf_(4, 5) int cell(struct libscols_line *ln, size_t i, const char *color, const char *fmt, ...);
 /* A line for device i of the (id-sorted) list, below its strip's line. */
 struct libscols_line *table_new_device_line(struct libscols_table *tb, const DeviceList *l, size_t i);

@@ -309,15 +309,16 @@ static int parse_number(Parser *ps) {
         return r;
 }
 
-static bool same_key(const KjTok *a, const KjTok *b) {
+/* 1 if two keys decode to the same string, 0 if not, or -ENOMEM. */
+static int same_key(const KjTok *a, const KjTok *b) {
         if (a->hash != b->hash || a->decoded_len != b->decoded_len)
-                return false;
+                return 0;
         if (!a->escaped && !b->escaped)
                 return memcmp(a->text, b->text, a->len) == 0;
         /* Spelt differently, maybe the same: compare what they decode to. */
         char *x = malloc(a->decoded_len + 1), *y = malloc(b->decoded_len + 1);
-        bool same = x && y;
-        if (same) {
+        int same = x && y ? 0 : -ENOMEM;
+        if (same == 0) {
                 kj_string_copy(a, x);
                 kj_string_copy(b, y);
                 same = memcmp(x, y, a->decoded_len) == 0;
@@ -327,19 +328,50 @@ static bool same_key(const KjTok *a, const KjTok *b) {
         return same;
 }
 
-static int parse_object(Parser *ps, unsigned depth) {
-        size_t idx, first_key = 0;
+static int close_container(Parser *ps, size_t idx) {
+        ps->p++;
+        ps->doc->toks[idx].skip = (uint32_t) (ps->doc->n - idx);
+        return 0;
+}
+
+/* Past the opening character: 1 if members follow, 0 if the container was
+ * empty (and is closed), or the error. */
+static int open_container(Parser *ps, unsigned depth, KjType type, char close, size_t *ret_idx) {
         int r;
 
         if (depth >= KJ_MAX_DEPTH)
                 return perr(ps, "maximum nesting depth reached");
-        r = new_tok(ps, KJ_OBJECT, &idx);
+        r = new_tok(ps, type, ret_idx);
         if (r < 0)
                 return r;
         ps->p++;
         skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == '}')
-                goto done;
+        if (ps->p < ps->end && *ps->p == close)
+                return close_container(ps, *ret_idx);
+        return 1;
+}
+
+/* After a member of container idx: 1 if a ',' announces another, 0 at the
+ * close character (left for close_container), or the error. */
+static int next_member(Parser *ps, size_t idx, char close) {
+        ps->doc->toks[idx].count++;
+        skip_ws(ps);
+        if (ps->p < ps->end && *ps->p == ',') {
+                ps->p++;
+                return 1;
+        }
+        if (ps->p < ps->end && *ps->p == close)
+                return 0;
+        return perr(ps, "',' or '%c' expected", close);
+}
+
+static int parse_object(Parser *ps, unsigned depth) {
+        size_t idx, first_key = 0;
+        int r;
+
+        r = open_container(ps, depth, KJ_OBJECT, '}', &idx);
+        if (r <= 0)
+                return r;
         for (;;) {
                 size_t key;
 
@@ -351,11 +383,15 @@ static int parse_object(Parser *ps, unsigned depth) {
                         return r;
                 if (ps->doc->toks[idx].count == 0)
                         first_key = key;
-                for (size_t k = first_key; k < key; k += 1 + ps->doc->toks[k + 1].skip)
-                        if (same_key(&ps->doc->toks[k], &ps->doc->toks[key])) {
+                for (size_t k = first_key; k < key; k += 1 + ps->doc->toks[k + 1].skip) {
+                        r = same_key(&ps->doc->toks[k], &ps->doc->toks[key]);
+                        if (r < 0)
+                                return r;
+                        if (r > 0) {
                                 ps->p = ps->doc->toks[key].text;
                                 return perr(ps, "duplicate object key");
                         }
+                }
                 skip_ws(ps);
                 if (ps->p >= ps->end || *ps->p != ':')
                         return perr(ps, "':' expected");
@@ -363,53 +399,33 @@ static int parse_object(Parser *ps, unsigned depth) {
                 r = parse_value(ps, depth + 1);
                 if (r < 0)
                         return r;
-                ps->doc->toks[idx].count++;
-                skip_ws(ps);
-                if (ps->p < ps->end && *ps->p == ',') {
-                        ps->p++;
-                        continue;
-                }
-                if (ps->p < ps->end && *ps->p == '}')
+                r = next_member(ps, idx, '}');
+                if (r < 0)
+                        return r;
+                if (r == 0)
                         break;
-                return perr(ps, "',' or '}' expected");
         }
-done:
-        ps->p++;
-        ps->doc->toks[idx].skip = (uint32_t) (ps->doc->n - idx);
-        return 0;
+        return close_container(ps, idx);
 }
 
 static int parse_array(Parser *ps, unsigned depth) {
         size_t idx;
         int r;
 
-        if (depth >= KJ_MAX_DEPTH)
-                return perr(ps, "maximum nesting depth reached");
-        r = new_tok(ps, KJ_ARRAY, &idx);
-        if (r < 0)
+        r = open_container(ps, depth, KJ_ARRAY, ']', &idx);
+        if (r <= 0)
                 return r;
-        ps->p++;
-        skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == ']')
-                goto done;
         for (;;) {
                 r = parse_value(ps, depth + 1);
                 if (r < 0)
                         return r;
-                ps->doc->toks[idx].count++;
-                skip_ws(ps);
-                if (ps->p < ps->end && *ps->p == ',') {
-                        ps->p++;
-                        continue;
-                }
-                if (ps->p < ps->end && *ps->p == ']')
+                r = next_member(ps, idx, ']');
+                if (r < 0)
+                        return r;
+                if (r == 0)
                         break;
-                return perr(ps, "',' or ']' expected");
         }
-done:
-        ps->p++;
-        ps->doc->toks[idx].skip = (uint32_t) (ps->doc->n - idx);
-        return 0;
+        return close_container(ps, idx);
 }
 
 static int parse_literal(Parser *ps, const char *word, KjType type) {

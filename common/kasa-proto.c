@@ -111,7 +111,7 @@ int kasa_frame_decoder_feed(KasaFrameDecoder *d, const uint8_t *data, size_t len
                         return -EMSGSIZE;
                 }
                 /* +1 for the NUL terminator handed to the JSON parser. */
-                d->payload = malloc(size + 1);
+                d->payload = malloc((size_t) size + 1);
                 if (!d->payload)
                         return -ENOMEM;
                 d->payload_size = size;
@@ -668,8 +668,10 @@ int kasa_response_parse(const char *json, size_t len, KasaResponse *ret, KasaErr
          * does. The tokens live on the stack. */
         _cleanup_(kj_done) KjDoc doc;
         r = kj_parse(&doc, json, len, jerr, sizeof(jerr));
-        if (r == -ENOMEM)
+        if (r == -ENOMEM) {
+                (void) fail(err, "out of memory for the reply's tokens");
                 return r;
+        }
         if (r < 0)
                 return fail(err, "malformed JSON at %s", jerr);
         const KjTok *root = &doc.toks[0];

@@ -171,10 +171,11 @@ typedef struct KasaResponse {
 
 /* Parse a decrypted JSON reply. Returns 0 when the JSON is well formed and
  * every field present has the right type and a sane value, otherwise
- * -EBADMSG with *err saying what and where. A module that answered with a
- * non-zero err_code is not a parse error: its *_err says so. */
+ * -EBADMSG with *err saying what and where, or -ENOMEM (a reply of
+ * thousands of values when memory is short), *err saying so too. A module
+ * that answered with a non-zero err_code is not a parse error: its *_err
+ * says so. */
 int kasa_response_parse(const char *json, size_t len, KasaResponse *ret, KasaError *err);
-/* (-ENOMEM too, for a reply of thousands of values when memory is short.) */
 
 /* Parse a datagram from UDP discovery (unframed, encrypted sysinfo). */
 int kasa_discovery_parse(const uint8_t *datagram, size_t len, KasaSysinfo *ret, KasaError *err);

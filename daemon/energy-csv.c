@@ -8,21 +8,18 @@
 #include <string.h>
 
 #include "energy-csv.h"
+#include "tariff-json.h"
 #include "tariff.h"
 
 _printf_(4, 5) static int refuse(char **ret_error, const char *name, size_t line, const char *fmt, ...) {
-        _cleanup_free_ char *what = NULL;
+        char where[24];
         va_list ap;
+
+        snprintf(where, sizeof(where), "%zu", line);
         va_start(ap, fmt);
-        int r = vasprintf(&what, fmt, ap);
+        int r = tj_refusev(ret_error, name, ":", where, fmt, ap);
         va_end(ap);
-        if (r < 0)
-                return -ENOMEM;
-        if (ret_error && asprintf(ret_error, "%s:%zu: %s", name, line, what) < 0) {
-                *ret_error = NULL;
-                return -ENOMEM;
-        }
-        return -EBADMSG;
+        return r;
 }
 
 /* Strips blanks and one pair of double quotes. */

@@ -212,12 +212,10 @@ static int parse_rate_or_tiers(Parser *p, const char *path, json_t *o, const cha
                 return tj_nano(&p->j, tj_path(q, path, ".rate"), rate, TARIFF_RATE_MAX / TARIFF_NANO,
                                &period->tiers[0].rate);
         }
-        int n = tj_array(&p->j, tj_path(q, path, ".tiers"), tiers, 1, TARIFF_TIERS_MAX);
+        int n = tj_array_new(&p->j, tj_path(q, path, ".tiers"), tiers, 1, TARIFF_TIERS_MAX, sizeof(TariffTier),
+                             (void **) &period->tiers);
         if (n < 0)
                 return n;
-        period->tiers = calloc((size_t) n, sizeof(TariffTier));
-        if (!period->tiers)
-                return -ENOMEM;
         period->n_tiers = (size_t) n;
         for (size_t i = 0; i < (size_t) n; i++) {
                 char tp[TARIFF_PATH_MAX];
@@ -346,12 +344,9 @@ static int parse_periods(Parser *p, const char *key, json_t *v, const char *limi
         char q[TARIFF_PATH_MAX], e[TARIFF_PATH_MAX];
         int r;
 
-        int n = tj_array(&p->j, key, v, 1, TARIFF_PERIODS_MAX);
+        int n = tj_array_new(&p->j, key, v, 1, TARIFF_PERIODS_MAX, sizeof(TariffPeriod), (void **) ret);
         if (n < 0)
                 return n;
-        *ret = calloc((size_t) n, sizeof(TariffPeriod));
-        if (!*ret)
-                return -ENOMEM;
         for (size_t i = 0; i < (size_t) n; i++) {
                 json_t *o = json_array_get(v, i);
                 Selector sel;
@@ -432,12 +427,9 @@ static int parse_demand(Parser *p, json_t *v, TariffGrid grid) {
 static int parse_list(Parser *p, const char *key, json_t *v, size_t size, void **ret, size_t *ret_n) {
         if (!v)
                 return 0;
-        int n = tj_array(&p->j, key, v, 0, TARIFF_LIST_MAX);
+        int n = tj_array_new(&p->j, key, v, 0, TARIFF_LIST_MAX, size, ret);
         if (n < 0)
                 return n;
-        *ret = calloc((size_t) n + 1, size);
-        if (!*ret)
-                return -ENOMEM;
         *ret_n = (size_t) n;
         return n;
 }

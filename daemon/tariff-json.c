@@ -8,27 +8,33 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "tariff-json.h"
 #include "tariff.h"
 
-int tj_refuse(const TariffJson *j, const char *path, const char *fmt, ...) {
+int tj_refusev(char **ret_error, const char *file, const char *sep, const char *where, const char *fmt,
+               va_list ap) {
         _cleanup_free_ char *what = NULL;
-        va_list ap;
 
-        va_start(ap, fmt);
-        int r = vasprintf(&what, fmt, ap);
-        va_end(ap);
-        if (r < 0)
+        if (vasprintf(&what, fmt, ap) < 0)
                 return -ENOMEM;
-        if (j->ret_error && asprintf(j->ret_error, "%s: %s%s%s", j->file, path ? path : "", path ? ": " : "",
-                                     what) < 0) {
-                *j->ret_error = NULL;
+        if (ret_error && asprintf(ret_error, "%s%s%s: %s", file, where ? sep : "", where ? where : "", what) < 0) {
+                *ret_error = NULL;
                 return -ENOMEM;
         }
         return -EBADMSG;
+}
+
+int tj_refuse(const TariffJson *j, const char *path, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        int r = tj_refusev(j->ret_error, j->file, ": ", path, fmt, ap);
+        va_end(ap);
+        return r;
 }
 
 char *tj_path(char buf[static TARIFF_PATH_MAX], const char *parent, const char *fmt, ...) {
@@ -111,6 +117,16 @@ int tj_array(const TariffJson *j, const char *path, json_t *v, size_t min, size_
         if (n < min || n > max)
                 return tj_refuse(j, path, "expected %zu to %zu entries, got %zu", min, max, n);
         return (int) n;
+}
+
+int tj_array_new(const TariffJson *j, const char *path, json_t *v, size_t min, size_t max, size_t size, void **ret) {
+        int n = tj_array(j, path, v, min, max);
+        if (n < 0)
+                return n;
+        *ret = calloc((size_t) n + 1, size);
+        if (!*ret)
+                return -ENOMEM;
+        return n;
 }
 
 int tj_string(const TariffJson *j, const char *path, json_t *v, char **ret) {

@@ -70,12 +70,9 @@ static int parse_tiers(Item *it, const char *path, json_t *v, bool demand, Tarif
         char q[TARIFF_PATH_MAX], tp[TARIFF_PATH_MAX];
         int r;
 
-        int n = tj_array(&it->j, path, v, 1, TARIFF_TIERS_MAX);
+        int n = tj_array_new(&it->j, path, v, 1, TARIFF_TIERS_MAX, sizeof(TariffTier), (void **) &period->tiers);
         if (n < 0)
                 return n;
-        period->tiers = calloc((size_t) n, sizeof(TariffTier));
-        if (!period->tiers)
-                return -ENOMEM;
         period->n_tiers = (size_t) n;
         for (size_t i = 0; i < (size_t) n; i++) {
                 json_t *tier = json_array_get(v, i), *max, *adj, *unit, *sell;
@@ -133,12 +130,9 @@ static int parse_structure(Item *it, const char *name, bool demand, TariffPeriod
         json_t *v = json_object_get(it->o, name);
         int r;
 
-        int n = tj_array(&it->j, path, v, 1, TARIFF_PERIODS_MAX);
+        int n = tj_array_new(&it->j, path, v, 1, TARIFF_PERIODS_MAX, sizeof(TariffPeriod), (void **) ret);
         if (n < 0)
                 return n;
-        *ret = calloc((size_t) n, sizeof(TariffPeriod));
-        if (!*ret)
-                return -ENOMEM;
         for (size_t i = 0; i < (size_t) n; i++) {
                 *ret_n = i + 1;
                 if (asprintf(&(*ret)[i].name, "%s %zu", demand ? "demand period" : "period", i) < 0) {

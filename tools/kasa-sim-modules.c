@@ -121,12 +121,18 @@ static json_t *rules_add(SimDevice *d, SimRuleKind k, json_t *args, unsigned out
         id[32] = 0;
 
         json_t *rule = json_deep_copy(args);
-        if (!rule || json_object_set_new(rule, "id", json_string(id)) < 0 || json_array_append_new(list, rule) < 0)
+        if (!rule || json_object_set_new(rule, "id", json_string(id)) < 0) {
+                json_decref(rule);
+                return sim_err(-5, "internal error");
+        }
+        if (json_array_append_new(list, rule) < 0) /* takes rule, even then */
                 return sim_err(-5, "internal error");
         return json_pack("{s:s,s:i}", "id", id, "err_code", 0);
 }
 
-static json_t *rules_edit(SimDevice *d, SimRuleKind k, json_t *args, unsigned outlets) {
+/* Finds the rule whose id args names: NULL, or the error to reply. */
+static json_t *rule_lookup(SimDevice *d, SimRuleKind k, json_t *args, unsigned outlets, json_t **ret_list,
+                           size_t *ret_index) {
         json_t *list = rule_list(rules_of(d, outlets), k);
         const char *id = json_string_value(json_object_get(args, "id"));
         if (!list || !id)
@@ -134,6 +140,16 @@ static json_t *rules_edit(SimDevice *d, SimRuleKind k, json_t *args, unsigned ou
         size_t i = rule_find(list, id);
         if (i == SIZE_MAX)
                 return sim_err(-14, "entry not exist");
+        *ret_list = list;
+        *ret_index = i;
+        return NULL;
+}
+
+static json_t *rules_edit(SimDevice *d, SimRuleKind k, json_t *args, unsigned outlets) {
+        json_t *list, *err;
+        size_t i;
+        if ((err = rule_lookup(d, k, args, outlets, &list, &i)))
+                return err;
         json_t *rule = json_deep_copy(json_array_get(list, i));
         if (!rule || json_object_update(rule, args) < 0) {
                 json_decref(rule);
@@ -148,13 +164,10 @@ static json_t *rules_edit(SimDevice *d, SimRuleKind k, json_t *args, unsigned ou
 }
 
 static json_t *rules_delete(SimDevice *d, SimRuleKind k, json_t *args, unsigned outlets) {
-        json_t *list = rule_list(rules_of(d, outlets), k);
-        const char *id = json_string_value(json_object_get(args, "id"));
-        if (!list || !id)
-                return sim_err(-3, "invalid argument");
-        size_t i = rule_find(list, id);
-        if (i == SIZE_MAX)
-                return sim_err(-14, "entry not exist");
+        json_t *list, *err;
+        size_t i;
+        if ((err = rule_lookup(d, k, args, outlets, &list, &i)))
+                return err;
         json_array_remove(list, i);
         return sim_ok();
 }
