@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -226,3 +227,42 @@ def machine():
     except OSError:
         pass
     return f"{os.cpu_count()} CPUs ({model}), Linux {os.uname().release}"
+
+
+def sweep_block(base, n):
+    """The smallest a.b.c.d/p whose hosts hold n consecutive addresses from
+    base, for the daemon's unicast discovery sweep."""
+    start = int.from_bytes(socket.inet_aton(base), "big")
+    for prefix in range(30, 15, -1):
+        size = 1 << (32 - prefix)
+        net = start & ~(size - 1)
+        if net < start and start + n - 1 < net + size - 1:
+            return f"{socket.inet_ntoa(net.to_bytes(4, 'big'))}/{prefix}"
+    raise SystemExit(f"{n} plugs do not fit one /16 from {base}")
+
+
+def plug_env(kt, cleanup, state, plugs, interval, config="", base="127.0.4.1", load_w=120):
+    """The bus tests' harness (tests/bus/kasatest.py: private bus, kasa-sim
+    with `plugs` kp115 plugs from `base`, kasamond from $KASA_BUILD_ROOT)
+    with the daemon's state directory at `state`; returns once every plug
+    is discovered. Closed by the cleanup stack."""
+
+    class StateEnv(kt.Env):
+        def start_daemon(self, wait=True):
+            self.state = state
+            super().start_daemon(wait)
+
+    fd, sim_conf = tempfile.mkstemp(prefix="kasa-bench-sim-", suffix=".json")
+    cleanup.push(f"remove {sim_conf}", os.unlink, sim_conf)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"seed": 1, "devices": [{"profile": "kp115", "address": base, "count": plugs,
+                                           "load_w": load_w}]}, f)
+    env = StateEnv([], poll_interval=interval, targets=sweep_block(base, plugs), sim_args=(f"--config={sim_conf}",),
+                   config=f"[Limits]\nMaxDevices={plugs + 16}\n{config}")
+    cleanup.push("stop kasamond, kasa-sim, dbus-daemon", env.close)
+    end = time.monotonic() + 120 + plugs * 0.1
+    while env.get(kt.MANAGER_PATH, kt.MANAGER_IFACE, "DeviceCount") < plugs:
+        if time.monotonic() > end:
+            raise SystemExit(f"{plugs} plugs not all discovered\n{env.log()}")
+        env.iterate(0.5)
+    return env
