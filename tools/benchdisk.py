@@ -100,9 +100,24 @@ def require_root(prog):
 def ensure_deps(prog, commands):
     """Installs tools/deps' bench group if a command is missing."""
     missing = [c for c in commands if shutil.which(c) is None and not os.access(c, os.X_OK)]
-    if missing:
-        log(f"{prog}: {', '.join(missing)} missing; running tools/deps bench")
+    if not missing:
+        return
+    log(f"{prog}: {', '.join(missing)} missing; running tools/deps bench")
+    # Debian's influxdb starts its service on installation, listening on
+    # every address with the packaged config: a policy-rc.d that refuses
+    # (exit 101) keeps it from starting; one already there is left alone.
+    policy = "/usr/sbin/policy-rc.d"
+    made = False
+    if not os.path.exists(policy):
+        with open(policy, "w") as f:
+            f.write("#!/bin/sh\n# kasamond tools/benchdisk.py: no services started while installing\nexit 101\n")
+        os.chmod(policy, 0o755)
+        made = True
+    try:
         run(os.path.join(HERE, "deps"), "bench")
+    finally:
+        if made:
+            os.unlink(policy)
 
 
 def in_netns(prog, mark):
