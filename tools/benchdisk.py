@@ -275,9 +275,15 @@ def plug_env(kt, cleanup, state, plugs, interval, config="", base="127.0.4.1", l
     env = StateEnv([], poll_interval=interval, targets=sweep_block(base, plugs), sim_args=(f"--config={sim_conf}",),
                    config=f"[Limits]\nMaxDevices={plugs + 16}\n{config}")
     cleanup.push("stop kasamond, kasa-sim, dbus-daemon", env.close)
-    end = time.monotonic() + 120 + plugs * 0.1
+    # A sweep of a loaded machine can miss a few replies: sweep again
+    # (Manager.Discover) rather than wait for the next periodic one.
+    end = time.monotonic() + 300 + plugs * 0.1
+    again = time.monotonic() + 30
     while env.get(kt.MANAGER_PATH, kt.MANAGER_IFACE, "DeviceCount") < plugs:
         if time.monotonic() > end:
             raise SystemExit(f"{plugs} plugs not all discovered\n{env.log()}")
+        if time.monotonic() > again:
+            env.discover(2.0)
+            again = time.monotonic() + 30
         env.iterate(0.5)
     return env
