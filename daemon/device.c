@@ -339,6 +339,11 @@ static void on_sysinfo_reply(Transport *t, int error, const char *json, size_t l
                                 log_warning("%s: %s now answers as %s", d->id, d->address, resp->sysinfo.mac);
                         round_fail(d, -ESTALE);
                 } else {
+                        /* The readings are of when the device answered:
+                         * a request retried on a fresh connection, or
+                         * queued behind another, went out after the round
+                         * began, and power x time must use the real time. */
+                        d->round_ts_ms = MAX(d->host->ops->now_ms(d->host->userdata), d->round_ts_ms);
                         device_apply_sysinfo(d, &resp->sysinfo);
                         for (size_t i = 0; i < d->n_outlets; i++)
                                 if (d->outlets[i])

@@ -553,8 +553,8 @@ static int snapshot(Store *s, uint32_t device, TailPart **ret_parts, size_t *ret
         parts = calloc(n, sizeof(TailPart));
         if (!parts)
                 r = -ENOMEM;
-        /* Samples show once the writer wrote them: what a reader saw is
-         * never lost, even to a kill -9 right after. */
+        /* Samples show once the writer wrote their round: what a reader saw
+         * is never lost, even to a kill -9 right after. */
         n = 0;
         for (const Tail *t = s->frozen; r >= 0 && t; t = t->next)
                 r = tail_part(t, device, s->written_seq, &parts[n++]);

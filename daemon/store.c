@@ -10,10 +10,11 @@
  * tail generations, the queue of framed log records and the writer's
  * progress and errors; the appender's per-device state (devs) is the
  * caller's alone, and the log the writer's. Samples are added to the
- * active tail and queued as log records under the lock; the writer takes
- * the queue and writes it without the lock at once, and fdatasyncs it
- * when a round ends (store_commit_round()). Queries show the samples
- * written, which a kill -9 cannot take back. To checkpoint, the active
+ * active tail and queued as log records under the lock; when a round
+ * ends (store_commit_round()) the writer takes the queue and writes and
+ * fdatasyncs it without the lock. Queries show the samples written,
+ * which a kill -9 cannot take back; a power loss can take back the round
+ * not yet synced, never one committed. To checkpoint, the active
  * generation is frozen (moved under the lock to the end of a queue of
  * frozen ones, a new one started); the writer writes the oldest frozen
  * one into LMDB without the lock (nobody changes a frozen generation),
@@ -585,7 +586,9 @@ static int queue_record(Store *s, const Buf *payload) {
         log_frame(s->queued.data + s->queued.size, s->next_seq, payload->data, payload->size);
         s->queued.size += LOG_HEADER_SIZE + payload->size;
         s->next_seq++;
-        pthread_cond_signal(&s->wake);
+        /* The writer is woken when the round ends: one write() and one
+         * fdatasync a round, not a write per record, each of which would
+         * dirty the file's times again for ext4 to journal. */
         return 0;
 }
 
@@ -618,8 +621,8 @@ int store_add(Store *s, const StoreSample *samples, size_t n, const StoreCounter
                 r = add_counters(s, counters, n_counters, s->next_seq);
         if (r < 0 || kept + n_counters == 0)
                 goto finish;
-        /* One record per call, written at once (a kill -9 cannot lose it
-         * from then on), made durable at the end of the round. */
+        /* One record per call, written and made durable with the rest of
+         * the round when it ends (store_commit_round()). */
         r = buf_reserve(&payload, 2 * VARINT_MAX + body.size + n_counters * 7 * VARINT_MAX);
         if (r < 0)
                 goto finish;

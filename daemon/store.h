@@ -8,22 +8,21 @@
  *
  * Writes never wait for the disk. store_add() validates samples, adds
  * them to an in-memory tail (kept packed) and queues them for the store's
- * writer thread, which appends them at once to a write-ahead log in the
- * store's directory; store_commit_round() ends a round, and the writer
- * fdatasyncs the log then (one fdatasync per round, or per batch of
+ * writer thread; store_commit_round() ends a round, and the writer then
+ * appends the round to a write-ahead log in the store's directory and
+ * fdatasyncs it (one write and one fdatasync per round, or per batch of
  * rounds when they come faster than the disk). Every checkpoint interval
  * of sample time, or when the tail passes a byte bound, the writer
  * checkpoints the tail into LMDB in one synced transaction, after which
  * the log is recycled. Queries read LMDB and the tail together and see
- * every sample the writer has written to the log, checkpointed or not
+ * every sample of the rounds the writer has written, checkpointed or not
  * (store_sync() waits for that): what a reader saw survives a kill -9.
  *
  * Guarantees: a kill -9 loses nothing that queries showed, i.e. at most
- * the samples of the last moment before the writer wrote them; a power
- * loss loses at most the round not yet ended and synced (the writer syncs
- * within one disk write of store_commit_round(); store_sync() waits for
- * it). LMDB is never damaged by either (its commits are synced, the log's
- * torn tail is discarded at open).
+ * the round not yet ended; a power loss loses at most the round not yet
+ * ended and synced (the writer syncs right after writing it;
+ * store_sync() waits for it). LMDB is never damaged by either (its
+ * commits are synced, the log's torn tail is discarded at open).
  *
  * Threads: every function may be called from one thread (the daemon's
  * loop) while the store's own writer thread runs; the store's functions
