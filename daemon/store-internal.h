@@ -88,6 +88,8 @@ struct Store {
         int log_error, db_error;
         uint64_t log_attempts, db_attempts;
         bool retry_now;
+        bool write_now;         /* a reader wants the queue written */
+        bool disk_busy;         /* the writer is in an fdatasync or checkpoint */
 
         /* Readers and writers of LMDB hold it shared; growing the map needs
          * it alone (LMDB: no transaction may be open then). */

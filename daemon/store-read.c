@@ -553,8 +553,20 @@ static int snapshot(Store *s, uint32_t device, TailPart **ret_parts, size_t *ret
         parts = calloc(n, sizeof(TailPart));
         if (!parts)
                 r = -ENOMEM;
-        /* Samples show once the writer wrote their round: what a reader saw
-         * is never lost, even to a kill -9 right after. */
+        /* Samples show once the writer wrote them: what a reader saw is
+         * never lost, even to a kill -9 right after. The writer writes a
+         * round when it ends; a reader asks for the open round now, and
+         * waits for that write to the page cache only while the writer is
+         * not in an fdatasync or checkpoint, so a slow disk delays what
+         * history shows, never the reader. */
+        if (r >= 0 && s->queued.size > 0 && !s->disk_busy && !s->log_error) {
+                uint64_t target = s->next_seq - 1;
+
+                s->write_now = true;
+                pthread_cond_signal(&s->wake);
+                while (s->written_seq < target && s->write_now && !s->disk_busy && !s->log_error)
+                        pthread_cond_wait(&s->done, &s->lock);
+        }
         n = 0;
         for (const Tail *t = s->frozen; r >= 0 && t; t = t->next)
                 r = tail_part(t, device, s->written_seq, &parts[n++]);

@@ -196,11 +196,15 @@ static void writer_log(Store *s) {
         }
         buf_done(&b);
         s->written_seq = log_next_seq(s->log) - 1;
+        s->write_now = false;
+        pthread_cond_broadcast(&s->done);
         if (r >= 0 && s->sync_seq > s->synced_seq && s->sync_seq <= s->written_seq) {
                 uint64_t target = s->written_seq;
+                s->disk_busy = true;
                 pthread_mutex_unlock(&s->lock);
                 r = log_sync(s->log);
                 pthread_mutex_lock(&s->lock);
+                s->disk_busy = false;
                 if (r >= 0)
                         s->synced_seq = target;
         }
@@ -212,6 +216,7 @@ static void writer_checkpoint(Store *s) {
         Tail *t = s->frozen;
         int r;
 
+        s->disk_busy = true;
         pthread_mutex_unlock(&s->lock);
         r = db_checkpoint(s, t);
         if (r >= 0) {
@@ -221,6 +226,7 @@ static void writer_checkpoint(Store *s) {
                                 break;
         }
         pthread_mutex_lock(&s->lock);
+        s->disk_busy = false;
 
         s->db_error = r < 0 ? r : 0;
         s->db_attempts++;
@@ -241,7 +247,12 @@ static void *writer_main(void *userdata) {
                 bool retry = s->retry_now || s->quit, failed = false, worked = false;
 
                 s->retry_now = false;
-                if ((s->queued.size > 0 || s->sync_seq > s->synced_seq) && (s->log_error == 0 || retry)) {
+                /* A round is written when it ends (or a reader wants it),
+                 * not record by record: each write dirties the file's
+                 * times again, which ext4 then journals. */
+                bool want_log = (s->queued.size > 0 && (s->write_now || s->quit || s->sync_seq > s->written_seq)) ||
+                                s->sync_seq > s->synced_seq;
+                if (want_log && (s->log_error == 0 || retry)) {
                         writer_log(s);
                         failed = s->log_error < 0;
                         worked = true;
@@ -252,7 +263,7 @@ static void *writer_main(void *userdata) {
                         worked = true;
                 }
                 pthread_cond_broadcast(&s->done);
-                bool idle = s->queued.size == 0 && s->sync_seq <= s->synced_seq && !s->frozen;
+                bool idle = !want_log && !s->frozen;
                 if (s->quit && (failed || idle))
                         break;
                 if (worked && !failed)
