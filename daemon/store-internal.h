@@ -81,6 +81,9 @@ struct Store {
         size_t round_n;         /* samples of the open round */
         bool freeze_wanted;     /* at the end of the open round */
         Buf queued;             /* framed log records not yet written */
+        Buf round;              /* entries of the record being built (seq next_seq) */
+        size_t round_entries;
+        int64_t round_base_ts;
         uint64_t written_seq;   /* records up to this are written (and visible) */
         uint64_t sync_seq;      /* ... up to this must be made durable */
         uint64_t synced_seq;    /* ... up to this are durable */
@@ -95,6 +98,10 @@ struct Store {
          * it alone (LMDB: no transaction may be open then). */
         pthread_rwlock_t map_lock;
 };
+
+/* Frames the entries added since the last record into the queue of log
+ * records; under Store.lock. */
+int store_frame_round(Store *s);
 
 #define KEY_SIZE 12
 /* Time-first keys: be64 hour || be32 device || be64 t0 (blocks), be64

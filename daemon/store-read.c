@@ -559,7 +559,7 @@ static int snapshot(Store *s, uint32_t device, TailPart **ret_parts, size_t *ret
          * waits for that write to the page cache only while the writer is
          * not in an fdatasync or checkpoint, so a slow disk delays what
          * history shows, never the reader. */
-        if (r >= 0 && s->queued.size > 0 && !s->disk_busy && !s->log_error) {
+        if (r >= 0 && !s->disk_busy && !s->log_error && store_frame_round(s) >= 0 && s->queued.size > 0) {
                 uint64_t target = s->next_seq - 1;
 
                 s->write_now = true;

@@ -319,43 +319,103 @@ static bool sample_valid(const DevState *d, const StoreSample *x) {
         return !d->have_last || (x->ts_ms > d->last.ts_ms && x->energy_mwh >= d->last.energy_mwh);
 }
 
-static uint8_t *put_sample(uint8_t *p, const StoreSample *x) {
-        p = put_uvarint(p, x->device);
-        p = put_uvarint(p, (uint64_t) x->ts_ms);
-        p = put_zz(p, x->power_mw);
-        p = put_zz(p, x->voltage_mv);
-        p = put_zz(p, x->current_ma);
-        return put_uvarint(p, (uint64_t) x->energy_mwh);
+/* A log record holds the entries of the rounds' samples and counters, as
+ * they came since the record before: uvarint base_ts, uvarint n, then per
+ * entry uvarint device, u8 flags (ENTRY_*), the sample's fields (time as
+ * zz from base_ts) if it has one, and the counter's. A counter comes with
+ * its device's sample of the same time almost always, so what it shares
+ * with it (time, cumulative energy, power) is not written again and its
+ * counter and interval are written relative to each other: an entry is
+ * about 26 bytes, a round of 100 plugs fits one page of the log. */
+enum {
+        ENTRY_SAMPLE = 1 << 0,
+        ENTRY_COUNTER = 1 << 1,
+        ENTRY_SAME_TS = 1 << 2,         /* counter.ts_ms == sample.ts_ms */
+        ENTRY_SAME_ENERGY = 1 << 3,     /* counter.cumulative_mwh == sample.energy_mwh */
+        ENTRY_SAME_POWER = 1 << 4,      /* counter.power_mw == sample.power_mw */
+        _ENTRY_FLAGS = (1 << 5) - 1,
+};
+#define ENTRY_SIZE_MAX (1 + VARINT_MAX + 11 * VARINT_MAX)
+
+static uint8_t *put_entry(uint8_t *p, int64_t base, const StoreSample *x, const StoreCounter *c) {
+        unsigned flags = (x ? ENTRY_SAMPLE : 0) | (c ? ENTRY_COUNTER : 0);
+
+        if (x && c) {
+                flags |= c->ts_ms == x->ts_ms ? ENTRY_SAME_TS : 0;
+                flags |= c->cumulative_mwh == x->energy_mwh ? ENTRY_SAME_ENERGY : 0;
+                flags |= c->power_mw == x->power_mw ? ENTRY_SAME_POWER : 0;
+        }
+        p = put_uvarint(p, x ? x->device : c->device);
+        *p++ = (uint8_t) flags;
+        if (x) {
+                p = put_zz(p, wrap_sub(x->ts_ms, base));
+                p = put_zz(p, x->power_mw);
+                p = put_zz(p, x->voltage_mv);
+                p = put_zz(p, x->current_ma);
+                p = put_uvarint(p, (uint64_t) x->energy_mwh);
+        }
+        if (c) {
+                if (!(flags & ENTRY_SAME_TS))
+                        p = put_zz(p, wrap_sub(c->ts_ms, base));
+                if (!(flags & ENTRY_SAME_ENERGY))
+                        p = put_zz(p, c->cumulative_mwh);
+                p = put_zz(p, wrap_sub(c->counter_mwh, c->cumulative_mwh));
+                p = put_zz(p, wrap_sub(c->lo_mwh, c->counter_mwh));
+                p = put_zz(p, wrap_sub(c->hi_mwh, c->counter_mwh));
+                if (!(flags & ENTRY_SAME_POWER))
+                        p = put_zz(p, c->power_mw);
+        }
+        return p;
 }
 
-static uint8_t *put_counter(uint8_t *p, const StoreCounter *c) {
-        p = put_uvarint(p, c->device);
-        p = put_uvarint(p, (uint64_t) c->ts_ms);
-        p = put_zz(p, c->cumulative_mwh);
-        p = put_zz(p, c->counter_mwh);
-        p = put_zz(p, c->lo_mwh);
-        p = put_zz(p, c->hi_mwh);
-        return put_zz(p, c->power_mw);
+static int get_entry(Reader *r, int64_t base, StoreSample *x, StoreCounter *c, unsigned *ret_flags) {
+        uint32_t device = (uint32_t) get_uvarint(r);
+        unsigned flags;
+
+        if (r->bad || r->p >= r->end)
+                return -EBADMSG;
+        flags = *r->p++;
+        if ((flags & ~(unsigned) _ENTRY_FLAGS) || !(flags & (ENTRY_SAMPLE | ENTRY_COUNTER)) ||
+            ((flags & (ENTRY_SAME_TS | ENTRY_SAME_ENERGY | ENTRY_SAME_POWER)) &&
+             (flags & (ENTRY_SAMPLE | ENTRY_COUNTER)) != (ENTRY_SAMPLE | ENTRY_COUNTER)))
+                return -EBADMSG;
+        *x = (StoreSample) { .device = device };
+        *c = (StoreCounter) { .device = device };
+        if (flags & ENTRY_SAMPLE) {
+                x->ts_ms = wrap_add(base, get_zz(r));
+                x->power_mw = get_zz(r);
+                x->voltage_mv = get_zz(r);
+                x->current_ma = get_zz(r);
+                x->energy_mwh = (int64_t) get_uvarint(r);
+        }
+        if (flags & ENTRY_COUNTER) {
+                c->ts_ms = flags & ENTRY_SAME_TS ? x->ts_ms : wrap_add(base, get_zz(r));
+                c->cumulative_mwh = flags & ENTRY_SAME_ENERGY ? x->energy_mwh : get_zz(r);
+                c->counter_mwh = wrap_add(c->cumulative_mwh, get_zz(r));
+                c->lo_mwh = wrap_add(c->counter_mwh, get_zz(r));
+                c->hi_mwh = wrap_add(c->counter_mwh, get_zz(r));
+                c->power_mw = flags & ENTRY_SAME_POWER ? x->power_mw : get_zz(r);
+        }
+        *ret_flags = flags;
+        return r->bad ? -EBADMSG : 0;
 }
 
 /* Adds samples to the active tail and to the devices' state, dropping bad
  * ones; under the lock. The kept ones are encoded into out, if given, for
  * the round's log record. */
-static int add_samples(Store *s, const StoreSample *samples, size_t n, uint64_t seq, Buf *out, size_t *ret_kept) {
+static int add_samples(Store *s, const StoreSample *samples, size_t n, uint64_t seq, bool *ret_kept_mask,
+                       size_t *ret_kept) {
         size_t kept = 0;
         int r;
 
-        if (out) {
-                r = buf_reserve(out, n * 6 * VARINT_MAX);
-                if (r < 0)
-                        return r;
-        }
         for (size_t i = 0; i < n; i++) {
                 const StoreSample *x = &samples[i];
                 DevState *d = get_dev(s, x->device);
 
                 if (!d)
                         return -ENOMEM;
+                if (ret_kept_mask)
+                        ret_kept_mask[i] = false;
                 if (!sample_valid(d, x))
                         continue;
                 r = tail_add(s->active, d, x, seq);
@@ -364,8 +424,8 @@ static int add_samples(Store *s, const StoreSample *samples, size_t n, uint64_t 
                 d->last = *x;
                 d->have_last = true;
                 kept++;
-                if (out)
-                        out->size = (size_t) (put_sample(out->data + out->size, x) - out->data);
+                if (ret_kept_mask)
+                        ret_kept_mask[i] = true;
         }
         *ret_kept = kept;
         return 0;
@@ -393,38 +453,28 @@ static int replay_round(uint64_t seq, const uint8_t *payload, size_t size, void 
         _cleanup_free_ StoreCounter *c = NULL;
         Reader r = reader_make(payload, size);
         Store *s = userdata;
-        uint64_t n, nc;
-        size_t kept;
+        size_t n = 0, nc = 0, kept;
+        uint64_t entries;
+        int64_t base;
         int k;
 
-        n = get_uvarint(&r);
-        if (r.bad || n > size)
+        base = (int64_t) get_uvarint(&r);
+        entries = get_uvarint(&r);
+        /* An entry takes at least 2 bytes: refuses absurd counts early. */
+        if (r.bad || entries > size / 2)
                 return -EBADMSG;
-        x = calloc(MAX(n, 1u), sizeof(StoreSample));
-        if (!x)
+        x = calloc(MAX(entries, 1u), sizeof(StoreSample));
+        c = calloc(MAX(entries, 1u), sizeof(StoreCounter));
+        if (!x || !c)
                 return -ENOMEM;
-        for (uint64_t i = 0; i < n; i++) {
-                x[i].device = (uint32_t) get_uvarint(&r);
-                x[i].ts_ms = (int64_t) get_uvarint(&r);
-                x[i].power_mw = get_zz(&r);
-                x[i].voltage_mv = get_zz(&r);
-                x[i].current_ma = get_zz(&r);
-                x[i].energy_mwh = (int64_t) get_uvarint(&r);
-        }
-        nc = get_uvarint(&r);
-        if (r.bad || nc > size)
-                return -EBADMSG;
-        c = calloc(MAX(nc, 1u), sizeof(StoreCounter));
-        if (!c)
-                return -ENOMEM;
-        for (uint64_t i = 0; i < nc; i++) {
-                c[i].device = (uint32_t) get_uvarint(&r);
-                c[i].ts_ms = (int64_t) get_uvarint(&r);
-                c[i].cumulative_mwh = get_zz(&r);
-                c[i].counter_mwh = get_zz(&r);
-                c[i].lo_mwh = get_zz(&r);
-                c[i].hi_mwh = get_zz(&r);
-                c[i].power_mw = get_zz(&r);
+        for (uint64_t i = 0; i < entries; i++) {
+                unsigned flags;
+
+                k = get_entry(&r, base, &x[n], &c[nc], &flags);
+                if (k < 0)
+                        return k;
+                n += !!(flags & ENTRY_SAMPLE);
+                nc += !!(flags & ENTRY_COUNTER);
         }
         /* The CRC matched, so this is what was written. */
         if (!reader_done(&r))
@@ -464,6 +514,7 @@ Store *store_free(Store *s) {
                 tail_free(t);
         }
         buf_done(&s->queued);
+        buf_done(&s->round);
         if (s->devs)
                 g_hash_table_unref(s->devs);
         if (s->dir_fd >= 0)
@@ -603,8 +654,31 @@ static int queue_record(Store *s, const Buf *payload) {
         return 0;
 }
 
+/* Frames the record being built into the queue; under the lock. */
+int store_frame_round(Store *s) {
+        _cleanup_(buf_done) Buf payload = {};
+        uint8_t *p;
+        int r;
+
+        if (s->round_entries == 0)
+                return 0;
+        r = buf_reserve(&payload, 2 * VARINT_MAX + s->round.size);
+        if (r < 0)
+                return r;
+        p = put_uvarint(payload.data, (uint64_t) s->round_base_ts);
+        p = put_uvarint(p, s->round_entries);
+        memcpy(p, s->round.data, s->round.size);
+        payload.size = (size_t) (p - payload.data) + s->round.size;
+        r = queue_record(s, &payload);
+        if (r < 0)
+                return r;
+        s->round.size = 0;
+        s->round_entries = 0;
+        return 0;
+}
+
 int store_add(Store *s, const StoreSample *samples, size_t n, const StoreCounter *counters, size_t n_counters) {
-        _cleanup_(buf_done) Buf payload = {}, body = {};
+        _cleanup_free_ bool *kept_mask = NULL, *paired = NULL;
         int64_t newest = INT64_MIN;
         size_t kept = 0;
         uint8_t *p;
@@ -616,10 +690,14 @@ int store_add(Store *s, const StoreSample *samples, size_t n, const StoreCounter
                 return 0;
         for (size_t i = 0; i < n; i++)
                 newest = MAX(newest, samples[i].ts_ms);
+        kept_mask = calloc(MAX(n, 1u), sizeof(bool));
+        paired = calloc(MAX(n_counters, 1u), sizeof(bool));
+        if (!kept_mask || !paired)
+                return -ENOMEM;
 
         pthread_mutex_lock(&s->lock);
         if ((s->log_error || s->db_error) &&
-            s->queued.size + s->active->bytes + frozen_bytes(s) >= s->o.pending_max_bytes) {
+            s->queued.size + s->round.size + s->active->bytes + frozen_bytes(s) >= s->o.pending_max_bytes) {
                 r = s->log_error ?: s->db_error;
                 goto finish;
         }
@@ -627,45 +705,65 @@ int store_add(Store *s, const StoreSample *samples, size_t n, const StoreCounter
          * generation. */
         if (s->round_n == 0 && tail_due(s, s->active, newest))
                 (void) freeze(s);
-        r = add_samples(s, samples, n, s->next_seq, &body, &kept);
+        r = add_samples(s, samples, n, s->next_seq, kept_mask, &kept);
         if (r >= 0)
                 r = add_counters(s, counters, n_counters, s->next_seq);
         if (r < 0 || kept + n_counters == 0)
                 goto finish;
-        /* One record per call, written and made durable with the rest of
-         * the round when it ends (store_commit_round()). */
-        r = buf_reserve(&payload, 2 * VARINT_MAX + body.size + n_counters * 7 * VARINT_MAX);
+        /* Into the record being built, which is written and made durable
+         * when the round ends (store_commit_round()). */
+        r = buf_reserve(&s->round, (kept + n_counters) * ENTRY_SIZE_MAX);
         if (r < 0)
                 goto finish;
-        p = put_uvarint(payload.data, kept);
-        if (body.size > 0)
-                memcpy(p, body.data, body.size);
-        p = put_uvarint(p + body.size, n_counters);
-        for (size_t i = 0; i < n_counters; i++)
-                p = put_counter(p, &counters[i]);
-        payload.size = (size_t) (p - payload.data);
-        r = queue_record(s, &payload);
-        if (r >= 0)
-                s->round_n += kept + n_counters;
+        if (s->round_entries == 0)
+                s->round_base_ts = kept > 0 ? newest : counters[0].ts_ms;
+        p = s->round.data + s->round.size;
+        for (size_t i = 0; i < n; i++) {
+                const StoreCounter *c = NULL;
+
+                if (!kept_mask[i])
+                        continue;
+                for (size_t j = 0; j < n_counters && !c; j++)
+                        if (!paired[j] && counters[j].device == samples[i].device) {
+                                paired[j] = true;
+                                c = &counters[j];
+                        }
+                p = put_entry(p, s->round_base_ts, &samples[i], c);
+                s->round_entries++;
+        }
+        for (size_t j = 0; j < n_counters; j++)
+                if (!paired[j]) {
+                        p = put_entry(p, s->round_base_ts, NULL, &counters[j]);
+                        s->round_entries++;
+                }
+        s->round.size = (size_t) (p - s->round.data);
+        s->round_n += kept + n_counters;
 finish:
         pthread_mutex_unlock(&s->lock);
         return r < 0 ? r : (int) MIN(n - kept, (size_t) INT32_MAX);
 }
 
 int store_commit_round(Store *s) {
+        int r;
+
         if (!s)
                 return -EINVAL;
 
         pthread_mutex_lock(&s->lock);
+        /* On failure (no memory) the entries stay for the next round. */
+        r = store_frame_round(s);
         if (s->next_seq - 1 > s->sync_seq) {
                 s->sync_seq = s->next_seq - 1;
                 pthread_cond_signal(&s->wake);
         }
-        s->round_n = 0;
+        /* Entries left unframed keep the round open, so no generation is
+         * frozen apart from their record. */
+        if (r >= 0)
+                s->round_n = 0;
         if (s->freeze_wanted || s->active->bytes >= s->o.tail_max_bytes)
                 (void) freeze(s);
         pthread_mutex_unlock(&s->lock);
-        return 0;
+        return r;
 }
 
 int store_append_round(Store *s, const StoreSample *samples, size_t n, const StoreCounter *counters,
