@@ -141,8 +141,8 @@ int store_append(Store *s, const StoreSample *samples, size_t n);
 
 /* The same in two steps, for a round gathered as its devices answer:
  * store_add() takes samples (and counter states) as store_append_round()
- * does, each call one log record queued; store_commit_round() ends the
- * round: the writer writes the round's records and fdatasyncs the log. */
+ * does, each call one log record written at once; store_commit_round()
+ * ends the round: the writer fdatasyncs the log. */
 int store_add(Store *s, const StoreSample *samples, size_t n, const StoreCounter *counters, size_t n_counters);
 int store_commit_round(Store *s);
 
