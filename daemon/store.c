@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -237,6 +238,14 @@ static void writer_checkpoint(Store *s) {
         tail_free(t);
         if (s->quit || tail_due(s, s->active, s->active->last_ts))
                 (void) freeze(s);
+        /* The generation just freed and LMDB's transaction left free
+         * chunks in both threads' malloc arenas, which glibc keeps in the
+         * process: the resident set stayed at the checkpoint's peak until
+         * the next one (about 1 MiB more at 1000 plugs). This gives their
+         * pages back. Without the lock: it walks every arena. */
+        pthread_mutex_unlock(&s->lock);
+        (void) malloc_trim(0);
+        pthread_mutex_lock(&s->lock);
 }
 
 static void *writer_main(void *userdata) {
