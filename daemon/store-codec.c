@@ -453,3 +453,68 @@ int minutes_decode(Reader *r, unsigned version, int64_t base, int64_t from_ms, i
         }
         return 0;
 }
+
+/* ---- log record entries (store-codec.h) ---- */
+
+uint8_t *log_entry_put(uint8_t *p, int64_t base, const StoreSample *x, const StoreCounter *c) {
+        unsigned flags = (x ? ENTRY_SAMPLE : 0) | (c ? ENTRY_COUNTER : 0);
+
+        if (x && c) {
+                flags |= c->ts_ms == x->ts_ms ? ENTRY_SAME_TS : 0;
+                flags |= c->cumulative_mwh == x->energy_mwh ? ENTRY_SAME_ENERGY : 0;
+                flags |= c->power_mw == x->power_mw ? ENTRY_SAME_POWER : 0;
+        }
+        p = put_uvarint(p, x ? x->device : c->device);
+        *p++ = (uint8_t) flags;
+        if (x) {
+                p = put_zz(p, wrap_sub(x->ts_ms, base));
+                p = put_zz(p, x->power_mw);
+                p = put_zz(p, x->voltage_mv);
+                p = put_zz(p, x->current_ma);
+                p = put_uvarint(p, (uint64_t) x->energy_mwh);
+        }
+        if (c) {
+                if (!(flags & ENTRY_SAME_TS))
+                        p = put_zz(p, wrap_sub(c->ts_ms, base));
+                if (!(flags & ENTRY_SAME_ENERGY))
+                        p = put_zz(p, c->cumulative_mwh);
+                p = put_zz(p, wrap_sub(c->counter_mwh, c->cumulative_mwh));
+                p = put_zz(p, wrap_sub(c->lo_mwh, c->counter_mwh));
+                p = put_zz(p, wrap_sub(c->hi_mwh, c->counter_mwh));
+                if (!(flags & ENTRY_SAME_POWER))
+                        p = put_zz(p, c->power_mw);
+        }
+        return p;
+}
+
+int log_entry_get(Reader *r, int64_t base, StoreSample *x, StoreCounter *c, unsigned *ret_flags) {
+        uint32_t device = (uint32_t) get_uvarint(r);
+        unsigned flags;
+
+        if (r->bad || r->p >= r->end)
+                return -EBADMSG;
+        flags = *r->p++;
+        if ((flags & ~(unsigned) _ENTRY_FLAGS) || !(flags & (ENTRY_SAMPLE | ENTRY_COUNTER)) ||
+            ((flags & (ENTRY_SAME_TS | ENTRY_SAME_ENERGY | ENTRY_SAME_POWER)) &&
+             (flags & (ENTRY_SAMPLE | ENTRY_COUNTER)) != (ENTRY_SAMPLE | ENTRY_COUNTER)))
+                return -EBADMSG;
+        *x = (StoreSample) { .device = device };
+        *c = (StoreCounter) { .device = device };
+        if (flags & ENTRY_SAMPLE) {
+                x->ts_ms = wrap_add(base, get_zz(r));
+                x->power_mw = get_zz(r);
+                x->voltage_mv = get_zz(r);
+                x->current_ma = get_zz(r);
+                x->energy_mwh = (int64_t) get_uvarint(r);
+        }
+        if (flags & ENTRY_COUNTER) {
+                c->ts_ms = flags & ENTRY_SAME_TS ? x->ts_ms : wrap_add(base, get_zz(r));
+                c->cumulative_mwh = flags & ENTRY_SAME_ENERGY ? x->energy_mwh : get_zz(r);
+                c->counter_mwh = wrap_add(c->cumulative_mwh, get_zz(r));
+                c->lo_mwh = wrap_add(c->counter_mwh, get_zz(r));
+                c->hi_mwh = wrap_add(c->counter_mwh, get_zz(r));
+                c->power_mw = flags & ENTRY_SAME_POWER ? x->power_mw : get_zz(r);
+        }
+        *ret_flags = flags;
+        return r->bad ? -EBADMSG : 0;
+}

@@ -141,3 +141,24 @@ int tail_decode_one(Reader *r, StoreSample *prev, int64_t *prev_dt, uint64_t *se
 #define MINUTE_FIELDS_MAX (9 * VARINT_MAX)
 uint8_t *minutes_encode_v2(uint8_t *p, int64_t base, const Period *m, size_t n);
 int minutes_decode(Reader *r, unsigned version, int64_t base, int64_t from_ms, int64_t to_ms, PeriodArray *out);
+
+/* A log record holds the entries of the rounds' samples and counters, as
+ * they came since the record before: uvarint base_ts, uvarint n, then per
+ * entry uvarint device, u8 flags (ENTRY_*), the sample's fields (time as
+ * zz from base_ts) if it has one, and the counter's. A counter comes with
+ * its device's sample of the same time almost always, so what it shares
+ * with it (time, cumulative energy, power) is not written again and its
+ * counter and interval are written relative to each other: an entry is
+ * about 26 bytes, a round of 100 plugs fits one page of the log. */
+enum {
+        ENTRY_SAMPLE = 1 << 0,
+        ENTRY_COUNTER = 1 << 1,
+        ENTRY_SAME_TS = 1 << 2,         /* counter.ts_ms == sample.ts_ms */
+        ENTRY_SAME_ENERGY = 1 << 3,     /* counter.cumulative_mwh == sample.energy_mwh */
+        ENTRY_SAME_POWER = 1 << 4,      /* counter.power_mw == sample.power_mw */
+        _ENTRY_FLAGS = (1 << 5) - 1,
+};
+#define ENTRY_SIZE_MAX (1 + VARINT_MAX + 11 * VARINT_MAX)
+uint8_t *log_entry_put(uint8_t *p, int64_t base, const StoreSample *x, const StoreCounter *c);
+/* ret_flags: ENTRY_SAMPLE and ENTRY_COUNTER say which of *x and *c it filled. */
+int log_entry_get(Reader *r, int64_t base, StoreSample *x, StoreCounter *c, unsigned *ret_flags);

@@ -328,87 +328,6 @@ static bool sample_valid(const DevState *d, const StoreSample *x) {
         return !d->have_last || (x->ts_ms > d->last.ts_ms && x->energy_mwh >= d->last.energy_mwh);
 }
 
-/* A log record holds the entries of the rounds' samples and counters, as
- * they came since the record before: uvarint base_ts, uvarint n, then per
- * entry uvarint device, u8 flags (ENTRY_*), the sample's fields (time as
- * zz from base_ts) if it has one, and the counter's. A counter comes with
- * its device's sample of the same time almost always, so what it shares
- * with it (time, cumulative energy, power) is not written again and its
- * counter and interval are written relative to each other: an entry is
- * about 26 bytes, a round of 100 plugs fits one page of the log. */
-enum {
-        ENTRY_SAMPLE = 1 << 0,
-        ENTRY_COUNTER = 1 << 1,
-        ENTRY_SAME_TS = 1 << 2,         /* counter.ts_ms == sample.ts_ms */
-        ENTRY_SAME_ENERGY = 1 << 3,     /* counter.cumulative_mwh == sample.energy_mwh */
-        ENTRY_SAME_POWER = 1 << 4,      /* counter.power_mw == sample.power_mw */
-        _ENTRY_FLAGS = (1 << 5) - 1,
-};
-#define ENTRY_SIZE_MAX (1 + VARINT_MAX + 11 * VARINT_MAX)
-
-static uint8_t *put_entry(uint8_t *p, int64_t base, const StoreSample *x, const StoreCounter *c) {
-        unsigned flags = (x ? ENTRY_SAMPLE : 0) | (c ? ENTRY_COUNTER : 0);
-
-        if (x && c) {
-                flags |= c->ts_ms == x->ts_ms ? ENTRY_SAME_TS : 0;
-                flags |= c->cumulative_mwh == x->energy_mwh ? ENTRY_SAME_ENERGY : 0;
-                flags |= c->power_mw == x->power_mw ? ENTRY_SAME_POWER : 0;
-        }
-        p = put_uvarint(p, x ? x->device : c->device);
-        *p++ = (uint8_t) flags;
-        if (x) {
-                p = put_zz(p, wrap_sub(x->ts_ms, base));
-                p = put_zz(p, x->power_mw);
-                p = put_zz(p, x->voltage_mv);
-                p = put_zz(p, x->current_ma);
-                p = put_uvarint(p, (uint64_t) x->energy_mwh);
-        }
-        if (c) {
-                if (!(flags & ENTRY_SAME_TS))
-                        p = put_zz(p, wrap_sub(c->ts_ms, base));
-                if (!(flags & ENTRY_SAME_ENERGY))
-                        p = put_zz(p, c->cumulative_mwh);
-                p = put_zz(p, wrap_sub(c->counter_mwh, c->cumulative_mwh));
-                p = put_zz(p, wrap_sub(c->lo_mwh, c->counter_mwh));
-                p = put_zz(p, wrap_sub(c->hi_mwh, c->counter_mwh));
-                if (!(flags & ENTRY_SAME_POWER))
-                        p = put_zz(p, c->power_mw);
-        }
-        return p;
-}
-
-static int get_entry(Reader *r, int64_t base, StoreSample *x, StoreCounter *c, unsigned *ret_flags) {
-        uint32_t device = (uint32_t) get_uvarint(r);
-        unsigned flags;
-
-        if (r->bad || r->p >= r->end)
-                return -EBADMSG;
-        flags = *r->p++;
-        if ((flags & ~(unsigned) _ENTRY_FLAGS) || !(flags & (ENTRY_SAMPLE | ENTRY_COUNTER)) ||
-            ((flags & (ENTRY_SAME_TS | ENTRY_SAME_ENERGY | ENTRY_SAME_POWER)) &&
-             (flags & (ENTRY_SAMPLE | ENTRY_COUNTER)) != (ENTRY_SAMPLE | ENTRY_COUNTER)))
-                return -EBADMSG;
-        *x = (StoreSample) { .device = device };
-        *c = (StoreCounter) { .device = device };
-        if (flags & ENTRY_SAMPLE) {
-                x->ts_ms = wrap_add(base, get_zz(r));
-                x->power_mw = get_zz(r);
-                x->voltage_mv = get_zz(r);
-                x->current_ma = get_zz(r);
-                x->energy_mwh = (int64_t) get_uvarint(r);
-        }
-        if (flags & ENTRY_COUNTER) {
-                c->ts_ms = flags & ENTRY_SAME_TS ? x->ts_ms : wrap_add(base, get_zz(r));
-                c->cumulative_mwh = flags & ENTRY_SAME_ENERGY ? x->energy_mwh : get_zz(r);
-                c->counter_mwh = wrap_add(c->cumulative_mwh, get_zz(r));
-                c->lo_mwh = wrap_add(c->counter_mwh, get_zz(r));
-                c->hi_mwh = wrap_add(c->counter_mwh, get_zz(r));
-                c->power_mw = flags & ENTRY_SAME_POWER ? x->power_mw : get_zz(r);
-        }
-        *ret_flags = flags;
-        return r->bad ? -EBADMSG : 0;
-}
-
 /* Adds samples to the active tail and to the devices' state, dropping bad
  * ones; under the lock. The kept ones are encoded into out, if given, for
  * the round's log record. */
@@ -479,7 +398,7 @@ static int replay_round(uint64_t seq, const uint8_t *payload, size_t size, void 
         for (uint64_t i = 0; i < entries; i++) {
                 unsigned flags;
 
-                k = get_entry(&r, base, &x[n], &c[nc], &flags);
+                k = log_entry_get(&r, base, &x[n], &c[nc], &flags);
                 if (k < 0)
                         return k;
                 n += !!(flags & ENTRY_SAMPLE);
@@ -737,12 +656,12 @@ int store_add(Store *s, const StoreSample *samples, size_t n, const StoreCounter
                                 paired[j] = true;
                                 c = &counters[j];
                         }
-                p = put_entry(p, s->round_base_ts, &samples[i], c);
+                p = log_entry_put(p, s->round_base_ts, &samples[i], c);
                 s->round_entries++;
         }
         for (size_t j = 0; j < n_counters; j++)
                 if (!paired[j]) {
-                        p = put_entry(p, s->round_base_ts, NULL, &counters[j]);
+                        p = log_entry_put(p, s->round_base_ts, NULL, &counters[j]);
                         s->round_entries++;
                 }
         s->round.size = (size_t) (p - s->round.data);
