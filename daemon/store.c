@@ -606,7 +606,11 @@ int store_frame_round(Store *s) {
 }
 
 int store_add(Store *s, const StoreSample *samples, size_t n, const StoreCounter *counters, size_t n_counters) {
-        _cleanup_free_ bool *kept_mask = NULL, *paired = NULL;
+        /* The daemon adds one sample and its counter at a time: no
+         * allocation for that on every poll. */
+        bool small_kept[8], small_paired[8];
+        _cleanup_free_ bool *kept_alloc = NULL, *paired_alloc = NULL;
+        bool *kept_mask = small_kept, *paired = small_paired;
         int64_t newest = INT64_MIN;
         size_t kept = 0;
         uint8_t *p;
@@ -618,10 +622,13 @@ int store_add(Store *s, const StoreSample *samples, size_t n, const StoreCounter
                 return 0;
         for (size_t i = 0; i < n; i++)
                 newest = MAX(newest, samples[i].ts_ms);
-        kept_mask = calloc(MAX(n, 1u), sizeof(bool));
-        paired = calloc(MAX(n_counters, 1u), sizeof(bool));
+        if (n > ELEMENTSOF(small_kept))
+                kept_mask = kept_alloc = calloc(n, sizeof(bool));
+        if (n_counters > ELEMENTSOF(small_paired))
+                paired = paired_alloc = calloc(n_counters, sizeof(bool));
         if (!kept_mask || !paired)
                 return -ENOMEM;
+        memset(paired, 0, MAX(n_counters, 1u) * sizeof(bool));
 
         pthread_mutex_lock(&s->lock);
         if ((s->log_error || s->db_error) &&
