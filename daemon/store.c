@@ -2,7 +2,9 @@
 
 /*
  * The store's API: validation, the in-memory tail, the writer thread, and
- * queries that merge LMDB with the tail. Formats: store-db.c (LMDB),
+ * queries that merge LMDB with the tail. A little past 800 lines: the
+ * tail, the writer and the appender share the lock protocol described
+ * below, and reading it in one file is what keeps it checkable. Formats: store-db.c (LMDB),
  * store-log.h (the write-ahead log).
  *
  * Threads. The caller's thread (the daemon's loop) appends and queries;
