@@ -25,3 +25,5 @@
 #define KASA_ERROR_NOT_METERED "org.kasamond.Kasa1.Error.NotMetered"
 #define KASA_ERROR_LIMIT "org.kasamond.Kasa1.Error.LimitReached"
 #define KASA_ERROR_ALREADY_KNOWN "org.kasamond.Kasa1.Error.AlreadyKnown"
+/* BindToken failed too often; the message says when to try again. */
+#define KASA_ERROR_RATE_LIMITED "org.kasamond.Kasa1.Error.RateLimited"

@@ -227,6 +227,9 @@ int bus_register(Manager *m) {
         r = sd_bus_add_object_vtable(m->bus, NULL, KASA_MANAGER_PATH, KASA_MANAGER_IFACE, bus_manager_vtable, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to register the manager object: %m");
+        r = bus_manager_access_register(m);
+        if (r < 0)
+                return r;
         r = sd_bus_add_fallback_vtable(m->bus, NULL, KASA_DEVICE_PREFIX, KASA_DEVICE_IFACE, bus_device_vtable,
                                        find_device, m);
         if (r < 0)

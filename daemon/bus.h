@@ -13,6 +13,8 @@ extern const sd_bus_vtable bus_energy_vtable[];
 
 /* Registers the objects, the enumerator and the object manager. */
 int bus_register(Manager *m);
+/* The API token methods, and the watch on connections closing. */
+int bus_manager_access_register(Manager *m);
 
 /* Emits PropertiesChanged for what d->changes says, and clears it. */
 void bus_device_emit_changed(Manager *m, Device *d);

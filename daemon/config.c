@@ -55,6 +55,10 @@ const ConfigKey config_keys[] = {
             "Most devices (outlets included) the daemon manages."),
         KEY("Limits", "MaxFrameSize", CONFIG_UNSIGNED, "65536", 4096, 1048576, max_frame_size,
             "Largest device reply accepted, in bytes."),
+        KEY("Bridge", "User", CONFIG_USER, "kasamond-bridge", 0, 0, bridge_user,
+            "The user the HTTP bridge runs as. Its calls are never decided by polkit: each needs an API token "
+            "bound to the calling connection whose role allows it. Empty, or a user that does not exist when "
+            "kasamond starts: no bridge."),
 };
 const size_t config_keys_count = ELEMENTSOF(config_keys);
 
@@ -179,6 +183,20 @@ static int parse_value(const ConfigKey *k, const char *raw, Config *c, char **re
                                 return set_error(ret_why, "unknown time zone '%s'", value), -EINVAL;
                         calendar_free(cal);
                 }
+                char *copy = strdup(value);
+                if (!copy)
+                        return -ENOMEM;
+                free(*(char **) field);
+                *(char **) field = copy;
+                return 0;
+        }
+
+        case CONFIG_USER: {
+                /* The characters of user names, as useradd accepts them. */
+                if (strlen(value) > 256 || value[0] == '-' || strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                                            "abcdefghijklmnopqrstuvwxyz"
+                                                                            "0123456789._-") != strlen(value))
+                        return set_error(ret_why, "'%s' is not a user name", value), -EINVAL;
                 char *copy = strdup(value);
                 if (!copy)
                         return -ENOMEM;
@@ -343,6 +361,7 @@ void config_done(Config *c) {
         free(c->state_directory);
         free(c->time_zone);
         g_strfreev(c->discovery_targets);
+        free(c->bridge_user);
         *c = (Config) {};
 }
 
@@ -479,6 +498,7 @@ char *config_dump(const Config *c) {
                 switch (k->type) {
                 case CONFIG_PATH:
                 case CONFIG_TIME_ZONE:
+                case CONFIG_USER:
                         value = g_strdup(*(char *const *) field);
                         break;
                 case CONFIG_DURATION:

@@ -38,6 +38,9 @@
  * [Limits]
  *   MaxDevices=1024    1..65536
  *   MaxFrameSize=65536 4096..1048576 largest device reply accepted (bytes)
+ * [Bridge]
+ *   User=kasamond-bridge  the HTTP bridge's user: its calls are decided by
+ *                         API tokens (access.h); empty or unknown = none
  *
  * Durations: seconds ("2.5") or a number with a unit: ms, s, min, h, d. */
 
@@ -64,6 +67,8 @@ typedef struct Config {
 
         unsigned max_devices;
         unsigned max_frame_size;
+
+        char *bridge_user;       /* "" = no bridge */
 } Config;
 
 typedef enum ConfigType {
@@ -74,6 +79,7 @@ typedef enum ConfigType {
         CONFIG_FRACTION,
         CONFIG_UNSIGNED,
         CONFIG_TARGETS,
+        CONFIG_USER,      /* a user name, or empty */
 } ConfigType;
 
 typedef struct ConfigKey {

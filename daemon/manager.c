@@ -17,6 +17,7 @@
 #include "kasa-dbus.h"
 #include "kasa-time.h"
 #include "log.h"
+#include "manager-access.h"
 #include "manager-internal.h"
 #include "readings.h"
 
@@ -339,6 +340,9 @@ int manager_startup(Manager *m) {
         r = open_storage(m);
         if (r < 0)
                 return r;
+        r = manager_access_open(m);
+        if (r < 0)
+                return r;
         r = manager_load_devices(m);
         if (r < 0)
                 return r;
@@ -428,6 +432,7 @@ Manager *manager_free(Manager *m) {
         if (m->unstarted)
                 g_ptr_array_unref(m->unstarted);
         address_watch_free(m->address_watch);
+        manager_access_close(m);
         polkit_queries_free(m->polkit);
         sd_event_source_disable_unref(m->flush_timer);
         sd_event_source_disable_unref(m->round_timer);

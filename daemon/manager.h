@@ -31,6 +31,8 @@ typedef struct Manager {
         Calendar *calendar;
         AddressWatch *address_watch;
         PolkitQueries *polkit;
+        Access *access;            /* API tokens and their bindings (manager-access.c) */
+        struct AccessDb *access_db;
         PendingOp *ops;            /* AddDevice and Discover in progress */
         unsigned discovering;      /* discovery runs in progress */
         bool registry_batch;       /* registry writes go into one transaction */

@@ -104,6 +104,10 @@ static void unref(void *userdata, sd_bus_message *call) {
         sd_bus_message_unref(call);
 }
 
+static const char *sender(void *userdata, sd_bus_message *call) {
+        return sd_bus_message_get_sender(call);
+}
+
 const PolkitOps polkit_bus_ops = {
         .ask_uid = ask_uid,
         .ask_polkit = ask_polkit,
@@ -113,4 +117,5 @@ const PolkitOps polkit_bus_ops = {
         .allow_interactive = allow_interactive,
         .ref = ref,
         .unref = unref,
+        .sender = sender,
 };

@@ -10,6 +10,8 @@
 #include "log.h"
 #include "macro.h"
 
+#define UID_INVALID ((uid_t) -1)
+
 typedef enum QueryState {
         QUERY_UID,                 /* waiting for the bus to name the caller */
         QUERY_POLKIT,              /* waiting for CheckAuthorization */
@@ -25,12 +27,17 @@ struct PolkitQuery {
         bool allowed;
         bool challenge;            /* interactive authentication would help */
         char *failure;             /* polkit could not be asked: why */
+        bool bridge;               /* the caller is the bridge: its token decides, at the re-run */
+        bool uid_only;             /* polkit_caller_uid(): no action, the uid is the answer */
+        uid_t uid;
+        int uid_error;
 };
 
 struct PolkitQueries {
         const PolkitOps *ops;
         void *userdata;
         GHashTable *by_call;       /* sd_bus_message* -> PolkitQuery* */
+        Access *access;
 };
 
 static void query_release(PolkitQuery *q) {
@@ -61,6 +68,10 @@ PolkitQueries *polkit_queries_new_with_ops(const PolkitOps *ops, void *userdata)
 
 PolkitQueries *polkit_queries_new(void) {
         return polkit_queries_new_with_ops(&polkit_bus_ops, NULL);
+}
+
+void polkit_queries_set_access(PolkitQueries *q, Access *access) {
+        q->access = access;
 }
 
 PolkitQueries *polkit_queries_free(PolkitQueries *q) {
@@ -105,7 +116,27 @@ static void ask_polkit(PolkitQuery *q) {
 }
 
 void polkit_query_uid_answered(PolkitQuery *q, int error, uid_t uid) {
+        Access *access = q->owner->access;
+
         query_release(q);
+        if (q->uid_only) {
+                q->uid = uid;
+                q->uid_error = error < 0 ? error : 0;
+                finish(q, NULL, error >= 0, false);
+                return;
+        }
+        /* Before root: a bridge configured as root must not make every
+         * HTTP user root. */
+        if (error >= 0 && access && access_is_bridge(access, uid)) {
+                q->bridge = true;
+                finish(q, NULL, false, false);
+                return;
+        }
+        if (error < 0 && access && access_have_bridge(access)) {
+                log_debug_errno(error, "Failed to get the uid of a caller, denying (it might be the bridge): %m");
+                finish(q, "the caller's uid is unknown", false, false);
+                return;
+        }
         if (error >= 0 && uid == 0) {
                 finish(q, NULL, true, false);
                 return;
@@ -130,7 +161,30 @@ void polkit_forget(PolkitQueries *owner, sd_bus_message *call) {
                 g_hash_table_remove(owner->by_call, call);
 }
 
+static int bridge_verdict(PolkitQueries *owner, PolkitQuery *q, const char *action, sd_bus_error *error) {
+        AccessRole role;
+        int r;
+
+        /* Decided now, not when the uid came: a token revoked meanwhile
+         * no longer counts. */
+        r = access_check(owner->access, owner->ops->sender(owner->userdata, q->call), action, &role);
+        if (r > 0)
+                return 1;
+        if (r == -EPERM)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "Not authorized for %s: the API token's role %s does not allow it.", action,
+                                         access_role_to_string(role));
+        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                 "Not authorized for %s: no API token bound to this connection.", action);
+}
+
 static int verdict(PolkitQueries *owner, PolkitQuery *q, const char *action, sd_bus_error *error) {
+        if (q->uid_only)
+                return q->allowed ? 1 : sd_bus_error_set_errnof(error, q->uid_error ?: -ESRCH,
+                                                                "Failed to identify the caller: %s",
+                                                                strerror(-(q->uid_error ?: -ESRCH)));
+        if (q->bridge)
+                return bridge_verdict(owner, q, action, error);
         if (q->allowed)
                 return 1;
         if (q->failure) {
@@ -145,7 +199,8 @@ static int verdict(PolkitQueries *owner, PolkitQuery *q, const char *action, sd_
         return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Not authorized for %s.", action);
 }
 
-int polkit_check(PolkitQueries *owner, sd_bus_message *call, const char *action, sd_bus_error *error) {
+static int check(PolkitQueries *owner, sd_bus_message *call, const char *action, uid_t *ret_uid,
+                 sd_bus_error *error) {
         PolkitQuery *q = g_hash_table_lookup(owner->by_call, call);
         int r;
 
@@ -153,6 +208,8 @@ int polkit_check(PolkitQueries *owner, sd_bus_message *call, const char *action,
                 if (q->state != QUERY_DONE)
                         return 0;
                 r = verdict(owner, q, action, error);
+                if (r > 0 && ret_uid)
+                        *ret_uid = q->uid;
                 g_hash_table_remove(owner->by_call, call);
                 return r;
         }
@@ -162,7 +219,8 @@ int polkit_check(PolkitQueries *owner, sd_bus_message *call, const char *action,
                 return sd_bus_error_set_errno(error, log_oom());
         q->owner = owner;
         q->call = owner->ops->ref(owner->userdata, call);
-        q->action = strdup(action);
+        q->uid_only = !action;
+        q->action = strdup(action ?: "");
         if (!q->action) {
                 query_free(q);
                 return sd_bus_error_set_errno(error, log_oom());
@@ -170,10 +228,17 @@ int polkit_check(PolkitQueries *owner, sd_bus_message *call, const char *action,
         g_hash_table_insert(owner->by_call, call, q);
 
         r = owner->ops->ask_uid(owner->userdata, call, q, &q->pending);
-        if (r < 0) {
-                log_debug_errno(r, "Failed to ask for the uid of a caller (polkit decides), ignoring: %m");
-                ask_polkit(q);
-        }
+        if (r < 0)
+                /* The same as an answer that the bus cannot say. */
+                polkit_query_uid_answered(q, r, UID_INVALID);
         /* Even an answer known now comes through the re-run: one path. */
         return 0;
+}
+
+int polkit_check(PolkitQueries *owner, sd_bus_message *call, const char *action, sd_bus_error *error) {
+        return check(owner, call, action, NULL, error);
+}
+
+int polkit_caller_uid(PolkitQueries *owner, sd_bus_message *call, uid_t *ret_uid, sd_bus_error *error) {
+        return check(owner, call, NULL, ret_uid, error);
 }

@@ -14,6 +14,12 @@
  * subject "system-bus-name", so polkit resolves the caller itself); when
  * polkit cannot be asked, nobody but root is allowed.
  *
+ * Callers of the HTTP bridge's uid are neither: every HTTP user arrives
+ * as that uid, so polkit is never asked for them and the token bound to
+ * the calling connection decides (access.h); without one they are denied,
+ * and while the bridge has a uid, a caller whose uid the bus cannot name
+ * is denied too (it might be the bridge).
+ *
  * The decision lives in polkit.c and knows the bus only through PolkitOps:
  * polkit-bus.c is the real bus, tests/daemon/test-polkit.c has fakes.
  */
@@ -21,6 +27,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
+
+#include "access.h"
 
 typedef struct PolkitQueries PolkitQueries;
 typedef struct PolkitQuery PolkitQuery;
@@ -43,6 +51,8 @@ typedef struct PolkitOps {
         bool (*allow_interactive)(void *userdata, sd_bus_message *call);
         sd_bus_message *(*ref)(void *userdata, sd_bus_message *call);
         void (*unref)(void *userdata, sd_bus_message *call);
+        /* The caller's unique bus name, what tokens are bound to. */
+        const char *(*sender)(void *userdata, sd_bus_message *call);
 } PolkitOps;
 
 extern const PolkitOps polkit_bus_ops;
@@ -50,12 +60,21 @@ extern const PolkitOps polkit_bus_ops;
 PolkitQueries *polkit_queries_new(void);
 PolkitQueries *polkit_queries_new_with_ops(const PolkitOps *ops, void *userdata);
 PolkitQueries *polkit_queries_free(PolkitQueries *q);
+/* Where the bridge's uid and the tokens bound to connections are; NULL
+ * (the default) for none. Not owned. */
+void polkit_queries_set_access(PolkitQueries *q, Access *access);
 
 /* Returns 1 when the caller may go on, 0 when the answer is pending (the
  * method must return 1 and not reply: it will run again), and a negative
  * errno with *error set when the caller is denied. An answer is kept for
  * its call only, until the re-run collects it. */
 int polkit_check(PolkitQueries *q, sd_bus_message *call, const char *action, sd_bus_error *error);
+
+/* The caller's uid, for methods open to everyone that need to know who
+ * calls (BindToken's limiter): returns 1 with *ret_uid set, 0 when pending
+ * (the same re-run as polkit_check()), or a negative errno with *error set
+ * when the bus cannot say. */
+int polkit_caller_uid(PolkitQueries *q, sd_bus_message *call, uid_t *ret_uid, sd_bus_error *error);
 
 /* Drops what is kept for call. For a call whose object went away while
  * polkit was asked: re-run, it never reaches its method. */

@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: MIT */
+
+#include "db-access.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "macro.h"
+
+/* Schema history: append only, never edit a released entry. Each runs once,
+ * in order, inside the transaction that bumps PRAGMA user_version. */
+static const char *const migrations[] = {
+        /* 1: tokens, by their SHA-256 only. Times in microseconds since
+         * the epoch; expires and last_used 0 for never. */
+        "CREATE TABLE tokens (\n"
+        "        id TEXT PRIMARY KEY NOT NULL,\n"
+        "        name TEXT NOT NULL UNIQUE,\n"
+        "        role TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),\n"
+        "        hash BLOB NOT NULL CHECK (length(hash) = 32),\n"
+        "        created INTEGER NOT NULL,\n"
+        "        expires INTEGER NOT NULL DEFAULT 0,\n"
+        "        last_used INTEGER NOT NULL DEFAULT 0\n"
+        ") STRICT;\n",
+};
+
+typedef enum Statement {
+        STMT_LIST,
+        STMT_INSERT,
+        STMT_DELETE,
+        STMT_TOUCH,
+        _STMT_MAX,
+} Statement;
+
+static const char *const statement_sql[_STMT_MAX] = {
+        [STMT_LIST] = "SELECT id, name, role, hash, created, expires, last_used FROM tokens",
+        [STMT_INSERT] = "INSERT INTO tokens (id, name, role, hash, created, expires, last_used) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        [STMT_DELETE] = "DELETE FROM tokens WHERE id = ?1",
+        [STMT_TOUCH] = "UPDATE tokens SET last_used = ?2 WHERE id = ?1",
+};
+
+struct AccessDb {
+        sqlite3 *db;
+        sqlite3_stmt *stmt[_STMT_MAX];
+        int schema_version;
+        char error[256];
+};
+
+static int errno_from_sqlite(int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_CONSTRAINT:
+                return -EEXIST;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+                return -EBADMSG;
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_READONLY:
+                return -EROFS;
+        case SQLITE_PERM:
+        case SQLITE_AUTH:
+        case SQLITE_CANTOPEN:
+                return -EACCES;
+        default:
+                return -EIO;
+        }
+}
+
+static int fail(AccessDb *db, int rc) {
+        snprintf(db->error, sizeof db->error, "%s", sqlite3_errmsg(db->db));
+        return errno_from_sqlite(rc);
+}
+
+_printf_(3, 4)
+static int fail_msg(AccessDb *db, int err, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(db->error, sizeof db->error, fmt, ap);
+        va_end(ap);
+        return err;
+}
+
+/* Statements are cached: each use ends with a reset that also drops the
+ * bindings (a bound string must not outlive the caller's buffer). */
+static void stmt_resetp(sqlite3_stmt **s) {
+        if (*s) {
+                sqlite3_reset(*s);
+                sqlite3_clear_bindings(*s);
+        }
+}
+#define _cleanup_stmt_ _cleanup_(stmt_resetp)
+
+static int migrate(AccessDb *db) {
+        sqlite3_stmt *s;
+        int rc, version;
+
+        rc = sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                return fail(db, rc);
+        rc = sqlite3_prepare_v2(db->db, "PRAGMA user_version", -1, &s, NULL);
+        if (rc != SQLITE_OK)
+                goto fail;
+        rc = sqlite3_step(s);
+        version = sqlite3_column_int(s, 0);
+        sqlite3_finalize(s);
+        if (rc != SQLITE_ROW)
+                goto fail;
+        if (version < 0 || version > (int) ELEMENTSOF(migrations)) {
+                sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+                return fail_msg(db, -EPROTONOSUPPORT, "database schema version %d is newer than this kasamond (%zu)",
+                                version, ELEMENTSOF(migrations));
+        }
+        for (size_t i = (size_t) version; i < ELEMENTSOF(migrations); i++) {
+                rc = sqlite3_exec(db->db, migrations[i], NULL, NULL, NULL);
+                if (rc != SQLITE_OK)
+                        goto fail;
+        }
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %zu", ELEMENTSOF(migrations));
+        rc = sqlite3_exec(db->db, sql, NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                goto fail;
+        rc = sqlite3_exec(db->db, "COMMIT", NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                goto fail;
+        db->schema_version = (int) ELEMENTSOF(migrations);
+        return 0;
+
+fail:;
+        int q = fail(db, rc);
+        sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+        return q;
+}
+
+AccessDb *db_access_free(AccessDb *db) {
+        if (!db)
+                return NULL;
+        for (size_t i = 0; i < _STMT_MAX; i++)
+                sqlite3_finalize(db->stmt[i]);
+        sqlite3_close(db->db);
+        free(db);
+        return NULL;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(AccessDb *, db_access_free);
+
+int db_access_open(const char *path, AccessDb **ret, char **ret_error) {
+        _cleanup_(db_access_freep) AccessDb *db = calloc(1, sizeof(AccessDb));
+        _cleanup_close_ int fd = -1;
+        int rc, q;
+
+        if (!db)
+                return -ENOMEM;
+
+        /* SQLite would create the file as the umask allows: make it first,
+         * for the daemon's eyes only. The WAL and shared-memory files
+         * SQLite creates later take this file's mode. */
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0) {
+                q = fail_msg(db, -errno, "%s", strerror(errno));
+                goto fail;
+        }
+        if (fchmod(fd, 0600) < 0) {
+                q = fail_msg(db, -errno, "Failed to restrict the file's mode: %s", strerror(errno));
+                goto fail;
+        }
+
+        rc = sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc != SQLITE_OK) {
+                q = db->db ? fail(db, rc) : fail_msg(db, -ENOMEM, "out of memory");
+                goto fail;
+        }
+        sqlite3_busy_timeout(db->db, 5000);
+        /* A revoked token must stay revoked after a power cut: FULL. The
+         * table is written only when tokens are made, used or revoked. */
+        rc = sqlite3_exec(db->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON",
+                          NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+                q = fail(db, rc);
+                goto fail;
+        }
+        q = migrate(db);
+        if (q < 0)
+                goto fail;
+        for (size_t i = 0; i < _STMT_MAX; i++) {
+                rc = sqlite3_prepare_v3(db->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->stmt[i], NULL);
+                if (rc != SQLITE_OK) {
+                        q = fail(db, rc);
+                        goto fail;
+                }
+        }
+        *ret = TAKE_PTR(db);
+        return 0;
+
+fail:
+        if (ret_error) {
+                *ret_error = NULL;
+                if (asprintf(ret_error, "%s: %s", path, db->error) < 0)
+                        *ret_error = NULL;
+        }
+        return q;
+}
+
+const char *db_access_last_error(const AccessDb *db) {
+        return db->error;
+}
+
+int db_access_schema_version(const AccessDb *db) {
+        return db->schema_version;
+}
+
+int db_access_load(AccessDb *db, Access *a) {
+        _cleanup_stmt_ sqlite3_stmt *s = db->stmt[STMT_LIST];
+        int rc, r;
+
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+                _cleanup_(access_token_freep) AccessToken *t = calloc(1, sizeof(AccessToken));
+                const char *id = (const char *) sqlite3_column_text(s, 0);
+                const char *name = (const char *) sqlite3_column_text(s, 1);
+
+                if (!t)
+                        return -ENOMEM;
+                if (!id || !access_id_is_valid(id) || !name || sqlite3_column_bytes(s, 3) != ACCESS_HASH_SIZE)
+                        return fail_msg(db, -EBADMSG, "malformed token row '%s'", id ?: "(null)");
+                snprintf(t->id, sizeof t->id, "%s", id);
+                t->name = strdup(name);
+                if (!t->name)
+                        return -ENOMEM;
+                t->role = access_role_from_string((const char *) sqlite3_column_text(s, 2));
+                memcpy(t->hash, sqlite3_column_blob(s, 3), ACCESS_HASH_SIZE);
+                t->created_usec = sqlite3_column_int64(s, 4);
+                t->expires_usec = sqlite3_column_int64(s, 5);
+                t->last_used_usec = sqlite3_column_int64(s, 6);
+                r = access_add(a, TAKE_PTR(t));
+                if (r < 0)
+                        return fail_msg(db, r, "token '%s' cannot be loaded: %s", id, strerror(-r));
+        }
+        return rc == SQLITE_DONE ? 0 : fail(db, rc);
+}
+
+int db_access_insert(AccessDb *db, const AccessToken *t) {
+        _cleanup_stmt_ sqlite3_stmt *s = db->stmt[STMT_INSERT];
+        int rc;
+
+        if (sqlite3_bind_text(s, 1, t->id, -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_text(s, 2, t->name, -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_text(s, 3, access_role_to_string(t->role), -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_blob(s, 4, t->hash, ACCESS_HASH_SIZE, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_int64(s, 5, t->created_usec) != SQLITE_OK ||
+            sqlite3_bind_int64(s, 6, t->expires_usec) != SQLITE_OK ||
+            sqlite3_bind_int64(s, 7, t->last_used_usec) != SQLITE_OK)
+                return fail(db, sqlite3_errcode(db->db));
+        rc = sqlite3_step(s);
+        return rc == SQLITE_DONE ? 0 : fail(db, rc);
+}
+
+static int exec_id(AccessDb *db, Statement which, const char *id, int64_t value) {
+        _cleanup_stmt_ sqlite3_stmt *s = db->stmt[which];
+        int rc;
+
+        if (sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC) != SQLITE_OK ||
+            (which == STMT_TOUCH && sqlite3_bind_int64(s, 2, value) != SQLITE_OK))
+                return fail(db, sqlite3_errcode(db->db));
+        rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+                return fail(db, rc);
+        if (sqlite3_changes(db->db) == 0)
+                return fail_msg(db, -ENOENT, "no token '%s'", id);
+        return 0;
+}
+
+int db_access_delete(AccessDb *db, const char *id) {
+        return exec_id(db, STMT_DELETE, id, 0);
+}
+
+int db_access_touch(AccessDb *db, const char *id, int64_t last_used_usec) {
+        return exec_id(db, STMT_TOUCH, id, last_used_usec);
+}
