@@ -57,6 +57,7 @@ static void test_defaults(void) {
         is_int((int64_t) c.compact_after_usec, 3600 * SEC, "CompactAfter default");
         is_int(c.max_devices, 1024, "MaxDevices default");
         is_int(c.max_frame_size, 65536, "MaxFrameSize default");
+        ok(streq0(c.bridge_user, "kasamond-bridge"), "Bridge.User default");
         config_done(&c);
 
         /* every table entry is documented and its default parses (checked
@@ -64,7 +65,7 @@ static void test_defaults(void) {
         bool documented = true;
         for (size_t i = 0; i < config_keys_count; i++)
                 documented = documented && config_keys[i].doc && strlen(config_keys[i].doc) > 10;
-        ok(documented && config_keys_count == 15, "%zu keys, all documented", config_keys_count);
+        ok(documented && config_keys_count == 16, "%zu keys, all documented", config_keys_count);
 }
 
 static void test_values(void) {
@@ -171,6 +172,20 @@ static void test_errors(void) {
         check_error("[Daemon\n", "test.conf:1: not a group header", "broken group header");
         check_error("[Storage]\nCompactAfter=1d\nRawRetention=2h\n", "test.conf:3: [Storage] RawRetention: shorter than CompactAfter", "retention below compaction");
         check_error("[Daemon]\nStateDirectory=/a\xff\n", "test.conf", "invalid UTF-8");
+        check_error("[Bridge]\nUser=-x\n", "test.conf:2: [Bridge] User: '-x' is not a user name", "user name with a dash first");
+        check_error("[Bridge]\nUser=a b\n", "'a b' is not a user name", "user name with a space");
+}
+
+static void test_bridge_user(void) {
+        static const char text[] = "[Bridge]\nUser=\n", named[] = "[Bridge]\nUser=www_data-2.x\n";
+        Config c;
+
+        ok(config_load_data(text, strlen(text), "test.conf", &c, NULL) == 0 && streq0(c.bridge_user, ""),
+           "Bridge.User empty: no bridge");
+        config_done(&c);
+        ok(config_load_data(named, strlen(named), "test.conf", &c, NULL) == 0 &&
+           streq0(c.bridge_user, "www_data-2.x"), "Bridge.User with ._- and digits");
+        config_done(&c);
 }
 
 static void test_files(void) {
@@ -220,5 +235,6 @@ int main(void) {
         test_values();
         test_errors();
         test_files();
+        test_bridge_user();
         return done_testing();
 }
