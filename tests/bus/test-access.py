@@ -161,6 +161,37 @@ def check_no_token(t, plug, bridge):
     t.ok(r[0] == "reply", "bridge without a token: reading is open", r)
 
 
+def check_late_bridge(t, env, plug, connect, viewer_secret, late_name):
+    """A bridge user that appears after kasamond started (a bridge with
+    DynamicUser=) is found by its first successful bind; tokens outlive a
+    restart of kasamond."""
+    with open(env.config_path) as f:
+        conf = f.read()
+    with open(env.config_path, "w") as f:
+        f.write(conf.rsplit("[Bridge]", 1)[0] + f"[Bridge]\nUser={late_name}\n")
+    t.eq(env.stop_daemon(), 0, "kasamond restarted with a bridge user that does not exist yet")
+    env.start_daemon()
+    with kt.system_user(late_name) as late:
+        mine = []
+
+        def late_connection():
+            mine.append(connect(late))
+            return mine[-1]
+        try:
+            r = late_connection().call(plug.path, kt.DEVICE_IFACE, "Toggle")
+            t.ok(denied(r, INTERACTIVE_REQUIRED), "late bridge user before any bind: polkit decides (no)", r)
+            r = late_connection().bind(viewer_secret)
+            t.ok(r[0] == "reply" and r[1][1] == "viewer", "late bridge user: a token of before the restart binds", r)
+            before = plug.relay()
+            r = late_connection().call(plug.path, kt.DEVICE_IFACE, "Toggle")
+            t.ok(denied(r, ACCESS_DENIED, NO_TOKEN) and plug.relay() == before,
+                 "late bridge user, found by that bind: without a token denied by kasamond", r)
+        finally:
+            # Before the user is deleted: userdel refuses a user with processes.
+            for c in mine:
+                c.close()
+
+
 def main():
     t = kt.Tap()
     tag = os.getpid()
@@ -295,6 +326,7 @@ def main():
             t.ok(hashlib.sha256(secrets["viewer"].encode()).digest() in data, "...which hold the SHA-256")
             t.eq(oct(os.stat(os.path.join(env.state, "access.sqlite")).st_mode & 0o777), "0o600",
                  "access.sqlite is for kasamond's eyes only")
+            check_late_bridge(t, env, plug, connect, secrets["viewer"], f"kasaac{tag}l")
         finally:
             for c in conns:
                 c.close()
