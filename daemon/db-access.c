@@ -39,8 +39,8 @@ typedef enum Statement {
 
 static const char *const statement_sql[_STMT_MAX] = {
         [STMT_LIST] = "SELECT id, name, role, hash, created, expires, last_used FROM tokens",
-        [STMT_INSERT] = "INSERT INTO tokens (id, name, role, hash, created, expires, last_used) "
-                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        /* One literal: clang takes two in a row for a missing comma. */
+        [STMT_INSERT] = "INSERT INTO tokens (id, name, role, hash, created, expires, last_used) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         [STMT_DELETE] = "DELETE FROM tokens WHERE id = ?1",
         [STMT_TOUCH] = "UPDATE tokens SET last_used = ?2 WHERE id = ?1",
 };
