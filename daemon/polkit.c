@@ -126,8 +126,8 @@ void polkit_query_uid_answered(PolkitQuery *q, int error, uid_t uid) {
                 finish(q, NULL, error >= 0, false);
                 return;
         }
-        /* Before root: a bridge configured as root must not make every
-         * HTTP user root. */
+        /* The bridge before root: were its uid 0 (the manager refuses
+         * that), its HTTP users must still not be root. */
         if (error >= 0 && access && access_is_bridge(access, uid)) {
                 q->bridge = true;
                 finish(q, NULL, false, false);
