@@ -55,6 +55,10 @@ const ConfigKey config_keys[] = {
             "Most devices (outlets included) the daemon manages."),
         KEY("Limits", "MaxFrameSize", CONFIG_UNSIGNED, "65536", 4096, 1048576, max_frame_size,
             "Largest device reply accepted, in bytes."),
+        KEY("Location", "Latitude", CONFIG_DEGREES, "", -90, 90, latitude,
+            "Degrees north (negative: south) of the place sun schedules and kasactl sun use; empty = none."),
+        KEY("Location", "Longitude", CONFIG_DEGREES, "", -180, 180, longitude,
+            "Degrees east (negative: west) of that place; empty = none."),
 };
 const size_t config_keys_count = ELEMENTSOF(config_keys);
 
@@ -203,6 +207,22 @@ static int parse_value(const ConfigKey *k, const char *raw, Config *c, char **re
         case CONFIG_FRACTION:
                 if (number_prefix(value) != strlen(value) || parse_number(value, strlen(value), &v) < 0)
                         return set_error(ret_why, "'%s' is not a number", value), -EINVAL;
+                if (v < k->min || v > k->max)
+                        return set_error(ret_why, "'%s' is out of range (%g..%g)", value, k->min, k->max), -ERANGE;
+                *(double *) field = v;
+                return 0;
+
+        case CONFIG_DEGREES:
+                if (!*value) {
+                        *(double *) field = NAN;
+                        return 0;
+                }
+                const char *digits = value + (value[0] == '-' || value[0] == '+');
+                if (!*digits || number_prefix(digits) != strlen(digits) ||
+                    parse_number(digits, strlen(digits), &v) < 0)
+                        return set_error(ret_why, "'%s' is not a number of degrees", value), -EINVAL;
+                if (value[0] == '-')
+                        v = -v;
                 if (v < k->min || v > k->max)
                         return set_error(ret_why, "'%s' is out of range (%g..%g)", value, k->min, k->max), -ERANGE;
                 *(double *) field = v;
@@ -487,6 +507,11 @@ char *config_dump(const Config *c) {
                         break;
                 case CONFIG_FRACTION:
                         value = g_strdup(g_ascii_formatd(buf, sizeof buf, "%.15g", *(const double *) field));
+                        break;
+                case CONFIG_DEGREES:
+                        value = isnan(*(const double *) field)
+                                        ? g_strdup("")
+                                        : g_strdup(g_ascii_formatd(buf, sizeof buf, "%.15g", *(const double *) field));
                         break;
                 case CONFIG_UNSIGNED:
                         value = g_strdup_printf("%u", *(const unsigned *) field);

@@ -38,6 +38,9 @@
  * [Limits]
  *   MaxDevices=1024    1..65536
  *   MaxFrameSize=65536 4096..1048576 largest device reply accepted (bytes)
+ * [Location]           where sun schedules are computed; empty = none
+ *   Latitude=          -90..90       degrees north
+ *   Longitude=         -180..180     degrees east
  *
  * Durations: seconds ("2.5") or a number with a unit: ms, s, min, h, d. */
 
@@ -64,6 +67,8 @@ typedef struct Config {
 
         unsigned max_devices;
         unsigned max_frame_size;
+
+        double latitude, longitude; /* NAN: not configured */
 } Config;
 
 typedef enum ConfigType {
@@ -74,6 +79,7 @@ typedef enum ConfigType {
         CONFIG_FRACTION,
         CONFIG_UNSIGNED,
         CONFIG_TARGETS,
+        CONFIG_DEGREES,   /* a number in min..max, or empty: NAN */
 } ConfigType;
 
 typedef struct ConfigKey {
