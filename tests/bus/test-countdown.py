@@ -42,7 +42,8 @@ def main():
     t = kt.Tap()
     with kt.Env(DEVICES) as env:
         path = env.device_path(kt.mac_id(env.sim_devices()[0]["mac"]))
-        env.wait_for(lambda: env.get(path, kt.DEVICE_IFACE, "Online"), 20, "the plug online")
+        env.wait_for(lambda: path in env.objects() and env.get(path, kt.DEVICE_IFACE, "Online"), 20,
+                     "the plug online")
         env.call(path, kt.DEVICE_IFACE, "SetOn", "b", (True,))
         t.eq(tuple(env.get(path, kt.DEVICE_IFACE, "Countdown")), ("", 0), "Countdown is empty at first")
 
