@@ -216,6 +216,31 @@ def run_checks(t, s):
         return good and s.show("RandomizedDelayUSec", timer) == "10min", f"{d} {units()}"
     step("a sunset schedule arms one day's sunset in a timer named after the day", sun)
 
+    # A sun schedule that fires: the offset puts the sunset of the last
+    # (or next) day a few seconds ahead, then the next day's is armed.
+    def sunset_soon():
+        target = int(time.time()) + 6
+        day = datetime.datetime.fromtimestamp(target).date()
+        for d in (day - datetime.timedelta(days=1), day, day + datetime.timedelta(days=1)):
+            r = ctl("--json=short", "sun", f"--date={d.isoformat()}")
+            ev = {e["event"]: e for e in json.loads(r.stdout)}["sunset"]
+            sunset = int(datetime.datetime.fromisoformat(ev["time"]).timestamp())
+            offset = target - sunset
+            if abs(offset) < 12 * 3600:
+                break
+        ctl("on", PLUG)
+        r = ctl("schedule", "add", "off", PLUG, f"--sunset={offset:+d}")
+        if r.returncode != 0 or relay() is not True:
+            return False, r.stderr
+        first = ctl_json("schedule", "show", "4")["timer"]
+        boot.wait_for(lambda: relay() is False, 40, "the sunset schedule to switch the plug off")
+        after = boot.wait_for(lambda: (lambda tm: tm if tm and tm != first else None)(
+            ctl_json("schedule", "show", "4")["timer"]), 20, "the next sunset armed")
+        u = units()
+        return after in u and first not in u, f"first {first}, then {after}, units {u}"
+    step("a sunset schedule a few seconds ahead fires, then arms the next day's sunset and stops the elapsed timer",
+         sunset_soon)
+
     def sun_cli():
         r = ctl("--json=short", "sun", "--date=2024-06-21")
         events = {e["event"]: e for e in json.loads(r.stdout)} if r.returncode == 0 else {}
@@ -253,7 +278,7 @@ def run_checks(t, s):
     step("its units are gone",
          lambda: boot.wait_for(lambda: not any(u.startswith("kasamond-schedule-1.") for u in units()), 20,
                                "the units gone"))
-    step("and the schedule", lambda: is_(sorted(d["id"] for d in ctl_json("schedule", "list")), [2, 3]))
+    step("and the schedule", lambda: is_(sorted(d["id"] for d in ctl_json("schedule", "list")), [2, 3, 4]))
     step("kasamond logged no failure to talk to systemd",
          lambda: (lambda log: ("Failed to" not in log, log[-2000:]))(s.daemon_log(1 << 20)))
 
