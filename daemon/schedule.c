@@ -618,7 +618,7 @@ static void on_part_done(void *userdata, const char *error) {
  * that day, then stops the timer that fired (not its service: that is
  * the caller, waiting for the answer). */
 static void rearm_sun(Scheduler *s, Schedule *sch) {
-        _cleanup_free_ char *old = sch->armed_timer ? strdup(sch->armed_timer) : NULL, *error = NULL;
+        _cleanup_free_ char *error = NULL;
         int r;
 
         r = arm(s, sch, false, &error);
