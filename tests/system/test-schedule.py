@@ -3,9 +3,11 @@
 private namespaces, the project installed, as test-system.py boots it)
 makes each schedule a transient timer. A timer shows in `systemctl
 list-timers` with the right next elapse; a calendar time a few seconds
-ahead fires and switches a kasa-sim plug; RunNow switches it; restarting
-kasamond keeps the timers and recreates those that are gone (as after a
-reboot), and stops units left by schedules that are gone; removing a
+ahead fires and switches a kasa-sim plug, and a sunset one a few seconds
+ahead arms the next day's; RunNow switches it; restarting kasamond keeps
+the timers and recreates those that are gone, and stops units left by
+schedules that are gone; after a reboot (a second boot of systemd with the
+first one's databases) kasamond recreates every timer; removing a
 schedule removes its units; invalid expressions are refused with systemd's
 message and nothing is stored; a plain user may read and is denied every
 change; the user kasamond may stop its own units and no others.
@@ -34,30 +36,40 @@ PLUG = "127.0.0.2"
 boot.DAEMON_CONFIG += "[Location]\nLatitude=51.4769\nLongitude=-0.0005\n"
 
 
-def main():
-    if os.geteuid() != 0:
-        print("1..1\nnot ok 1 - the system test needs root (namespaces, mounts, cgroups)")
-        return 1
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    t = boot.Tap()
-    try:
-        s = boot.System()
-    except Exception as e:  # noqa: BLE001 - any set-up failure is the test's failure
-        t.ok(False, "systemd boots in the namespaces with kasamond installed", e)
-        return t.close()
-    try:
-        run_checks(t, s)
-    finally:
-        if t.failed:
-            sys.stdout.write("# --- systemd console ---\n# " + s.console_tail(8000).replace("\n", "\n# ") + "\n")
-            sys.stdout.write("# --- kasamond log ---\n# " + s.daemon_log(8000).replace("\n", "\n# ") + "\n")
-        s.close()
-    return t.close()
+STATE_DIR = "/var/lib/kasamond"
+DATABASES = ("devices.sqlite", "schedules.sqlite")
 
 
-def run_checks(t, s):
-    kasactl = s.installed["kasactl"]
+def kasactl_run(s, *args, user=None):
+    return s.run([s.installed["kasactl"], "--no-ask-password", *args], user=user)
 
+
+def kasactl_json(s, *args, user=None):
+    r = kasactl_run(s, "--json=short", *args, user=user)
+    if r.returncode != 0:
+        raise RuntimeError(f"kasactl {' '.join(args)}: {r.returncode} {r.stderr}")
+    return json.loads(r.stdout)
+
+
+def schedule_units(s):
+    r = s.run(["systemctl", "list-units", "--all", "--plain", "--no-legend", "kasamond-schedule-*"])
+    return sorted(line.split()[0] for line in r.stdout.splitlines() if line.strip())
+
+
+def schedule_prop(s, path, name):
+    r = s.run(["busctl", "--json=short", "get-property", boot.BUS_NAME, path, SCHEDULE_IFACE, name])
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr)
+    return json.loads(r.stdout)["data"]
+
+
+def next_local(hour):
+    now = datetime.datetime.now().astimezone()
+    want = now.replace(hour=hour, minute=0, second=0, microsecond=0)
+    return want + datetime.timedelta(days=1) if want <= now else want
+
+
+def make_step(t):
     def step(name, fn):
         try:
             result = fn()
@@ -66,31 +78,58 @@ def run_checks(t, s):
             return t.ok(False, name, repr(e))
         cond, diag = result if isinstance(result, tuple) else (result, None)
         return t.ok(bool(cond), name, diag)
+    return step
+
+
+def boot_and_check(t, checks, *args):
+    try:
+        s = boot.System()
+    except Exception as e:  # noqa: BLE001 - any set-up failure is the test's failure
+        t.ok(False, "systemd boots in the namespaces with kasamond installed", e)
+        return None
+    try:
+        return checks(t, s, *args)
+    finally:
+        if t.failed:
+            sys.stdout.write("# --- systemd console ---\n# " + s.console_tail(8000).replace("\n", "\n# ") + "\n")
+            sys.stdout.write("# --- kasamond log ---\n# " + s.daemon_log(8000).replace("\n", "\n# ") + "\n")
+        s.close()
+
+
+def main():
+    if os.geteuid() != 0:
+        print("1..1\nnot ok 1 - the system test needs root (namespaces, mounts, cgroups)")
+        return 1
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    t = boot.Tap()
+    saved = boot_and_check(t, run_checks)
+    # A reboot: a new systemd with no transient unit, the same state.
+    if saved:
+        boot_and_check(t, reboot_checks, saved)
+    return t.close()
+
+
+def is_(got, want):
+    return got == want, f"got {got!r}, want {want!r}"
+
+
+def run_checks(t, s):
+    step = make_step(t)
 
     def ctl(*args, user=None):
-        return s.run([kasactl, "--no-ask-password", *args], user=user)
+        return kasactl_run(s, *args, user=user)
 
     def ctl_json(*args, user=None):
-        r = ctl("--json=short", *args, user=user)
-        if r.returncode != 0:
-            raise RuntimeError(f"kasactl {' '.join(args)}: {r.returncode} {r.stderr}")
-        return json.loads(r.stdout)
+        return kasactl_json(s, *args, user=user)
 
     def relay():
         return s.sim_truth()[PLUG]["relay"]
 
     def units():
-        r = s.run(["systemctl", "list-units", "--all", "--plain", "--no-legend", "kasamond-schedule-*"])
-        return sorted(line.split()[0] for line in r.stdout.splitlines() if line.strip())
+        return schedule_units(s)
 
     def prop(path, name):
-        r = s.run(["busctl", "--json=short", "get-property", boot.BUS_NAME, path, SCHEDULE_IFACE, name])
-        if r.returncode != 0:
-            raise RuntimeError(r.stderr)
-        return json.loads(r.stdout)["data"]
-
-    def is_(got, want):
-        return got == want, f"got {got!r}, want {want!r}"
+        return schedule_prop(s, path, name)
 
     step("kasamond is active", lambda: boot.wait_for(lambda: s.show("ActiveState") == "active", 30, "kasamond"))
     step(f"the plug at {PLUG} is known",
@@ -111,10 +150,7 @@ def run_checks(t, s):
         return r.returncode == 0 and r.stdout.strip() == "Added schedule 1.", r.stdout + r.stderr
     step("kasactl schedule add off DEV --at='*-*-* 03:00:00'", add_daily)
     path1 = boot.MANAGER_PATH + "/schedule/1"
-    now = datetime.datetime.now().astimezone()
-    want = now.replace(hour=3, minute=0, second=0, microsecond=0)
-    if want <= now:
-        want += datetime.timedelta(days=1)
+    want = next_local(3)
 
     def listed():
         r = s.run(["systemctl", "list-timers", "--all", "--no-pager", "kasamond-schedule-*"])
@@ -281,6 +317,53 @@ def run_checks(t, s):
     step("and the schedule", lambda: is_(sorted(d["id"] for d in ctl_json("schedule", "list")), [2, 3, 4]))
     step("kasamond logged no failure to talk to systemd",
          lambda: (lambda log: ("Failed to" not in log, log[-2000:]))(s.daemon_log(1 << 20)))
+
+    # What survives a reboot: the databases, not the transient units.
+    step("a daily schedule at 04:00 is added before the reboot",
+         lambda: (lambda r: (r.returncode == 0 and "schedule 5" in r.stdout, r.stdout + r.stderr))(
+             ctl("schedule", "add", "on", PLUG, "--at=*-*-* 04:00:00")))
+    s.run(["systemctl", "stop", boot.UNIT])
+    saved = {}
+    for name in os.listdir(s.path(STATE_DIR)):
+        if name.startswith(DATABASES):
+            with open(os.path.join(s.path(STATE_DIR), name), "rb") as f:
+                saved[name] = f.read()
+    step("kasamond stopped, its databases are saved", lambda: (all(d in saved for d in DATABASES), sorted(saved)))
+    return saved
+
+
+def reboot_checks(t, s, saved):
+    step = make_step(t)
+    step("after the reboot kasamond is active",
+         lambda: boot.wait_for(lambda: s.show("ActiveState") == "active", 30, "kasamond"))
+    step("and a fresh systemd has no schedule unit", lambda: is_(schedule_units(s), []))
+    s.run(["systemctl", "stop", boot.UNIT])
+    state = s.path(STATE_DIR)
+    for name in os.listdir(state):
+        if name.startswith(DATABASES):
+            os.unlink(os.path.join(state, name))
+    for name, data in saved.items():
+        with open(os.path.join(state, name), "wb") as f:
+            f.write(data)
+    s.run(["chown", "-R", "kasamond:kasamond", STATE_DIR])
+    s.run(["systemctl", "start", boot.UNIT])
+    step("kasamond starts with the saved databases",
+         lambda: boot.wait_for(lambda: s.show("ActiveState") == "active", 30, "kasamond"))
+    step("the schedules are back", lambda: is_(sorted(d["id"] for d in kasactl_json(s, "schedule", "list")),
+                                               [2, 3, 4, 5]))
+    want = next_local(4)
+
+    def listed():
+        r = s.run(["systemctl", "list-timers", "--all", "--no-pager", "kasamond-schedule-*"])
+        line = next((x for x in r.stdout.splitlines() if "kasamond-schedule-5.timer" in x), "")
+        return want.strftime("%Y-%m-%d 04:00:00") in line, r.stdout
+    step("kasamond recreated the daily timer: systemctl list-timers shows it at 04:00", listed)
+    step("with the same NextElapse",
+         lambda: is_(schedule_prop(s, boot.MANAGER_PATH + "/schedule/5", "NextElapse"),
+                     int(want.timestamp()) * 1000000))
+    step("and the sun schedules' timers of their next day",
+         lambda: (lambda u: (all(any(re.fullmatch(rf"kasamond-schedule-{i}-\d{{8}}\.timer", x) for x in u)
+                                 for i in (3, 4)), u))(schedule_units(s)))
 
 
 if __name__ == "__main__":
