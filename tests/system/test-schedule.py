@@ -294,6 +294,17 @@ def run_checks(t, s):
                                                      r.stderr))(
         s.run(["systemctl", "--no-ask-password", "stop", "kasamond-schedule-2.timer"], user="kasamond")))
 
+    # What the rule cannot do on this systemd, as kasamond(8) says: systemd
+    # before 256 names no unit when asking polkit about StartTransientUnit.
+    def transient():
+        version = int(s.run(["systemctl", "--version"]).stdout.split()[1])
+        r = s.run(["systemd-run", "--no-ask-password", "--quiet", "--unit=kasa-not-a-schedule", "/bin/true"],
+                  user="kasamond")
+        allowed = r.returncode == 0
+        return allowed == (version < 256), f"systemd {version}: allowed={allowed} {r.stderr}"
+    step("StartTransientUnit of another name by the user kasamond: allowed before systemd 256 (no unit to match), "
+         "refused after", transient)
+
     # The interface as documented.
     def introspect():
         r = s.run(["busctl", "introspect", "--xml-interface", boot.BUS_NAME, path1])
