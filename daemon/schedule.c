@@ -694,6 +694,11 @@ void scheduler_timer_times(Scheduler *s, Schedule *sch, uint64_t *ret_next, uint
         if (sch->armed_timer &&
             s->config.systemd->timer_times(s->config.systemd_userdata, sch->armed_timer, &next, &last) < 0)
                 next = last = 0;
+        /* systemd says "never" with USEC_INFINITY. */
+        if (next == UINT64_MAX)
+                next = 0;
+        if (last == UINT64_MAX)
+                last = 0;
         /* A sun schedule's timer is new each day: before it elapses, the
          * last trigger is that of the day before, which kasamond recorded. */
         if (last == 0 && sch->sun_event >= 0)
