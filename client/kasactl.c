@@ -37,6 +37,14 @@ const char *arg_by = "day";
 const char *arg_name = NULL;
 const char *arg_role = NULL;
 const char *arg_expires = NULL;
+bool arg_cancel = false;
+const char *arg_at = NULL;
+const char *arg_sun_event = NULL;
+const char *arg_sun_offset = NULL;
+const char *arg_random = NULL;
+bool arg_persistent = false;
+const char *arg_date = NULL;
+const char *arg_location = NULL;
 
 /* The options a verb may take; --help and --version go with every verb. */
 typedef enum Option {
@@ -51,7 +59,20 @@ typedef enum Option {
         OPT_NAME = 1 << 8,
         OPT_ROLE = 1 << 9,
         OPT_EXPIRES = 1 << 10,
+        OPT_CANCEL = 1 << 11,
+        OPT_AT = 1 << 12,
+        OPT_SUNRISE = 1 << 13,
+        OPT_SUNSET = 1 << 14,
+        OPT_DAWN = 1 << 15,
+        OPT_DUSK = 1 << 16,
+        OPT_RANDOM = 1 << 17,
+        OPT_PERSISTENT = 1 << 18,
+        OPT_DATE = 1 << 19,
+        OPT_LOCATION = 1 << 20,
 } Option;
+
+#define OPT_SUN (OPT_SUNRISE | OPT_SUNSET | OPT_DAWN | OPT_DUSK)
+#define OPT_SCHEDULE (OPT_BUS | OPT_NO_LEGEND | OPT_AT | OPT_SUN | OPT_RANDOM | OPT_PERSISTENT | OPT_RANGE)
 
 #define OPT_RANGE (OPT_SINCE | OPT_UNTIL)
 /* Every verb that talks to kasamond takes --no-ask-password, so that a
@@ -79,6 +100,18 @@ static const struct OptionInfo {
         { OPT_ROLE, "role", "viewer|operator|admin", "viewer, operator or admin", "Role of the token to create" },
         { OPT_EXPIRES, "expires", "TIME|DURATION", "a TIME such as 2027-01-01, or a DURATION such as 30d",
           "When the token stops working (default never)" },
+        { OPT_CANCEL, "cancel", NULL, NULL, "Stop the running countdown" },
+        { OPT_AT, "at", "CALENDAR", "a systemd calendar expression such as 'Mon..Fri 07:00'",
+          "When a schedule runs (systemd.time(7))" },
+        { OPT_SUNRISE, "sunrise", "[OFFSET]", NULL, "Run at sunrise, OFFSET (+15min, -1h) after it" },
+        { OPT_SUNSET, "sunset", "[OFFSET]", NULL, "Run at sunset, OFFSET after it" },
+        { OPT_DAWN, "dawn", "[OFFSET]", NULL, "Run at civil dawn, OFFSET after it" },
+        { OPT_DUSK, "dusk", "[OFFSET]", NULL, "Run at civil dusk, OFFSET after it" },
+        { OPT_RANDOM, "random", "SPAN", "a time span such as 30min", "Delay each run by a random time up to\nSPAN" },
+        { OPT_PERSISTENT, "persistent", NULL, NULL, "Catch up once at boot on a run missed while\nthe machine was off" },
+        { OPT_DATE, "date", "YYYY-MM-DD", "a date such as 2026-12-21", "The day to show (default today)" },
+        { OPT_LOCATION, "location", "LAT,LON", "latitude,longitude in degrees such as 52.52,13.40",
+          "Where (default: [Location] of kasamond.conf)" },
 };
 
 typedef enum VerbFlags {
@@ -121,6 +154,12 @@ static const Verb verbs[] = {
         { "watch", 1, 2, 0, OPT_BUS | OPT_NO_LEGEND, verb_watch, "[DEV]", "Follow changes as they happen" },
         { "token", 2, 3, 0, OPT_BUS | OPT_NO_LEGEND | OPT_NAME | OPT_ROLE | OPT_EXPIRES, verb_token,
           "create|list|revoke [ID|NAME]", "Create, list or revoke API tokens of the HTTP bridge" },
+        { "countdown", 2, 4, 0, OPT_BUS | OPT_CANCEL, verb_countdown, "DEV [SPAN ACTION]",
+          "Switch a device once after a while" },
+        { "schedule", 2, INT32_MAX, 0, OPT_SCHEDULE, verb_schedule, "SUBCOMMAND ...",
+          "Timers that switch devices: list, show ID,\n                         add ACTION DEV..., remove, enable, disable,\n                         run ID" },
+        { "sun", 1, 1, 0, OPT_BUS | OPT_DATE | OPT_LOCATION, verb_sun, "",
+          "Sunrise, sunset and civil twilight of a day" },
         { "help", 1, 2, VERB_NO_BUS, 0, verb_help, "[COMMAND]", "Show this help, or the help of a command" },
         { "__complete-devices", 1, 1, VERB_HIDDEN, 0, verb_complete_devices, "", NULL },
         { "__complete-options", 1, 2, VERB_HIDDEN | VERB_NO_BUS, 0, verb_complete_options, "[COMMAND]", NULL },
@@ -150,7 +189,10 @@ static void print_options(Option options) {
 
                 if (!(options & o->option))
                         continue;
-                snprintf(buf, sizeof(buf), "--%s%s%s", o->name, o->value ? "=" : "", o->value ? o->value : "");
+                if (o->value && o->value[0] == '[') /* an optional value */
+                        snprintf(buf, sizeof(buf), "--%s[=%s", o->name, o->value + 1);
+                else
+                        snprintf(buf, sizeof(buf), "--%s%s%s", o->name, o->value ? "=" : "", o->value ? o->value : "");
                 if (strlen(buf) > 19)
                         printf("     %s\n%25s", buf, "");
                 else
@@ -254,6 +296,16 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 ARG_NAME,
                 ARG_ROLE,
                 ARG_EXPIRES,
+                ARG_CANCEL,
+                ARG_AT,
+                ARG_SUNRISE,
+                ARG_SUNSET,
+                ARG_DAWN,
+                ARG_DUSK,
+                ARG_RANDOM,
+                ARG_PERSISTENT,
+                ARG_DATE,
+                ARG_LOCATION,
                 ARG_LIST_VERBS,
         };
         static const struct option options[] = {
@@ -270,6 +322,16 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 { "name", required_argument, NULL, ARG_NAME },
                 { "role", required_argument, NULL, ARG_ROLE },
                 { "expires", required_argument, NULL, ARG_EXPIRES },
+                { "cancel", no_argument, NULL, ARG_CANCEL },
+                { "at", required_argument, NULL, ARG_AT },
+                { "sunrise", optional_argument, NULL, ARG_SUNRISE },
+                { "sunset", optional_argument, NULL, ARG_SUNSET },
+                { "dawn", optional_argument, NULL, ARG_DAWN },
+                { "dusk", optional_argument, NULL, ARG_DUSK },
+                { "random", required_argument, NULL, ARG_RANDOM },
+                { "persistent", no_argument, NULL, ARG_PERSISTENT },
+                { "date", required_argument, NULL, ARG_DATE },
+                { "location", required_argument, NULL, ARG_LOCATION },
                 { "list-verbs", no_argument, NULL, ARG_LIST_VERBS },
                 {},
         };
@@ -286,6 +348,16 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 [ARG_NAME - ARG_JSON] = OPT_NAME,
                 [ARG_ROLE - ARG_JSON] = OPT_ROLE,
                 [ARG_EXPIRES - ARG_JSON] = OPT_EXPIRES,
+                [ARG_CANCEL - ARG_JSON] = OPT_CANCEL,
+                [ARG_AT - ARG_JSON] = OPT_AT,
+                [ARG_SUNRISE - ARG_JSON] = OPT_SUNRISE,
+                [ARG_SUNSET - ARG_JSON] = OPT_SUNSET,
+                [ARG_DAWN - ARG_JSON] = OPT_DAWN,
+                [ARG_DUSK - ARG_JSON] = OPT_DUSK,
+                [ARG_RANDOM - ARG_JSON] = OPT_RANDOM,
+                [ARG_PERSISTENT - ARG_JSON] = OPT_PERSISTENT,
+                [ARG_DATE - ARG_JSON] = OPT_DATE,
+                [ARG_LOCATION - ARG_JSON] = OPT_LOCATION,
         };
         bool want_help = false;
         Option given = 0;
@@ -293,7 +365,7 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
 
         opterr = 0; /* the messages below say what to do instead */
         while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
-                if (c >= ARG_JSON && c <= ARG_EXPIRES)
+                if (c >= ARG_JSON && c <= ARG_LOCATION)
                         given |= arg_option[c - ARG_JSON];
                 switch (c) {
                 case 'h':
@@ -351,6 +423,34 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 case ARG_EXPIRES:
                         arg_expires = optarg;
                         break;
+                case ARG_CANCEL:
+                        arg_cancel = true;
+                        break;
+                case ARG_AT:
+                        arg_at = optarg;
+                        break;
+                case ARG_SUNRISE:
+                case ARG_SUNSET:
+                case ARG_DAWN:
+                case ARG_DUSK:
+                        if (arg_sun_event)
+                                return log_error_errno(EINVAL, "Only one of --sunrise, --sunset, --dawn and --dusk.");
+                        arg_sun_event = c == ARG_SUNRISE ? "sunrise" : c == ARG_SUNSET ? "sunset" :
+                                        c == ARG_DAWN ? "civil-dawn" : "civil-dusk";
+                        arg_sun_offset = optarg;
+                        break;
+                case ARG_RANDOM:
+                        arg_random = optarg;
+                        break;
+                case ARG_PERSISTENT:
+                        arg_persistent = true;
+                        break;
+                case ARG_DATE:
+                        arg_date = optarg;
+                        break;
+                case ARG_LOCATION:
+                        arg_location = optarg;
+                        break;
                 case ARG_LIST_VERBS:
                         /* For the man page test and completion scripts. */
                         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
@@ -358,7 +458,7 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                                         printf("%s\n", verbs[i].name);
                         return 0;
                 case ':': {
-                        const struct OptionInfo *o = optopt >= ARG_JSON && optopt <= ARG_EXPIRES
+                        const struct OptionInfo *o = optopt >= ARG_JSON && optopt <= ARG_LOCATION
                                                              ? option_find(arg_option[optopt - ARG_JSON])
                                                              : NULL;
 

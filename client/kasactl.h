@@ -36,6 +36,14 @@ extern const char *arg_by;
 extern const char *arg_name;
 extern const char *arg_role;
 extern const char *arg_expires;
+extern bool arg_cancel;
+extern const char *arg_at;
+extern const char *arg_sun_event;  /* "sunrise", "sunset", "civil-dawn", "civil-dusk" */
+extern const char *arg_sun_offset; /* NULL: at the event */
+extern const char *arg_random;
+extern bool arg_persistent;
+extern const char *arg_date;
+extern const char *arg_location;
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libscols_table *, scols_unref_table);
 DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose);
@@ -170,4 +178,7 @@ int verb_history(int argc, char **argv, void *userdata);
 int verb_energy(int argc, char **argv, void *userdata);
 int verb_watch(int argc, char **argv, void *userdata);
 int verb_token(int argc, char **argv, void *userdata);
+int verb_countdown(int argc, char **argv, void *userdata);
+int verb_schedule(int argc, char **argv, void *userdata);
+int verb_sun(int argc, char **argv, void *userdata);
 int verb_complete_devices(int argc, char **argv, void *userdata);

@@ -94,6 +94,35 @@ static int parse_relative(const char *s, uint64_t now, uint64_t *ret) {
         return 0;
 }
 
+int parse_span(const char *s, int64_t *ret) {
+        _cleanup_free_ char *buf = NULL;
+        bool minus = s[0] == '-';
+        uint64_t span;
+        char *end;
+        int r;
+
+        if (s[0] == '+' || s[0] == '-')
+                s++;
+        /* A bare number is seconds, as systemd reads it. */
+        errno = 0;
+        unsigned long long n = strtoull(s, &end, 10);
+        if (isdigit((unsigned char) s[0]) && *end == 0) {
+                if (errno != 0 || n > INT64_MAX / USEC_PER_SEC)
+                        return -ERANGE;
+                span = n * USEC_PER_SEC;
+        } else {
+                if (asprintf(&buf, "+%s", s) < 0)
+                        return -ENOMEM;
+                r = parse_relative(buf, 0, &span);
+                if (r < 0)
+                        return r;
+                if (span > INT64_MAX)
+                        return -ERANGE;
+        }
+        *ret = minus ? -(int64_t) span : (int64_t) span;
+        return 0;
+}
+
 /* Reads exactly n digits. */
 static int digits(const char **p, int n, int *ret) {
         int v = 0;

@@ -18,6 +18,10 @@ uint64_t now_usec(void);
  * offset "+01:00" / "-0500" (without one the time is local). */
 int parse_time(const char *s, uint64_t now, uint64_t *ret);
 
+/* A span such as "30min", "1h30min", "90" (seconds), with an optional
+ * sign ("+15min", "-1h"), in usec. */
+int parse_span(const char *s, int64_t *ret);
+
 /* Start of the local day containing t, plus days (may be negative). */
 uint64_t local_day_start(uint64_t t, int days);
 /* Start of the local month containing t, plus months (may be negative). */

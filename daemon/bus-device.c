@@ -167,6 +167,53 @@ static int method_rename(sd_bus_message *m, void *userdata, sd_bus_error *error)
         return 1;
 }
 
+static int property_get_countdown(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Device *d = userdata;
+        return sd_bus_message_append(reply, "(st)", d->countdown_timer ? device_action_to_string(d->countdown_action) : "",
+                                     d->countdown_timer ? d->countdown_realtime_usec : UINT64_C(0));
+}
+
+static int method_start_countdown(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Device *d = userdata;
+        const char *action;
+        uint32_t seconds;
+        DeviceAction a;
+        int r;
+
+        r = sd_bus_message_read(m, "su", &action, &seconds);
+        if (r < 0)
+                return r;
+        a = device_action_from_string(action);
+        if (a < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Invalid action '%s': expected on, off or toggle.", action);
+        if (seconds < 1 || seconds > DEVICE_COUNTDOWN_MAX_SEC)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Invalid countdown of %" PRIu32 " seconds: must be 1 to %d.", seconds,
+                                         DEVICE_COUNTDOWN_MAX_SEC);
+        r = polkit_check(d->manager->polkit, m, KASA_ACTION_SWITCH, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = device_start_countdown(d, a, seconds);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Failed to start the countdown of %s: %s", d->id,
+                                               strerror(-r));
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_cancel_countdown(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Device *d = userdata;
+        int r;
+
+        r = polkit_check(d->manager->polkit, m, KASA_ACTION_SWITCH, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        if (!device_cancel_countdown(d))
+                return sd_bus_error_setf(error, KASA_ERROR_NOT_FOUND, "No countdown is running on %s.", d->id);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
 static int method_describe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_free_ char *json = device_describe(userdata);
 
@@ -189,11 +236,16 @@ const sd_bus_vtable bus_device_vtable[] = {
         SD_BUS_PROPERTY("LastSeen", "t", NULL, offsetof(Device, last_seen_usec), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Parent", "o", property_get_parent, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Rssi", "i", NULL, offsetof(Device, rssi), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Countdown", "(st)", property_get_countdown, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("SetOn", SD_BUS_ARGS("b", on), SD_BUS_NO_RESULT, method_set_on,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Toggle", SD_BUS_NO_ARGS, SD_BUS_RESULT("b", on), method_toggle,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Rename", SD_BUS_ARGS("s", alias), SD_BUS_NO_RESULT, method_rename,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("StartCountdown", SD_BUS_ARGS("s", action, "u", seconds), SD_BUS_NO_RESULT,
+                                method_start_countdown, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CancelCountdown", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_cancel_countdown,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Describe", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", json), method_describe,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
@@ -263,6 +315,7 @@ void bus_device_emit_changed(Manager *m, Device *d) {
                 { DEVICE_CHANGED_ONLINE, KASA_DEVICE_IFACE, { "Online" } },
                 { DEVICE_CHANGED_SEEN, KASA_DEVICE_IFACE, { "LastSeen" } },
                 { DEVICE_CHANGED_RSSI, KASA_DEVICE_IFACE, { "Rssi" } },
+                { DEVICE_CHANGED_COUNTDOWN, KASA_DEVICE_IFACE, { "Countdown" } },
                 { DEVICE_CHANGED_READING, KASA_METER_IFACE, { "Power", "Voltage", "Current" } },
                 { DEVICE_CHANGED_ENERGY, KASA_METER_IFACE, { "EnergyTotal", "EnergyToday" } },
         };

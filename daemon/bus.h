@@ -10,6 +10,13 @@ typedef struct Manager Manager;
 extern const sd_bus_vtable bus_manager_vtable[];
 extern const sd_bus_vtable bus_device_vtable[];
 extern const sd_bus_vtable bus_energy_vtable[];
+extern const sd_bus_vtable bus_schedule_vtable[];
+extern const sd_bus_vtable bus_manager_schedule_vtable[];
+
+typedef struct Schedule Schedule;
+/* bus-schedule.c: the schedule objects; their PropertiesChanged. */
+int bus_schedule_register(Manager *m);
+void bus_schedule_emit_changed(Manager *m, Schedule *s);
 
 /* Registers the objects, the enumerator and the object manager. */
 int bus_register(Manager *m);

@@ -59,6 +59,10 @@ const ConfigKey config_keys[] = {
             "The user the HTTP bridge runs as. Its calls are never decided by polkit: each needs an API token "
             "bound to the calling connection whose role allows it. Looked up at start and after each successful "
             "BindToken of another uid; empty, or a user that does not exist: no bridge."),
+        KEY("Location", "Latitude", CONFIG_DEGREES, "", -90, 90, latitude,
+            "Degrees north (negative: south) of the place sun schedules and kasactl sun use; empty = none."),
+        KEY("Location", "Longitude", CONFIG_DEGREES, "", -180, 180, longitude,
+            "Degrees east (negative: west) of that place; empty = none."),
 };
 const size_t config_keys_count = ELEMENTSOF(config_keys);
 
@@ -221,6 +225,22 @@ static int parse_value(const ConfigKey *k, const char *raw, Config *c, char **re
         case CONFIG_FRACTION:
                 if (number_prefix(value) != strlen(value) || parse_number(value, strlen(value), &v) < 0)
                         return set_error(ret_why, "'%s' is not a number", value), -EINVAL;
+                if (v < k->min || v > k->max)
+                        return set_error(ret_why, "'%s' is out of range (%g..%g)", value, k->min, k->max), -ERANGE;
+                *(double *) field = v;
+                return 0;
+
+        case CONFIG_DEGREES:
+                if (!*value) {
+                        *(double *) field = NAN;
+                        return 0;
+                }
+                const char *digits = value + (value[0] == '-' || value[0] == '+');
+                if (!*digits || number_prefix(digits) != strlen(digits) ||
+                    parse_number(digits, strlen(digits), &v) < 0)
+                        return set_error(ret_why, "'%s' is not a number of degrees", value), -EINVAL;
+                if (value[0] == '-')
+                        v = -v;
                 if (v < k->min || v > k->max)
                         return set_error(ret_why, "'%s' is out of range (%g..%g)", value, k->min, k->max), -ERANGE;
                 *(double *) field = v;
@@ -507,6 +527,11 @@ char *config_dump(const Config *c) {
                         break;
                 case CONFIG_FRACTION:
                         value = g_strdup(g_ascii_formatd(buf, sizeof buf, "%.15g", *(const double *) field));
+                        break;
+                case CONFIG_DEGREES:
+                        value = isnan(*(const double *) field)
+                                        ? g_strdup("")
+                                        : g_strdup(g_ascii_formatd(buf, sizeof buf, "%.15g", *(const double *) field));
                         break;
                 case CONFIG_UNSIGNED:
                         value = g_strdup_printf("%u", *(const unsigned *) field);

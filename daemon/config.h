@@ -41,6 +41,9 @@
  * [Bridge]
  *   User=kasamond-bridge  the HTTP bridge's user: its calls are decided by
  *                         API tokens (access.h); empty or unknown = none
+ * [Location]           where sun schedules are computed; empty = none
+ *   Latitude=          -90..90       degrees north
+ *   Longitude=         -180..180     degrees east
  *
  * Durations: seconds ("2.5") or a number with a unit: ms, s, min, h, d. */
 
@@ -69,6 +72,7 @@ typedef struct Config {
         unsigned max_frame_size;
 
         char *bridge_user;       /* "" = no bridge */
+        double latitude, longitude; /* NAN: not configured */
 } Config;
 
 typedef enum ConfigType {
@@ -80,6 +84,7 @@ typedef enum ConfigType {
         CONFIG_UNSIGNED,
         CONFIG_TARGETS,
         CONFIG_USER,      /* a user name, or empty */
+        CONFIG_DEGREES,   /* a number in min..max, or empty: NAN */
 } ConfigType;
 
 typedef struct ConfigKey {

@@ -50,6 +50,7 @@ Device *device_free(Device *d) {
          * outlet alive. */
         transport_free(d->transport);
         d->host->net->disable_unref(d->poll_timer);
+        d->host->net->disable_unref(d->countdown_timer);
         free(d->outlets);
         free(d->poll_request);
         free(d->path);

@@ -62,7 +62,24 @@ typedef enum DeviceChange {
         DEVICE_CHANGED_RSSI     = 1 << 7,
         DEVICE_CHANGED_READING  = 1 << 8, /* Power, Voltage, Current */
         DEVICE_CHANGED_ENERGY   = 1 << 9, /* EnergyTotal, EnergyToday */
+        DEVICE_CHANGED_COUNTDOWN = 1 << 10,
 } DeviceChange;
+
+/* What a countdown or a schedule does to a device. */
+typedef enum DeviceAction {
+        DEVICE_ACTION_ON,
+        DEVICE_ACTION_OFF,
+        DEVICE_ACTION_TOGGLE,
+        _DEVICE_ACTION_MAX,
+        _DEVICE_ACTION_INVALID = -1,
+} DeviceAction;
+
+/* "on", "off", "toggle". */
+const char *device_action_to_string(DeviceAction a);
+DeviceAction device_action_from_string(const char *s);
+
+/* Longest countdown accepted: a week. */
+#define DEVICE_COUNTDOWN_MAX_SEC (7 * 24 * 3600)
 
 /* Result of a command (switch, rename): error 0 or the first failure's
  * negative errno, or for a device-side refusal the device's err_code. A
@@ -128,6 +145,11 @@ struct Device {
         size_t round_pending;      /* replies still expected this round */
         int round_error;
         int64_t round_ts_ms;
+
+        /* countdown (device-countdown.c): in memory only */
+        NetSource *countdown_timer; /* NULL when none runs */
+        DeviceAction countdown_action;
+        uint64_t countdown_realtime_usec; /* when it fires, for the Countdown property */
 };
 
 int device_new(const DeviceHost *host, const char *id, Device *parent, Device **ret);
@@ -151,6 +173,15 @@ int device_rename(Device *d, const char *alias, DeviceCommandFn cb, void *userda
 /* Switches to the opposite of the last known state; the result's device
  * has the new state in d->on. */
 int device_toggle(Device *d, DeviceCommandFn cb, void *userdata);
+
+int device_apply_action(Device *d, DeviceAction a, DeviceCommandFn cb, void *userdata);
+
+/* Applies action a after seconds (1..DEVICE_COUNTDOWN_MAX_SEC) on the
+ * monotonic clock, replacing a countdown already running; the result is
+ * logged. -EINVAL for a bad action or duration. */
+int device_start_countdown(Device *d, DeviceAction a, uint64_t seconds);
+/* Returns whether one was running. */
+bool device_cancel_countdown(Device *d);
 
 /* Device that owns the connection: the strip of an outlet, else itself. */
 static inline Device *device_root(Device *d) {

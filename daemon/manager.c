@@ -359,6 +359,9 @@ int manager_startup(Manager *m) {
         r = sd_bus_request_name(m->bus, KASA_BUS_NAME, 0);
         if (r < 0)
                 return log_error_errno(r, "Failed to acquire the bus name %s: %m", KASA_BUS_NAME);
+        r = manager_start_schedules(m);
+        if (r < 0)
+                return r;
 
         r = add_timer(m, &m->flush_timer, FLUSH_INTERVAL_USEC, on_flush_timer);
         if (r >= 0)
@@ -434,6 +437,7 @@ Manager *manager_free(Manager *m) {
         address_watch_free(m->address_watch);
         manager_access_close(m);
         polkit_queries_free(m->polkit);
+        scheduler_free(m->scheduler);
         sd_event_source_disable_unref(m->flush_timer);
         sd_event_source_disable_unref(m->round_timer);
         sd_event_source_disable_unref(m->rediscover_timer);

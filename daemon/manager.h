@@ -14,6 +14,7 @@
 #include "discovery.h"
 #include "polkit.h"
 #include "registry.h"
+#include "schedule.h"
 #include "store.h"
 
 typedef struct PendingOp PendingOp;
@@ -33,6 +34,8 @@ typedef struct Manager {
         PolkitQueries *polkit;
         Access *access;            /* API tokens and their bindings (manager-access.c) */
         struct AccessDb *access_db;
+        Scheduler *scheduler;      /* manager-schedule.c */
+        Systemd1 systemd1;
         PendingOp *ops;            /* AddDevice and Discover in progress */
         unsigned discovering;      /* discovery runs in progress */
         bool registry_batch;       /* registry writes go into one transaction */
@@ -89,6 +92,11 @@ typedef void (*ManagerDiscoverFn)(Manager *m, int error, Device **found, size_t 
 int manager_discover(Manager *m, uint64_t timeout_usec, ManagerDiscoverFn cb, void *userdata);
 
 extern const DeviceHostOps manager_device_host_ops;
+
+/* manager-schedule.c: opens the schedules and brings their timers in line. */
+int manager_start_schedules(Manager *m);
+/* Noon of local date "YYYY-MM-DD" in kasamond's time zone, or now for "". */
+int manager_local_date(Manager *m, const char *date, uint64_t *ret);
 
 int64_t manager_total_power(Manager *m);
 char *manager_describe(Manager *m);

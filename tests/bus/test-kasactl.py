@@ -107,7 +107,8 @@ def test_usage(t, ctl):
     rc, verbs, _ = ctl.run("--list-verbs")
     verbs = verbs.split()
     t.eq(verbs, ["status", "list", "show", "on", "off", "toggle", "rename", "discover", "add", "remove",
-                 "history", "energy", "watch", "token", "help"], "--list-verbs lists the verb table")
+                 "history", "energy", "watch", "token", "countdown", "schedule", "sun", "help"],
+         "--list-verbs lists the verb table")
     rc, out, _ = ctl.run("--help")
     t.ok(rc == 0 and all(re.search(rf"^  {v}\b", out, re.M) for v in verbs), "--help shows every verb")
     t.ok("__complete" not in out, "--help hides the completion helper")

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <glib.h>
+#include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -65,7 +66,7 @@ static void test_defaults(void) {
         bool documented = true;
         for (size_t i = 0; i < config_keys_count; i++)
                 documented = documented && config_keys[i].doc && strlen(config_keys[i].doc) > 10;
-        ok(documented && config_keys_count == 16, "%zu keys, all documented", config_keys_count);
+        ok(documented && config_keys_count == 18, "%zu keys, all documented", config_keys_count);
 }
 
 static void test_values(void) {
@@ -230,7 +231,28 @@ static void test_files(void) {
         ok(rmdir(dir) == 0, "temp dir removed");
 }
 
+static void test_location(void) {
+        Config c;
+        char *err = NULL;
+        const char *text = "[Location]\nLatitude=-33.8688\nLongitude=151.2093\n";
+
+        ok(config_load_data("", 0, "empty", &c, &err) == 0 && isnan(c.latitude) && isnan(c.longitude),
+           "no [Location]: latitude and longitude unset");
+        config_done(&c);
+        ok(config_load_data(text, strlen(text), "test.conf", &c, &err) == 0 && c.latitude == -33.8688 &&
+           c.longitude == 151.2093, "[Location] degrees are read");
+        char *dump = config_dump(&c);
+        ok(contains(dump, "Latitude=-33.8688\n") && contains(dump, "Longitude=151.2093\n"), "and dumped");
+        free(dump);
+        config_done(&c);
+        check_error("[Location]\nLatitude=91\n", "[Location] Latitude: '91' is out of range (-90..90)",
+                    "latitude out of range");
+        check_error("[Location]\nLongitude=13E\n", "[Location] Longitude: '13E' is not a number of degrees",
+                    "longitude with junk");
+}
+
 int main(void) {
+        test_location();
         test_defaults();
         test_values();
         test_errors();

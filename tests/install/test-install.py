@@ -52,6 +52,9 @@ def expected_dirs(build):
                            "share/dbus-1/system-services"),
         "interfaces": pick("dbus_interfaces_dir", "dbus-1", "interfaces_dir", "share/dbus-1/interfaces"),
         "actions": pick("polkit_actions_dir", "polkit-gobject-1", "actiondir", "share/polkit-1/actions"),
+        "rules": options["polkit_rules_dir"] or os.path.join(pkgconfig("polkit-gobject-1", "datadir") or
+                                                             os.path.join(prefix, options["datadir"]),
+                                                             "polkit-1", "rules.d"),
     }
 
 
@@ -101,7 +104,9 @@ def check_tree(t, destdir, plan, dirs, build):
         ("interfaces", "org.kasamond.Kasa1.Manager.xml"),
         ("interfaces", "org.kasamond.Kasa1.Device.xml"),
         ("interfaces", "org.kasamond.Kasa1.EnergyMeter.xml"),
+        ("interfaces", "org.kasamond.Kasa1.Schedule.xml"),
         ("actions", "org.kasamond.kasa1.policy"),
+        ("rules", "49-kasamond-schedules.rules"),
     ]
     for kind, name in wanted:
         path = os.path.join(dirs[kind], name)

@@ -1,0 +1,345 @@
+/* SPDX-License-Identifier: MIT */
+#include "macro.h"
+
+#include <errno.h>
+#include <glib.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db-schedule.h"
+
+/* Schema history: append only, never edit a released entry. Each runs once,
+ * in order, inside the transaction that bumps PRAGMA user_version. */
+static const char *const migrations[] = {
+        /* 1: AUTOINCREMENT, so that a removed schedule's id (and with it its
+         * unit names and object path) is never handed out again. */
+        "CREATE TABLE schedules (\n"
+        "        id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+        "        devices TEXT NOT NULL,\n"
+        "        action TEXT NOT NULL,\n"
+        "        calendar TEXT,\n"
+        "        sun_event TEXT,\n"
+        "        sun_offset_usec INTEGER NOT NULL DEFAULT 0,\n"
+        "        random_delay_usec INTEGER NOT NULL DEFAULT 0,\n"
+        "        persistent INTEGER NOT NULL DEFAULT 0,\n"
+        "        enabled INTEGER NOT NULL DEFAULT 1,\n"
+        "        valid_from_usec INTEGER NOT NULL DEFAULT 0,\n"
+        "        valid_until_usec INTEGER NOT NULL DEFAULT 0,\n"
+        "        last_run_usec INTEGER NOT NULL DEFAULT 0,\n"
+        "        last_result TEXT NOT NULL DEFAULT '',\n"
+        "        CHECK ((calendar IS NULL) != (sun_event IS NULL))\n"
+        ") STRICT;\n",
+};
+
+#define COLUMNS "id, devices, action, calendar, sun_event, sun_offset_usec, random_delay_usec, persistent, " \
+                "enabled, valid_from_usec, valid_until_usec, last_run_usec, last_result"
+
+typedef enum Statement {
+        STMT_BEGIN,
+        STMT_COMMIT,
+        STMT_ROLLBACK,
+        STMT_LIST,
+        STMT_INSERT,
+        STMT_SET_ENABLED,
+        STMT_SET_RESULT,
+        STMT_REMOVE,
+        _STMT_MAX,
+} Statement;
+
+static const char *const statement_sql[_STMT_MAX] = {
+        [STMT_BEGIN]       = "BEGIN IMMEDIATE",
+        [STMT_COMMIT]      = "COMMIT",
+        [STMT_ROLLBACK]    = "ROLLBACK",
+        [STMT_LIST]        = "SELECT " COLUMNS " FROM schedules ORDER BY id",
+        [STMT_INSERT]      = "INSERT INTO schedules (devices, action, calendar, sun_event, sun_offset_usec, "
+                             "random_delay_usec, persistent, enabled, valid_from_usec, valid_until_usec) "
+                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+        [STMT_SET_ENABLED] = "UPDATE schedules SET enabled = ?2 WHERE id = ?1",
+        [STMT_SET_RESULT]  = "UPDATE schedules SET last_run_usec = ?2, last_result = ?3 WHERE id = ?1",
+        [STMT_REMOVE]      = "DELETE FROM schedules WHERE id = ?1",
+};
+
+struct DbSchedule {
+        sqlite3 *db;
+        sqlite3_stmt *stmt[_STMT_MAX];
+        char error[256];
+};
+
+static int errno_from_sqlite(int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_CONSTRAINT:
+                return -EINVAL;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+                return -EBADMSG;
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_READONLY:
+                return -EROFS;
+        case SQLITE_PERM:
+        case SQLITE_AUTH:
+                return -EACCES;
+        default:
+                return -EIO;
+        }
+}
+
+static int fail(DbSchedule *db, int rc) {
+        snprintf(db->error, sizeof db->error, "%s", sqlite3_errmsg(db->db));
+        return errno_from_sqlite(rc);
+}
+
+_printf_(3, 4)
+static int fail_msg(DbSchedule *db, int err, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(db->error, sizeof db->error, fmt, ap);
+        va_end(ap);
+        return err;
+}
+
+const char *db_schedule_last_error(const DbSchedule *db) {
+        return db->error;
+}
+
+/* Statements are cached: each use ends with a reset that drops the
+ * bindings too (a bound string must not outlive the caller's buffer). */
+static void stmt_resetp(sqlite3_stmt **s) {
+        if (*s) {
+                sqlite3_reset(*s);
+                sqlite3_clear_bindings(*s);
+        }
+}
+#define _cleanup_stmt_ _cleanup_(stmt_resetp)
+
+static int exec_simple(DbSchedule *db, Statement which) {
+        _cleanup_stmt_ sqlite3_stmt *s = db->stmt[which];
+        int rc = sqlite3_step(s);
+        return rc == SQLITE_DONE ? 0 : fail(db, rc);
+}
+
+static int migrate(DbSchedule *db) {
+        sqlite3_stmt *s;
+        int rc, version;
+
+        rc = sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                return fail(db, rc);
+        rc = sqlite3_prepare_v2(db->db, "PRAGMA user_version", -1, &s, NULL);
+        if (rc != SQLITE_OK)
+                goto fail;
+        rc = sqlite3_step(s);
+        version = sqlite3_column_int(s, 0);
+        sqlite3_finalize(s);
+        if (rc != SQLITE_ROW)
+                goto fail;
+        if (version > (int) ELEMENTSOF(migrations)) {
+                sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+                return fail_msg(db, -EPROTONOSUPPORT, "database schema version %d is newer than this kasamond (%zu)",
+                                version, ELEMENTSOF(migrations));
+        }
+        for (size_t i = (size_t) version; i < ELEMENTSOF(migrations); i++) {
+                rc = sqlite3_exec(db->db, migrations[i], NULL, NULL, NULL);
+                if (rc != SQLITE_OK)
+                        goto fail;
+        }
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %zu", ELEMENTSOF(migrations));
+        rc = sqlite3_exec(db->db, sql, NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(db->db, "COMMIT", NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                goto fail;
+        return 0;
+
+fail:;
+        int q = fail(db, rc);
+        sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+        return q;
+}
+
+DbSchedule *db_schedule_free(DbSchedule *db) {
+        if (!db)
+                return NULL;
+        for (size_t i = 0; i < _STMT_MAX; i++)
+                sqlite3_finalize(db->stmt[i]);
+        sqlite3_close(db->db);
+        free(db);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(DbSchedule *, db_schedule_free);
+
+int db_schedule_open(const char *path, DbSchedule **ret, char **ret_error) {
+        _cleanup_(db_schedule_freep) DbSchedule *db = calloc(1, sizeof(DbSchedule));
+        int rc, q;
+
+        if (!db)
+                return -ENOMEM;
+        rc = sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc != SQLITE_OK) {
+                q = db->db ? fail(db, rc) : fail_msg(db, -ENOMEM, "out of memory");
+                goto fail;
+        }
+        sqlite3_busy_timeout(db->db, 5000);
+        /* As the registry: WAL, and a change lost at a power cut is one a
+         * user made a moment before, not silent corruption. */
+        rc = sqlite3_exec(db->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+                q = fail(db, rc);
+                goto fail;
+        }
+        q = migrate(db);
+        if (q < 0)
+                goto fail;
+        for (size_t i = 0; i < _STMT_MAX; i++) {
+                rc = sqlite3_prepare_v3(db->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->stmt[i], NULL);
+                if (rc != SQLITE_OK) {
+                        q = fail(db, rc);
+                        goto fail;
+                }
+        }
+        *ret = TAKE_PTR(db);
+        return 0;
+
+fail:
+        if (ret_error && asprintf(ret_error, "%s: %s", path, db->error) < 0)
+                *ret_error = NULL;
+        return q;
+}
+
+void schedule_record_done(ScheduleRecord *r) {
+        g_strfreev(r->devices);
+        free(r->action);
+        free(r->calendar);
+        free(r->sun_event);
+        free(r->last_result);
+        *r = (ScheduleRecord) {};
+}
+
+static char *column_strdup(sqlite3_stmt *s, int i) {
+        const unsigned char *t = sqlite3_column_text(s, i);
+        return t ? strdup((const char *) t) : NULL;
+}
+
+int db_schedule_list(DbSchedule *db, ScheduleRecord **ret, size_t *ret_n) {
+        _cleanup_stmt_ sqlite3_stmt *s = db->stmt[STMT_LIST];
+        ScheduleRecord *list = NULL;
+        size_t n = 0;
+        int rc;
+
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+                ScheduleRecord *l = realloc(list, (n + 1) * sizeof(ScheduleRecord));
+                if (!l)
+                        goto oom;
+                list = l;
+                ScheduleRecord *r = &list[n++];
+                *r = (ScheduleRecord) {
+                        .id = (uint32_t) sqlite3_column_int64(s, 0),
+                        .devices = g_strsplit((const char *) sqlite3_column_text(s, 1), " ", -1),
+                        .action = column_strdup(s, 2),
+                        .calendar = column_strdup(s, 3),
+                        .sun_event = column_strdup(s, 4),
+                        .sun_offset_usec = sqlite3_column_int64(s, 5),
+                        .random_delay_usec = (uint64_t) sqlite3_column_int64(s, 6),
+                        .persistent = sqlite3_column_int(s, 7),
+                        .enabled = sqlite3_column_int(s, 8),
+                        .valid_from_usec = (uint64_t) sqlite3_column_int64(s, 9),
+                        .valid_until_usec = (uint64_t) sqlite3_column_int64(s, 10),
+                        .last_run_usec = (uint64_t) sqlite3_column_int64(s, 11),
+                        .last_result = column_strdup(s, 12),
+                };
+                if (!r->action || !r->last_result || (!r->calendar && !r->sun_event))
+                        goto oom;
+        }
+        if (rc != SQLITE_DONE) {
+                int q = fail(db, rc);
+                for (size_t i = 0; i < n; i++)
+                        schedule_record_done(&list[i]);
+                free(list);
+                return q;
+        }
+        *ret = list;
+        *ret_n = n;
+        return 0;
+
+oom:
+        for (size_t i = 0; i < n; i++)
+                schedule_record_done(&list[i]);
+        free(list);
+        return fail_msg(db, -ENOMEM, "out of memory");
+}
+
+int db_schedule_insert(DbSchedule *db, ScheduleRecord *rec) {
+        _cleanup_stmt_ sqlite3_stmt *s = db->stmt[STMT_INSERT];
+        g_autofree char *devices = g_strjoinv(" ", rec->devices);
+        int rc;
+
+        sqlite3_bind_text(s, 1, devices, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, rec->action, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, rec->calendar, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, rec->sun_event, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 5, rec->sun_offset_usec);
+        sqlite3_bind_int64(s, 6, (int64_t) rec->random_delay_usec);
+        sqlite3_bind_int(s, 7, rec->persistent);
+        sqlite3_bind_int(s, 8, rec->enabled);
+        sqlite3_bind_int64(s, 9, (int64_t) rec->valid_from_usec);
+        sqlite3_bind_int64(s, 10, (int64_t) rec->valid_until_usec);
+        rc = sqlite3_step(s);
+        if (rc != SQLITE_ROW)
+                return fail(db, rc);
+        rec->id = (uint32_t) sqlite3_column_int64(s, 0);
+        rc = sqlite3_step(s);
+        return rc == SQLITE_DONE ? 0 : fail(db, rc);
+}
+
+static int changed_one(DbSchedule *db, sqlite3_stmt *s) {
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+                return fail(db, rc);
+        return sqlite3_changes(db->db) > 0 ? 0 : fail_msg(db, -ENOENT, "no such schedule");
+}
+
+int db_schedule_set_enabled(DbSchedule *db, uint32_t id, bool enabled) {
+        _cleanup_stmt_ sqlite3_stmt *s = db->stmt[STMT_SET_ENABLED];
+
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int(s, 2, enabled);
+        return changed_one(db, s);
+}
+
+int db_schedule_set_result(DbSchedule *db, uint32_t id, uint64_t run_usec, const char *result) {
+        _cleanup_stmt_ sqlite3_stmt *s = db->stmt[STMT_SET_RESULT];
+
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int64(s, 2, (int64_t) run_usec);
+        sqlite3_bind_text(s, 3, result, -1, SQLITE_STATIC);
+        return changed_one(db, s);
+}
+
+int db_schedule_remove(DbSchedule *db, uint32_t id) {
+        _cleanup_stmt_ sqlite3_stmt *s = db->stmt[STMT_REMOVE];
+
+        sqlite3_bind_int64(s, 1, id);
+        return changed_one(db, s);
+}
+
+int db_schedule_begin(DbSchedule *db) {
+        return exec_simple(db, STMT_BEGIN);
+}
+
+int db_schedule_commit(DbSchedule *db) {
+        return exec_simple(db, STMT_COMMIT);
+}
+
+void db_schedule_rollback(DbSchedule *db) {
+        if (!sqlite3_get_autocommit(db->db))
+                (void) exec_simple(db, STMT_ROLLBACK);
+}

@@ -1,0 +1,768 @@
+/* SPDX-License-Identifier: MIT */
+
+#include "schedule.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kasa-dbus.h"
+#include "kasa-time.h"
+#include "log.h"
+#include "macro.h"
+
+/* A sun event is armed only when it is at least this far ahead, so that a
+ * re-arm right after an event fired never picks that same event again. */
+#define SUN_ARM_MARGIN_USEC (2 * USEC_PER_SEC)
+/* Enable right after Disable: the stopped timer may not be unloaded yet
+ * when the new one is created (systemd unloads it after the stop job). */
+#define ARM_RETRIES 20
+#define ARM_RETRY_USEC (50 * 1000)
+
+static inline bool streq(const char *a, const char *b) {
+        return strcmp(a, b) == 0;
+}
+
+
+struct Scheduler {
+        SchedulerConfig config;
+        char *kasactl, *user;
+        DbSchedule *db;
+        GHashTable *by_id;       /* GUINT_TO_POINTER(id) -> Schedule*, owns them */
+        GPtrArray *list;         /* by id */
+};
+
+static int set_error(char **ret_error, const char *fmt, ...) _printf_(2, 3);
+static int set_error(char **ret_error, const char *fmt, ...) {
+        va_list ap;
+
+        if (!ret_error)
+                return 0;
+        free(*ret_error);
+        va_start(ap, fmt);
+        if (vasprintf(ret_error, fmt, ap) < 0)
+                *ret_error = NULL;
+        va_end(ap);
+        return 0;
+}
+
+static Schedule *schedule_free(Schedule *sch) {
+        if (!sch)
+                return NULL;
+        schedule_record_done(&sch->rec);
+        free(sch->path);
+        free(sch->armed_timer);
+        free(sch->armed_service);
+        free(sch->sun_remark);
+        free(sch);
+        return NULL;
+}
+
+static void schedule_free_void(void *p) {
+        schedule_free(p);
+}
+
+static uint64_t now_usec(Scheduler *s) {
+        return s->config.host->now_usec(s->config.host_userdata);
+}
+
+static bool have_location(Scheduler *s) {
+        return !isnan(s->config.latitude) && !isnan(s->config.longitude);
+}
+
+int scheduler_new(const SchedulerConfig *config, DbSchedule *db, Scheduler **ret) {
+        Scheduler *s = calloc(1, sizeof(Scheduler));
+
+        if (!s)
+                return -ENOMEM;
+        s->config = *config;
+        s->kasactl = strdup(config->kasactl);
+        s->user = config->user ? strdup(config->user) : NULL;
+        s->config.kasactl = s->kasactl;
+        s->config.user = s->user;
+        s->db = db;
+        s->by_id = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, schedule_free_void);
+        s->list = g_ptr_array_new();
+        if (!s->kasactl || (config->user && !s->user)) {
+                scheduler_free(s);
+                return -ENOMEM;
+        }
+        *ret = s;
+        return 0;
+}
+
+Scheduler *scheduler_free(Scheduler *s) {
+        if (!s)
+                return NULL;
+        g_ptr_array_free(s->list, TRUE);
+        g_hash_table_destroy(s->by_id);
+        db_schedule_free(s->db);
+        free(s->kasactl);
+        free(s->user);
+        free(s);
+        return NULL;
+}
+
+int scheduler_available(Scheduler *s, char **ret_error) {
+        return s->config.systemd->available(s->config.systemd_userdata, ret_error);
+}
+
+void *scheduler_host(Scheduler *s) {
+        return s->config.host_userdata;
+}
+
+Schedule *scheduler_find(Scheduler *s, uint32_t id) {
+        return g_hash_table_lookup(s->by_id, GUINT_TO_POINTER(id));
+}
+
+Schedule *scheduler_find_path(Scheduler *s, const char *path) {
+        const char *prefix = KASA_SCHEDULE_PREFIX "/";
+        char *end;
+
+        if (strncmp(path, prefix, strlen(prefix)) != 0)
+                return NULL;
+        path += strlen(prefix);
+        if (!g_ascii_isdigit(*path))
+                return NULL;
+        unsigned long id = strtoul(path, &end, 10);
+        if (*end || id > UINT32_MAX)
+                return NULL;
+        return scheduler_find(s, (uint32_t) id);
+}
+
+GPtrArray *scheduler_list(Scheduler *s) {
+        return s->list;
+}
+
+/* ---- unit names ---- */
+
+static char *unit_name(uint32_t id, const char *day, const char *suffix) {
+        char *n;
+
+        int r = day ? asprintf(&n, SCHEDULE_UNIT_PREFIX "%" PRIu32 "-%s.%s", id, day, suffix)
+                    : asprintf(&n, SCHEDULE_UNIT_PREFIX "%" PRIu32 ".%s", id, suffix);
+        if (r < 0)
+                return NULL;
+        return n;
+}
+
+/* The schedule id of one of our unit names, or 0 (ids start at 1). */
+static uint32_t unit_schedule_id(const char *unit) {
+        const char *p = unit + strlen(SCHEDULE_UNIT_PREFIX);
+        char *end;
+
+        if (strncmp(unit, SCHEDULE_UNIT_PREFIX, strlen(SCHEDULE_UNIT_PREFIX)) != 0 || !g_ascii_isdigit(*p))
+                return 0;
+        unsigned long id = strtoul(p, &end, 10);
+        if ((*end != '.' && *end != '-') || id > UINT32_MAX)
+                return 0;
+        return (uint32_t) id;
+}
+
+bool schedule_is_own_service(const Schedule *sch, const char *unit) {
+        return unit && unit_schedule_id(unit) == sch->rec.id && g_str_has_suffix(unit, ".service");
+}
+
+/* ---- arming ---- */
+
+static void set_armed(Schedule *sch, char *timer, char *service) {
+        free(sch->armed_timer);
+        free(sch->armed_service);
+        sch->armed_timer = timer;
+        sch->armed_service = service;
+}
+
+/* The next event of a sun schedule after "after", with its offset. */
+static int sun_next(Scheduler *s, Schedule *sch, uint64_t after, uint64_t *ret, char **ret_remark) {
+        uint64_t now = now_usec(s);
+
+        if (!have_location(s)) {
+                *ret_remark = strdup("no [Location] Latitude= and Longitude= in kasamond.conf");
+                return -ENODATA;
+        }
+        *ret_remark = NULL;
+        /* From yesterday: a negative offset can bring tomorrow's event into
+         * today, a positive one yesterday's. */
+        for (int d = -1; d <= 370; d++) {
+                int64_t noon = s->config.host->local_noon(s->config.host_userdata, now, d), t;
+                int r = sun_event_time(s->config.latitude, s->config.longitude, noon, sch->sun_event, &t);
+
+                if (r < 0)
+                        return r;
+                if (r != SUN_OK) {
+                        if (d == 0 && !*ret_remark)
+                                *ret_remark = strdup(sun_result_to_string(sch->sun_event, r));
+                        continue;
+                }
+                t += sch->rec.sun_offset_usec;
+                if (t > 0 && (uint64_t) t > after) {
+                        *ret = (uint64_t) t;
+                        return 0;
+                }
+        }
+        free(*ret_remark);
+        *ret_remark = strdup("no such event within a year");
+        return -ENODATA;
+}
+
+static int start_timer_retrying(Scheduler *s, const TimerSpec *spec, bool retry, char **ret_error) {
+        int r;
+
+        for (unsigned i = 0;; i++) {
+                r = s->config.systemd->start_timer(s->config.systemd_userdata, spec, ret_error);
+                if (r != -EEXIST || !retry || i >= ARM_RETRIES)
+                        return r;
+                (void) s->config.systemd->stop_unit(s->config.systemd_userdata, spec->timer);
+                usleep(ARM_RETRY_USEC);
+        }
+}
+
+/* Creates the timer of an enabled schedule. fresh: it was stopped just
+ * before, so a timer of that name is on its way out; else one that exists
+ * is ours from before (kasamond restarted without a reboot) and is kept. */
+static int arm(Scheduler *s, Schedule *sch, bool fresh, char **ret_error) {
+        _cleanup_free_ char *timer = NULL, *service = NULL, *calendar = NULL, *description = NULL, *id = NULL;
+        char day[16] = "";
+        int r;
+
+        if (sch->sun_event >= 0) {
+                _cleanup_free_ char *remark = NULL;
+                uint64_t t = 0;
+                time_t secs;
+                struct tm tm;
+
+                r = sun_next(s, sch, now_usec(s) + SUN_ARM_MARGIN_USEC, &t, &remark);
+                free(sch->sun_remark);
+                sch->sun_remark = TAKE_PTR(remark);
+                sch->sun_next_usec = r < 0 ? 0 : t;
+                if (r < 0) {
+                        set_error(ret_error, "Schedule %" PRIu32 " has no %s to arm: %s", sch->rec.id,
+                                  sun_event_to_string(sch->sun_event), sch->sun_remark ?: strerror(-r));
+                        return r;
+                }
+                /* Rounded up: systemd's calendar has whole seconds. */
+                secs = (time_t) ((t + USEC_PER_SEC - 1) / USEC_PER_SEC);
+                gmtime_r(&secs, &tm);
+                strftime(day, sizeof day, "%Y%m%d", &tm);
+                char buf[64];
+                strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+                calendar = strdup(buf);
+        } else
+                calendar = strdup(sch->rec.calendar);
+        timer = unit_name(sch->rec.id, *day ? day : NULL, "timer");
+        service = unit_name(sch->rec.id, *day ? day : NULL, "service");
+        if (asprintf(&id, "%" PRIu32, sch->rec.id) < 0)
+                id = NULL;
+        if (asprintf(&description, "kasamond schedule %" PRIu32 ": %s", sch->rec.id, sch->rec.action) < 0)
+                description = NULL;
+        if (!timer || !service || !calendar || !id || !description)
+                return -ENOMEM;
+
+        char *argv[] = { s->kasactl, (char *) "schedule", (char *) "fire", id, NULL };
+        TimerSpec spec = {
+                .timer = timer,
+                .service = service,
+                .description = description,
+                .calendar = calendar,
+                .random_delay_usec = sch->rec.random_delay_usec,
+                .persistent = sch->rec.persistent,
+                .argv = argv,
+                .user = s->user,
+        };
+        r = start_timer_retrying(s, &spec, fresh, ret_error);
+        if (r < 0 && r != -EEXIST)
+                return r;
+        set_armed(sch, TAKE_PTR(timer), TAKE_PTR(service));
+        return 0;
+}
+
+/* Stops the timers (and with services, the services) of schedule id,
+ * from the list of loaded units, or all units with our prefix if units
+ * is NULL. keep: a timer to leave alone. */
+static int stop_units(Scheduler *s, uint32_t id, bool services, const char *keep, char **ret_error) {
+        g_auto(GStrv) units = NULL;
+        int r, ret = 0;
+
+        r = s->config.systemd->list_units(s->config.systemd_userdata, SCHEDULE_UNIT_PREFIX, &units);
+        if (r < 0) {
+                set_error(ret_error, "Failed to list the units of schedule %" PRIu32 ": %s", id, strerror(-r));
+                return r;
+        }
+        for (char **u = units; u && *u; u++) {
+                if (unit_schedule_id(*u) != id || (keep && streq(*u, keep)))
+                        continue;
+                if (!services && !g_str_has_suffix(*u, ".timer"))
+                        continue;
+                r = s->config.systemd->stop_unit(s->config.systemd_userdata, *u);
+                if (r < 0 && ret == 0) {
+                        set_error(ret_error, "Failed to stop %s: %s", *u, strerror(-r));
+                        ret = r;
+                }
+        }
+        return ret;
+}
+
+/* ---- loading ---- */
+
+static int schedule_from_record(Scheduler *s, ScheduleRecord *rec, Schedule **ret) {
+        Schedule *sch = calloc(1, sizeof(Schedule));
+
+        if (!sch)
+                return -ENOMEM;
+        sch->scheduler = s;
+        sch->rec = *rec;
+        *rec = (ScheduleRecord) {};
+        sch->action = device_action_from_string(sch->rec.action);
+        sch->sun_event = sch->rec.sun_event ? sun_event_from_string(sch->rec.sun_event) : _SUN_EVENT_INVALID;
+        if (asprintf(&sch->path, KASA_SCHEDULE_PREFIX "/%" PRIu32, sch->rec.id) < 0) {
+                sch->path = NULL;
+                schedule_free(sch);
+                return -ENOMEM;
+        }
+        *ret = sch;
+        return 0;
+}
+
+static void insert(Scheduler *s, Schedule *sch) {
+        g_hash_table_insert(s->by_id, GUINT_TO_POINTER(sch->rec.id), sch);
+        g_ptr_array_add(s->list, sch);
+}
+
+int scheduler_start(Scheduler *s) {
+        g_auto(GStrv) units = NULL;
+        ScheduleRecord *recs = NULL;
+        size_t n = 0;
+        int r;
+
+        r = db_schedule_list(s->db, &recs, &n);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read the schedules: %s", db_schedule_last_error(s->db));
+        for (size_t i = 0; i < n; i++) {
+                Schedule *sch;
+
+                r = schedule_from_record(s, &recs[i], &sch);
+                if (r < 0) {
+                        for (size_t j = i; j < n; j++)
+                                schedule_record_done(&recs[j]);
+                        free(recs);
+                        return log_oom();
+                }
+                if (sch->action < 0 || (sch->rec.sun_event && sch->sun_event < 0))
+                        log_warning("Schedule %" PRIu32 " has an unknown action or event, it will not run, ignoring",
+                                    sch->rec.id);
+                insert(s, sch);
+        }
+        free(recs);
+
+        if (scheduler_available(s, NULL) < 0) {
+                if (n > 0)
+                        log_notice("No service manager to run schedules with: %zu schedules stay idle", n);
+                return 0;
+        }
+
+        /* Units of schedules that are gone or disabled (a crash, or a
+         * removal while systemd was unreachable) go; the timers of enabled
+         * ones that are missing (after a reboot) come back. */
+        r = s->config.systemd->list_units(s->config.systemd_userdata, SCHEDULE_UNIT_PREFIX, &units);
+        if (r < 0)
+                return log_error_errno(r, "Failed to list the schedules' units: %m");
+        for (char **u = units; u && *u; u++) {
+                Schedule *sch = scheduler_find(s, unit_schedule_id(*u));
+
+                if (sch && sch->rec.enabled && sch->action >= 0)
+                        continue;
+                log_info("Stopping %s, left from a schedule that is %s", *u, sch ? "disabled" : "gone");
+                r = s->config.systemd->stop_unit(s->config.systemd_userdata, *u);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to stop %s, ignoring: %m", *u);
+        }
+        for (guint i = 0; i < s->list->len; i++) {
+                Schedule *sch = s->list->pdata[i];
+                _cleanup_free_ char *error = NULL;
+
+                if (!sch->rec.enabled || sch->action < 0 || (sch->rec.sun_event && sch->sun_event < 0))
+                        continue;
+                r = arm(s, sch, false, &error);
+                if (r < 0) {
+                        log_warning("Failed to arm schedule %" PRIu32 ", ignoring: %s", sch->rec.id,
+                                    error ?: strerror(-r));
+                        continue;
+                }
+                /* A sun schedule keeps the day armed now, not older ones. */
+                if (sch->sun_event >= 0)
+                        (void) stop_units(s, sch->rec.id, false, sch->armed_timer, NULL);
+        }
+        return 0;
+}
+
+/* ---- changes ---- */
+
+static int check_spec(Scheduler *s, const ScheduleSpec *spec, ScheduleRecord *rec, char **ret_error) {
+        _cleanup_free_ char *normalized = NULL;
+        size_t n = 0;
+        int r;
+
+        for (char **d = spec->devices; d && *d; d++, n++) {
+                if (!s->config.host->device_exists(s->config.host_userdata, *d))
+                        return set_error(ret_error, "No device '%s'.", *d), -ENXIO;
+                for (char **e = spec->devices; e < d; e++)
+                        if (streq(*e, *d))
+                                return set_error(ret_error, "Device '%s' is named twice.", *d), -EINVAL;
+        }
+        if (n == 0 || n > SCHEDULE_DEVICES_MAX)
+                return set_error(ret_error, "A schedule needs 1 to %d devices, not %zu.", SCHEDULE_DEVICES_MAX, n),
+                       -EINVAL;
+        if (device_action_from_string(spec->action) < 0)
+                return set_error(ret_error, "Invalid action '%s': expected on, off or toggle.", spec->action), -EINVAL;
+        if (spec->random_delay_usec > SCHEDULE_RANDOM_MAX_USEC)
+                return set_error(ret_error, "Randomized delay too long: at most a day."), -EINVAL;
+        if (spec->valid_until_usec && spec->valid_until_usec <= spec->valid_from_usec)
+                return set_error(ret_error, "Valid until must come after valid from."), -EINVAL;
+
+        SunEvent e = sun_event_from_string(spec->when);
+        if (e >= 0) {
+                if (!have_location(s))
+                        return set_error(ret_error, "Sun schedules need [Location] Latitude= and Longitude= in "
+                                                    "kasamond.conf."), -EINVAL;
+                if (llabs(spec->sun_offset_usec) > SCHEDULE_OFFSET_MAX_USEC)
+                        return set_error(ret_error, "Offset from the %s too large: at most 12 hours.", spec->when),
+                               -EINVAL;
+                rec->sun_event = strdup(spec->when);
+                if (!rec->sun_event)
+                        return -ENOMEM;
+        } else {
+                if (spec->sun_offset_usec != 0)
+                        return set_error(ret_error, "An offset applies to sun events only."), -EINVAL;
+                /* sd-bus cannot check a calendar expression; systemd's own
+                 * parser does, and says what is wrong in its own words. */
+                r = s->config.systemd->check_calendar(s->config.systemd_userdata, spec->when, &normalized,
+                                                      ret_error);
+                if (r < 0)
+                        return r;
+                rec->calendar = TAKE_PTR(normalized);
+        }
+        rec->devices = g_strdupv(spec->devices);
+        rec->action = strdup(spec->action);
+        rec->last_result = strdup("");
+        if (!rec->devices || !rec->action || !rec->last_result)
+                return -ENOMEM;
+        rec->random_delay_usec = spec->random_delay_usec;
+        rec->sun_offset_usec = spec->sun_offset_usec;
+        rec->persistent = spec->persistent;
+        rec->enabled = true;
+        rec->valid_from_usec = spec->valid_from_usec;
+        rec->valid_until_usec = spec->valid_until_usec;
+        return 0;
+}
+
+int scheduler_add(Scheduler *s, const ScheduleSpec *spec, Schedule **ret, char **ret_error) {
+        ScheduleRecord rec = {};
+        Schedule *sch = NULL;
+        int r;
+
+        r = scheduler_available(s, ret_error);
+        if (r < 0)
+                return r;
+        r = check_spec(s, spec, &rec, ret_error);
+        if (r < 0)
+                goto fail;
+        r = db_schedule_begin(s->db);
+        if (r >= 0)
+                r = db_schedule_insert(s->db, &rec);
+        if (r < 0) {
+                set_error(ret_error, "Failed to store the schedule: %s", db_schedule_last_error(s->db));
+                goto fail;
+        }
+        r = schedule_from_record(s, &rec, &sch);
+        if (r < 0)
+                goto fail;
+        /* Stored only once its timer exists: what systemd refuses is not kept. */
+        r = arm(s, sch, false, ret_error);
+        if (r >= 0)
+                r = db_schedule_commit(s->db);
+        if (r < 0) {
+                if (sch->armed_timer)
+                        (void) stop_units(s, sch->rec.id, true, NULL, NULL);
+                goto fail;
+        }
+        insert(s, sch);
+        *ret = sch;
+        return 0;
+
+fail:
+        db_schedule_rollback(s->db);
+        schedule_free(sch);
+        schedule_record_done(&rec);
+        return r;
+}
+
+int scheduler_set_enabled(Scheduler *s, Schedule *sch, bool enabled, char **ret_error) {
+        int r;
+
+        r = scheduler_available(s, ret_error);
+        if (r < 0)
+                return r;
+        if (sch->rec.enabled == enabled)
+                return 0;
+        if (enabled) {
+                r = arm(s, sch, true, ret_error);
+                if (r < 0)
+                        return r;
+        } else {
+                r = stop_units(s, sch->rec.id, false, NULL, ret_error);
+                if (r < 0)
+                        return r;
+                set_armed(sch, NULL, NULL);
+                sch->sun_next_usec = 0;
+        }
+        r = db_schedule_set_enabled(s->db, sch->rec.id, enabled);
+        if (r < 0) {
+                set_error(ret_error, "Failed to store the change: %s", db_schedule_last_error(s->db));
+                return r;
+        }
+        sch->rec.enabled = enabled;
+        s->config.host->changed(s->config.host_userdata, sch);
+        return 0;
+}
+
+int scheduler_remove(Scheduler *s, Schedule *sch, char **ret_error) {
+        int r;
+
+        r = scheduler_available(s, ret_error);
+        if (r < 0)
+                return r;
+        r = stop_units(s, sch->rec.id, true, NULL, ret_error);
+        if (r < 0)
+                return r;
+        r = db_schedule_remove(s->db, sch->rec.id);
+        if (r < 0) {
+                set_error(ret_error, "Failed to delete the schedule: %s", db_schedule_last_error(s->db));
+                return r;
+        }
+        g_ptr_array_remove(s->list, sch);
+        g_hash_table_remove(s->by_id, GUINT_TO_POINTER(sch->rec.id));
+        return 0;
+}
+
+/* ---- firing ---- */
+
+typedef struct FireRun {
+        Scheduler *scheduler;
+        uint32_t id;
+        unsigned pending;
+        bool failed;
+        GString *done, *errors;
+        ScheduleFireDone cb;
+        void *userdata;
+        uint64_t started;
+} FireRun;
+
+static void fire_finish(FireRun *run) {
+        Scheduler *s = run->scheduler;
+        Schedule *sch = scheduler_find(s, run->id);
+        g_autoptr(GString) result = g_string_new(NULL);
+
+        if (run->done->len > 0)
+                g_string_append_printf(result, "%s", run->done->str);
+        if (run->errors->len > 0)
+                g_string_append_printf(result, "%sfailed: %s", result->len ? "; " : "", run->errors->str);
+        if (sch) {
+                int r = db_schedule_set_result(s->db, run->id, run->started, result->str);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to store the result of schedule %" PRIu32 ", ignoring: %s",
+                                          run->id, db_schedule_last_error(s->db));
+                free(sch->rec.last_result);
+                sch->rec.last_result = strdup(result->str);
+                sch->rec.last_run_usec = run->started;
+                s->config.host->changed(s->config.host_userdata, sch);
+        }
+        if (run->failed)
+                log_warning("Schedule %" PRIu32 ": %s", run->id, result->str);
+        else
+                log_info("Schedule %" PRIu32 ": %s", run->id, result->str);
+        run->cb(run->id, !run->failed, result->str, run->userdata);
+        g_string_free(run->done, TRUE);
+        g_string_free(run->errors, TRUE);
+        free(run);
+}
+
+typedef struct FirePart {
+        FireRun *run;
+        char *device;
+} FirePart;
+
+static void on_part_done(void *userdata, const char *error) {
+        FirePart *part = userdata;
+        FireRun *run = part->run;
+        Schedule *sch = scheduler_find(run->scheduler, run->id);
+
+        if (error) {
+                run->failed = true;
+                g_string_append_printf(run->errors, "%s%s (%s)", run->errors->len ? ", " : "", part->device, error);
+        } else
+                g_string_append_printf(run->done, "%s%s %s", run->done->len ? ", " : "", part->device,
+                                       sch ? sch->rec.action : "done");
+        free(part->device);
+        free(part);
+        if (--run->pending == 0)
+                fire_finish(run);
+}
+
+/* After its timer fired, a sun schedule arms its next event in units of
+ * that day, then stops the timer that fired (not its service: that is
+ * the caller, waiting for the answer). */
+static void rearm_sun(Scheduler *s, Schedule *sch) {
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        r = arm(s, sch, false, &error);
+        if (r < 0) {
+                log_warning("Failed to arm the next %s of schedule %" PRIu32 ", ignoring: %s",
+                            sun_event_to_string(sch->sun_event), sch->rec.id, error ?: strerror(-r));
+                set_armed(sch, NULL, NULL);
+        }
+        r = stop_units(s, sch->rec.id, false, sch->armed_timer, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to stop the elapsed timers of schedule %" PRIu32 ", ignoring: %m",
+                                  sch->rec.id);
+        s->config.host->changed(s->config.host_userdata, sch);
+}
+
+int scheduler_fire(Scheduler *s, Schedule *sch, bool from_timer, ScheduleFireDone done, void *userdata) {
+        FireRun *run;
+        uint64_t now = now_usec(s);
+
+        if (sch->action < 0)
+                return -EINVAL;
+        if (from_timer && sch->sun_event >= 0 && sch->rec.enabled)
+                rearm_sun(s, sch);
+        run = calloc(1, sizeof(FireRun));
+        if (!run)
+                return -ENOMEM;
+        *run = (FireRun) {
+                .scheduler = s,
+                .id = sch->rec.id,
+                .pending = 1,
+                .done = g_string_new(NULL),
+                .errors = g_string_new(NULL),
+                .cb = done,
+                .userdata = userdata,
+                .started = now,
+        };
+        if (from_timer && ((sch->rec.valid_from_usec && now < sch->rec.valid_from_usec) ||
+                           (sch->rec.valid_until_usec && now >= sch->rec.valid_until_usec))) {
+                g_string_append(run->done, "not run: outside the time it is valid");
+                fire_finish(run);
+                return 0;
+        }
+        for (char **d = sch->rec.devices; *d; d++) {
+                FirePart *part = calloc(1, sizeof(FirePart));
+                int r;
+
+                if (!part || !(part->device = strdup(*d))) {
+                        free(part);
+                        run->failed = true;
+                        g_string_append_printf(run->errors, "%s%s (out of memory)", run->errors->len ? ", " : "", *d);
+                        continue;
+                }
+                part->run = run;
+                run->pending++;
+                if (!s->config.host->device_exists(s->config.host_userdata, *d)) {
+                        on_part_done(part, "no such device");
+                        continue;
+                }
+                r = s->config.host->apply(s->config.host_userdata, *d, sch->action, on_part_done, part);
+                if (r < 0)
+                        on_part_done(part, strerror(-r));
+        }
+        if (--run->pending == 0)
+                fire_finish(run);
+        return 0;
+}
+
+/* ---- reading ---- */
+
+void scheduler_timer_times(Scheduler *s, Schedule *sch, uint64_t *ret_next, uint64_t *ret_last) {
+        uint64_t next = 0, last = 0;
+
+        if (sch->armed_timer &&
+            s->config.systemd->timer_times(s->config.systemd_userdata, sch->armed_timer, &next, &last) < 0)
+                next = last = 0;
+        /* systemd says "never" with USEC_INFINITY. */
+        if (next == UINT64_MAX)
+                next = 0;
+        if (last == UINT64_MAX)
+                last = 0;
+        /* A sun schedule's timer is new each day: before it elapses, the
+         * last trigger is that of the day before, which kasamond recorded. */
+        if (last == 0 && sch->sun_event >= 0)
+                last = sch->rec.last_run_usec;
+        *ret_next = next;
+        *ret_last = last;
+}
+
+static json_t *time_or_null(uint64_t t) {
+        return t ? json_integer((json_int_t) t) : json_null();
+}
+
+char *schedule_describe(Scheduler *s, Schedule *sch) {
+        _cleanup_(json_decrefp) json_t *o = NULL, *devices = json_array();
+        uint64_t next, last;
+
+        if (!devices)
+                return NULL;
+        for (char **d = sch->rec.devices; *d; d++)
+                json_array_append_new(devices, json_string(*d));
+        scheduler_timer_times(s, sch, &next, &last);
+        o = json_pack("{s:I,s:s,s:O,s:s,s:o,s:o,s:I,s:I,s:b,s:b,s:o,s:o,s:o,s:o,s:o,s:s,s:o,s:o}",
+                      "id", (json_int_t) sch->rec.id,
+                      "path", sch->path,
+                      "devices", devices,
+                      "action", sch->rec.action,
+                      "calendar", sch->rec.calendar ? json_string(sch->rec.calendar) : json_null(),
+                      "sun_event", sch->rec.sun_event ? json_string(sch->rec.sun_event) : json_null(),
+                      "sun_offset_usec", (json_int_t) sch->rec.sun_offset_usec,
+                      "random_delay_usec", (json_int_t) sch->rec.random_delay_usec,
+                      "persistent", sch->rec.persistent,
+                      "enabled", sch->rec.enabled,
+                      "valid_from", time_or_null(sch->rec.valid_from_usec),
+                      "valid_until", time_or_null(sch->rec.valid_until_usec),
+                      "next_elapse", time_or_null(next),
+                      "last_trigger", time_or_null(last),
+                      "last_run", time_or_null(sch->rec.last_run_usec),
+                      "last_result", sch->rec.last_result,
+                      "timer", sch->armed_timer ? json_string(sch->armed_timer) : json_null(),
+                      "sun_remark", sch->sun_remark ? json_string(sch->sun_remark) : json_null());
+        if (!o)
+                return NULL;
+        return json_dumps(o, JSON_COMPACT);
+}
+
+int scheduler_sun_times(Scheduler *s, uint64_t t, double lat, double lon, uint64_t times[static _SUN_EVENT_MAX],
+                        const char *remarks[static _SUN_EVENT_MAX]) {
+        if (isnan(lat) || isnan(lon)) {
+                if (!have_location(s))
+                        return -ENODATA;
+                lat = s->config.latitude;
+                lon = s->config.longitude;
+        }
+        if (sun_check_location(lat, lon) < 0)
+                return -EINVAL;
+        int64_t noon = s->config.host->local_noon(s->config.host_userdata, t, 0);
+        for (SunEvent e = 0; e < _SUN_EVENT_MAX; e++) {
+                int64_t at = 0;
+                int r = sun_event_time(lat, lon, noon, e, &at);
+
+                if (r < 0)
+                        return r;
+                times[e] = r == SUN_OK && at > 0 ? (uint64_t) at : 0;
+                remarks[e] = sun_result_to_string(e, r);
+        }
+        return 0;
+}

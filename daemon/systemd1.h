@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * What schedules need from the service manager, behind an ops table: the
+ * daemon uses systemd1_ops (org.freedesktop.systemd1 on the bus kasamond is
+ * on, and systemd-analyze for calendar expressions), tests/daemon/
+ * test-schedule.c a fake. Calls are synchronous: systemd answers them from
+ * its own loop without calling back into kasamond, and the timers' service
+ * that does call kasamond is only started by a job, never waited for.
+ *
+ * Errors are negative errno with a message for the user in *ret_error
+ * (free()) where given.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-bus.h>
+
+typedef struct TimerSpec {
+        const char *timer;        /* "kasamond-schedule-3.timer" */
+        const char *service;      /* "kasamond-schedule-3.service" */
+        const char *description;
+        const char *calendar;     /* OnCalendar= */
+        uint64_t random_delay_usec;
+        bool persistent;
+        char **argv;              /* the service's command line, argv[0] an absolute path */
+        const char *user;         /* User= of the service, NULL: the manager's default (root) */
+} TimerSpec;
+
+typedef struct Systemd1Ops {
+        /* 0 if there is a service manager to make timers with, else a
+         * negative errno and why not. */
+        int (*available)(void *userdata, char **ret_error);
+        /* systemd's own check of an OnCalendar= expression: 0 and its
+         * normalized form, or -EINVAL and systemd's message. */
+        int (*check_calendar)(void *userdata, const char *expr, char **ret_normalized, char **ret_error);
+        /* A transient timer and its service; -EEXIST if the timer is there. */
+        int (*start_timer)(void *userdata, const TimerSpec *spec, char **ret_error);
+        /* Stops (and so unloads) a unit; 0 if it is not loaded. */
+        int (*stop_unit)(void *userdata, const char *unit);
+        /* Names of the loaded units that start with prefix (NULL-terminated, g_strfreev()). */
+        int (*list_units)(void *userdata, const char *prefix, char ***ret_units);
+        /* The unit a process runs in, as systemd tracks it (free()). */
+        int (*unit_by_pid)(void *userdata, pid_t pid, char **ret_unit);
+        /* NextElapseUSecRealtime and LastTriggerUSec of a timer; -ENOENT if not loaded. */
+        int (*timer_times)(void *userdata, const char *timer, uint64_t *ret_next, uint64_t *ret_last);
+} Systemd1Ops;
+
+typedef struct Systemd1 {
+        sd_bus *bus;
+        const char *analyze;      /* systemd-analyze */
+} Systemd1;
+
+extern const Systemd1Ops systemd1_ops; /* userdata: a Systemd1 */
