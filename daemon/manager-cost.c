@@ -448,6 +448,7 @@ void manager_tariffs_round(Manager *m) {
                 if (r == -ENODATA) {
                         /* Nothing priced the month before today: it cost nothing. */
                         memset(base_known, true, n * sizeof(bool));
+                        free(TAKE_PTR(error));
                         r = 0;
                 }
                 if (r >= 0) {
