@@ -7,11 +7,13 @@
 #define KASA_MANAGER_PATH "/org/kasamond/Kasa1"
 #define KASA_DEVICE_PREFIX "/org/kasamond/Kasa1/device"
 #define KASA_SCHEDULE_PREFIX "/org/kasamond/Kasa1/schedule"
+#define KASA_TARIFF_PREFIX "/org/kasamond/Kasa1/tariff"
 
 #define KASA_MANAGER_IFACE "org.kasamond.Kasa1.Manager"
 #define KASA_DEVICE_IFACE "org.kasamond.Kasa1.Device"
 #define KASA_METER_IFACE "org.kasamond.Kasa1.EnergyMeter"
 #define KASA_SCHEDULE_IFACE "org.kasamond.Kasa1.Schedule"
+#define KASA_TARIFF_IFACE "org.kasamond.Kasa1.Tariff"
 
 /* The polkit actions (polkit/org.kasamond.kasa1.policy). */
 #define KASA_ACTION_SWITCH "org.kasamond.kasa1.switch"
@@ -32,3 +34,4 @@
 /* Schedules need systemd as the service manager, on the bus kasamond is on. */
 #define KASA_ERROR_NO_SERVICE_MANAGER "org.kasamond.Kasa1.Error.NoServiceManager"
 #define KASA_ERROR_NO_LOCATION "org.kasamond.Kasa1.Error.NoLocation"
+#define KASA_ERROR_IN_USE "org.kasamond.Kasa1.Error.InUse"

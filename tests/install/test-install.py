@@ -105,6 +105,7 @@ def check_tree(t, destdir, plan, dirs, build):
         ("interfaces", "org.kasamond.Kasa1.Device.xml"),
         ("interfaces", "org.kasamond.Kasa1.EnergyMeter.xml"),
         ("interfaces", "org.kasamond.Kasa1.Schedule.xml"),
+        ("interfaces", "org.kasamond.Kasa1.Tariff.xml"),
         ("actions", "org.kasamond.kasa1.policy"),
         ("rules", "49-kasamond-schedules.rules"),
     ]
