@@ -33,6 +33,9 @@ extern const char *arg_since;
 extern const char *arg_until;
 extern const char *arg_resolution;
 extern const char *arg_by;
+extern const char *arg_tariff;
+extern const char *arg_energy;
+extern const char *arg_time_zone;
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libscols_table *, scols_unref_table);
 DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose);
@@ -153,6 +156,32 @@ int cell_power(struct libscols_line *ln, size_t i, const Device *d);
 int print_status(FILE *f, const DeviceList *l, double total_power);
 void print_device(FILE *f, const DeviceList *l, const Device *d);
 
+/* ---- tariffs and costs ---- */
+
+#ifndef KASA_TARIFF_IFACE
+#define KASA_TARIFF_IFACE "org.kasamond.Kasa1.Tariff"
+#endif
+#ifndef KASA_ERROR_IN_USE
+#define KASA_ERROR_IN_USE "org.kasamond.Kasa1.Error.InUse"
+#endif
+
+/* The largest tariff text sent: a URDB answer (kasamond-tariff(5)). */
+#define TARIFF_TEXT_MAX (8 * 1024 * 1024)
+
+/* --since and --until, with the default since; errors name the option. */
+int parse_range(uint64_t default_since, uint64_t now, uint64_t *ret_since, uint64_t *ret_until);
+/* A whole text file of at most max bytes, without NUL bytes; errors name it. */
+int read_text_file(const char *path, size_t max, char **ret);
+int append_file_text(sd_bus_message *m, const char *path, const char *text);
+/* Calls m; InvalidArgs about the tariff text is printed after the name of
+ * file, about the energy CSV after csv (either may be NULL). */
+int call_with_file(sd_bus *bus, sd_bus_message *m, const char *action, const char *file, const char *csv,
+                   sd_bus_message **ret_reply, const char *what);
+/* The object path of the tariff with that id or name. */
+int lookup_tariff_path(sd_bus *bus, const char *name, char **ret);
+/* The bill JSON of GetCost, GetCostWith or PriceEnergy, as tables or JSON. */
+int print_cost_reply(sd_bus_message *reply);
+
 /* ---- verbs ---- */
 
 int verb_status(int argc, char **argv, void *userdata);
@@ -166,4 +195,11 @@ int verb_remove(int argc, char **argv, void *userdata);
 int verb_history(int argc, char **argv, void *userdata);
 int verb_energy(int argc, char **argv, void *userdata);
 int verb_watch(int argc, char **argv, void *userdata);
+int verb_costs(int argc, char **argv, void *userdata);
+int verb_tariff_list(int argc, char **argv, void *userdata);
+int verb_tariff_show(int argc, char **argv, void *userdata);
+int verb_tariff_add(int argc, char **argv, void *userdata);
+int verb_tariff_remove(int argc, char **argv, void *userdata);
+int verb_tariff_activate(int argc, char **argv, void *userdata);
+int verb_tariff_price(int argc, char **argv, void *userdata);
 int verb_complete_devices(int argc, char **argv, void *userdata);

@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: MIT */
+
+/* costs: what recorded energy cost, as kasamond's cost engine bills it
+ * (GetCost, or GetCostWith for a tariff that is not active), and the bills
+ * of "tariff price". Money is printed as the daemon's decimal strings,
+ * never through a double. */
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "kasa-dbus.h"
+#include "kasactl.h"
+#include "log.h"
+#include "time-util.h"
+
+static const char *str(json_t *o, const char *key) {
+        json_t *v = json_object_get(o, key);
+        return json_is_string(v) ? json_string_value(v) : "";
+}
+
+/* "2026-12-01" or "2026-12" from a bucket's local RFC 3339 start. */
+static const char *bucket_label(json_t *bucket, char *buf, size_t size) {
+        const char *s = str(bucket, "start");
+
+        snprintf(buf, size, "%.*s", arg_by && streq(arg_by, "month") ? 7 : 10, s);
+        return buf;
+}
+
+/* Whether a line of kind/name/tariff in some bucket of bill has a tier
+ * past the first, so that the first is labelled as a tier too. */
+static bool line_tiered(json_t *bill, json_t *line) {
+        json_t *b, *l;
+        size_t i, j;
+
+        json_array_foreach(json_object_get(bill, "buckets"), i, b)
+                json_array_foreach(json_object_get(b, "lines"), j, l)
+                        if (json_integer_value(json_object_get(l, "tier")) > 0 &&
+                            streq(str(l, "kind"), str(line, "kind")) && streq(str(l, "name"), str(line, "name")) &&
+                            streq(str(l, "tariff"), str(line, "tariff")))
+                                return true;
+        return false;
+}
+
+static const char *unit_of(json_t *line, const char *currency, char *buf, size_t size) {
+        const char *unit = str(line, "unit");
+
+        if (streq(unit, "kWh") || streq(unit, "kW"))
+                snprintf(buf, size, "%s %s/%s", str(line, "rate"), currency, unit);
+        else if (streq(unit, "percent"))
+                snprintf(buf, size, "%s %%", str(line, "rate"));
+        else
+                snprintf(buf, size, "%s %s", str(line, "rate"), currency);
+        return buf;
+}
+
+/* The lines of every bucket of a bill, below parent. */
+static int add_bill_lines(struct libscols_table *tb, struct libscols_line *parent, json_t *bill,
+                          const char *currency) {
+        json_t *b, *l;
+        size_t i, j;
+
+        json_array_foreach(json_object_get(bill, "buckets"), i, b)
+                json_array_foreach(json_object_get(b, "lines"), j, l) {
+                        struct libscols_line *ln = scols_table_new_line(tb, parent);
+                        const char *unit = str(l, "unit"), *name = str(l, "name");
+                        char item[256], rate[128];
+                        json_t *tier = json_object_get(l, "tier");
+
+                        if (json_is_integer(tier) && line_tiered(bill, l))
+                                snprintf(item, sizeof(item), "%s%s%s, tier %lld", str(l, "kind"), *name ? ": " : "",
+                                         name, (long long) json_integer_value(tier) + 1);
+                        else
+                                snprintf(item, sizeof(item), "%s%s%s", str(l, "kind"), *name ? ": " : "", name);
+                        if (!ln || cell(ln, 0, NULL, "%s", item) < 0 || cell(ln, 1, NULL, "%s", str(l, "tariff")) < 0 ||
+                            cell(ln, 2, NULL, "%s %s", str(l, "quantity"),
+                                 streq(unit, "percent") ? currency : unit) < 0 ||
+                            cell(ln, 3, NULL, "%s", unit_of(l, currency, rate, sizeof(rate))) < 0 ||
+                            cell(ln, 4, NULL, "%s", str(l, "amount")) < 0)
+                                return -ENOMEM;
+                }
+        return 0;
+}
+
+static struct libscols_line *add_sum_line(struct libscols_table *tb, const char *item, json_t *bill) {
+        struct libscols_line *ln = scols_table_new_line(tb, NULL);
+
+        if (!ln || cell(ln, 0, NULL, "%s", item) < 0 || cell(ln, 2, NULL, "%s kWh", str(bill, "energy_kwh")) < 0 ||
+            cell(ln, 4, NULL, "%s", str(bill, "total")) < 0)
+                return NULL;
+        return ln;
+}
+
+/* A bill of the whole range: each line with its quantity, rate and amount,
+ * the home's (or a bare bill's) first, then each device's. */
+static int print_lines(json_t *o) {
+        static const Column cols[] = {
+                { "ITEM", SCOLS_FL_TREE },       { "TARIFF", 0 },         { "QUANTITY", SCOLS_FL_RIGHT },
+                { "RATE", SCOLS_FL_RIGHT },      { "AMOUNT", SCOLS_FL_RIGHT },
+        };
+        _cleanup_(scols_unref_tablep) struct libscols_table *tb = table_new(cols, ELEMENTSOF(cols), stdout);
+        const char *currency = str(o, "currency");
+        json_t *home = json_object_get(o, "home"), *devices = json_object_get(o, "devices"), *d;
+        struct libscols_line *ln;
+        size_t i;
+        int r;
+
+        if (!tb)
+                return log_oom();
+        if (!json_is_array(devices))
+                r = add_bill_lines(tb, NULL, o, currency); /* a bare bill: tariff price */
+        else {
+                r = 0;
+                if (json_is_object(home)) {
+                        ln = add_sum_line(tb, "Home", home);
+                        r = ln ? add_bill_lines(tb, ln, home, currency) : -ENOMEM;
+                }
+                json_array_foreach(devices, i, d) {
+                        const char *alias = str(d, "alias");
+
+                        if (r < 0)
+                                break;
+                        ln = add_sum_line(tb, *alias ? alias : str(d, "id"), d);
+                        r = ln ? add_bill_lines(tb, ln, d, currency) : -ENOMEM;
+                }
+        }
+        if (r < 0)
+                return log_oom();
+        if (arg_legend) {
+                ln = scols_table_new_line(tb, NULL);
+                if (!ln || cell(ln, 0, NULL, "Total") < 0 || cell(ln, 2, NULL, "%s kWh", str(o, "energy_kwh")) < 0 ||
+                    cell(ln, 4, NULL, "%s %s", str(o, "total"), currency) < 0)
+                        return log_oom();
+        }
+        return table_print(tb);
+}
+
+/* A bill by day or month: one row per bucket. Of a bare bill, its sums by
+ * kind of line; of costs, each device's total beside the whole total. */
+static int print_buckets(json_t *o) {
+        static const char *const kinds[] = { "energy", "adders", "fixed", "demand", "minimum", "tax" };
+        _cleanup_(scols_unref_tablep) struct libscols_table *tb = scols_new_table();
+        json_t *devices = json_object_get(o, "devices"), *home = json_object_get(o, "home");
+        json_t *rows = json_is_array(devices) ? json_object_get(o, "buckets") : json_object_get(o, "buckets");
+        json_t *kwh = json_is_array(devices) ? json_object_get(home, "buckets") : rows;
+        bool bare = !json_is_array(devices);
+        size_t ncol = 0, i;
+        json_t *b, *d;
+        char buf[32];
+
+        if (!tb)
+                return log_oom();
+        scols_table_enable_noheadings(tb, !arg_legend);
+        if (!scols_table_new_column(tb, streq(arg_by, "month") ? "MONTH" : "DAY", 0, 0) ||
+            !scols_table_new_column(tb, "KWH", 0, SCOLS_FL_RIGHT))
+                return log_oom();
+        if (bare) {
+                for (size_t k = 0; k < ELEMENTSOF(kinds); k++)
+                        if (!scols_table_new_column(tb, kinds[k], 0, SCOLS_FL_RIGHT))
+                                return log_oom();
+                ncol = ELEMENTSOF(kinds);
+        } else
+                json_array_foreach(devices, i, d) {
+                        const char *alias = str(d, "alias");
+
+                        if (!scols_table_new_column(tb, *alias ? alias : str(d, "id"), 0, SCOLS_FL_RIGHT))
+                                return log_oom();
+                        ncol++;
+                }
+        if (!scols_table_new_column(tb, "TOTAL", 0, SCOLS_FL_RIGHT))
+                return log_oom();
+        /* Upper-case headers like every other table, from the kinds' names. */
+        for (size_t c = 2; bare && c < 2 + ncol; c++) {
+                struct libscols_column *cl = scols_table_get_column(tb, c);
+                char up[16];
+
+                snprintf(up, sizeof(up), "%s", kinds[c - 2]);
+                for (char *p = up; *p; p++)
+                        *p = (char) (*p - 'a' + 'A');
+                if (scols_column_set_name(cl, up) < 0)
+                        return log_oom();
+        }
+
+        json_array_foreach(rows, i, b) {
+                struct libscols_line *ln = scols_table_new_line(tb, NULL);
+                json_t *k = json_array_get(kwh, i);
+
+                if (!ln || cell(ln, 0, NULL, "%s", bucket_label(b, buf, sizeof(buf))) < 0 ||
+                    cell(ln, 1, NULL, "%s", k ? str(k, "energy_kwh") : "-") < 0)
+                        return log_oom();
+                for (size_t c = 0; c < ncol; c++) {
+                        const char *v = bare ? str(b, kinds[c])
+                                             : str(json_array_get(json_object_get(json_array_get(devices, c), "buckets"), i),
+                                                   "total");
+                        if (cell(ln, 2 + c, NULL, "%s", *v ? v : "-") < 0)
+                                return log_oom();
+                }
+                if (cell(ln, 2 + ncol, NULL, "%s", str(b, "total")) < 0)
+                        return log_oom();
+        }
+        if (arg_legend) {
+                struct libscols_line *ln = scols_table_new_line(tb, NULL);
+
+                if (!ln || cell(ln, 0, NULL, "Total") < 0 || cell(ln, 1, NULL, "%s", str(o, "energy_kwh")) < 0)
+                        return log_oom();
+                for (size_t c = 0; c < ncol; c++)
+                        if (cell(ln, 2 + c, NULL, "%s",
+                                 bare ? str(o, kinds[c]) : str(json_array_get(devices, c), "total")) < 0)
+                                return log_oom();
+                if (cell(ln, 2 + ncol, NULL, "%s %s", str(o, "total"), str(o, "currency")) < 0)
+                        return log_oom();
+        }
+        return table_print(tb);
+}
+
+int print_cost_reply(sd_bus_message *reply) {
+        _cleanup_(json_decrefp) json_t *o = NULL;
+        json_error_t e;
+        const char *s;
+        int r;
+
+        r = sd_bus_message_read(reply, "s", &s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to parse the reply: %m");
+        o = json_loads(s, 0, &e);
+        if (!json_is_object(o))
+                return log_error_errno(EBADMSG, "kasamond's bill is not a JSON object: %s", e.text);
+        if (arg_json != JSON_OFF)
+                return json_print(o);
+        if (arg_legend) {
+                const char *from = str(o, "from"), *to = str(o, "to");
+
+                if (*from && *to)
+                        printf("Costs from %s to %s (%s), in %s.\n\n", from, to, str(o, "time_zone"), str(o, "currency"));
+                else
+                        printf("Costs in %s.\n\n", str(o, "currency"));
+        }
+        r = arg_by ? print_buckets(o) : print_lines(o);
+        if (r >= 0 && arg_legend && json_is_array(json_object_get(o, "devices")))
+                printf("\nA device on the home's tariff shows its share of the home's bill, counted once in the "
+                       "total;\nfixed, demand and minimum charges are the home's.\n");
+        if (r >= 0 && arg_legend && strcmp(str(o, "unpriced_kwh"), "0.000") != 0 && *str(o, "unpriced_kwh"))
+                printf("\n%s kWh were used at times no tariff prices; they are not in the total.\n",
+                       str(o, "unpriced_kwh"));
+        return r;
+}
+
+int verb_costs(int argc, char **argv, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(device_list_done) DeviceList l = {};
+        _cleanup_free_ char *tariff = NULL;
+        uint64_t now = now_usec(), since, until;
+        bool is_file = false;
+        int r;
+
+        if (arg_by && !streq(arg_by, "day") && !streq(arg_by, "month"))
+                return log_error_errno(EINVAL, "Invalid --by='%s': use day or month.", arg_by);
+        /* By default this month so far, or the last 12 months by month. */
+        r = parse_range(local_month_start(now, arg_by && streq(arg_by, "month") ? -11 : 0), now, &since, &until);
+        if (r < 0)
+                return r;
+        r = fetch_devices(userdata, &l);
+        if (r < 0)
+                return r;
+        /* --tariff: a tariff's id (digits) or object path, else a file. */
+        if (arg_tariff) {
+                is_file = arg_tariff[strspn(arg_tariff, "0123456789")] != 0 && arg_tariff[0] != '/';
+                r = is_file ? read_text_file(arg_tariff, TARIFF_TEXT_MAX, &tariff)
+                            : lookup_tariff_path(userdata, arg_tariff, &tariff);
+                if (r < 0)
+                        return r;
+        }
+
+        r = new_call(userdata, KASA_MANAGER_PATH, KASA_MANAGER_IFACE, tariff ? "GetCostWith" : "GetCost", false, &m);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "o");
+        for (int i = 1; r >= 0 && i < argc; i++) {
+                Device *d;
+
+                r = resolve_device(&l, argv[i], &d);
+                if (r < 0)
+                        return r;
+                if (!d->metered) {
+                        log_error("%s has no energy meter, so it has no costs.", device_name(d));
+                        return -EMEDIUMTYPE;
+                }
+                r = sd_bus_message_append(m, "o", d->path);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "tts", since, until, arg_by ?: "");
+        if (r < 0)
+                return log_error_errno(r, "Failed to build the call: %m");
+        if (tariff) {
+                r = append_file_text(m, arg_tariff, tariff);
+                if (r < 0)
+                        return r;
+        }
+        r = call_with_file(userdata, m, NULL, is_file ? arg_tariff : NULL, NULL, &reply, "compute the costs");
+        if (r < 0)
+                return r;
+        return print_cost_reply(reply);
+}
