@@ -636,6 +636,22 @@ int verb_tariff_show(int argc, char **argv, void *userdata) {
         return print_tariff(o, t, &devices);
 }
 
+/* For the completion scripts: ids and names. */
+int verb_complete_tariffs(int argc, char **argv, void *userdata) {
+        _cleanup_(tariff_list_done) TariffList l = {};
+        int r;
+
+        r = fetch_tariffs(userdata, &l);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < l.n; i++) {
+                printf("%s\n", l.tariffs[i].id);
+                if (l.tariffs[i].name && *l.tariffs[i].name)
+                        printf("%s\n", l.tariffs[i].name);
+        }
+        return 0;
+}
+
 /* After add or import: what was added, as "tariff list" shows it. */
 static int print_added(sd_bus *bus, char **paths, size_t n) {
         _cleanup_(tariff_list_done) TariffList l = {};

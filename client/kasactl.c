@@ -135,6 +135,7 @@ static const Verb verbs[] = {
           "FILE", "Price an energy series with a tariff file" },
         { "help", 1, 3, VERB_NO_BUS, 0, verb_help, "[COMMAND]", "Show this help, or the help of a command" },
         { "__complete-devices", 1, 1, VERB_HIDDEN, 0, verb_complete_devices, "", NULL },
+        { "__complete-tariffs", 1, 1, VERB_HIDDEN, 0, verb_complete_tariffs, "", NULL },
         { "__complete-options", 1, 3, VERB_HIDDEN | VERB_NO_BUS, 0, verb_complete_options, "[COMMAND]", NULL },
 };
 

@@ -203,3 +203,4 @@ int verb_tariff_remove(int argc, char **argv, void *userdata);
 int verb_tariff_activate(int argc, char **argv, void *userdata);
 int verb_tariff_price(int argc, char **argv, void *userdata);
 int verb_complete_devices(int argc, char **argv, void *userdata);
+int verb_complete_tariffs(int argc, char **argv, void *userdata);

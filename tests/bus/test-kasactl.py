@@ -625,6 +625,15 @@ def test_completion(t, ctl):
     t.eq(complete("help", "sh"), ["show"], "bash: help completes verbs")
     t.eq(complete("history", "x", "--resolution", "=", ""), ["raw", "minute", "hour", "day"],
          "bash: completes option values")
+    t.eq(complete("tar"), ["tariff"], "bash: a group of verbs is one word")
+    t.eq(complete("tariff", "a"), ["add", "activate"], "bash: completes the verbs of a group")
+    got = complete("tariff", "price", "x", "--")
+    t.ok("--energy=" in got and "--time-zone=" in got and "--since=" not in got, "bash: tariff price's options",
+         got)
+    got = complete("costs", "Sim")
+    t.ok("Sim\\ hs110\\ 1" in got and "Sim\\ kp115\\ 2" in got, "bash: costs takes device names", got)
+    got = complete("costs", "x", "--")
+    t.ok("--tariff=" in got and "--by=" in got and "--energy=" not in got, "bash: costs' options", got)
 
 
 def test_energy_kwh(t):
