@@ -22,10 +22,12 @@
 #define URDB_FILE_MAX TARIFF_TEXT_MAX
 #define ENERGY_FILE_MAX (64 * 1024 * 1024)
 
-/* The names kasamond's parsers give the texts they are sent, in front of
- * their messages ("tariff: periods[2].hours: expected ..."). */
+/* The names kasamond gives the texts it is sent, in front of its parsers'
+ * messages ("tariff: periods[2].hours: expected ...", "csv:3: start: ..."):
+ * a tariff file, a URDB one, an energy series. */
 #define DAEMON_TARIFF_NAME "tariff"
-#define DAEMON_CSV_NAME "energy"
+#define DAEMON_URDB_NAME "urdb"
+#define DAEMON_CSV_NAME "csv"
 
 static const char *startswith(const char *s, const char *prefix) {
         size_t n = strlen(prefix);
@@ -81,10 +83,13 @@ int call_with_file(sd_bus *bus, sd_bus_message *m, const char *action, const cha
                 return r;
         msg = error.message ?: error.name;
         if ((file || csv) && sd_bus_error_has_name(&error, SD_BUS_ERROR_INVALID_ARGS)) {
-                if (csv && startswith(msg, DAEMON_CSV_NAME ":"))
-                        log_error("%s%s", csv, msg + strlen(DAEMON_CSV_NAME));
-                else if (file && startswith(msg, DAEMON_TARIFF_NAME ":"))
-                        log_error("%s%s", file, msg + strlen(DAEMON_TARIFF_NAME));
+                const char *rest;
+
+                if (csv && (rest = startswith(msg, DAEMON_CSV_NAME ":")))
+                        log_error("%s:%s", csv, rest);
+                else if (file && ((rest = startswith(msg, DAEMON_TARIFF_NAME ":")) ||
+                                  (rest = startswith(msg, DAEMON_URDB_NAME ":"))))
+                        log_error("%s:%s", file, rest);
                 else
                         log_error("Failed to %s: %s", what, msg);
                 return -EINVAL;
