@@ -238,7 +238,7 @@ int print_cost_reply(sd_bus_message *reply) {
         if (r >= 0 && arg_legend && json_is_array(json_object_get(o, "devices")))
                 printf("\nA device on the home's tariff shows its share of the home's bill, counted once in the "
                        "total;\nfixed, demand and minimum charges are the home's.\n");
-        if (r >= 0 && arg_legend && strcmp(str(o, "unpriced_kwh"), "0.000") != 0 && *str(o, "unpriced_kwh"))
+        if (r >= 0 && arg_legend && strpbrk(str(o, "unpriced_kwh"), "123456789"))
                 printf("\n%s kWh were used at times no tariff prices; they are not in the total.\n",
                        str(o, "unpriced_kwh"));
         return r;
@@ -263,7 +263,8 @@ int verb_costs(int argc, char **argv, void *userdata) {
                 return r;
         /* --tariff: a tariff's id (digits) or object path, else a file. */
         if (arg_tariff) {
-                is_file = arg_tariff[strspn(arg_tariff, "0123456789")] != 0 && arg_tariff[0] != '/';
+                is_file = arg_tariff[strspn(arg_tariff, "0123456789")] != 0 &&
+                          strncmp(arg_tariff, KASA_TARIFF_PREFIX "/", strlen(KASA_TARIFF_PREFIX "/")) != 0;
                 r = is_file ? read_text_file(arg_tariff, TARIFF_TEXT_MAX, &tariff)
                             : lookup_tariff_path(userdata, arg_tariff, &tariff);
                 if (r < 0)

@@ -464,7 +464,22 @@ static char *format_when(json_t *p) {
                         continue;
                 if (json_is_string(v))
                         text = strdup(json_string_value(v));
-                else
+                else if (json_is_array(v)) {
+                        /* ["weekdays", "holidays"] -> "weekdays,holidays" */
+                        json_t *e;
+                        size_t j;
+
+                        text = strdup("");
+                        json_array_foreach(v, j, e) {
+                                char *n2;
+
+                                if (!text || asprintf(&n2, "%s%s%s", text, j ? "," : "",
+                                                      json_is_string(e) ? json_string_value(e) : "?") < 0)
+                                        n2 = NULL;
+                                free(text);
+                                text = n2;
+                        }
+                } else
                         text = json_dumps(v, JSON_COMPACT);
                 if (!text || asprintf(&n, "%s%s%s%s%s", s, *s ? ", " : "", streq(keys[k], "months") ? "months " : "",
                                       streq(keys[k], "season") ? "season " : "", text) < 0)
@@ -662,6 +677,7 @@ static int print_added(sd_bus *bus, char **paths, size_t n) {
         _cleanup_(tariff_list_done) TariffList l = {};
         _cleanup_(device_list_done) DeviceList devices = {};
         _cleanup_(json_decrefp) json_t *a = json_array();
+        const Tariff *last = NULL;
         int r;
 
         r = fetch_tariffs(bus, &l);
@@ -675,6 +691,7 @@ static int print_added(sd_bus *bus, char **paths, size_t n) {
                                 t = &l.tariffs[j];
                 if (!t)
                         return log_error_errno(ENXIO, "kasamond added %s, but does not list it.", paths[i]);
+                last = t;
                 if (arg_json != JSON_OFF) {
                         if (!a || json_array_append_new(a, tariff_json(t, &devices)) < 0)
                                 return log_oom();
@@ -683,8 +700,10 @@ static int print_added(sd_bus *bus, char **paths, size_t n) {
         }
         if (arg_json != JSON_OFF)
                 return json_print(a);
-        if (n > 0)
-                printf("\"kasactl tariff activate %s\" makes it price the home.\n", n == 1 ? "ID" : "ID");
+        if (n == 1)
+                printf("\"kasactl tariff activate %s\" makes it price the home.\n", last->id);
+        else if (n > 1)
+                printf("\"kasactl tariff activate ID\" makes one of them price the home.\n");
         return 0;
 }
 

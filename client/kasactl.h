@@ -161,6 +161,9 @@ void print_device(FILE *f, const DeviceList *l, const Device *d);
 #ifndef KASA_TARIFF_IFACE
 #define KASA_TARIFF_IFACE "org.kasamond.Kasa1.Tariff"
 #endif
+#ifndef KASA_TARIFF_PREFIX
+#define KASA_TARIFF_PREFIX "/org/kasamond/Kasa1/tariff"
+#endif
 #ifndef KASA_ERROR_IN_USE
 #define KASA_ERROR_IN_USE "org.kasamond.Kasa1.Error.InUse"
 #endif
