@@ -262,16 +262,13 @@ static int compare_tariffs(const void *a, const void *b) {
 }
 
 static int fetch_tariffs(sd_bus *bus, TariffList *ret) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(tariff_list_done) TariffList l = {};
         int r;
 
-        r = sd_bus_call_method(bus, KASA_BUS_NAME, KASA_MANAGER_PATH, "org.freedesktop.DBus.ObjectManager",
-                               "GetManagedObjects", &error, &reply, NULL);
-        if (r < 0)
-                return log_call_error(&error, r, "list tariffs", NULL, NULL);
-        r = sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}");
+        r = get_managed_objects(bus, "list tariffs", &reply);
+        if (r < 0 && !reply)
+                return r;
         while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}")) > 0) {
                 _cleanup_(tariff_done) Tariff t = {};
                 const char *path;

@@ -111,6 +111,10 @@ const char *parent_id(const DeviceList *l, const Device *d);
  * outlet of a strip whose meter already sums it. */
 bool device_in_total(const DeviceList *l, const Device *d);
 
+/* GetManagedObjects, entered at its array; a failed call is logged and
+ * leaves *ret NULL (a failure to enter it does not: the caller's parse
+ * error says so). */
+int get_managed_objects(sd_bus *bus, const char *what, sd_bus_message **ret);
 int fetch_devices(sd_bus *bus, DeviceList *ret);
 int resolve_device(DeviceList *l, const char *name, Device **ret);
 /* fetch_devices() and resolve_device(): the one device a verb acts on, *ret
