@@ -18,6 +18,25 @@ static const char *str(json_t *o, const char *key) {
         return json_is_string(v) ? json_string_value(v) : "";
 }
 
+/* A device of the bill by its name; an outlet with its strip's, since
+ * every strip calls them "Outlet 1". */
+static const char *device_label(const DeviceList *l, json_t *d, char *buf, size_t size) {
+        const char *alias = str(d, "alias"), *name = *alias ? alias : str(d, "id");
+
+        for (size_t i = 0; l && i < l->n; i++) {
+                const Device *dev = &l->devices[i];
+
+                if (!streq(dev->id, str(d, "id")) || streq(dev->parent, "/"))
+                        continue;
+                for (size_t j = 0; j < l->n; j++)
+                        if (streq(l->devices[j].path, dev->parent)) {
+                                snprintf(buf, size, "%s (%s)", name, device_name(&l->devices[j]));
+                                return buf;
+                        }
+        }
+        return name;
+}
+
 /* "2026-12-01" or "2026-12" from a bucket's local RFC 3339 start. */
 static const char *bucket_label(json_t *bucket, char *buf, size_t size) {
         const char *s = str(bucket, "start");
@@ -92,7 +111,7 @@ static struct libscols_line *add_sum_line(struct libscols_table *tb, const char 
 
 /* A bill of the whole range: each line with its quantity, rate and amount,
  * the home's (or a bare bill's) first, then each device's. */
-static int print_lines(json_t *o) {
+static int print_lines(json_t *o, const DeviceList *l) {
         static const Column cols[] = {
                 { "ITEM", SCOLS_FL_TREE },       { "TARIFF", 0 },         { "QUANTITY", SCOLS_FL_RIGHT },
                 { "RATE", SCOLS_FL_RIGHT },      { "AMOUNT", SCOLS_FL_RIGHT },
@@ -115,11 +134,11 @@ static int print_lines(json_t *o) {
                         r = ln ? add_bill_lines(tb, ln, home, currency) : -ENOMEM;
                 }
                 json_array_foreach(devices, i, d) {
-                        const char *alias = str(d, "alias");
+                        char label[256];
 
                         if (r < 0)
                                 break;
-                        ln = add_sum_line(tb, *alias ? alias : str(d, "id"), d);
+                        ln = add_sum_line(tb, device_label(l, d, label, sizeof(label)), d);
                         r = ln ? add_bill_lines(tb, ln, d, currency) : -ENOMEM;
                 }
         }
@@ -134,85 +153,103 @@ static int print_lines(json_t *o) {
         return table_print(tb);
 }
 
-/* A bill by day or month: one row per bucket. Of a bare bill, its sums by
- * kind of line; of costs, each device's total beside the whole total. */
-static int print_buckets(json_t *o) {
+/* A bare bill (tariff price) by day or month: one row per bucket with its
+ * sums by kind of line. */
+static int print_bill_buckets(json_t *o) {
         static const char *const kinds[] = { "energy", "adders", "fixed", "demand", "minimum", "tax" };
-        _cleanup_(scols_unref_tablep) struct libscols_table *tb = scols_new_table();
-        json_t *devices = json_object_get(o, "devices"), *home = json_object_get(o, "home");
-        json_t *rows = json_is_array(devices) ? json_object_get(o, "buckets") : json_object_get(o, "buckets");
-        json_t *kwh = json_is_array(devices) ? json_object_get(home, "buckets") : rows;
-        bool bare = !json_is_array(devices);
-        size_t ncol = 0, i;
-        json_t *b, *d;
+        static const char *const heads[] = { "ENERGY", "ADDERS", "FIXED", "DEMAND", "MINIMUM", "TAX" };
+        _cleanup_(scols_unref_tablep) struct libscols_table *tb = table_new(NULL, 0, stdout);
+        struct libscols_line *ln;
+        json_t *b;
+        size_t i;
         char buf[32];
 
-        if (!tb)
-                return log_oom();
-        scols_table_enable_noheadings(tb, !arg_legend);
-        if (!scols_table_new_column(tb, streq(arg_by, "month") ? "MONTH" : "DAY", 0, 0) ||
+        if (!tb || !scols_table_new_column(tb, streq(arg_by, "month") ? "MONTH" : "DAY", 0, 0) ||
             !scols_table_new_column(tb, "KWH", 0, SCOLS_FL_RIGHT))
                 return log_oom();
-        if (bare) {
-                for (size_t k = 0; k < ELEMENTSOF(kinds); k++)
-                        if (!scols_table_new_column(tb, kinds[k], 0, SCOLS_FL_RIGHT))
-                                return log_oom();
-                ncol = ELEMENTSOF(kinds);
-        } else
-                json_array_foreach(devices, i, d) {
-                        const char *alias = str(d, "alias");
-
-                        if (!scols_table_new_column(tb, *alias ? alias : str(d, "id"), 0, SCOLS_FL_RIGHT))
-                                return log_oom();
-                        ncol++;
-                }
+        for (size_t k = 0; k < ELEMENTSOF(heads); k++)
+                if (!scols_table_new_column(tb, heads[k], 0, SCOLS_FL_RIGHT))
+                        return log_oom();
         if (!scols_table_new_column(tb, "TOTAL", 0, SCOLS_FL_RIGHT))
                 return log_oom();
-        /* Upper-case headers like every other table, from the kinds' names. */
-        for (size_t c = 2; bare && c < 2 + ncol; c++) {
-                struct libscols_column *cl = scols_table_get_column(tb, c);
-                char up[16];
-
-                snprintf(up, sizeof(up), "%s", kinds[c - 2]);
-                for (char *p = up; *p; p++)
-                        *p = (char) (*p - 'a' + 'A');
-                if (scols_column_set_name(cl, up) < 0)
-                        return log_oom();
-        }
-
-        json_array_foreach(rows, i, b) {
-                struct libscols_line *ln = scols_table_new_line(tb, NULL);
-                json_t *k = json_array_get(kwh, i);
-
+        json_array_foreach(json_object_get(o, "buckets"), i, b) {
+                ln = scols_table_new_line(tb, NULL);
                 if (!ln || cell(ln, 0, NULL, "%s", bucket_label(b, buf, sizeof(buf))) < 0 ||
-                    cell(ln, 1, NULL, "%s", k ? str(k, "energy_kwh") : "-") < 0)
+                    cell(ln, 1, NULL, "%s", str(b, "energy_kwh")) < 0)
                         return log_oom();
-                for (size_t c = 0; c < ncol; c++) {
-                        const char *v = bare ? str(b, kinds[c])
-                                             : str(json_array_get(json_object_get(json_array_get(devices, c), "buckets"), i),
-                                                   "total");
-                        if (cell(ln, 2 + c, NULL, "%s", *v ? v : "-") < 0)
+                for (size_t k = 0; k < ELEMENTSOF(kinds); k++)
+                        if (cell(ln, 2 + k, NULL, "%s", str(b, kinds[k])) < 0)
                                 return log_oom();
-                }
-                if (cell(ln, 2 + ncol, NULL, "%s", str(b, "total")) < 0)
+                if (cell(ln, 2 + ELEMENTSOF(kinds), NULL, "%s", str(b, "total")) < 0)
                         return log_oom();
         }
         if (arg_legend) {
-                struct libscols_line *ln = scols_table_new_line(tb, NULL);
-
+                ln = scols_table_new_line(tb, NULL);
                 if (!ln || cell(ln, 0, NULL, "Total") < 0 || cell(ln, 1, NULL, "%s", str(o, "energy_kwh")) < 0)
                         return log_oom();
-                for (size_t c = 0; c < ncol; c++)
-                        if (cell(ln, 2 + c, NULL, "%s",
-                                 bare ? str(o, kinds[c]) : str(json_array_get(devices, c), "total")) < 0)
+                for (size_t k = 0; k < ELEMENTSOF(kinds); k++)
+                        if (cell(ln, 2 + k, NULL, "%s", str(o, kinds[k])) < 0)
                                 return log_oom();
-                if (cell(ln, 2 + ncol, NULL, "%s %s", str(o, "total"), str(o, "currency")) < 0)
+                if (cell(ln, 2 + ELEMENTSOF(kinds), NULL, "%s %s", str(o, "total"), str(o, "currency")) < 0)
                         return log_oom();
         }
         return table_print(tb);
 }
 
-int print_cost_reply(sd_bus_message *reply) {
+/* Costs by day or month: a row per bucket with its total, and below it the
+ * home's bill and each device's of that bucket. (A bucket's energy is not
+ * the sum of the devices' rounded kWh, and the daemon's buckets carry
+ * their totals only: the row leaves it out.) */
+static int print_cost_buckets(json_t *o, const DeviceList *l) {
+        static const Column cols[] = {
+                { NULL, SCOLS_FL_TREE }, { "KWH", SCOLS_FL_RIGHT }, { "AMOUNT", SCOLS_FL_RIGHT },
+        };
+        _cleanup_(scols_unref_tablep) struct libscols_table *tb = NULL;
+        json_t *devices = json_object_get(o, "devices"), *home = json_object_get(o, "home"), *b, *d;
+        Column c[ELEMENTSOF(cols)];
+        struct libscols_line *ln;
+        size_t i, j;
+        char buf[256];
+
+        memcpy(c, cols, sizeof(c));
+        c[0].header = streq(arg_by, "month") ? "MONTH" : "DAY";
+        tb = table_new(c, ELEMENTSOF(c), stdout);
+        if (!tb)
+                return log_oom();
+        json_array_foreach(json_object_get(o, "buckets"), i, b) {
+                json_t *hb = json_array_get(json_object_get(home, "buckets"), i);
+
+                ln = scols_table_new_line(tb, NULL);
+                if (!ln || cell(ln, 0, NULL, "%s", bucket_label(b, buf, sizeof(buf))) < 0 ||
+                    cell(ln, 2, NULL, "%s", str(b, "total")) < 0)
+                        return log_oom();
+                if (hb) {
+                        struct libscols_line *c2 = scols_table_new_line(tb, ln);
+
+                        if (!c2 || cell(c2, 0, NULL, "Home") < 0 || cell(c2, 1, NULL, "%s", str(hb, "energy_kwh")) < 0 ||
+                            cell(c2, 2, NULL, "%s", str(hb, "total")) < 0)
+                                return log_oom();
+                }
+                json_array_foreach(devices, j, d) {
+                        json_t *db = json_array_get(json_object_get(d, "buckets"), i);
+                        struct libscols_line *c2 = scols_table_new_line(tb, ln);
+
+                        if (!c2 || cell(c2, 0, NULL, "%s", device_label(l, d, buf, sizeof(buf))) < 0 ||
+                            cell(c2, 1, NULL, "%s", db ? str(db, "energy_kwh") : "-") < 0 ||
+                            cell(c2, 2, NULL, "%s", db ? str(db, "total") : "-") < 0)
+                                return log_oom();
+                }
+        }
+        if (arg_legend) {
+                ln = scols_table_new_line(tb, NULL);
+                if (!ln || cell(ln, 0, NULL, "Total") < 0 || cell(ln, 1, NULL, "%s", str(o, "energy_kwh")) < 0 ||
+                    cell(ln, 2, NULL, "%s %s", str(o, "total"), str(o, "currency")) < 0)
+                        return log_oom();
+        }
+        return table_print(tb);
+}
+
+int print_cost_reply(sd_bus_message *reply, const DeviceList *l) {
         _cleanup_(json_decrefp) json_t *o = NULL;
         json_error_t e;
         const char *s;
@@ -227,14 +264,22 @@ int print_cost_reply(sd_bus_message *reply) {
         if (arg_json != JSON_OFF)
                 return json_print(o);
         if (arg_legend) {
-                const char *from = str(o, "from"), *to = str(o, "to");
+                const char *from = str(o, "from"), *to = str(o, "to"), *tz = str(o, "time_zone");
 
                 if (*from && *to)
-                        printf("Costs from %s to %s (%s), in %s.\n\n", from, to, str(o, "time_zone"), str(o, "currency"));
+                        printf("Costs from %s to %s", from, to);
                 else
-                        printf("Costs in %s.\n\n", str(o, "currency"));
+                        printf("Costs");
+                if (*tz && !streq(tz, "local"))
+                        printf(" (%s)", tz);
+                printf(", in %s.\n\n", str(o, "currency"));
         }
-        r = arg_by ? print_buckets(o) : print_lines(o);
+        if (!arg_by)
+                r = print_lines(o, l);
+        else if (json_is_array(json_object_get(o, "devices")))
+                r = print_cost_buckets(o, l);
+        else
+                r = print_bill_buckets(o);
         if (r >= 0 && arg_legend && json_is_array(json_object_get(o, "devices")))
                 printf("\nA device on the home's tariff shows its share of the home's bill, counted once in the "
                        "total;\nfixed, demand and minimum charges are the home's.\n");
@@ -300,5 +345,5 @@ int verb_costs(int argc, char **argv, void *userdata) {
         r = call_with_file(userdata, m, NULL, is_file ? arg_tariff : NULL, NULL, &reply, "compute the costs");
         if (r < 0)
                 return r;
-        return print_cost_reply(reply);
+        return print_cost_reply(reply, &l);
 }

@@ -447,6 +447,29 @@ static const char *format_number(const json_t *v, char *buf, size_t size) {
         return "-";
 }
 
+/* A string, or a list of them joined: ["weekdays", "holidays"] ->
+ * "weekdays,holidays". */
+static char *join_strings(json_t *v) {
+        json_t *e;
+        size_t j;
+        char *s;
+
+        if (json_is_string(v))
+                return strdup(json_string_value(v));
+        if (!json_is_array(v))
+                return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        s = strdup("");
+        json_array_foreach(v, j, e) {
+                char *n;
+
+                if (!s || asprintf(&n, "%s%s%s", s, j ? "," : "", json_is_string(e) ? json_string_value(e) : "?") < 0)
+                        n = NULL;
+                free(s);
+                s = n;
+        }
+        return s;
+}
+
 /* "weekdays 16:00-19:00, months 6-9": when a period or charge applies. */
 static char *format_when(json_t *p) {
         static const char *const keys[] = { "season", "months", "days", "hours" };
@@ -459,25 +482,7 @@ static char *format_when(json_t *p) {
 
                 if (!v)
                         continue;
-                if (json_is_string(v))
-                        text = strdup(json_string_value(v));
-                else if (json_is_array(v)) {
-                        /* ["weekdays", "holidays"] -> "weekdays,holidays" */
-                        json_t *e;
-                        size_t j;
-
-                        text = strdup("");
-                        json_array_foreach(v, j, e) {
-                                char *n2;
-
-                                if (!text || asprintf(&n2, "%s%s%s", text, j ? "," : "",
-                                                      json_is_string(e) ? json_string_value(e) : "?") < 0)
-                                        n2 = NULL;
-                                free(text);
-                                text = n2;
-                        }
-                } else
-                        text = json_dumps(v, JSON_COMPACT);
+                text = join_strings(v);
                 if (!text || asprintf(&n, "%s%s%s%s%s", s, *s ? ", " : "", streq(keys[k], "months") ? "months " : "",
                                       streq(keys[k], "season") ? "season " : "", text) < 0)
                         n = NULL;
@@ -558,14 +563,21 @@ static int print_tariff(json_t *o, const Tariff *t, DeviceList *devices) {
                t->valid_from ? format_time(from, sizeof(from), t->valid_from, false) : "always",
                t->valid_until ? format_time(until, sizeof(until), t->valid_until, false) : "no end",
                *applies ? applies : "nothing now");
+        /* Whom it priced since when: { "device": id or null (the home), "since": usec }. */
         a = json_object_get(o, "assignments");
-        if (json_is_array(a) && json_array_size(a) > 0) {
-                printf("Assignments:");
-                json_array_foreach(a, i, v) {
-                        _cleanup_free_ char *text = json_dumps(v, JSON_COMPACT);
+        json_array_foreach(a, i, v) {
+                json_t *dev = json_object_get(v, "device");
+                const char *name = "the home";
+                char since[TIME_BUF_MAX];
 
-                        printf("%s%s\n", i > 0 ? "             " : " ", text ?: "");
-                }
+                for (size_t k = 0; json_is_string(dev) && k < devices->n; k++)
+                        if (streq(devices->devices[k].id, json_string_value(dev)))
+                                name = device_name(&devices->devices[k]);
+                if (json_is_string(dev) && streq(name, "the home"))
+                        name = json_string_value(dev);
+                printf("%s %s from %s\n", i == 0 ? "   Assigned:" : "            ", name,
+                       format_time(since, sizeof(since), (uint64_t) json_integer_value(json_object_get(v, "since")),
+                                   false));
         }
         v = json_object_get(o, "notes");
         if (json_is_string(v) && *json_string_value(v))
@@ -607,7 +619,7 @@ static int print_tariff(json_t *o, const Tariff *t, DeviceList *devices) {
         json_array_foreach(json_object_get(o, "taxes"), i, v) {
                 struct libscols_line *ln = scols_table_new_line(tb, NULL);
                 json_t *name = json_object_get(v, "name"), *on = json_object_get(v, "on");
-                _cleanup_free_ char *lines = on ? json_dumps(on, JSON_COMPACT) : strdup("all lines");
+                _cleanup_free_ char *lines = on ? join_strings(on) : strdup("all lines");
 
                 if (!ln || !lines || cell(ln, 0, NULL, "tax") < 0 ||
                     cell(ln, 1, NULL, "%s", json_is_string(name) ? json_string_value(name) : "") < 0 ||
@@ -866,7 +878,8 @@ int verb_tariff_activate(int argc, char **argv, void *userdata) {
         if (home)
                 printf("%s %s priced with the home's tariff from %s on.\n", whom, argc > 3 ? "are" : "is", when);
         else
-                printf("%s prices %s from %s on.\n", label, argc > 2 ? whom : "the home", when);
+                printf("Tariff %s (%s) prices %s from %s on.\n", t->id, t->name ?: "", argc > 2 ? whom : "the home",
+                       when);
         return 0;
 }
 
@@ -901,5 +914,5 @@ int verb_tariff_price(int argc, char **argv, void *userdata) {
         r = call_with_file(userdata, m, NULL, argv[1], arg_energy, &reply, what);
         if (r < 0)
                 return r;
-        return print_cost_reply(reply);
+        return print_cost_reply(reply, NULL);
 }

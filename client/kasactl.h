@@ -186,8 +186,9 @@ int call_with_file(sd_bus *bus, sd_bus_message *m, const char *action, const cha
                    sd_bus_message **ret_reply, const char *what);
 /* The object path of the tariff with that id or name. */
 int lookup_tariff_path(sd_bus *bus, const char *name, char **ret);
-/* The bill JSON of GetCost, GetCostWith or PriceEnergy, as tables or JSON. */
-int print_cost_reply(sd_bus_message *reply);
+/* The bill JSON of GetCost, GetCostWith or PriceEnergy, as tables or JSON;
+ * l names the devices' strips. */
+int print_cost_reply(sd_bus_message *reply, const DeviceList *l);
 
 /* ---- verbs ---- */
 
