@@ -94,6 +94,13 @@ int call_with_file(sd_bus *bus, sd_bus_message *m, const char *action, const cha
                         log_error("Failed to %s: %s", what, msg);
                 return -EINVAL;
         }
+        /* Costs without a tariff that prices anything: say how to get one. */
+        if (sd_bus_error_has_name(&error, KASA_ERROR_NOT_FOUND)) {
+                log_error("Failed to %s: %s\nAdd a tariff with \"kasactl tariff add FILE\" (see kasamond-tariff(5)) "
+                          "and make it price the home with \"kasactl tariff activate ID\".",
+                          what, msg);
+                return -ENODATA;
+        }
         return log_call_error(&error, r, what, action, NULL);
 }
 
