@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 
-/* costs: what recorded energy cost, as kasamond's cost engine bills it
- * (GetCost, or GetCostWith for a tariff that is not active), and the bills
- * of "tariff price". Money is printed as the daemon's decimal strings,
- * never through a double. */
+/* costs and tariff price: what recorded energy cost, as kasamond's cost
+ * engine bills it (GetCost, or GetCostWith for a tariff that is not
+ * active), and what an energy series given as a file would cost
+ * (PriceEnergy). Money is printed as the daemon's decimal strings, never
+ * through a double. Files are read here and their text sent, so that
+ * kasamond never opens a path a caller names. */
 
 #include <errno.h>
 #include <stdlib.h>
@@ -12,6 +14,91 @@
 #include "kasactl.h"
 #include "log.h"
 #include "time-util.h"
+
+/* energy-csv.h: an energy series is at most 64 MiB. */
+#define ENERGY_FILE_MAX (64 * 1024 * 1024)
+
+/* The names kasamond gives the texts it is sent, in front of its parsers'
+ * messages ("tariff: periods[2].hours: expected ...", "csv:3: start: ..."):
+ * a tariff file, a URDB one, an energy series. */
+#define DAEMON_TARIFF_NAME "tariff"
+#define DAEMON_URDB_NAME "urdb"
+#define DAEMON_CSV_NAME "csv"
+
+static const char *startswith(const char *s, const char *prefix) {
+        size_t n = strlen(prefix);
+        return strncmp(s, prefix, n) == 0 ? s + n : NULL;
+}
+
+int read_text_file(const char *path, size_t max, char **ret) {
+        _cleanup_(fclosep) FILE *f = fopen(path, "re");
+        _cleanup_free_ char *buf = NULL;
+        size_t n = 0;
+
+        if (!f)
+                return log_error_errno(errno, "Failed to open %s: %m", path);
+        buf = malloc(max + 2);
+        if (!buf)
+                return log_oom();
+        n = fread(buf, 1, max + 1, f);
+        if (ferror(f))
+                return log_error_errno(EIO, "Failed to read %s: %m", path);
+        if (n > max)
+                return log_error_errno(EFBIG, "%s: larger than %zu MiB, refused.", path, max / (1024 * 1024));
+        if (memchr(buf, 0, n))
+                return log_error_errno(EINVAL, "%s: contains a NUL byte; expected a text file.", path);
+        buf[n] = 0;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+/* The text of a file as a string argument: D-Bus strings are UTF-8, and
+ * sd-bus checks it. */
+int append_file_text(sd_bus_message *m, const char *path, const char *text) {
+        int r = sd_bus_message_append(m, "s", text);
+
+        if (r == -EINVAL)
+                return log_error_errno(r, "%s: not UTF-8 text.", path);
+        if (r < 0)
+                return log_error_errno(r, "Failed to build the call: %m");
+        return 0;
+}
+
+/* A call that sends the text of a tariff file and perhaps of an energy
+ * CSV: kasamond's parse errors (InvalidArgs, "periods[2].hours: expected
+ * ...") are printed after the name of the file they are about, as
+ * kasamond-tariff(5) shows them. */
+int call_with_file(sd_bus *bus, sd_bus_message *m, const char *action, const char *file, const char *csv,
+                   sd_bus_message **ret_reply, const char *what) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *msg;
+        int r;
+
+        r = sd_bus_call(bus, m, 0, &error, ret_reply);
+        if (r >= 0)
+                return r;
+        msg = error.message ?: error.name;
+        if ((file || csv) && sd_bus_error_has_name(&error, SD_BUS_ERROR_INVALID_ARGS)) {
+                const char *rest;
+
+                if (csv && (rest = startswith(msg, DAEMON_CSV_NAME ":")))
+                        log_error("%s:%s", csv, rest);
+                else if (file && ((rest = startswith(msg, DAEMON_TARIFF_NAME ":")) ||
+                                  (rest = startswith(msg, DAEMON_URDB_NAME ":"))))
+                        log_error("%s:%s", file, rest);
+                else
+                        log_error("Failed to %s: %s", what, msg);
+                return -EINVAL;
+        }
+        /* Costs without a tariff that prices anything: say how to get one. */
+        if (sd_bus_error_has_name(&error, KASA_ERROR_NOT_FOUND)) {
+                log_error("Failed to %s: %s\nAdd a tariff with \"kasactl tariff add FILE\" (see kasamond-tariff(5)) "
+                          "and make it price the home with \"kasactl tariff activate ID\".",
+                          what, msg);
+                return -ENODATA;
+        }
+        return log_call_error(&error, r, what, action, NULL);
+}
 
 static const char *str(json_t *o, const char *key) {
         json_t *v = json_object_get(o, key);
@@ -346,4 +433,38 @@ int verb_costs(int argc, char **argv, void *userdata) {
         if (r < 0)
                 return r;
         return print_cost_reply(reply, &l);
+}
+
+int verb_tariff_price(int argc, char **argv, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_free_ char *tariff = NULL, *csv = NULL, *what = NULL;
+        int r;
+
+        if (!arg_energy)
+                return log_error_errno(EINVAL, "kasactl tariff price FILE needs --energy=CSV: the energy to price, "
+                                               "rows of start,energy_wh.");
+        if (arg_by && !streq(arg_by, "day") && !streq(arg_by, "month"))
+                return log_error_errno(EINVAL, "Invalid --by='%s': use day or month.", arg_by);
+        r = read_text_file(argv[1], TARIFF_TEXT_MAX, &tariff);
+        if (r >= 0)
+                r = read_text_file(arg_energy, ENERGY_FILE_MAX, &csv);
+        if (r < 0)
+                return r;
+        r = new_call(userdata, KASA_MANAGER_PATH, KASA_MANAGER_IFACE, "PriceEnergy", false, &m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to build the call: %m");
+        r = append_file_text(m, argv[1], tariff);
+        if (r >= 0)
+                r = append_file_text(m, arg_energy, csv);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "ss", arg_time_zone ?: "", arg_by ?: "");
+        if (r < 0)
+                return log_error_errno(r, "Failed to build the call: %m");
+        if (asprintf(&what, "price %s with %s", arg_energy, argv[1]) < 0)
+                return log_oom();
+        r = call_with_file(userdata, m, NULL, argv[1], arg_energy, &reply, what);
+        if (r < 0)
+                return r;
+        return print_cost_reply(reply, NULL);
 }

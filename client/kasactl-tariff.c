@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 
-/* tariff list|show|add|import|remove|activate|price: the tariffs kasamond
- * prices energy with. Files are read here and their text sent, so that
- * kasamond never opens a path a caller names. */
+/* tariff list|show|add|import|remove|activate: the tariffs kasamond prices
+ * energy with. (tariff price is in kasactl-costs.c, with the files read
+ * and sent.) */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -13,96 +13,6 @@
 #include "kasactl.h"
 #include "log.h"
 #include "time-util.h"
-
-/* kasamond-tariff(5): a tariff file is at most 1 MiB, a URDB answer 8 MiB
- * (TARIFF_TEXT_MAX, for a text that may be either);
- * energy-csv.h: a series 64 MiB. Refused here, naming the file, before
- * anything is sent. */
-#define TARIFF_FILE_MAX (1024 * 1024)
-#define URDB_FILE_MAX TARIFF_TEXT_MAX
-#define ENERGY_FILE_MAX (64 * 1024 * 1024)
-
-/* The names kasamond gives the texts it is sent, in front of its parsers'
- * messages ("tariff: periods[2].hours: expected ...", "csv:3: start: ..."):
- * a tariff file, a URDB one, an energy series. */
-#define DAEMON_TARIFF_NAME "tariff"
-#define DAEMON_URDB_NAME "urdb"
-#define DAEMON_CSV_NAME "csv"
-
-static const char *startswith(const char *s, const char *prefix) {
-        size_t n = strlen(prefix);
-        return strncmp(s, prefix, n) == 0 ? s + n : NULL;
-}
-
-int read_text_file(const char *path, size_t max, char **ret) {
-        _cleanup_(fclosep) FILE *f = fopen(path, "re");
-        _cleanup_free_ char *buf = NULL;
-        size_t n = 0;
-
-        if (!f)
-                return log_error_errno(errno, "Failed to open %s: %m", path);
-        buf = malloc(max + 2);
-        if (!buf)
-                return log_oom();
-        n = fread(buf, 1, max + 1, f);
-        if (ferror(f))
-                return log_error_errno(EIO, "Failed to read %s: %m", path);
-        if (n > max)
-                return log_error_errno(EFBIG, "%s: larger than %zu MiB, refused.", path, max / (1024 * 1024));
-        if (memchr(buf, 0, n))
-                return log_error_errno(EINVAL, "%s: contains a NUL byte; expected a text file.", path);
-        buf[n] = 0;
-        *ret = TAKE_PTR(buf);
-        return 0;
-}
-
-/* The text of a file as a string argument: D-Bus strings are UTF-8, and
- * sd-bus checks it. */
-int append_file_text(sd_bus_message *m, const char *path, const char *text) {
-        int r = sd_bus_message_append(m, "s", text);
-
-        if (r == -EINVAL)
-                return log_error_errno(r, "%s: not UTF-8 text.", path);
-        if (r < 0)
-                return log_error_errno(r, "Failed to build the call: %m");
-        return 0;
-}
-
-/* A call that sends the text of a tariff file and perhaps of an energy
- * CSV: kasamond's parse errors (InvalidArgs, "periods[2].hours: expected
- * ...") are printed after the name of the file they are about, as
- * kasamond-tariff(5) shows them. */
-int call_with_file(sd_bus *bus, sd_bus_message *m, const char *action, const char *file, const char *csv,
-                   sd_bus_message **ret_reply, const char *what) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        const char *msg;
-        int r;
-
-        r = sd_bus_call(bus, m, 0, &error, ret_reply);
-        if (r >= 0)
-                return r;
-        msg = error.message ?: error.name;
-        if ((file || csv) && sd_bus_error_has_name(&error, SD_BUS_ERROR_INVALID_ARGS)) {
-                const char *rest;
-
-                if (csv && (rest = startswith(msg, DAEMON_CSV_NAME ":")))
-                        log_error("%s:%s", csv, rest);
-                else if (file && ((rest = startswith(msg, DAEMON_TARIFF_NAME ":")) ||
-                                  (rest = startswith(msg, DAEMON_URDB_NAME ":"))))
-                        log_error("%s:%s", file, rest);
-                else
-                        log_error("Failed to %s: %s", what, msg);
-                return -EINVAL;
-        }
-        /* Costs without a tariff that prices anything: say how to get one. */
-        if (sd_bus_error_has_name(&error, KASA_ERROR_NOT_FOUND)) {
-                log_error("Failed to %s: %s\nAdd a tariff with \"kasactl tariff add FILE\" (see kasamond-tariff(5)) "
-                          "and make it price the home with \"kasactl tariff activate ID\".",
-                          what, msg);
-                return -ENODATA;
-        }
-        return log_call_error(&error, r, what, action, NULL);
-}
 
 /* ---- tariffs, as the bus shows them ---- */
 
@@ -733,7 +643,7 @@ int verb_tariff_add(int argc, char **argv, void *userdata) {
         const char *p;
         int r;
 
-        r = read_text_file(argv[1], urdb ? URDB_FILE_MAX : TARIFF_FILE_MAX, &text);
+        r = read_text_file(argv[1], urdb ? TARIFF_TEXT_MAX : TARIFF_FILE_MAX, &text);
         if (r < 0)
                 return r;
         r = new_call(userdata, KASA_MANAGER_PATH, KASA_MANAGER_IFACE, urdb ? "ImportTariff" : "AddTariff", true, &m);
@@ -888,38 +798,4 @@ int verb_tariff_activate(int argc, char **argv, void *userdata) {
                 printf("Tariff %s (%s) prices %s from %s on.\n", t->id, t->name ?: "", argc > 2 ? whom : "the home",
                        when);
         return 0;
-}
-
-int verb_tariff_price(int argc, char **argv, void *userdata) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        _cleanup_free_ char *tariff = NULL, *csv = NULL, *what = NULL;
-        int r;
-
-        if (!arg_energy)
-                return log_error_errno(EINVAL, "kasactl tariff price FILE needs --energy=CSV: the energy to price, "
-                                               "rows of start,energy_wh.");
-        if (arg_by && !streq(arg_by, "day") && !streq(arg_by, "month"))
-                return log_error_errno(EINVAL, "Invalid --by='%s': use day or month.", arg_by);
-        r = read_text_file(argv[1], URDB_FILE_MAX, &tariff);
-        if (r >= 0)
-                r = read_text_file(arg_energy, ENERGY_FILE_MAX, &csv);
-        if (r < 0)
-                return r;
-        r = new_call(userdata, KASA_MANAGER_PATH, KASA_MANAGER_IFACE, "PriceEnergy", false, &m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to build the call: %m");
-        r = append_file_text(m, argv[1], tariff);
-        if (r >= 0)
-                r = append_file_text(m, arg_energy, csv);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(m, "ss", arg_time_zone ?: "", arg_by ?: "");
-        if (r < 0)
-                return log_error_errno(r, "Failed to build the call: %m");
-        if (asprintf(&what, "price %s with %s", arg_energy, argv[1]) < 0)
-                return log_oom();
-        r = call_with_file(userdata, m, NULL, argv[1], arg_energy, &reply, what);
-        if (r < 0)
-                return r;
-        return print_cost_reply(reply, NULL);
 }

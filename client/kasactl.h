@@ -172,7 +172,10 @@ void print_device(FILE *f, const DeviceList *l, const Device *d);
 #define KASA_ERROR_IN_USE "org.kasamond.Kasa1.Error.InUse"
 #endif
 
-/* The largest tariff text sent: a URDB answer (kasamond-tariff(5)). */
+/* kasamond-tariff(5): a tariff file is at most 1 MiB, a URDB answer 8 MiB
+ * (the most for a text that may be either). Larger files are refused
+ * here, naming the file, before anything is sent. */
+#define TARIFF_FILE_MAX (1024 * 1024)
 #define TARIFF_TEXT_MAX (8 * 1024 * 1024)
 
 /* --since and --until, with the default since; errors name the option. */
