@@ -6,10 +6,12 @@
 #define KASA_BUS_NAME "org.kasamond.Kasa1"
 #define KASA_MANAGER_PATH "/org/kasamond/Kasa1"
 #define KASA_DEVICE_PREFIX "/org/kasamond/Kasa1/device"
+#define KASA_TARIFF_PREFIX "/org/kasamond/Kasa1/tariff"
 
 #define KASA_MANAGER_IFACE "org.kasamond.Kasa1.Manager"
 #define KASA_DEVICE_IFACE "org.kasamond.Kasa1.Device"
 #define KASA_METER_IFACE "org.kasamond.Kasa1.EnergyMeter"
+#define KASA_TARIFF_IFACE "org.kasamond.Kasa1.Tariff"
 
 /* The polkit actions (polkit/org.kasamond.kasa1.policy). */
 #define KASA_ACTION_SWITCH "org.kasamond.kasa1.switch"
@@ -25,3 +27,4 @@
 #define KASA_ERROR_NOT_METERED "org.kasamond.Kasa1.Error.NotMetered"
 #define KASA_ERROR_LIMIT "org.kasamond.Kasa1.Error.LimitReached"
 #define KASA_ERROR_ALREADY_KNOWN "org.kasamond.Kasa1.Error.AlreadyKnown"
+#define KASA_ERROR_IN_USE "org.kasamond.Kasa1.Error.InUse"
