@@ -729,7 +729,10 @@ int verb_tariff_activate(int argc, char **argv, void *userdata) {
                 return log_error_errno(EINVAL, "Invalid --since='%s': use e.g. 2026-11-27, \"2026-11-27 08:00\" or -7d.",
                                        arg_since);
         if (since == 0)
-                since = now; /* so that the message and the daemon agree on "from" */
+                since = now;
+        /* Assignments start at a whole minute (org.kasamond.Kasa1(5)): so
+         * does the time the message below names. */
+        since -= since % USEC_PER_MINUTE;
         if (home && argc < 3)
                 return log_error_errno(EINVAL, "\"kasactl tariff activate home DEV...\" gives devices back to the "
                                                "home's tariff: name at least one device.");

@@ -162,16 +162,6 @@ void print_device(FILE *f, const DeviceList *l, const Device *d);
 
 /* ---- tariffs and costs ---- */
 
-#ifndef KASA_TARIFF_IFACE
-#define KASA_TARIFF_IFACE "org.kasamond.Kasa1.Tariff"
-#endif
-#ifndef KASA_TARIFF_PREFIX
-#define KASA_TARIFF_PREFIX "/org/kasamond/Kasa1/tariff"
-#endif
-#ifndef KASA_ERROR_IN_USE
-#define KASA_ERROR_IN_USE "org.kasamond.Kasa1.Error.InUse"
-#endif
-
 /* kasamond-tariff(5): a tariff file is at most 1 MiB, a URDB answer 8 MiB
  * (the most for a text that may be either). Larger files are refused
  * here, naming the file, before anything is sent. */
