@@ -33,16 +33,33 @@ static const char *startswith(const char *s, const char *prefix) {
 int read_text_file(const char *path, size_t max, char **ret) {
         _cleanup_(fclosep) FILE *f = fopen(path, "re");
         _cleanup_free_ char *buf = NULL;
-        size_t n = 0;
+        size_t n = 0, size = 0;
 
         if (!f)
                 return log_error_errno(errno, "Failed to open %s: %m", path);
-        buf = malloc(max + 2);
-        if (!buf)
+        /* Grown as it fills, up to one byte past max to tell a file too
+         * large, with room for the NUL. */
+        while (n <= max) {
+                size_t k;
+
+                if (n + 1 >= size) {
+                        size_t grow = MIN(MAX(size * 2, (size_t) 65536), max + 2);
+                        char *nb = realloc(buf, grow);
+
+                        if (!nb)
+                                return log_oom();
+                        buf = nb;
+                        size = grow;
+                }
+                k = fread(buf + n, 1, size - 1 - n, f);
+                n += k;
+                if (k == 0 && ferror(f))
+                        return log_error_errno(errno ?: EIO, "Failed to read %s: %m", path);
+                if (k == 0)
+                        break;
+        }
+        if (!buf && !(buf = malloc(1)))
                 return log_oom();
-        n = fread(buf, 1, max + 1, f);
-        if (ferror(f))
-                return log_error_errno(EIO, "Failed to read %s: %m", path);
         if (n > max)
                 return log_error_errno(EFBIG, "%s: larger than %zu MiB, refused.", path, max / (1024 * 1024));
         if (memchr(buf, 0, n))

@@ -165,23 +165,25 @@ static const Verb *verb_lookup(int argc, char **argv, int *ret_words) {
         return argc >= 1 ? verb_find(argv[0]) : NULL;
 }
 
-/* Whether word is the first word of a group of verbs ("tariff"). */
-static bool verb_is_group(const char *word) {
-        size_t n = strlen(word);
+/* Whether v is of the group ("tariff list" of "tariff"). */
+static bool verb_in_group(const Verb *v, const char *group) {
+        size_t n = strlen(group);
+        return strncmp(v->name, group, n) == 0 && v->name[n] == ' ';
+}
 
+/* Whether word is the first word of a group of verbs. */
+static bool verb_is_group(const char *word) {
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-                if (strncmp(verbs[i].name, word, n) == 0 && verbs[i].name[n] == ' ')
+                if (verb_in_group(&verbs[i], word))
                         return true;
         return false;
 }
 
 static int log_group_error(const char *group) {
-        size_t n = strlen(group);
-
         fprintf(stderr, "'kasactl %s' needs a command:", group);
         for (size_t i = 0, k = 0; i < ELEMENTSOF(verbs); i++)
-                if (strncmp(verbs[i].name, group, n) == 0 && verbs[i].name[n] == ' ')
-                        fprintf(stderr, "%s %s", k++ ? "," : "", verbs[i].name + n + 1);
+                if (verb_in_group(&verbs[i], group))
+                        fprintf(stderr, "%s %s", k++ ? "," : "", verbs[i].name + strlen(group) + 1);
         fprintf(stderr, ". \"kasactl help %s\" describes them.\n", group);
         return -EINVAL;
 }
@@ -222,6 +224,19 @@ static const char *const dev_help = "DEV is a device id, an address (ADDRESS or 
 static const char *const time_help = "TIME: 2026-11-27, \"2026-11-27 08:00\", 2026-11-27T08:00+01:00, -24h, -30min,\n"
                                      "-7d, now, today, yesterday.\n";
 
+/* "  show DEV               Show ...", the help on a line of its own
+ * after a long name. */
+static void print_verb_line(const Verb *v) {
+        char buf[64];
+
+        snprintf(buf, sizeof(buf), "%s %s", v->name, v->args_help);
+        if (strlen(buf) > 22)
+                printf("  %s\n%25s", buf, "");
+        else
+                printf("  %-22s ", buf);
+        printf("%s%s\n", v->help, v->flags & VERB_DEFAULT ? " (default)" : "");
+}
+
 static void help(void) {
         Option all = 0;
 
@@ -230,17 +245,10 @@ static void help(void) {
                "Commands:\n",
                program_invocation_short_name);
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
-                char buf[64];
-
                 if (verbs[i].flags & VERB_HIDDEN)
                         continue;
                 all |= verbs[i].options;
-                snprintf(buf, sizeof(buf), "%s %s", verbs[i].name, verbs[i].args_help);
-                if (strlen(buf) > 22)
-                        printf("  %s\n%25s", buf, "");
-                else
-                        printf("  %-22s ", buf);
-                printf("%s%s\n", verbs[i].help, verbs[i].flags & VERB_DEFAULT ? " (default)" : "");
+                print_verb_line(&verbs[i]);
         }
         printf("\n%s", dev_help);
         print_options(all);
@@ -266,20 +274,10 @@ static void help_verb(const Verb *v) {
 
 /* The commands of a group, for "kasactl help tariff" and "kasactl tariff --help". */
 static void help_group(const char *group) {
-        size_t n = strlen(group);
-
         printf("%s [OPTIONS...] %s COMMAND ...\n\nCommands:\n", program_invocation_short_name, group);
-        for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
-                char buf[64];
-
-                if (strncmp(verbs[i].name, group, n) != 0 || verbs[i].name[n] != ' ')
-                        continue;
-                snprintf(buf, sizeof(buf), "%s %s", verbs[i].name, verbs[i].args_help);
-                if (strlen(buf) > 22)
-                        printf("  %s\n%25s%s\n", buf, "", verbs[i].help);
-                else
-                        printf("  %-22s %s\n", buf, verbs[i].help);
-        }
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (verb_in_group(&verbs[i], group))
+                        print_verb_line(&verbs[i]);
         printf("\n\"kasactl %s COMMAND --help\" lists the options of each.\n"
                "See the kasactl(1) man page for details.\n",
                group);

@@ -199,6 +199,12 @@ def test_bad_files(t, ctl, env, files):
         f.write(b"{\x00}")
     rc, out, err = ctl.run("tariff", "add", binary)
     t.ok(rc == 2 and binary in err and "NUL" in err, "tariff add: a file with a NUL byte is refused, named", err)
+    big = write(env, "big.json", " " * (1024 * 1024) + "{}")
+    rc, out, err = ctl.run("tariff", "add", big)
+    t.ok(rc == 1 and err.startswith(big + ": ") and "larger than 1 MiB" in err,
+         "tariff add: a file past 1 MiB is refused before it is sent, named", err)
+    rc, out, err = ctl.run("tariff", "add", env.tmp)
+    t.ok(rc == 1 and env.tmp in err, "tariff add: a directory is named", err)
     rc, out, err = ctl.run("tariff", "import", files["urdb_bad"])
     t.ok(rc == 2 and err.startswith(files["urdb_bad"] + ": ") and "energyratestructure[0][0].unit" in err,
          "tariff import: an unsupported URDB unit names the file and the field", err)

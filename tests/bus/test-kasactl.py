@@ -148,6 +148,31 @@ def test_usage(t, ctl):
     t.ok(rc == 2 and "'bee'" in err, "too many arguments names the extra one", err)
 
 
+    # A group of verbs: "tariff list", "tariff show", ...
+    rc, out, err = ctl.run("tariff")
+    t.ok(rc == 2 and "'kasactl tariff' needs a command: list, show, add, import, remove, activate, price." in err,
+         "a group without its verb lists the group's verbs (2)", err)
+    rc, out, err = ctl.run("tariff", "frob")
+    t.ok(rc == 2 and "'kasactl tariff' needs a command" in err, "an unknown verb of a group (2)", err)
+    rc, out, _ = ctl.run("help", "tariff")
+    rc2, out2, _ = ctl.run("tariff", "--help")
+    t.ok(rc == 0 and out == out2 and out.startswith("kasactl [OPTIONS...] tariff COMMAND ...") and
+         "tariff price FILE" in out and "  show DEV" not in out, "help GROUP and GROUP --help list the group", out)
+    rc, out, _ = ctl.run("tariff", "price", "--help")
+    rc2, out2, _ = ctl.run("help", "tariff", "price")
+    t.ok(rc == 0 and out == out2 and out.startswith("kasactl [OPTIONS...] tariff price FILE\n") and
+         "--energy=CSV" in out and "--since" not in out, "a group's verb has its own help", out)
+    for args, opt in ((["tariff", "list", "--since=today"], "--since"), (["costs", "--energy=x.csv"], "--energy"),
+                      (["tariff", "show", "1", "--tariff=x"], "--tariff")):
+        rc, out, err = ctl.run(*args)
+        t.ok(rc == 2 and opt in err and "does not apply" in err and f"{' '.join(args[:2 if args[0] == 'tariff' else 1])} --help" in err,
+             f"an option that does not apply is an error: {' '.join(args)}", f"rc={rc} err={err!r}")
+    rc, out, err = ctl.run("costs", "--by=year")
+    t.ok(rc == 2 and "day or month" in err, "costs --by=year is a usage error", err)
+    rc, out, err = ctl.run("tariff", "show")
+    t.ok(rc == 2 and "kasactl tariff show ID" in err, "too few arguments of a group's verb", err)
+
+
 def test_layouts(t, ctl):
     rc, out, err = ctl.run("list")
     t.eq(rc, 0, "list exits 0")
