@@ -692,8 +692,8 @@ int verb_tariff_remove(int argc, char **argv, void *userdata) {
                 return log_error_errno(r, "Failed to build the call: %m");
         r = sd_bus_call(userdata, m, 0, &error, NULL);
         if (r < 0 && sd_bus_error_has_name(&error, KASA_ERROR_IN_USE)) {
-                log_error("Failed to remove %s: %s\nA tariff that priced the home or a device is kept, so that "
-                          "past costs stay priced as they were.",
+                log_error("Failed to remove %s: %s\nA tariff that was assigned to the home or a device is kept, "
+                          "so that past costs stay priced as they were.",
                           label, error.message ?: error.name);
                 return -EBUSY;
         }

@@ -3,7 +3,8 @@
 /* kasactl: the command line of kasamond. Every verb is one or two D-Bus
  * calls, in a kasactl-<group>.c of its own; this file has the verb table,
  * the options (each verb says which apply to it), the help generated from
- * both, and main(). */
+ * both, and main(). A verb of a group is two words in the table ("tariff
+ * list"), with its own options and help like any other. */
 
 #include <errno.h>
 #include <getopt.h>
@@ -128,7 +129,7 @@ static const Verb verbs[] = {
         { "tariff show", 2, 2, 0, OPT_BUS, verb_tariff_show, "ID", "Show a tariff" },
         { "tariff add", 2, 2, 0, OPT_BUS, verb_tariff_add, "FILE", "Add a tariff from a kasamond-tariff(5) file" },
         { "tariff import", 2, 2, 0, OPT_BUS, verb_tariff_add, "FILE", "Import tariffs from OpenEI URDB JSON" },
-        { "tariff remove", 2, 2, 0, OPT_BUS, verb_tariff_remove, "ID", "Remove a tariff that never priced energy" },
+        { "tariff remove", 2, 2, 0, OPT_BUS, verb_tariff_remove, "ID", "Remove a tariff that was never assigned" },
         { "tariff activate", 2, INT32_MAX, 0, OPT_BUS | OPT_SINCE, verb_tariff_activate, "ID|home [DEV...]",
           "Price the home, or devices, with a tariff" },
         { "tariff price", 2, 2, 0, OPT_BUS | OPT_NO_LEGEND | OPT_BY | OPT_ENERGY | OPT_TIME_ZONE, verb_tariff_price,
