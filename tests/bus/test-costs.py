@@ -368,6 +368,27 @@ def main():
         t.eq(c, both, "a what-if changes nothing")
         rc, c = Ctl(env, user).json("costs", f"--since={at(t0)}", f"--until={at(t1)}", f"--tariff={tid}")
         t.ok(rc == 0 and c.get("total") is not None, "plain user: costs --tariff", c)
+
+        # Names find tariffs too; a device gets a tariff of its own and back.
+        rc, out, err = ctl.run("tariff", "show", "tariff a")
+        t.ok(rc == 2 and "2 tariffs are called 'tariff a'" in err, "tariff show NAME: two of that name (2)", err)
+        rc, out, err = ctl.run("tariff", "show", "TARIFF B")
+        t.ok(rc == 0 and "Tariff B" in out, "tariff show NAME, any case", out + err)
+        rc, out, err = ctl.run("tariff", "add", files["c"])
+        rc, out, err = ctl.run("tariff", "activate", "Tariff C", "sim kp115")
+        rc2, ts = ctl.json("tariff", "list")
+        c_row = next((x for x in ts if x["name"] == "Tariff C"), {})
+        t.ok(rc == 0 and "prices Sim kp115" in out and c_row.get("devices") == [ids["127.0.0.3"]] and
+             c_row.get("active") is False, "tariff activate ID DEV: a tariff of the device's own", out + err)
+        rc, out, err = ctl.run("tariff", "activate", "home")
+        t.ok(rc == 2 and "name at least one device" in err, "tariff activate home needs devices (2)", err)
+        rc, out, err = ctl.run("tariff", "activate", "home", "sim kp115")
+        rc2, ts = ctl.json("tariff", "list")
+        c_row = next((x for x in ts if x["name"] == "Tariff C"), {})
+        t.ok(rc == 0 and "home's tariff" in out and c_row.get("devices") == [],
+             "tariff activate home DEV: the device back to the home's tariff", out + err)
+        rc, out, err = ctl.run("tariff", "activate", tb, "sim hs100")
+        t.ok(rc == 1 and "no energy meter" in err, "tariff activate of a plug without meter is refused (1)", err)
     return t.close()
 
 
