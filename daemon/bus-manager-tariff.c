@@ -77,46 +77,29 @@ static int reply_paths(sd_bus_message *m, LoadedTariff **t, size_t n) {
         return r;
 }
 
-static int add_tariff(sd_bus_message *m, Manager *mgr, sd_bus_error *error, const char *text, bool urdb) {
+/* AddTariff and ImportTariff: one tariff in the project's format, or
+ * OpenEI URDB JSON. */
+static int method_add_tariff(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Manager *mgr = userdata;
         _cleanup_free_ LoadedTariff **added = NULL;
         _cleanup_free_ char *message = NULL;
+        bool urdb = strcmp(sd_bus_message_get_member(m), "ImportTariff") == 0;
+        const char *text;
         size_t n;
         int r;
 
+        r = sd_bus_message_read(m, "s", &text);
+        if (r < 0)
+                return r;
+        r = polkit_check(mgr->polkit, m, KASA_ACTION_MANAGE_TARIFFS, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
         r = manager_tariff_add(mgr, urdb, text, &added, &n, &message);
         if (r < 0)
                 return set_error(error, r, message, "add the tariff");
         if (!urdb)
                 return sd_bus_reply_method_return(m, "o", added[0]->path);
         return reply_paths(m, added, n);
-}
-
-static int method_add_tariff(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Manager *mgr = userdata;
-        const char *text;
-        int r;
-
-        r = sd_bus_message_read(m, "s", &text);
-        if (r < 0)
-                return r;
-        r = polkit_check(mgr->polkit, m, KASA_ACTION_MANAGE_TARIFFS, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        return add_tariff(m, mgr, error, text, false);
-}
-
-static int method_import_tariff(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Manager *mgr = userdata;
-        const char *text;
-        int r;
-
-        r = sd_bus_message_read(m, "s", &text);
-        if (r < 0)
-                return r;
-        r = polkit_check(mgr->polkit, m, KASA_ACTION_MANAGE_TARIFFS, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        return add_tariff(m, mgr, error, text, true);
 }
 
 static int method_remove_tariff(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -250,7 +233,7 @@ static const sd_bus_vtable bus_manager_tariff_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("AddTariff", SD_BUS_ARGS("s", text), SD_BUS_RESULT("o", tariff),
                                 method_add_tariff, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ImportTariff", SD_BUS_ARGS("s", urdb_json), SD_BUS_RESULT("ao", tariffs),
-                                method_import_tariff, SD_BUS_VTABLE_UNPRIVILEGED),
+                                method_add_tariff, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("RemoveTariff", SD_BUS_ARGS("o", tariff), SD_BUS_NO_RESULT,
                                 method_remove_tariff, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ActivateTariff", SD_BUS_ARGS("o", tariff, "ao", devices, "t", since),

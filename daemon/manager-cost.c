@@ -86,16 +86,15 @@ int manager_cost_devices(Manager *m, const char *const *paths, size_t n, Device 
         return 0;
 }
 
-int manager_cost_store_energy(Store *store, uint32_t number, bool minutes, int64_t from, int64_t to, int64_t now,
-                              CostInterval **ret, size_t *ret_n) {
+int manager_cost_store_rollups(Store *store, const Calendar *cal, uint32_t number, StoreResolution res,
+                               int64_t from, int64_t to, int64_t now, CostInterval **ret, size_t *ret_n) {
         _cleanup_free_ StoreRollup *rows = NULL;
         size_t n = 0, k = 0;
-        int64_t len = minutes ? MINUTE_MS : HOUR_MS;
         int r;
 
         *ret = NULL;
         *ret_n = 0;
-        r = store_query_rollup(store, number, minutes ? STORE_MINUTE : STORE_HOUR, from, to, ROLLUPS_MAX, &rows, &n);
+        r = store_query_rollup(store, number, res, from, to, ROLLUPS_MAX, &rows, &n);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
@@ -104,7 +103,9 @@ int manager_cost_store_energy(Store *store, uint32_t number, bool minutes, int64
         if (!v)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                int64_t start = rows[i].period_start_ms, end = start + len;
+                int64_t start = rows[i].period_start_ms;
+                int64_t end = res == STORE_DAY ? calendar_next_day(cal, start)
+                                               : start + (res == STORE_HOUR ? HOUR_MS : MINUTE_MS);
                 if (rows[i].energy_mwh <= 0)
                         continue;
                 /* The period still open holds the energy of the poll
@@ -123,31 +124,6 @@ int manager_cost_store_energy(Store *store, uint32_t number, bool minutes, int64
         return 0;
 }
 
-int manager_cost_store_days(Store *store, const Calendar *cal, uint32_t number, int64_t from, int64_t to,
-                            CostInterval **ret, size_t *ret_n) {
-        _cleanup_free_ StoreRollup *rows = NULL;
-        size_t n = 0, k = 0;
-        int r;
-
-        *ret = NULL;
-        *ret_n = 0;
-        r = store_query_rollup(store, number, STORE_DAY, from, to, ROLLUPS_MAX, &rows, &n);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                return r;
-        CostInterval *v = calloc(MAX(n, (size_t) 1), sizeof(CostInterval));
-        if (!v)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-                if (rows[i].energy_mwh > 0)
-                        v[k++] = (CostInterval) { rows[i].period_start_ms,
-                                                  calendar_next_day(cal, rows[i].period_start_ms), rows[i].energy_mwh };
-        *ret = v;
-        *ret_n = k;
-        return 0;
-}
-
 static int source_days(void *userdata, const char *device, int64_t from, int64_t to, CostInterval **ret,
                        size_t *ret_n) {
         Manager *m = userdata;
@@ -158,7 +134,8 @@ static int source_days(void *userdata, const char *device, int64_t from, int64_t
                 *ret_n = 0;
                 return 0;
         }
-        return manager_cost_store_days(m->store, m->calendar, d->number, from, to, ret, ret_n);
+        return manager_cost_store_rollups(m->store, m->calendar, d->number, STORE_DAY, from, to, now_ms(m), ret,
+                                          ret_n);
 }
 
 static int source_energy(void *userdata, const char *device, bool minutes, int64_t from, int64_t to,
@@ -171,7 +148,8 @@ static int source_energy(void *userdata, const char *device, bool minutes, int64
                 *ret_n = 0;
                 return 0;
         }
-        return manager_cost_store_energy(m->store, d->number, minutes, from, to, now_ms(m), ret, ret_n);
+        return manager_cost_store_rollups(m->store, m->calendar, d->number, minutes ? STORE_MINUTE : STORE_HOUR, from,
+                                          to, now_ms(m), ret, ret_n);
 }
 
 static const CostSourceOps source_ops = { .energy = source_energy, .days = source_days };
@@ -448,6 +426,7 @@ void manager_tariffs_round(Manager *m) {
                 if (r == -ENODATA) {
                         /* Nothing priced the month before today: it cost nothing. */
                         memset(base_known, true, n * sizeof(bool));
+                        free(TAKE_PTR(error));
                         r = 0;
                 }
                 if (r >= 0) {

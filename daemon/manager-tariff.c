@@ -48,7 +48,7 @@ static int64_t now_ms(Manager *m) {
 
 /* text without the keys Describe adds, or NULL when it has none of them
  * (or is no JSON object: the parser says what is wrong then). */
-static char *strip_describe_keys(const char *text, json_t **io_items) {
+static char *strip_describe_keys(const char *text) {
         json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
         bool changed = false;
 
@@ -60,8 +60,6 @@ static char *strip_describe_keys(const char *text, json_t **io_items) {
                 if (json_object_del(o, describe_keys[i]) == 0)
                         changed = true;
         char *s = changed ? json_dumps(o, JSON_INDENT(2)) : NULL;
-        if (io_items)
-                *io_items = json_incref(o);
         json_decref(o);
         return s;
 }
@@ -75,7 +73,7 @@ void parsed_free(Parsed *p, size_t n) {
 }
 
 static int parse_file(const char *text, Parsed **ret, char **ret_error) {
-        _cleanup_free_ char *stripped = strip_describe_keys(text, NULL);
+        _cleanup_free_ char *stripped = strip_describe_keys(text);
         const char *t = stripped ?: text;
         Tariff *tariff = NULL;
         int r = tariff_file_parse(t, strlen(t), "tariff", &tariff, ret_error);
@@ -97,7 +95,7 @@ static int parse_urdb(const char *text, Parsed **ret, char **ret_error) {
         Tariff **list = NULL;
         size_t n = 0;
         json_t *root = NULL;
-        _cleanup_free_ char *stripped = strip_describe_keys(text, NULL);
+        _cleanup_free_ char *stripped = strip_describe_keys(text);
         const char *t = stripped ?: text;
         int r;
 
@@ -133,10 +131,19 @@ static int parse_urdb(const char *text, Parsed **ret, char **ret_error) {
 }
 
 int parse_format(TariffFormat f, const char *text, Parsed **ret, char **ret_error) {
+        size_t max = f == TARIFF_FORMAT_URDB ? TARIFF_URDB_MAX : TARIFF_FILE_MAX;
+        /* Before any JSON is parsed: GetCostWith and PriceEnergy are open. */
+        if (strlen(text) > max) {
+                (void) tariff_refuse(ret_error, "%s: expected at most %zu bytes",
+                                     f == TARIFF_FORMAT_URDB ? "urdb" : "tariff", max);
+                return -EBADMSG;
+        }
         return f == TARIFF_FORMAT_URDB ? parse_urdb(text, ret, ret_error) : parse_file(text, ret, ret_error);
 }
 
 TariffFormat detect_format(const char *text) {
+        if (strlen(text) > TARIFF_URDB_MAX)
+                return TARIFF_FORMAT_URDB; /* refused as too long */
         json_t *o = json_loads(text, 0, NULL);
         bool file = json_is_object(o) && json_object_get(o, "format");
         json_decref(o);

@@ -5,7 +5,7 @@
  * a year of hourly energy. A store is filled directly with a year of
  * readings of PLUGS plugs, then the daemon's cost path is timed without
  * D-Bus: cost-query.c with the daemon's store source
- * (manager_cost_store_energy(), the store's rollups) and the cost engine,
+ * (manager_cost_store_rollups(), the store's rollups) and the cost engine,
  * and the JSON GetCost would send. Measures and prints markdown; asserts
  * nothing.
  *
@@ -114,8 +114,8 @@ static int source_energy(void *userdata, const char *device, bool minutes, int64
                          CostInterval **ret, size_t *ret_n) {
         Source *s = userdata;
         double t = now_s();
-        int r = manager_cost_store_energy(s->st, (uint32_t) strtoul(device + 1, NULL, 10), minutes, from, to, s->now,
-                                          ret, ret_n);
+        int r = manager_cost_store_rollups(s->st, s->cal, (uint32_t) strtoul(device + 1, NULL, 10),
+                                           minutes ? STORE_MINUTE : STORE_HOUR, from, to, s->now, ret, ret_n);
         s->seconds += now_s() - t;
         if (r >= 0)
                 s->intervals += *ret_n;
@@ -126,7 +126,8 @@ static int source_days(void *userdata, const char *device, int64_t from, int64_t
                        size_t *ret_n) {
         Source *s = userdata;
         double t = now_s();
-        int r = manager_cost_store_days(s->st, s->cal, (uint32_t) strtoul(device + 1, NULL, 10), from, to, ret, ret_n);
+        int r = manager_cost_store_rollups(s->st, s->cal, (uint32_t) strtoul(device + 1, NULL, 10), STORE_DAY, from,
+                                           to, s->now, ret, ret_n);
         s->seconds += now_s() - t;
         if (r >= 0)
                 s->intervals += *ret_n;
