@@ -716,7 +716,7 @@ int verb_tariff_activate(int argc, char **argv, void *userdata) {
         _cleanup_(tariff_list_done) TariffList l = {};
         _cleanup_(device_list_done) DeviceList devices = {};
         _cleanup_free_ Device **devs = NULL;
-        _cleanup_free_ char *what = NULL, *whom = strdup("");
+        _cleanup_free_ char *whom = strdup("");
         uint64_t now = now_usec(), since = 0;
         bool home = streq(argv[1], "home");
         char label[256], when[TIME_BUF_MAX];
@@ -780,9 +780,7 @@ int verb_tariff_activate(int argc, char **argv, void *userdata) {
                 r = sd_bus_message_append(m, "t", since);
         if (r < 0)
                 return log_error_errno(r, "Failed to build the call: %m");
-        if (asprintf(&what, "activate %s", label) < 0)
-                return log_oom();
-        r = call_kasamond(userdata, m, KASA_ACTION_MANAGE_TARIFFS, NULL, NULL, "%s", what);
+        r = call_kasamond(userdata, m, KASA_ACTION_MANAGE_TARIFFS, NULL, NULL, "activate %s", label);
         if (r < 0)
                 return r;
         format_time(when, sizeof(when), since, false);
