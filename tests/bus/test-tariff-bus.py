@@ -5,16 +5,19 @@ with constant loads; a flat tariff added and activated, GetCost equal to
 the recorded energy times the rate within one poll's energy; a tariff
 change at T, after which a range before T is still priced with the old
 tariff; CostToday on the Manager and the EnergyMeters agreeing with GetCost
-for today; bad tariff text refused with the JSON path of the fault; a plain
+for today; a URDB import announced and given back by Describe; two
+currencies refused; bad tariff text refused with the JSON path of the fault; a plain
 user (real polkitd) denied every tariff change, and free to read costs and
 tariffs. kasactl's tariff verbs have a test of their own."""
 
 import json
 import math
+import os
 import sys
 import time
 
 import kasatest as kt
+from gi.repository import Gio
 
 DEVICES = ["hs110@127.0.0.2", "hs110@127.0.0.3"]
 LOADS_W = [3600.0, 1800.0]  # 1 Wh and 0.5 Wh a second
@@ -123,6 +126,27 @@ def check_errors(t, env, a):
     t.ok(env.call_error(kt.MANAGER_PATH, kt.MANAGER_IFACE, "RemoveTariff", "o", (extra,)) is None,
          "a tariff never assigned is removed")
     t.ok(extra not in env.objects(), "and its object is gone")
+
+
+def check_urdb(t, env):
+    with open(os.path.join(kt.source_dir(), "tests", "daemon", "data", "urdb-rd-tou.json")) as f:
+        urdb = f.read()
+    added = []
+    sid = env.bus.signal_subscribe(None, "org.freedesktop.DBus.ObjectManager", "InterfacesAdded", kt.MANAGER_PATH,
+                                   None, Gio.DBusSignalFlags.NONE,
+                                   lambda c, s, p, i, m, params: added.append(params.unpack()[0]))
+    paths = manager(env, "ImportTariff", "s", (urdb,))[0]
+    t.eq(len(paths), 1, "ImportTariff: one tariff per item")
+    env.wait_for(lambda: paths[0] in added, 10, "InterfacesAdded of the imported tariff")
+    env.bus.signal_unsubscribe(sid)
+    t.ok(paths[0] in added, "the object manager announces the new tariff")
+    t.eq(env.get(paths[0], TARIFF_IFACE, "Currency"), "USD", "the URDB tariff prices in USD")
+    t.ok(env.get(paths[0], TARIFF_IFACE, "ValidFrom") == 1672531200 * 10**6, "its startdate is ValidFrom")
+    desc = json.loads(env.call(paths[0], TARIFF_IFACE, "Describe")[0])
+    t.ok(desc["source"] == "urdb" and desc["energyratestructure"], "Describe gives the URDB item back", desc)
+    again = manager(env, "ImportTariff", "s", (json.dumps(desc),))[0]
+    t.eq(env.get(again[0], TARIFF_IFACE, "Name"), desc["name"], "ImportTariff takes Describe's output back")
+    return paths[0]
 
 
 def check_plain_user(t, env, user, a, plugs):
@@ -278,6 +302,14 @@ def main():
         t.eq(env.get(c, TARIFF_IFACE, "Devices"), [], "given back to the home's tariff")
         log.close()
 
+        usd = check_urdb(t, env)
+        manager(env, "ActivateTariff", "oaot", (usd, [plugs[1]], 0))
+        r = env.call_error(kt.MANAGER_PATH, kt.MANAGER_IFACE, "GetCost", "aotts", ([], 0, 0, ""))
+        t.ok(r and r[0] == INVALID_ARGS and "EUR" in r[1] and "USD" in r[1],
+             "a device priced in USD and the home in EUR: refused, naming both", r)
+        kt.eventually(t, env, lambda: math.isnan(env.get(kt.MANAGER_PATH, kt.MANAGER_IFACE, "CostToday")), 10,
+                      "and CostToday is unknown meanwhile")
+        manager(env, "ActivateTariff", "oaot", ("/", [plugs[1]], 0))
         check_errors(t, env, a)
         check_plain_user(t, env, plain_user, a, plugs)
     return t.close()
