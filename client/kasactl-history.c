@@ -22,7 +22,7 @@ static int parse_bound(const char *option, const char *value, const char *exampl
         return 0;
 }
 
-static int parse_range(uint64_t default_since, uint64_t now, uint64_t *ret_since, uint64_t *ret_until) {
+int parse_range(uint64_t default_since, uint64_t now, uint64_t *ret_since, uint64_t *ret_until) {
         uint64_t since = default_since, until = now;
         int r;
 
@@ -369,6 +369,8 @@ int verb_energy(int argc, char **argv, void *userdata) {
         size_t n = 0;
         int r;
 
+        if (!arg_by)
+                arg_by = "day";
         if (!streq(arg_by, "day") && !streq(arg_by, "month"))
                 return log_error_errno(EINVAL, "Invalid --by='%s': use day or month.", arg_by);
         /* By default the last 7 days, or the last 12 months, this one included. */

@@ -224,18 +224,25 @@ const char *parent_id(const DeviceList *l, const Device *d) {
         return NULL;
 }
 
-int fetch_devices(sd_bus *bus, DeviceList *ret) {
+int get_managed_objects(sd_bus *bus, const char *what, sd_bus_message **ret) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call_method(bus, KASA_BUS_NAME, KASA_MANAGER_PATH, "org.freedesktop.DBus.ObjectManager",
+                               "GetManagedObjects", &error, ret, NULL);
+        if (r < 0)
+                return log_call_error(&error, r, what, NULL, NULL);
+        return sd_bus_message_enter_container(*ret, 'a', "{oa{sa{sv}}}");
+}
+
+int fetch_devices(sd_bus *bus, DeviceList *ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(device_list_done) DeviceList l = {};
         int r;
 
-        r = sd_bus_call_method(bus, KASA_BUS_NAME, KASA_MANAGER_PATH, "org.freedesktop.DBus.ObjectManager",
-                               "GetManagedObjects", &error, &reply, NULL);
-        if (r < 0)
-                return log_call_error(&error, r, "list devices", NULL, NULL);
-
-        r = sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}");
+        r = get_managed_objects(bus, "list devices", &reply);
+        if (r < 0 && !reply)
+                return r;
         while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}")) > 0) {
                 _cleanup_(device_done) Device d = DEVICE_NULL;
                 const char *path;

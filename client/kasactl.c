@@ -3,7 +3,8 @@
 /* kasactl: the command line of kasamond. Every verb is one or two D-Bus
  * calls, in a kasactl-<group>.c of its own; this file has the verb table,
  * the options (each verb says which apply to it), the help generated from
- * both, and main(). */
+ * both, and main(). A verb of a group is two words in the table ("tariff
+ * list"), with its own options and help like any other. */
 
 #include <errno.h>
 #include <getopt.h>
@@ -33,7 +34,7 @@ double arg_timeout = 2.0;
 const char *arg_since = NULL;
 const char *arg_until = NULL;
 const char *arg_resolution = "minute";
-const char *arg_by = "day";
+const char *arg_by = NULL; /* per verb: energy "day", costs the whole range */
 const char *arg_name = NULL;
 const char *arg_role = NULL;
 const char *arg_expires = NULL;
@@ -45,6 +46,9 @@ const char *arg_random = NULL;
 bool arg_persistent = false;
 const char *arg_date = NULL;
 const char *arg_location = NULL;
+const char *arg_tariff = NULL;
+const char *arg_energy = NULL;
+const char *arg_time_zone = NULL;
 
 /* The options a verb may take; --help and --version go with every verb. */
 typedef enum Option {
@@ -69,6 +73,9 @@ typedef enum Option {
         OPT_PERSISTENT = 1 << 18,
         OPT_DATE = 1 << 19,
         OPT_LOCATION = 1 << 20,
+        OPT_TARIFF = 1 << 21,
+        OPT_ENERGY = 1 << 22,
+        OPT_TIME_ZONE = 1 << 23,
 } Option;
 
 #define OPT_SUN (OPT_SUNRISE | OPT_SUNSET | OPT_DAWN | OPT_DUSK)
@@ -91,11 +98,12 @@ static const struct OptionInfo {
         { OPT_NO_ASK_PASSWORD, "no-ask-password", NULL, NULL, "Never let polkit ask for a password" },
         { OPT_TIMEOUT, "timeout", "SECONDS", "seconds, 0.1 to 60", "How long discover listens (default 2)" },
         { OPT_SINCE, "since", "TIME", "a TIME such as -24h, today or 2026-11-27",
-          "Start of the range (default: 1 hour ago for\nhistory; for energy 7 days, or 12 months by\nmonth)" },
+          "Start of the range (default: 1 hour ago for\nhistory; for energy 7 days, or 12 months by\nmonth; for costs this month, or 12 months by\nmonth)" },
         { OPT_UNTIL, "until", "TIME", "a TIME such as now, -1h or 2026-11-27", "End of the range (default: now)" },
         { OPT_RESOLUTION, "resolution", "raw|minute|hour|day", "raw, minute, hour or day",
           "Sample size of history (default minute)" },
-        { OPT_BY, "by", "day|month", "day or month", "Buckets of energy (default day)" },
+        { OPT_BY, "by", "day|month", "day or month",
+          "Buckets of energy (default day) or of costs\n(default: the whole range)" },
         { OPT_NAME, "name", "NAME", "a token name", "Name of the token to create" },
         { OPT_ROLE, "role", "viewer|operator|admin", "viewer, operator or admin", "Role of the token to create" },
         { OPT_EXPIRES, "expires", "TIME|DURATION", "a TIME such as 2027-01-01, or a DURATION such as 30d",
@@ -112,6 +120,11 @@ static const struct OptionInfo {
         { OPT_DATE, "date", "YYYY-MM-DD", "a date such as 2026-12-21", "The day to show (default today)" },
         { OPT_LOCATION, "location", "LAT,LON", "latitude,longitude in degrees such as 52.52,13.40",
           "Where (default: [Location] of kasamond.conf)" },
+        { OPT_TARIFF, "tariff", "FILE|ID", "a tariff file or a tariff's id",
+          "Price with this tariff instead of the active\nones (what if)" },
+        { OPT_ENERGY, "energy", "CSV", "a CSV file of start,energy_wh rows", "The energy to price, as CSV" },
+        { OPT_TIME_ZONE, "time-zone", "ZONE", "a time zone such as Europe/Berlin",
+          "Local time of the energy (default: kasamond's)" },
 };
 
 typedef enum VerbFlags {
@@ -160,9 +173,22 @@ static const Verb verbs[] = {
           "Timers that switch devices: list, show ID,\n                         add ACTION DEV..., remove, enable, disable,\n                         run ID" },
         { "sun", 1, 1, 0, OPT_BUS | OPT_DATE | OPT_LOCATION, verb_sun, "",
           "Sunrise, sunset and civil twilight of a day" },
-        { "help", 1, 2, VERB_NO_BUS, 0, verb_help, "[COMMAND]", "Show this help, or the help of a command" },
+        { "costs", 1, INT32_MAX, 0, OPT_BUS | OPT_NO_LEGEND | OPT_RANGE | OPT_BY | OPT_TARIFF, verb_costs, "[DEV...]",
+          "What the energy cost, as a bill" },
+        { "tariff list", 1, 1, 0, OPT_BUS | OPT_NO_LEGEND, verb_tariff_list, "",
+          "List tariffs and what each one prices" },
+        { "tariff show", 2, 2, 0, OPT_BUS, verb_tariff_show, "ID", "Show a tariff" },
+        { "tariff add", 2, 2, 0, OPT_BUS, verb_tariff_add, "FILE", "Add a tariff from a kasamond-tariff(5) file" },
+        { "tariff import", 2, 2, 0, OPT_BUS, verb_tariff_add, "FILE", "Import tariffs from OpenEI URDB JSON" },
+        { "tariff remove", 2, 2, 0, OPT_BUS, verb_tariff_remove, "ID", "Remove a tariff that was never assigned" },
+        { "tariff activate", 2, INT32_MAX, 0, OPT_BUS | OPT_SINCE, verb_tariff_activate, "ID|home [DEV...]",
+          "Price the home, or devices, with a tariff" },
+        { "tariff price", 2, 2, 0, OPT_BUS | OPT_NO_LEGEND | OPT_BY | OPT_ENERGY | OPT_TIME_ZONE, verb_tariff_price,
+          "FILE", "Price an energy series with a tariff file" },
+        { "help", 1, 3, VERB_NO_BUS, 0, verb_help, "[COMMAND]", "Show this help, or the help of a command" },
         { "__complete-devices", 1, 1, VERB_HIDDEN, 0, verb_complete_devices, "", NULL },
-        { "__complete-options", 1, 2, VERB_HIDDEN | VERB_NO_BUS, 0, verb_complete_options, "[COMMAND]", NULL },
+        { "__complete-tariffs", 1, 1, VERB_HIDDEN, 0, verb_complete_tariffs, "", NULL },
+        { "__complete-options", 1, 3, VERB_HIDDEN | VERB_NO_BUS, 0, verb_complete_options, "[COMMAND]", NULL },
 };
 
 static const Verb *verb_find(const char *name) {
@@ -170,6 +196,48 @@ static const Verb *verb_find(const char *name) {
                 if (streq(verbs[i].name, name))
                         return &verbs[i];
         return NULL;
+}
+
+/* A verb of a group is named by two words ("tariff list"): the verb that
+ * argv's first one or two words name, and how many they are. */
+static const Verb *verb_lookup(int argc, char **argv, int *ret_words) {
+        *ret_words = 1;
+        if (argc >= 2) {
+                _cleanup_free_ char *name = NULL;
+                const Verb *v;
+
+                if (asprintf(&name, "%s %s", argv[0], argv[1]) < 0)
+                        return NULL;
+                v = verb_find(name);
+                if (v) {
+                        *ret_words = 2;
+                        return v;
+                }
+        }
+        return argc >= 1 ? verb_find(argv[0]) : NULL;
+}
+
+/* Whether v is of the group ("tariff list" of "tariff"). */
+static bool verb_in_group(const Verb *v, const char *group) {
+        size_t n = strlen(group);
+        return strncmp(v->name, group, n) == 0 && v->name[n] == ' ';
+}
+
+/* Whether word is the first word of a group of verbs. */
+static bool verb_is_group(const char *word) {
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (verb_in_group(&verbs[i], word))
+                        return true;
+        return false;
+}
+
+static int log_group_error(const char *group) {
+        fprintf(stderr, "'kasactl %s' needs a command:", group);
+        for (size_t i = 0, k = 0; i < ELEMENTSOF(verbs); i++)
+                if (verb_in_group(&verbs[i], group))
+                        fprintf(stderr, "%s %s", k++ ? "," : "", verbs[i].name + strlen(group) + 1);
+        fprintf(stderr, ". \"kasactl help %s\" describes them.\n", group);
+        return -EINVAL;
 }
 
 static const struct OptionInfo *option_find(Option o) {
@@ -211,6 +279,19 @@ static const char *const dev_help = "DEV is a device id, an address (ADDRESS or 
 static const char *const time_help = "TIME: 2026-11-27, \"2026-11-27 08:00\", 2026-11-27T08:00+01:00, -24h, -30min,\n"
                                      "-7d, now, today, yesterday.\n";
 
+/* "  show DEV               Show ...", the help on a line of its own
+ * after a long name. */
+static void print_verb_line(const Verb *v) {
+        char buf[64];
+
+        snprintf(buf, sizeof(buf), "%s %s", v->name, v->args_help);
+        if (strlen(buf) > 22)
+                printf("  %s\n%25s", buf, "");
+        else
+                printf("  %-22s ", buf);
+        printf("%s%s\n", v->help, v->flags & VERB_DEFAULT ? " (default)" : "");
+}
+
 static void help(void) {
         Option all = 0;
 
@@ -219,13 +300,10 @@ static void help(void) {
                "Commands:\n",
                program_invocation_short_name);
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
-                char buf[64];
-
                 if (verbs[i].flags & VERB_HIDDEN)
                         continue;
                 all |= verbs[i].options;
-                snprintf(buf, sizeof(buf), "%s %s", verbs[i].name, verbs[i].args_help);
-                printf("  %-22s %s%s\n", buf, verbs[i].help, verbs[i].flags & VERB_DEFAULT ? " (default)" : "");
+                print_verb_line(&verbs[i]);
         }
         printf("\n%s", dev_help);
         print_options(all);
@@ -249,17 +327,33 @@ static void help_verb(const Verb *v) {
         printf("\nSee the kasactl(1) man page for details.\n");
 }
 
+/* The commands of a group, for "kasactl help tariff" and "kasactl tariff --help". */
+static void help_group(const char *group) {
+        printf("%s [OPTIONS...] %s COMMAND ...\n\nCommands:\n", program_invocation_short_name, group);
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (verb_in_group(&verbs[i], group))
+                        print_verb_line(&verbs[i]);
+        printf("\n\"kasactl %s COMMAND --help\" lists the options of each.\n"
+               "See the kasactl(1) man page for details.\n",
+               group);
+}
+
 static int verb_help(int argc, char **argv, void *userdata) {
         const Verb *v;
+        int words;
 
         if (argc < 2) {
                 help();
                 return 0;
         }
-        v = verb_find(argv[1]);
-        if (!v || (v->flags & VERB_HIDDEN))
-                return log_error_errno(EINVAL, "Unknown command '%s'. \"kasactl help\" lists the commands.",
-                                       argv[1]);
+        v = verb_lookup(argc - 1, argv + 1, &words);
+        if (argc == 2 && !v && verb_is_group(argv[1])) {
+                help_group(argv[1]);
+                return 0;
+        }
+        if (!v || (v->flags & VERB_HIDDEN) || words != argc - 1)
+                return log_error_errno(EINVAL, "Unknown command '%s%s%s'. \"kasactl help\" lists the commands.",
+                                       argv[1], argc > 2 ? " " : "", argc > 2 ? argv[2] : "");
         help_verb(v);
         return 0;
 }
@@ -267,7 +361,8 @@ static int verb_help(int argc, char **argv, void *userdata) {
 /* For the completion scripts: the options COMMAND takes (without one, or
  * for an unknown one, every option), so they are never stale. */
 static int verb_complete_options(int argc, char **argv, void *userdata) {
-        const Verb *v = argc > 1 ? verb_find(argv[1]) : NULL;
+        int words;
+        const Verb *v = verb_lookup(argc - 1, argv + 1, &words);
         Option options = 0;
 
         if (v)
@@ -306,7 +401,10 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 ARG_PERSISTENT,
                 ARG_DATE,
                 ARG_LOCATION,
-                ARG_LIST_VERBS,
+                ARG_TARIFF,
+                ARG_ENERGY,
+                ARG_TIME_ZONE,
+                ARG_LIST_VERBS, /* the first that is not an Option */
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -332,6 +430,9 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 { "persistent", no_argument, NULL, ARG_PERSISTENT },
                 { "date", required_argument, NULL, ARG_DATE },
                 { "location", required_argument, NULL, ARG_LOCATION },
+                { "tariff", required_argument, NULL, ARG_TARIFF },
+                { "energy", required_argument, NULL, ARG_ENERGY },
+                { "time-zone", required_argument, NULL, ARG_TIME_ZONE },
                 { "list-verbs", no_argument, NULL, ARG_LIST_VERBS },
                 {},
         };
@@ -358,6 +459,9 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 [ARG_PERSISTENT - ARG_JSON] = OPT_PERSISTENT,
                 [ARG_DATE - ARG_JSON] = OPT_DATE,
                 [ARG_LOCATION - ARG_JSON] = OPT_LOCATION,
+                [ARG_TARIFF - ARG_JSON] = OPT_TARIFF,
+                [ARG_ENERGY - ARG_JSON] = OPT_ENERGY,
+                [ARG_TIME_ZONE - ARG_JSON] = OPT_TIME_ZONE,
         };
         bool want_help = false;
         Option given = 0;
@@ -365,7 +469,7 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
 
         opterr = 0; /* the messages below say what to do instead */
         while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
-                if (c >= ARG_JSON && c <= ARG_LOCATION)
+                if (c >= ARG_JSON && c < ARG_LIST_VERBS)
                         given |= arg_option[c - ARG_JSON];
                 switch (c) {
                 case 'h':
@@ -451,6 +555,15 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 case ARG_LOCATION:
                         arg_location = optarg;
                         break;
+                case ARG_TARIFF:
+                        arg_tariff = optarg;
+                        break;
+                case ARG_ENERGY:
+                        arg_energy = optarg;
+                        break;
+                case ARG_TIME_ZONE:
+                        arg_time_zone = optarg;
+                        break;
                 case ARG_LIST_VERBS:
                         /* For the man page test and completion scripts. */
                         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
@@ -458,7 +571,7 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                                         printf("%s\n", verbs[i].name);
                         return 0;
                 case ':': {
-                        const struct OptionInfo *o = optopt >= ARG_JSON && optopt <= ARG_LOCATION
+                        const struct OptionInfo *o = optopt >= ARG_JSON && optopt < ARG_LIST_VERBS
                                                              ? option_find(arg_option[optopt - ARG_JSON])
                                                              : NULL;
 
@@ -481,8 +594,13 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 }
         }
         if (want_help) {
-                const Verb *v = optind < argc ? verb_find(argv[optind]) : NULL;
+                int words;
+                const Verb *v = verb_lookup(argc - optind, argv + optind, &words);
 
+                if (!v && optind < argc && verb_is_group(argv[optind])) {
+                        help_group(argv[optind]);
+                        return 0;
+                }
                 if (optind < argc && (!v || (v->flags & VERB_HIDDEN)))
                         return log_error_errno(EINVAL, "Unknown command '%s'. \"kasactl --help\" lists the commands.",
                                                argv[optind]);
@@ -499,7 +617,7 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
 static int dispatch_verb(int argc, char **argv, Option given, sd_bus **bus) {
         static char *default_argv[] = { (char *) "status", NULL };
         const Verb *v = NULL;
-        int r;
+        int words = 1, r;
 
         if (argc == 0) {
                 for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
@@ -508,10 +626,15 @@ static int dispatch_verb(int argc, char **argv, Option given, sd_bus **bus) {
                 argc = 1;
                 argv = default_argv;
         } else
-                v = verb_find(argv[0]);
+                v = verb_lookup(argc, argv, &words);
+        if (!v && verb_is_group(argv[0]))
+                return log_group_error(argv[0]);
         if (!v)
                 return log_error_errno(EINVAL, "Unknown command '%s'. \"kasactl --help\" lists the commands.",
                                        argv[0]);
+        /* A group's verb sees its own word first: argv[0] "list" of "tariff list". */
+        argc -= words - 1;
+        argv += words - 1;
         for (size_t i = 0; i < ELEMENTSOF(option_info); i++)
                 if (given & option_info[i].option & ~v->options)
                         return log_error_errno(EINVAL,

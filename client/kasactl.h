@@ -44,6 +44,9 @@ extern const char *arg_random;
 extern bool arg_persistent;
 extern const char *arg_date;
 extern const char *arg_location;
+extern const char *arg_tariff;
+extern const char *arg_energy;
+extern const char *arg_time_zone;
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libscols_table *, scols_unref_table);
 DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose);
@@ -119,6 +122,10 @@ const char *parent_id(const DeviceList *l, const Device *d);
  * outlet of a strip whose meter already sums it. */
 bool device_in_total(const DeviceList *l, const Device *d);
 
+/* GetManagedObjects, entered at its array; a failed call is logged and
+ * leaves *ret NULL (a failure to enter it does not: the caller's parse
+ * error says so). */
+int get_managed_objects(sd_bus *bus, const char *what, sd_bus_message **ret);
 int fetch_devices(sd_bus *bus, DeviceList *ret);
 int resolve_device(DeviceList *l, const char *name, Device **ret);
 /* fetch_devices() and resolve_device(): the one device a verb acts on, *ret
@@ -164,6 +171,29 @@ int cell_power(struct libscols_line *ln, size_t i, const Device *d);
 int print_status(FILE *f, const DeviceList *l, double total_power);
 void print_device(FILE *f, const DeviceList *l, const Device *d);
 
+/* ---- tariffs and costs ---- */
+
+/* kasamond-tariff(5): a tariff file is at most 1 MiB, a URDB answer 8 MiB
+ * (the most for a text that may be either). Larger files are refused
+ * here, naming the file, before anything is sent. */
+#define TARIFF_FILE_MAX (1024 * 1024)
+#define TARIFF_TEXT_MAX (8 * 1024 * 1024)
+
+/* --since and --until, with the default since; errors name the option. */
+int parse_range(uint64_t default_since, uint64_t now, uint64_t *ret_since, uint64_t *ret_until);
+/* A whole text file of at most max bytes, without NUL bytes; errors name it. */
+int read_text_file(const char *path, size_t max, char **ret);
+int append_file_text(sd_bus_message *m, const char *path, const char *text);
+/* Calls m; InvalidArgs about the tariff text is printed after the name of
+ * file, about the energy CSV after csv (either may be NULL). */
+int call_with_file(sd_bus *bus, sd_bus_message *m, const char *action, const char *file, const char *csv,
+                   sd_bus_message **ret_reply, const char *what);
+/* The object path of the tariff with that id or name. */
+int lookup_tariff_path(sd_bus *bus, const char *name, char **ret);
+/* The bill JSON of GetCost, GetCostWith or PriceEnergy, as tables or JSON;
+ * l names the devices' strips. */
+int print_cost_reply(sd_bus_message *reply, const DeviceList *l);
+
 /* ---- verbs ---- */
 
 int verb_status(int argc, char **argv, void *userdata);
@@ -181,4 +211,12 @@ int verb_token(int argc, char **argv, void *userdata);
 int verb_countdown(int argc, char **argv, void *userdata);
 int verb_schedule(int argc, char **argv, void *userdata);
 int verb_sun(int argc, char **argv, void *userdata);
+int verb_costs(int argc, char **argv, void *userdata);
+int verb_tariff_list(int argc, char **argv, void *userdata);
+int verb_tariff_show(int argc, char **argv, void *userdata);
+int verb_tariff_add(int argc, char **argv, void *userdata);
+int verb_tariff_remove(int argc, char **argv, void *userdata);
+int verb_tariff_activate(int argc, char **argv, void *userdata);
+int verb_tariff_price(int argc, char **argv, void *userdata);
 int verb_complete_devices(int argc, char **argv, void *userdata);
+int verb_complete_tariffs(int argc, char **argv, void *userdata);

@@ -105,10 +105,11 @@ def golden(t, name, text):
 
 def test_usage(t, ctl):
     rc, verbs, _ = ctl.run("--list-verbs")
-    verbs = verbs.split()
+    verbs = verbs.splitlines()
     t.eq(verbs, ["status", "list", "show", "on", "off", "toggle", "rename", "discover", "add", "remove",
-                 "history", "energy", "watch", "token", "countdown", "schedule", "sun", "help"],
-         "--list-verbs lists the verb table")
+                 "history", "energy", "watch", "token", "countdown", "schedule", "sun", "costs", "tariff list",
+                 "tariff show", "tariff add", "tariff import", "tariff remove", "tariff activate", "tariff price",
+                 "help"], "--list-verbs lists the verb table")
     rc, out, _ = ctl.run("--help")
     t.ok(rc == 0 and all(re.search(rf"^  {v}\b", out, re.M) for v in verbs), "--help shows every verb")
     t.ok("__complete" not in out, "--help hides the completion helper")
@@ -146,6 +147,31 @@ def test_usage(t, ctl):
     t.ok(rc == 2 and "--frob" in err and "--help" in err, "an unknown option points to --help", err)
     rc, out, err = ctl.run("show", "a", "bee")
     t.ok(rc == 2 and "'bee'" in err, "too many arguments names the extra one", err)
+
+
+    # A group of verbs: "tariff list", "tariff show", ...
+    rc, out, err = ctl.run("tariff")
+    t.ok(rc == 2 and "'kasactl tariff' needs a command: list, show, add, import, remove, activate, price." in err,
+         "a group without its verb lists the group's verbs (2)", err)
+    rc, out, err = ctl.run("tariff", "frob")
+    t.ok(rc == 2 and "'kasactl tariff' needs a command" in err, "an unknown verb of a group (2)", err)
+    rc, out, _ = ctl.run("help", "tariff")
+    rc2, out2, _ = ctl.run("tariff", "--help")
+    t.ok(rc == 0 and out == out2 and out.startswith("kasactl [OPTIONS...] tariff COMMAND ...") and
+         "tariff price FILE" in out and "  show DEV" not in out, "help GROUP and GROUP --help list the group", out)
+    rc, out, _ = ctl.run("tariff", "price", "--help")
+    rc2, out2, _ = ctl.run("help", "tariff", "price")
+    t.ok(rc == 0 and out == out2 and out.startswith("kasactl [OPTIONS...] tariff price FILE\n") and
+         "--energy=CSV" in out and "--since" not in out, "a group's verb has its own help", out)
+    for args, opt in ((["tariff", "list", "--since=today"], "--since"), (["costs", "--energy=x.csv"], "--energy"),
+                      (["tariff", "show", "1", "--tariff=x"], "--tariff")):
+        rc, out, err = ctl.run(*args)
+        t.ok(rc == 2 and opt in err and "does not apply" in err and f"{' '.join(args[:2 if args[0] == 'tariff' else 1])} --help" in err,
+             f"an option that does not apply is an error: {' '.join(args)}", f"rc={rc} err={err!r}")
+    rc, out, err = ctl.run("costs", "--by=year")
+    t.ok(rc == 2 and "day or month" in err, "costs --by=year is a usage error", err)
+    rc, out, err = ctl.run("tariff", "show")
+    t.ok(rc == 2 and "kasactl tariff show ID" in err, "too few arguments of a group's verb", err)
 
 
 def test_layouts(t, ctl):
@@ -586,10 +612,12 @@ def test_man(t, ctl):
          p.stderr)
     text = re.sub(r".\x08", "", p.stdout)
     m = re.search(r"^COMMANDS\n(.*?)^\S", text, re.M | re.S)
-    documented = set(re.findall(r"^       (\S+)", m.group(1), re.M)) if m else set()
+    # A verb of a group is two words, "tariff list".
+    documented = set(re.findall(r"^       (\S+(?: [a-z]+)?)", m.group(1), re.M)) if m else set()
+    documented |= {d.split()[0] for d in documented}
     rc, verbs, _ = ctl.run("--list-verbs")
-    t.ok(rc == 0 and len(verbs.split()) >= 13, "--list-verbs lists the verb table", verbs)
-    missing = [v for v in verbs.split() if v not in documented]
+    t.ok(rc == 0 and len(verbs.splitlines()) >= 13, "--list-verbs lists the verb table", verbs)
+    missing = [v for v in verbs.splitlines() if v not in documented]
     t.eq(missing, [], "the man page documents every verb of the verb table")
     rc, help_text, _ = ctl.run("--help")
     opts = set(re.findall(r"(--[a-z-]+)", help_text))
@@ -623,6 +651,15 @@ def test_completion(t, ctl):
     t.eq(complete("help", "sh"), ["show"], "bash: help completes verbs")
     t.eq(complete("history", "x", "--resolution", "=", ""), ["raw", "minute", "hour", "day"],
          "bash: completes option values")
+    t.eq(complete("tar"), ["tariff"], "bash: a group of verbs is one word")
+    t.eq(complete("tariff", "a"), ["add", "activate"], "bash: completes the verbs of a group")
+    got = complete("tariff", "price", "x", "--")
+    t.ok("--energy=" in got and "--time-zone=" in got and "--since=" not in got, "bash: tariff price's options",
+         got)
+    got = complete("costs", "Sim")
+    t.ok("Sim\\ hs110\\ 1" in got and "Sim\\ kp115\\ 2" in got, "bash: costs takes device names", got)
+    got = complete("costs", "x", "--")
+    t.ok("--tariff=" in got and "--by=" in got and "--energy=" not in got, "bash: costs' options", got)
 
 
 def test_energy_kwh(t):
