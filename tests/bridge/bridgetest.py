@@ -154,7 +154,8 @@ class WsClient:
         self.head = head.decode("latin-1")
         self.status = int(self.head.split()[1]) if self.head else 0
         want = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
-        self.accept_ok = f"sec-websocket-accept: {want.decode()}" in self.head.lower()
+        self.accept_ok = any(line.lower().startswith("sec-websocket-accept:") and line.split(":", 1)[1].strip() ==
+                             want.decode() for line in self.head.split("\r\n"))
 
     def send(self, payload, opcode=1):
         if isinstance(payload, (dict, list)):
