@@ -38,6 +38,11 @@ typedef struct Bridge {
         BridgeConfig config;
         GBytes *openapi;
         GHashTable *counters; /* "handler status" -> RequestCounter */
+        /* What GET /api/devices and the devices' part of /metrics answer,
+         * built on demand and dropped on every change of the cache: many
+         * requests between two polls cost one rendering. */
+        GBytes *devices_json;
+        GBytes *devices_metrics;
         uint64_t auth_failures;
 } Bridge;
 
@@ -66,11 +71,18 @@ void request_reply_dbus_error(Request *r, GError *error);
 /* The bus connection for calls that change something (the token's). */
 GDBusConnection *request_bus(Request *r);
 
+/* Answers 200 with a body shared between requests. */
+void request_reply_bytes(Request *r, const char *content_type, GBytes *body);
+/* Drops the rendered answers (a KasaListener). */
+void bridge_invalidate(KasaEvent event, const KasaDevice *d, unsigned fields, void *userdata);
+
 /* rest.c: a matched /api route, after authentication. */
 void rest_handle(Request *r);
 
 /* metrics.c */
-char *metrics_render(Bridge *b, size_t *ret_size);
+/* The devices' metrics (shared, see devices_metrics), then the bridge's own. */
+GBytes *metrics_devices(Bridge *b);
+char *metrics_bridge(Bridge *b, size_t *ret_size);
 void metrics_count(Bridge *b, const char *handler, unsigned status);
 
 /* server.c */

@@ -201,6 +201,7 @@ static int run(void) {
         g_dbus_connection_set_exit_on_close(b.bus, false);
         g_signal_connect_swapped(b.bus, "closed", G_CALLBACK(g_main_loop_quit), b.loop);
         kasa_client_new(b.bus, &b.kasa);
+        kasa_client_listen(b.kasa, bridge_invalidate, &b);
         auth_new(address, &b.auth);
         ws_server_new(&b, (size_t) arg_ws_queue, &b.ws);
 
@@ -242,6 +243,7 @@ finish:
         g_clear_object(&b.bus);
         g_main_loop_unref(b.loop);
         g_hash_table_destroy(b.counters);
+        bridge_invalidate(KASA_EVENT_DOWN, NULL, 0, &b);
         if (b.openapi)
                 g_bytes_unref(b.openapi);
         g_free(b.config.cors_origin);

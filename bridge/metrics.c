@@ -23,6 +23,10 @@ void metrics_count(Bridge *b, const char *handler, unsigned status) {
 }
 
 static void label_value(GString *s, const char *v) {
+        if (!strpbrk(v, "\\\"\n")) {
+                g_string_append(s, v);
+                return;
+        }
         for (; *v; v++) {
                 if (*v == '\\')
                         g_string_append(s, "\\\\");
@@ -94,13 +98,15 @@ static double value(const KasaDevice *d, Value v) {
         return NAN;
 }
 
-char *metrics_render(Bridge *b, size_t *ret_size) {
+GBytes *metrics_devices(Bridge *b) {
         KasaClient *k = b->kasa;
-        g_autoptr(GPtrArray) devs = kasa_client_sorted(k);
-        GString *s = g_string_sized_new(4096 + devs->len * 900);
-        GHashTableIter it;
-        gpointer v;
+        g_autoptr(GPtrArray) devs = NULL;
+        GString *s;
 
+        if (b->devices_metrics)
+                return b->devices_metrics;
+        devs = kasa_client_sorted(k);
+        s = g_string_sized_new(4096 + devs->len * 900);
         g_string_append_printf(s, "# HELP kasa_up 1 while kasamond is on the bus.\n# TYPE kasa_up gauge\nkasa_up %d\n",
                                k->up);
         for (size_t f = 0; f < G_N_ELEMENTS(families); f++) {
@@ -127,9 +133,20 @@ char *metrics_render(Bridge *b, size_t *ret_size) {
                                 label_value(s, k->currency);
                                 g_string_append(s, "\"}");
                         }
-                        g_string_append_printf(s, " %.17g\n", x);
+                        /* The bus's doubles come from integers of mW, mV,
+                         * mA and mWh: 12 digits keep them exact. */
+                        g_string_append_printf(s, " %.12g\n", x);
                 }
         }
+        b->devices_metrics = g_string_free_to_bytes(s);
+        return b->devices_metrics;
+}
+
+char *metrics_bridge(Bridge *b, size_t *ret_size) {
+        GString *s = g_string_sized_new(2048);
+        GHashTableIter it;
+        gpointer v;
+
         g_string_append(s, "# HELP kasa_bridge_http_requests_total HTTP requests answered by the bridge.\n"
                            "# TYPE kasa_bridge_http_requests_total counter\n");
         g_hash_table_iter_init(&it, b->counters);

@@ -80,17 +80,24 @@ static GVariant *finish_call(GObject *source, GAsyncResult *res, Request *r) {
 }
 
 static void list_devices(Request *r) {
-        KasaClient *k = r->bridge->kasa;
-        g_autoptr(GPtrArray) devs = NULL;
-        json_t *a;
+        Bridge *b = r->bridge;
 
         if (!require_up(r))
                 return;
-        devs = kasa_client_sorted(k);
-        a = json_array();
-        for (guint i = 0; i < devs->len; i++)
-                json_array_append_new(a, kasa_device_json(k, devs->pdata[i]));
-        request_reply_json(r, 200, a);
+        if (!b->devices_json) {
+                g_autoptr(GPtrArray) devs = kasa_client_sorted(b->kasa);
+                json_t *a = json_array();
+                char *s;
+
+                for (guint i = 0; i < devs->len; i++)
+                        json_array_append_new(a, kasa_device_json(b->kasa, devs->pdata[i]));
+                s = json_dumps(a, JSON_COMPACT | JSON_ENSURE_ASCII);
+                json_decref(a);
+                if (!s)
+                        return request_reply_error(r, 500, "internal", "out of memory");
+                b->devices_json = g_bytes_new_take(s, strlen(s));
+        }
+        request_reply_bytes(r, "application/json", b->devices_json);
 }
 
 static void get_device(Request *r) {

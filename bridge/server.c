@@ -64,6 +64,20 @@ void request_reply_json(Request *r, unsigned status, json_t *body) {
         finish(r, status);
 }
 
+void request_reply_bytes(Request *r, const char *content_type, GBytes *body) {
+        soup_server_message_set_status(r->msg, 200, NULL);
+        soup_message_headers_set_content_type(soup_server_message_get_response_headers(r->msg), content_type, NULL);
+        soup_message_body_append_bytes(soup_server_message_get_response_body(r->msg), body);
+        finish(r, 200);
+}
+
+void bridge_invalidate(KasaEvent event, const KasaDevice *d, unsigned fields, void *userdata) {
+        Bridge *b = userdata;
+
+        g_clear_pointer(&b->devices_json, g_bytes_unref);
+        g_clear_pointer(&b->devices_metrics, g_bytes_unref);
+}
+
 void request_reply_error(Request *r, unsigned status, const char *error, const char *fmt, ...) {
         va_list ap;
         g_autofree char *message = NULL;
@@ -154,11 +168,16 @@ static void proceed(Request *r, Kind kind) {
         case KIND_WS:
                 return ws_accept(r->bridge->ws, r);
         case KIND_METRICS: {
+                SoupMessageBody *body = soup_server_message_get_response_body(r->msg);
                 size_t n;
-                char *text = metrics_render(r->bridge, &n);
+                char *text;
+
+                soup_message_body_append_bytes(body, metrics_devices(r->bridge));
+                text = metrics_bridge(r->bridge, &n);
+                soup_message_body_append_take(body, (guchar *) text, n);
                 soup_server_message_set_status(r->msg, 200, NULL);
-                soup_server_message_set_response(r->msg, "text/plain; version=0.0.4; charset=utf-8",
-                                                 SOUP_MEMORY_TAKE, text, n);
+                soup_message_headers_set_content_type(soup_server_message_get_response_headers(r->msg),
+                                                      "text/plain; version=0.0.4; charset=utf-8", NULL);
                 return finish(r, 200);
         }
         }
