@@ -6,10 +6,12 @@
 #define KASA_BUS_NAME "org.kasamond.Kasa1"
 #define KASA_MANAGER_PATH "/org/kasamond/Kasa1"
 #define KASA_DEVICE_PREFIX "/org/kasamond/Kasa1/device"
+#define KASA_TARIFF_PREFIX "/org/kasamond/Kasa1/tariff"
 
 #define KASA_MANAGER_IFACE "org.kasamond.Kasa1.Manager"
 #define KASA_DEVICE_IFACE "org.kasamond.Kasa1.Device"
 #define KASA_METER_IFACE "org.kasamond.Kasa1.EnergyMeter"
+#define KASA_TARIFF_IFACE "org.kasamond.Kasa1.Tariff"
 
 /* The polkit actions (polkit/org.kasamond.kasa1.policy). */
 #define KASA_ACTION_SWITCH "org.kasamond.kasa1.switch"
@@ -27,3 +29,4 @@
 #define KASA_ERROR_ALREADY_KNOWN "org.kasamond.Kasa1.Error.AlreadyKnown"
 /* BindToken failed too often; the message says when to try again. */
 #define KASA_ERROR_RATE_LIMITED "org.kasamond.Kasa1.Error.RateLimited"
+#define KASA_ERROR_IN_USE "org.kasamond.Kasa1.Error.InUse"

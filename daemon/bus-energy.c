@@ -6,6 +6,7 @@
 
 #include "bus.h"
 #include "kasa-dbus.h"
+#include "manager-tariff.h"
 #include "manager.h"
 #include "readings.h"
 
@@ -47,6 +48,13 @@ static int property_get_energy_today(sd_bus *bus, const char *path, const char *
                                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Device *d = userdata;
         return append_milli(reply, true, meter_energy_today(d, manager_now_ms(d->manager)));
+}
+
+static int property_get_cost(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Device *d = userdata;
+        double v = manager_device_cost(d->manager, d, strcmp(property, "CostMonth") == 0);
+        return sd_bus_message_append_basic(reply, 'd', &v);
 }
 
 /* "t" microseconds from the bus to milliseconds; 0 for "to" means now. */
@@ -157,6 +165,8 @@ const sd_bus_vtable bus_energy_vtable[] = {
         SD_BUS_PROPERTY("Current", "d", property_get_current, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("EnergyTotal", "d", property_get_energy_total, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("EnergyToday", "d", property_get_energy_today, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("CostToday", "d", property_get_cost, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("CostMonth", "d", property_get_cost, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("GetHistory", SD_BUS_ARGS("t", from, "t", to, "s", resolution),
                                 SD_BUS_RESULT("a(tdddd)", samples), method_get_history, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetEnergy", SD_BUS_ARGS("t", from, "t", to, "s", bucket),

@@ -241,6 +241,9 @@ int bus_register(Manager *m) {
         r = sd_bus_add_node_enumerator(m->bus, NULL, KASA_DEVICE_PREFIX, enumerate_devices, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to register the device enumerator: %m");
+        r = bus_tariff_register(m);
+        if (r < 0)
+                return r;
         r = sd_bus_add_object_manager(m->bus, NULL, KASA_MANAGER_PATH);
         if (r < 0)
                 return log_error_errno(r, "Failed to register the object manager: %m");

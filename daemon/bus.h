@@ -10,11 +10,15 @@ typedef struct Manager Manager;
 extern const sd_bus_vtable bus_manager_vtable[];
 extern const sd_bus_vtable bus_device_vtable[];
 extern const sd_bus_vtable bus_energy_vtable[];
+extern const sd_bus_vtable bus_tariff_vtable[];
 
 /* Registers the objects, the enumerator and the object manager. */
 int bus_register(Manager *m);
 /* The API token methods, and the watch on connections closing. */
 int bus_manager_access_register(Manager *m);
+/* The tariff objects and the Manager's tariff and cost members. */
+int bus_tariff_register(Manager *m);
+int bus_manager_tariff_register(Manager *m);
 
 /* Emits PropertiesChanged for what d->changes says, and clears it. */
 void bus_device_emit_changed(Manager *m, Device *d);

@@ -203,6 +203,10 @@ char *cost_format_amount(int64_t minor, unsigned digits, char buf[static COST_AM
         return format_scaled(minor, digits, false, buf);
 }
 
+char *cost_format_kwh(int64_t mwh, char buf[static COST_AMOUNT_MAX]) {
+        return format_scaled((int64_t) cost_div_round(mwh, 1000), 3, false, buf);
+}
+
 static json_t *line_json(const CostLine *l, unsigned digits) {
         char q[COST_AMOUNT_MAX], r[COST_AMOUNT_MAX], a[COST_AMOUNT_MAX];
         const char *unit;
@@ -211,12 +215,12 @@ static json_t *line_json(const CostLine *l, unsigned digits) {
         case TARIFF_LINE_ENERGY:
         case TARIFF_LINE_ADDER:
                 unit = "kWh";
-                format_scaled(l->quantity, 3, true, q);
+                format_scaled(l->quantity, 6, true, q); /* mWh */
                 format_scaled(l->rate, 9, true, r);
                 break;
         case TARIFF_LINE_DEMAND:
                 unit = "kW";
-                format_scaled(l->quantity, 3, true, q);
+                format_scaled(l->quantity, 6, true, q); /* mW */
                 format_scaled(l->rate, 9, true, r);
                 break;
         case TARIFF_LINE_TAX:
@@ -248,9 +252,9 @@ static int set_sums(json_t *o, const int64_t sum[static _TARIFF_LINE_MAX], int64
         for (unsigned k = 0; r >= 0 && k < _TARIFF_LINE_MAX; k++)
                 r = json_object_set_new(o, tariff_line_to_string(k), json_string(format_scaled(sum[k], digits, false, buf)));
         if (r >= 0)
-                r = json_object_set_new(o, "energy_kwh", json_string(format_scaled(energy_mwh, 3, false, buf)));
+                r = json_object_set_new(o, "energy_kwh", json_string(cost_format_kwh(energy_mwh, buf)));
         if (r >= 0)
-                r = json_object_set_new(o, "unpriced_kwh", json_string(format_scaled(unpriced_mwh, 3, false, buf)));
+                r = json_object_set_new(o, "unpriced_kwh", json_string(cost_format_kwh(unpriced_mwh, buf)));
         return r < 0 ? -ENOMEM : 0;
 }
 

@@ -104,6 +104,8 @@ static inline void cost_bill_freep(CostBill **b) {
 /* "12.34", "-0.05", "1234" (JPY): minor units in the currency's digits. */
 #define COST_AMOUNT_MAX 32
 char *cost_format_amount(int64_t minor, unsigned digits, char buf[static COST_AMOUNT_MAX]);
+/* mWh as kWh to the Wh: "23.000". */
+char *cost_format_kwh(int64_t mwh, char buf[static COST_AMOUNT_MAX]);
 
 /* The breakdown as JSON: currency, total, energy, adders, fixed, demand,
  * minimum, tax (decimal strings), energy_kwh, and buckets with their lines;

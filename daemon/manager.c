@@ -19,6 +19,7 @@
 #include "log.h"
 #include "manager-access.h"
 #include "manager-internal.h"
+#include "manager-tariff.h"
 #include "readings.h"
 
 #define FLUSH_INTERVAL_USEC (1 * USEC_PER_SEC)
@@ -139,6 +140,7 @@ static int on_round_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
 
         (void) manager_flush(m);
+        manager_tariffs_round(m);
         (void) sd_event_source_set_time(s, usec + m->config.poll_interval_usec);
         return sd_event_source_set_enabled(s, SD_EVENT_ON);
 }
@@ -346,6 +348,10 @@ int manager_startup(Manager *m) {
         r = manager_load_devices(m);
         if (r < 0)
                 return r;
+        r = manager_tariffs_open(m);
+        if (r < 0)
+                return r;
+        manager_tariffs_round(m);
 
         r = sd_bus_open_system(&m->bus);
         if (r < 0)
@@ -443,6 +449,7 @@ Manager *manager_free(Manager *m) {
         sd_bus_flush_close_unref(m->bus);
         store_free(m->store);
         registry_free(m->registry);
+        manager_tariffs_free(m);
         calendar_free(m->calendar);
         config_done(&m->config);
         free(m->state_dir);

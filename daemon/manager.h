@@ -17,6 +17,7 @@
 #include "store.h"
 
 typedef struct PendingOp PendingOp;
+typedef struct ManagerTariffs ManagerTariffs;
 
 typedef struct Manager {
         const char *version;
@@ -53,6 +54,8 @@ typedef struct Manager {
         sd_event_source *rediscover_timer;
         sd_event_source *watchdog_timer;
         uint64_t watchdog_usec;
+
+        ManagerTariffs *tariffs;   /* manager-tariff.c */
 
         int64_t total_power_mw;    /* as last emitted */
         int64_t day_start_ms, day_end_ms; /* local day of the last lookup */

@@ -15,6 +15,8 @@ import kasatest as kt
 
 DEVICES = ["hs110@127.0.0.2", "hs300@127.0.0.3", "hs100@127.0.0.4"]
 IGNORED_ANNOTATIONS = "org.freedesktop.systemd1."
+TARIFF_IFACE = "org.kasamond.Kasa1.Tariff"
+FLAT_TARIFF = '{"format": "kasamond-tariff/1", "name": "flat", "currency": "EUR", "periods": [{"name": "all", "rate": 0.3}]}'
 
 
 def annotations(el):
@@ -86,8 +88,8 @@ def main():
             root = parse_with_comments(fh.read())
         for i in root.findall("interface"):
             docs[i.get("name")] = (os.path.basename(f), i)
-    t.eq(sorted(docs), [kt.DEVICE_IFACE, kt.METER_IFACE, kt.MANAGER_IFACE],
-         "dbus/ documents Manager, Device and EnergyMeter")
+    t.eq(sorted(docs), [kt.DEVICE_IFACE, kt.METER_IFACE, kt.MANAGER_IFACE, TARIFF_IFACE],
+         "dbus/ documents Manager, Device, EnergyMeter and Tariff")
     for name, (fname, _) in sorted(docs.items()):
         t.eq(fname, name + ".xml", f"{name} is in the file named after it")
 
@@ -102,12 +104,14 @@ def main():
         strip = env.device_path(kt.mac_id(sims[1]["mac"]))
         outlet = env.device_path(kt.mac_id(sims[1]["mac"], 0))
         bare = env.device_path(kt.mac_id(sims[2]["mac"]))
+        tariff = env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "AddTariff", "s", (FLAT_TARIFF,))[0]
         expected = {
             kt.MANAGER_PATH: [kt.MANAGER_IFACE],
             plug: [kt.DEVICE_IFACE, kt.METER_IFACE],
             outlet: [kt.DEVICE_IFACE, kt.METER_IFACE],
             strip: [kt.DEVICE_IFACE, kt.METER_IFACE],  # the sum of its metered outlets
             bare: [kt.DEVICE_IFACE],
+            tariff: [TARIFF_IFACE],
         }
         for path, ifaces in expected.items():
             live = live_interfaces(env, path)

@@ -99,6 +99,12 @@ static void test_tou_across_midnight(void) {
         is_int(amount(b, TARIFF_LINE_ENERGY, "night", -1, &q), 160, "TOU: an interval cut by the range's start, night 1.60");
         is_int(total(b), 610, "TOU: range from inside an interval, total 6.10");
         is_int(b ? b->energy_mwh : -1, 23 * KWH, "TOU: 23 kWh in the range");
+        /* The JSON says kWh: the bill's mWh divided by a million. */
+        json_t *j = b ? cost_bill_to_json(b, "Europe/Berlin") : NULL;
+        json_t *line = json_array_get(json_object_get(json_array_get(json_object_get(j, "buckets"), 0), "lines"), 0);
+        is_str(json_string_value(json_object_get(j, "energy_kwh")), "23.000", "TOU: the JSON's energy_kwh");
+        is_str(json_string_value(json_object_get(line, "quantity")), "8", "TOU: the night line's kWh in the JSON");
+        json_decref(j);
         cost_bill_free(b);
         free(iv);
         tariff_free(t);

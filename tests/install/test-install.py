@@ -101,6 +101,7 @@ def check_tree(t, destdir, plan, dirs, build):
         ("interfaces", "org.kasamond.Kasa1.Manager.xml"),
         ("interfaces", "org.kasamond.Kasa1.Device.xml"),
         ("interfaces", "org.kasamond.Kasa1.EnergyMeter.xml"),
+        ("interfaces", "org.kasamond.Kasa1.Tariff.xml"),
         ("actions", "org.kasamond.kasa1.policy"),
     ]
     for kind, name in wanted:

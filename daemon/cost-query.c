@@ -1,0 +1,587 @@
+/* SPDX-License-Identifier: MIT */
+#include "macro.h"
+
+#include <errno.h>
+#include <glib.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "calendar.h"
+#include "cost-query.h"
+
+#define HOUR_MS INT64_C(3600000)
+#define MINUTE_MS INT64_C(60000)
+
+/* A tariff as one request sees it: clipped to where it applies, and for a
+ * device's share of the home's tariff stripped of the home's charges. Bill
+ * lines point at t, the first member, so a line tells whose it is. */
+typedef struct Clipped {
+        Tariff t;
+        bool own; /* a device's own tariff: its bill counts in the total */
+} Clipped;
+
+typedef struct Segment {
+        int64_t from, until;
+        const Tariff *tariff;
+} Segment;
+
+typedef struct Segments {
+        Segment *s;
+        size_t n;
+} Segments;
+
+struct CostQueryResult {
+        char currency[4];
+        unsigned digits;
+        GPtrArray *clipped; /* Clipped*, shallow copies: outlive the bills */
+        CostBill *home;
+        CostBill **devices;
+        size_t n_devices;
+        int64_t sum[_TARIFF_LINE_MAX];
+        int64_t total, energy_mwh, unpriced_mwh;
+        int64_t *bucket_totals;
+        bool priced;
+};
+
+_printf_(2, 3) static int refuse(char **ret_error, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        if (ret_error && vasprintf(ret_error, fmt, ap) < 0)
+                *ret_error = NULL;
+        va_end(ap);
+        return -EINVAL;
+}
+
+static int64_t floor_to(int64_t t, int64_t unit) {
+        int64_t q = t / unit;
+        return (t % unit != 0 && t < 0 ? q - 1 : q) * unit;
+}
+
+static int push_segment(Segments *l, int64_t from, int64_t until, const Tariff *t) {
+        if (!t || from >= until)
+                return 0;
+        Segment *n = reallocarray(l->s, l->n + 1, sizeof(Segment));
+        if (!n)
+                return -ENOMEM;
+        l->s = n;
+        l->s[l->n++] = (Segment) { from, until, t };
+        return 0;
+}
+
+static const Tariff *find_tariff(const CostQuery *q, int64_t id) {
+        for (size_t i = 0; i < q->n_tariffs; i++)
+                if (q->tariffs[i].id == id)
+                        return q->tariffs[i].tariff;
+        return NULL;
+}
+
+/* The segments the assignments of device (NULL: the home) make: each
+ * assignment runs until the next of the same target; tariff 0 makes none. */
+static int timeline(const CostQuery *q, const char *device, Segments *ret, char **ret_error) {
+        const Tariff *cur = NULL;
+        int64_t since = 0;
+        int r;
+
+        for (size_t i = 0; i < q->n_assignments; i++) {
+                const TariffAssignment *a = &q->assignments[i];
+                if (device ? !a->device || strcmp(a->device, device) != 0 : a->device != NULL)
+                        continue;
+                const Tariff *t = a->tariff ? find_tariff(q, a->tariff) : NULL;
+                if (a->tariff && !t)
+                        return refuse(ret_error, "assignment %" PRId64 ": no tariff %" PRId64, a->id, a->tariff);
+                r = push_segment(ret, since, a->since_ms, cur);
+                if (r < 0)
+                        return r;
+                cur = t;
+                since = a->since_ms;
+        }
+        return push_segment(ret, since, INT64_MAX, cur);
+}
+
+/* base with over's segments cut out of it (over is sorted and disjoint). */
+static int subtract(const Segments *base, const Segments *over, Segments *ret) {
+        for (size_t i = 0; i < base->n; i++) {
+                int64_t t = base->s[i].from;
+                for (size_t j = 0; j < over->n && t < base->s[i].until; j++) {
+                        if (over->s[j].until <= t || over->s[j].from >= base->s[i].until)
+                                continue;
+                        int r = push_segment(ret, t, over->s[j].from, base->s[i].tariff);
+                        if (r < 0)
+                                return r;
+                        t = MAX(t, over->s[j].until);
+                }
+                int r = push_segment(ret, t, base->s[i].until, base->s[i].tariff);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static Clipped *clip(CostQueryResult *res, const Segment *s, bool own, bool strip) {
+        Clipped *c = malloc(sizeof(Clipped));
+        if (!c)
+                return NULL;
+        c->t = *s->tariff;
+        c->own = own;
+        c->t.valid_from_ms = MAX(c->t.valid_from_ms, s->from);
+        c->t.valid_until_ms = MIN(c->t.valid_until_ms, s->until);
+        if (strip) {
+                /* The home's charges, billed once on the home's bill. */
+                c->t.n_fixed = 0;
+                c->t.minimum = (TariffCharge) {};
+                c->t.n_demand_periods = 0;
+                c->t.demand_map = (TariffMap) {};
+                c->t.n_flat_demand = 0;
+                memset(c->t.flat_demand_month, TARIFF_NO_PERIOD, sizeof(c->t.flat_demand_month));
+        }
+        g_ptr_array_add(res->clipped, c);
+        return c;
+}
+
+/* Appends the clipped tariffs of segs that meet [from, to). */
+static int add_tariffs(CostQueryResult *res, const Segments *segs, bool own, bool strip, int64_t from, int64_t to,
+                       GPtrArray *out) {
+        for (size_t i = 0; i < segs->n; i++) {
+                const Segment *s = &segs->s[i];
+                if (s->until <= from || s->from >= to ||
+                    MAX(s->from, s->tariff->valid_from_ms) >= MIN(s->until, s->tariff->valid_until_ms))
+                        continue;
+                Clipped *c = clip(res, s, own, strip);
+                if (!c)
+                        return -ENOMEM;
+                g_ptr_array_add(out, &c->t);
+        }
+        return 0;
+}
+
+static bool hours_blur(const Tariff *t) {
+        if (t->n_demand_periods > 0 || t->n_flat_demand > 0)
+                return true;
+        for (size_t p = 0; p < t->energy_map.n_profiles; p++)
+                for (unsigned m = 0; m < TARIFF_MINUTES_PER_DAY; m++)
+                        if (m % 60 != 0 && t->energy_map.profiles[p][m] != t->energy_map.profiles[p][m - 1])
+                                return true;
+        return false;
+}
+
+typedef struct Intervals {
+        CostInterval *v;
+        size_t n;
+} Intervals;
+
+static int append_intervals(Intervals *l, CostInterval *v, size_t n) {
+        if (n == 0) {
+                free(v);
+                return 0;
+        }
+        if (l->n == 0) {
+                free(l->v);
+                l->v = v;
+                l->n = n;
+                return 0;
+        }
+        CostInterval *m = reallocarray(l->v, l->n + n, sizeof(CostInterval));
+        if (!m) {
+                free(v);
+                return -ENOMEM;
+        }
+        memcpy(m + l->n, v, n * sizeof(CostInterval));
+        free(v);
+        l->v = m;
+        l->n += n;
+        return 0;
+}
+
+static int fetch(const CostQuery *q, const char *device, bool minutes, int64_t from, int64_t to, Intervals *out) {
+        CostInterval *v = NULL;
+        size_t n = 0;
+        if (from >= to)
+                return 0;
+        int r = q->ops->energy(q->userdata, device, minutes, from, to, &v, &n);
+        if (r < 0)
+                return r;
+        return append_intervals(out, v, n);
+}
+
+/* The device's energy over [from, to): hours, minutes at partial ends. */
+static int device_energy(const CostQuery *q, const char *device, bool minutes, int64_t from, int64_t to,
+                         Intervals *out) {
+        int64_t a = floor_to(from + HOUR_MS - 1, HOUR_MS), b = floor_to(to, HOUR_MS);
+        int r;
+
+        if (minutes || a >= b)
+                return fetch(q, device, true, from, to, out);
+        r = fetch(q, device, true, from, a, out);
+        if (r >= 0)
+                r = fetch(q, device, false, a, b, out);
+        if (r >= 0)
+                r = fetch(q, device, true, b, to, out);
+        return r;
+}
+
+/* energy * part / whole, rounded down: shares cut at rising times sum to
+ * the whole exactly. */
+static int64_t share(int64_t energy, int64_t part, int64_t whole) {
+        return (int64_t) ((__int128) energy * part / whole);
+}
+
+/* Appends the parts of iv outside the own segments to pieces, energy
+ * shared by time. */
+static int home_pieces(const CostInterval *iv, const Segments *own, GArray *pieces) {
+        int64_t t = iv->start_ms, d = iv->end_ms - iv->start_ms;
+        for (size_t j = 0; j <= own->n && t < iv->end_ms; j++) {
+                int64_t cut = j < own->n ? MAX(t, MIN(own->s[j].from, iv->end_ms)) : iv->end_ms;
+                if (cut > t) {
+                        CostInterval p = { t, cut,
+                                           share(iv->energy_mwh, cut - iv->start_ms, d) -
+                                                   share(iv->energy_mwh, t - iv->start_ms, d) };
+                        g_array_append_val(pieces, p);
+                }
+                if (j < own->n)
+                        t = MAX(t, MIN(own->s[j].until, iv->end_ms));
+        }
+        return 0;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+        int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* The sum of overlapping pieces, as disjoint intervals: cut at every
+ * piece's start and end, each piece's energy shared by time. */
+static int sum_pieces(GArray *pieces, Intervals *ret) {
+        size_t n = pieces->len, np = 0;
+        const CostInterval *p = (const CostInterval *) pieces->data;
+        _cleanup_free_ int64_t *pts = malloc(MAX(n, (size_t) 1) * 2 * sizeof(int64_t));
+        if (!pts)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                pts[2 * i] = p[i].start_ms;
+                pts[2 * i + 1] = p[i].end_ms;
+        }
+        qsort(pts, 2 * n, sizeof(int64_t), cmp_i64);
+        for (size_t i = 0; i < 2 * n; i++)
+                if (np == 0 || pts[np - 1] != pts[i])
+                        pts[np++] = pts[i];
+        if (np < 2) {
+                *ret = (Intervals) {};
+                return 0;
+        }
+        CostInterval *cells = calloc(np - 1, sizeof(CostInterval));
+        if (!cells)
+                return -ENOMEM;
+        for (size_t i = 0; i + 1 < np; i++)
+                cells[i] = (CostInterval) { pts[i], pts[i + 1], 0 };
+        for (size_t i = 0; i < n; i++) {
+                int64_t *at = bsearch(&p[i].start_ms, pts, np, sizeof(int64_t), cmp_i64);
+                int64_t d = p[i].end_ms - p[i].start_ms;
+                for (size_t k = (size_t) (at - pts); k + 1 < np && cells[k].start_ms < p[i].end_ms; k++)
+                        cells[k].energy_mwh += share(p[i].energy_mwh, cells[k].end_ms - p[i].start_ms, d) -
+                                               share(p[i].energy_mwh, cells[k].start_ms - p[i].start_ms, d);
+        }
+        /* Cells of no energy (between pieces, or idle) say nothing. */
+        size_t m = 0;
+        for (size_t i = 0; i + 1 < np; i++)
+                if (cells[i].energy_mwh > 0)
+                        cells[m++] = cells[i];
+        *ret = (Intervals) { cells, m };
+        return 0;
+}
+
+static int price(const CostQuery *q, GPtrArray *tariffs, const Intervals *iv, CostBill **ret, char **ret_error) {
+        if (tariffs->len == 0) {
+                *ret = NULL;
+                return 0;
+        }
+        CostRequest req = {
+                .tariffs = (const Tariff *const *) tariffs->pdata,
+                .n_tariffs = tariffs->len,
+                .intervals = iv->v,
+                .n_intervals = iv->n,
+                .time_zone = q->time_zone,
+                .from_ms = q->from_ms,
+                .to_ms = q->to_ms,
+                .bucket = q->bucket,
+        };
+        return cost_compute(&req, ret, ret_error);
+}
+
+CostQueryResult *cost_query_result_free(CostQueryResult *r) {
+        if (!r)
+                return NULL;
+        cost_bill_free(r->home);
+        for (size_t i = 0; i < r->n_devices; i++)
+                cost_bill_free(r->devices[i]);
+        free(r->devices);
+        free(r->bucket_totals);
+        if (r->clipped)
+                g_ptr_array_unref(r->clipped);
+        free(r);
+        return NULL;
+}
+
+static void segments_done(Segments *s) {
+        free(s->s);
+        *s = (Segments) {};
+}
+
+static void intervals_done(Intervals *l) {
+        free(l->v);
+        *l = (Intervals) {};
+}
+
+static void ptr_array_unrefp(GPtrArray **a) {
+        if (*a)
+                g_ptr_array_unref(*a);
+}
+
+static void array_unrefp(GArray **a) {
+        if (*a)
+                g_array_unref(*a);
+}
+
+static void calendar_freep(Calendar **c) {
+        calendar_free(*c);
+}
+
+/* Same currency everywhere, or the sums mean nothing. */
+static int check_currency(CostQueryResult *res, const Tariff *t, char **ret_error) {
+        if (!res->currency[0]) {
+                memcpy(res->currency, t->currency, sizeof res->currency);
+                res->digits = t->currency_digits;
+                return 0;
+        }
+        if (strcmp(res->currency, t->currency) != 0)
+                return refuse(ret_error, "tariffs: expected one currency, got %s and %s (tariff %s)", res->currency,
+                              t->currency, t->name ? t->name : "?");
+        return 0;
+}
+
+/* Adds the lines of bill that own tariffs priced to the result's sums. */
+static void add_own_lines(CostQueryResult *res, const CostBill *b) {
+        for (size_t k = 0; k < b->n_buckets; k++)
+                for (size_t l = 0; l < b->buckets[k].n_lines; l++) {
+                        const CostLine *line = &b->buckets[k].lines[l];
+                        if (!((const Clipped *) line->tariff)->own)
+                                continue;
+                        res->sum[line->kind] += line->amount;
+                        res->total += line->amount;
+                        res->bucket_totals[k] += line->amount;
+                        if (line->kind == TARIFF_LINE_ENERGY)
+                                res->energy_mwh += line->quantity;
+                }
+}
+
+int cost_query_run(const CostQuery *q, CostQueryResult **ret, char **ret_error) {
+        _cleanup_(cost_query_result_freep) CostQueryResult *res = calloc(1, sizeof(CostQueryResult));
+        _cleanup_(calendar_freep) Calendar *cal = NULL;
+        _cleanup_(array_unrefp) GArray *pieces = g_array_new(false, false, sizeof(CostInterval));
+        _cleanup_(ptr_array_unrefp) GPtrArray *home_tariffs = g_ptr_array_new();
+        Segments home = {}, *own = NULL;
+        Intervals home_iv = {};
+        bool minutes = false;
+        int r;
+
+        if (!res || !pieces || !home_tariffs)
+                return -ENOMEM;
+        if (q->from_ms >= q->to_ms)
+                return refuse(ret_error, "range: expected from before to");
+        cal = calendar_new(q->time_zone);
+        if (!cal)
+                return refuse(ret_error, "time zone %s: expected an IANA zone name", q->time_zone ? q->time_zone : "local");
+        res->clipped = g_ptr_array_new_with_free_func(free);
+        res->devices = calloc(MAX(q->n_devices, (size_t) 1), sizeof(CostBill *));
+        own = calloc(MAX(q->n_devices, (size_t) 1), sizeof(Segments));
+        if (!res->devices || !own) {
+                free(own);
+                return -ENOMEM;
+        }
+        res->n_devices = q->n_devices;
+
+        /* Tiers of a cycle begun before `from` count its energy. */
+        int64_t lookback = calendar_month_start(cal, calendar_month_start(cal, q->from_ms) - 1);
+
+        if (q->what_if)
+                r = push_segment(&home, INT64_MIN, INT64_MAX, q->what_if);
+        else
+                r = timeline(q, NULL, &home, ret_error);
+        for (size_t i = 0; r >= 0 && !q->what_if && i < q->n_devices; i++)
+                r = timeline(q, q->devices[i].id, &own[i], ret_error);
+        if (r < 0)
+                goto finish;
+
+        /* Which tariffs take part decides the currency and the resolution. */
+        r = add_tariffs(res, &home, false, false, lookback, q->to_ms, home_tariffs);
+        for (size_t i = 0; r >= 0 && i < q->n_devices; i++) {
+                _cleanup_(ptr_array_unrefp) GPtrArray *mine = g_ptr_array_new();
+                r = mine ? add_tariffs(res, &own[i], true, false, lookback, q->to_ms, mine) : -ENOMEM;
+                for (guint k = 0; r >= 0 && k < mine->len; k++)
+                        r = check_currency(res, mine->pdata[k], ret_error);
+                for (guint k = 0; r >= 0 && k < mine->len; k++)
+                        minutes = minutes || hours_blur(mine->pdata[k]);
+        }
+        for (guint k = 0; r >= 0 && k < home_tariffs->len; k++) {
+                r = check_currency(res, home_tariffs->pdata[k], ret_error);
+                minutes = minutes || hours_blur(home_tariffs->pdata[k]);
+        }
+        if (r < 0)
+                goto finish;
+        if (!res->currency[0]) {
+                r = -ENODATA;
+                if (ret_error && !(*ret_error = strdup("no tariff: add one and activate it")))
+                        r = -ENOMEM;
+                goto finish;
+        }
+        if (calendar_hour_start(cal, q->from_ms) % HOUR_MS != 0 || calendar_hour_start(cal, q->to_ms) % HOUR_MS != 0)
+                minutes = true;
+
+        for (size_t i = 0; i < q->n_devices; i++) {
+                _cleanup_(ptr_array_unrefp) GPtrArray *tariffs = g_ptr_array_new();
+                Segments shared = {};
+                Intervals iv = {};
+
+                r = device_energy(q, q->devices[i].id, minutes, lookback, q->to_ms, &iv);
+                if (r >= 0)
+                        r = subtract(&home, &own[i], &shared);
+                if (r >= 0)
+                        r = add_tariffs(res, &own[i], true, false, lookback, q->to_ms, tariffs);
+                if (r >= 0)
+                        r = add_tariffs(res, &shared, false, true, lookback, q->to_ms, tariffs);
+                for (size_t k = 0; r >= 0 && k < iv.n; k++)
+                        r = home_pieces(&iv.v[k], &own[i], pieces);
+                if (r >= 0)
+                        r = price(q, tariffs, &iv, &res->devices[i], ret_error);
+                segments_done(&shared);
+                intervals_done(&iv);
+                if (r < 0)
+                        goto finish;
+        }
+
+        r = sum_pieces(pieces, &home_iv);
+        if (r >= 0)
+                r = price(q, home_tariffs, &home_iv, &res->home, ret_error);
+        if (r < 0)
+                goto finish;
+
+        /* The buckets are the range's, the same in every bill. */
+        const CostBill *any = res->home;
+        for (size_t i = 0; !any && i < q->n_devices; i++)
+                any = res->devices[i];
+        size_t n_buckets = any ? any->n_buckets : 0;
+        res->bucket_totals = calloc(MAX(n_buckets, (size_t) 1), sizeof(int64_t));
+        if (!res->bucket_totals) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        if (res->home) {
+                memcpy(res->sum, res->home->sum, sizeof res->sum);
+                res->total = res->home->total;
+                res->energy_mwh = res->home->energy_mwh;
+                res->unpriced_mwh = res->home->unpriced_mwh;
+                for (size_t k = 0; k < n_buckets; k++)
+                        res->bucket_totals[k] = res->home->buckets[k].total;
+        }
+        for (size_t i = 0; i < q->n_devices; i++)
+                if (res->devices[i]) {
+                        add_own_lines(res, res->devices[i]);
+                        if (!res->home)
+                                res->unpriced_mwh += res->devices[i]->unpriced_mwh;
+                }
+        res->priced = true;
+        *ret = TAKE_PTR(res);
+        r = 0;
+finish:
+        segments_done(&home);
+        for (size_t i = 0; own && i < q->n_devices; i++)
+                segments_done(&own[i]);
+        free(own);
+        intervals_done(&home_iv);
+        return r;
+}
+
+int cost_query_total(const CostQueryResult *r, int64_t *ret) {
+        if (!r->priced)
+                return -ENODATA;
+        *ret = r->total;
+        return 0;
+}
+
+int cost_query_device_total(const CostQueryResult *r, size_t i, int64_t *ret) {
+        if (i >= r->n_devices || !r->devices[i])
+                return -ENODATA;
+        *ret = r->devices[i]->total;
+        return 0;
+}
+
+const char *cost_query_currency(const CostQueryResult *r, unsigned *ret_digits) {
+        if (ret_digits)
+                *ret_digits = r->digits;
+        return r->currency;
+}
+
+static int set_amount(json_t *o, const char *key, int64_t v, unsigned digits) {
+        char buf[COST_AMOUNT_MAX];
+        return json_object_set_new(o, key, json_string(cost_format_amount(v, digits, buf)));
+}
+
+static int set_time(json_t *o, const char *key, const Calendar *cal, int64_t ms) {
+        char buf[CALENDAR_ISO8601_MAX];
+        return json_object_set_new(o, key, json_string(calendar_format_iso8601(cal, ms, buf)));
+}
+
+json_t *cost_query_to_json(const CostQuery *q, const CostQueryResult *r) {
+        _cleanup_(calendar_freep) Calendar *cal = calendar_new(q->time_zone);
+        json_t *o = json_object(), *devices = json_array(), *buckets = json_array();
+        char buf[COST_AMOUNT_MAX];
+        int k = cal && o && devices && buckets ? 0 : -1;
+
+        if (k >= 0)
+                k = json_object_set_new(o, "currency", json_string(r->currency));
+        if (k >= 0)
+                k = json_object_set_new(o, "time_zone", json_string(q->time_zone && *q->time_zone ? q->time_zone : "local"));
+        if (k >= 0)
+                k = set_time(o, "from", cal, q->from_ms);
+        if (k >= 0)
+                k = set_time(o, "to", cal, q->to_ms);
+        if (k >= 0)
+                k = set_amount(o, "total", r->total, r->digits);
+        for (unsigned l = 0; k >= 0 && l < _TARIFF_LINE_MAX; l++)
+                k = set_amount(o, tariff_line_to_string(l), r->sum[l], r->digits);
+        if (k >= 0)
+                k = json_object_set_new(o, "energy_kwh", json_string(cost_format_kwh(r->energy_mwh, buf)));
+        if (k >= 0)
+                k = json_object_set_new(o, "unpriced_kwh", json_string(cost_format_kwh(r->unpriced_mwh, buf)));
+        if (k >= 0 && r->home)
+                k = json_object_set_new(o, "home", cost_bill_to_json(r->home, q->time_zone));
+        for (size_t i = 0; k >= 0 && i < r->n_devices; i++) {
+                json_t *d = r->devices[i] ? cost_bill_to_json(r->devices[i], q->time_zone) : json_object();
+                if (!d || json_object_set_new(d, "id", json_string(q->devices[i].id)) < 0 ||
+                    json_object_set_new(d, "alias", q->devices[i].alias ? json_string(q->devices[i].alias) : json_null()) < 0 ||
+                    json_array_append_new(devices, d) < 0)
+                        k = -1;
+        }
+        const CostBill *any = r->home;
+        for (size_t i = 0; !any && i < r->n_devices; i++)
+                any = r->devices[i];
+        for (size_t i = 0; k >= 0 && any && i < any->n_buckets; i++) {
+                json_t *b = json_object();
+                if (!b || set_time(b, "start", cal, any->buckets[i].start_ms) < 0 ||
+                    set_time(b, "end", cal, any->buckets[i].end_ms) < 0 ||
+                    set_amount(b, "total", r->bucket_totals[i], r->digits) < 0 || json_array_append_new(buckets, b) < 0)
+                        k = -1;
+        }
+        if (k >= 0)
+                k = json_object_set(o, "devices", devices);
+        if (k >= 0)
+                k = json_object_set(o, "buckets", buckets);
+        json_decref(devices);
+        json_decref(buckets);
+        if (k < 0) {
+                json_decref(o);
+                return NULL;
+        }
+        return o;
+}

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cost.h"
+#include "db-tariff.h"
+#include "tariff.h"
+
+/* Costs of recorded energy: assignments + tariffs + the store's energy per
+ * device + a range -> the cost engine's requests, and their bills put
+ * together. Pure: the energy comes through CostSourceOps (the store in the
+ * daemon, a fake in tests), nothing here knows D-Bus.
+ *
+ * Which tariff prices what: from each assignment's `since` on, its tariff
+ * prices the home, or the one device it names (a device's own tariff
+ * overrides the home's until the device is given back to the home); each
+ * tariff is clipped to the times it was assigned (and to its own validity),
+ * so a past period keeps the tariff of its time. A what-if tariff prices
+ * everything instead, within its own validity.
+ *
+ * The home is one meter: its bill prices the sum of the energy of every
+ * device it prices, at each time, so tiers count the home's energy and
+ * demand is the home's peak; its fixed charges, minimum and demand charges
+ * are billed there once. A device's bill shows what its own energy costs:
+ * priced with the home's tariff its energy, adder and tax lines only
+ * (counting tiers over its own energy alone), priced with a tariff of its
+ * own a whole bill, fixed charges included (a sub-meter on another plan is
+ * a meter of its own). The total is the home's bill plus the devices' bills
+ * with tariffs of their own; the home's share of a device's bill is
+ * information, not added twice.
+ *
+ * Energy: hourly rollups, with minute rollups for the partial hours at the
+ * ends of the range; minute rollups throughout where hours would blur a
+ * price: a tariff with demand charges (its windows are 15 minutes or so),
+ * periods that change within an hour, or a time zone whose hours are not
+ * UTC's. The range is extended back to the start of the local month before
+ * it, so that tiers of a billing cycle begun before `from` count that
+ * energy (the engine bills from `from` only). */
+
+typedef struct CostSourceOps {
+        /* The rollups of device (minutes or hours) whose period starts in
+         * [from_ms, to_ms), as intervals sorted by time; none is no error. */
+        int (*energy)(void *userdata, const char *device, bool minutes, int64_t from_ms, int64_t to_ms,
+                      CostInterval **ret, size_t *ret_n);
+} CostSourceOps;
+
+typedef struct CostQueryTariff {
+        int64_t id;
+        const Tariff *tariff;
+} CostQueryTariff;
+
+typedef struct CostQueryDevice {
+        const char *id;
+        const char *alias; /* may be NULL */
+} CostQueryDevice;
+
+typedef struct CostQuery {
+        const CostQueryTariff *tariffs;
+        size_t n_tariffs;
+        const TariffAssignment *assignments; /* sorted by since, then id */
+        size_t n_assignments;
+        const Tariff *what_if; /* prices everything; assignments unused */
+        const CostQueryDevice *devices;
+        size_t n_devices;
+        const CostSourceOps *ops;
+        void *userdata;
+        const char *time_zone; /* NULL or "": the system's */
+        int64_t from_ms, to_ms;
+        CostBucket bucket;
+} CostQuery;
+
+typedef struct CostQueryResult CostQueryResult;
+
+/* -EINVAL (a bad range, time zone, tariffs in two currencies) or -ENODATA
+ * (no tariff at all) with a message in *ret_error; errors of the source as
+ * they are. */
+int cost_query_run(const CostQuery *q, CostQueryResult **ret, char **ret_error);
+CostQueryResult *cost_query_result_free(CostQueryResult *r);
+static inline void cost_query_result_freep(CostQueryResult **r) {
+        cost_query_result_free(*r);
+}
+#define _cleanup_cost_query_result_ __attribute__((cleanup(cost_query_result_freep)))
+
+/* The total of everything (the home and the devices' own tariffs), and of
+ * device i (index into q->devices); minor units. -ENODATA when nothing
+ * prices it. */
+int cost_query_total(const CostQueryResult *r, int64_t *ret);
+int cost_query_device_total(const CostQueryResult *r, size_t i, int64_t *ret);
+/* The currency's code and minor-unit digits. */
+const char *cost_query_currency(const CostQueryResult *r, unsigned *ret_digits);
+
+/* { currency, time_zone, from, to, total, energy, adders, fixed, demand,
+ *   minimum, tax, energy_kwh, unpriced_kwh, home: bill, devices: [ { id,
+ *   alias, bill fields } ], buckets: [ { start, end, total } ] } */
+json_t *cost_query_to_json(const CostQuery *q, const CostQueryResult *r);

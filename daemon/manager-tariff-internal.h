@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* What manager-tariff.c (tariffs, assignments) and manager-cost.c (costs,
+ * the cost properties) share. */
+
+#include <glib.h>
+
+#include "manager-tariff.h"
+
+typedef struct DeviceCost {
+        int64_t base;  /* this month before today, minor units */
+        int64_t month; /* this month up to now */
+        bool known, base_known;
+} DeviceCost;
+
+struct ManagerTariffs {
+        TariffDb *db;
+        GPtrArray *list; /* LoadedTariff*, by id */
+        TariffAssignment *assignments;
+        size_t n_assignments;
+
+        /* The cost properties, as computed in the last round: CostToday is
+         * the month so far less the month before today, the latter
+         * computed once a day (or after a change of tariffs). */
+        char currency[4];
+        unsigned digits;
+        int64_t active_home;
+        int64_t base_day; /* local day the base is of; 0: compute again */
+        int64_t base, month;
+        bool known, base_known;
+        GHashTable *costs; /* device id -> DeviceCost */
+        int last_error;    /* of the round, said once */
+};
+
+/* One parsed tariff with the text to keep of it. */
+typedef struct Parsed {
+        Tariff *tariff;
+        char *text;
+} Parsed;
+
+void parsed_free(Parsed *p, size_t n);
+/* The tariffs text holds: one (own format) or one per URDB item. */
+int parse_format(TariffFormat f, const char *text, Parsed **ret, char **ret_error);
+/* The project's format says "format"; URDB items never do. */
+TariffFormat detect_format(const char *text);
+
+/* The tariff id assigned to device (NULL: the home) at now; 0: none or
+ * the home's. */
+int64_t current_assignment(Manager *m, const char *device, int64_t now, bool *found);
+void all_metered(Manager *m, GPtrArray *l);
+void emit_tariff_changes(Manager *m);
+int tariff_refuse(char **ret_error, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
