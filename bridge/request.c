@@ -21,6 +21,14 @@ const RouteInfo route_table[_ROUTE_MAX] = {
         [ROUTE_DEVICE_ENERGY] = { "GET", "/api/devices/{id}/energy", ROLE_VIEWER },
         [ROUTE_HEALTH] = { "GET", "/api/health", ROLE_VIEWER },
         [ROUTE_OPENAPI] = { "GET", "/api/openapi.json", ROLE_NONE },
+        [ROUTE_RATES_LIST] = { "GET", "/api/rates", ROLE_VIEWER },
+        [ROUTE_RATES_ADD] = { "POST", "/api/rates", ROLE_OPERATOR },
+        [ROUTE_RATE_GET] = { "GET", "/api/rates/{id}", ROLE_VIEWER },
+        [ROUTE_RATE_DELETE] = { "DELETE", "/api/rates/{id}", ROLE_OPERATOR },
+        [ROUTE_RATE_ACTIVATE] = { "POST", "/api/rates/{id}/activate", ROLE_OPERATOR },
+        [ROUTE_COSTS] = { "GET", "/api/costs", ROLE_VIEWER },
+        /* A what-if reads: the bus leaves it open to everyone too. */
+        [ROUTE_COSTS_CALCULATE] = { "POST", "/api/costs/calculate", ROLE_VIEWER },
 };
 
 bool device_id_valid(const char *s) {

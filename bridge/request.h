@@ -25,6 +25,13 @@ typedef enum Route {
         ROUTE_DEVICE_ENERGY,
         ROUTE_HEALTH,
         ROUTE_OPENAPI,
+        ROUTE_RATES_LIST,
+        ROUTE_RATES_ADD,
+        ROUTE_RATE_GET,
+        ROUTE_RATE_DELETE,
+        ROUTE_RATE_ACTIVATE,
+        ROUTE_COSTS,
+        ROUTE_COSTS_CALCULATE,
         _ROUTE_MAX,
 } Route;
 

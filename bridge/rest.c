@@ -10,12 +10,12 @@
 #include "bridge.h"
 #include "kasa-dbus.h"
 #include "log.h"
+#include "rest.h"
 
-#define CALL_TIMEOUT_MS 30000
 #define DEFAULT_HISTORY_USEC (UINT64_C(24) * 3600 * G_USEC_PER_SEC)
 #define DEFAULT_ENERGY_USEC (UINT64_C(31) * 24 * 3600 * G_USEC_PER_SEC)
 
-static json_t *json_time(uint64_t usec) {
+json_t *rest_time(uint64_t usec) {
         time_t t = (time_t) (usec / G_USEC_PER_SEC);
         struct tm tm;
         char buf[32];
@@ -25,11 +25,11 @@ static json_t *json_time(uint64_t usec) {
         return json_string(buf);
 }
 
-static const char *query(Request *r, const char *name) {
+const char *rest_query(Request *r, const char *name) {
         return r->query ? g_hash_table_lookup(r->query, name) : NULL;
 }
 
-static bool require_up(Request *r) {
+bool rest_require_up(Request *r) {
         if (r->bridge->kasa->up)
                 return true;
         request_reply_error(r, 503, "unavailable", "kasamond is not on the bus");
@@ -39,7 +39,7 @@ static bool require_up(Request *r) {
 static const KasaDevice *require_device(Request *r) {
         const KasaDevice *d;
 
-        if (!require_up(r))
+        if (!rest_require_up(r))
                 return NULL;
         d = kasa_client_find(r->bridge->kasa, r->id);
         if (!d)
@@ -48,7 +48,7 @@ static const KasaDevice *require_device(Request *r) {
 }
 
 /* The body as a JSON object; answers 400 and returns NULL if it is not. */
-static json_t *require_body(Request *r, bool optional) {
+json_t *rest_require_body(Request *r, bool optional) {
         SoupMessageBody *body = soup_server_message_get_request_body(r->msg);
         g_autofree char *error = NULL;
         json_t *j;
@@ -62,7 +62,7 @@ static json_t *require_body(Request *r, bool optional) {
         return j;
 }
 
-static void call(Request *r, GDBusConnection *bus, const char *path, const char *iface, const char *method,
+void rest_call(Request *r, GDBusConnection *bus, const char *path, const char *iface, const char *method,
                  GVariant *args, const char *reply_type, GAsyncReadyCallback cb) {
         request_pause(r);
         g_dbus_connection_call(bus, KASA_BUS_NAME, path, iface, method, args,
@@ -70,7 +70,7 @@ static void call(Request *r, GDBusConnection *bus, const char *path, const char 
                                CALL_TIMEOUT_MS, NULL, cb, r);
 }
 
-static GVariant *finish_call(GObject *source, GAsyncResult *res, Request *r) {
+GVariant *rest_finish_call(GObject *source, GAsyncResult *res, Request *r) {
         g_autoptr(GError) error = NULL;
         GVariant *reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
 
@@ -82,7 +82,7 @@ static GVariant *finish_call(GObject *source, GAsyncResult *res, Request *r) {
 static void list_devices(Request *r) {
         Bridge *b = r->bridge;
 
-        if (!require_up(r))
+        if (!rest_require_up(r))
                 return;
         if (!b->devices_json) {
                 g_autoptr(GPtrArray) devs = kasa_client_sorted(b->kasa);
@@ -110,7 +110,7 @@ static void get_device(Request *r) {
 /* After a change, the device as the daemon describes it now. */
 static void described(GObject *source, GAsyncResult *res, gpointer userdata) {
         Request *r = userdata;
-        g_autoptr(GVariant) reply = finish_call(source, res, r);
+        g_autoptr(GVariant) reply = rest_finish_call(source, res, r);
         const char *s;
         json_t *j;
 
@@ -124,12 +124,12 @@ static void described(GObject *source, GAsyncResult *res, gpointer userdata) {
 }
 
 static void describe(Request *r, const char *path) {
-        call(r, r->bridge->bus, path, KASA_DEVICE_IFACE, "Describe", NULL, "(s)", described);
+        rest_call(r, r->bridge->bus, path, KASA_DEVICE_IFACE, "Describe", NULL, "(s)", described);
 }
 
 static void added(GObject *source, GAsyncResult *res, gpointer userdata) {
         Request *r = userdata;
-        g_autoptr(GVariant) reply = finish_call(source, res, r);
+        g_autoptr(GVariant) reply = rest_finish_call(source, res, r);
         const char *path;
 
         if (!reply)
@@ -142,21 +142,21 @@ static void add_device(Request *r) {
         json_t *body;
         const char *address;
 
-        if (!require_up(r) || !(body = require_body(r, false)))
+        if (!rest_require_up(r) || !(body = rest_require_body(r, false)))
                 return;
         address = json_string_value(json_object_get(body, "address"));
         if (!address || !*address) {
                 json_decref(body);
                 return request_reply_error(r, 400, "bad_request", "\"address\" (a string, IPv4[:port]) is required");
         }
-        call(r, request_bus(r), KASA_MANAGER_PATH, KASA_MANAGER_IFACE, "AddDevice", g_variant_new("(s)", address),
+        rest_call(r, request_bus(r), KASA_MANAGER_PATH, KASA_MANAGER_IFACE, "AddDevice", g_variant_new("(s)", address),
              "(o)", added);
         json_decref(body);
 }
 
 static void discovered(GObject *source, GAsyncResult *res, gpointer userdata) {
         Request *r = userdata;
-        g_autoptr(GVariant) reply = finish_call(source, res, r);
+        g_autoptr(GVariant) reply = rest_finish_call(source, res, r);
         g_autoptr(GVariantIter) it = NULL;
         const char *path;
         json_t *a;
@@ -178,7 +178,7 @@ static void discover(Request *r) {
         json_t *body, *t;
         double timeout = 2.0;
 
-        if (!require_up(r) || !(body = require_body(r, true)))
+        if (!rest_require_up(r) || !(body = rest_require_body(r, true)))
                 return;
         t = json_object_get(body, "timeout");
         if (t && (!json_is_number(t) || json_number_value(t) < 0.1 || json_number_value(t) > 60)) {
@@ -188,13 +188,13 @@ static void discover(Request *r) {
         if (t)
                 timeout = json_number_value(t);
         json_decref(body);
-        call(r, request_bus(r), KASA_MANAGER_PATH, KASA_MANAGER_IFACE, "Discover", g_variant_new("(d)", timeout),
+        rest_call(r, request_bus(r), KASA_MANAGER_PATH, KASA_MANAGER_IFACE, "Discover", g_variant_new("(d)", timeout),
              "(ao)", discovered);
 }
 
 static void renamed(GObject *source, GAsyncResult *res, gpointer userdata) {
         Request *r = userdata;
-        g_autoptr(GVariant) reply = finish_call(source, res, r);
+        g_autoptr(GVariant) reply = rest_finish_call(source, res, r);
         g_autofree char *path = NULL;
 
         if (!reply)
@@ -209,7 +209,7 @@ static void patch_device(Request *r) {
         const char *key;
         json_t *v;
 
-        if (!d || !(body = require_body(r, false)))
+        if (!d || !(body = rest_require_body(r, false)))
                 return;
         json_object_foreach(body, key, v)
                 if (strcmp(key, "alias") != 0) {
@@ -222,14 +222,14 @@ static void patch_device(Request *r) {
                 json_decref(body);
                 return request_reply_error(r, 400, "bad_request", "\"alias\" (a string) is required");
         }
-        call(r, request_bus(r), d->path, KASA_DEVICE_IFACE, "Rename", g_variant_new("(s)", json_string_value(alias)),
+        rest_call(r, request_bus(r), d->path, KASA_DEVICE_IFACE, "Rename", g_variant_new("(s)", json_string_value(alias)),
              NULL, renamed);
         json_decref(body);
 }
 
 static void removed(GObject *source, GAsyncResult *res, gpointer userdata) {
         Request *r = userdata;
-        g_autoptr(GVariant) reply = finish_call(source, res, r);
+        g_autoptr(GVariant) reply = rest_finish_call(source, res, r);
 
         if (reply)
                 request_reply_empty(r, 204);
@@ -239,13 +239,13 @@ static void delete_device(Request *r) {
         const KasaDevice *d = require_device(r);
 
         if (d)
-                call(r, request_bus(r), KASA_MANAGER_PATH, KASA_MANAGER_IFACE, "RemoveDevice",
+                rest_call(r, request_bus(r), KASA_MANAGER_PATH, KASA_MANAGER_IFACE, "RemoveDevice",
                      g_variant_new("(o)", d->path), NULL, removed);
 }
 
 static void switched(GObject *source, GAsyncResult *res, gpointer userdata) {
         Request *r = userdata;
-        g_autoptr(GVariant) reply = finish_call(source, res, r);
+        g_autoptr(GVariant) reply = rest_finish_call(source, res, r);
         bool on = r->route == ROUTE_DEVICE_ON;
 
         if (!reply)
@@ -264,15 +264,15 @@ static void switch_device(Request *r) {
         if (!d)
                 return;
         if (r->route == ROUTE_DEVICE_TOGGLE)
-                call(r, request_bus(r), d->path, KASA_DEVICE_IFACE, "Toggle", NULL, "(b)", switched);
+                rest_call(r, request_bus(r), d->path, KASA_DEVICE_IFACE, "Toggle", NULL, "(b)", switched);
         else
-                call(r, request_bus(r), d->path, KASA_DEVICE_IFACE, "SetOn",
+                rest_call(r, request_bus(r), d->path, KASA_DEVICE_IFACE, "SetOn",
                      g_variant_new("(b)", r->route == ROUTE_DEVICE_ON), NULL, switched);
 }
 
 /* from and to from the query, with defaults; answers 400 if malformed. */
-static bool range(Request *r, uint64_t span, uint64_t *from, uint64_t *to) {
-        const char *f = query(r, "from"), *t = query(r, "to");
+bool rest_range(Request *r, uint64_t span, uint64_t *from, uint64_t *to) {
+        const char *f = rest_query(r, "from"), *t = rest_query(r, "to");
         g_autofree char *error = NULL;
         uint64_t now = (uint64_t) g_get_real_time();
 
@@ -308,7 +308,7 @@ static json_t *number(double x) {
 
 static void got_history(GObject *source, GAsyncResult *res, gpointer userdata) {
         Request *r = userdata;
-        g_autoptr(GVariant) reply = finish_call(source, res, r);
+        g_autoptr(GVariant) reply = rest_finish_call(source, res, r);
         g_autoptr(GVariantIter) it = NULL;
         guint64 t;
         double avg, min, max, wh;
@@ -319,11 +319,11 @@ static void got_history(GObject *source, GAsyncResult *res, gpointer userdata) {
         a = json_array();
         g_variant_get(reply, "(a(tdddd))", &it);
         while (g_variant_iter_next(it, "(tdddd)", &t, &avg, &min, &max, &wh))
-                json_array_append_new(a, json_pack("{s:o,s:f,s:o,s:o,s:o,s:o}", "time", json_time(t), "timestamp",
+                json_array_append_new(a, json_pack("{s:o,s:f,s:o,s:o,s:o,s:o}", "time", rest_time(t), "timestamp",
                                                    t / 1e6, "power_avg", number(avg), "power_min", number(min),
                                                    "power_max", number(max), "energy_wh", number(wh)));
         request_reply_json(r, 200,
-                           json_pack("{s:s,s:s,s:o}", "id", r->id, "resolution", query(r, "resolution") ?: "hour",
+                           json_pack("{s:s,s:s,s:o}", "id", r->id, "resolution", rest_query(r, "resolution") ?: "hour",
                                      "samples", a));
 }
 
@@ -336,17 +336,17 @@ static void stats(Request *r) {
 
         if (!d)
                 return;
-        if (parse_choice(query(r, "resolution"), resolutions, "hour", &res, &error) < 0)
+        if (parse_choice(rest_query(r, "resolution"), resolutions, "hour", &res, &error) < 0)
                 return request_reply_error(r, 400, "bad_request", "resolution: %s", error);
-        if (!range(r, DEFAULT_HISTORY_USEC, &from, &to))
+        if (!rest_range(r, DEFAULT_HISTORY_USEC, &from, &to))
                 return;
-        call(r, r->bridge->bus, d->path, KASA_METER_IFACE, "GetHistory", g_variant_new("(tts)", from, to, res),
+        rest_call(r, r->bridge->bus, d->path, KASA_METER_IFACE, "GetHistory", g_variant_new("(tts)", from, to, res),
              "(a(tdddd))", got_history);
 }
 
 static void got_energy(GObject *source, GAsyncResult *res, gpointer userdata) {
         Request *r = userdata;
-        g_autoptr(GVariant) reply = finish_call(source, res, r);
+        g_autoptr(GVariant) reply = rest_finish_call(source, res, r);
         g_autoptr(GVariantIter) it = NULL;
         guint64 t;
         double wh;
@@ -357,10 +357,10 @@ static void got_energy(GObject *source, GAsyncResult *res, gpointer userdata) {
         a = json_array();
         g_variant_get(reply, "(a(td))", &it);
         while (g_variant_iter_next(it, "(td)", &t, &wh))
-                json_array_append_new(a, json_pack("{s:o,s:f,s:o}", "start", json_time(t), "timestamp", t / 1e6,
+                json_array_append_new(a, json_pack("{s:o,s:f,s:o}", "start", rest_time(t), "timestamp", t / 1e6,
                                                    "energy_wh", number(wh)));
         request_reply_json(r, 200,
-                           json_pack("{s:s,s:s,s:o}", "id", r->id, "bucket", query(r, "bucket") ?: "day", "buckets",
+                           json_pack("{s:s,s:s,s:o}", "id", r->id, "bucket", rest_query(r, "bucket") ?: "day", "buckets",
                                      a));
 }
 
@@ -373,11 +373,11 @@ static void energy(Request *r) {
 
         if (!d)
                 return;
-        if (parse_choice(query(r, "bucket"), buckets, "day", &bucket, &error) < 0)
+        if (parse_choice(rest_query(r, "bucket"), buckets, "day", &bucket, &error) < 0)
                 return request_reply_error(r, 400, "bad_request", "bucket: %s", error);
-        if (!range(r, DEFAULT_ENERGY_USEC, &from, &to))
+        if (!rest_range(r, DEFAULT_ENERGY_USEC, &from, &to))
                 return;
-        call(r, r->bridge->bus, d->path, KASA_METER_IFACE, "GetEnergy", g_variant_new("(tts)", from, to, bucket),
+        rest_call(r, r->bridge->bus, d->path, KASA_METER_IFACE, "GetEnergy", g_variant_new("(tts)", from, to, bucket),
              "(a(td))", got_energy);
 }
 
@@ -426,6 +426,14 @@ void rest_handle(Request *r) {
                 return health(r);
         case ROUTE_OPENAPI:
                 return openapi(r);
+        case ROUTE_RATES_LIST:
+        case ROUTE_RATES_ADD:
+        case ROUTE_RATE_GET:
+        case ROUTE_RATE_DELETE:
+        case ROUTE_RATE_ACTIVATE:
+        case ROUTE_COSTS:
+        case ROUTE_COSTS_CALCULATE:
+                return rest_costs_handle(r);
         case _ROUTE_MAX:
                 break;
         }
