@@ -55,6 +55,7 @@ typedef struct Request {
         char id[DEVICE_ID_MAX + 1];
         GHashTable *query; /* may be NULL */
         AuthSession *session;
+        char *secret; /* the token's, for a WebSocket's later checks */
         bool paused;
         bool gone; /* the client went away */
         gulong disconnected_id;

@@ -20,6 +20,10 @@ static void request_free(Request *r) {
                 g_signal_handler_disconnect(r->msg, r->disconnected_id);
         g_object_unref(r->msg);
         auth_session_unref(r->session);
+        if (r->secret) {
+                memset(r->secret, 0, strlen(r->secret));
+                g_free(r->secret);
+        }
         if (r->query)
                 g_hash_table_unref(r->query);
         g_free(r);
@@ -229,6 +233,7 @@ static void gate(Request *r, Kind kind, Role need, GHashTable *query) {
                                              "Bearer");
                 return request_reply_error(r, 401, "unauthorized", "an API token is required (Authorization: Bearer)");
         }
+        r->secret = g_strdup(secret);
         g = g_new0(Gate, 1);
         g->request = r;
         g->kind = kind;

@@ -10,6 +10,9 @@
 
 #define WS_CLIENTS_MAX 256
 #define WS_MESSAGE_MAX 4096 /* what a client may send in one message */
+/* How often each client's token is checked again: a revoked or expired
+ * one closes its WebSockets (1008) within this time. */
+#define WS_RECHECK_SECONDS (AUTH_RECHECK_USEC / G_USEC_PER_SEC)
 
 struct WsServer {
         Bridge *bridge;
@@ -18,6 +21,8 @@ struct WsServer {
         size_t max_queue;
         uint64_t dropped;
         uint64_t sent;
+        uint64_t next_serial;
+        guint recheck_id;
 };
 
 int ws_server_new(Bridge *b, size_t max_queue, WsServer **ret);

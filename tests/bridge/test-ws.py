@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""The WebSocket /ws: the token (header or query), the hello snapshot, a
+"""The WebSocket /ws: the token (header or query) and a revoked one
+closing it, the hello snapshot, a
 kasa-sim load change seen in the update of the first poll that sees it,
 subscriptions, ping/pong (JSON and protocol frames), devices added and
 removed, protocol errors closing with 1002, and a client that never reads
@@ -148,6 +149,23 @@ def main():
         t.ok(grown < 8 * 1024, f"the bridge's RSS grew {grown} KiB while {asked} snapshots (~{hello_bytes >> 10} KiB) "
              f"were asked for", grown)
         lazy.close()
+
+        tid, short = bt.create_token(env, "short-lived", "viewer")
+        doomed = bt.WsClient(br.port, f"/ws?token={short}")
+        t.ok(doomed.status == 101 and doomed.message().get("type") == "hello", "a client with a second token")
+        env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "RevokeToken", "s", (tid,))
+        code = None
+        end = time.monotonic() + 90
+        try:
+            while time.monotonic() < end:
+                op, payload = doomed.frame(max(1, end - time.monotonic()))
+                if op == 8:
+                    code = int.from_bytes(payload[:2], "big")
+                    break
+        except (ConnectionError, socket.timeout):
+            pass
+        t.eq(code, 1008, "its token revoked, its WebSocket is closed with 1008 (within a minute)")
+        doomed.close()
 
         ws = bt.WsClient(br.port, f"/ws?token={viewer}")
         t.ok(ws.status == 101 and ws.message().get("type") == "hello", "a new client is served after that")
