@@ -24,22 +24,6 @@ static json_t *time_or_null(uint64_t usec) {
         return usec ? rest_time(usec) : json_null();
 }
 
-/* The passed-on JSON reply of a method returning "(s)". */
-static void json_reply(GObject *source, GAsyncResult *res, gpointer userdata) {
-        Request *r = userdata;
-        g_autoptr(GVariant) reply = rest_finish_call(source, res, r);
-        const char *s;
-        json_t *j;
-
-        if (!reply)
-                return;
-        g_variant_get(reply, "(&s)", &s);
-        j = json_loads(s, 0, NULL);
-        if (!j)
-                return request_reply_error(r, 502, "bad_gateway", "kasamond sent malformed JSON");
-        request_reply_json(r, r->route == ROUTE_RATES_ADD ? 201 : 200, j);
-}
-
 static void got_objects(GObject *source, GAsyncResult *res, gpointer userdata) {
         Request *r = userdata;
         g_autoptr(GVariant) reply = rest_finish_call(source, res, r);
@@ -90,7 +74,7 @@ static void list_rates(Request *r) {
 }
 
 static void describe_rate(Request *r, const char *path) {
-        rest_call(r, r->bridge->bus, path, KASA_TARIFF_IFACE, "Describe", NULL, "(s)", json_reply);
+        rest_call(r, r->bridge->bus, path, KASA_TARIFF_IFACE, "Describe", NULL, "(s)", rest_json_reply);
 }
 
 static void get_rate(Request *r) {
@@ -146,20 +130,12 @@ static void add_rate(Request *r) {
                           g_variant_new("(s)", text), "(ao)", imported);
 }
 
-static void removed(GObject *source, GAsyncResult *res, gpointer userdata) {
-        Request *r = userdata;
-        g_autoptr(GVariant) reply = rest_finish_call(source, res, r);
-
-        if (reply)
-                request_reply_empty(r, 204);
-}
-
 static void delete_rate(Request *r) {
         g_autofree char *path = tariff_path(r->id);
 
         if (rest_require_up(r))
                 rest_call(r, request_bus(r), KASA_MANAGER_PATH, KASA_MANAGER_IFACE, "RemoveTariff",
-                          g_variant_new("(o)", path), NULL, removed);
+                          g_variant_new("(o)", path), NULL, rest_empty_reply);
 }
 
 /* A time in a body: RFC 3339 or epoch seconds, as a string or a number. */
@@ -263,7 +239,7 @@ static void costs(Request *r) {
         if (!(paths = device_paths(r, NULL, list && *list ? list : NULL)))
                 return;
         rest_call(r, r->bridge->bus, KASA_MANAGER_PATH, KASA_MANAGER_IFACE, "GetCost",
-                  g_variant_new("(@aotts)", paths, from, to, by), "(s)", json_reply);
+                  g_variant_new("(@aotts)", paths, from, to, by), "(s)", rest_json_reply);
 }
 
 /* {"tariff": ID | {tariff}, "from", "to", "devices", "by"} prices the
@@ -306,7 +282,7 @@ static void calculate(Request *r) {
                 }
                 rest_call(r, r->bridge->bus, KASA_MANAGER_PATH, KASA_MANAGER_IFACE, "PriceEnergy",
                           g_variant_new("(ssss)", tariff, csv, tz ? json_string_value(tz) : "", by), "(s)",
-                          json_reply);
+                          rest_json_reply);
                 return (void) json_decref(body);
         }
         from = (uint64_t) g_get_real_time() - DEFAULT_COST_USEC;
@@ -320,7 +296,7 @@ static void calculate(Request *r) {
                 return (void) json_decref(body);
         json_decref(body);
         rest_call(r, r->bridge->bus, KASA_MANAGER_PATH, KASA_MANAGER_IFACE, "GetCostWith",
-                  g_variant_new("(@aottss)", paths, from, to, by, tariff), "(s)", json_reply);
+                  g_variant_new("(@aottss)", paths, from, to, by, tariff), "(s)", rest_json_reply);
 }
 
 void rest_costs_handle(Request *r) {

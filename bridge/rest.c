@@ -107,8 +107,7 @@ static void get_device(Request *r) {
                 request_reply_json(r, 200, kasa_device_json(r->bridge->kasa, d));
 }
 
-/* After a change, the device as the daemon describes it now. */
-static void described(GObject *source, GAsyncResult *res, gpointer userdata) {
+void rest_json_reply(GObject *source, GAsyncResult *res, gpointer userdata) {
         Request *r = userdata;
         g_autoptr(GVariant) reply = rest_finish_call(source, res, r);
         const char *s;
@@ -120,11 +119,20 @@ static void described(GObject *source, GAsyncResult *res, gpointer userdata) {
         j = json_loads(s, 0, NULL);
         if (!j)
                 return request_reply_error(r, 502, "bad_gateway", "kasamond sent malformed JSON");
-        request_reply_json(r, r->route == ROUTE_DEVICES_ADD ? 201 : 200, j);
+        request_reply_json(r, r->route == ROUTE_DEVICES_ADD || r->route == ROUTE_RATES_ADD ? 201 : 200, j);
 }
 
+void rest_empty_reply(GObject *source, GAsyncResult *res, gpointer userdata) {
+        Request *r = userdata;
+        g_autoptr(GVariant) reply = rest_finish_call(source, res, r);
+
+        if (reply)
+                request_reply_empty(r, 204);
+}
+
+/* After a change, the device as the daemon describes it now. */
 static void describe(Request *r, const char *path) {
-        rest_call(r, r->bridge->bus, path, KASA_DEVICE_IFACE, "Describe", NULL, "(s)", described);
+        rest_call(r, r->bridge->bus, path, KASA_DEVICE_IFACE, "Describe", NULL, "(s)", rest_json_reply);
 }
 
 static void added(GObject *source, GAsyncResult *res, gpointer userdata) {
@@ -227,20 +235,12 @@ static void patch_device(Request *r) {
         json_decref(body);
 }
 
-static void removed(GObject *source, GAsyncResult *res, gpointer userdata) {
-        Request *r = userdata;
-        g_autoptr(GVariant) reply = rest_finish_call(source, res, r);
-
-        if (reply)
-                request_reply_empty(r, 204);
-}
-
 static void delete_device(Request *r) {
         const KasaDevice *d = require_device(r);
 
         if (d)
                 rest_call(r, request_bus(r), KASA_MANAGER_PATH, KASA_MANAGER_IFACE, "RemoveDevice",
-                     g_variant_new("(o)", d->path), NULL, removed);
+                     g_variant_new("(o)", d->path), NULL, rest_empty_reply);
 }
 
 static void switched(GObject *source, GAsyncResult *res, gpointer userdata) {

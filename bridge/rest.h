@@ -18,6 +18,10 @@ bool rest_range(Request *r, uint64_t span, uint64_t *from, uint64_t *to);
 void rest_call(Request *r, GDBusConnection *bus, const char *path, const char *iface, const char *method,
                GVariant *args, const char *reply_type, GAsyncReadyCallback cb);
 GVariant *rest_finish_call(GObject *source, GAsyncResult *res, Request *r);
+/* Callbacks for rest_call(): a method's JSON string passed on (201 for the
+ * routes that add), and 204 for a method without a reply. */
+void rest_json_reply(GObject *source, GAsyncResult *res, gpointer userdata);
+void rest_empty_reply(GObject *source, GAsyncResult *res, gpointer userdata);
 
 /* rest-costs.c: /api/rates and /api/costs. */
 void rest_costs_handle(Request *r);

@@ -207,6 +207,19 @@ class WsClient:
             if op == 8:
                 raise ConnectionError(f"closed by the server: {payload!r}")
 
+    def close_code(self, timeout):
+        """The status code of the server's close frame, skipping what comes
+        before it; None if the connection ends or times out without one."""
+        end = time.monotonic() + timeout
+        try:
+            while time.monotonic() < end:
+                op, payload = self.frame(max(0.1, end - time.monotonic()))
+                if op == 8:
+                    return int.from_bytes(payload[:2], "big")
+        except (ConnectionError, socket.timeout):
+            pass
+        return None
+
     def wait_for(self, predicate, timeout):
         end = time.monotonic() + timeout
         while True:
