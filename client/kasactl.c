@@ -34,6 +34,9 @@ const char *arg_since = NULL;
 const char *arg_until = NULL;
 const char *arg_resolution = "minute";
 const char *arg_by = "day";
+const char *arg_name = NULL;
+const char *arg_role = NULL;
+const char *arg_expires = NULL;
 
 /* The options a verb may take; --help and --version go with every verb. */
 typedef enum Option {
@@ -45,6 +48,9 @@ typedef enum Option {
         OPT_UNTIL = 1 << 5,
         OPT_RESOLUTION = 1 << 6,
         OPT_BY = 1 << 7,
+        OPT_NAME = 1 << 8,
+        OPT_ROLE = 1 << 9,
+        OPT_EXPIRES = 1 << 10,
 } Option;
 
 #define OPT_RANGE (OPT_SINCE | OPT_UNTIL)
@@ -69,6 +75,10 @@ static const struct OptionInfo {
         { OPT_RESOLUTION, "resolution", "raw|minute|hour|day", "raw, minute, hour or day",
           "Sample size of history (default minute)" },
         { OPT_BY, "by", "day|month", "day or month", "Buckets of energy (default day)" },
+        { OPT_NAME, "name", "NAME", "a token name", "Name of the token to create" },
+        { OPT_ROLE, "role", "viewer|operator|admin", "viewer, operator or admin", "Role of the token to create" },
+        { OPT_EXPIRES, "expires", "TIME|DURATION", "a TIME such as 2027-01-01, or a DURATION such as 30d",
+          "When the token stops working (default never)" },
 };
 
 typedef enum VerbFlags {
@@ -109,6 +119,8 @@ static const Verb verbs[] = {
         { "energy", 1, 2, 0, OPT_BUS | OPT_NO_LEGEND | OPT_RANGE | OPT_BY, verb_energy, "[DEV]",
           "Energy per day or month, with totals" },
         { "watch", 1, 2, 0, OPT_BUS | OPT_NO_LEGEND, verb_watch, "[DEV]", "Follow changes as they happen" },
+        { "token", 2, 3, 0, OPT_BUS | OPT_NO_LEGEND | OPT_NAME | OPT_ROLE | OPT_EXPIRES, verb_token,
+          "create|list|revoke [ID|NAME]", "Create, list or revoke API tokens of the HTTP bridge" },
         { "help", 1, 2, VERB_NO_BUS, 0, verb_help, "[COMMAND]", "Show this help, or the help of a command" },
         { "__complete-devices", 1, 1, VERB_HIDDEN, 0, verb_complete_devices, "", NULL },
         { "__complete-options", 1, 2, VERB_HIDDEN | VERB_NO_BUS, 0, verb_complete_options, "[COMMAND]", NULL },
@@ -239,6 +251,9 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 ARG_UNTIL,
                 ARG_RESOLUTION,
                 ARG_BY,
+                ARG_NAME,
+                ARG_ROLE,
+                ARG_EXPIRES,
                 ARG_LIST_VERBS,
         };
         static const struct option options[] = {
@@ -252,6 +267,9 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 { "until", required_argument, NULL, ARG_UNTIL },
                 { "resolution", required_argument, NULL, ARG_RESOLUTION },
                 { "by", required_argument, NULL, ARG_BY },
+                { "name", required_argument, NULL, ARG_NAME },
+                { "role", required_argument, NULL, ARG_ROLE },
+                { "expires", required_argument, NULL, ARG_EXPIRES },
                 { "list-verbs", no_argument, NULL, ARG_LIST_VERBS },
                 {},
         };
@@ -265,6 +283,9 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 [ARG_UNTIL - ARG_JSON] = OPT_UNTIL,
                 [ARG_RESOLUTION - ARG_JSON] = OPT_RESOLUTION,
                 [ARG_BY - ARG_JSON] = OPT_BY,
+                [ARG_NAME - ARG_JSON] = OPT_NAME,
+                [ARG_ROLE - ARG_JSON] = OPT_ROLE,
+                [ARG_EXPIRES - ARG_JSON] = OPT_EXPIRES,
         };
         bool want_help = false;
         Option given = 0;
@@ -272,7 +293,7 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
 
         opterr = 0; /* the messages below say what to do instead */
         while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
-                if (c >= ARG_JSON && c <= ARG_BY)
+                if (c >= ARG_JSON && c <= ARG_EXPIRES)
                         given |= arg_option[c - ARG_JSON];
                 switch (c) {
                 case 'h':
@@ -321,6 +342,15 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 case ARG_BY:
                         arg_by = optarg;
                         break;
+                case ARG_NAME:
+                        arg_name = optarg;
+                        break;
+                case ARG_ROLE:
+                        arg_role = optarg;
+                        break;
+                case ARG_EXPIRES:
+                        arg_expires = optarg;
+                        break;
                 case ARG_LIST_VERBS:
                         /* For the man page test and completion scripts. */
                         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
@@ -328,7 +358,7 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                                         printf("%s\n", verbs[i].name);
                         return 0;
                 case ':': {
-                        const struct OptionInfo *o = optopt >= ARG_JSON && optopt <= ARG_BY
+                        const struct OptionInfo *o = optopt >= ARG_JSON && optopt <= ARG_EXPIRES
                                                              ? option_find(arg_option[optopt - ARG_JSON])
                                                              : NULL;
 

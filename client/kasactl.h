@@ -33,6 +33,9 @@ extern const char *arg_since;
 extern const char *arg_until;
 extern const char *arg_resolution;
 extern const char *arg_by;
+extern const char *arg_name;
+extern const char *arg_role;
+extern const char *arg_expires;
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libscols_table *, scols_unref_table);
 DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose);
@@ -166,4 +169,5 @@ int verb_remove(int argc, char **argv, void *userdata);
 int verb_history(int argc, char **argv, void *userdata);
 int verb_energy(int argc, char **argv, void *userdata);
 int verb_watch(int argc, char **argv, void *userdata);
+int verb_token(int argc, char **argv, void *userdata);
 int verb_complete_devices(int argc, char **argv, void *userdata);

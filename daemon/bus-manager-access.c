@@ -124,8 +124,10 @@ static void check_owner(Manager *mgr, const char *name) {
                 free(c);
                 return;
         }
+        /* The bus keeps the slot until the answer; c goes with it. */
         (void) sd_bus_slot_set_destroy_callback(slot, free);
         (void) sd_bus_slot_set_floating(slot, 1);
+        sd_bus_slot_unref(slot);
 }
 
 static int method_bind_token(sd_bus_message *m, void *userdata, sd_bus_error *error) {

@@ -57,8 +57,8 @@ const ConfigKey config_keys[] = {
             "Largest device reply accepted, in bytes."),
         KEY("Bridge", "User", CONFIG_USER, "kasamond-bridge", 0, 0, bridge_user,
             "The user the HTTP bridge runs as. Its calls are never decided by polkit: each needs an API token "
-            "bound to the calling connection whose role allows it. Empty, or a user that does not exist when "
-            "kasamond starts: no bridge."),
+            "bound to the calling connection whose role allows it. Looked up at start and after each successful "
+            "BindToken of another uid; empty, or a user that does not exist: no bridge."),
 };
 const size_t config_keys_count = ELEMENTSOF(config_keys);
 

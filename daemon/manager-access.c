@@ -127,6 +127,11 @@ int manager_token_bind(Manager *m, const char *name, uid_t uid, const char *secr
         if (r < 0)
                 return r;
         log_debug("Bound API token %s to %s (uid " UID_FMT ")", (*ret)->id, name, uid);
+        /* A bridge that runs with DynamicUser= gets its uid when it starts,
+         * maybe after kasamond did; a bind that worked is rare and needs
+         * a secret, so looking the user up again then costs nothing. */
+        if (!access_is_bridge(m->access, uid))
+                manager_resolve_bridge(m);
         r = db_access_touch(m->access_db, (*ret)->id, (*ret)->last_used_usec);
         if (r < 0)
                 log_warning_errno(r, "Failed to save the last use of API token %s, ignoring: %s", (*ret)->id,

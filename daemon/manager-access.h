@@ -11,7 +11,8 @@
  * and loads the tokens; polkit then knows the bridge. */
 int manager_access_open(Manager *m);
 void manager_access_close(Manager *m);
-/* [Bridge] User= to a uid; a missing user means no bridge. */
+/* [Bridge] User= to a uid; a missing user means no bridge. At start, and
+ * after a successful bind by another uid. */
 void manager_resolve_bridge(Manager *m);
 
 /* Stored before it counts. Errors as access_token_new(), or the
@@ -20,6 +21,7 @@ int manager_token_create(Manager *m, const char *name, AccessRole role, int64_t 
                          const AccessToken **ret, char ret_secret[static ACCESS_SECRET_MAX]);
 /* -ENOENT if no token has that id or name; ret_id: the token's id. */
 int manager_token_revoke(Manager *m, const char *id_or_name, char ret_id[static ACCESS_ID_MAX]);
-/* As access_bind(); the token's last use is saved. */
+/* As access_bind(); the token's last use is saved, and the bridge's uid
+ * looked up again if uid is not it. */
 int manager_token_bind(Manager *m, const char *name, uid_t uid, const char *secret, const AccessToken **ret,
                        uint64_t *ret_retry_usec);

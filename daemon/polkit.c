@@ -29,6 +29,7 @@ struct PolkitQuery {
         char *failure;             /* polkit could not be asked: why */
         bool bridge;               /* the caller is the bridge: its token decides, at the re-run */
         bool uid_only;             /* polkit_caller_uid(): no action, the uid is the answer */
+        bool uid_unknown;          /* denied: the caller might be the bridge */
         uid_t uid;
         int uid_error;
 };
@@ -125,8 +126,8 @@ void polkit_query_uid_answered(PolkitQuery *q, int error, uid_t uid) {
                 finish(q, NULL, error >= 0, false);
                 return;
         }
-        /* Before root: a bridge configured as root must not make every
-         * HTTP user root. */
+        /* The bridge before root: were its uid 0 (the manager refuses
+         * that), its HTTP users must still not be root. */
         if (error >= 0 && access && access_is_bridge(access, uid)) {
                 q->bridge = true;
                 finish(q, NULL, false, false);
@@ -134,7 +135,8 @@ void polkit_query_uid_answered(PolkitQuery *q, int error, uid_t uid) {
         }
         if (error < 0 && access && access_have_bridge(access)) {
                 log_debug_errno(error, "Failed to get the uid of a caller, denying (it might be the bridge): %m");
-                finish(q, "the caller's uid is unknown", false, false);
+                q->uid_unknown = true;
+                finish(q, NULL, false, false);
                 return;
         }
         if (error >= 0 && uid == 0) {
@@ -187,6 +189,9 @@ static int verdict(PolkitQueries *owner, PolkitQuery *q, const char *action, sd_
                 return bridge_verdict(owner, q, action, error);
         if (q->allowed)
                 return 1;
+        if (q->uid_unknown)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "Not authorized for %s: the caller's uid is unknown.", action);
         if (q->failure) {
                 log_warning("Denied %s: polkit could not be asked: %s", action, q->failure);
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "db-sqlite.h"
 #include "registry.h"
 
 /* Schema history: append only, never edit a released entry. Each runs once,
@@ -106,33 +107,9 @@ static int on_commit(void *userdata) {
         return 0; /* let it commit */
 }
 
-static int errno_from_sqlite(int rc) {
-        switch (rc & 0xff) {
-        case SQLITE_NOMEM:
-                return -ENOMEM;
-        case SQLITE_BUSY:
-        case SQLITE_LOCKED:
-                return -EBUSY;
-        case SQLITE_CONSTRAINT:
-                return -EEXIST;
-        case SQLITE_CORRUPT:
-        case SQLITE_NOTADB:
-                return -EBADMSG;
-        case SQLITE_FULL:
-                return -ENOSPC;
-        case SQLITE_READONLY:
-                return -EROFS;
-        case SQLITE_PERM:
-        case SQLITE_AUTH:
-                return -EACCES;
-        default:
-                return -EIO;
-        }
-}
-
 static int fail(Registry *r, int rc) {
         snprintf(r->error, sizeof r->error, "%s", sqlite3_errmsg(r->db));
-        return errno_from_sqlite(rc);
+        return db_errno(rc);
 }
 
 _printf_(3, 4)
@@ -143,16 +120,6 @@ static int fail_msg(Registry *r, int err, const char *fmt, ...) {
         va_end(ap);
         return err;
 }
-
-/* Statements are cached, so each use ends with a reset that also drops the
- * bindings (a bound string must not outlive the caller's buffer). */
-static void stmt_resetp(sqlite3_stmt **s) {
-        if (*s) {
-                sqlite3_reset(*s);
-                sqlite3_clear_bindings(*s);
-        }
-}
-#define _cleanup_stmt_ _cleanup_(stmt_resetp)
 
 static int exec_simple(Registry *r, Statement which) {
         _cleanup_stmt_ sqlite3_stmt *s = r->stmt[which];
@@ -207,51 +174,12 @@ static bool id_is_valid(const char *id) {
 }
 
 static int migrate(Registry *r) {
-        int rc, version;
+        int q = db_migrate(r->db, migrations, ELEMENTSOF(migrations), r->error, sizeof r->error);
 
-        rc = sqlite3_exec(r->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-        if (rc != SQLITE_OK)
-                return fail(r, rc);
-
-        sqlite3_stmt *s;
-        rc = sqlite3_prepare_v2(r->db, "PRAGMA user_version", -1, &s, NULL);
-        if (rc != SQLITE_OK)
-                goto fail;
-        rc = sqlite3_step(s);
-        version = sqlite3_column_int(s, 0);
-        sqlite3_finalize(s);
-        if (rc != SQLITE_ROW)
-                goto fail;
-
-        if (version > (int) ELEMENTSOF(migrations)) {
-                sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
-                return fail_msg(r, -EPROTONOSUPPORT, "database schema version %d is newer than this kasamond (%zu)",
-                                version, ELEMENTSOF(migrations));
-        }
-
-        for (size_t i = (size_t) version; i < ELEMENTSOF(migrations); i++) {
-                rc = sqlite3_exec(r->db, migrations[i], NULL, NULL, NULL);
-                if (rc != SQLITE_OK)
-                        goto fail;
-        }
-
-        char sql[64];
-        snprintf(sql, sizeof sql, "PRAGMA user_version = %zu", ELEMENTSOF(migrations));
-        rc = sqlite3_exec(r->db, sql, NULL, NULL, NULL);
-        if (rc != SQLITE_OK)
-                goto fail;
-
-        rc = sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
-        if (rc != SQLITE_OK)
-                goto fail;
-
-        r->schema_version = (int) ELEMENTSOF(migrations);
+        if (q < 0)
+                return q;
+        r->schema_version = q;
         return 0;
-
-fail:;
-        int q = fail(r, rc);
-        sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
-        return q;
 }
 
 Registry *registry_free(Registry *r) {

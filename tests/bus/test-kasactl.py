@@ -107,7 +107,7 @@ def test_usage(t, ctl):
     rc, verbs, _ = ctl.run("--list-verbs")
     verbs = verbs.split()
     t.eq(verbs, ["status", "list", "show", "on", "off", "toggle", "rename", "discover", "add", "remove",
-                 "history", "energy", "watch", "help"], "--list-verbs lists the verb table")
+                 "history", "energy", "watch", "token", "help"], "--list-verbs lists the verb table")
     rc, out, _ = ctl.run("--help")
     t.ok(rc == 0 and all(re.search(rf"^  {v}\b", out, re.M) for v in verbs), "--help shows every verb")
     t.ok("__complete" not in out, "--help hides the completion helper")
@@ -609,7 +609,7 @@ def test_completion(t, ctl):
         p = subprocess.run(["bash", "-c", code], env=ctl.environ(), capture_output=True, text=True, timeout=60)
         return [line for line in p.stdout.splitlines() if line]
 
-    t.eq(complete("to"), ["toggle"], "bash: completes verbs")
+    t.eq(complete("tog"), ["toggle"], "bash: completes verbs")
     got = complete("on", "Sim")
     t.ok("Sim\\ hs110\\ 1" in got and "Sim\\ kp303\\ 4" in got, "bash: device names, escaped", got)
     t.ok(any(re.fullmatch(r"[0-9a-f]{12}", g) for g in complete("show", "")), "bash: device ids")

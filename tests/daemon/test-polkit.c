@@ -15,6 +15,7 @@
 
 /* The fake's stand-in for a method call; polkit.c only hands it back. */
 typedef struct FakeCall {
+        const char *sender;        /* its unique name */
         bool interactive;
         int refs;
         int resumed;
@@ -31,7 +32,7 @@ typedef struct FakeAsk {
 } FakeAsk;
 
 typedef struct Fake {
-        FakeAsk asks[16];
+        FakeAsk asks[256];
         size_t n_asks;
         size_t n_released;
         int uid_error;             /* ask_uid fails now with this */
@@ -100,6 +101,10 @@ static void fake_unref(void *userdata, sd_bus_message *call) {
         as_call(call)->refs--;
 }
 
+static const char *fake_sender(void *userdata, sd_bus_message *call) {
+        return as_call(call)->sender;
+}
+
 static const PolkitOps fake_ops = {
         .ask_uid = fake_ask_uid,
         .ask_polkit = fake_ask_polkit,
@@ -109,6 +114,7 @@ static const PolkitOps fake_ops = {
         .allow_interactive = fake_allow_interactive,
         .ref = fake_ref,
         .unref = fake_unref,
+        .sender = fake_sender,
 };
 
 static PolkitQueries *setup(void) {
@@ -303,6 +309,145 @@ static void test_forget(void) {
         polkit_queries_free(pq);
 }
 
+#define BRIDGE_UID 990
+
+static const char *const all_actions[] = {
+        KASA_ACTION_SWITCH,         KASA_ACTION_MANAGE_DEVICES, KASA_ACTION_MANAGE_SCHEDULES,
+        KASA_ACTION_MANAGE_TARIFFS, KASA_ACTION_MANAGE_ACCESS,  KASA_ACTION_ERASE_DATA,
+};
+
+/* A token of role, bound to sender; returns its id in id. */
+static void bind_token(Access *a, const char *name, AccessRole role, const char *sender, char *id) {
+        char secret[ACCESS_SECRET_MAX];
+        const AccessToken *t;
+        AccessToken *n;
+        uint64_t retry;
+
+        if (access_token_new(a, name, role, 0, &n, secret) < 0 || access_add(a, n) < 0 ||
+            access_bind(a, sender, BRIDGE_UID, secret, &t, &retry) < 0) {
+                diag("cannot make token %s", name);
+                exit(EXIT_FAILURE);
+        }
+        snprintf(id, ACCESS_ID_MAX, "%s", t->id);
+}
+
+/* The whole question for one call of uid; returns polkit_check's verdict. */
+static int ask(PolkitQueries *pq, FakeCall *c, uid_t uid, const char *action, const char **name, char *msg,
+               size_t size) {
+        check(pq, c, action, NULL, NULL, 0);
+        polkit_query_uid_answered(last_ask()->query, 0, uid);
+        return check(pq, c, action, name, msg, size);
+}
+
+static void test_bridge(void) {
+        PolkitQueries *pq = setup();
+        Access *a = access_new(NULL, NULL);
+        FakeCall none = { .sender = ":1.10", .interactive = true }, viewer = { .sender = ":1.11" },
+                 op = { .sender = ":1.12" }, admin = { .sender = ":1.13" }, plain = { .sender = ":1.14" };
+        char vid[ACCESS_ID_MAX], oid[ACCESS_ID_MAX], aid[ACCESS_ID_MAX], pid[ACCESS_ID_MAX];
+        const char *name;
+        char msg[256];
+        int r;
+
+        diag("bridge");
+        access_set_bridge_uid(a, true, BRIDGE_UID);
+        polkit_queries_set_access(pq, a);
+        bind_token(a, "viewer", ACCESS_ROLE_VIEWER, viewer.sender, vid);
+        bind_token(a, "op", ACCESS_ROLE_OPERATOR, op.sender, oid);
+        bind_token(a, "admin", ACCESS_ROLE_ADMIN, admin.sender, aid);
+
+        /* No backdoor: without a token, nothing a plain user needs polkit
+         * for, whatever polkit would say, which is never asked. */
+        for (size_t i = 0; i < ELEMENTSOF(all_actions); i++) {
+                size_t asks = fake.n_asks;
+                r = ask(pq, &none, BRIDGE_UID, all_actions[i], &name, msg, sizeof msg);
+                ok(r < 0 && name && strcmp(name, SD_BUS_ERROR_ACCESS_DENIED) == 0 &&
+                   strstr(msg, "no API token bound to this connection"),
+                   "bridge without a token: %s denied (%s)", all_actions[i], msg);
+                is_int(fake.n_asks - asks, 1, "...polkit is not asked, only the uid");
+                is_int(none.resumed, (int) i + 1, "...through the re-run");
+        }
+
+        for (size_t i = 0; i < ELEMENTSOF(all_actions); i++) {
+                bool operator_may = i < 4;
+                r = ask(pq, &viewer, BRIDGE_UID, all_actions[i], &name, msg, sizeof msg);
+                ok(r < 0 && strstr(msg, "role viewer does not allow"), "viewer: %s denied (%s)", all_actions[i], msg);
+                r = ask(pq, &op, BRIDGE_UID, all_actions[i], &name, msg, sizeof msg);
+                ok(operator_may ? r == 1 : r < 0 && strstr(msg, "role operator does not allow"), "operator: %s %s",
+                   all_actions[i], operator_may ? "allowed" : "denied");
+                is_int(ask(pq, &admin, BRIDGE_UID, all_actions[i], NULL, NULL, 0), 1, "admin: %s allowed",
+                       all_actions[i]);
+        }
+
+        /* Revoked: denied, also when it happens while the uid is asked. */
+        is_int(access_remove(a, oid), 1, "the operator's token is revoked");
+        r = ask(pq, &op, BRIDGE_UID, KASA_ACTION_SWITCH, &name, msg, sizeof msg);
+        ok(r < 0 && strstr(msg, "no API token"), "revoked: switching denied (%s)", msg);
+        check(pq, &admin, KASA_ACTION_SWITCH, NULL, NULL, 0);
+        polkit_query_uid_answered(last_ask()->query, 0, BRIDGE_UID);
+        access_remove(a, aid);
+        r = check(pq, &admin, KASA_ACTION_SWITCH, &name, msg, sizeof msg);
+        ok(r < 0 && strstr(msg, "no API token"), "revoked between the uid and the re-run: denied (%s)", msg);
+
+        /* A token means nothing to other users: polkit decides for them. */
+        bind_token(a, "plain", ACCESS_ROLE_ADMIN, plain.sender, pid);
+        check(pq, &plain, KASA_ACTION_SWITCH, NULL, NULL, 0);
+        polkit_query_uid_answered(last_ask()->query, 0, 1000);
+        ok(last_ask()->polkit, "another uid with a token bound: polkit is asked");
+        polkit_query_polkit_answered(last_ask()->query, NULL, false, false);
+        ok(check(pq, &plain, KASA_ACTION_SWITCH, NULL, NULL, 0) < 0, "...and its no stands");
+        is_int(ask(pq, &plain, 0, KASA_ACTION_SWITCH, NULL, NULL, 0), 1, "root is root");
+
+        /* While there is a bridge, an unknown uid might be it. */
+        size_t asks = fake.n_asks;
+        check(pq, &none, KASA_ACTION_SWITCH, NULL, NULL, 0);
+        polkit_query_uid_answered(last_ask()->query, -ENXIO, 0);
+        r = check(pq, &none, KASA_ACTION_SWITCH, &name, msg, sizeof msg);
+        ok(r < 0 && strstr(msg, "uid is unknown"), "uid unknown with a bridge: denied (%s)", msg);
+        is_int(fake.n_asks - asks, 1, "...without asking polkit");
+        fake.uid_error = -ENOMEM;
+        r = check(pq, &none, KASA_ACTION_SWITCH, NULL, NULL, 0);
+        r = check(pq, &none, KASA_ACTION_SWITCH, &name, msg, sizeof msg);
+        ok(r < 0 && strstr(msg, "uid is unknown"), "uid question not sent, with a bridge: denied (%s)", msg);
+        fake.uid_error = 0;
+
+        /* No bridge user: the bridge's uid is anybody's. */
+        access_set_bridge_uid(a, false, 0);
+        check(pq, &viewer, KASA_ACTION_SWITCH, NULL, NULL, 0);
+        polkit_query_uid_answered(last_ask()->query, 0, BRIDGE_UID);
+        ok(last_ask()->polkit, "no bridge: its uid goes to polkit like any");
+        polkit_query_polkit_answered(last_ask()->query, NULL, true, false);
+        is_int(check(pq, &viewer, KASA_ACTION_SWITCH, NULL, NULL, 0), 1, "...which decides");
+
+        ok(none.refs == 0 && viewer.refs == 0 && op.refs == 0 && admin.refs == 0 && plain.refs == 0,
+           "bridge: every call unreferenced");
+        polkit_queries_free(pq);
+        access_free(a);
+}
+
+static void test_caller_uid(void) {
+        PolkitQueries *pq = setup();
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        FakeCall c = { .sender = ":1.20" };
+        uid_t uid = 0;
+
+        diag("caller uid");
+        is_int(polkit_caller_uid(pq, as_msg(&c), &uid, &e), 0, "the first run waits");
+        polkit_query_uid_answered(last_ask()->query, 0, 1234);
+        is_int(fake.n_asks, 1, "only the uid is asked");
+        is_int(c.resumed, 1, "the answer re-runs the call");
+        is_int(polkit_caller_uid(pq, as_msg(&c), &uid, &e), 1, "the re-run has the uid");
+        is_int(uid, 1234, "...1234");
+
+        polkit_caller_uid(pq, as_msg(&c), &uid, &e);
+        polkit_query_uid_answered(last_ask()->query, -ENXIO, 0);
+        ok(polkit_caller_uid(pq, as_msg(&c), &uid, &e) < 0 && sd_bus_error_is_set(&e),
+           "the bus cannot say: an error (%s)", e.message ?: "");
+        sd_bus_error_free(&e);
+        is_int(c.refs, 0, "the call is unreferenced");
+        polkit_queries_free(pq);
+}
+
 int main(void) {
         test_root();
         test_user_allowed();
@@ -311,5 +456,7 @@ int main(void) {
         test_uid_unknown();
         test_resume_fails();
         test_forget();
+        test_bridge();
+        test_caller_uid();
         return done_testing();
 }
