@@ -7,7 +7,6 @@
 #include "kasa-dbus.h"
 #include "log.h"
 
-#define ERROR_RATE_LIMITED "org.kasamond.Kasa1.Error.RateLimited"
 #define FAILURES_TABLE_MAX 4096
 
 AuthSession *auth_session_ref(AuthSession *s) {
@@ -164,7 +163,7 @@ static void bound(GObject *source, GAsyncResult *res, gpointer userdata) {
                         record_failure(c->auth, c->client, now);
                         return check_done(c, AUTH_INVALID, "invalid or expired API token", 0);
                 }
-                if (name && strcmp(name, ERROR_RATE_LIMITED) == 0)
+                if (name && strcmp(name, KASA_ERROR_RATE_LIMITED) == 0)
                         return check_done(c, AUTH_RATE_LIMITED, error->message, retry_from_message(error->message));
                 log_warning("BindToken failed: %s%s%s", name ?: "", name ? ": " : "", error->message);
                 return check_done(c, AUTH_UNAVAILABLE, error->message, 0);

@@ -226,7 +226,7 @@ static void reset(KasaClient *c) {
 static void got_objects(GObject *source, GAsyncResult *res, gpointer userdata) {
         KasaClient *c = userdata;
         g_autoptr(GError) error = NULL;
-        g_autoptr(GVariant) reply = NULL, objects = NULL, manager = NULL;
+        g_autoptr(GVariant) reply = NULL, objects = NULL;
         GVariantIter it;
         const char *path;
         GVariant *ifaces;

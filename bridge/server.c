@@ -12,8 +12,6 @@
 #include "log.h"
 #include "ws.h"
 
-#define ERROR_RATE_LIMITED "org.kasamond.Kasa1.Error.RateLimited"
-#define ERROR_IN_USE "org.kasamond.Kasa1.Error.InUse"
 
 static void request_free(Request *r) {
         if (r->disconnected_id)
@@ -112,8 +110,8 @@ static const struct {
         { "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired", 403, "forbidden" },
         { KASA_ERROR_ALREADY_KNOWN, 409, "conflict" },
         { KASA_ERROR_LIMIT, 409, "conflict" },
-        { ERROR_IN_USE, 409, "conflict" },
-        { ERROR_RATE_LIMITED, 429, "rate_limited" },
+        { KASA_ERROR_IN_USE, 409, "conflict" },
+        { KASA_ERROR_RATE_LIMITED, 429, "rate_limited" },
         { KASA_ERROR_OFFLINE, 504, "device_offline" },
         { KASA_ERROR_DEVICE, 502, "device_error" },
         { "org.freedesktop.DBus.Error.ServiceUnknown", 503, "unavailable" },
