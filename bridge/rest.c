@@ -246,10 +246,12 @@ static void delete_device(Request *r) {
 static void switched(GObject *source, GAsyncResult *res, gpointer userdata) {
         Request *r = userdata;
         g_autoptr(GVariant) reply = rest_finish_call(source, res, r);
-        bool on = r->route == ROUTE_DEVICE_ON;
+        bool on;
 
+        /* On failure the request is answered and gone. */
         if (!reply)
                 return;
+        on = r->route == ROUTE_DEVICE_ON;
         if (r->route == ROUTE_DEVICE_TOGGLE) {
                 gboolean b;
                 g_variant_get(reply, "(b)", &b);

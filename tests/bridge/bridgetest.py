@@ -120,7 +120,12 @@ def bridge_env(devices, poll_interval=1.0, bridge_args=(), config="", targets=No
                     config=f"[Bridge]\nUser={user}\n{config}") as env:
             # The bridge's user must reach the bus socket in the test's directory.
             os.chmod(env.tmp, 0o755)
-            yield env, Bridge(env, user, bridge_args)
+            br = Bridge(env, user, bridge_args)
+            try:
+                yield env, br
+            except BaseException:
+                sys.stderr.write(f"kasamond-bridge log:\n{br.log()}\n")
+                raise
 
 
 def is_error(got, status, error=None):
