@@ -156,6 +156,31 @@ static int add_tariffs(CostQueryResult *res, const Segments *segs, bool own, boo
         return 0;
 }
 
+static bool has_tiers(const Tariff *t) {
+        for (size_t p = 0; p < t->n_periods; p++)
+                if (t->periods[p].n_tiers > 1)
+                        return true;
+        return false;
+}
+
+/* Where tiers begin counting for a range from `from`: the start of the
+ * billing cycle (or day) containing it; `from` for a tariff without tiers. */
+static int64_t tier_start(const Calendar *cal, const Tariff *t, int64_t from) {
+        if (!has_tiers(t))
+                return from;
+        if (t->daily_tiers)
+                return calendar_day_start(cal, from);
+        int64_t month = calendar_month_start(cal, from), s = month;
+        for (unsigned i = 1; i < t->cycle_start_day; i++)
+                s = calendar_next_day(cal, s);
+        if (s <= from)
+                return s;
+        s = calendar_month_start(cal, month - 1);
+        for (unsigned i = 1; i < t->cycle_start_day; i++)
+                s = calendar_next_day(cal, s);
+        return s;
+}
+
 static bool hours_blur(const Tariff *t) {
         if (t->n_demand_periods > 0 || t->n_flat_demand > 0)
                 return true;
@@ -205,11 +230,24 @@ static int fetch(const CostQuery *q, const char *device, bool minutes, int64_t f
         return append_intervals(out, v, n);
 }
 
-/* The device's energy over [from, to): hours, minutes at partial ends. */
-static int device_energy(const CostQuery *q, const char *device, bool minutes, int64_t from, int64_t to,
-                         Intervals *out) {
-        int64_t a = floor_to(from + HOUR_MS - 1, HOUR_MS), b = floor_to(to, HOUR_MS);
+/* The device's energy over [from, to): hours, minutes at partial ends;
+ * whole days before days_until (a lookback that only fills tiers). */
+static int device_energy(const CostQuery *q, const char *device, bool minutes, int64_t from, int64_t days_until,
+                         int64_t to, Intervals *out) {
         int r;
+
+        if (days_until > from) {
+                CostInterval *v = NULL;
+                size_t n = 0;
+                r = q->ops->days(q->userdata, device, from, days_until, &v, &n);
+                if (r < 0)
+                        return r;
+                r = append_intervals(out, v, n);
+                if (r < 0)
+                        return r;
+                from = days_until;
+        }
+        int64_t a = floor_to(from + HOUR_MS - 1, HOUR_MS), b = floor_to(to, HOUR_MS);
 
         if (minutes || a >= b)
                 return fetch(q, device, true, from, to, out);
@@ -221,15 +259,76 @@ static int device_energy(const CostQuery *q, const char *device, bool minutes, i
         return r;
 }
 
+/* Minute intervals of whole hours in [a, b) summed into hour intervals,
+ * for a request that hours price as well as minutes. */
+static void coarsen(Intervals *l, int64_t a, int64_t b) {
+        size_t m = 0;
+        for (size_t i = 0; i < l->n; i++) {
+                CostInterval iv = l->v[i];
+                int64_t h = floor_to(iv.start_ms, HOUR_MS);
+                if (iv.end_ms - iv.start_ms == MINUTE_MS && iv.start_ms % MINUTE_MS == 0 && h >= a && h + HOUR_MS <= b) {
+                        if (m > 0 && l->v[m - 1].start_ms == h && l->v[m - 1].end_ms == h + HOUR_MS) {
+                                l->v[m - 1].energy_mwh += iv.energy_mwh;
+                                continue;
+                        }
+                        iv = (CostInterval) { h, h + HOUR_MS, iv.energy_mwh };
+                }
+                l->v[m++] = iv;
+        }
+        l->n = m;
+}
+
 /* energy * part / whole, rounded down: shares cut at rising times sum to
  * the whole exactly. */
 static int64_t share(int64_t energy, int64_t part, int64_t whole) {
         return (int64_t) ((__int128) energy * part / whole);
 }
 
-/* Appends the parts of iv outside the own segments to pieces, energy
+/* The home's energy as it is gathered: pieces on the minute or hour grid
+ * are added up in place, so that a hundred devices' rollups cost one
+ * cell each; other pieces (cut by an assignment, the period still open)
+ * are kept for sum_pieces(). */
+typedef struct HomeSum {
+        int64_t origin;
+        int64_t *grid[2]; /* minutes, hours since origin */
+        size_t n[2];
+        GArray *odd;
+} HomeSum;
+
+static int home_sum_init(HomeSum *h, int64_t from, int64_t to) {
+        h->origin = floor_to(from, HOUR_MS);
+        h->n[0] = (size_t) ((to - h->origin) / MINUTE_MS + 1);
+        h->n[1] = (size_t) ((to - h->origin) / HOUR_MS + 1);
+        h->grid[0] = calloc(h->n[0], sizeof(int64_t));
+        h->grid[1] = calloc(h->n[1], sizeof(int64_t));
+        h->odd = g_array_new(false, false, sizeof(CostInterval));
+        return h->grid[0] && h->grid[1] && h->odd ? 0 : -ENOMEM;
+}
+
+static void home_sum_done(HomeSum *h) {
+        free(h->grid[0]);
+        free(h->grid[1]);
+        if (h->odd)
+                g_array_unref(h->odd);
+        *h = (HomeSum) {};
+}
+
+static void home_add(HomeSum *h, CostInterval p) {
+        int64_t len = p.end_ms - p.start_ms;
+        if ((len == MINUTE_MS || len == HOUR_MS) && p.start_ms >= h->origin && (p.start_ms - h->origin) % len == 0) {
+                unsigned g = len == HOUR_MS;
+                size_t k = (size_t) ((p.start_ms - h->origin) / len);
+                if (k < h->n[g]) {
+                        h->grid[g][k] += p.energy_mwh;
+                        return;
+                }
+        }
+        g_array_append_val(h->odd, p);
+}
+
+/* Adds the parts of iv outside the own segments to the home's energy,
  * shared by time. */
-static int home_pieces(const CostInterval *iv, const Segments *own, GArray *pieces) {
+static int home_pieces(const CostInterval *iv, const Segments *own, HomeSum *h) {
         int64_t t = iv->start_ms, d = iv->end_ms - iv->start_ms;
         for (size_t j = 0; j <= own->n && t < iv->end_ms; j++) {
                 int64_t cut = j < own->n ? MAX(t, MIN(own->s[j].from, iv->end_ms)) : iv->end_ms;
@@ -237,7 +336,7 @@ static int home_pieces(const CostInterval *iv, const Segments *own, GArray *piec
                         CostInterval p = { t, cut,
                                            share(iv->energy_mwh, cut - iv->start_ms, d) -
                                                    share(iv->energy_mwh, t - iv->start_ms, d) };
-                        g_array_append_val(pieces, p);
+                        home_add(h, p);
                 }
                 if (j < own->n)
                         t = MAX(t, MIN(own->s[j].until, iv->end_ms));
@@ -251,8 +350,17 @@ static int cmp_i64(const void *a, const void *b) {
 }
 
 /* The sum of overlapping pieces, as disjoint intervals: cut at every
- * piece's start and end, each piece's energy shared by time. */
-static int sum_pieces(GArray *pieces, Intervals *ret) {
+ * piece's start and end, each piece's energy shared by time. The grids'
+ * cells join the odd pieces first. */
+static int sum_pieces(HomeSum *h, Intervals *ret) {
+        GArray *pieces = h->odd;
+        for (unsigned g = 0; g < 2; g++)
+                for (size_t k = 0; k < h->n[g]; k++)
+                        if (h->grid[g][k] > 0) {
+                                int64_t len = g ? HOUR_MS : MINUTE_MS, t = h->origin + (int64_t) k * len;
+                                CostInterval p = { t, t + len, h->grid[g][k] };
+                                g_array_append_val(pieces, p);
+                        }
         size_t n = pieces->len, np = 0;
         const CostInterval *p = (const CostInterval *) pieces->data;
         _cleanup_free_ int64_t *pts = malloc(MAX(n, (size_t) 1) * 2 * sizeof(int64_t));
@@ -338,11 +446,6 @@ static void ptr_array_unrefp(GPtrArray **a) {
                 g_ptr_array_unref(*a);
 }
 
-static void array_unrefp(GArray **a) {
-        if (*a)
-                g_array_unref(*a);
-}
-
 static void calendar_freep(Calendar **c) {
         calendar_free(*c);
 }
@@ -378,14 +481,15 @@ static void add_own_lines(CostQueryResult *res, const CostBill *b) {
 int cost_query_run(const CostQuery *q, CostQueryResult **ret, char **ret_error) {
         _cleanup_(cost_query_result_freep) CostQueryResult *res = calloc(1, sizeof(CostQueryResult));
         _cleanup_(calendar_freep) Calendar *cal = NULL;
-        _cleanup_(array_unrefp) GArray *pieces = g_array_new(false, false, sizeof(CostInterval));
         _cleanup_(ptr_array_unrefp) GPtrArray *home_tariffs = g_ptr_array_new();
+        _cleanup_free_ bool *own_minutes = NULL;
         Segments home = {}, *own = NULL;
         Intervals home_iv = {};
-        bool minutes = false;
+        HomeSum sum = {};
+        bool home_minutes = false, zone_minutes;
         int r;
 
-        if (!res || !pieces || !home_tariffs)
+        if (!res || !home_tariffs)
                 return -ENOMEM;
         if (q->from_ms >= q->to_ms)
                 return refuse(ret_error, "range: expected from before to");
@@ -395,14 +499,17 @@ int cost_query_run(const CostQuery *q, CostQueryResult **ret, char **ret_error) 
         res->clipped = g_ptr_array_new_with_free_func(free);
         res->devices = calloc(MAX(q->n_devices, (size_t) 1), sizeof(CostBill *));
         own = calloc(MAX(q->n_devices, (size_t) 1), sizeof(Segments));
-        if (!res->devices || !own) {
+        own_minutes = calloc(MAX(q->n_devices, (size_t) 1), sizeof(bool));
+        if (!res->devices || !own || !own_minutes) {
                 free(own);
                 return -ENOMEM;
         }
         res->n_devices = q->n_devices;
 
-        /* Tiers of a cycle begun before `from` count its energy. */
-        int64_t lookback = calendar_month_start(cal, calendar_month_start(cal, q->from_ms) - 1);
+        /* The tariffs of the range and of the billing cycles it begins in:
+         * no cycle starts more than a month before the month of `from`. */
+        int64_t window = calendar_month_start(cal, calendar_month_start(cal, q->from_ms) - 1);
+        int64_t lookback = q->from_ms;
 
         if (q->what_if)
                 r = push_segment(&home, INT64_MIN, INT64_MAX, q->what_if);
@@ -414,18 +521,20 @@ int cost_query_run(const CostQuery *q, CostQueryResult **ret, char **ret_error) 
                 goto finish;
 
         /* Which tariffs take part decides the currency and the resolution. */
-        r = add_tariffs(res, &home, false, false, lookback, q->to_ms, home_tariffs);
+        r = add_tariffs(res, &home, false, false, window, q->to_ms, home_tariffs);
         for (size_t i = 0; r >= 0 && i < q->n_devices; i++) {
                 _cleanup_(ptr_array_unrefp) GPtrArray *mine = g_ptr_array_new();
-                r = mine ? add_tariffs(res, &own[i], true, false, lookback, q->to_ms, mine) : -ENOMEM;
-                for (guint k = 0; r >= 0 && k < mine->len; k++)
+                r = mine ? add_tariffs(res, &own[i], true, false, window, q->to_ms, mine) : -ENOMEM;
+                for (guint k = 0; r >= 0 && k < mine->len; k++) {
                         r = check_currency(res, mine->pdata[k], ret_error);
-                for (guint k = 0; r >= 0 && k < mine->len; k++)
-                        minutes = minutes || hours_blur(mine->pdata[k]);
+                        own_minutes[i] = own_minutes[i] || hours_blur(mine->pdata[k]);
+                        lookback = MIN(lookback, tier_start(cal, mine->pdata[k], q->from_ms));
+                }
         }
         for (guint k = 0; r >= 0 && k < home_tariffs->len; k++) {
                 r = check_currency(res, home_tariffs->pdata[k], ret_error);
-                minutes = minutes || hours_blur(home_tariffs->pdata[k]);
+                home_minutes = home_minutes || hours_blur(home_tariffs->pdata[k]);
+                lookback = MIN(lookback, tier_start(cal, home_tariffs->pdata[k], q->from_ms));
         }
         if (r < 0)
                 goto finish;
@@ -435,23 +544,45 @@ int cost_query_run(const CostQuery *q, CostQueryResult **ret, char **ret_error) 
                         r = -ENOMEM;
                 goto finish;
         }
-        if (calendar_hour_start(cal, q->from_ms) % HOUR_MS != 0 || calendar_hour_start(cal, q->to_ms) % HOUR_MS != 0)
-                minutes = true;
+        /* Days before `from` fill tiers alone: day rollups do, unless a
+         * tariff's part starts or ends among them. */
+        int64_t days_until = q->ops->days ? calendar_day_start(cal, q->from_ms) : lookback;
+        for (guint k = 0; days_until > lookback && k < res->clipped->len; k++) {
+                const Tariff *t = &((const Clipped *) res->clipped->pdata[k])->t;
+                if ((t->valid_from_ms > lookback && t->valid_from_ms < q->from_ms) ||
+                    (t->valid_until_ms > lookback && t->valid_until_ms < q->from_ms))
+                        days_until = lookback;
+        }
+        zone_minutes = calendar_hour_start(cal, q->from_ms) % HOUR_MS != 0 ||
+                       calendar_hour_start(cal, q->to_ms) % HOUR_MS != 0;
+        r = home_sum_init(&sum, lookback, q->to_ms);
+        if (r < 0)
+                goto finish;
 
         for (size_t i = 0; i < q->n_devices; i++) {
                 _cleanup_(ptr_array_unrefp) GPtrArray *tariffs = g_ptr_array_new();
                 Segments shared = {};
                 Intervals iv = {};
 
-                r = device_energy(q, q->devices[i].id, minutes, lookback, q->to_ms, &iv);
+                /* The device's own bill needs minutes for its own tariff,
+                 * or for the home's without the charges stripped from it
+                 * (demand is the home's). */
+                r = tariffs ? subtract(&home, &own[i], &shared) : -ENOMEM;
                 if (r >= 0)
-                        r = subtract(&home, &own[i], &shared);
+                        r = add_tariffs(res, &own[i], true, false, window, q->to_ms, tariffs);
                 if (r >= 0)
-                        r = add_tariffs(res, &own[i], true, false, lookback, q->to_ms, tariffs);
+                        r = add_tariffs(res, &shared, false, true, window, q->to_ms, tariffs);
+                bool minutes = zone_minutes || own_minutes[i];
+                for (guint k = 0; r >= 0 && !minutes && k < tariffs->len; k++)
+                        minutes = hours_blur(tariffs->pdata[k]);
                 if (r >= 0)
-                        r = add_tariffs(res, &shared, false, true, lookback, q->to_ms, tariffs);
+                        r = device_energy(q, q->devices[i].id, minutes || home_minutes, lookback, days_until,
+                                          q->to_ms, &iv);
                 for (size_t k = 0; r >= 0 && k < iv.n; k++)
-                        r = home_pieces(&iv.v[k], &own[i], pieces);
+                        r = home_pieces(&iv.v[k], &own[i], &sum);
+                if (r >= 0 && !minutes && home_minutes)
+                        coarsen(&iv, floor_to(MAX(lookback, days_until) + HOUR_MS - 1, HOUR_MS),
+                                floor_to(q->to_ms, HOUR_MS));
                 if (r >= 0)
                         r = price(q, tariffs, &iv, &res->devices[i], ret_error);
                 segments_done(&shared);
@@ -460,7 +591,7 @@ int cost_query_run(const CostQuery *q, CostQueryResult **ret, char **ret_error) 
                         goto finish;
         }
 
-        r = sum_pieces(pieces, &home_iv);
+        r = sum_pieces(&sum, &home_iv);
         if (r >= 0)
                 r = price(q, home_tariffs, &home_iv, &res->home, ret_error);
         if (r < 0)
@@ -499,6 +630,7 @@ finish:
                 segments_done(&own[i]);
         free(own);
         intervals_done(&home_iv);
+        home_sum_done(&sum);
         return r;
 }
 

@@ -37,15 +37,20 @@
  * ends of the range; minute rollups throughout where hours would blur a
  * price: a tariff with demand charges (its windows are 15 minutes or so),
  * periods that change within an hour, or a time zone whose hours are not
- * UTC's. The range is extended back to the start of the local month before
- * it, so that tiers of a billing cycle begun before `from` count that
- * energy (the engine bills from `from` only). */
+ * UTC's. With tiers, the range is extended back to the start of the
+ * billing cycle (or day) containing `from`, so that they count the energy
+ * used before it (the engine bills from `from` only); that energy only
+ * counts, so whole local days of it are read as day rollups, unless a
+ * tariff starts or ends among them. */
 
 typedef struct CostSourceOps {
         /* The rollups of device (minutes or hours) whose period starts in
          * [from_ms, to_ms), as intervals sorted by time; none is no error. */
         int (*energy)(void *userdata, const char *device, bool minutes, int64_t from_ms, int64_t to_ms,
                       CostInterval **ret, size_t *ret_n);
+        /* The same of local days (each interval one local day), or NULL. */
+        int (*days)(void *userdata, const char *device, int64_t from_ms, int64_t to_ms, CostInterval **ret,
+                    size_t *ret_n);
 } CostSourceOps;
 
 typedef struct CostQueryTariff {

@@ -86,10 +86,8 @@ int manager_cost_devices(Manager *m, const char *const *paths, size_t n, Device 
         return 0;
 }
 
-static int source_energy(void *userdata, const char *device, bool minutes, int64_t from, int64_t to,
-                         CostInterval **ret, size_t *ret_n) {
-        Manager *m = userdata;
-        Device *d = manager_find(m, device);
+int manager_cost_store_energy(Store *store, uint32_t number, bool minutes, int64_t from, int64_t to, int64_t now,
+                              CostInterval **ret, size_t *ret_n) {
         _cleanup_free_ StoreRollup *rows = NULL;
         size_t n = 0, k = 0;
         int64_t len = minutes ? MINUTE_MS : HOUR_MS;
@@ -97,10 +95,7 @@ static int source_energy(void *userdata, const char *device, bool minutes, int64
 
         *ret = NULL;
         *ret_n = 0;
-        if (!d)
-                return 0;
-        r = store_query_rollup(m->store, d->number, minutes ? STORE_MINUTE : STORE_HOUR, from, to, ROLLUPS_MAX, &rows,
-                               &n);
+        r = store_query_rollup(store, number, minutes ? STORE_MINUTE : STORE_HOUR, from, to, ROLLUPS_MAX, &rows, &n);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
@@ -108,7 +103,6 @@ static int source_energy(void *userdata, const char *device, bool minutes, int64
         CostInterval *v = calloc(MAX(n, (size_t) 1), sizeof(CostInterval));
         if (!v)
                 return -ENOMEM;
-        int64_t now = now_ms(m);
         for (size_t i = 0; i < n; i++) {
                 int64_t start = rows[i].period_start_ms, end = start + len;
                 if (rows[i].energy_mwh <= 0)
@@ -129,7 +123,58 @@ static int source_energy(void *userdata, const char *device, bool minutes, int64
         return 0;
 }
 
-static const CostSourceOps source_ops = { .energy = source_energy };
+int manager_cost_store_days(Store *store, const Calendar *cal, uint32_t number, int64_t from, int64_t to,
+                            CostInterval **ret, size_t *ret_n) {
+        _cleanup_free_ StoreRollup *rows = NULL;
+        size_t n = 0, k = 0;
+        int r;
+
+        *ret = NULL;
+        *ret_n = 0;
+        r = store_query_rollup(store, number, STORE_DAY, from, to, ROLLUPS_MAX, &rows, &n);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        CostInterval *v = calloc(MAX(n, (size_t) 1), sizeof(CostInterval));
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (rows[i].energy_mwh > 0)
+                        v[k++] = (CostInterval) { rows[i].period_start_ms,
+                                                  calendar_next_day(cal, rows[i].period_start_ms), rows[i].energy_mwh };
+        *ret = v;
+        *ret_n = k;
+        return 0;
+}
+
+static int source_days(void *userdata, const char *device, int64_t from, int64_t to, CostInterval **ret,
+                       size_t *ret_n) {
+        Manager *m = userdata;
+        Device *d = manager_find(m, device);
+
+        if (!d) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+        return manager_cost_store_days(m->store, m->calendar, d->number, from, to, ret, ret_n);
+}
+
+static int source_energy(void *userdata, const char *device, bool minutes, int64_t from, int64_t to,
+                         CostInterval **ret, size_t *ret_n) {
+        Manager *m = userdata;
+        Device *d = manager_find(m, device);
+
+        if (!d) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+        return manager_cost_store_energy(m->store, d->number, minutes, from, to, now_ms(m), ret, ret_n);
+}
+
+static const CostSourceOps source_ops = { .energy = source_energy, .days = source_days };
 
 typedef struct Query {
         CostQuery q;
@@ -285,12 +330,12 @@ static double major(const ManagerTariffs *mt, bool known, int64_t minor) {
 
 double manager_cost_today(Manager *m) {
         ManagerTariffs *mt = m->tariffs;
-        return mt ? major(mt, mt->known && mt->base_known, mt->month - mt->base) : NAN;
+        return mt ? major(mt, mt->known, mt->today) : NAN;
 }
 
 double manager_cost_month(Manager *m) {
         ManagerTariffs *mt = m->tariffs;
-        return mt ? major(mt, mt->known, mt->month) : NAN;
+        return mt ? major(mt, mt->known && mt->base_known, mt->base + mt->today) : NAN;
 }
 
 const char *manager_currency(Manager *m) {
@@ -302,9 +347,9 @@ static bool device_cost(Manager *m, Device *d, bool month, int64_t *sum) {
         bool any = false;
         if (d->metered) {
                 DeviceCost *c = g_hash_table_lookup(mt->costs, d->id);
-                if (!c || !c->known || (!month && !c->base_known))
+                if (!c || !c->known || (month && !c->base_known))
                         return false;
-                *sum += month ? c->month : c->month - c->base;
+                *sum += month ? c->base + c->today : c->today;
                 return true;
         }
         for (size_t k = 0; k < d->n_outlets; k++)
@@ -356,7 +401,7 @@ static void emit_device_costs(Manager *m, Device *d) {
 void manager_tariffs_round(Manager *m) {
         ManagerTariffs *mt = m->tariffs;
         _cleanup_free_ Device **devices = NULL;
-        _cleanup_free_ int64_t *month = NULL, *base = NULL;
+        _cleanup_free_ int64_t *today = NULL, *base = NULL;
         _cleanup_free_ bool *known = NULL, *base_known = NULL;
         _cleanup_free_ char *error = NULL;
         char old_currency[4];
@@ -378,11 +423,11 @@ void manager_tariffs_round(Manager *m) {
         all_metered(m, l);
         size_t n = l->len;
         devices = (Device **) g_ptr_array_free(l, false);
-        month = calloc(MAX(n, (size_t) 1), sizeof(int64_t));
+        today = calloc(MAX(n, (size_t) 1), sizeof(int64_t));
         base = calloc(MAX(n, (size_t) 1), sizeof(int64_t));
         known = calloc(MAX(n, (size_t) 1), sizeof(bool));
         base_known = calloc(MAX(n, (size_t) 1), sizeof(bool));
-        if (!month || !base || !known || !base_known) {
+        if (!today || !base || !known || !base_known) {
                 log_oom();
                 return;
         }
@@ -417,7 +462,7 @@ void manager_tariffs_round(Manager *m) {
                 }
         }
         if (r >= 0)
-                r = round_query(m, devices, n, month_start, now + 1, &mt->month, month, known, &error);
+                r = round_query(m, devices, n, day, now + 1, &mt->today, today, known, &error);
         if (r >= 0)
                 mt->known = true;
         if (r < 0 && r != -ENODATA && r != mt->last_error)
@@ -443,11 +488,11 @@ void manager_tariffs_round(Manager *m) {
                 }
                 DeviceCost nc = {
                         .base = base[i],
-                        .month = month[i],
+                        .today = today[i],
                         .known = r >= 0 && known[i],
                         .base_known = r >= 0 && base_known[i],
                 };
-                if (nc.base == c->base && nc.month == c->month && nc.known == c->known && nc.base_known == c->base_known)
+                if (nc.base == c->base && nc.today == c->today && nc.known == c->known && nc.base_known == c->base_known)
                         continue;
                 *c = nc;
                 emit_device_costs(m, d);
@@ -455,8 +500,8 @@ void manager_tariffs_round(Manager *m) {
                         emit_device_costs(m, d->parent);
         }
 
-        double today = manager_cost_today(m), mo = manager_cost_month(m);
-        bool changed = (was_known != mt->known) || memcmp(&today, &old_today, sizeof today) != 0 ||
+        double now_today = manager_cost_today(m), mo = manager_cost_month(m);
+        bool changed = (was_known != mt->known) || memcmp(&now_today, &old_today, sizeof now_today) != 0 ||
                        memcmp(&mo, &old_month, sizeof mo) != 0;
         if (m->bus && (changed || strcmp(old_currency, mt->currency) != 0)) {
                 r = sd_bus_emit_properties_changed(m->bus, KASA_MANAGER_PATH, KASA_MANAGER_IFACE, "Currency",

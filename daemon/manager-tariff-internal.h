@@ -10,7 +10,7 @@
 
 typedef struct DeviceCost {
         int64_t base;  /* this month before today, minor units */
-        int64_t month; /* this month up to now */
+        int64_t today; /* today up to now */
         bool known, base_known;
 } DeviceCost;
 
@@ -20,14 +20,15 @@ struct ManagerTariffs {
         TariffAssignment *assignments;
         size_t n_assignments;
 
-        /* The cost properties, as computed in the last round: CostToday is
-         * the month so far less the month before today, the latter
-         * computed once a day (or after a change of tariffs). */
+        /* The cost properties. Each round prices today so far (its
+         * cycle's earlier days fill the tiers as day rollups); the month
+         * before today is priced once a day (or after a change of
+         * tariffs), and CostMonth is the two together. */
         char currency[4];
         unsigned digits;
         int64_t active_home;
         int64_t base_day; /* local day the base is of; 0: compute again */
-        int64_t base, month;
+        int64_t base, today;
         bool known, base_known;
         GHashTable *costs; /* device id -> DeviceCost */
         int last_error;    /* of the round, said once */

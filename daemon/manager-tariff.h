@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "calendar.h"
 #include "cost.h"
 #include "db-tariff.h"
 #include "manager.h"
@@ -60,6 +61,17 @@ int manager_price_energy(Manager *m, const char *tariff, const char *csv, const 
                          CostBucket bucket, char **ret_json, char **ret_error);
 /* "", "day" or "month"; -EINVAL otherwise. */
 int manager_cost_bucket(const char *s, CostBucket *ret);
+
+/* The store's minute or hour rollups of device number whose period starts
+ * in [from, to), as the cost engine's intervals (the source of every cost
+ * query; the benchmark calls it too). The period still open at now ends
+ * at its last sample. */
+int manager_cost_store_energy(Store *store, uint32_t number, bool minutes, int64_t from, int64_t to, int64_t now,
+                              CostInterval **ret, size_t *ret_n);
+
+/* The same of the store's local-day rollups, each interval a local day. */
+int manager_cost_store_days(Store *store, const Calendar *cal, uint32_t number, int64_t from, int64_t to,
+                            CostInterval **ret, size_t *ret_n);
 
 /* Once per poll round: CostToday and CostMonth again. */
 void manager_tariffs_round(Manager *m);

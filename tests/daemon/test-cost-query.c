@@ -26,7 +26,8 @@ typedef struct FakeDevice {
 typedef struct Fake {
         const FakeDevice *devices;
         size_t n;
-        unsigned minute_calls, hour_calls;
+        unsigned minute_calls, hour_calls, day_calls;
+        int64_t earliest; /* the earliest time asked for */
         int fail;
 } Fake;
 
@@ -39,6 +40,8 @@ static int fake_energy(void *userdata, const char *device, bool minutes, int64_t
         if (f->fail)
                 return f->fail;
         minutes ? f->minute_calls++ : f->hour_calls++;
+        if (f->earliest == 0 || from < f->earliest)
+                f->earliest = from;
         for (size_t i = 0; i < f->n; i++)
                 if (strcmp(f->devices[i].id, device) == 0)
                         d = &f->devices[i];
@@ -59,7 +62,28 @@ static int fake_energy(void *userdata, const char *device, bool minutes, int64_t
         return 0;
 }
 
-static const CostSourceOps fake_ops = { .energy = fake_energy };
+static int fake_days(void *userdata, const char *device, int64_t from, int64_t to, CostInterval **ret,
+                     size_t *ret_n) {
+        Fake *f = userdata;
+        int r = fake_energy(userdata, device, false, from, to, ret, ret_n);
+        size_t m = 0;
+        f->day_calls++;
+        f->hour_calls--;
+        /* UTC days of the hours, as the tests price in UTC. */
+        for (size_t i = 0; r >= 0 && i < *ret_n; i++) {
+                CostInterval iv = (*ret)[i];
+                int64_t d = iv.start_ms / DAY * DAY;
+                if (m > 0 && (*ret)[m - 1].start_ms == d)
+                        (*ret)[m - 1].energy_mwh += iv.energy_mwh;
+                else
+                        (*ret)[m++] = (CostInterval) { d, d + DAY, iv.energy_mwh };
+        }
+        if (r >= 0)
+                *ret_n = m;
+        return r;
+}
+
+static const CostSourceOps fake_ops = { .energy = fake_energy, .days = fake_days };
 
 static Tariff *tariff(const char *body) {
         char *json = NULL, *err = NULL;
@@ -137,6 +161,7 @@ static void test_flat(void) {
         is_str(jstr(x.json, "devices.0.alias"), "Freezer", "flat: alias");
         is_str(jstr(x.json, "devices.1.total"), "0.36", "flat: the second device's share");
         is_int(x.fake.minute_calls, 0, "flat: whole hours need no minutes");
+        ok(x.fake.earliest == T0, "flat: no energy before the range is read (no tiers to fill)");
         int64_t total = 0, dev = 0;
         ok(cost_query_total(x.res, &total) == 0 && total == 108, "flat: total in cents");
         ok(cost_query_device_total(x.res, 1, &dev) == 0 && dev == 36, "flat: device total in cents");
@@ -265,9 +290,26 @@ static void test_tiers(void) {
         FakeDevice march[] = { { "a", 100000, MARCH } };
         x = run(ms, 1, as, 1, NULL, march, 1, MARCH + 14 * DAY, MARCH + 15 * DAY, COST_BUCKET_NONE, NULL);
         is_str(jstr(x.json, "total"), "0.48", "lookback: energy before the range fills the tier");
+        ok(x.fake.earliest == MARCH, "lookback: read from the cycle's start");
+        ok(x.fake.day_calls == 1, "lookback: its whole days as day rollups");
+        run_done(&x);
+
+        /* A tariff starting inside the lookback: its days must not blur
+         * where tiers restart. 100 W from the 1st, a new tiered tariff
+         * from the 10th at noon: by the 15th 4.5 days = 10.8 kWh of its
+         * 24 kWh tier are used, the 15th's 2.4 kWh are all in it. */
+        Tariff *m2 = tariff("\"name\":\"month2\",\"currency\":\"EUR\",\"periods\":[{\"name\":\"all\",\"tiers\":"
+                            "[{\"up_to_kwh\":24,\"rate\":0.10},{\"rate\":0.20}]}]");
+        CostQueryTariff ms2[] = { { 1, m }, { 2, m2 } };
+        TariffAssignment change[] = { { .id = 1, .tariff = 1, .since_ms = 0 },
+                                      { .id = 2, .tariff = 2, .since_ms = MARCH + 9 * DAY + 12 * HOUR } };
+        x = run(ms2, 2, change, 2, NULL, march, 1, MARCH + 14 * DAY, MARCH + 15 * DAY, COST_BUCKET_NONE, NULL);
+        is_str(jstr(x.json, "total"), "0.24", "lookback across a tariff change: tiers restart at the change");
+        ok(x.fake.day_calls == 0, "lookback across a tariff change: no day rollups");
         run_done(&x);
         tariff_free(t);
         tariff_free(m);
+        tariff_free(m2);
 }
 
 static void test_resolution(void) {
@@ -283,6 +325,8 @@ static void test_resolution(void) {
         is_int(x.fake.hour_calls, 0, "demand: minutes only");
         ok(strcmp(jstr(x.json, "demand") ?: "", "0.00") != 0, "demand: charged on the home (%s)", jstr(x.json, "demand"));
         is_str(jstr(x.json, "devices.0.demand"), "0.00", "demand: not on a device");
+        is_str(jstr(x.json, "devices.0.total"), "0.72", "demand: a device's energy in hours summed from minutes");
+        is_str(jstr(x.json, "home.energy"), "1.08", "demand: the home's energy");
         run_done(&x);
 
         as[0].tariff = 2;
