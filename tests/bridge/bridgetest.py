@@ -75,8 +75,9 @@ class Bridge:
                     return int(line.split()[1])
         return None
 
-    def request(self, method, path, token=None, body=None, headers=None, raw=None):
-        """(status, headers, parsed JSON or text)."""
+    def request(self, method, path, token=None, body=None, headers=None, raw=None, chunked=False):
+        """(status, headers, parsed JSON or text); chunked: the raw body
+        goes in 4 kB chunks without a Content-Length."""
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         h = dict(headers or {})
         if token:
@@ -86,7 +87,11 @@ class Bridge:
             data = json.dumps(body).encode()
             h.setdefault("Content-Type", "application/json")
         try:
-            c.request(method, path, body=data, headers=h)
+            if chunked:
+                c.request(method, path, body=(data[i:i + 4096] for i in range(0, len(data), 4096)), headers=h,
+                          encode_chunked=True)
+            else:
+                c.request(method, path, body=data, headers=h)
             r = c.getresponse()
             text = r.read().decode("utf-8", "replace")
             hdrs = {k.lower(): v for k, v in r.getheaders()}

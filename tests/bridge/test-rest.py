@@ -108,6 +108,12 @@ def check_switching(t, env, br, viewer, operator, admin, plug, index):
     st, _, body = br.request("PATCH", f"/api/devices/{plug}", operator,
                              raw=b'{"alias": "' + b"x" * 70000 + b'"}', headers={"Content-Type": "application/json"})
     t.ok(bt.is_error((st, {}, body), 413, "payload_too_large"), "a 70 kB body: 413", (st, body))
+    try:
+        st, _, body = br.request("PATCH", f"/api/devices/{plug}", operator, raw=b'{"alias": "' + b"x" * 70000 + b'"}',
+                                 headers={"Content-Type": "application/json"}, chunked=True)
+    except (ConnectionError, OSError) as e:
+        st, body = None, e
+    t.ok(st == 413 and body.get("error") == "payload_too_large", "a 70 kB chunked body: 413", (st, body))
     st, _, body = br.get("/api/devices", viewer, headers={"X-Filler": "y" * 20000})
     t.ok(bt.is_error((st, {}, body), 431, "header_too_large"), "20 kB of headers: 431", (st, body))
     st, _, body = br.get("/api/devices", viewer)
