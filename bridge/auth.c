@@ -122,10 +122,15 @@ typedef struct Check {
         void *userdata;
 } Check;
 
+void auth_secret_free(char *secret) {
+        if (!secret)
+                return;
+        explicit_bzero(secret, strlen(secret));
+        g_free(secret);
+}
+
 static void check_free(Check *c) {
-        if (c->secret)
-                memset(c->secret, 0, strlen(c->secret));
-        g_free(c->secret);
+        auth_secret_free(c->secret);
         g_free(c->client);
         auth_session_unref(c->session);
         g_free(c);

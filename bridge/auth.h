@@ -71,5 +71,8 @@ AuthSession *auth_session_ref(AuthSession *s);
 AuthSession *auth_session_unref(AuthSession *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(AuthSession, auth_session_unref)
 
+/* Frees a copy of a secret, overwritten first. */
+void auth_secret_free(char *secret);
+
 /* The secret from "Authorization: Bearer SECRET", or NULL. */
 const char *auth_bearer(const char *header);

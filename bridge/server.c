@@ -12,16 +12,12 @@
 #include "log.h"
 #include "ws.h"
 
-
 static void request_free(Request *r) {
         if (r->disconnected_id)
                 g_signal_handler_disconnect(r->msg, r->disconnected_id);
         g_object_unref(r->msg);
         auth_session_unref(r->session);
-        if (r->secret) {
-                memset(r->secret, 0, strlen(r->secret));
-                g_free(r->secret);
-        }
+        auth_secret_free(r->secret);
         if (r->query)
                 g_hash_table_unref(r->query);
         g_free(r);

@@ -49,9 +49,7 @@ static void client_free(WsClient *c) {
         if (c->filter)
                 g_hash_table_destroy(c->filter);
         auth_session_unref(c->session);
-        if (c->secret)
-                memset(c->secret, 0, strlen(c->secret));
-        g_free(c->secret);
+        auth_secret_free(c->secret);
         g_free(c->address);
         g_free(c);
 }
@@ -416,9 +414,7 @@ static void upgrade_free(gpointer p) {
         Upgrade *u = p;
 
         auth_session_unref(u->session);
-        if (u->secret)
-                memset(u->secret, 0, strlen(u->secret));
-        g_free(u->secret);
+        auth_secret_free(u->secret);
         g_free(u->address);
         if (u->filter)
                 g_hash_table_destroy(u->filter);
