@@ -7,6 +7,7 @@
 #include "ws.h"
 
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 
 #include "log.h"
@@ -144,16 +145,29 @@ static bool wants(WsClient *c, const char *id) {
         return !c->filter || g_hash_table_contains(c->filter, id);
 }
 
+/* A device's costs beside its Describe() object, which has none: {"today",
+ * "month", "currency"} in major units, null without a tariff. */
+static json_t *cost_json(KasaClient *k, const KasaDevice *d) {
+        if (!*k->currency || !isfinite(d->cost_today))
+                return json_null();
+        return json_pack("{s:f,s:o,s:s}", "today", d->cost_today, "month",
+                         isfinite(d->cost_month) ? json_real(d->cost_month) : json_null(), "currency", k->currency);
+}
+
 static json_t *snapshot(WsClient *c) {
         KasaClient *k = c->server->bridge->kasa;
         g_autoptr(GPtrArray) devs = kasa_client_sorted(k);
-        json_t *a = json_array();
+        json_t *a = json_array(), *costs = json_object();
 
-        for (guint i = 0; i < devs->len; i++)
-                if (wants(c, ((KasaDevice *) devs->pdata[i])->id))
-                        json_array_append_new(a, kasa_device_json(k, devs->pdata[i]));
-        return json_pack("{s:s,s:b,s:s,s:o}", "type", "hello", "up", k->up, "version", k->version ?: "", "devices",
-                         a);
+        for (guint i = 0; i < devs->len; i++) {
+                const KasaDevice *d = devs->pdata[i];
+                if (!wants(c, d->id))
+                        continue;
+                json_array_append_new(a, kasa_device_json(k, d));
+                json_object_set_new(costs, d->id, cost_json(k, d));
+        }
+        return json_pack("{s:s,s:b,s:s,s:o,s:o}", "type", "hello", "up", k->up, "version", k->version ?: "",
+                         "devices", a, "costs", costs);
 }
 
 /* {"type":"subscribe","devices":["id",...]} or "devices":"*";
@@ -306,7 +320,8 @@ static void on_event(KasaEvent event, const KasaDevice *d, unsigned fields, void
                 msg = json_pack("{s:s,s:b}", "type", "daemon", "up", event == KASA_EVENT_UP);
                 break;
         case KASA_EVENT_ADDED:
-                msg = json_pack("{s:s,s:s,s:o}", "type", "added", "id", d->id, "device", kasa_device_json(k, d));
+                msg = json_pack("{s:s,s:s,s:o,s:o}", "type", "added", "id", d->id, "device", kasa_device_json(k, d),
+                                "cost", cost_json(k, d));
                 break;
         case KASA_EVENT_REMOVED:
                 msg = json_pack("{s:s,s:s}", "type", "removed", "id", d->id);
@@ -316,8 +331,8 @@ static void on_event(KasaEvent event, const KasaDevice *d, unsigned fields, void
                 for (size_t i = 0; i < G_N_ELEMENTS(field_names); i++)
                         if (fields & (1u << i))
                                 json_array_append_new(changed, json_string(field_names[i]));
-                msg = json_pack("{s:s,s:s,s:o,s:o}", "type", "update", "id", d->id, "changed", changed, "device",
-                                kasa_device_json(k, d));
+                msg = json_pack("{s:s,s:s,s:o,s:o,s:o}", "type", "update", "id", d->id, "changed", changed, "device",
+                                kasa_device_json(k, d), "cost", cost_json(k, d));
                 break;
         }
         }

@@ -5,7 +5,9 @@
 "use strict";
 
 const KEY = "kasamond-token";
-const state = { token: localStorage.getItem(KEY), devices: new Map(), ws: null, retry: 1000, costs: {} };
+// costs: this month's per device from /api/costs; today: each device's
+// cost so far today from the WebSocket.
+const state = { token: localStorage.getItem(KEY), devices: new Map(), ws: null, retry: 1000, costs: {}, today: {} };
 const $ = (id) => document.getElementById(id);
 
 function api(method, path, body) {
@@ -83,8 +85,10 @@ function render(d) {
   card.querySelector(".power").textContent = m ? `${fmt(m.power, 1)} W` : (d.on ? "on" : "off");
   card.querySelector(".energy").textContent = !m ? "" :
     m.energy_today < 1000 ? `today ${fmt(m.energy_today, 1)} Wh` : `today ${fmt(m.energy_today / 1000, 2)} kWh`;
-  const cost = state.costs[d.id];
-  card.querySelector(".cost").textContent = cost ? `this month ${cost}` : "";
+  const cost = state.costs[d.id], today = state.today[d.id];
+  card.querySelector(".cost").textContent = [
+    today ? `today ${today.today.toFixed(2)} ${today.currency}` : "",
+    cost ? `this month ${cost}` : ""].filter((x) => x).join(" · ");
   const sw = card.querySelector(".switch");
   sw.textContent = d.on ? "On" : "Off";
   sw.classList.toggle("on", d.on);
@@ -142,9 +146,12 @@ function connect() {
     if (m.type === "hello") {
       state.devices.clear();
       $("devices").replaceChildren();
+      state.today = {};
+      for (const [id, c] of Object.entries(m.costs || {})) if (c) state.today[id] = c;
       for (const d of m.devices) { state.devices.set(d.id, d); render(d); }
       $("status").textContent = m.up ? "live" : "kasamond is not running";
     } else if (m.type === "update" || m.type === "added") {
+      if (m.cost) state.today[m.id] = m.cost; else delete state.today[m.id];
       state.devices.set(m.id, m.device);
       render(m.device);
     } else if (m.type === "removed") {

@@ -5,7 +5,8 @@ project's format) and listing, reading, activating and removing it, each
 with the role it needs; GetCost through GET /api/costs, what-if pricing of
 the recorded energy and of a CSV series through POST /api/costs/calculate;
 bad input refused with 400, unknown ids with 404, a tariff in use with
-409; kasa_cost_total{currency} in /metrics once a tariff prices."""
+409; kasa_cost_total{currency} in /metrics and the cost in the WebSocket's
+messages once a tariff prices."""
 
 import json
 import re
@@ -106,6 +107,17 @@ def main():
             return m and float(m.group(1))
         kt.eventually(t, env, lambda: cost_metric() is not None, 20,
                       "kasa_cost_total{currency=\"EUR\"} for the plug once the tariff prices")
+        ws = bt.WsClient(br.port, f"/ws?token={viewer}")
+        hello = ws.message()
+        cost = hello.get("costs", {}).get(plug)
+        t.ok(cost and cost.get("currency") == "EUR" and isinstance(cost.get("today"), float),
+             "the WebSocket's hello carries the plug's cost today", hello.get("costs"))
+        try:
+            m = ws.wait_for(lambda m: m.get("type") == "update" and m["id"] == plug and m.get("cost"), 20)
+            t.ok(m["cost"]["currency"] == "EUR", "and its updates too", m["cost"])
+        except TimeoutError:
+            t.ok(False, "and its updates too")
+        ws.close()
         t.eq(br.stop(), 0, "the bridge exits with 0 on SIGTERM")
     return t.close()
 

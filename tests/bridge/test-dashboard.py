@@ -4,7 +4,8 @@
 the DevTools protocol over this directory's own WebSocket client: the
 token entered once in the page's form, every device shown, the live power
 following a kasa-sim load change, the switch switching the simulated plug,
-the token kept across a reload, nothing fetched from anywhere but the
+today's and this month's cost shown, the token kept across a reload,
+nothing fetched from anywhere but the
 bridge. The screenshot stays in the build tree as
 tests/bridge/dashboard.png."""
 
@@ -59,6 +60,11 @@ def main():
         sims = env.sim_devices()
         plug = kt.mac_id(sims[0]["mac"])
         operator = bt.create_token(env, "dashboard", "operator")[1]
+        tariff = {"format": "kasamond-tariff/1", "name": "flat", "currency": "EUR",
+                  "periods": [{"name": "all", "rate": 0.3}]}
+        st, _, rate = br.post("/api/rates", operator, tariff)
+        st2, _, _ = br.post(f"/api/rates/{rate['id']}/activate", operator, {"since": int(time.time()) - 3600})
+        t.ok(st == 201 and st2 == 200, "a tariff, added and activated over the API", (st, st2))
         profile = tempfile.mkdtemp(prefix="kasa-chromium-", dir=env.tmp)
         log = open(os.path.join(env.tmp, "chromium.log"), "w")
         env.procs["chromium"] = subprocess.Popen(
@@ -90,7 +96,7 @@ def main():
                       30, "without a token the page asks for one")
         cdp.eval(f"document.getElementById('token').value = {json.dumps(operator)};"
                  "document.getElementById('login').requestSubmit(); true")
-        n_devices = len(env.objects())
+        n_devices = len([p for p in env.objects() if p.startswith(kt.MANAGER_PATH + "/device/")])
         kt.eventually(t, env, js(f"document.querySelectorAll('.device').length == {n_devices} && !{shown}"), 30,
                       f"after it, all {n_devices} devices are shown, and the form is gone")
         sel = f".device[data-id=\"{plug}\"]"
@@ -104,6 +110,9 @@ def main():
         env.sim(cmd="set", device=0, load_w=LOAD_W)
         kt.eventually(t, env, lambda: power() is not None and abs(power() - LOAD_W) < LOAD_W * 0.05, 20,
                       f"the plug's live power follows a load change to {LOAD_W} W")
+        kt.eventually(t, env, js(f"/today [0-9.]+ EUR.*this month [0-9.]+ EUR/.test("
+                                 f"document.querySelector('{sel} .cost').textContent)"), 20,
+                      "the plug's card shows today's and this month's cost")
         total = cdp.eval("parseFloat(document.getElementById('total-power').textContent)")
         t.ok(total is not None and total >= LOAD_W * 0.95, "the total includes it", total)
         t.ok(cdp.eval("document.body.scrollWidth <= 412"), "the page fits a phone's width",
