@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include "bridge.h"
+
+/* The live stream at /ws: one JSON message per device change, device
+ * added/removed, kasamond up/down. Each client's unsent bytes are bounded
+ * by max_queue: a client that falls further behind is dropped, so a
+ * client that never reads costs at most that much memory. */
+
+#define WS_CLIENTS_MAX 256
+#define WS_MESSAGE_MAX 4096 /* what a client may send in one message */
+/* How often each client's token is checked again: a revoked or expired
+ * one closes its WebSockets (1008) within this time. */
+#define WS_RECHECK_SECONDS (AUTH_RECHECK_USEC / G_USEC_PER_SEC)
+
+struct WsServer {
+        Bridge *bridge;
+        GList *clients;
+        unsigned n_clients;
+        size_t max_queue;
+        uint64_t dropped;
+        uint64_t sent;
+        uint64_t next_serial;
+        guint recheck_id;
+};
+
+int ws_server_new(Bridge *b, size_t max_queue, WsServer **ret);
+WsServer *ws_server_free(WsServer *ws);
+
+/* Upgrades an authenticated request on /ws; answers and frees it. */
+void ws_accept(WsServer *ws, Request *r);
