@@ -20,6 +20,8 @@
 
 #include "kasa-proto.h"
 
+/* Where KLAP devices serve HTTP (the 20002 reply may name another port). */
+#define KLAP_HTTP_PORT 80
 #define KLAP_SEED_SIZE 16
 #define KLAP_HASH_SIZE 32
 #define KLAP_KEY_SIZE 16

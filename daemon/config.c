@@ -55,6 +55,10 @@ const ConfigKey config_keys[] = {
             "Most devices (outlets included) the daemon manages."),
         KEY("Limits", "MaxFrameSize", CONFIG_UNSIGNED, "65536", 4096, 1048576, max_frame_size,
             "Largest device reply accepted, in bytes."),
+        KEY("Credentials", "File", CONFIG_PATH, "/etc/kasamond/tplink-credentials", 0, 0, credentials_file,
+            "The TP-Link account KLAP devices are bound to: two lines, its e-mail and its password, in a file "
+            "readable by root only; a missing file means none. $CREDENTIALS_DIRECTORY/tplink (systemd's "
+            "LoadCredential=tplink:PATH) takes precedence."),
 };
 const size_t config_keys_count = ELEMENTSOF(config_keys);
 
@@ -341,6 +345,7 @@ void config_done(Config *c) {
         if (!c)
                 return;
         free(c->state_directory);
+        free(c->credentials_file);
         free(c->time_zone);
         g_strfreev(c->discovery_targets);
         *c = (Config) {};

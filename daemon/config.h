@@ -38,6 +38,10 @@
  * [Limits]
  *   MaxDevices=1024    1..65536
  *   MaxFrameSize=65536 4096..1048576 largest device reply accepted (bytes)
+ * [Credentials]
+ *   File=/etc/kasamond/tplink-credentials  the TP-Link account for KLAP
+ *                      devices (e-mail and password, two lines, mode 600);
+ *                      $CREDENTIALS_DIRECTORY/tplink wins
  *
  * Durations: seconds ("2.5") or a number with a unit: ms, s, min, h, d. */
 
@@ -64,6 +68,8 @@ typedef struct Config {
 
         unsigned max_devices;
         unsigned max_frame_size;
+
+        char *credentials_file;
 } Config;
 
 typedef enum ConfigType {

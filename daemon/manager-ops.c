@@ -14,6 +14,7 @@
 #include "bus.h"
 #include "kasa-dbus.h"
 #include "kasa-time.h"
+#include "klap.h"
 #include "log.h"
 #include "manager-internal.h"
 
@@ -23,6 +24,8 @@ struct PendingOp {
         PendingOp *next;
         /* AddDevice */
         Transport *transport;
+        Transport *klap_transport; /* the second try, on port 80 */
+        bool port_given;           /* no second try: the user said where */
         char address[32];
         struct sockaddr_in sa;
         ManagerAddFn add_cb;
@@ -59,6 +62,7 @@ static PendingOp *op_free(PendingOp *op) {
         if (!op)
                 return NULL;
         transport_free(op->transport);
+        transport_free(op->klap_transport);
         discovery_run_free(op->run);
         if (op->found)
                 g_ptr_array_unref(op->found);
@@ -132,6 +136,41 @@ static void add_finish(PendingOp *op) {
         op->add_cb = NULL;
 }
 
+static void on_add_reply(Transport *t, int error, const char *json, size_t len, void *userdata);
+
+static int add_transport(Manager *m, const struct sockaddr_in *sa, Transport **ret) {
+        TransportConfig c = {
+                .event = m->event,
+                .address = *sa,
+                .timeout_usec = m->config.poll_timeout_usec,
+                .max_reply = m->config.max_frame_size,
+                .user = m->credentials.user,
+                .password = m->credentials.password,
+        };
+
+        return ntohs(sa->sin_port) == KLAP_HTTP_PORT ? transport_klap_new(&c, ret) : transport_xor_new(&c, ret);
+}
+
+/* The first transport stays until the op is freed: this runs inside its
+ * callback. */
+static int add_try_klap(PendingOp *op) {
+        _cleanup_free_ char *q = kasa_request_query(KASA_QUERY_SYSINFO, NULL);
+        struct sockaddr_in sa = op->sa;
+        int r;
+
+        if (!q)
+                return -ENOMEM;
+        sa.sin_port = htons(KLAP_HTTP_PORT);
+        r = add_transport(op->manager, &sa, &op->klap_transport);
+        if (r < 0)
+                return r;
+        r = transport_request(op->klap_transport, q, on_add_reply, op);
+        if (r < 0)
+                return r;
+        op->sa = sa;
+        return 0;
+}
+
 static void on_add_reply(Transport *t, int error, const char *json, size_t len, void *userdata) {
         PendingOp *op = userdata;
         static KasaResponse resp;
@@ -142,7 +181,13 @@ static void on_add_reply(Transport *t, int error, const char *json, size_t len, 
 
         if (error == -ECANCELED)
                 return; /* manager shutting down: op_free answers */
-        if (r < 0)
+        /* No XOR device there: newer firmware speaks KLAP on port 80. */
+        if (r < 0 && !op->port_given && !op->klap_transport && add_try_klap(op) >= 0)
+                return;
+        if (r < 0 && transport_error_message(t))
+                snprintf(msg, size, "The device at %s failed: %s (%s).", op->address, transport_error_message(t),
+                         strerror(-r));
+        else if (r < 0)
                 snprintf(msg, size, "No Kasa device answered at %s: %s.", op->address, strerror(-r));
         else if (kasa_response_parse(json, len, &resp, &err) < 0) {
                 r = -EBADMSG;
@@ -179,12 +224,8 @@ int manager_add_address(Manager *m, const char *address, ManagerAddFn cb, void *
         if (r < 0)
                 goto fail;
         format_address(&op->sa, op->address, sizeof(op->address));
-        r = transport_xor_new(&(TransportConfig) {
-                        .event = m->event,
-                        .address = op->sa,
-                        .timeout_usec = m->config.poll_timeout_usec,
-                        .max_reply = m->config.max_frame_size,
-                }, &op->transport);
+        op->port_given = strchr(address, ':') != NULL;
+        r = add_transport(m, &op->sa, &op->transport);
         if (r < 0)
                 goto fail;
         q = kasa_request_query(KASA_QUERY_SYSINFO, NULL);

@@ -97,6 +97,7 @@ typedef struct KlapTransport {
         KlapPhase phase;
         int32_t seq;               /* of the request in flight */
         bool resetting;            /* our own stream reset: ignore its callback */
+        bool framer_failed;        /* message says why the response was refused */
         KlapRequest *head, *tail;
         size_t n_pending;
         NetSource *kick, *deadline;
@@ -236,6 +237,7 @@ static int on_deadline(NetSource *source, uint64_t usec, void *userdata) {
 
         /* What is in flight belongs to the head (or is a handshake for it):
          * a late reply must never be taken for the next request's. */
+        x->message[0] = 0;
         if (x->phase != PHASE_IDLE) {
                 if (x->phase != PHASE_REQUEST)
                         snprintf(x->message, sizeof(x->message), "KLAP handshake not answered in time");
@@ -360,6 +362,11 @@ static void on_stream_reply(Stream *s, int error, const char *msg, size_t len, v
         if (x->resetting)
                 return;
         x->phase = PHASE_IDLE;
+        /* The framer's reason for a refused response stays; the errno says
+         * all of the rest. */
+        if (!x->framer_failed)
+                x->message[0] = 0;
+        x->framer_failed = false;
         if (error < 0) {
                 if (phase != PHASE_REQUEST)
                         drop_session(x);
@@ -395,6 +402,7 @@ static int framer_feed(void *userdata, const uint8_t *data, size_t len, size_t *
         r = http1_parser_feed(&x->parser, data, len, ret_consumed, &err);
         if (r < 0) {
                 snprintf(x->message, sizeof(x->message), "%s", err.message);
+                x->framer_failed = true;
                 return r == -EMSGSIZE ? -EMSGSIZE : -EBADMSG;
         }
         if (r == 0)

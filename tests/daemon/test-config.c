@@ -57,6 +57,7 @@ static void test_defaults(void) {
         is_int((int64_t) c.compact_after_usec, 3600 * SEC, "CompactAfter default");
         is_int(c.max_devices, 1024, "MaxDevices default");
         is_int(c.max_frame_size, 65536, "MaxFrameSize default");
+        is_str(c.credentials_file, "/etc/kasamond/tplink-credentials", "Credentials.File default");
         config_done(&c);
 
         /* every table entry is documented and its default parses (checked
@@ -64,7 +65,7 @@ static void test_defaults(void) {
         bool documented = true;
         for (size_t i = 0; i < config_keys_count; i++)
                 documented = documented && config_keys[i].doc && strlen(config_keys[i].doc) > 10;
-        ok(documented && config_keys_count == 15, "%zu keys, all documented", config_keys_count);
+        ok(documented && config_keys_count == 16, "%zu keys, all documented", config_keys_count);
 }
 
 static void test_values(void) {
