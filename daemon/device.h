@@ -133,7 +133,6 @@ struct Device {
 
         /* polling, plugs and strips only */
         bool klap;                 /* KLAP over HTTP: the address's port is KLAP_HTTP_PORT */
-        int klap_version;          /* expected (from 20002 discovery), 0: unknown */
         char protocol[16];         /* "xor/iot", "klap2/iot"... (Protocol) */
         DeviceAuth auth;
         char auth_message[256];

@@ -28,7 +28,6 @@ static int host_new_transport(void *userdata, Device *d, Transport **ret) {
                 .address = d->sockaddr,
                 .timeout_usec = m->config.poll_timeout_usec,
                 .max_reply = m->config.max_frame_size,
-                .klap_version = d->klap_version,
                 .user = m->credentials.user,
                 .password = m->credentials.password,
         };

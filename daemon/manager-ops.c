@@ -5,6 +5,7 @@
 
 #include "manager.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "bus.h"
 #include "kasa-dbus.h"
+#include "discovery-tdp.h"
 #include "kasa-time.h"
 #include "klap.h"
 #include "log.h"
@@ -34,6 +36,10 @@ struct PendingOp {
         char add_message[256];
         /* Discover */
         DiscoveryRun *run;
+        TdpRun *tdp;               /* UDP 20002 beside run */
+        unsigned runs_left;
+        unsigned probes_pending;   /* KLAP devices 20002 found, being asked for sysinfo */
+        int discover_error;
         GPtrArray *found;
         ManagerDiscoverFn discover_cb;
         void *userdata;
@@ -64,6 +70,7 @@ static PendingOp *op_free(PendingOp *op) {
         transport_free(op->transport);
         transport_free(op->klap_transport);
         discovery_run_free(op->run);
+        tdp_run_free(op->tdp);
         if (op->found)
                 g_ptr_array_unref(op->found);
         sd_event_source_disable_unref(op->cleanup);
@@ -281,17 +288,80 @@ static void on_discovered(DiscoveryRun *run, const struct sockaddr_in *from, con
         }
 }
 
+/* Once both runs and the KLAP devices' sysinfo probes are over. */
+static void discovery_finish(PendingOp *op, int error) {
+        if (error < 0 && op->discover_error == 0)
+                op->discover_error = error;
+        if (op->runs_left > 0 || op->probes_pending > 0)
+                return;
+        if (--op->manager->discovering == 0)
+                manager_batch_end(op->manager);
+        if (op->discover_cb)
+                op->discover_cb(op->manager, op->discover_error,
+                                (Device **) (op->found ? op->found->pdata : NULL), op->found ? op->found->len : 0,
+                                op->userdata);
+        op->discover_cb = NULL;
+        op_finish_later(op);
+}
+
 static void on_discovery_done(DiscoveryRun *run, int error, void *userdata) {
         PendingOp *op = userdata;
 
         op->run = NULL; /* freed by discovery itself after this */
-        if (--op->manager->discovering == 0)
-                manager_batch_end(op->manager);
-        if (op->discover_cb)
-                op->discover_cb(op->manager, error, (Device **) (op->found ? op->found->pdata : NULL),
-                                op->found ? op->found->len : 0, op->userdata);
-        op->discover_cb = NULL;
-        op_finish_later(op);
+        op->runs_left--;
+        discovery_finish(op, error);
+}
+
+static void on_tdp_probed(Manager *m, int error, const char *message, Device *d, void *userdata) {
+        PendingOp *op = userdata;
+
+        if (error == -ECANCELED)
+                return; /* shutting down: op may be gone already */
+        if (error < 0)
+                log_warning("A device answered 20002 discovery, but asking it for its sysinfo failed, ignoring: %s",
+                            message);
+        else if (op->found) {
+                g_ptr_array_add(op->found, d);
+                for (size_t i = 0; i < d->n_outlets; i++)
+                        if (d->outlets[i])
+                                g_ptr_array_add(op->found, d->outlets[i]);
+        }
+        op->probes_pending--;
+        discovery_finish(op, 0);
+}
+
+/* A 20002 reply names the device but not its state: ask it over KLAP,
+ * as AddDevice does, and register what it says. */
+static void on_tdp_found(TdpRun *run, const struct sockaddr_in *from, const KasaTdpInfo *info, void *userdata) {
+        PendingOp *op = userdata;
+        Manager *m = op->manager;
+        char id[REGISTRY_ID_MAX], address[32], ip[INET_ADDRSTRLEN];
+        RegistryDevice rd = {};
+        bool removed;
+
+        if (info->encrypt != KASA_ENCRYPT_KLAP) {
+                log_info("%s at %s speaks AES securePassthrough, which kasamond does not support, ignoring",
+                         info->model, inet_ntop(AF_INET, &from->sin_addr, ip, sizeof(ip)));
+                return;
+        }
+        if (registry_make_id(info->mac, -1, id) < 0 || manager_find(m, id))
+                return;
+        removed = registry_get(m->registry, id, &rd) >= 0 && !rd.monitored;
+        registry_device_done(&rd);
+        if (removed)
+                return;
+        snprintf(address, sizeof(address), "%s:%u", inet_ntop(AF_INET, &from->sin_addr, ip, sizeof(ip)),
+                 info->http_port);
+        if (manager_add_address(m, address, on_tdp_probed, op) >= 0)
+                op->probes_pending++;
+}
+
+static void on_tdp_done(TdpRun *run, void *userdata) {
+        PendingOp *op = userdata;
+
+        op->tdp = NULL;
+        op->runs_left--;
+        discovery_finish(op, 0);
 }
 
 static int start_discovery(Manager *m, uint64_t duration, ManagerDiscoverFn cb, void *userdata) {
@@ -311,6 +381,13 @@ static int start_discovery(Manager *m, uint64_t duration, ManagerDiscoverFn cb, 
                 op_free(op);
                 return r;
         }
+        op->runs_left = 1;
+        r = tdp_run(m->event, m->config.discovery_targets, m->config.discovery_attempts, duration, on_tdp_found,
+                    on_tdp_done, op, &op->tdp);
+        if (r < 0)
+                log_warning_errno(r, "Failed to start 20002 discovery, ignoring: %m");
+        else
+                op->runs_left++;
         m->discovering++;
         op->next = m->ops;
         m->ops = op;
