@@ -13,8 +13,8 @@
 
 #include "address.h"
 #include "kasa-dbus.h"
-#include "klap.h"
 #include "kasa-time.h"
+#include "klap.h"
 #include "log.h"
 #include "macro.h"
 

@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "bus.h"
-#include "kasa-dbus.h"
 #include "discovery-tdp.h"
+#include "kasa-dbus.h"
 #include "kasa-time.h"
 #include "klap.h"
 #include "log.h"
@@ -317,7 +317,8 @@ static void on_tdp_probed(Manager *m, int error, const char *message, Device *d,
 
         if (error == -ECANCELED)
                 return; /* shutting down: op may be gone already */
-        if (error < 0)
+        /* -EEXIST: an earlier round's probe of the same device won. */
+        if (error < 0 && error != -EEXIST)
                 log_warning("A device answered 20002 discovery, but asking it for its sysinfo failed, ignoring: %s",
                             message);
         else if (op->found) {
