@@ -8,6 +8,7 @@ recovered from once they match again; AddDevice probes XOR, then KLAP."""
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -23,6 +24,13 @@ KLAP = [
 ]
 XOR = "hs110@127.0.0.2"
 XOR_INDEX = 4
+
+
+def kasactl(env, *args):
+    p = subprocess.run([os.path.join(kt.build_dir(), "client", "kasactl"), *args],
+                       env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=env.address, LC_ALL="C"),
+                       capture_output=True, text=True, timeout=60)
+    return p.stdout + p.stderr
 
 
 def main():
@@ -110,6 +118,9 @@ def run(t, env):
     t.ok("credentials" in msg and "server hash" in msg, "wrong credentials: AuthMessage says what to do", msg)
     t.eq(env.get(path[0], kt.DEVICE_IFACE, "Online"), False, "wrong credentials: offline")
     t.eq(env.get(path[1], kt.DEVICE_IFACE, "Online"), True, "wrong credentials: the other devices go on")
+    show = kasactl(env, "show", path[0].rsplit("/", 1)[1])
+    t.ok("Protocol: klap1/iot" in show and "Credentials: refused: " in show and "server hash" in show,
+         "wrong credentials: kasactl show says so", show)
     env.sim(cmd="fault", device=0, credentials={"user": USER, "password": PASSWORD})
     kt.eventually(t, env, lambda: env.get(path[0], kt.DEVICE_IFACE, "AuthState") == "ok", 30,
                   "credentials match again: AuthState ok (retried with backoff)")
