@@ -4,9 +4,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rsa.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,37 +56,24 @@ int kasa_tdp_encode(const char *json, uint8_t **ret, size_t *ret_len) {
         return 0;
 }
 
-/* One RSA key per process: generating one costs milliseconds, and what the
- * devices encrypt with it is never read. */
-static char *public_key_pem(void) {
-        static char *pem;
-        EVP_PKEY *key;
-        BIO *bio;
-        char *data;
-        long n;
-
-        if (pem)
-                return pem;
-        key = EVP_RSA_gen(1024);
-        if (!key)
-                return NULL;
-        bio = BIO_new(BIO_s_mem());
-        if (bio && PEM_write_bio_PUBKEY(bio, key) == 1 && (n = BIO_get_mem_data(bio, &data)) > 0)
-                pem = strndup(data, (size_t) n);
-        BIO_free(bio);
-        EVP_PKEY_free(key);
-        return pem;
-}
+/* The devices want an RSA public key in the probe, to encrypt part of
+ * their answer with; kasamond reads nothing of that part, so any valid key
+ * will do and no private key is kept (generating one would block the
+ * loop for tens of milliseconds). */
+static const char probe_public_key[] =
+        "-----BEGIN PUBLIC KEY-----\n"
+        "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDXKDEonKjoRjp/ApW5N8ENHbPw\n"
+        "sPOoihxO1TfFiST2S6SIIMJh6V+ECOu8iV/6CnflTEesL4IvrNK2o4kZ8YRSUUUk\n"
+        "3I+Q8fpgx2sgybCcOoz80d0cvSGc7i6N18MqPjhKXzha/tJg+wvWKEIDr6GvznQv\n"
+        "O17v3IinZY+a2jfXDQIDAQAB\n"
+        "-----END PUBLIC KEY-----\n";
 
 int kasa_tdp_probe(uint8_t **ret, size_t *ret_len) {
-        const char *pem = public_key_pem();
         json_t *o;
         char *json;
         int r;
 
-        if (!pem)
-                return -EIO;
-        o = json_pack("{s:{s:s}}", "params", "rsa_key", pem);
+        o = json_pack("{s:{s:s}}", "params", "rsa_key", probe_public_key);
         json = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         if (!json)

@@ -35,7 +35,8 @@ typedef struct KasaTdpInfo {
 } KasaTdpInfo;
 
 /* The probe: header + {"params":{"rsa_key":PEM}} (a key the devices want
- * to see; kasamond never uses what they encrypt with it). */
+ * to see; kasamond never reads what they encrypt with it, so the key is a
+ * fixed one whose private half was thrown away). */
 int kasa_tdp_probe(uint8_t **ret, size_t *ret_len);
 /* -EBADMSG with err saying why for anything but a well-formed reply. */
 int kasa_tdp_parse(const uint8_t *data, size_t len, KasaTdpInfo *ret, KasaError *err);

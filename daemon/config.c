@@ -57,7 +57,7 @@ const ConfigKey config_keys[] = {
             "Largest device reply accepted, in bytes."),
         KEY("Credentials", "File", CONFIG_PATH, "/etc/kasamond/tplink-credentials", 0, 0, credentials_file,
             "The TP-Link account KLAP devices are bound to: two lines, its e-mail and its password, in a file "
-            "readable by root only; a missing file means none. $CREDENTIALS_DIRECTORY/tplink (systemd's "
+            "no one but its owner may read (mode 600); a missing file means none. $CREDENTIALS_DIRECTORY/tplink (systemd's "
             "LoadCredential=tplink:PATH) takes precedence."),
 };
 const size_t config_keys_count = ELEMENTSOF(config_keys);

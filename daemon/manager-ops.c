@@ -338,6 +338,7 @@ static void on_tdp_found(TdpRun *run, const struct sockaddr_in *from, const Kasa
         Manager *m = op->manager;
         char id[REGISTRY_ID_MAX], address[32], ip[INET_ADDRSTRLEN];
         RegistryDevice rd = {};
+        Device *known;
         bool removed;
 
         if (info->encrypt != KASA_ENCRYPT_KLAP) {
@@ -345,9 +346,15 @@ static void on_tdp_found(TdpRun *run, const struct sockaddr_in *from, const Kasa
                          info->model, inet_ntop(AF_INET, &from->sin_addr, ip, sizeof(ip)));
                 return;
         }
-        if (registry_make_id(info->mac, -1, id) < 0 || manager_find(m, id))
+        if (registry_make_id(info->mac, -1, id) < 0)
                 return;
-        removed = registry_get(m->registry, id, &rd) >= 0 && !rd.monitored;
+        known = manager_find(m, id);
+        /* A known device that moved (DHCP) is probed like a new one: its
+         * registration moves it, as on 9999. */
+        if (known && known->sockaddr.sin_addr.s_addr == from->sin_addr.s_addr &&
+            ntohs(known->sockaddr.sin_port) == info->http_port)
+                return;
+        removed = !known && registry_get(m->registry, id, &rd) >= 0 && !rd.monitored;
         registry_device_done(&rd);
         if (removed)
                 return;

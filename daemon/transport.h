@@ -4,9 +4,9 @@
 /*
  * What a device's poll round and commands talk to: JSON requests in, JSON
  * replies out, one at a time and in order, each with its own deadline.
- * How the JSON travels (the legacy XOR framing on TCP 9999 today; KLAP's
- * HTTP + AES with a sequence number per request, later) is the
- * transport's business, behind this operations table.
+ * How the JSON travels (the legacy XOR framing on TCP 9999; KLAP's HTTP +
+ * AES with a sequence number per request, on port 80) is the transport's
+ * business, behind this operations table.
  */
 
 #include <netinet/in.h>

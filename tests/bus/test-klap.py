@@ -46,7 +46,7 @@ def main():
     fd = os.open(creds, os.O_WRONLY | os.O_CREAT, 0o600)
     os.write(fd, f"{USER}\n{PASSWORD}\n".encode())
     os.close(fd)
-    targets = "127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5"
+    targets = "127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5 127.0.0.7"
     try:
         with kt.Env([XOR], config=f"[Credentials]\nFile={creds}\n", targets=targets,
                     sim_args=[f"--config={sim_config}", "--noise=0"]) as env:
@@ -127,6 +127,14 @@ def run(t, env):
     kt.eventually(t, env, lambda: env.get(path[0], kt.DEVICE_IFACE, "Online"), 10,
                   "credentials match again: online")
     t.eq(env.get(path[0], kt.DEVICE_IFACE, "AuthMessage"), "", "credentials match again: AuthMessage empty")
+
+    # A KLAP device that moved (DHCP) is found at its new address by 20002.
+    env.sim(cmd="fault", device=1, move="127.0.0.7")
+    env.discover(2.0)
+    kt.eventually(t, env, lambda: env.get(path[1], kt.DEVICE_IFACE, "Address") == "127.0.0.7:80", 10,
+                  "moved: 20002 discovery gives the KLAP device its new address")
+    env.wait_polled(path[1])
+    t.eq(env.get(path[1], kt.DEVICE_IFACE, "Online"), True, "moved: polled there")
 
     # Never the credentials: not on the bus, not in the log.
     every = json.dumps([[str(v) for v in env.get_all(p, kt.DEVICE_IFACE).values()] for p in path.values()])
