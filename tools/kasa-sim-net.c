@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A simulated device's sockets: TCP (framed requests on persistent
- * connections) and UDP (unframed discovery), both on the device's own
- * address, plus the faults that act on the wire and the reboot cycle.
+ * connections; HTTP requests for KLAP devices) and UDP (unframed
+ * discovery; 20002 for KLAP devices), both on the device's own address,
+ * plus the faults that act on the wire and the reboot cycle.
  *
  * A socket bound to an address never sees datagrams sent to a broadcast
  * address, while a real plug (bound to 0.0.0.0) does. So each UDP port in

@@ -2,8 +2,8 @@
 #pragma once
 
 /*
- * kasa-sim: simulated TP-Link Kasa devices (legacy XOR protocol) for tests
- * and benchmarks. One process, one sd-event loop, any number of devices,
+ * kasa-sim: simulated TP-Link Kasa devices (legacy XOR protocol, or KLAP
+ * over HTTP, see kasa-sim-klap.c) for tests and benchmarks. One process, one sd-event loop, any number of devices,
  * each with its own address. See kasa-sim-control.c for the control
  * protocol and kasa-sim.c for the command line and config file.
  */
