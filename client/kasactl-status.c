@@ -177,6 +177,14 @@ void print_device(FILE *f, const DeviceList *l, const Device *d) {
         print_field(f, "Last seen", "%s", d->last_seen ? format_time(t, sizeof(t), d->last_seen, false) : "never");
         if (d->rssi != 0)
                 print_field(f, "Signal", "%d dBm", (int) d->rssi);
+        /* Only what is not the legacy protocol's: most plugs still speak it. */
+        if (d->protocol && !streq(d->protocol, "xor/iot"))
+                print_field(f, "Protocol", "%s", d->protocol);
+        if (d->auth_state && streq(d->auth_state, "failed"))
+                print_field(f, "Credentials", "%srefused%s: %s", arg_colors ? "\033[31m" : "", reset,
+                            d->auth_message ? d->auth_message : "");
+        else if (d->auth_state && !streq(d->auth_state, "none"))
+                print_field(f, "Credentials", "%s", d->auth_state);
         if (d->metered) {
                 print_reading(f, d, "Power", d->power, 1, "W");
                 print_reading(f, d, "Voltage", d->voltage, 1, "V");

@@ -77,6 +77,9 @@ typedef struct Device {
         bool metered;
         uint64_t last_seen;
         int32_t rssi;
+        char *protocol;    /* "xor/iot", "klap2/iot"... */
+        char *auth_state;  /* "none", "unknown", "ok", "failed" */
+        char *auth_message;
         /* NAN until the bus gave a value; an offline device has none. */
         double power;
         double voltage;

@@ -31,6 +31,12 @@ static int property_get_parent(sd_bus *bus, const char *path, const char *interf
         return sd_bus_message_append(reply, "o", d->parent ? d->parent->path : "/");
 }
 
+static int property_get_auth(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Device *d = userdata;
+        return sd_bus_message_append(reply, "s", device_auth_to_string(d->auth));
+}
+
 int bus_set_device_error(sd_bus_error *e, Device *d, int error, int32_t device_err) {
         if (error == 0 && device_err != 0)
                 return sd_bus_error_setf(e, KASA_ERROR_DEVICE, "Device %s refused the command: err_code %d (%s).",
@@ -237,6 +243,9 @@ const sd_bus_vtable bus_device_vtable[] = {
         SD_BUS_PROPERTY("Parent", "o", property_get_parent, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Rssi", "i", NULL, offsetof(Device, rssi), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Countdown", "(st)", property_get_countdown, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Protocol", "s", property_get_string, offsetof(Device, protocol), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("AuthState", "s", property_get_auth, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("AuthMessage", "s", property_get_string, offsetof(Device, auth_message), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("SetOn", SD_BUS_ARGS("b", on), SD_BUS_NO_RESULT, method_set_on,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Toggle", SD_BUS_NO_ARGS, SD_BUS_RESULT("b", on), method_toggle,
@@ -316,6 +325,8 @@ void bus_device_emit_changed(Manager *m, Device *d) {
                 { DEVICE_CHANGED_SEEN, KASA_DEVICE_IFACE, { "LastSeen" } },
                 { DEVICE_CHANGED_RSSI, KASA_DEVICE_IFACE, { "Rssi" } },
                 { DEVICE_CHANGED_COUNTDOWN, KASA_DEVICE_IFACE, { "Countdown" } },
+                { DEVICE_CHANGED_PROTOCOL, KASA_DEVICE_IFACE, { "Protocol" } },
+                { DEVICE_CHANGED_AUTH, KASA_DEVICE_IFACE, { "AuthState", "AuthMessage" } },
                 { DEVICE_CHANGED_READING, KASA_METER_IFACE, { "Power", "Voltage", "Current" } },
                 { DEVICE_CHANGED_ENERGY, KASA_METER_IFACE, { "EnergyTotal", "EnergyToday" } },
         };

@@ -63,6 +63,10 @@ const ConfigKey config_keys[] = {
             "Degrees north (negative: south) of the place sun schedules and kasactl sun use; empty = none."),
         KEY("Location", "Longitude", CONFIG_DEGREES, "", -180, 180, longitude,
             "Degrees east (negative: west) of that place; empty = none."),
+        KEY("Credentials", "File", CONFIG_PATH, "/etc/kasamond/tplink-credentials", 0, 0, credentials_file,
+            "The TP-Link account KLAP devices are bound to: two lines, its e-mail and its password, in a file "
+            "no one but its owner may read (mode 600); a missing file means none. $CREDENTIALS_DIRECTORY/tplink (systemd's "
+            "LoadCredential=tplink:PATH) takes precedence."),
 };
 const size_t config_keys_count = ELEMENTSOF(config_keys);
 
@@ -379,6 +383,7 @@ void config_done(Config *c) {
         if (!c)
                 return;
         free(c->state_directory);
+        free(c->credentials_file);
         free(c->time_zone);
         g_strfreev(c->discovery_targets);
         free(c->bridge_user);

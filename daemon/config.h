@@ -44,6 +44,10 @@
  * [Location]           where sun schedules are computed; empty = none
  *   Latitude=          -90..90       degrees north
  *   Longitude=         -180..180     degrees east
+ * [Credentials]
+ *   File=/etc/kasamond/tplink-credentials  the TP-Link account for KLAP
+ *                      devices (e-mail and password, two lines, mode 600);
+ *                      $CREDENTIALS_DIRECTORY/tplink wins
  *
  * Durations: seconds ("2.5") or a number with a unit: ms, s, min, h, d. */
 
@@ -73,6 +77,7 @@ typedef struct Config {
 
         char *bridge_user;       /* "" = no bridge */
         double latitude, longitude; /* NAN: not configured */
+        char *credentials_file;
 } Config;
 
 typedef enum ConfigType {

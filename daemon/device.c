@@ -14,6 +14,7 @@
 #include "address.h"
 #include "kasa-dbus.h"
 #include "kasa-time.h"
+#include "klap.h"
 #include "log.h"
 #include "macro.h"
 
@@ -38,6 +39,7 @@ int device_new(const DeviceHost *host, const char *id, Device *parent, Device **
         d->manager = host->userdata;
         d->parent = parent;
         d->outlet = -1;
+        strcpy(d->protocol, "xor/iot");
         energy_account_init(&d->energy);
         *ret = TAKE_PTR(d);
         return 0;
@@ -111,9 +113,69 @@ unsigned device_apply_sysinfo(Device *d, const KasaSysinfo *si) {
         return changed;
 }
 
+const char *device_auth_to_string(DeviceAuth a) {
+        static const char *const names[] = {
+                [DEVICE_AUTH_NONE] = "none",
+                [DEVICE_AUTH_UNKNOWN] = "unknown",
+                [DEVICE_AUTH_OK] = "ok",
+                [DEVICE_AUTH_FAILED] = "failed",
+        };
+        return names[a];
+}
+
+/* Outlets show their strip's. */
+static void set_transport_state(Device *o, const char *protocol, DeviceAuth auth, const char *msg) {
+        if (strcmp(o->protocol, protocol) != 0) {
+                snprintf(o->protocol, sizeof(o->protocol), "%s", protocol);
+                o->changes |= DEVICE_CHANGED_PROTOCOL;
+        }
+        if (o->auth != auth || strcmp(o->auth_message, msg) != 0) {
+                o->auth = auth;
+                snprintf(o->auth_message, sizeof(o->auth_message), "%s", msg);
+                o->changes |= DEVICE_CHANGED_AUTH;
+        }
+}
+
+/* What the transport learnt in a round: the protocol it speaks, and
+ * whether the device took our credentials. */
+static void update_transport_state(Device *d) {
+        const char *proto = d->transport ? transport_protocol(d->transport) : (d->klap ? "klap" : "xor");
+        DeviceAuth auth = d->auth;
+        const char *msg = "";
+        char p[sizeof(d->protocol)];
+
+        snprintf(p, sizeof(p), "%s/iot", proto);
+        if (!d->klap)
+                auth = DEVICE_AUTH_NONE;
+        else if (d->round_error == 0)
+                auth = DEVICE_AUTH_OK;
+        else if (d->round_error == -EACCES) {
+                auth = DEVICE_AUTH_FAILED;
+                msg = (d->transport ? transport_error_message(d->transport) : NULL) ?: "credentials refused";
+        } else if (auth == DEVICE_AUTH_NONE)
+                auth = DEVICE_AUTH_UNKNOWN;
+        if (auth == DEVICE_AUTH_FAILED && d->auth != DEVICE_AUTH_FAILED)
+                log_warning("%s (%s): %s", d->id, d->address, msg);
+        if (auth != DEVICE_AUTH_FAILED)
+                msg = "";
+        set_transport_state(d, p, auth, msg);
+        for (size_t i = 0; i < d->n_outlets; i++)
+                if (d->outlets[i])
+                        set_transport_state(d->outlets[i], p, auth, msg);
+}
+
 int device_set_address(Device *d, const struct sockaddr_in *sa) {
         char buf[sizeof(d->address)];
+        bool klap = ntohs(sa->sin_port) == KLAP_HTTP_PORT;
 
+        if (klap != d->klap) {
+                /* Another protocol: another transport, made at the next poll. */
+                d->transport = transport_free(d->transport);
+                d->polling = false;
+                d->round_pending = 0;
+                d->klap = klap;
+                d->auth = klap ? DEVICE_AUTH_UNKNOWN : DEVICE_AUTH_NONE;
+        }
         d->sockaddr = *sa;
         format_address(sa, buf, sizeof(buf));
         set_string(d, d->address, sizeof(d->address), buf, DEVICE_CHANGED_ADDRESS);
@@ -278,10 +340,13 @@ static void finish_round(Device *d) {
                 d->last_seen_usec = (uint64_t) d->round_ts_ms * 1000;
                 d->changes |= DEVICE_CHANGED_SEEN;
         } else {
-                if (d->failures == 0)
-                        log_warning_errno(d->round_error, "%s (%s): poll failed, offline: %m", d->id, d->address);
+                if (d->failures == 0 && d->round_error != -EACCES)
+                        log_warning_errno(d->round_error, "%s (%s): poll failed, offline: %m%s%s", d->id, d->address,
+                                          d->transport && transport_error_message(d->transport) ? ": " : "",
+                                          (d->transport ? transport_error_message(d->transport) : NULL) ?: "");
                 d->failures++;
         }
+        update_transport_state(d);
         device_set_online(d, ok);
         for (size_t i = 0; i < d->n_outlets; i++) {
                 Device *o = d->outlets[i];

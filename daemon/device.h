@@ -63,6 +63,8 @@ typedef enum DeviceChange {
         DEVICE_CHANGED_READING  = 1 << 8, /* Power, Voltage, Current */
         DEVICE_CHANGED_ENERGY   = 1 << 9, /* EnergyTotal, EnergyToday */
         DEVICE_CHANGED_COUNTDOWN = 1 << 10,
+        DEVICE_CHANGED_PROTOCOL = 1 << 11,
+        DEVICE_CHANGED_AUTH     = 1 << 12, /* AuthState, AuthMessage */
 } DeviceChange;
 
 /* What a countdown or a schedule does to a device. */
@@ -80,6 +82,16 @@ DeviceAction device_action_from_string(const char *s);
 
 /* Longest countdown accepted: a week. */
 #define DEVICE_COUNTDOWN_MAX_SEC (7 * 24 * 3600)
+
+/* Whether the device and we agree on credentials (KLAP). */
+typedef enum DeviceAuth {
+        DEVICE_AUTH_NONE,          /* the transport has none (XOR) */
+        DEVICE_AUTH_UNKNOWN,       /* no handshake finished yet */
+        DEVICE_AUTH_OK,
+        DEVICE_AUTH_FAILED,        /* auth_message says what to do */
+} DeviceAuth;
+
+const char *device_auth_to_string(DeviceAuth a);
 
 /* Result of a command (switch, rename): error 0 or the first failure's
  * negative errno, or for a device-side refusal the device's err_code. A
@@ -137,6 +149,10 @@ struct Device {
         char *poll_request;        /* JSON of the poll request, built once */
 
         /* polling, plugs and strips only */
+        bool klap;                 /* KLAP over HTTP: the address's port is KLAP_HTTP_PORT */
+        char protocol[16];         /* "xor/iot", "klap2/iot"... (Protocol) */
+        DeviceAuth auth;
+        char auth_message[256];
         Transport *transport;
         uint64_t poll_due_usec;    /* CLOCK_MONOTONIC */
         NetSource *poll_timer;

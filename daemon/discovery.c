@@ -171,7 +171,7 @@ static int add_broadcasts(GArray *dests, uint16_t port) {
         return 0;
 }
 
-static int resolve_targets(char *const *targets, GArray *dests) {
+static int resolve_targets(char *const *targets, uint16_t port_override, GArray *dests) {
         for (char *const *t = targets; t && *t; t++) {
                 char what[64];
                 uint16_t port;
@@ -181,6 +181,8 @@ static int resolve_targets(char *const *targets, GArray *dests) {
 
                 if (split_target(*t, what, sizeof(what), &port) < 0)
                         return -EINVAL;
+                if (port_override)
+                        port = port_override;
                 if (strcmp(what, "auto") == 0) {
                         r = add_broadcasts(dests, port);
                         if (r < 0)
@@ -201,6 +203,15 @@ static int resolve_targets(char *const *targets, GArray *dests) {
                         add_dest(dests, h, port);
         }
         return 0;
+}
+
+int discovery_resolve_targets(char *const *targets, uint16_t port, struct sockaddr_in **ret, size_t *ret_n) {
+        GArray *dests = g_array_new(false, false, sizeof(struct sockaddr_in));
+        int r = resolve_targets(targets, port, dests);
+
+        *ret_n = dests->len;
+        *ret = (struct sockaddr_in *) g_array_free(dests, false);
+        return r;
 }
 
 static int send_probes(DiscoveryRun *run) {
@@ -311,7 +322,7 @@ int discovery_run(sd_event *event, char *const *targets, unsigned attempts, uint
         run->seen = g_hash_table_new(NULL, NULL);
 
         dests = g_array_new(false, false, sizeof(struct sockaddr_in));
-        r = resolve_targets(targets, dests);
+        r = resolve_targets(targets, 0, dests);
         run->n_dests = dests->len;
         run->dests = (struct sockaddr_in *) g_array_free(dests, false);
         if (r < 0)

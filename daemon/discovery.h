@@ -28,6 +28,10 @@ typedef void (*DiscoveryDoneFn)(DiscoveryRun *run, int error, void *userdata);
  * may end in ":port". Returns -EINVAL for a malformed one. */
 int discovery_check_target(const char *target);
 
+/* The addresses targets name, every one at port (for 20002 discovery);
+ * *ret is malloc'd, also on failure. */
+int discovery_resolve_targets(char *const *targets, uint16_t port, struct sockaddr_in **ret, size_t *ret_n);
+
 int discovery_run(sd_event *event, char *const *targets, unsigned attempts, uint64_t duration_usec,
                   DiscoveryFoundFn found, DiscoveryDoneFn done, void *userdata, DiscoveryRun **ret);
 /* Stops a run early; its done callback is not called. */

@@ -22,14 +22,17 @@ static int64_t host_day_start(void *userdata, int64_t ts_ms) {
 
 static int host_new_transport(void *userdata, Device *d, Transport **ret) {
         Manager *m = userdata;
+        TransportConfig c = {
+                .event = m->event,
+                .net = m->device_host.net,
+                .address = d->sockaddr,
+                .timeout_usec = m->config.poll_timeout_usec,
+                .max_reply = m->config.max_frame_size,
+                .user = m->credentials.user,
+                .password = m->credentials.password,
+        };
 
-        return transport_xor_new(&(TransportConfig) {
-                        .event = m->event,
-                        .net = m->device_host.net,
-                        .address = d->sockaddr,
-                        .timeout_usec = m->config.poll_timeout_usec,
-                        .max_reply = m->config.max_frame_size,
-                }, ret);
+        return d->klap ? transport_klap_new(&c, ret) : transport_xor_new(&c, ret);
 }
 
 const DeviceHostOps manager_device_host_ops = {

@@ -5,6 +5,7 @@
 
 #include "manager.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -12,8 +13,10 @@
 #include <string.h>
 
 #include "bus.h"
+#include "discovery-tdp.h"
 #include "kasa-dbus.h"
 #include "kasa-time.h"
+#include "klap.h"
 #include "log.h"
 #include "manager-internal.h"
 
@@ -23,6 +26,8 @@ struct PendingOp {
         PendingOp *next;
         /* AddDevice */
         Transport *transport;
+        Transport *klap_transport; /* the second try, on port 80 */
+        bool port_given;           /* no second try: the user said where */
         char address[32];
         struct sockaddr_in sa;
         ManagerAddFn add_cb;
@@ -31,6 +36,10 @@ struct PendingOp {
         char add_message[256];
         /* Discover */
         DiscoveryRun *run;
+        TdpRun *tdp;               /* UDP 20002 beside run */
+        unsigned runs_left;
+        unsigned probes_pending;   /* KLAP devices 20002 found, being asked for sysinfo */
+        int discover_error;
         GPtrArray *found;
         ManagerDiscoverFn discover_cb;
         void *userdata;
@@ -59,7 +68,9 @@ static PendingOp *op_free(PendingOp *op) {
         if (!op)
                 return NULL;
         transport_free(op->transport);
+        transport_free(op->klap_transport);
         discovery_run_free(op->run);
+        tdp_run_free(op->tdp);
         if (op->found)
                 g_ptr_array_unref(op->found);
         sd_event_source_disable_unref(op->cleanup);
@@ -132,6 +143,41 @@ static void add_finish(PendingOp *op) {
         op->add_cb = NULL;
 }
 
+static void on_add_reply(Transport *t, int error, const char *json, size_t len, void *userdata);
+
+static int add_transport(Manager *m, const struct sockaddr_in *sa, Transport **ret) {
+        TransportConfig c = {
+                .event = m->event,
+                .address = *sa,
+                .timeout_usec = m->config.poll_timeout_usec,
+                .max_reply = m->config.max_frame_size,
+                .user = m->credentials.user,
+                .password = m->credentials.password,
+        };
+
+        return ntohs(sa->sin_port) == KLAP_HTTP_PORT ? transport_klap_new(&c, ret) : transport_xor_new(&c, ret);
+}
+
+/* The first transport stays until the op is freed: this runs inside its
+ * callback. */
+static int add_try_klap(PendingOp *op) {
+        _cleanup_free_ char *q = kasa_request_query(KASA_QUERY_SYSINFO, NULL);
+        struct sockaddr_in sa = op->sa;
+        int r;
+
+        if (!q)
+                return -ENOMEM;
+        sa.sin_port = htons(KLAP_HTTP_PORT);
+        r = add_transport(op->manager, &sa, &op->klap_transport);
+        if (r < 0)
+                return r;
+        r = transport_request(op->klap_transport, q, on_add_reply, op);
+        if (r < 0)
+                return r;
+        op->sa = sa;
+        return 0;
+}
+
 static void on_add_reply(Transport *t, int error, const char *json, size_t len, void *userdata) {
         PendingOp *op = userdata;
         static KasaResponse resp;
@@ -142,7 +188,13 @@ static void on_add_reply(Transport *t, int error, const char *json, size_t len, 
 
         if (error == -ECANCELED)
                 return; /* manager shutting down: op_free answers */
-        if (r < 0)
+        /* No XOR device there: newer firmware speaks KLAP on port 80. */
+        if (r < 0 && !op->port_given && !op->klap_transport && add_try_klap(op) >= 0)
+                return;
+        if (r < 0 && transport_error_message(t))
+                snprintf(msg, size, "The device at %s failed: %s (%s).", op->address, transport_error_message(t),
+                         strerror(-r));
+        else if (r < 0)
                 snprintf(msg, size, "No Kasa device answered at %s: %s.", op->address, strerror(-r));
         else if (kasa_response_parse(json, len, &resp, &err) < 0) {
                 r = -EBADMSG;
@@ -179,12 +231,8 @@ int manager_add_address(Manager *m, const char *address, ManagerAddFn cb, void *
         if (r < 0)
                 goto fail;
         format_address(&op->sa, op->address, sizeof(op->address));
-        r = transport_xor_new(&(TransportConfig) {
-                        .event = m->event,
-                        .address = op->sa,
-                        .timeout_usec = m->config.poll_timeout_usec,
-                        .max_reply = m->config.max_frame_size,
-                }, &op->transport);
+        op->port_given = strchr(address, ':') != NULL;
+        r = add_transport(m, &op->sa, &op->transport);
         if (r < 0)
                 goto fail;
         q = kasa_request_query(KASA_QUERY_SYSINFO, NULL);
@@ -240,17 +288,88 @@ static void on_discovered(DiscoveryRun *run, const struct sockaddr_in *from, con
         }
 }
 
+/* Once both runs and the KLAP devices' sysinfo probes are over. */
+static void discovery_finish(PendingOp *op, int error) {
+        if (error < 0 && op->discover_error == 0)
+                op->discover_error = error;
+        if (op->runs_left > 0 || op->probes_pending > 0)
+                return;
+        if (--op->manager->discovering == 0)
+                manager_batch_end(op->manager);
+        if (op->discover_cb)
+                op->discover_cb(op->manager, op->discover_error,
+                                (Device **) (op->found ? op->found->pdata : NULL), op->found ? op->found->len : 0,
+                                op->userdata);
+        op->discover_cb = NULL;
+        op_finish_later(op);
+}
+
 static void on_discovery_done(DiscoveryRun *run, int error, void *userdata) {
         PendingOp *op = userdata;
 
         op->run = NULL; /* freed by discovery itself after this */
-        if (--op->manager->discovering == 0)
-                manager_batch_end(op->manager);
-        if (op->discover_cb)
-                op->discover_cb(op->manager, error, (Device **) (op->found ? op->found->pdata : NULL),
-                                op->found ? op->found->len : 0, op->userdata);
-        op->discover_cb = NULL;
-        op_finish_later(op);
+        op->runs_left--;
+        discovery_finish(op, error);
+}
+
+static void on_tdp_probed(Manager *m, int error, const char *message, Device *d, void *userdata) {
+        PendingOp *op = userdata;
+
+        if (error == -ECANCELED)
+                return; /* shutting down: op may be gone already */
+        /* -EEXIST: an earlier round's probe of the same device won. */
+        if (error < 0 && error != -EEXIST)
+                log_warning("A device answered 20002 discovery, but asking it for its sysinfo failed, ignoring: %s",
+                            message);
+        else if (op->found) {
+                g_ptr_array_add(op->found, d);
+                for (size_t i = 0; i < d->n_outlets; i++)
+                        if (d->outlets[i])
+                                g_ptr_array_add(op->found, d->outlets[i]);
+        }
+        op->probes_pending--;
+        discovery_finish(op, 0);
+}
+
+/* A 20002 reply names the device but not its state: ask it over KLAP,
+ * as AddDevice does, and register what it says. */
+static void on_tdp_found(TdpRun *run, const struct sockaddr_in *from, const KasaTdpInfo *info, void *userdata) {
+        PendingOp *op = userdata;
+        Manager *m = op->manager;
+        char id[REGISTRY_ID_MAX], address[32], ip[INET_ADDRSTRLEN];
+        RegistryDevice rd = {};
+        Device *known;
+        bool removed;
+
+        if (info->encrypt != KASA_ENCRYPT_KLAP) {
+                log_info("%s at %s speaks AES securePassthrough, which kasamond does not support, ignoring",
+                         info->model, inet_ntop(AF_INET, &from->sin_addr, ip, sizeof(ip)));
+                return;
+        }
+        if (registry_make_id(info->mac, -1, id) < 0)
+                return;
+        known = manager_find(m, id);
+        /* A known device that moved (DHCP) is probed like a new one: its
+         * registration moves it, as on 9999. */
+        if (known && known->sockaddr.sin_addr.s_addr == from->sin_addr.s_addr &&
+            ntohs(known->sockaddr.sin_port) == info->http_port)
+                return;
+        removed = !known && registry_get(m->registry, id, &rd) >= 0 && !rd.monitored;
+        registry_device_done(&rd);
+        if (removed)
+                return;
+        snprintf(address, sizeof(address), "%s:%u", inet_ntop(AF_INET, &from->sin_addr, ip, sizeof(ip)),
+                 info->http_port);
+        if (manager_add_address(m, address, on_tdp_probed, op) >= 0)
+                op->probes_pending++;
+}
+
+static void on_tdp_done(TdpRun *run, void *userdata) {
+        PendingOp *op = userdata;
+
+        op->tdp = NULL;
+        op->runs_left--;
+        discovery_finish(op, 0);
 }
 
 static int start_discovery(Manager *m, uint64_t duration, ManagerDiscoverFn cb, void *userdata) {
@@ -270,6 +389,13 @@ static int start_discovery(Manager *m, uint64_t duration, ManagerDiscoverFn cb, 
                 op_free(op);
                 return r;
         }
+        op->runs_left = 1;
+        r = tdp_run(m->event, m->config.discovery_targets, m->config.discovery_attempts, duration, on_tdp_found,
+                    on_tdp_done, op, &op->tdp);
+        if (r < 0)
+                log_warning_errno(r, "Failed to start 20002 discovery, ignoring: %m");
+        else
+                op->runs_left++;
         m->discovering++;
         op->next = m->ops;
         m->ops = op;

@@ -277,6 +277,17 @@ int manager_new(Config *config, Manager **ret) {
         m->calendar = calendar_new(m->config.time_zone);
         if (!m->calendar)
                 return log_error_errno(EINVAL, "Failed to load time zone '%s'.", m->config.time_zone);
+        {
+                _cleanup_free_ char *error = NULL;
+
+                /* KLAP devices bound to an account fail with a message of
+                 * their own (AuthState); the others work without. */
+                r = credentials_load(getenv("CREDENTIALS_DIRECTORY"), m->config.credentials_file, &m->credentials,
+                                     &error);
+                if (r < 0)
+                        log_error("Failed to load the TP-Link credentials, using none: %s",
+                                  error ?: strerror(-r));
+        }
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -455,6 +466,7 @@ Manager *manager_free(Manager *m) {
         registry_free(m->registry);
         manager_tariffs_free(m);
         calendar_free(m->calendar);
+        credentials_done(&m->credentials);
         config_done(&m->config);
         free(m->state_dir);
         sd_event_unref(m->event);

@@ -10,6 +10,7 @@
 #include "address.h"
 #include "calendar.h"
 #include "config.h"
+#include "credentials.h"
 #include "device.h"
 #include "discovery.h"
 #include "polkit.h"
@@ -62,6 +63,7 @@ typedef struct Manager {
 
         int64_t total_power_mw;    /* as last emitted */
         int64_t day_start_ms, day_end_ms; /* local day of the last lookup */
+        Credentials credentials;   /* TP-Link account for KLAP devices; NULLs: none */
 } Manager;
 
 /* Takes over the contents of *config. */

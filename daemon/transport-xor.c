@@ -96,6 +96,10 @@ static void xor_free(Transport *t) {
         free(x);
 }
 
+static const char *xor_protocol(Transport *t) {
+        return "xor";
+}
+
 static const TransportOps xor_ops = {
         .name = "xor",
         .request = xor_request,
@@ -103,6 +107,7 @@ static const TransportOps xor_ops = {
         .set_address = xor_set_address,
         .pending = xor_pending,
         .free = xor_free,
+        .protocol = xor_protocol,
 };
 
 int transport_xor_new(const TransportConfig *config, Transport **ret) {

@@ -4,9 +4,9 @@
 /*
  * What a device's poll round and commands talk to: JSON requests in, JSON
  * replies out, one at a time and in order, each with its own deadline.
- * How the JSON travels (the legacy XOR framing on TCP 9999 today; KLAP's
- * HTTP + AES with a sequence number per request, later) is the
- * transport's business, behind this operations table.
+ * How the JSON travels (the legacy XOR framing on TCP 9999; KLAP's HTTP +
+ * AES with a sequence number per request, on port 80) is the transport's
+ * business, behind this operations table.
  */
 
 #include <netinet/in.h>
@@ -19,7 +19,8 @@ typedef struct Transport Transport;
 
 /* error is 0 with the JSON reply (NUL-terminated, valid during the call
  * only), or a negative errno: -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET,
- * -EMSGSIZE, -EBADMSG, -ECANCELED (reset or freed by us). */
+ * -EMSGSIZE, -EBADMSG, -ECANCELED (reset or freed by us); KLAP adds
+ * -EACCES (the device and we share no credentials). */
 typedef void (*TransportReplyFn)(Transport *t, int error, const char *json, size_t len, void *userdata);
 
 typedef struct TransportOps {
@@ -33,6 +34,11 @@ typedef struct TransportOps {
         int (*set_address)(Transport *t, const struct sockaddr_in *address);
         size_t (*pending)(Transport *t);
         void (*free)(Transport *t);
+        /* Why the last request failed, for the bus and the log (never a
+         * secret); NULL when the transport has nothing to add to the errno. */
+        const char *(*error_message)(Transport *t);
+        /* "xor", "klap" (version not known yet), "klap1", "klap2". */
+        const char *(*protocol)(Transport *t);
 } TransportOps;
 
 struct Transport {
@@ -45,10 +51,19 @@ typedef struct TransportConfig {
         struct sockaddr_in address;
         uint64_t timeout_usec;
         size_t max_reply;              /* bytes; 0: the protocol's default */
+        /* KLAP: the version to expect (1 or 2; 0: unknown, 2 is tried
+         * first; the other is tried too), and the owner's TP-Link account
+         * (NULL: none configured; the vendor's default and blank
+         * credentials are tried in any case). The strings are only read
+         * while creating it. */
+        int klap_version;
+        const char *user, *password;
 } TransportConfig;
 
 /* The legacy IOT protocol: 4-byte length + XOR autokey (common/kasa-proto). */
 int transport_xor_new(const TransportConfig *config, Transport **ret);
+/* KLAP over HTTP/1.1 (common/klap, common/http1). */
+int transport_klap_new(const TransportConfig *config, Transport **ret);
 
 static inline int transport_request(Transport *t, const char *json, TransportReplyFn cb, void *userdata) {
         return t->ops->request(t, json, cb, userdata);
@@ -64,6 +79,14 @@ static inline int transport_set_address(Transport *t, const struct sockaddr_in *
 
 static inline size_t transport_pending(Transport *t) {
         return t->ops->pending(t);
+}
+
+static inline const char *transport_protocol(Transport *t) {
+        return t->ops->protocol(t);
+}
+
+static inline const char *transport_error_message(Transport *t) {
+        return t->ops->error_message ? t->ops->error_message(t) : NULL;
 }
 
 /* Never call from a TransportReplyFn of the same transport. */

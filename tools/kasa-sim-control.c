@@ -86,6 +86,12 @@ const char sim_control_help[] =
         "                          ([] = off)\n"
         "      (hang/drop/garbage/bad_length take false to switch off; on UDP only\n"
         "      hang, drop and garbage act)\n"
+        "    KLAP devices only:\n"
+        "      \"handshake_hang\":true  read handshake1, never answer it\n"
+        "      \"bad_signature\":true   corrupt the signature of every reply\n"
+        "      \"expire_session\":true  drop the session now (next request: 403)\n"
+        "      \"credentials\":{\"user\":S,\"password\":S}  the owner's from now on\n"
+        "                          (the session is dropped)\n"
         "  {\"cmd\":\"clear\",\"device\":D,\"fault\":NAME}\n"
         "      switch persistent faults off (all, or NAME); no device = all devices\n"
         "  {\"cmd\":\"truth\",\"device\":D}\n"
@@ -138,6 +144,8 @@ static const struct {
         { "drop", SIM_FAULT_DROP },
         { "garbage", SIM_FAULT_GARBAGE },
         { "bad_length", SIM_FAULT_BAD_LENGTH },
+        { "handshake_hang", SIM_FAULT_HANDSHAKE_HANG },
+        { "bad_signature", SIM_FAULT_BAD_SIGNATURE },
 };
 
 int sim_apply_faults(SimDevice *d, json_t *spec, bool actions, char **ret_error) {
@@ -147,6 +155,8 @@ int sim_apply_faults(SimDevice *d, json_t *spec, bool actions, char **ret_error)
         struct in_addr move = {};
         bool have_move = false;
         long refuse = -1;
+        bool expire = false;
+        json_t *credentials = NULL;
         const char *key;
         json_t *v;
 
@@ -205,6 +215,21 @@ int sim_apply_faults(SimDevice *d, json_t *spec, bool actions, char **ret_error)
                                 }
                                 refuse |= 1L << json_integer_value(e);
                         }
+                } else if (actions && strcmp(key, "expire_session") == 0) {
+                        if (!json_is_true(v) || !d->klap.version) {
+                                *ret_error = error_string("fault \"%s\" takes true, on KLAP devices", key);
+                                return -EINVAL;
+                        }
+                        expire = true;
+                } else if (actions && strcmp(key, "credentials") == 0) {
+                        if (!d->klap.version || !json_is_object(v) ||
+                            !json_is_string(json_object_get(v, "user")) ||
+                            !json_is_string(json_object_get(v, "password"))) {
+                                *ret_error = error_string("fault \"%s\" takes {\"user\":S,\"password\":S}, "
+                                                          "on KLAP devices", key);
+                                return -EINVAL;
+                        }
+                        credentials = v;
                 } else if (actions && strcmp(key, "move") == 0) {
                         const char *a = json_string_value(v);
                         if (!a || inet_pton(AF_INET, a, &move) != 1) {
@@ -232,6 +257,16 @@ int sim_apply_faults(SimDevice *d, json_t *spec, bool actions, char **ret_error)
                 d->delay_ms = (unsigned) delay;
         if (counter_reset)
                 sim_device_counter_reset(d);
+        if (expire)
+                sim_klap_expire(d);
+        if (credentials) {
+                int r = sim_klap_setup(d, d->klap.version, json_string_value(json_object_get(credentials, "user")),
+                                       json_string_value(json_object_get(credentials, "password")));
+                if (r < 0) {
+                        *ret_error = error_string("cannot set credentials: %s", strerror(-r));
+                        return r;
+                }
+        }
         if (reboot >= 0) {
                 int r = sim_device_schedule_reboot(d, 0, (uint64_t) reboot * 1000000ULL);
                 if (r < 0) {

@@ -87,6 +87,7 @@ int sim_device_new(Sim *sim, const SimProfile *p, struct in_addr addr, uint16_t 
                 .profile = p,
                 .addr = addr,
                 .port = port,
+                .udp_port = port,
                 .n_outlets = p->n_outlets > 0 ? p->n_outlets : 1,
                 .integrated_at = now,
                 .tcp_fd = -1,
@@ -634,5 +635,9 @@ json_t *sim_device_truth(SimDevice *d) {
                               "counter_resets", d->counter_resets, "outlets", outlets);
         if (t && d->profile->n_outlets == 0)
                 json_object_set_new(t, "relay", json_boolean(d->outlets[0].on));
+        if (t && d->klap.version) {
+                json_object_set_new(t, "klap", json_integer(d->klap.version));
+                json_object_set_new(t, "handshakes", json_integer(d->klap.handshakes));
+        }
         return t;
 }

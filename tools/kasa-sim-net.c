@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A simulated device's sockets: TCP (framed requests on persistent
- * connections) and UDP (unframed discovery), both on the device's own
- * address, plus the faults that act on the wire and the reboot cycle.
+ * connections; HTTP requests for KLAP devices) and UDP (unframed
+ * discovery; 20002 for KLAP devices), both on the device's own address,
+ * plus the faults that act on the wire and the reboot cycle.
  *
  * A socket bound to an address never sees datagrams sent to a broadcast
  * address, while a real plug (bound to 0.0.0.0) does. So each UDP port in
@@ -26,6 +27,7 @@
 #include <sys/socket.h>
 #include <arpa/inet.h>
 
+#include "http1.h"
 #include "kasa-sim.h"
 #include "kasa-time.h"
 #include "macro.h"
@@ -50,6 +52,7 @@ struct SimConn {
         int fd;
         sd_event_source *io, *timer;
         KasaFrameDecoder decoder;
+        Http1Parser *http;         /* KLAP devices speak HTTP instead */
         uint8_t *out;              /* bytes ready to send */
         size_t out_len;
         SimDelayed *delayed, *delayed_tail;
@@ -70,6 +73,9 @@ static void conn_free(SimConn *c) {
         if (c->fd >= 0)
                 close(c->fd);
         kasa_frame_decoder_reset(&c->decoder);
+        if (c->http)
+                http1_parser_reset(c->http);
+        free(c->http);
         free(c->out);
         while (c->delayed) {
                 SimDelayed *n = c->delayed->next;
@@ -222,6 +228,50 @@ static int conn_on_frame(SimConn *c, const char *frame, size_t len) {
         return conn_queue(c, buf, blen, (uint64_t) d->delay_ms * USEC_PER_MSEC);
 }
 
+/* The same wire faults as for XOR; the KLAP ones are kasa-sim-klap.c's. */
+static int conn_on_http(SimConn *c, const Http1Message *m) {
+        SimDevice *d = c->device;
+        uint8_t *buf;
+        size_t blen;
+        int r;
+
+        if (d->faults & SIM_FAULT_HANG)
+                return 0;
+        if (d->faults & SIM_FAULT_DROP)
+                return -ECONNRESET;
+        if (d->faults & SIM_FAULT_GARBAGE)
+                r = random_bytes(d, &buf, &blen);
+        else {
+                r = sim_klap_handle(d, m, &buf, &blen);
+                if (r == 0)
+                        return 0;
+        }
+        if (r < 0)
+                return r;
+        return conn_queue(c, buf, blen, (uint64_t) d->delay_ms * USEC_PER_MSEC);
+}
+
+static int conn_feed_http(SimConn *c, const uint8_t *buf, size_t n) {
+        for (size_t off = 0; off < n;) {
+                Http1Message m;
+                size_t used;
+                int r;
+
+                r = http1_parser_feed(c->http, buf + off, n - off, &used, NULL);
+                if (r < 0)
+                        return r;
+                off += used;
+                if (r == 0)
+                        continue;
+                http1_parser_take(c->http, &m);
+                r = conn_on_http(c, &m);
+                http1_message_done(&m);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         SimConn *c = userdata;
         int r;
@@ -233,7 +283,9 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                         return 0;
                 if (n <= 0)
                         goto close;
-                for (size_t off = 0; off < (size_t) n;) {
+                if (c->http && conn_feed_http(c, buf, (size_t) n) < 0)
+                        goto close;
+                for (size_t off = 0; !c->http && off < (size_t) n;) {
                         _cleanup_free_ char *frame = NULL;
                         size_t used, flen;
                         r = kasa_frame_decoder_feed(&c->decoder, buf + off, (size_t) n - off, &used, &frame,
@@ -270,6 +322,14 @@ static int on_tcp_accept(sd_event_source *s, int fd, uint32_t revents, void *use
         c->device = d;
         c->fd = TAKE_FD(cfd);
         kasa_frame_decoder_init(&c->decoder, SIM_REQUEST_MAX);
+        if (d->klap.version) {
+                c->http = malloc(sizeof(Http1Parser));
+                if (!c->http) {
+                        free(c);
+                        return 0;
+                }
+                http1_parser_init(c->http, HTTP1_REQUEST, SIM_REQUEST_MAX);
+        }
         c->next = d->conns;
         if (d->conns)
                 d->conns->prev = c;
@@ -282,17 +342,26 @@ static int on_tcp_accept(sd_event_source *s, int fd, uint32_t revents, void *use
         return 0;
 }
 
-/* Answers one decrypted discovery request from the device's own socket. */
-static void udp_answer(SimDevice *d, const uint8_t *request, size_t len, const SockaddrIn *to) {
+/* Answers one discovery datagram, as received, from the device's own
+ * socket: XOR on 9999, header + JSON on 20002 for KLAP devices. */
+static void udp_answer(SimDevice *d, const uint8_t *datagram, size_t len, const SockaddrIn *to) {
         if (d->faults & (SIM_FAULT_HANG | SIM_FAULT_DROP))
                 return;
 
-        _cleanup_free_ uint8_t *out = NULL;
+        _cleanup_free_ uint8_t *out = NULL, *request = NULL;
         size_t out_len;
         if (d->faults & SIM_FAULT_GARBAGE) {
                 if (random_bytes(d, &out, &out_len) < 0)
                         return;
+        } else if (d->klap.version) {
+                if (sim_tdp_answer(d, datagram, len, &out, &out_len) < 0)
+                        return;
         } else {
+                request = malloc(len + 1);
+                if (!request)
+                        return;
+                memcpy(request, datagram, len);
+                kasa_decrypt(request, len);
                 char *reply;
                 if (sim_device_handle(d, (const char *) request, len, &reply) < 0)
                         return;
@@ -312,7 +381,6 @@ static int on_udp(sd_event_source *s, int fd, uint32_t revents, void *userdata) 
         ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC, &from.sa, &fromlen);
         if (n <= 0 || (size_t) n > sizeof(buf) || fromlen != sizeof(from.in))
                 return 0;
-        kasa_decrypt(buf, (size_t) n);
         udp_answer(d, buf, (size_t) n, &from);
         return 0;
 }
@@ -380,10 +448,9 @@ static int on_broadcast(sd_event_source *s, int fd, uint32_t revents, void *user
         if (!have_dst || broadcast_domain(dst, &net, &mask) < 0)
                 return 0;
 
-        kasa_decrypt(buf, (size_t) n);
         for (size_t i = 0; i < b->sim->n_devices; i++) {
                 SimDevice *d = b->sim->devices[i];
-                if (d->port == b->port && sim_device_online(d) && (d->addr.s_addr & mask) == net)
+                if (d->udp_port == b->port && sim_device_online(d) && (d->addr.s_addr & mask) == net)
                         udp_answer(d, buf, (size_t) n, &from);
         }
         return 0;
@@ -440,7 +507,7 @@ static int bind_at(SimDevice *d, struct in_addr addr) {
         r = open_socket(SOCK_STREAM, addr, d->port, &tcp);
         if (r < 0)
                 return r;
-        r = open_socket(SOCK_DGRAM, addr, d->port, &udp);
+        r = open_socket(SOCK_DGRAM, addr, d->udp_port, &udp);
         if (r < 0)
                 return r;
         r = sd_event_add_io(d->sim->event, &ts, tcp, EPOLLIN, on_tcp_accept, d);
@@ -480,7 +547,7 @@ int sim_device_move(SimDevice *d, struct in_addr addr) {
 
 int sim_broadcast_open(Sim *s) {
         for (size_t i = 0; i < s->n_devices; i++) {
-                uint16_t port = s->devices[i]->port;
+                uint16_t port = s->devices[i]->udp_port;
                 SimBroadcast *b;
                 int r;
 

@@ -83,6 +83,23 @@ static const SimProfile profiles[] = {
                 .has_status = true,
                 .has_obd = true,
         },
+        {
+                /* Sold since 2023 with KLAP firmware only (give it "klap"). */
+                .name = "kp125m",
+                .model = "KP125M(US)",
+                .hw_ver = "1.0",
+                .sw_ver = "1.1.3 Build 230801 Rel.092557",
+                .dev_name = "Smart Wi-Fi Plug Mini with Energy Monitoring",
+                .type_key = "mic_type",
+                .feature = "TIM:ENE",
+                .oui = { 0x3C, 0x52, 0xA1 },
+                .emeter = true,
+                .units = KASA_UNITS_MILLI,
+                .mains_mv = 120000,
+                .default_load_mw = 80000,
+                .has_status = true,
+                .has_obd = true,
+        },
 };
 
 const SimProfile *sim_profile_find(const char *name) {
@@ -93,5 +110,5 @@ const SimProfile *sim_profile_find(const char *name) {
 }
 
 const char *sim_profile_names(void) {
-        return "hs100 hs110 kp115 hs300 kp303";
+        return "hs100 hs110 kp115 hs300 kp303 kp125m";
 }

@@ -40,6 +40,8 @@ static void help(void) {
                "  kp115   KP115(US) hw 1.0, plug with meter in integer milli-units, 120 V\n"
                "  hs300   HS300(US) hw 2.0, 6 outlets, each with its own meter (use context)\n"
                "  kp303   KP303(US) hw 2.0, 3 outlets, no meter\n"
+               "  kp125m  KP125M(US) hw 1.0, plug with meter in milli-units, 120 V (new\n"
+               "          firmware: give it \"klap\" in the config file)\n"
                "\n"
                "Options:\n"
                "  --config=FILE   JSON file describing devices and faults (see below)\n"
@@ -99,7 +101,16 @@ static void help(void) {
                "      \"led_off\": false,\n"
                "      \"outlets\": [{\"alias\": \"Lamp\", \"load_w\": 10, \"relay\": false}, ...],\n"
                "      \"faults\": {\"delay\": MS, \"hang\": B, \"drop\": B, \"garbage\": B,\n"
-               "                 \"bad_length\": B}}]}\n"
+               "                 \"bad_length\": B, \"handshake_hang\": B, \"bad_signature\": B},\n"
+               "      \"klap\": {\"version\": 1|2, \"user\": S, \"password\": S,\n"
+               "               \"session_timeout\": SEC}}]}\n"
+               "  With \"klap\" the device speaks KLAP (v1 or v2) over HTTP/1.1 on its TCP\n"
+               "  port instead of XOR (POST /app/handshake1, /app/handshake2,\n"
+               "  /app/request?seq=N; session cookie TP_SESSIONID with TIMEOUT, default\n"
+               "  86400 s; a request outside the session is answered 403), the owner's\n"
+               "  credentials user/password (default blank, as an unbound device), and\n"
+               "  answers discovery on UDP 20002 (16-byte header + JSON, mgt_encrypt_schm)\n"
+               "  instead of XOR on its port.\n"
                "  Unknown keys are errors. Config devices come first (index 0...), then\n"
                "  those of the command line.\n"
                "\n"
@@ -228,7 +239,7 @@ static int config_outlet(SimDevice *d, unsigned i, json_t *o, bool with_alias, c
 
 static int config_device(Sim *s, json_t *e, size_t idx) {
         static const char *const keys[] = { "profile", "address", "port", "count", "alias", "load_w",
-                                            "relay", "led_off", "outlets", "faults", NULL };
+                                            "relay", "led_off", "outlets", "faults", "klap", NULL };
         static const char *const outlet_keys[] = { "alias", "load_w", "relay", NULL };
         char where[64];
         int r;
@@ -276,6 +287,31 @@ static int config_device(Sim *s, json_t *e, size_t idx) {
         json_t *faults = json_object_get(e, "faults");
         if (faults && !json_is_object(faults))
                 return usage_error("%s: \"faults\" must be an object", where);
+        static const char *const klap_keys[] = { "version", "user", "password", "session_timeout", NULL };
+        json_t *klap = json_object_get(e, "klap");
+        json_int_t klap_version = 0, klap_timeout = SIM_KLAP_TIMEOUT_DEFAULT;
+        if (klap) {
+                char kwhere[80];
+                snprintf(kwhere, sizeof(kwhere), "%s.klap", where);
+                if (!json_is_object(klap))
+                        return usage_error("%s: must be an object", kwhere);
+                r = check_keys(klap, kwhere, klap_keys);
+                if (r < 0)
+                        return r;
+                klap_version = json_integer_value(json_object_get(klap, "version"));
+                if (klap_version != 1 && klap_version != 2)
+                        return usage_error("%s: \"version\" must be 1 or 2", kwhere);
+                for (const char *const *k = klap_keys + 1; k < klap_keys + 3; k++) {
+                        json_t *c = json_object_get(klap, *k);
+                        if (c && (!json_is_string(c) || json_string_length(c) > 256))
+                                return usage_error("%s: \"%s\" must be a string of at most 256 bytes", kwhere, *k);
+                }
+                if ((v = json_object_get(klap, "session_timeout"))) {
+                        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 7 * 86400)
+                                return usage_error("%s: \"session_timeout\" must be 1..604800 seconds", kwhere);
+                        klap_timeout = json_integer_value(v);
+                }
+        }
 
         uint32_t base = ntohl(addr.s_addr);
         for (json_int_t k = 0; k < count; k++) {
@@ -288,6 +324,14 @@ static int config_device(Sim *s, json_t *e, size_t idx) {
                         snprintf(d->alias, sizeof(d->alias), "%s", json_string_value(alias));
                 if (led)
                         d->led_off = json_is_true(led);
+                if (klap) {
+                        d->klap.timeout_sec = (unsigned) klap_timeout;
+                        r = sim_klap_setup(d, (unsigned) klap_version,
+                                           json_string_value(json_object_get(klap, "user")),
+                                           json_string_value(json_object_get(klap, "password")));
+                        if (r < 0)
+                                return r;
+                }
                 for (unsigned i = 0; i < d->n_outlets; i++) {
                         r = config_outlet(d, i, e, false, where);
                         if (r < 0)

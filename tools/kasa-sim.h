@@ -2,8 +2,8 @@
 #pragma once
 
 /*
- * kasa-sim: simulated TP-Link Kasa devices (legacy XOR protocol) for tests
- * and benchmarks. One process, one sd-event loop, any number of devices,
+ * kasa-sim: simulated TP-Link Kasa devices (legacy XOR protocol, or KLAP
+ * over HTTP, see kasa-sim-klap.c) for tests and benchmarks. One process, one sd-event loop, any number of devices,
  * each with its own address. See kasa-sim-control.c for the control
  * protocol and kasa-sim.c for the command line and config file.
  */
@@ -14,6 +14,8 @@
 #include <systemd/sd-event.h>
 
 #include "kasa-proto.h"
+#include "http1.h"
+#include "klap.h"
 
 #define SIM_OUTLETS_MAX 6
 #define SIM_ALIAS_MAX 64
@@ -91,7 +93,27 @@ typedef enum SimFault {
         SIM_FAULT_DROP       = 1 << 1,
         SIM_FAULT_GARBAGE    = 1 << 2,
         SIM_FAULT_BAD_LENGTH = 1 << 3,
+        /* KLAP devices */
+        SIM_FAULT_HANDSHAKE_HANG = 1 << 4,   /* handshake1 read, never answered */
+        SIM_FAULT_BAD_SIGNATURE  = 1 << 5,   /* replies' signature corrupted */
 } SimFault;
+
+/* Discovery port of KLAP/AES firmware (16-byte header + JSON). */
+#define SIM_TDP_PORT 20002
+#define SIM_KLAP_TIMEOUT_DEFAULT 86400
+
+/* A KLAP device's credentials and its one session (kasa-sim-klap.c). */
+typedef struct SimKlap {
+        unsigned version;          /* 0: XOR device; 1 or 2: KLAP over HTTP */
+        KlapAuth auth;             /* the owner's; blank ones when unbound */
+        unsigned timeout_sec;      /* session lifetime, in the cookie's TIMEOUT */
+        char cookie[48];           /* "TP_SESSIONID=..." of the session; "" none */
+        uint8_t local[KLAP_SEED_SIZE], remote[KLAP_SEED_SIZE];
+        bool established;          /* handshake2 passed */
+        uint64_t expires;          /* CLOCK_MONOTONIC usec */
+        KlapSession session;
+        unsigned handshakes;       /* handshake2s passed, for the truth */
+} SimKlap;
 
 typedef struct SimDevice {
         Sim *sim;
@@ -120,6 +142,9 @@ typedef struct SimDevice {
         unsigned faults;           /* SimFault mask */
         unsigned delay_ms;
         unsigned refuse_relay;     /* outlets whose set_relay_state fails */
+
+        SimKlap klap;
+        uint16_t udp_port;         /* the port for XOR devices, 20002 for KLAP ones */
 
         int tcp_fd, udp_fd;
         sd_event_source *tcp_source, *udp_source;
@@ -204,6 +229,15 @@ int sim_device_schedule_reboot(SimDevice *d, uint64_t delay_usec, uint64_t down_
 /* One wildcard UDP socket per port the devices use. */
 int sim_broadcast_open(Sim *s);
 void sim_broadcast_close(Sim *s);
+
+/* kasa-sim-klap.c: KLAP over HTTP and 20002 discovery */
+int sim_klap_setup(SimDevice *d, unsigned version, const char *user, const char *password);
+/* Answers one HTTP request: 1 with the response in *ret, 0 to stay silent
+ * (hang), < 0 to close the connection. */
+int sim_klap_handle(SimDevice *d, const Http1Message *req, uint8_t **ret, size_t *ret_len);
+/* The reply to a 20002 probe (header + JSON), or -EBADMSG to ignore it. */
+int sim_tdp_answer(SimDevice *d, const uint8_t *probe, size_t len, uint8_t **ret, size_t *ret_len);
+void sim_klap_expire(SimDevice *d);
 
 /* kasa-sim-control.c */
 int sim_control_open(Sim *s, const char *path);

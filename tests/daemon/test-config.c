@@ -59,6 +59,7 @@ static void test_defaults(void) {
         is_int(c.max_devices, 1024, "MaxDevices default");
         is_int(c.max_frame_size, 65536, "MaxFrameSize default");
         ok(streq0(c.bridge_user, "kasamond-bridge"), "Bridge.User default");
+        is_str(c.credentials_file, "/etc/kasamond/tplink-credentials", "Credentials.File default");
         config_done(&c);
 
         /* every table entry is documented and its default parses (checked
@@ -66,7 +67,7 @@ static void test_defaults(void) {
         bool documented = true;
         for (size_t i = 0; i < config_keys_count; i++)
                 documented = documented && config_keys[i].doc && strlen(config_keys[i].doc) > 10;
-        ok(documented && config_keys_count == 18, "%zu keys, all documented", config_keys_count);
+        ok(documented && config_keys_count == 19, "%zu keys, all documented", config_keys_count);
 }
 
 static void test_values(void) {
