@@ -397,6 +397,16 @@ class PropertiesLog:
         return [e[3][prop] for e in self.of(path, iface) if prop in e[3]]
 
     def clear(self):
+        """Forgets what arrived so far, including signals kasamond sent
+        before now that still wait in the queue: a round trip to it comes
+        back after them (one sender's messages keep their order), and
+        dispatching the main context then hands them to _on_signal. Without
+        this a busy machine lets an old signal in after the clear."""
+        self.bus.call_sync(BUS_NAME, MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping", None, None,
+                           Gio.DBusCallFlags.NONE, 10000, None)
+        ctx = GLib.MainContext.default()
+        while ctx.pending():
+            ctx.iteration(False)
         self.events.clear()
 
     def close(self):
