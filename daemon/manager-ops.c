@@ -31,6 +31,7 @@ struct PendingOp {
         char add_message[256];
         /* Discover */
         DiscoveryRun *run;
+        GPtrArray *replies;        /* QueuedReply: new devices, registered when the run ends */
         GPtrArray *found;
         ManagerDiscoverFn discover_cb;
         void *userdata;
@@ -60,6 +61,8 @@ static PendingOp *op_free(PendingOp *op) {
                 return NULL;
         transport_free(op->transport);
         discovery_run_free(op->run);
+        if (op->replies)
+                g_ptr_array_unref(op->replies);
         if (op->found)
                 g_ptr_array_unref(op->found);
         sd_event_source_disable_unref(op->cleanup);
@@ -204,8 +207,39 @@ fail:
         return r;
 }
 
-static void on_discovered(DiscoveryRun *run, const struct sockaddr_in *from, const KasaSysinfo *si, void *userdata) {
-        PendingOp *op = userdata;
+/* A discovery reply kept until the run ends: the sysinfo without its
+ * unused children (a plug's is 2.4 kB of the struct's 10.8). */
+typedef struct QueuedReply {
+        struct sockaddr_in from;
+        size_t size;
+        uint8_t sysinfo[];
+} QueuedReply;
+
+static int queue_reply(PendingOp *op, const struct sockaddr_in *from, const KasaSysinfo *si) {
+        size_t size = offsetof(KasaSysinfo, children) + MIN(si->n_children, (size_t) KASA_CHILDREN_MAX) * sizeof(KasaChild);
+        QueuedReply *q = malloc(offsetof(QueuedReply, sysinfo) + size);
+
+        if (!q)
+                return -ENOMEM;
+        q->from = *from;
+        q->size = size;
+        memcpy(q->sysinfo, si, size);
+        if (!op->replies)
+                op->replies = g_ptr_array_new_with_free_func(free);
+        g_ptr_array_add(op->replies, q);
+        return 0;
+}
+
+static void found_device(PendingOp *op, Device *d) {
+        if (!op->found)
+                return;
+        g_ptr_array_add(op->found, d);
+        for (size_t i = 0; i < d->n_outlets; i++)
+                if (d->outlets[i])
+                        g_ptr_array_add(op->found, d->outlets[i]);
+}
+
+static void register_reply(PendingOp *op, const struct sockaddr_in *from, const KasaSysinfo *si) {
         Manager *m = op->manager;
         char id[REGISTRY_ID_MAX];
         Device *d;
@@ -232,22 +266,55 @@ static void on_discovered(DiscoveryRun *run, const struct sockaddr_in *from, con
                 log_warning_errno(r, "Failed to register %s, ignoring: %m", id);
                 return;
         }
-        if (op->found) {
-                g_ptr_array_add(op->found, d);
-                for (size_t i = 0; i < d->n_outlets; i++)
-                        if (d->outlets[i])
-                                g_ptr_array_add(op->found, d->outlets[i]);
+        found_device(op, d);
+}
+
+/* Inside the run's socket callback: a device known with all its outlets
+ * is updated at once (nothing to write then but what the deferred
+ * registry save writes); a new one, or a strip with new outlets, needs
+ * registry rows, which are written when the run ends, all in one
+ * transaction, so that no write happens in this callback and no
+ * transaction stays open while the run waits for more replies. */
+static void on_discovered(DiscoveryRun *run, const struct sockaddr_in *from, const KasaSysinfo *si, void *userdata) {
+        PendingOp *op = userdata;
+        char id[REGISTRY_ID_MAX];
+        Device *d;
+        int r;
+
+        if (registry_make_id(si->mac, -1, id) < 0)
+                return;
+        d = manager_find(op->manager, id);
+        bool complete = d && si->n_children <= d->n_outlets;
+        for (size_t i = 0; complete && i < si->n_children; i++)
+                complete = d->outlets[i];
+        if (complete) {
+                register_reply(op, from, si);
+                return;
         }
+        r = queue_reply(op, from, si);
+        if (r < 0)
+                log_warning_errno(r, "Failed to keep the discovery reply of %s, ignoring: %m", id);
 }
 
 static void on_discovery_done(DiscoveryRun *run, int error, void *userdata) {
         PendingOp *op = userdata;
+        Manager *m = op->manager;
 
         op->run = NULL; /* freed by discovery itself after this */
-        if (--op->manager->discovering == 0)
-                manager_batch_end(op->manager);
+        m->discovering--;
+        if (op->replies) {
+                static KasaSysinfo si;
+
+                for (guint i = 0; i < op->replies->len; i++) {
+                        const QueuedReply *q = op->replies->pdata[i];
+                        memcpy(&si, q->sysinfo, q->size);
+                        register_reply(op, &q->from, &si);
+                }
+                g_ptr_array_set_size(op->replies, 0);
+        }
+        manager_batch_end(m);
         if (op->discover_cb)
-                op->discover_cb(op->manager, error, (Device **) (op->found ? op->found->pdata : NULL),
+                op->discover_cb(m, error, (Device **) (op->found ? op->found->pdata : NULL),
                                 op->found ? op->found->len : 0, op->userdata);
         op->discover_cb = NULL;
         op_finish_later(op);
