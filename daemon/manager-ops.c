@@ -31,7 +31,8 @@ struct PendingOp {
         char add_message[256];
         /* Discover */
         DiscoveryRun *run;
-        GPtrArray *replies;        /* QueuedReply: new devices, registered when the run ends */
+        GPtrArray *replies;        /* QueuedReply: new devices, registered by flush */
+        sd_event_source *flush;
         GPtrArray *found;
         ManagerDiscoverFn discover_cb;
         void *userdata;
@@ -63,6 +64,7 @@ static PendingOp *op_free(PendingOp *op) {
         discovery_run_free(op->run);
         if (op->replies)
                 g_ptr_array_unref(op->replies);
+        sd_event_source_disable_unref(op->flush);
         if (op->found)
                 g_ptr_array_unref(op->found);
         sd_event_source_disable_unref(op->cleanup);
@@ -207,25 +209,46 @@ fail:
         return r;
 }
 
-/* A discovery reply kept until the run ends: the sysinfo without its
- * unused children (a plug's is 2.4 kB of the struct's 10.8). */
+/* Replies to one probe come within milliseconds of each other: those of
+ * new devices are registered together this long after the first of them,
+ * in one transaction, outside the socket's callback. */
+#define DISCOVERY_BURST_USEC (200 * USEC_PER_MSEC)
+
+/* A discovery reply kept until its burst is registered: the sysinfo
+ * without its unused outlets (a plug's is 2.4 kB of the struct's 10.8). */
 typedef struct QueuedReply {
         struct sockaddr_in from;
         size_t size;
         uint8_t sysinfo[];
 } QueuedReply;
 
+static int on_discovery_flush(sd_event_source *s, uint64_t usec, void *userdata);
+
 static int queue_reply(PendingOp *op, const struct sockaddr_in *from, const KasaSysinfo *si) {
         size_t size = offsetof(KasaSysinfo, children) + MIN(si->n_children, (size_t) KASA_CHILDREN_MAX) * sizeof(KasaChild);
-        QueuedReply *q = malloc(offsetof(QueuedReply, sysinfo) + size);
+        QueuedReply *q;
+        int r;
 
+        if (!op->replies)
+                op->replies = g_ptr_array_new_with_free_func(free);
+        if (op->replies->len == 0) {
+                if (!op->flush)
+                        r = sd_event_add_time_relative(op->manager->event, &op->flush, CLOCK_MONOTONIC,
+                                                       DISCOVERY_BURST_USEC, 0, on_discovery_flush, op);
+                else {
+                        r = sd_event_source_set_time_relative(op->flush, DISCOVERY_BURST_USEC);
+                        if (r >= 0)
+                                r = sd_event_source_set_enabled(op->flush, SD_EVENT_ONESHOT);
+                }
+                if (r < 0)
+                        return r;
+        }
+        q = malloc(offsetof(QueuedReply, sysinfo) + size);
         if (!q)
                 return -ENOMEM;
         q->from = *from;
         q->size = size;
         memcpy(q->sysinfo, si, size);
-        if (!op->replies)
-                op->replies = g_ptr_array_new_with_free_func(free);
         g_ptr_array_add(op->replies, q);
         return 0;
 }
@@ -272,9 +295,9 @@ static void register_reply(PendingOp *op, const struct sockaddr_in *from, const 
 /* Inside the run's socket callback: a device known with all its outlets
  * is updated at once (nothing to write then but what the deferred
  * registry save writes); a new one, or a strip with new outlets, needs
- * registry rows, which are written when the run ends, all in one
- * transaction, so that no write happens in this callback and no
- * transaction stays open while the run waits for more replies. */
+ * registry rows, which are written with the rest of its burst, so that no
+ * write happens in this callback and no transaction stays open while the
+ * run waits for more replies. */
 static void on_discovered(DiscoveryRun *run, const struct sockaddr_in *from, const KasaSysinfo *si, void *userdata) {
         PendingOp *op = userdata;
         char id[REGISTRY_ID_MAX];
@@ -296,23 +319,35 @@ static void on_discovered(DiscoveryRun *run, const struct sockaddr_in *from, con
                 log_warning_errno(r, "Failed to keep the discovery reply of %s, ignoring: %m", id);
 }
 
+/* The burst's new devices in one transaction, then polled. */
+static void register_queued(PendingOp *op) {
+        static KasaSysinfo si;
+
+        if (op->flush)
+                (void) sd_event_source_set_enabled(op->flush, SD_EVENT_OFF);
+        if (!op->replies || op->replies->len == 0)
+                return;
+        for (guint i = 0; i < op->replies->len; i++) {
+                const QueuedReply *q = op->replies->pdata[i];
+                memcpy(&si, q->sysinfo, q->size);
+                register_reply(op, &q->from, &si);
+        }
+        g_ptr_array_set_size(op->replies, 0);
+        manager_batch_end(op->manager);
+}
+
+static int on_discovery_flush(sd_event_source *s, uint64_t usec, void *userdata) {
+        register_queued(userdata);
+        return 0;
+}
+
 static void on_discovery_done(DiscoveryRun *run, int error, void *userdata) {
         PendingOp *op = userdata;
         Manager *m = op->manager;
 
         op->run = NULL; /* freed by discovery itself after this */
         m->discovering--;
-        if (op->replies) {
-                static KasaSysinfo si;
-
-                for (guint i = 0; i < op->replies->len; i++) {
-                        const QueuedReply *q = op->replies->pdata[i];
-                        memcpy(&si, q->sysinfo, q->size);
-                        register_reply(op, &q->from, &si);
-                }
-                g_ptr_array_set_size(op->replies, 0);
-        }
-        manager_batch_end(m);
+        register_queued(op);
         if (op->discover_cb)
                 op->discover_cb(m, error, (Device **) (op->found ? op->found->pdata : NULL),
                                 op->found ? op->found->len : 0, op->userdata);
