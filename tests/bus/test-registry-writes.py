@@ -3,9 +3,10 @@
 """What kasamond writes to its device registry (SQLite, WAL mode), counted
 as commit frames in the write-ahead log: the first discovery of many plugs
 is one commit, not one per plug; discovering them again unchanged writes
-nothing; a device going offline is one commit (its last_seen). Replies are
-registered when the discovery run ends, not in its socket's callback: no
-registry transaction is left open while the run waits for more replies."""
+nothing; a device going offline is one commit (its last_seen). New devices'
+replies are registered a burst at a time, outside the run's socket
+callback: no registry transaction is left open while the run waits for
+more replies."""
 
 import os
 import sqlite3
