@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 
 #include "kasa-json.h"
+#include "macro.h"
 
 #include <errno.h>
 #include <locale.h>
@@ -15,7 +16,16 @@ typedef struct Parser {
         KjDoc *doc;
         char *err;
         size_t err_size;
+        uint32_t *keys;            /* scratch for the duplicate check of big objects */
+        size_t keys_size;
+        uint32_t inline_keys[256];
 } Parser;
+
+/* Objects with up to this many members check each new key against the
+ * earlier ones as it is read (a sysinfo has about 27, and comparing
+ * hashes is cheap); bigger ones sort their keys when they close, so a
+ * hostile reply of 64 KiB of keys costs n log n comparisons, not n². */
+#define KJ_LINEAR_KEYS 32
 
 static int parse_value(Parser *ps, unsigned depth);
 
@@ -309,23 +319,85 @@ static int parse_number(Parser *ps) {
         return r;
 }
 
-/* 1 if two keys decode to the same string, 0 if not, or -ENOMEM. */
-static int same_key(const KjTok *a, const KjTok *b) {
-        if (a->hash != b->hash || a->decoded_len != b->decoded_len)
-                return 0;
+/* The decoded bytes of a string token, one at a time, without a copy. */
+typedef struct Decoder {
+        const char *p, *end;
+        char buf[4];
+        uint8_t i, n;
+} Decoder;
+
+static int decoder_next(Decoder *d) {
+        if (d->i < d->n)
+                return (unsigned char) d->buf[d->i++];
+        if (d->p >= d->end)
+                return -1;
+        if (*d->p != '\\')
+                return (unsigned char) *d->p++;
+        unsigned cp;
+        d->p += 1 + unescape(d->p + 1, &cp);
+        d->n = (uint8_t) utf8_put(cp, d->buf);
+        d->i = 1;
+        return (unsigned char) d->buf[0];
+}
+
+/* Orders keys by hash, length, then decoded bytes: 0 means the same key
+ * however it is spelt. */
+static int key_cmp(const KjTok *a, const KjTok *b) {
+        if (a->hash != b->hash)
+                return a->hash < b->hash ? -1 : 1;
+        if (a->decoded_len != b->decoded_len)
+                return a->decoded_len < b->decoded_len ? -1 : 1;
         if (!a->escaped && !b->escaped)
-                return memcmp(a->text, b->text, a->len) == 0;
-        /* Spelt differently, maybe the same: compare what they decode to. */
-        char *x = malloc(a->decoded_len + 1), *y = malloc(b->decoded_len + 1);
-        int same = x && y ? 0 : -ENOMEM;
-        if (same == 0) {
-                kj_string_copy(a, x);
-                kj_string_copy(b, y);
-                same = memcmp(x, y, a->decoded_len) == 0;
+                return memcmp(a->text, b->text, a->len);
+        Decoder x = { .p = a->text, .end = a->text + a->len }, y = { .p = b->text, .end = b->text + b->len };
+        for (;;) {
+                int cx = decoder_next(&x), cy = decoder_next(&y);
+                if (cx != cy)
+                        return cx < cy ? -1 : 1;
+                if (cx < 0)
+                        return 0;
         }
-        free(x);
-        free(y);
-        return same;
+}
+
+static int key_index_cmp(const void *a, const void *b, void *userdata) {
+        const KjTok *toks = userdata;
+        uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+        int c = key_cmp(&toks[x], &toks[y]);
+
+        /* Equal keys in text order, so the first repeat is easy to name. */
+        return c != 0 ? c : (x > y) - (x < y);
+}
+
+static int duplicate_key(Parser *ps, size_t key) {
+        ps->p = ps->doc->toks[key].text;
+        return perr(ps, "duplicate object key");
+}
+
+/* The whole object idx (closed, past KJ_LINEAR_KEYS members), sorted. */
+static int check_keys_sorted(Parser *ps, size_t idx) {
+        KjTok *toks = ps->doc->toks;
+        uint32_t n = toks[idx].count;
+
+        if (n > ps->keys_size) {
+                size_t size = MAX((size_t) n, ps->keys_size * 2);
+                uint32_t *k = ps->keys == ps->inline_keys ? malloc(size * sizeof(uint32_t))
+                                                           : realloc(ps->keys, size * sizeof(uint32_t));
+                if (!k)
+                        return -ENOMEM;
+                ps->keys = k;
+                ps->keys_size = size;
+        }
+        size_t k = idx + 1;
+        for (uint32_t i = 0; i < n; i++, k += 1 + toks[k + 1].skip)
+                ps->keys[i] = (uint32_t) k;
+        qsort_r(ps->keys, n, sizeof(uint32_t), key_index_cmp, toks);
+
+        /* Of all repeats, name the one that comes first in the text. */
+        size_t first = SIZE_MAX;
+        for (uint32_t i = 1; i < n; i++)
+                if (ps->keys[i] < first && key_cmp(&toks[ps->keys[i - 1]], &toks[ps->keys[i]]) == 0)
+                        first = ps->keys[i];
+        return first == SIZE_MAX ? 0 : duplicate_key(ps, first);
 }
 
 static int close_container(Parser *ps, size_t idx) {
@@ -383,15 +455,10 @@ static int parse_object(Parser *ps, unsigned depth) {
                         return r;
                 if (ps->doc->toks[idx].count == 0)
                         first_key = key;
-                for (size_t k = first_key; k < key; k += 1 + ps->doc->toks[k + 1].skip) {
-                        r = same_key(&ps->doc->toks[k], &ps->doc->toks[key]);
-                        if (r < 0)
-                                return r;
-                        if (r > 0) {
-                                ps->p = ps->doc->toks[key].text;
-                                return perr(ps, "duplicate object key");
-                        }
-                }
+                if (ps->doc->toks[idx].count < KJ_LINEAR_KEYS)
+                        for (size_t k = first_key; k < key; k += 1 + ps->doc->toks[k + 1].skip)
+                                if (key_cmp(&ps->doc->toks[k], &ps->doc->toks[key]) == 0)
+                                        return duplicate_key(ps, key);
                 skip_ws(ps);
                 if (ps->p >= ps->end || *ps->p != ':')
                         return perr(ps, "':' expected");
@@ -405,7 +472,13 @@ static int parse_object(Parser *ps, unsigned depth) {
                 if (r == 0)
                         break;
         }
-        return close_container(ps, idx);
+        close_container(ps, idx);
+        if (ps->doc->toks[idx].count <= KJ_LINEAR_KEYS)
+                return 0;
+        const char *after = ps->p;
+        r = check_keys_sorted(ps, idx);
+        ps->p = after;
+        return r;
 }
 
 static int parse_array(Parser *ps, unsigned depth) {
@@ -473,6 +546,8 @@ int kj_parse(KjDoc *doc, const char *text, size_t len, char *errbuf, size_t errs
                 .err = errbuf,
                 .err_size = errsize,
         };
+        ps.keys = ps.inline_keys;
+        ps.keys_size = ELEMENTSOF(ps.inline_keys);
         int r;
 
         doc->toks = doc->inline_toks;
@@ -484,6 +559,8 @@ int kj_parse(KjDoc *doc, const char *text, size_t len, char *errbuf, size_t errs
         if (ps.p >= ps.end || (*ps.p != '{' && *ps.p != '['))
                 return perr(&ps, "'[' or '{' expected");
         r = parse_value(&ps, 0);
+        if (ps.keys != ps.inline_keys)
+                free(ps.keys);
         if (r < 0)
                 return r;
         skip_ws(&ps);

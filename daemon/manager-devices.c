@@ -55,10 +55,10 @@ static int save_device(Manager *m, Device *d) {
  * connection's callback: a change to what the registry keeps marks the
  * device, and registry_save, a deferred event, writes every marked device
  * in one transaction. Only a new device is saved at once, for its store
- * number. During a discovery run those saves go into one transaction,
- * committed when the run ends, and the new devices are polled only then:
- * no sample is stored under a number the registry has not committed (a
- * crash would hand it out again). */
+ * number. A discovery run keeps the replies of new devices and registers
+ * them when it ends, in one transaction, and they are polled only once it
+ * is committed: no sample is stored under a number the registry has not
+ * committed (a crash would hand it out again). */
 
 static int on_registry_save(sd_event_source *s, void *userdata);
 

@@ -40,6 +40,8 @@ struct PendingOp {
         unsigned runs_left;
         unsigned probes_pending;   /* KLAP devices 20002 found, being asked for sysinfo */
         int discover_error;
+        GPtrArray *replies;        /* QueuedReply: new devices, registered by flush */
+        sd_event_source *flush;
         GPtrArray *found;
         ManagerDiscoverFn discover_cb;
         void *userdata;
@@ -71,6 +73,9 @@ static PendingOp *op_free(PendingOp *op) {
         transport_free(op->klap_transport);
         discovery_run_free(op->run);
         tdp_run_free(op->tdp);
+        if (op->replies)
+                g_ptr_array_unref(op->replies);
+        sd_event_source_disable_unref(op->flush);
         if (op->found)
                 g_ptr_array_unref(op->found);
         sd_event_source_disable_unref(op->cleanup);
@@ -252,8 +257,60 @@ fail:
         return r;
 }
 
-static void on_discovered(DiscoveryRun *run, const struct sockaddr_in *from, const KasaSysinfo *si, void *userdata) {
-        PendingOp *op = userdata;
+/* Replies to one probe come within milliseconds of each other: those of
+ * new devices are registered together this long after the first of them,
+ * in one transaction, outside the socket's callback. */
+#define DISCOVERY_BURST_USEC (200 * USEC_PER_MSEC)
+
+/* A discovery reply kept until its burst is registered: the sysinfo
+ * without its unused outlets (a plug's is 2.4 kB of the struct's 10.8). */
+typedef struct QueuedReply {
+        struct sockaddr_in from;
+        size_t size;
+        uint8_t sysinfo[];
+} QueuedReply;
+
+static int on_discovery_flush(sd_event_source *s, uint64_t usec, void *userdata);
+
+static int queue_reply(PendingOp *op, const struct sockaddr_in *from, const KasaSysinfo *si) {
+        size_t size = offsetof(KasaSysinfo, children) + MIN(si->n_children, (size_t) KASA_CHILDREN_MAX) * sizeof(KasaChild);
+        QueuedReply *q;
+        int r;
+
+        if (!op->replies)
+                op->replies = g_ptr_array_new_with_free_func(free);
+        if (op->replies->len == 0) {
+                if (!op->flush)
+                        r = sd_event_add_time_relative(op->manager->event, &op->flush, CLOCK_MONOTONIC,
+                                                       DISCOVERY_BURST_USEC, 0, on_discovery_flush, op);
+                else {
+                        r = sd_event_source_set_time_relative(op->flush, DISCOVERY_BURST_USEC);
+                        if (r >= 0)
+                                r = sd_event_source_set_enabled(op->flush, SD_EVENT_ONESHOT);
+                }
+                if (r < 0)
+                        return r;
+        }
+        q = malloc(offsetof(QueuedReply, sysinfo) + size);
+        if (!q)
+                return -ENOMEM;
+        q->from = *from;
+        q->size = size;
+        memcpy(q->sysinfo, si, size);
+        g_ptr_array_add(op->replies, q);
+        return 0;
+}
+
+static void found_device(PendingOp *op, Device *d) {
+        if (!op->found)
+                return;
+        g_ptr_array_add(op->found, d);
+        for (size_t i = 0; i < d->n_outlets; i++)
+                if (d->outlets[i])
+                        g_ptr_array_add(op->found, d->outlets[i]);
+}
+
+static void register_reply(PendingOp *op, const struct sockaddr_in *from, const KasaSysinfo *si) {
         Manager *m = op->manager;
         char id[REGISTRY_ID_MAX];
         Device *d;
@@ -280,12 +337,56 @@ static void on_discovered(DiscoveryRun *run, const struct sockaddr_in *from, con
                 log_warning_errno(r, "Failed to register %s, ignoring: %m", id);
                 return;
         }
-        if (op->found) {
-                g_ptr_array_add(op->found, d);
-                for (size_t i = 0; i < d->n_outlets; i++)
-                        if (d->outlets[i])
-                                g_ptr_array_add(op->found, d->outlets[i]);
+        found_device(op, d);
+}
+
+/* Inside the run's socket callback: a device known with all its outlets
+ * is updated at once (nothing to write then but what the deferred
+ * registry save writes); a new one, or a strip with new outlets, needs
+ * registry rows, which are written with the rest of its burst, so that no
+ * write happens in this callback and no transaction stays open while the
+ * run waits for more replies. */
+static void on_discovered(DiscoveryRun *run, const struct sockaddr_in *from, const KasaSysinfo *si, void *userdata) {
+        PendingOp *op = userdata;
+        char id[REGISTRY_ID_MAX];
+        Device *d;
+        int r;
+
+        if (registry_make_id(si->mac, -1, id) < 0)
+                return;
+        d = manager_find(op->manager, id);
+        bool complete = d && si->n_children <= d->n_outlets;
+        for (size_t i = 0; complete && i < si->n_children; i++)
+                complete = d->outlets[i];
+        if (complete) {
+                register_reply(op, from, si);
+                return;
         }
+        r = queue_reply(op, from, si);
+        if (r < 0)
+                log_warning_errno(r, "Failed to keep the discovery reply of %s, ignoring: %m", id);
+}
+
+/* The burst's new devices in one transaction, then polled. */
+static void register_queued(PendingOp *op) {
+        static KasaSysinfo si;
+
+        if (op->flush)
+                (void) sd_event_source_set_enabled(op->flush, SD_EVENT_OFF);
+        if (!op->replies || op->replies->len == 0)
+                return;
+        for (guint i = 0; i < op->replies->len; i++) {
+                const QueuedReply *q = op->replies->pdata[i];
+                memcpy(&si, q->sysinfo, q->size);
+                register_reply(op, &q->from, &si);
+        }
+        g_ptr_array_set_size(op->replies, 0);
+        manager_batch_end(op->manager);
+}
+
+static int on_discovery_flush(sd_event_source *s, uint64_t usec, void *userdata) {
+        register_queued(userdata);
+        return 0;
 }
 
 /* Once both runs and the KLAP devices' sysinfo probes are over. */
@@ -294,8 +395,7 @@ static void discovery_finish(PendingOp *op, int error) {
                 op->discover_error = error;
         if (op->runs_left > 0 || op->probes_pending > 0)
                 return;
-        if (--op->manager->discovering == 0)
-                manager_batch_end(op->manager);
+        op->manager->discovering--;
         if (op->discover_cb)
                 op->discover_cb(op->manager, op->discover_error,
                                 (Device **) (op->found ? op->found->pdata : NULL), op->found ? op->found->len : 0,
@@ -308,6 +408,7 @@ static void on_discovery_done(DiscoveryRun *run, int error, void *userdata) {
         PendingOp *op = userdata;
 
         op->run = NULL; /* freed by discovery itself after this */
+        register_queued(op);
         op->runs_left--;
         discovery_finish(op, error);
 }
@@ -321,12 +422,8 @@ static void on_tdp_probed(Manager *m, int error, const char *message, Device *d,
         if (error < 0 && error != -EEXIST)
                 log_warning("A device answered 20002 discovery, but asking it for its sysinfo failed, ignoring: %s",
                             message);
-        else if (op->found) {
-                g_ptr_array_add(op->found, d);
-                for (size_t i = 0; i < d->n_outlets; i++)
-                        if (d->outlets[i])
-                                g_ptr_array_add(op->found, d->outlets[i]);
-        }
+        else
+                found_device(op, d);
         op->probes_pending--;
         discovery_finish(op, 0);
 }

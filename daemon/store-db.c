@@ -713,6 +713,17 @@ static int checkpoint_device(Store *s, MDB_txn *txn, const TailDev *td) {
         return 0;
 }
 
+static void map_release_locked(Store *s);
+
+/* A block key is (hour, device, time): a checkpoint more often than
+ * hourly (the tail's byte bound at 1000 plugs, or CompactAfter=) puts
+ * each device's block beside its earlier ones of the hour, one leaf page
+ * per device across the hour's blocks, whose map pages it reads. Given
+ * back every this many devices, they stay a few hundred kilobytes of the
+ * resident set instead of growing with the hour (9.7 MB at 1000 plugs,
+ * half an hour into it). */
+#define CHECKPOINT_RELEASE_DEVICES 128
+
 static int uint_cmp(const void *a, const void *b) {
         uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
         return (x > y) - (x < y);
@@ -735,8 +746,12 @@ static int checkpoint_txn(Store *s, MDB_txn *txn, void *userdata) {
         g_free(keys);
         /* Key order: neighbouring puts share pages. */
         qsort(devs, n, sizeof(uint32_t), uint_cmp);
-        for (guint i = 0; i < n && r >= 0; i++)
+        for (guint i = 0; i < n && r >= 0; i++) {
                 r = checkpoint_device(s, txn, g_hash_table_lookup(t->devs, GUINT_TO_POINTER(devs[i])));
+                /* store_write() holds the map lock: the map stays put. */
+                if ((i + 1) % CHECKPOINT_RELEASE_DEVICES == 0)
+                        map_release_locked(s);
+        }
         if (r < 0)
                 return r;
         for (unsigned i = 0; i < 8; i++)
@@ -759,7 +774,7 @@ int disk_error(Store *s, int r) {
  * memory, until the kernel needs them. This gives them back; the page
  * cache keeps them and readers fault them in again. LMDB does not say
  * where its map is: /proc/self/maps does. */
-static void map_release(Store *s) {
+static void map_release_locked(Store *s) {
         struct stat st;
         char line[512];
         FILE *f;
@@ -769,7 +784,6 @@ static void map_release(Store *s) {
         f = fopen("/proc/self/maps", "re");
         if (!f)
                 return;
-        pthread_rwlock_rdlock(&s->map_lock);
         while (fgets(line, sizeof line, f)) {
                 unsigned long lo, hi, ino;
                 unsigned maj, min;
@@ -778,8 +792,13 @@ static void map_release(Store *s) {
                     ino == st.st_ino && makedev(maj, min) == st.st_dev)
                         (void) madvise((void *) lo, hi - lo, MADV_DONTNEED);
         }
-        pthread_rwlock_unlock(&s->map_lock);
         fclose(f);
+}
+
+static void map_release(Store *s) {
+        pthread_rwlock_rdlock(&s->map_lock);
+        map_release_locked(s);
+        pthread_rwlock_unlock(&s->map_lock);
 }
 
 int db_checkpoint(Store *s, const Tail *t) {

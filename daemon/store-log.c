@@ -15,6 +15,8 @@
 
 #include "macro.h"
 
+#define ALIGN_TO(x, a) (((x) + (a) - 1) / (a) * (a))
+
 /* Spare segments kept for reuse; more are deleted. */
 #define SPARES_MAX 2
 
@@ -135,6 +137,14 @@ static int add_spare(StoreLog *l, uint64_t name) {
         return 0;
 }
 
+/* Whether an intact record with this seq starts at off. */
+static bool record_at(const uint8_t *data, size_t size, size_t off, uint64_t seq) {
+        uint32_t len = get_le32(data + off), crc = get_le32(data + off + 4);
+
+        return len > 0 && len <= size - off - LOG_HEADER_SIZE && get_le64(data + off + 8) == seq &&
+               crc32_update(crc32_update(0, data + off + 8, 8), data + off + LOG_HEADER_SIZE, len) == crc;
+}
+
 /* Reads the intact records of one segment starting at seq; returns the
  * offset after the last and sets *seq past it. */
 static int replay_segment(StoreLog *l, int fd, uint64_t *seq, uint64_t after_seq, LogReplayFunc f, void *userdata,
@@ -154,12 +164,17 @@ static int replay_segment(StoreLog *l, int fd, uint64_t *seq, uint64_t after_seq
                 size += (size_t) k;
         }
         while (off + LOG_HEADER_SIZE <= size) {
-                uint32_t len = get_le32(data + off), crc = get_le32(data + off + 4);
+                if (!record_at(data, size, off, *seq)) {
+                        /* After a sync the writer goes on at the next page
+                         * (log_pad()): look there before calling it the end. */
+                        size_t next = ALIGN_TO(off, LOG_PAGE_BYTES);
+                        if (next == off || next + LOG_HEADER_SIZE > size || !record_at(data, size, next, *seq))
+                                break;
+                        off = next;
+                }
+                uint32_t len = get_le32(data + off);
                 uint64_t s = get_le64(data + off + 8);
 
-                if (len == 0 || len > size - off - LOG_HEADER_SIZE || s != *seq ||
-                    crc32_update(crc32_update(0, data + off + 8, 8), data + off + LOG_HEADER_SIZE, len) != crc)
-                        break;
                 if (s > after_seq) {
                         r = f(s, data + off + LOG_HEADER_SIZE, len, userdata);
                         if (r < 0)
@@ -383,6 +398,13 @@ int log_sync(StoreLog *l) {
         if (l->fd >= 0 && fdatasync(l->fd) < 0)
                 return -errno;
         return 0;
+}
+
+void log_pad(StoreLog *l) {
+        size_t next = ALIGN_TO(l->offset, LOG_PAGE_BYTES);
+
+        if (l->fd >= 0 && next <= l->segment_bytes)
+                l->offset = next;
 }
 
 void log_release(StoreLog *l, uint64_t seq) {

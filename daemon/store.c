@@ -206,6 +206,8 @@ static void writer_log(Store *s) {
                 s->disk_busy = true;
                 pthread_mutex_unlock(&s->lock);
                 r = log_sync(s->log);
+                if (r >= 0)
+                        log_pad(s->log);
                 pthread_mutex_lock(&s->lock);
                 s->disk_busy = false;
                 if (r >= 0)

@@ -16,7 +16,11 @@ INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"
 def check_coalescing(t, env, log, paths, meters):
     """Every successful poll changes LastSeen, so each Device signal must
     carry a new LastSeen (one Device signal per poll), and between two of
-    them an object gets at most one EnergyMeter signal."""
+    them an object gets at most one EnergyMeter signal. The signal that
+    announces a new device's properties comes before its first poll's:
+    wait for that one first, so that only polls are counted."""
+    env.wait_for(lambda: all(log.values(p, kt.DEVICE_IFACE, "LastSeen") for p in paths), 30,
+                 "every object polled once")
     log.clear()
     env.wait_for(lambda: all(len(log.values(p, kt.DEVICE_IFACE, "LastSeen")) >= 4 for p in paths), 30,
                  "every object polled four times")
