@@ -14,13 +14,14 @@ function number(x, digits, locale) {
 }
 
 /**
- * unit: 'auto' (W below 1 kW, else kW), 'W' or 'kW'. Below 10 W one
+ * unit: 'auto' (W below 1 kW, else kW), 'watts' or 'kilowatts' (the
+ * settings' power-unit). Below 10 W one
  * decimal, since small loads (chargers, standby) are what people check.
  */
 export function formatPower(watts, unit = 'auto', locale = undefined) {
     if (typeof watts !== 'number' || !Number.isFinite(watts))
         return _('unknown');
-    if (unit === 'kW' || (unit === 'auto' && Math.abs(watts) >= 1000))
+    if (unit === 'kilowatts' || (unit === 'auto' && Math.abs(watts) >= 1000))
         /* Translators: power in kilowatts */
         return fmt(_('%s kW'), number(watts / 1000, 2, locale));
     /* Translators: power in watts */

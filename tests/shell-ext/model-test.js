@@ -64,7 +64,7 @@ T.ok(await T.waitFor(() => close(model.manager.totalPower, want), 30) &&
 'the model\'s total is kasamond\'s TotalPower (the strip is not counted twice)');
 T.ok(close(model.get(hs300).power, LOADS.reduce((a, b) => a + b, 0)), 'the strip\'s power is its outlets\' sum');
 T.eq(Format.formatPower(model.view().totalPower, 'auto', 'en-US'), `${want} W`, 'the total reads in watts');
-T.eq(Format.formatPower(model.view().totalPower, 'kW', 'en-US'), `${(want / 1000).toFixed(2)} kW`,
+T.eq(Format.formatPower(model.view().totalPower, 'kilowatts', 'en-US'), `${(want / 1000).toFixed(2)} kW`,
     'and in kilowatts when asked');
 
 let v = model.view(new Set([ids[2]]));

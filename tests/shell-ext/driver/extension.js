@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: MIT
+//
+// Test only (tests/shell-ext/test-shell.py installs it into the test
+// user's home): org.kasamond.ShellTest on the session bus reads what the
+// kasamond extension shows, from its actors, opens its menu, clicks its
+// switches with a virtual pointer and takes screenshots.
+/* exported init */
+const {Clutter, Gio, GLib, Shell} = imports.gi;
+const Main = imports.ui.main;
+const System = imports.system;
+
+const UUID = 'kasamond@kasamond.org';
+const IFACE = `<node><interface name="org.kasamond.ShellTest">
+  <method name="State"><arg type="s" direction="out"/></method>
+  <method name="OpenMenu"/>
+  <method name="CloseMenu"/>
+  <method name="Click"><arg type="s" name="path" direction="in"/><arg type="b" direction="out"/></method>
+  <method name="Screenshot"><arg type="s" name="file" direction="in"/></method>
+  <method name="Gc"/>
+</interface></node>`;
+
+function indicator() {
+    return Main.extensionManager.lookup(UUID)?.stateObj?._indicator ?? null;
+}
+
+function count(actor) {
+    return actor ? actor.get_n_children() : -1;
+}
+
+class Driver {
+    State() {
+        const ext = Main.extensionManager.lookup(UUID);
+        const ind = indicator();
+        const qs = Main.panel.statusArea.quickSettings;
+        return JSON.stringify({
+            state: ext?.state ?? null,
+            error: ext?.error ?? null,
+            indicator: ind ? {...ind.getState(), mapped: ind.is_mapped()} : null,
+            actors: {indicators: count(qs._indicators), grid: count(qs.menu._grid),
+                overlay: count(qs.menu._overlay)},
+            systemBus: Gio.DBus.system.get_unique_name(),
+        });
+    }
+
+    OpenMenu() {
+        const qs = Main.panel.statusArea.quickSettings;
+        qs.menu.open(imports.ui.boxpointer.PopupAnimation.NONE);
+        indicator().toggle.menu.open(imports.ui.boxpointer.PopupAnimation.NONE);
+    }
+
+    CloseMenu() {
+        Main.panel.statusArea.quickSettings.menu.close(imports.ui.boxpointer.PopupAnimation.NONE);
+    }
+
+    // A real click on the switch of the device's menu item: pointer
+    // motion and button events through Clutter's virtual input device.
+    ClickAsync([path], invocation) {
+        const item = indicator()?._items.get(path);
+        if (!item || !item.is_mapped()) {
+            invocation.return_value(new GLib.Variant('(b)', [false]));
+            return;
+        }
+        const target = item._switch;
+        const [x, y] = target.get_transformed_position();
+        const [w, h] = target.get_transformed_size();
+        const seat = Clutter.get_default_backend().get_default_seat();
+        this._pointer ??= seat.create_virtual_device(Clutter.InputDeviceType.POINTER_DEVICE);
+        const t = GLib.get_monotonic_time();
+        this._pointer.notify_absolute_motion(t, x + w / 2, y + h / 2);
+        GLib.timeout_add(GLib.PRIORITY_DEFAULT, 100, () => {
+            const now = GLib.get_monotonic_time();
+            this._pointer.notify_button(now, Clutter.BUTTON_PRIMARY, Clutter.ButtonState.PRESSED);
+            this._pointer.notify_button(now + 1000, Clutter.BUTTON_PRIMARY, Clutter.ButtonState.RELEASED);
+            invocation.return_value(new GLib.Variant('(b)', [true]));
+            return GLib.SOURCE_REMOVE;
+        });
+    }
+
+    ScreenshotAsync([file], invocation) {
+        const shot = new Shell.Screenshot();
+        let stream;
+        try {
+            stream = Gio.File.new_for_path(file).replace(null, false, Gio.FileCreateFlags.NONE, null);
+        } catch (e) {
+            invocation.return_gerror(e);
+            return;
+        }
+        shot.screenshot(false, stream, (o, res) => {
+            try {
+                o.screenshot_finish(res);
+                stream.close(null);
+                invocation.return_value(null);
+            } catch (e) {
+                invocation.return_error_literal(Gio.IOErrorEnum, Gio.IOErrorEnum.FAILED, e.message);
+            }
+        });
+    }
+
+    Gc() {
+        System.gc();
+    }
+}
+
+class Extension {
+    enable() {
+        this._driver = new Driver();
+        this._exported = Gio.DBusExportedObject.wrapJSObject(IFACE, this._driver);
+        this._exported.export(Gio.DBus.session, '/org/kasamond/ShellTest');
+        this._nameId = Gio.bus_own_name_on_connection(Gio.DBus.session, 'org.kasamond.ShellTest',
+            Gio.BusNameOwnerFlags.NONE, null, null);
+    }
+
+    disable() {
+        Gio.bus_unown_name(this._nameId);
+        this._exported.unexport();
+        this._driver._pointer?.run_dispose();
+        this._driver = null;
+    }
+}
+
+function init() {
+    return new Extension();
+}
