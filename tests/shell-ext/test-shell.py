@@ -78,8 +78,13 @@ SWITCH_RULES = """polkit.addRule(function(action, subject) {
 """ % USER
 
 # /run/systemd hidden: gnome-shell would take it for a systemd boot and
-# ask logind, which is not there.
-NS_SCRIPT = '[ ! -d /run/systemd ] || mount -t tmpfs tmpfs /run/systemd; exec "$@"'
+# ask logind, which is not there. /etc/systemd/system empty: the test puts
+# the bridge's socket unit there (through /proc/PID/root) when it wants
+# the extension to find the bridge installed.
+NS_SCRIPT = ('[ ! -d /run/systemd ] || mount -t tmpfs tmpfs /run/systemd; '
+             'mount -t tmpfs tmpfs /etc/systemd/system; exec "$@"')
+BRIDGE_SOCKET = "[Unit]\nDescription=kasamond's HTTP bridge\n[Socket]\nListenStream=127.0.0.1:8377\n"
+
 
 
 def fmt_power(w):
@@ -267,8 +272,9 @@ def run(t, env, shell, paths, outlets, artefacts):
     total = sum(w for dev, outlet, w in LOADS if (dev, outlet) != (2, 2))
     eventually(t, lambda: shell.state()["indicator"]["label"] == fmt_power(total), 30,
                f"the top bar shows the total, {fmt_power(total)}")
-    s = shell.state()["indicator"]
-    t.ok(s["visible"] and s["mapped"], "the indicator is in the top bar", s)
+    # Mapped once the shell's start-up animation has shown the panel.
+    eventually(t, lambda: shell.state()["indicator"]["visible"] and shell.state()["indicator"]["mapped"], 30,
+               "the indicator is in the top bar")
 
     shell.driver("OpenMenu")
     eventually(t, lambda: len(shell.state()["indicator"]["items"]) == 10 and shell.state()["indicator"]["menuOpen"],
@@ -290,9 +296,35 @@ def run(t, env, shell, paths, outlets, artefacts):
     shutil.copy(os.path.join(shell.runtime, "shot.png"), shot)
     with open(shot, "rb") as f:
         t.ok(f.read(8) == b"\x89PNG\r\n\x1a\n", f"the open menu's screenshot is a PNG ({shot})")
-    text = ocr(shot)
-    seen = [n for n in NAMES + OUTLETS + ["Smart Plugs"] if n in text]
-    t.ok(len(seen) >= 8, "tesseract reads the device names off the screenshot", f"read {seen} in:\n{text}")
+    crop = os.path.join(artefacts, "shell-menu-crop.png")
+    shell.driver("ScreenshotMenu", "s", (os.path.join(shell.runtime, "crop.png"),))
+    shutil.copy(os.path.join(shell.runtime, "crop.png"), crop)
+    text = ocr(crop)
+    seen = [n for n in NAMES + OUTLETS + ["Smart Plugs", "Desk Lamp · 40 W"] if n in text]
+    t.ok(len(seen) >= 10, "tesseract reads the names and powers off the menu's screenshot",
+         f"read {seen} in:\n{text}")
+
+    # The bridge installed: the menu offers its dashboard.
+    units = f"/proc/{shell.proc.pid}/root/etc/systemd/system"
+    with open(os.path.join(units, "kasamond-bridge.socket"), "w") as f:
+        f.write(BRIDGE_SOCKET)
+    shell.driver("CloseMenu")
+    shell.driver("OpenMenu")
+    eventually(t, lambda: shell.state()["indicator"]["dashboard"] == "http://127.0.0.1:8377/", 10,
+               "with the bridge's socket unit installed, the menu opens its dashboard")
+    os.unlink(os.path.join(units, "kasamond-bridge.socket"))
+
+    # Settings: hidden devices, the total's unit.
+    shell.driver("SetSetting", "sv", ("hidden-devices", GLib.Variant("as", [paths[2].split("/")[-1]])))
+    eventually(t, lambda: shell.state()["indicator"]["label"] == fmt_power(40 + 7) and
+               len(shell.state()["indicator"]["items"]) == 3, 10,
+               "hiding the strip takes it, its outlets and their power out")
+    shell.driver("SetSetting", "sv", ("power-unit", GLib.Variant("s", "kilowatts")))
+    eventually(t, lambda: shell.state()["indicator"]["label"] == "0.05 kW", 10, "the total in kilowatts when asked")
+    shell.driver("SetSetting", "sv", ("hidden-devices", GLib.Variant("as", [])))
+    shell.driver("SetSetting", "sv", ("power-unit", GLib.Variant("s", "auto")))
+    eventually(t, lambda: len(shell.state()["indicator"]["items"]) == 10, 10, "and back")
+    shell.driver("OpenMenu")
 
     # A click on the desk lamp's switch switches the simulated plug.
     t.ok(shell.driver("Click", "s", (paths[0],))[0], "the desk lamp's switch is clicked")

@@ -16,6 +16,8 @@ const IFACE = `<node><interface name="org.kasamond.ShellTest">
   <method name="CloseMenu"/>
   <method name="Click"><arg type="s" name="path" direction="in"/><arg type="b" direction="out"/></method>
   <method name="Screenshot"><arg type="s" name="file" direction="in"/></method>
+  <method name="ScreenshotMenu"><arg type="s" name="file" direction="in"/></method>
+  <method name="SetSetting"><arg type="s" name="key" direction="in"/><arg type="v" name="value" direction="in"/></method>
   <method name="Gc"/>
 </interface></node>`;
 
@@ -77,6 +79,28 @@ class Driver {
     }
 
     ScreenshotAsync([file], invocation) {
+        this._shoot(file, null, invocation);
+    }
+
+    // Just the Quick Settings menu, as README shows it.
+    ScreenshotMenuAsync([file], invocation) {
+        const box = Main.panel.statusArea.quickSettings.menu._boxPointer;
+        const [x, y] = box.get_transformed_position();
+        const [w, h] = box.get_transformed_size();
+        this._shoot(file, [x, y, w, h].map(Math.round), invocation);
+    }
+
+    // The extension's settings, through the shell's own (memory) backend.
+    SetSetting(key, value) {
+        const ext = Main.extensionManager.lookup(UUID);
+        const source = Gio.SettingsSchemaSource.new_from_directory(`${ext.path}/schemas`,
+            Gio.SettingsSchemaSource.get_default(), false);
+        const settings = new Gio.Settings({settings_schema: source.lookup(ext.metadata['settings-schema'], false)});
+        settings.set_value(key, value);
+        Gio.Settings.sync();
+    }
+
+    _shoot(file, area, invocation) {
         const shot = new Shell.Screenshot();
         let stream;
         try {
@@ -85,15 +109,22 @@ class Driver {
             invocation.return_gerror(e);
             return;
         }
-        shot.screenshot(false, stream, (o, res) => {
+        const done = (o, res) => {
             try {
-                o.screenshot_finish(res);
+                if (area)
+                    o.screenshot_area_finish(res);
+                else
+                    o.screenshot_finish(res);
                 stream.close(null);
                 invocation.return_value(null);
             } catch (e) {
                 invocation.return_error_literal(Gio.IOErrorEnum, Gio.IOErrorEnum.FAILED, e.message);
             }
-        });
+        };
+        if (area)
+            shot.screenshot_area(...area, stream, done);
+        else
+            shot.screenshot(false, stream, done);
     }
 
     Gc() {
