@@ -77,6 +77,12 @@ class KasaIndicator extends SystemIndicator {
 
         this._toggle = new KasaToggle(shell.major);
         this.quickSettingsItems.push(this._toggle);
+        // When the shell goes down, its stage takes the toggle first.
+        this._toggle.connect('destroy', () => {
+            const i = this.quickSettingsItems.indexOf(this._toggle);
+            if (i >= 0)
+                this.quickSettingsItems.splice(i, 1);
+        });
         this._toggle.connect('open-dashboard', () => this._openDashboard());
         this._toggle.connect('open-preferences', () => {
             Main.panel.closeQuickSettings?.();
@@ -258,7 +264,6 @@ class KasaIndicator extends SystemIndicator {
             this._syncId = 0;
         }
         this._items.clear();
-        this.quickSettingsItems.forEach(item => item.destroy());
-        this.quickSettingsItems.length = 0;
+        [...this.quickSettingsItems].forEach(item => item.destroy());
     }
 });

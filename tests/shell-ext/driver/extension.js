@@ -19,6 +19,7 @@ const IFACE = `<node><interface name="org.kasamond.ShellTest">
   <method name="ScreenshotMenu"><arg type="s" name="file" direction="in"/></method>
   <method name="SetSetting"><arg type="s" name="key" direction="in"/><arg type="v" name="value" direction="in"/></method>
   <method name="Gc"/>
+  <method name="HideOverview"/>
 </interface></node>`;
 
 function indicator() {
@@ -30,6 +31,13 @@ function count(actor) {
 }
 
 class Driver {
+    constructor() {
+        // Made long before the first click: a device's first events can
+        // be lost while the seat is adding it.
+        const seat = Clutter.get_default_backend().get_default_seat();
+        this._pointer = seat.create_virtual_device(Clutter.InputDeviceType.POINTER_DEVICE);
+    }
+
     State() {
         const ext = Main.extensionManager.lookup(UUID);
         const ind = indicator();
@@ -65,8 +73,6 @@ class Driver {
         const target = item._switch;
         const [x, y] = target.get_transformed_position();
         const [w, h] = target.get_transformed_size();
-        const seat = Clutter.get_default_backend().get_default_seat();
-        this._pointer ??= seat.create_virtual_device(Clutter.InputDeviceType.POINTER_DEVICE);
         const t = GLib.get_monotonic_time();
         this._pointer.notify_absolute_motion(t, x + w / 2, y + h / 2);
         GLib.timeout_add(GLib.PRIORITY_DEFAULT, 100, () => {
@@ -127,6 +133,10 @@ class Driver {
             shot.screenshot(false, stream, done);
     }
 
+    HideOverview() {
+        Main.overview.hide();
+    }
+
     Gc() {
         System.gc();
     }
@@ -144,7 +154,7 @@ class Extension {
     disable() {
         Gio.bus_unown_name(this._nameId);
         this._exported.unexport();
-        this._driver._pointer?.run_dispose();
+        this._driver._pointer.run_dispose();
         this._driver = null;
     }
 }
