@@ -7,6 +7,7 @@ import Gio from 'gi://Gio';
 import Gtk from 'gi://Gtk?version=4.0';
 
 import {BUS_NAME, MANAGER_PATH} from './client.js';
+import {fmt} from './format.js';
 import {_} from './i18n.js';
 import {DeviceTree, DEVICE_IFACE} from './model.js';
 
@@ -74,7 +75,7 @@ export function fillWindow(window, settings, connection = Gio.DBus.system) {
             for (const {device, outlets} of tree.roots()) {
                 add(device, device.model ?? '');
                 for (const o of outlets)
-                    add(o, `${_('Outlet of')} ${device.alias || device.id}`);
+                    add(o, fmt(_('Outlet of %s'), device.alias || device.id));
             }
             if (tree.size === 0)
                 devices.add(new Adw.ActionRow({title: _('No devices')}));
