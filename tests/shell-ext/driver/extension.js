@@ -14,7 +14,7 @@ const IFACE = `<node><interface name="org.kasamond.ShellTest">
   <method name="State"><arg type="s" direction="out"/></method>
   <method name="OpenMenu"/>
   <method name="CloseMenu"/>
-  <method name="Click"><arg type="s" name="path" direction="in"/><arg type="b" direction="out"/></method>
+  <method name="Click"><arg type="s" name="path" direction="in"/><arg type="b" direction="out"/><arg type="s" direction="out"/></method>
   <method name="Screenshot"><arg type="s" name="file" direction="in"/></method>
   <method name="ScreenshotMenu"><arg type="s" name="file" direction="in"/></method>
   <method name="SetSetting"><arg type="s" name="key" direction="in"/><arg type="v" name="value" direction="in"/></method>
@@ -64,24 +64,48 @@ class Driver {
 
     // A real click on the switch of the device's menu item: pointer
     // motion and button events through Clutter's virtual input device.
+    // Clicked again (up to three times) while the item did not toggle: an
+    // event can be lost while the shell is busy, as a user's click can.
     ClickAsync([path], invocation) {
         const item = indicator()?._items.get(path);
         if (!item || !item.is_mapped()) {
-            invocation.return_value(new GLib.Variant('(b)', [false]));
+            invocation.return_value(new GLib.Variant('(bs)', [false, 'no such item on screen']));
             return;
         }
-        const target = item._switch;
-        const [x, y] = target.get_transformed_position();
-        const [w, h] = target.get_transformed_size();
-        const t = GLib.get_monotonic_time();
-        this._pointer.notify_absolute_motion(t, x + w / 2, y + h / 2);
-        GLib.timeout_add(GLib.PRIORITY_DEFAULT, 100, () => {
-            const now = GLib.get_monotonic_time();
-            this._pointer.notify_button(now, Clutter.BUTTON_PRIMARY, Clutter.ButtonState.PRESSED);
-            this._pointer.notify_button(now + 1000, Clutter.BUTTON_PRIMARY, Clutter.ButtonState.RELEASED);
-            invocation.return_value(new GLib.Variant('(b)', [true]));
+        let toggled = false;
+        const id = item.connect('toggled', () => (toggled = true));
+        const later = (ms, fn) => GLib.timeout_add(GLib.PRIORITY_DEFAULT, ms, () => {
+            fn();
             return GLib.SOURCE_REMOVE;
         });
+        const attempt = n => {
+            const [x, y] = item._switch.get_transformed_position();
+            const [w, h] = item._switch.get_transformed_size();
+            this._pointer.notify_absolute_motion(GLib.get_monotonic_time(), x + w / 2, y + h / 2);
+            later(100, () => {
+                this._pointer.notify_button(GLib.get_monotonic_time(), Clutter.BUTTON_PRIMARY,
+                    Clutter.ButtonState.PRESSED);
+                later(50, () => {
+                    this._pointer.notify_button(GLib.get_monotonic_time(), Clutter.BUTTON_PRIMARY,
+                        Clutter.ButtonState.RELEASED);
+                    later(500, () => {
+                        if (!toggled && n < 3 && item.is_mapped()) {
+                            attempt(n + 1);
+                            return;
+                        }
+                        item.disconnect(id);
+                        // Where the pointer was, for the test's diagnostics.
+                        const [px, py] = global.get_pointer();
+                        const picked = global.stage.get_actor_at_pos(Clutter.PickMode.REACTIVE, px, py);
+                        const grab = global.stage.get_grab_actor?.();
+                        invocation.return_value(new GLib.Variant('(bs)', [toggled,
+                            `pointer at ${px},${py}, on ${picked}, grab ${grab}, switch at ${
+                                item._switch.get_transformed_position()}`]));
+                    });
+                });
+            });
+        };
+        attempt(1);
     }
 
     ScreenshotAsync([file], invocation) {
