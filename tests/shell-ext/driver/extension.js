@@ -66,6 +66,8 @@ class Driver {
     // motion and button events through Clutter's virtual input device.
     // Clicked again (up to three times) while the item did not toggle: an
     // event can be lost while the shell is busy, as a user's click can.
+    // Where no pointer can be placed at all (headless mutter may have none
+    // yet) the item is toggled as a key press would; the reply says which.
     ClickAsync([path], invocation) {
         const item = indicator()?._items.get(path);
         if (!item || !item.is_mapped()) {
@@ -82,7 +84,15 @@ class Driver {
             const [x, y] = item._switch.get_transformed_position();
             const [w, h] = item._switch.get_transformed_size();
             this._pointer.notify_absolute_motion(GLib.get_monotonic_time(), x + w / 2, y + h / 2);
+            Clutter.get_default_backend().get_default_seat().warp_pointer(x + w / 2, y + h / 2);
             later(100, () => {
+                const [px] = global.get_pointer();
+                if (px === -2147483648) {
+                    item.toggle();
+                    item.disconnect(id);
+                    invocation.return_value(new GLib.Variant('(bs)', [toggled, 'no pointer: toggled by key']));
+                    return;
+                }
                 this._pointer.notify_button(GLib.get_monotonic_time(), Clutter.BUTTON_PRIMARY,
                     Clutter.ButtonState.PRESSED);
                 later(50, () => {
