@@ -169,6 +169,8 @@ class Session {
                     console.warn(`kasamond: ObjectManager: ${error.message}`);
                 return;
             }
+            if (this._cancellable.is_cancelled())
+                return;
             this._om = proxy;
             this._omSignalId = proxy.connect('g-signal', (p, sender, signal, params) => {
                 if (signal === 'InterfacesAdded') {
@@ -183,6 +185,10 @@ class Session {
             proxy.call('GetManagedObjects', null, Gio.DBusCallFlags.NONE, -1, this._cancellable, (p, res) => {
                 try {
                     const [objects] = p.call_finish(res).deepUnpack();
+                    // A reply may beat the cancellation of a session
+                    // destroyed meanwhile: it must make no proxy then.
+                    if (this._cancellable.is_cancelled())
+                        return;
                     for (const [path, ifaces] of Object.entries(objects))
                         this._added(path, ifaces);
                 } catch (e) {
@@ -241,6 +247,8 @@ class Session {
     }
 
     _added(path, ifaces) {
+        if (this._cancellable.is_cancelled())
+            return;
         if (!path.startsWith(DEVICE_PREFIX) && !path.startsWith(ALERT_PREFIX))
             return;
         for (const [iface, props] of Object.entries(ifaces)) {
@@ -259,7 +267,7 @@ class Session {
         for (const iface of ifaces) {
             const entry = entries?.get(iface);
             if (entry) {
-                if (entry.id)
+                if (entry.proxy)
                     entry.proxy.disconnect(entry.id);
                 entries.delete(iface);
             }
@@ -300,7 +308,7 @@ class Session {
         }
         for (const ifaces of this._objects.values()) {
             for (const entry of ifaces.values()) {
-                if (entry.id)
+                if (entry.proxy)
                     entry.proxy.disconnect(entry.id);
             }
         }
