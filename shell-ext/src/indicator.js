@@ -171,6 +171,8 @@ class KasaIndicator extends SystemIndicator {
                 this._addItem(outlet, unit, true);
         }
         this._toggle.alertSection.removeAll();
+        // org.kasamond.Kasa1.Alert has no interface file yet (DESIGN.md
+        // names it): its objects show by whichever text property they carry.
         for (const alert of view.alerts) {
             const text = alert.Message ?? alert.Summary ?? alert.Name ?? alert.path.split('/').pop();
             const item = new PopupMenu.PopupImageMenuItem(String(text), 'dialog-warning-symbolic',

@@ -102,9 +102,9 @@ export class DeviceTree extends Emitter {
     /** Properties of one interface of one object (unpacked values). */
     update(path, iface, props) {
         if (iface === ALERT_IFACE) {
-            const known = this._alerts.has(path);
+            // Rare, and shown as whole menu lines: any change redraws them.
             this._alerts.set(path, {...this._alerts.get(path), ...props, path});
-            this.emit('changed', !known);
+            this.emit('changed', true);
             return;
         }
         if (iface !== DEVICE_IFACE && iface !== METER_IFACE)
