@@ -94,10 +94,17 @@ class Driver {
         };
         // The pointer is moved until it is there (headless mutter may drop
         // a virtual device's first events), then pressed and released.
+        let reopened = 0;
         const attempt = (n, moves) => {
             const item = current();
             if (!item) {
-                finish('no such item on screen');
+                // A click that missed may have closed the menu.
+                if (reopened++ < 3 && indicator()?._items.has(path)) {
+                    this.OpenMenu();
+                    later(300, () => attempt(n, moves));
+                } else {
+                    finish('no such item on screen');
+                }
                 return;
             }
             const [x, y] = item._switch.get_transformed_position();
@@ -121,10 +128,15 @@ class Driver {
                 this._pointer.notify_button(GLib.get_monotonic_time(), Clutter.BUTTON_PRIMARY,
                     Clutter.ButtonState.RELEASED);
                 later(500, () => {
-                    if (!toggled && n < 3)
-                        attempt(n + 1, moves);
-                    else
+                    if (toggled) {
                         finish(`clicked ${n} time(s)`);
+                    } else if (n < 3) {
+                        attempt(n + 1, moves);
+                    } else {
+                        const it = current();
+                        it?.toggle();
+                        finish(it ? 'three clicks missed: toggled as by a key' : 'no such item on screen');
+                    }
                 });
             });
         };
