@@ -8,6 +8,7 @@ Alias, power, energy counted from the device's Wh counter, switching."""
 
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -104,6 +105,25 @@ def run(t, env):
     env.call(path[0], kt.DEVICE_IFACE, "Rename", "s", ("Küche",))
     env.wait_polled(path[0])
     t.eq(env.get(path[0], kt.DEVICE_IFACE, "Alias"), "Küche", "P110: Rename sends a base64 nickname")
+
+    # After a restart the registry has the devices but not their dialect:
+    # the first poll asks in IOT, the P110 answers with a bare error_code,
+    # and the same round asks again in the smart dialect.
+    t.eq(env.stop_daemon(signal.SIGTERM), 0, "kasamond exits 0 on SIGTERM")
+    env.start_daemon()
+    for i in (0, 2):
+        p = path[i]
+        kt.eventually(t, env, lambda: p in env.objects() and env.get(p, kt.DEVICE_IFACE, "Online"), 20,
+                      f"after a restart: P110 {i} polled and online")
+        t.eq(env.get(p, kt.DEVICE_IFACE, "Protocol"), "klap2/smart", f"after a restart: P110 {i} Protocol klap2/smart")
+        load = env.truth(i)[0]["outlets"][0]["load_mw"] / 1000
+        t.eq(env.get(p, kt.METER_IFACE, "Power"), load, f"after a restart: P110 {i} Power is the load")
+    t.ok("speaks the smart dialect" in env.log(), "after a restart: the log says the dialect was found")
+    # A KLAP device loaded from the registry is spoken to with KLAP (its
+    # port is 80), not XOR.
+    kt.eventually(t, env, lambda: env.get(path[1], kt.DEVICE_IFACE, "Online"), 20,
+                  "after a restart: the KP125M (KLAP, IOT) polled and online")
+    t.eq(env.get(path[1], kt.DEVICE_IFACE, "Protocol"), "klap2/iot", "after a restart: KP125M Protocol klap2/iot")
 
 
 if __name__ == "__main__":
