@@ -86,6 +86,28 @@ int kasa_base64_decode(const char *in, size_t len, char *out, size_t out_size) {
         return (int) n;
 }
 
+char *kasa_base64_encode(const char *in, size_t n) {
+        static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        char *out = n < SIZE_MAX / 2 ? malloc((n + 2) / 3 * 4 + 1) : NULL;
+        size_t o = 0;
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < n; i += 3) {
+                uint32_t w = (uint32_t) (unsigned char) in[i] << 16;
+                if (i + 1 < n)
+                        w |= (uint32_t) (unsigned char) in[i + 1] << 8;
+                if (i + 2 < n)
+                        w |= (unsigned char) in[i + 2];
+                out[o++] = tab[w >> 18 & 63];
+                out[o++] = tab[w >> 12 & 63];
+                out[o++] = i + 1 < n ? tab[w >> 6 & 63] : '=';
+                out[o++] = i + 2 < n ? tab[w & 63] : '=';
+        }
+        out[o] = 0;
+        return out;
+}
+
 static bool utf8_valid_text(const unsigned char *s, size_t n) {
         for (size_t i = 0; i < n;) {
                 unsigned char c = s[i];
@@ -172,25 +194,10 @@ char *kasa_smart_request_set_on(bool on, const char *child_id) {
 }
 
 char *kasa_smart_request_set_nickname(const char *nickname, const char *child_id) {
-        static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        size_t n = strlen(nickname);
-        _cleanup_free_ char *b64 = malloc((n + 2) / 3 * 4 + 1);
-        size_t o = 0;
+        _cleanup_free_ char *b64 = kasa_base64_encode(nickname, strlen(nickname));
 
         if (!b64)
                 return NULL;
-        for (size_t i = 0; i < n; i += 3) {
-                uint32_t w = (uint32_t) (unsigned char) nickname[i] << 16;
-                if (i + 1 < n)
-                        w |= (uint32_t) (unsigned char) nickname[i + 1] << 8;
-                if (i + 2 < n)
-                        w |= (unsigned char) nickname[i + 2];
-                b64[o++] = tab[w >> 18 & 63];
-                b64[o++] = tab[w >> 12 & 63];
-                b64[o++] = i + 1 < n ? tab[w >> 6 & 63] : '=';
-                b64[o++] = i + 2 < n ? tab[w & 63] : '=';
-        }
-        b64[o] = 0;
         return dump(json_pack("{s:s,s:{s:s}}", "method", "set_device_info", "params", "nickname", b64), child_id);
 }
 
@@ -481,28 +488,30 @@ static int parse_responses(const KjTok *root, KasaResponse *ret, unsigned depth,
 /* One entry of result.responses[] (or the reply inside control_child). */
 static int parse_one(const char *method, const KjTok *result, int32_t code, KasaResponse *ret, Energy *e,
                      const KjTok **device_info, const KjTok **child_list, unsigned depth, KasaError *err) {
+        static const char *const with_result[] = { "get_device_info", "get_child_device_list", "get_energy_usage",
+                                                   "get_current_power", "get_emeter_data", "control_child" };
+
+        for (size_t i = 0; i < ELEMENTSOF(with_result); i++)
+                if (code == 0 && !result && !strcmp(method, with_result[i]))
+                        return fail(err, "%s: success without a result", method);
         if (!strcmp(method, "get_device_info")) {
                 ret->sysinfo_err = code;
                 *device_info = code == 0 ? result : NULL;
-                if (code == 0 && !result)
-                        return fail(err, "get_device_info: no result");
         } else if (!strcmp(method, "get_child_device_list")) {
-                if (code == 0 && !result)
-                        return fail(err, "get_child_device_list: no result");
                 /* A plug that knows no children: none. */
                 *child_list = code == 0 ? result : NULL;
         } else if (!strcmp(method, "get_energy_usage")) {
                 e->usage_asked = true;
                 e->usage = result;
-                e->usage_err = code == 0 && !result ? -EBADMSG : code;
+                e->usage_err = code;
         } else if (!strcmp(method, "get_current_power")) {
                 e->power_asked = true;
                 e->power = result;
-                e->power_err = code == 0 && !result ? -EBADMSG : code;
+                e->power_err = code;
         } else if (!strcmp(method, "get_emeter_data")) {
                 e->emeter_asked = true;
                 e->emeter = result;
-                e->emeter_err = code == 0 && !result ? -EBADMSG : code;
+                e->emeter_err = code;
         } else if (!strcmp(method, "set_device_info"))
                 ret->relay_err = ret->alias_err = code;
         else if (!strcmp(method, "control_child")) {

@@ -57,3 +57,5 @@ bool kasa_smart_is_reply(const char *json, size_t len);
 /* Strict base64 (RFC 4648, padding required, no whitespace). Returns the
  * decoded length, -EBADMSG for bad input, -ENOBUFS if out_size is short. */
 int kasa_base64_decode(const char *in, size_t len, char *out, size_t out_size);
+/* NUL-terminated, owned by the caller; NULL on allocation failure. */
+char *kasa_base64_encode(const char *in, size_t len);

@@ -26,23 +26,8 @@
 #define SMART_ERR_PARAMS (-1008)
 
 static json_t *b64(const char *s) {
-        static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        size_t n = strlen(s), o = 0;
-        char out[SIM_ALIAS_MAX * 2];
-
-        for (size_t i = 0; i < n && o + 4 < sizeof(out); i += 3) {
-                uint32_t w = (uint32_t) (unsigned char) s[i] << 16;
-                if (i + 1 < n)
-                        w |= (uint32_t) (unsigned char) s[i + 1] << 8;
-                if (i + 2 < n)
-                        w |= (unsigned char) s[i + 2];
-                out[o++] = tab[w >> 18 & 63];
-                out[o++] = tab[w >> 12 & 63];
-                out[o++] = i + 1 < n ? tab[w >> 6 & 63] : '=';
-                out[o++] = i + 2 < n ? tab[w & 63] : '=';
-        }
-        out[o] = 0;
-        return json_string(out);
+        _cleanup_free_ char *e = kasa_base64_encode(s, strlen(s));
+        return e ? json_string(e) : NULL;
 }
 
 static json_t *device_info(SimDevice *d) {

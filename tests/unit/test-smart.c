@@ -170,6 +170,8 @@ static void test_errors(void) {
                 { "{\"error_code\":0,\"result\":{\"responses\":[{\"error_code\":0}]}}", "no method" },
                 { "{\"error_code\":0,\"result\":{\"responses\":[{\"method\":\"get_device_info\",\"error_code\":0}]}}",
                   "device info without result" },
+                { "{\"error_code\":0,\"result\":{\"responses\":[{\"method\":\"get_energy_usage\",\"error_code\":0}]}}",
+                  "energy usage without result" },
                 { "{\"error_code\":0,\"result\":{\"responses\":[{\"method\":\"get_device_info\",\"error_code\":0,"
                   "\"result\":{\"device_id\":\"x\",\"model\":\"P110\",\"mac\":\"5C-A6-E6-12-34-56\","
                   "\"nickname\":\"not base64!\"}}]}}", "nickname not base64" },
