@@ -13,6 +13,7 @@
 
 #include "address.h"
 #include "kasa-dbus.h"
+#include "kasa-smart.h"
 #include "kasa-time.h"
 #include "klap.h"
 #include "log.h"
@@ -105,6 +106,15 @@ unsigned device_apply_sysinfo(Device *d, const KasaSysinfo *si) {
                 d->on = si->on;
                 d->changes |= DEVICE_CHANGED_ON;
         }
+        /* The dialect follows from what the device calls itself: a smart
+         * device's type is "SMART.TAPOPLUG", "SMART.KASAPLUG"... */
+        if (d->outlet < 0 && si->type[0] && d->smart != (strncmp(si->type, "SMART.", 6) == 0)) {
+                d->smart = !d->smart;
+                device_forget_request(d);
+                for (size_t i = 0; i < d->n_outlets; i++)
+                        if (d->outlets[i])
+                                device_forget_request(d->outlets[i]);
+        }
         if (si->has_rssi && d->rssi != si->rssi) {
                 d->rssi = si->rssi;
                 d->changes |= DEVICE_CHANGED_RSSI;
@@ -146,7 +156,7 @@ static void update_transport_state(Device *d) {
         const char *msg = "";
         char p[sizeof(d->protocol)];
 
-        snprintf(p, sizeof(p), "%s/iot", proto);
+        snprintf(p, sizeof(p), "%s/%s", proto, d->smart ? "smart" : "iot");
         if (!d->klap)
                 auth = DEVICE_AUTH_NONE;
         else if (d->round_error == 0)
@@ -375,7 +385,7 @@ static KasaResponse *parse_reply(Device *d, const char *json, size_t len) {
         static KasaResponse resp;
         KasaError err;
 
-        if (kasa_response_parse(json, len, &resp, &err) < 0) {
+        if ((device_root(d)->smart ? kasa_smart_response_parse : kasa_response_parse)(json, len, &resp, &err) < 0) {
                 if (device_root(d)->failures == 0)
                         log_warning("%s (%s): refused reply: %s", d->id, d->address, err.message);
                 return NULL;
@@ -388,11 +398,35 @@ static void round_fail(Device *d, int error) {
                 d->round_error = error;
 }
 
+static const char *poll_request(Device *d);
+static void on_sysinfo_reply(Transport *t, int error, const char *json, size_t len, void *userdata);
+
+/* A KLAP device whose dialect kasamond does not know yet (one loaded
+ * from the registry, which does not keep it) is asked in IOT first; a
+ * smart device answers that with a bare error_code. Asks again in the
+ * smart dialect, within the same round. Returns whether it did. */
+static bool switch_to_smart(Device *d, const char *json, size_t len) {
+        const char *q;
+
+        if (d->smart || !d->klap || !kasa_smart_is_reply(json, len))
+                return false;
+        log_info("%s (%s) speaks the smart dialect", d->id, d->address);
+        d->smart = true;
+        device_forget_request(d);
+        for (size_t i = 0; i < d->n_outlets; i++)
+                if (d->outlets[i])
+                        device_forget_request(d->outlets[i]);
+        q = poll_request(d);
+        return q && transport_request(d->transport, q, on_sysinfo_reply, d) >= 0;
+}
+
 static void on_sysinfo_reply(Transport *t, int error, const char *json, size_t len, void *userdata) {
         Device *d = userdata;
         KasaResponse *resp;
 
         if (error == -ECANCELED)
+                return;
+        if (error == 0 && switch_to_smart(d, json, len))
                 return;
         resp = error < 0 ? NULL : parse_reply(d, json, len);
         if (!resp)
@@ -452,10 +486,26 @@ static int ensure_transport(Device *d) {
         return d->host->ops->new_transport(d->host->userdata, d, &d->transport);
 }
 
+/* The smart dialect's request for what an IOT query asks. */
+static char *smart_query(Device *d) {
+        if (d->outlet >= 0)
+                return kasa_smart_request_query(KASA_SMART_ENERGY_USAGE | KASA_SMART_CURRENT_POWER |
+                                                KASA_SMART_EMETER_DATA, d->child_id);
+        if (d->n_outlets > 0)
+                return kasa_smart_request_query(KASA_SMART_DEVICE_INFO | KASA_SMART_CHILD_LIST, NULL);
+        /* Which energy method a model knows differs by firmware: ask all
+         * three, the parser takes the best that answered. */
+        return kasa_smart_request_query(KASA_SMART_DEVICE_INFO |
+                                        (d->metered ? KASA_SMART_ENERGY_USAGE | KASA_SMART_CURRENT_POWER |
+                                                              KASA_SMART_EMETER_DATA : 0), NULL);
+}
+
 /* The poll request of a device never changes: build it once. (JSON only:
  * a transport with per-request encryption could not reuse a frame.) */
 static const char *poll_request(Device *d) {
-        if (!d->poll_request) {
+        if (!d->poll_request && device_root(d)->smart)
+                d->poll_request = smart_query(d);
+        else if (!d->poll_request) {
                 unsigned what;
 
                 /* A plug answers sysinfo and reading in one request; a
@@ -699,7 +749,9 @@ int device_set_on(Device *d, bool on, DeviceCommandFn cb, void *userdata) {
                         cmd->parts[n++].target = targets[i];
         for (size_t k = 0; k < n; k++) {
                 Device *t = cmd->parts[k].target;
-                _cleanup_free_ char *q = kasa_request_set_relay(on, t->outlet >= 0 ? t->child_id : NULL);
+                const char *child = t->outlet >= 0 ? t->child_id : NULL;
+                _cleanup_free_ char *q = root->smart ? kasa_smart_request_set_on(on, child)
+                                                     : kasa_request_set_relay(on, child);
 
                 r = q ? transport_request(root->transport, q, on_relay_reply, &cmd->parts[k]) : -ENOMEM;
                 if (r < 0) {
@@ -747,7 +799,8 @@ int device_rename(Device *d, const char *alias, DeviceCommandFn cb, void *userda
         r = ensure_transport(root);
         if (r < 0)
                 return r;
-        q = kasa_request_set_alias(alias, d->outlet >= 0 ? d->child_id : NULL);
+        q = (root->smart ? kasa_smart_request_set_nickname : kasa_request_set_alias)(
+                alias, d->outlet >= 0 ? d->child_id : NULL);
         if (!q)
                 return -ENOMEM;
         cmd = command_new(d, 1, cb, userdata);

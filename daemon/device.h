@@ -150,7 +150,8 @@ struct Device {
 
         /* polling, plugs and strips only */
         bool klap;                 /* KLAP over HTTP: the address's port is KLAP_HTTP_PORT */
-        char protocol[16];         /* "xor/iot", "klap2/iot"... (Protocol) */
+        bool smart;                /* speaks the smart dialect (kasa-smart.h), not IOT */
+        char protocol[16];         /* "xor/iot", "klap2/iot", "klap2/smart"... (Protocol) */
         DeviceAuth auth;
         char auth_message[256];
         Transport *transport;

@@ -5,6 +5,7 @@
 
 #include "manager.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "bus.h"
 #include "kasa-dbus.h"
 #include "kasa-time.h"
+#include "klap.h"
 #include "log.h"
 #include "manager-internal.h"
 
@@ -412,6 +414,12 @@ int manager_load_devices(Manager *m) {
                         d->last_seen_usec = (uint64_t) rd->last_seen_ms * 1000;
                         if (parse_address(rd->address ?: "", &d->sockaddr) >= 0)
                                 format_address(&d->sockaddr, d->address, sizeof(d->address));
+                        /* As device_set_address() decides: port 80 is KLAP. */
+                        if (!parent && ntohs(d->sockaddr.sin_port) == KLAP_HTTP_PORT) {
+                                d->klap = true;
+                                d->auth = DEVICE_AUTH_UNKNOWN;
+                                strcpy(d->protocol, "klap/iot");
+                        }
                         if (parent) {
                                 d->metered = rd->has_emeter;
                         } else {

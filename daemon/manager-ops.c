@@ -15,6 +15,7 @@
 #include "bus.h"
 #include "discovery-tdp.h"
 #include "kasa-dbus.h"
+#include "kasa-smart.h"
 #include "kasa-time.h"
 #include "klap.h"
 #include "log.h"
@@ -28,6 +29,7 @@ struct PendingOp {
         Transport *transport;
         Transport *klap_transport; /* the second try, on port 80 */
         bool port_given;           /* no second try: the user said where */
+        bool smart;                /* asking in the smart dialect (kasa-smart.h) */
         char address[32];
         struct sockaddr_in sa;
         ManagerAddFn add_cb;
@@ -150,6 +152,13 @@ static void add_finish(PendingOp *op) {
 
 static void on_add_reply(Transport *t, int error, const char *json, size_t len, void *userdata);
 
+/* What a smart device is asked: identity, and whether it has a meter. */
+static char *add_query(bool smart) {
+        return smart ? kasa_smart_request_query(KASA_SMART_DEVICE_INFO | KASA_SMART_ENERGY_USAGE |
+                                                KASA_SMART_CURRENT_POWER | KASA_SMART_EMETER_DATA, NULL)
+                     : kasa_request_query(KASA_QUERY_SYSINFO, NULL);
+}
+
 static int add_transport(Manager *m, const struct sockaddr_in *sa, Transport **ret) {
         TransportConfig c = {
                 .event = m->event,
@@ -166,7 +175,7 @@ static int add_transport(Manager *m, const struct sockaddr_in *sa, Transport **r
 /* The first transport stays until the op is freed: this runs inside its
  * callback. */
 static int add_try_klap(PendingOp *op) {
-        _cleanup_free_ char *q = kasa_request_query(KASA_QUERY_SYSINFO, NULL);
+        _cleanup_free_ char *q = add_query(op->smart);
         struct sockaddr_in sa = op->sa;
         int r;
 
@@ -183,6 +192,16 @@ static int add_try_klap(PendingOp *op) {
         return 0;
 }
 
+/* A smart device answers the IOT get_sysinfo with a bare error_code. */
+static int add_try_smart(PendingOp *op, Transport *t) {
+        _cleanup_free_ char *q = add_query(true);
+
+        if (!q)
+                return -ENOMEM;
+        op->smart = true;
+        return transport_request(t, q, on_add_reply, op);
+}
+
 static void on_add_reply(Transport *t, int error, const char *json, size_t len, void *userdata) {
         PendingOp *op = userdata;
         static KasaResponse resp;
@@ -193,6 +212,8 @@ static void on_add_reply(Transport *t, int error, const char *json, size_t len, 
 
         if (error == -ECANCELED)
                 return; /* manager shutting down: op_free answers */
+        if (r >= 0 && !op->smart && kasa_smart_is_reply(json, len) && add_try_smart(op, t) >= 0)
+                return;
         /* No XOR device there: newer firmware speaks KLAP on port 80. */
         if (r < 0 && !op->port_given && !op->klap_transport && add_try_klap(op) >= 0)
                 return;
@@ -201,15 +222,16 @@ static void on_add_reply(Transport *t, int error, const char *json, size_t len, 
                          strerror(-r));
         else if (r < 0)
                 snprintf(msg, size, "No Kasa device answered at %s: %s.", op->address, strerror(-r));
-        else if (kasa_response_parse(json, len, &resp, &err) < 0) {
+        else if ((op->smart ? kasa_smart_response_parse : kasa_response_parse)(json, len, &resp, &err) < 0) {
                 r = -EBADMSG;
                 if (snprintf(msg, size, "The device at %s sent a malformed reply: %s", op->address, err.message) >=
                     (int) size)
                         msg[size - 1] = 0;
         } else if (resp.sysinfo_err != 0) {
                 r = -EBADMSG;
-                snprintf(msg, size, "The device at %s refused get_sysinfo: err_code %d (%s).", op->address,
-                         resp.sysinfo_err, kasa_err_to_string(resp.sysinfo_err));
+                snprintf(msg, size, "The device at %s refused %s: %s %d (%s).", op->address,
+                         op->smart ? "get_device_info" : "get_sysinfo", op->smart ? "error_code" : "err_code",
+                         resp.sysinfo_err, op->smart ? "smart dialect" : kasa_err_to_string(resp.sysinfo_err));
         } else {
                 op->sysinfo = malloc(sizeof(KasaSysinfo));
                 if (op->sysinfo)
@@ -223,7 +245,8 @@ static void on_add_reply(Transport *t, int error, const char *json, size_t len, 
         op_finish_later(op);
 }
 
-int manager_add_address(Manager *m, const char *address, ManagerAddFn cb, void *userdata) {
+/* smart: the device said so in its 20002 reply (SMART.* device type). */
+static int add_address(Manager *m, const char *address, bool smart, ManagerAddFn cb, void *userdata) {
         _cleanup_free_ char *q = NULL;
         PendingOp *op;
         int r;
@@ -232,6 +255,7 @@ int manager_add_address(Manager *m, const char *address, ManagerAddFn cb, void *
         if (!op)
                 return -ENOMEM;
         op->add_cb = cb;
+        op->smart = smart;
         r = parse_address(address, &op->sa);
         if (r < 0)
                 goto fail;
@@ -240,7 +264,7 @@ int manager_add_address(Manager *m, const char *address, ManagerAddFn cb, void *
         r = add_transport(m, &op->sa, &op->transport);
         if (r < 0)
                 goto fail;
-        q = kasa_request_query(KASA_QUERY_SYSINFO, NULL);
+        q = add_query(op->smart);
         if (!q) {
                 r = -ENOMEM;
                 goto fail;
@@ -255,6 +279,10 @@ fail:
         op->add_cb = NULL;
         op_free(op);
         return r;
+}
+
+int manager_add_address(Manager *m, const char *address, ManagerAddFn cb, void *userdata) {
+        return add_address(m, address, false, cb, userdata);
 }
 
 /* Replies to one probe come within milliseconds of each other: those of
@@ -457,7 +485,7 @@ static void on_tdp_found(TdpRun *run, const struct sockaddr_in *from, const Kasa
                 return;
         snprintf(address, sizeof(address), "%s:%u", inet_ntop(AF_INET, &from->sin_addr, ip, sizeof(ip)),
                  info->http_port);
-        if (manager_add_address(m, address, on_tdp_probed, op) >= 0)
+        if (add_address(m, address, strncmp(info->device_type, "SMART.", 6) == 0, on_tdp_probed, op) >= 0)
                 op->probes_pending++;
 }
 

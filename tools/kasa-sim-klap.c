@@ -113,7 +113,7 @@ static int request(SimDevice *d, const Http1Message *req, int32_t seq, uint8_t *
                 fprintf(stderr, "kasa-sim: %s: refusing a KLAP request: %s\n", d->address, err.message);
                 return respond(400, NULL, NULL, 0, ret, ret_len);
         }
-        r = sim_device_handle(d, plain, plain_len, &reply);
+        r = (d->profile->smart ? sim_smart_handle : sim_device_handle)(d, plain, plain_len, &reply);
         if (r < 0)
                 return respond(400, NULL, NULL, 0, ret, ret_len);
         r = klap_seal(&d->klap.session, seq, reply, strlen(reply), &body, &body_len);
@@ -170,7 +170,8 @@ int sim_tdp_answer(SimDevice *d, const uint8_t *probe, size_t len, uint8_t **ret
                 if (*p == ':')
                         *p = '-';
         reply = json_pack("{s:i,s:{s:s,s:s,s:s,s:s,s:s,s:s,s:b,s:{s:b,s:s,s:i,s:i}}}", "error_code", 0, "result",
-                          "device_id", d->device_id, "owner", "", "device_type", "IOT.SMARTPLUGSWITCH",
+                          "device_id", d->device_id, "owner", "", "device_type",
+                          d->profile->smart ? "SMART.TAPOPLUG" : "IOT.SMARTPLUGSWITCH",
                           "device_model", d->profile->model, "ip", d->address, "mac", mac, "factory_default",
                           false, "mgt_encrypt_schm", "is_support_https", false, "encrypt_type", "KLAP",
                           "http_port", (int) d->port, "lv", (int) d->klap.version);

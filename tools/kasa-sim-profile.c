@@ -100,6 +100,21 @@ static const SimProfile profiles[] = {
                 .has_status = true,
                 .has_obd = true,
         },
+        {
+                /* Tapo P110 on firmware 1.3 (KLAP v2 only: give it "klap"). */
+                .name = "p110",
+                .model = "P110",
+                .hw_ver = "1.0",
+                .sw_ver = "1.3.0 Build 230905 Rel.152200",
+                .type_key = "type",
+                .feature = "TIM:ENE",
+                .oui = { 0x5C, 0xA6, 0xE6 },
+                .emeter = true,
+                .units = KASA_UNITS_MILLI,
+                .mains_mv = 230000,
+                .default_load_mw = 60000,
+                .smart = true,
+        },
 };
 
 const SimProfile *sim_profile_find(const char *name) {
@@ -110,5 +125,5 @@ const SimProfile *sim_profile_find(const char *name) {
 }
 
 const char *sim_profile_names(void) {
-        return "hs100 hs110 kp115 hs300 kp303 kp125m";
+        return "hs100 hs110 kp115 hs300 kp303 kp125m p110";
 }

@@ -42,6 +42,8 @@ static void help(void) {
                "  kp303   KP303(US) hw 2.0, 3 outlets, no meter\n"
                "  kp125m  KP125M(US) hw 1.0, plug with meter in milli-units, 120 V (new\n"
                "          firmware: give it \"klap\" in the config file)\n"
+               "  p110    Tapo P110 hw 1.0, plug with meter, the smart dialect over KLAP, 230 V\n"
+               "          (KLAP only: give it \"klap\" in the config file)\n"
                "\n"
                "Options:\n"
                "  --config=FILE   JSON file describing devices and faults (see below)\n"
@@ -183,6 +185,9 @@ static int parse_device_arg(Sim *s, const char *arg) {
         const SimProfile *p = sim_profile_find(name);
         if (!p)
                 return usage_error("\"%s\": unknown profile \"%s\" (known: %s)", arg, name, sim_profile_names());
+        if (p->smart)
+                return usage_error("\"%s\": profile %s speaks KLAP only: give it \"klap\" in the config file", arg,
+                                   name);
 
         uint16_t port = s->port;
         char *colon = strchr(addr_str, ':');
@@ -255,6 +260,8 @@ static int config_device(Sim *s, json_t *e, size_t idx) {
         const SimProfile *p = pname ? sim_profile_find(pname) : NULL;
         if (!p)
                 return usage_error("%s: \"profile\" must be one of: %s", where, sim_profile_names());
+        if (p->smart && !json_object_get(e, "klap"))
+                return usage_error("%s: profile %s speaks KLAP only and needs \"klap\"", where, pname);
         const char *astr = json_string_value(json_object_get(e, "address"));
         struct in_addr addr;
         if (!astr || inet_pton(AF_INET, astr, &addr) != 1)

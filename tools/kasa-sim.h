@@ -45,6 +45,7 @@ typedef struct SimProfile {
         bool geo_float;            /* "latitude"/"longitude" instead of *_i */
         bool has_status;           /* "status": "new" */
         bool has_obd;              /* "ntc_state", "obd_src" */
+        bool smart;                /* Tapo: the smart dialect (kasa-sim-smart.c), KLAP only */
 } SimProfile;
 
 const SimProfile *sim_profile_find(const char *name);
@@ -238,6 +239,9 @@ int sim_klap_handle(SimDevice *d, const Http1Message *req, uint8_t **ret, size_t
 /* The reply to a 20002 probe (header + JSON), or -EBADMSG to ignore it. */
 int sim_tdp_answer(SimDevice *d, const uint8_t *probe, size_t len, uint8_t **ret, size_t *ret_len);
 void sim_klap_expire(SimDevice *d);
+
+/* kasa-sim-smart.c: the smart dialect of Tapo profiles; as sim_device_handle() */
+int sim_smart_handle(SimDevice *d, const char *request, size_t len, char **ret_reply);
 
 /* kasa-sim-control.c */
 int sim_control_open(Sim *s, const char *path);

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The smart dialect of a simulated Tapo plug (profile "p110"), inside its
+ * KLAP session: get_device_info, get_energy_usage, get_current_power,
+ * set_device_info (device_on, nickname), and multipleRequest of them.
+ * Replies have the fields, types and units of a real P110: nickname and
+ * ssid in base64, current_power in mW in get_energy_usage but in W in
+ * get_current_power, energy in whole Wh. The P110 knows no
+ * get_emeter_data; it answers -10000 as for any unknown method.
+ */
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kasa-sim.h"
+#include "kasa-smart.h"
+#include "kasa-time.h"
+#include "macro.h"
+
+#define SMART_ERR_JSON (-1003)     /* the request is not smart-dialect JSON */
+#define SMART_ERR_PARAMS (-1008)
+
+static json_t *b64(const char *s) {
+        _cleanup_free_ char *e = kasa_base64_encode(s, strlen(s));
+        return e ? json_string(e) : NULL;
+}
+
+static json_t *device_info(SimDevice *d) {
+        const SimOutlet *o = &d->outlets[0];
+        uint64_t now = sim_now(CLOCK_MONOTONIC);
+        char mac[18];
+
+        snprintf(mac, sizeof(mac), "%s", d->mac);
+        for (char *p = mac; *p; p++)
+                if (*p == ':')
+                        *p = '-';
+        return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:o,s:i,s:i,s:i,s:i,s:s,s:s,s:s,s:s,s:o,"
+                         "s:b,s:b,s:I,s:{s:s,s:{}},s:b,s:s,s:s}",
+                         "device_id", d->device_id, "fw_ver", d->profile->sw_ver, "hw_ver", d->profile->hw_ver,
+                         "type", "SMART.TAPOPLUG", "model", d->profile->model, "mac", mac, "hw_id", d->hw_id,
+                         "fw_id", "00000000000000000000000000000000", "oem_id", d->oem_id, "ip", d->address,
+                         "time_diff", 0, "ssid", b64("kasa-sim"), "rssi", d->rssi, "signal_level", 3, "latitude", 0,
+                         "longitude", 0, "lang", "en_US", "avatar", "plug", "region", "UTC", "specs", "",
+                         "nickname", b64(d->alias), "has_set_location_info", false, "device_on", o->on, "on_time",
+                         (json_int_t) (o->on ? (now - o->on_since) / USEC_PER_SEC : 0), "default_states", "type",
+                         "last_states", "state", "overheated", false, "power_protection_status", "normal",
+                         "location", "");
+}
+
+/* Energy of the local day or month now, in mWh, from the day list. */
+static int64_t energy_since(const SimOutlet *o, bool month) {
+        time_t now = time(NULL);
+        struct tm tm;
+        int64_t sum = 0;
+
+        localtime_r(&now, &tm);
+        for (size_t i = 0; i < o->n_days; i++) {
+                const SimDay *e = &o->days[i];
+                if (e->year == tm.tm_year + 1900 && e->month == tm.tm_mon + 1 && (month || e->day == tm.tm_mday))
+                        sum += e->mwh;
+        }
+        return sum;
+}
+
+static int64_t power_mw(SimDevice *d) {
+        const SimOutlet *o = &d->outlets[0];
+        return o->on ? o->load_mw : 0;
+}
+
+static json_t *energy_usage(SimDevice *d) {
+        const SimOutlet *o = &d->outlets[0];
+        time_t now = time(NULL);
+        struct tm tm;
+        char local[32];
+
+        localtime_r(&now, &tm);
+        strftime(local, sizeof(local), "%Y-%m-%d %H:%M:%S", &tm);
+        return json_pack("{s:i,s:i,s:I,s:I,s:s,s:[iii],s:I}", "today_runtime", 0, "month_runtime", 0,
+                         "today_energy", (json_int_t) (energy_since(o, false) / 1000), "month_energy",
+                         (json_int_t) (energy_since(o, true) / 1000), "local_time", local, "electricity_charge", 0,
+                         0, 0, "current_power", (json_int_t) power_mw(d));
+}
+
+/* One method: its result (NULL for none) and error_code. */
+static int call(SimDevice *d, const char *method, json_t *params, json_t **ret_result) {
+        *ret_result = NULL;
+        if (strcmp(method, "get_device_info") == 0)
+                *ret_result = device_info(d);
+        else if (strcmp(method, "get_energy_usage") == 0)
+                *ret_result = energy_usage(d);
+        else if (strcmp(method, "get_current_power") == 0)
+                *ret_result = json_pack("{s:I}", "current_power", (json_int_t) (power_mw(d) / 1000));
+        else if (strcmp(method, "set_device_info") == 0) {
+                json_t *on = json_object_get(params, "device_on"), *nick = json_object_get(params, "nickname");
+                char alias[SIM_ALIAS_MAX];
+                int n = 0;
+
+                if ((!on && !nick) || (on && !json_is_boolean(on)) || (nick && !json_is_string(nick)))
+                        return SMART_ERR_PARAMS;
+                if (nick) {
+                        n = kasa_base64_decode(json_string_value(nick), json_string_length(nick), alias,
+                                               sizeof(alias) - 1);
+                        if (n <= 0)
+                                return SMART_ERR_PARAMS;
+                        alias[n] = 0;
+                }
+                if (on)
+                        sim_device_set_relay(d, 0, json_is_true(on));
+                if (nick)
+                        snprintf(d->alias, sizeof(d->alias), "%s", alias);
+                return 0;
+        } else
+                return KASA_SMART_ERR_UNKNOWN_METHOD;
+        return *ret_result ? 0 : -ENOMEM;
+}
+
+static json_t *multiple(SimDevice *d, json_t *params) {
+        json_t *list = json_object_get(params, "requests"), *one, *responses = json_array();
+        size_t i;
+
+        if (!responses)
+                return NULL;
+        if (!json_is_array(list)) {
+                json_decref(responses);
+                return json_pack("{s:i}", "error_code", SMART_ERR_PARAMS);
+        }
+        json_array_foreach(list, i, one) {
+                const char *m = json_string_value(json_object_get(one, "method"));
+                json_t *result = NULL, *entry;
+                int code = m ? call(d, m, json_object_get(one, "params"), &result) : SMART_ERR_JSON;
+
+                entry = json_pack("{s:s,s:i}", "method", m ?: "", "error_code", code);
+                if (entry && result)
+                        json_object_set_new(entry, "result", result);
+                else
+                        json_decref(result);
+                json_array_append_new(responses, entry);
+        }
+        return json_pack("{s:i,s:{s:o}}", "error_code", 0, "result", "responses", responses);
+}
+
+int sim_smart_handle(SimDevice *d, const char *request, size_t len, char **ret_reply) {
+        _cleanup_(json_decrefp) json_t *root = json_loadb(request, len, 0, NULL), *reply = NULL;
+        const char *method = json_string_value(json_object_get(root, "method"));
+        json_t *result = NULL;
+        int code;
+
+        if (!root || !json_is_object(root))
+                return -EBADMSG;
+        sim_device_integrate(d);
+        if (!method)
+                /* An IOT request, or junk: what a real one says to those. */
+                reply = json_pack("{s:i}", "error_code", SMART_ERR_JSON);
+        else if (strcmp(method, "multipleRequest") == 0)
+                reply = multiple(d, json_object_get(root, "params"));
+        else {
+                code = call(d, method, json_object_get(root, "params"), &result);
+                reply = json_pack("{s:i}", "error_code", code);
+                if (reply && result)
+                        json_object_set_new(reply, "result", result);
+                else
+                        json_decref(result);
+        }
+        *ret_reply = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
+        return *ret_reply ? 0 : -ENOMEM;
+}
