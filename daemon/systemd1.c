@@ -56,8 +56,8 @@ static int sd_available(void *userdata, char **ret_error) {
 
 /* systemd-analyze, not a parser of our own: the expression is then what
  * systemd will read, and a refusal comes in systemd's words. sd-bus has
- * no calendar parser; asking systemd through a StartTransientUnit that
- * fails would not work for a schedule stored disabled or without systemd. */
+ * no calendar parser; a unit that fails to load would say it only after
+ * the schedule is stored, and not at all without systemd. */
 static int sd_check_calendar(void *userdata, const char *expr, char **ret_normalized, char **ret_error) {
         Systemd1 *sd = userdata;
         g_autofree char *out = NULL, *err = NULL;
