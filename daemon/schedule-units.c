@@ -177,6 +177,11 @@ static int parse_line(const char *s, const char *end, ScheduleUnit *u, const cha
         char day[9] = "", action[8], calendar[SCHEDULE_CALENDAR_MAX + 1];
         uint64_t id, persistent, random;
 
+        /* A NUL would end a field early for the string checks below. */
+        if (memchr(s, 0, (size_t) (end - s))) {
+                *ret_why = "a NUL byte";
+                return -EINVAL;
+        }
         for (int i = 0; i < 6; i++)
                 if (!next_field(&s, end, i == 5, &f[i], &n[i])) {
                         *ret_why = "not six fields separated by single spaces";
@@ -199,11 +204,6 @@ static int parse_line(const char *s, const char *end, ScheduleUnit *u, const cha
         }
         memcpy(action, f[2], n[2]);
         action[n[2]] = 0;
-        /* A NUL inside would hide the rest from the checks below. */
-        if (memchr(f[5], 0, n[5])) {
-                *ret_why = "a NUL byte";
-                return -EINVAL;
-        }
         memcpy(calendar, f[5], n[5]);
         calendar[n[5]] = 0;
         return schedule_unit_init(u, (uint32_t) id, day, action, persistent, random, calendar, ret_why);

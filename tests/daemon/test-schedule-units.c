@@ -72,6 +72,8 @@ static void test_parse(void) {
         REFUSED(HEADER "1 - on 0 0 daily\"\n", "a quote");
         REFUSED(HEADER "1 - on 0 0 dai\001ly\n", "a control character");
         REFUSED(HEADER "1 - on 0 0 daily\0ExecStart=/bin/sh\n", "a NUL byte");
+        /* Found by fuzz-schedule-units: NULs as the day read as no day. */
+        REFUSED(HEADER "1 \0\0\0\0\0\0\0- off 1 180000 0 0 - off 1 18000036:10 UTC\n", "NUL bytes as the day");
         REFUSED(HEADER "1 20240230 on 0 0 2024-02-30 10:00:00 UTC\n", "the 30th of February");
         REFUSED(HEADER "1 20240621 on 0 0 daily\n", "a day's unit that is not a one-off");
         REFUSED(HEADER "1 20240621 on 0 0 2024-06-22 10:00:00 UTC\n", "a one-off on another day");

@@ -150,8 +150,7 @@ static int f_start_unit(void *userdata, const char *name, char **ret_error) {
         copy = g_new0(FakeUnit, 1);
         *copy = (FakeUnit) { g_strdup(u->calendar), u->random, u->persistent, false };
         g_hash_table_insert(sd.units, g_strdup(name), copy);
-        service = g_strdup(name);
-        strcpy(strrchr(service, '.'), ".service");
+        service = g_strdup_printf("%.*s.service", (int) (strrchr(name, '.') - name), name);
         g_hash_table_insert(sd.units, service, NULL);
         sd.starts++;
         return 0;
