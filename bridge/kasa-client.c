@@ -112,6 +112,13 @@ static unsigned apply_device(KasaDevice *d, const char *name, GVariant *v) {
                 d->rssi = g_variant_get_int32(v);
                 return KASA_FIELD_OTHER;
         }
+        if (strcmp(name, "Countdown") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE("(st)"))) {
+                const char *action;
+
+                g_variant_get(v, "(&st)", &action, &d->countdown_at);
+                g_strlcpy(d->countdown_action, action, sizeof d->countdown_action);
+                return KASA_FIELD_OTHER;
+        }
         if (strcmp(name, "Parent") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_OBJECT_PATH)) {
                 const char *p = g_variant_get_string(v, NULL);
                 g_free(d->parent);
@@ -459,6 +466,11 @@ json_t *kasa_device_json(KasaClient *c, const KasaDevice *d) {
 
         if (!o)
                 return NULL;
+        /* As Describe() has it. */
+        json_object_set_new(o, "countdown",
+                            *d->countdown_action ? json_pack("{s:s,s:I}", "action", d->countdown_action, "at",
+                                                             (json_int_t) d->countdown_at)
+                                                 : json_null());
         if (!d->parent) {
                 g_autoptr(GPtrArray) outlets = g_ptr_array_new();
 

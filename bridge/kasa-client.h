@@ -26,6 +26,9 @@ typedef struct KasaDevice {
         bool metered;
         uint64_t last_seen;
         int32_t rssi;
+        /* The running countdown, as Countdown says: "" and 0 when none. */
+        char countdown_action[8];
+        uint64_t countdown_at;
         /* NaN while unknown, as on the bus. */
         double power, voltage, current;
         double energy_total, energy_today;

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -115,6 +116,17 @@ static int method_run_now(sd_bus_message *msg, void *userdata, sd_bus_error *err
         return run(msg, userdata, false, error);
 }
 
+/* The generator's services run as SCHEDULE_UNITS_USER, which is kasamond's
+ * own user when it runs from the installed unit. */
+static bool is_service_user(uid_t uid) {
+        struct passwd *pw;
+
+        if (uid == geteuid())
+                return true;
+        pw = getpwnam(SCHEDULE_UNITS_USER);
+        return pw && pw->pw_uid == uid;
+}
+
 /* The timer's own service, kasamond's user in kasamond's unit for this
  * schedule, fires it as the timer; anyone else needs manage-schedules and
  * runs it as RunNow does. */
@@ -132,7 +144,7 @@ static bool is_own_timer(sd_bus_message *msg, Schedule *s) {
          * kasamond's unit hides. The caller waits for the answer, so its
          * PID cannot be reused meanwhile. */
         r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID, &creds);
-        if (r < 0 || sd_bus_creds_get_euid(creds, &uid) < 0 || uid != geteuid() ||
+        if (r < 0 || sd_bus_creds_get_euid(creds, &uid) < 0 || !is_service_user(uid) ||
             sd_bus_creds_get_pid(creds, &pid) < 0)
                 return false;
         r = systemd1_ops.unit_by_pid(&m->systemd1, pid, &unit);

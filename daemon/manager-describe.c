@@ -26,6 +26,14 @@ static json_t *device_json(Device *d) {
                                 json_array_append_new(ids, json_string(d->outlets[i]->id));
                 json_object_set_new(o, "outlets", ids);
         }
+        /* As the Countdown property says it, null when none runs. */
+        if (o)
+                json_object_set_new(o, "countdown",
+                                    d->countdown_timer
+                                            ? json_pack("{s:s,s:I}", "action",
+                                                        device_action_to_string(d->countdown_action), "at",
+                                                        (json_int_t) d->countdown_realtime_usec)
+                                            : json_null());
         if (o && device_has_meter(d)) {
                 int64_t now = manager_now_ms(d->manager);
                 MeterReading r;

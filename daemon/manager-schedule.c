@@ -111,7 +111,6 @@ int manager_start_schedules(Manager *m) {
         _cleanup_free_ char *db_path = NULL;
         char *error = NULL;
         DbSchedule *db;
-        struct passwd *pw = NULL;
         int r;
 
         if (asprintf(&db_path, "%s/schedules.sqlite", m->state_dir) < 0)
@@ -122,11 +121,8 @@ int manager_start_schedules(Manager *m) {
                 free(error);
                 return r;
         }
-        /* The services run as kasamond itself: firing needs nothing more,
-         * and the timers' callers are recognised by that user and unit. */
-        if (geteuid() != 0)
-                pw = getpwuid(geteuid());
         m->systemd1 = (Systemd1) { .bus = m->bus, .analyze = SYSTEMD_ANALYZE_PATH };
+        snprintf(m->systemd1.units_path, sizeof m->systemd1.units_path, "%s/" SCHEDULE_UNITS_NAME, m->state_dir);
         SchedulerConfig c = {
                 .systemd = &systemd1_ops,
                 .systemd_userdata = &m->systemd1,
@@ -134,8 +130,6 @@ int manager_start_schedules(Manager *m) {
                 .host_userdata = m,
                 .latitude = m->config.latitude,
                 .longitude = m->config.longitude,
-                .kasactl = KASACTL_PATH,
-                .user = pw ? pw->pw_name : NULL,
         };
         r = scheduler_new(&c, db, &m->scheduler);
         if (r < 0) {

@@ -20,10 +20,6 @@
 /* A sun event is armed only when it is at least this far ahead, so that a
  * re-arm right after an event fired never picks that same event again. */
 #define SUN_ARM_MARGIN_USEC (2 * USEC_PER_SEC)
-/* Enable right after Disable: the stopped timer may not be unloaded yet
- * when the new one is created (systemd unloads it after the stop job). */
-#define ARM_RETRIES 20
-#define ARM_RETRY_USEC (50 * 1000)
 
 static inline bool streq(const char *a, const char *b) {
         return strcmp(a, b) == 0;
@@ -32,7 +28,6 @@ static inline bool streq(const char *a, const char *b) {
 
 struct Scheduler {
         SchedulerConfig config;
-        char *kasactl, *user;
         DbSchedule *db;
         GHashTable *by_id;       /* GUINT_TO_POINTER(id) -> Schedule*, owns them */
         GPtrArray *list;         /* by id */
@@ -59,6 +54,7 @@ static Schedule *schedule_free(Schedule *sch) {
         free(sch->path);
         free(sch->armed_timer);
         free(sch->armed_service);
+        free(sch->armed_calendar);
         free(sch->sun_remark);
         free(sch);
         return NULL;
@@ -82,17 +78,9 @@ int scheduler_new(const SchedulerConfig *config, DbSchedule *db, Scheduler **ret
         if (!s)
                 return -ENOMEM;
         s->config = *config;
-        s->kasactl = strdup(config->kasactl);
-        s->user = config->user ? strdup(config->user) : NULL;
-        s->config.kasactl = s->kasactl;
-        s->config.user = s->user;
         s->db = db;
         s->by_id = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, schedule_free_void);
         s->list = g_ptr_array_new();
-        if (!s->kasactl || (config->user && !s->user)) {
-                scheduler_free(s);
-                return -ENOMEM;
-        }
         *ret = s;
         return 0;
 }
@@ -103,8 +91,6 @@ Scheduler *scheduler_free(Scheduler *s) {
         g_ptr_array_free(s->list, TRUE);
         g_hash_table_destroy(s->by_id);
         db_schedule_free(s->db);
-        free(s->kasactl);
-        free(s->user);
         free(s);
         return NULL;
 }
@@ -142,16 +128,6 @@ GPtrArray *scheduler_list(Scheduler *s) {
 
 /* ---- unit names ---- */
 
-static char *unit_name(uint32_t id, const char *day, const char *suffix) {
-        char *n;
-
-        int r = day ? asprintf(&n, SCHEDULE_UNIT_PREFIX "%" PRIu32 "-%s.%s", id, day, suffix)
-                    : asprintf(&n, SCHEDULE_UNIT_PREFIX "%" PRIu32 ".%s", id, suffix);
-        if (r < 0)
-                return NULL;
-        return n;
-}
-
 /* The schedule id of one of our unit names, or 0 (ids start at 1). */
 static uint32_t unit_schedule_id(const char *unit) {
         const char *p = unit + strlen(SCHEDULE_UNIT_PREFIX);
@@ -171,11 +147,24 @@ bool schedule_is_own_service(const Schedule *sch, const char *unit) {
 
 /* ---- arming ---- */
 
-static void set_armed(Schedule *sch, char *timer, char *service) {
+/* Units are made by kasamond-schedule-generator from the list that
+ * write_units writes, at systemd's daemon-reload; kasamond then starts
+ * and stops them by name. An armed schedule is one in that list. A unit
+ * is stopped before it leaves the list: a timer still running when a
+ * reload takes its file away fails, and a failed unit stays loaded. */
+
+static void set_armed(Schedule *sch, char *timer, char *service, char *calendar) {
         free(sch->armed_timer);
         free(sch->armed_service);
+        free(sch->armed_calendar);
         sch->armed_timer = timer;
         sch->armed_service = service;
+        sch->armed_calendar = calendar;
+}
+
+static void disarm(Schedule *sch) {
+        set_armed(sch, NULL, NULL, NULL);
+        sch->sun_next_usec = 0;
 }
 
 /* The next event of a sun schedule after "after", with its offset. */
@@ -211,24 +200,13 @@ static int sun_next(Scheduler *s, Schedule *sch, uint64_t after, uint64_t *ret, 
         return -ENODATA;
 }
 
-static int start_timer_retrying(Scheduler *s, const TimerSpec *spec, bool retry, char **ret_error) {
-        int r;
-
-        for (unsigned i = 0;; i++) {
-                r = s->config.systemd->start_timer(s->config.systemd_userdata, spec, ret_error);
-                if (r != -EEXIST || !retry || i >= ARM_RETRIES)
-                        return r;
-                (void) s->config.systemd->stop_unit(s->config.systemd_userdata, spec->timer);
-                usleep(ARM_RETRY_USEC);
-        }
-}
-
-/* Creates the timer of an enabled schedule. fresh: it was stopped just
- * before, so a timer of that name is on its way out; else one that exists
- * is ours from before (kasamond restarted without a reboot) and is kept. */
-static int arm(Scheduler *s, Schedule *sch, bool fresh, char **ret_error) {
-        _cleanup_free_ char *timer = NULL, *service = NULL, *calendar = NULL, *description = NULL, *id = NULL;
-        char day[16] = "";
+/* Decides the units of an enabled schedule (for a sun schedule, of its
+ * next event), without telling systemd. */
+static int plan(Scheduler *s, Schedule *sch, char **ret_error) {
+        _cleanup_free_ char *timer = NULL, *service = NULL, *calendar = NULL;
+        ScheduleUnit u;
+        char day[16] = "", name[64];
+        const char *why = NULL;
         int r;
 
         if (sch->sun_event >= 0) {
@@ -236,6 +214,7 @@ static int arm(Scheduler *s, Schedule *sch, bool fresh, char **ret_error) {
                 uint64_t t = 0;
                 time_t secs;
                 struct tm tm;
+                char buf[64];
 
                 r = sun_next(s, sch, now_usec(s) + SUN_ARM_MARGIN_USEC, &t, &remark);
                 free(sch->sun_remark);
@@ -250,41 +229,92 @@ static int arm(Scheduler *s, Schedule *sch, bool fresh, char **ret_error) {
                 secs = (time_t) ((t + USEC_PER_SEC - 1) / USEC_PER_SEC);
                 gmtime_r(&secs, &tm);
                 strftime(day, sizeof day, "%Y%m%d", &tm);
-                char buf[64];
                 strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
                 calendar = strdup(buf);
         } else
                 calendar = strdup(sch->rec.calendar);
-        timer = unit_name(sch->rec.id, *day ? day : NULL, "timer");
-        service = unit_name(sch->rec.id, *day ? day : NULL, "service");
-        if (asprintf(&id, "%" PRIu32, sch->rec.id) < 0)
-                id = NULL;
-        if (asprintf(&description, "kasamond schedule %" PRIu32 ": %s", sch->rec.id, sch->rec.action) < 0)
-                description = NULL;
-        if (!timer || !service || !calendar || !id || !description)
+        if (!calendar)
                 return -ENOMEM;
-
-        char *argv[] = { s->kasactl, (char *) "schedule", (char *) "fire", id, NULL };
-        TimerSpec spec = {
-                .timer = timer,
-                .service = service,
-                .description = description,
-                .calendar = calendar,
-                .random_delay_usec = sch->rec.random_delay_usec,
-                .persistent = sch->rec.persistent,
-                .argv = argv,
-                .user = s->user,
-        };
-        r = start_timer_retrying(s, &spec, fresh, ret_error);
-        if (r < 0 && r != -EEXIST)
+        /* The generator's own check, here first: what it would refuse is
+         * refused before anything is stored. */
+        r = schedule_unit_init(&u, sch->rec.id, day, sch->rec.action, sch->rec.persistent,
+                               sch->rec.random_delay_usec, calendar, &why);
+        if (r < 0) {
+                set_error(ret_error, "Schedule %" PRIu32 " cannot be made a timer: %s.", sch->rec.id, why);
                 return r;
-        set_armed(sch, TAKE_PTR(timer), TAKE_PTR(service));
+        }
+        schedule_unit_name(&u, "timer", name);
+        timer = strdup(name);
+        schedule_unit_name(&u, "service", name);
+        service = strdup(name);
+        if (!timer || !service)
+                return -ENOMEM;
+        set_armed(sch, TAKE_PTR(timer), TAKE_PTR(service), TAKE_PTR(calendar));
         return 0;
 }
 
+/* Writes the list of every armed schedule; reloads systemd if that
+ * changed it. *ret_reloaded (may be NULL): whether it did. */
+static int sync_units(Scheduler *s, bool *ret_reloaded, char **ret_error) {
+        _cleanup_free_ ScheduleUnit *units = calloc(s->list->len + 1, sizeof(ScheduleUnit));
+        size_t n = 0;
+        int r;
+
+        if (ret_reloaded)
+                *ret_reloaded = false;
+        if (!units)
+                return -ENOMEM;
+        for (guint i = 0; i < s->list->len; i++) {
+                Schedule *sch = s->list->pdata[i];
+                char day[9] = "";
+
+                if (!sch->armed_timer)
+                        continue;
+                /* The day of a sun schedule's units is in their names. */
+                if (sch->sun_event >= 0)
+                        sscanf(sch->armed_timer, SCHEDULE_UNIT_PREFIX "%*u-%8[0-9]", day);
+                if (schedule_unit_init(&units[n], sch->rec.id, day, sch->rec.action, sch->rec.persistent,
+                                       sch->rec.random_delay_usec, sch->armed_calendar, NULL) < 0)
+                        return -EINVAL; /* plan() checked it */
+                n++;
+        }
+        r = s->config.systemd->write_units(s->config.systemd_userdata, units, n, ret_error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 0;
+        r = s->config.systemd->reload(s->config.systemd_userdata, ret_error);
+        if (r < 0)
+                return r;
+        if (ret_reloaded)
+                *ret_reloaded = true;
+        return 0;
+}
+
+static int start_armed(Scheduler *s, Schedule *sch, char **ret_error) {
+        int r = s->config.systemd->start_unit(s->config.systemd_userdata, sch->armed_timer, ret_error);
+
+        if (r == -ENOENT)
+                set_error(ret_error, "systemd has no %s after a reload: kasamond-schedule-generator makes it from "
+                                     SCHEDULE_UNITS_PATH ", so kasamond's state directory must be "
+                                     SCHEDULE_UNITS_DIR "; the generator's own messages are in the journal.",
+                          sch->armed_timer);
+        return r;
+}
+
+/* Plans, lists and starts the units of an enabled schedule. */
+static int arm(Scheduler *s, Schedule *sch, char **ret_error) {
+        int r = plan(s, sch, ret_error);
+
+        if (r >= 0)
+                r = sync_units(s, NULL, ret_error);
+        if (r >= 0)
+                r = start_armed(s, sch, ret_error);
+        return r;
+}
+
 /* Stops the timers (and with services, the services) of schedule id,
- * from the list of loaded units, or all units with our prefix if units
- * is NULL. keep: a timer to leave alone. */
+ * from the list of loaded units. keep: a timer to leave alone. */
 static int stop_units(Scheduler *s, uint32_t id, bool services, const char *keep, char **ret_error) {
         g_auto(GStrv) units = NULL;
         int r, ret = 0;
@@ -306,6 +336,12 @@ static int stop_units(Scheduler *s, uint32_t id, bool services, const char *keep
                 }
         }
         return ret;
+}
+
+/* Takes a schedule off the lists without freeing it. */
+static void unlist(Scheduler *s, Schedule *sch) {
+        g_ptr_array_remove(s->list, sch);
+        g_hash_table_steal(s->by_id, GUINT_TO_POINTER(sch->rec.id));
 }
 
 /* ---- loading ---- */
@@ -330,8 +366,12 @@ static int schedule_from_record(Scheduler *s, ScheduleRecord *rec, Schedule **re
 }
 
 static void insert(Scheduler *s, Schedule *sch) {
+        guint i = s->list->len;
+
+        while (i > 0 && ((Schedule *) s->list->pdata[i - 1])->rec.id > sch->rec.id)
+                i--;
         g_hash_table_insert(s->by_id, GUINT_TO_POINTER(sch->rec.id), sch);
-        g_ptr_array_add(s->list, sch);
+        g_ptr_array_insert(s->list, (gint) i, sch);
 }
 
 int scheduler_start(Scheduler *s) {
@@ -367,36 +407,74 @@ int scheduler_start(Scheduler *s) {
         }
 
         /* Units of schedules that are gone or disabled (a crash, or a
-         * removal while systemd was unreachable) go; the timers of enabled
-         * ones that are missing (after a reboot) come back. */
-        r = s->config.systemd->list_units(s->config.systemd_userdata, SCHEDULE_UNIT_PREFIX, &units);
-        if (r < 0)
-                return log_error_errno(r, "Failed to list the schedules' units: %m");
-        for (char **u = units; u && *u; u++) {
-                Schedule *sch = scheduler_find(s, unit_schedule_id(*u));
-
-                if (sch && sch->rec.enabled && sch->action >= 0)
-                        continue;
-                log_info("Stopping %s, left from a schedule that is %s", *u, sch ? "disabled" : "gone");
-                r = s->config.systemd->stop_unit(s->config.systemd_userdata, *u);
-                if (r < 0)
-                        log_warning_errno(r, "Failed to stop %s, ignoring: %m", *u);
-        }
+         * removal while systemd was unreachable) go, before the list drops
+         * them; the units of enabled schedules come back after a reboot
+         * (kasamond.service wants their timers, from the generator; and if
+         * /var was not mounted when it ran at boot, after the reload
+         * here). */
         for (guint i = 0; i < s->list->len; i++) {
                 Schedule *sch = s->list->pdata[i];
                 _cleanup_free_ char *error = NULL;
 
                 if (!sch->rec.enabled || sch->action < 0 || (sch->rec.sun_event && sch->sun_event < 0))
                         continue;
-                r = arm(s, sch, false, &error);
-                if (r < 0) {
+                r = plan(s, sch, &error);
+                if (r < 0)
                         log_warning("Failed to arm schedule %" PRIu32 ", ignoring: %s", sch->rec.id,
                                     error ?: strerror(-r));
-                        continue;
-                }
+        }
+        r = s->config.systemd->list_units(s->config.systemd_userdata, SCHEDULE_UNIT_PREFIX, &units);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to list the schedules' units, schedules stay idle: %m");
+                return 0;
+        }
+        for (char **u = units; u && *u; u++) {
+                Schedule *sch = scheduler_find(s, unit_schedule_id(*u));
+
                 /* A sun schedule keeps the day armed now, not older ones. */
-                if (sch->sun_event >= 0)
-                        (void) stop_units(s, sch->rec.id, false, sch->armed_timer, NULL);
+                if (sch && sch->armed_timer &&
+                    (streq(*u, sch->armed_timer) || streq(*u, sch->armed_service) || sch->sun_event < 0))
+                        continue;
+                log_info("Stopping %s, left from a schedule that is %s", *u,
+                         !sch ? "gone" : !sch->rec.enabled ? "disabled" : "armed for another time");
+                r = s->config.systemd->stop_unit(s->config.systemd_userdata, *u);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to stop %s, ignoring: %m", *u);
+        }
+        _cleanup_free_ char *error = NULL;
+        bool reloaded;
+        /* Not fatal: everything but schedules works without their units. */
+        r = sync_units(s, &reloaded, &error);
+        if (r < 0) {
+                log_warning("Failed to make the schedules' units, schedules stay idle: %s", error ?: strerror(-r));
+                return 0;
+        }
+        for (guint i = 0; i < s->list->len; i++) {
+                Schedule *sch = s->list->pdata[i];
+
+                if (!sch->armed_timer)
+                        continue;
+                error = mfree(error);
+                r = s->config.systemd->start_unit(s->config.systemd_userdata, sch->armed_timer, NULL);
+                /* Listed before but not made (no /var at boot, or a crash
+                 * before the reload): one reload makes them all. */
+                if (r == -ENOENT && !reloaded) {
+                        r = s->config.systemd->reload(s->config.systemd_userdata, &error);
+                        if (r < 0) {
+                                log_warning("Schedules stay idle: %s", error ?: strerror(-r));
+                                return 0;
+                        }
+                        reloaded = true;
+                        error = mfree(error);
+                        r = -ENOENT;
+                }
+                if (r == -ENOENT)
+                        r = start_armed(s, sch, &error);
+                if (r < 0) {
+                        log_warning("Failed to start the timer of schedule %" PRIu32 ", ignoring: %s", sch->rec.id,
+                                    error ?: strerror(-r));
+                        disarm(sch);
+                }
         }
         return 0;
 }
@@ -482,16 +560,19 @@ int scheduler_add(Scheduler *s, const ScheduleSpec *spec, Schedule **ret, char *
         r = schedule_from_record(s, &rec, &sch);
         if (r < 0)
                 goto fail;
-        /* Stored only once its timer exists: what systemd refuses is not kept. */
-        r = arm(s, sch, false, ret_error);
+        /* Stored only once its timer runs: what systemd refuses is not kept. */
+        insert(s, sch);
+        r = arm(s, sch, ret_error);
         if (r >= 0)
                 r = db_schedule_commit(s->db);
         if (r < 0) {
                 if (sch->armed_timer)
                         (void) stop_units(s, sch->rec.id, true, NULL, NULL);
+                unlist(s, sch);
+                if (sch->armed_timer)
+                        (void) sync_units(s, NULL, NULL);
                 goto fail;
         }
-        insert(s, sch);
         *ret = sch;
         return 0;
 
@@ -510,20 +591,28 @@ int scheduler_set_enabled(Scheduler *s, Schedule *sch, bool enabled, char **ret_
                 return r;
         if (sch->rec.enabled == enabled)
                 return 0;
-        if (enabled) {
-                r = arm(s, sch, true, ret_error);
-                if (r < 0)
-                        return r;
-        } else {
+        if (enabled)
+                r = arm(s, sch, ret_error);
+        else {
                 r = stop_units(s, sch->rec.id, false, NULL, ret_error);
-                if (r < 0)
-                        return r;
-                set_armed(sch, NULL, NULL);
-                sch->sun_next_usec = 0;
+                if (r >= 0) {
+                        disarm(sch);
+                        r = sync_units(s, NULL, ret_error);
+                }
         }
-        r = db_schedule_set_enabled(s->db, sch->rec.id, enabled);
+        if (r >= 0) {
+                r = db_schedule_set_enabled(s->db, sch->rec.id, enabled);
+                if (r < 0)
+                        set_error(ret_error, "Failed to store the change: %s", db_schedule_last_error(s->db));
+        }
         if (r < 0) {
-                set_error(ret_error, "Failed to store the change: %s", db_schedule_last_error(s->db));
+                /* Back to what is stored, as far as systemd lets us. */
+                if (enabled) {
+                        (void) stop_units(s, sch->rec.id, false, NULL, NULL);
+                        disarm(sch);
+                        (void) sync_units(s, NULL, NULL);
+                } else
+                        (void) arm(s, sch, NULL);
                 return r;
         }
         sch->rec.enabled = enabled;
@@ -540,13 +629,20 @@ int scheduler_remove(Scheduler *s, Schedule *sch, char **ret_error) {
         r = stop_units(s, sch->rec.id, true, NULL, ret_error);
         if (r < 0)
                 return r;
-        r = db_schedule_remove(s->db, sch->rec.id);
+        unlist(s, sch);
+        r = sync_units(s, NULL, ret_error);
+        if (r >= 0) {
+                r = db_schedule_remove(s->db, sch->rec.id);
+                if (r < 0)
+                        set_error(ret_error, "Failed to delete the schedule: %s", db_schedule_last_error(s->db));
+        }
         if (r < 0) {
-                set_error(ret_error, "Failed to delete the schedule: %s", db_schedule_last_error(s->db));
+                insert(s, sch);
+                if (sch->rec.enabled)
+                        (void) arm(s, sch, NULL);
                 return r;
         }
-        g_ptr_array_remove(s->list, sch);
-        g_hash_table_remove(s->by_id, GUINT_TO_POINTER(sch->rec.id));
+        schedule_free(sch);
         return 0;
 }
 
@@ -614,23 +710,24 @@ static void on_part_done(void *userdata, const char *error) {
                 fire_finish(run);
 }
 
-/* After its timer fired, a sun schedule arms its next event in units of
- * that day, then stops the timer that fired (not its service: that is
- * the caller, waiting for the answer). */
+/* After its timer fired, a sun schedule stops that timer (not its
+ * service: that is the caller, waiting for the answer), then arms its
+ * next event in units of that day. */
 static void rearm_sun(Scheduler *s, Schedule *sch) {
         _cleanup_free_ char *error = NULL;
         int r;
 
-        r = arm(s, sch, false, &error);
-        if (r < 0) {
-                log_warning("Failed to arm the next %s of schedule %" PRIu32 ", ignoring: %s",
-                            sun_event_to_string(sch->sun_event), sch->rec.id, error ?: strerror(-r));
-                set_armed(sch, NULL, NULL);
-        }
-        r = stop_units(s, sch->rec.id, false, sch->armed_timer, NULL);
+        r = stop_units(s, sch->rec.id, false, NULL, NULL);
         if (r < 0)
                 log_warning_errno(r, "Failed to stop the elapsed timers of schedule %" PRIu32 ", ignoring: %m",
                                   sch->rec.id);
+        r = arm(s, sch, &error);
+        if (r < 0) {
+                log_warning("Failed to arm the next %s of schedule %" PRIu32 ", ignoring: %s",
+                            sun_event_to_string(sch->sun_event), sch->rec.id, error ?: strerror(-r));
+                disarm(sch);
+                (void) sync_units(s, NULL, NULL);
+        }
         s->config.host->changed(s->config.host_userdata, sch);
 }
 

@@ -2,8 +2,9 @@
 #pragma once
 
 /*
- * Schedules: each enabled one is a transient systemd timer with a service
- * running "kasactl schedule fire ID" (systemd1.h), so systemd does the
+ * Schedules: each enabled one is a systemd timer with a service running
+ * "kasactl schedule fire ID", made by kasamond-schedule-generator from the
+ * list kasamond writes (schedule-units.h, systemd1.h), so systemd does the
  * calendar, missed runs, randomised delays and time-zone changes. Units are
  * named kasamond-schedule-ID.timer/.service; a sun schedule arms one event
  * at a time as a one-off calendar time, in units named after its day,
@@ -20,7 +21,7 @@
 #include "sun.h"
 #include "systemd1.h"
 
-#define SCHEDULE_UNIT_PREFIX "kasamond-schedule-"
+#define SCHEDULE_UNIT_PREFIX SCHEDULE_UNITS_PREFIX
 /* Longest randomized delay and sun offset accepted. */
 #define SCHEDULE_RANDOM_MAX_USEC (24 * 3600 * UINT64_C(1000000))
 #define SCHEDULE_OFFSET_MAX_USEC (12 * 3600 * INT64_C(1000000))
@@ -36,6 +37,7 @@ typedef struct Schedule {
         char *path;                /* D-Bus object path */
         char *armed_timer;         /* the timer unit armed now, NULL if none */
         char *armed_service;
+        char *armed_calendar;      /* its OnCalendar= */
         uint64_t sun_next_usec;    /* a sun schedule: the event armed (with its offset), 0 if none */
         char *sun_remark;          /* a sun schedule not armed: why (polar night, no location) */
 } Schedule;
@@ -60,8 +62,6 @@ typedef struct SchedulerConfig {
         const ScheduleHostOps *host;
         void *host_userdata;
         double latitude, longitude; /* NAN: none configured */
-        const char *kasactl;        /* absolute path */
-        const char *user;           /* User= of the services, NULL: none */
 } SchedulerConfig;
 
 /* What AddSchedule asks for. */

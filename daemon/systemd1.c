@@ -16,10 +16,6 @@
 #define SYSTEMD1 "org.freedesktop.systemd1"
 #define SYSTEMD1_PATH "/org/freedesktop/systemd1"
 #define SYSTEMD1_MANAGER "org.freedesktop.systemd1.Manager"
-#define CALL_TIMEOUT_USEC (10 * USEC_PER_SEC)
-/* Timers fire within a second of their time, not within the default
- * minute: a schedule at 07:00 switches at 07:00. */
-#define TIMER_ACCURACY_USEC USEC_PER_SEC
 
 static int set_error(char **ret_error, const char *fmt, ...) _printf_(2, 3);
 static int set_error(char **ret_error, const char *fmt, ...) {
@@ -60,8 +56,8 @@ static int sd_available(void *userdata, char **ret_error) {
 
 /* systemd-analyze, not a parser of our own: the expression is then what
  * systemd will read, and a refusal comes in systemd's words. sd-bus has
- * no calendar parser; asking systemd through a StartTransientUnit that
- * fails would not work for a schedule stored disabled or without systemd. */
+ * no calendar parser; a unit that fails to load would say it only after
+ * the schedule is stored, and not at all without systemd. */
 static int sd_check_calendar(void *userdata, const char *expr, char **ret_normalized, char **ret_error) {
         Systemd1 *sd = userdata;
         g_autofree char *out = NULL, *err = NULL;
@@ -96,100 +92,53 @@ static int sd_check_calendar(void *userdata, const char *expr, char **ret_normal
         return *ret_normalized ? 0 : -ENOMEM;
 }
 
-static int append_timer_properties(sd_bus_message *m, const TimerSpec *spec) {
-        int r;
-
-        r = sd_bus_message_open_container(m, 'a', "(sv)");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "(sv)", "Description", "s", spec->description);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "(sv)", "TimersCalendar", "a(ss)", 1, "OnCalendar", spec->calendar);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "(sv)", "RandomizedDelayUSec", "t", spec->random_delay_usec);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "(sv)", "AccuracyUSec", "t", TIMER_ACCURACY_USEC);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "(sv)", "Persistent", "b", spec->persistent);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        return r;
-}
-
-static int append_service(sd_bus_message *m, const TimerSpec *spec) {
-        int r;
-
-        r = sd_bus_message_open_container(m, 'a', "(sa(sv))");
-        if (r >= 0)
-                r = sd_bus_message_open_container(m, 'r', "sa(sv)");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", spec->service);
-        if (r >= 0)
-                r = sd_bus_message_open_container(m, 'a', "(sv)");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "(sv)", "Description", "s", spec->description);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "(sv)", "Type", "s", "oneshot");
-        if (r >= 0 && spec->user)
-                r = sd_bus_message_append(m, "(sv)", "User", "s", spec->user);
-        /* It only makes one D-Bus call. */
-        if (r >= 0)
-                r = sd_bus_message_append(m, "(sv)", "NoNewPrivileges", "b", 1);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "(sv)", "ProtectSystem", "s", "strict");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "(sv)", "ProtectHome", "s", "yes");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "(sv)", "PrivateTmp", "b", 1);
-        if (r >= 0)
-                r = sd_bus_message_open_container(m, 'r', "sv");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", "ExecStart");
-        if (r >= 0)
-                r = sd_bus_message_open_container(m, 'v', "a(sasb)");
-        if (r >= 0)
-                r = sd_bus_message_open_container(m, 'a', "(sasb)");
-        if (r >= 0)
-                r = sd_bus_message_open_container(m, 'r', "sasb");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", spec->argv[0]);
-        if (r >= 0)
-                r = sd_bus_message_append_strv(m, spec->argv);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "b", 0);
-        for (int i = 0; r >= 0 && i < 5; i++) /* sasb, a, v, sv, a(sv) */
-                r = sd_bus_message_close_container(m);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m); /* sa(sv) */
-        if (r >= 0)
-                r = sd_bus_message_close_container(m); /* a(sa(sv)) */
-        return r;
-}
-
-static int sd_start_timer(void *userdata, const TimerSpec *spec, char **ret_error) {
+/* Written to a temporary file, synced and renamed over (GLib's
+ * "consistent" mode), so that the generator reads the old list or the
+ * new one, whole. */
+static int sd_write_units(void *userdata, const ScheduleUnit *units, size_t n, char **ret_error) {
         Systemd1 *sd = userdata;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        int r;
+        _cleanup_free_ char *text = NULL;
+        g_autofree char *old = NULL;
+        g_autoptr(GError) gerror = NULL;
+        int r = schedule_units_format(units, n, &text);
 
-        r = sd_bus_message_new_method_call(sd->bus, &m, SYSTEMD1, SYSTEMD1_PATH, SYSTEMD1_MANAGER,
-                                           "StartTransientUnit");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "ss", spec->timer, "fail");
-        if (r >= 0)
-                r = append_timer_properties(m, spec);
-        if (r >= 0)
-                r = append_service(m, spec);
         if (r < 0)
                 return r;
-        r = sd_bus_call(sd->bus, m, CALL_TIMEOUT_USEC, &error, NULL);
-        if (r < 0) {
-                if (sd_bus_error_has_name(&error, "org.freedesktop.systemd1.UnitExists"))
-                        return -EEXIST;
-                set_error(ret_error, "systemd refused to create %s: %s", spec->timer,
-                          error.message ?: strerror(-r));
-                return r;
+        if (g_file_get_contents(sd->units_path, &old, NULL, NULL) && strcmp(old, text) == 0)
+                return 0;
+        if (!g_file_set_contents_full(sd->units_path, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0644, &gerror)) {
+                set_error(ret_error, "Failed to write %s: %s", sd->units_path, gerror->message);
+                return -EIO;
         }
-        return 0;
+        return 1;
+}
+
+static int sd_reload(void *userdata, char **ret_error) {
+        Systemd1 *sd = userdata;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        /* systemd answers once the reload, generators included, is done. */
+        r = sd_bus_call_method(sd->bus, SYSTEMD1, SYSTEMD1_PATH, SYSTEMD1_MANAGER, "Reload", &error, NULL, NULL);
+        if (r < 0)
+                set_error(ret_error, "systemd refused to reload (which makes the schedules' units): %s",
+                          error.message ?: strerror(-r));
+        return r;
+}
+
+static int sd_start_unit(void *userdata, const char *unit, char **ret_error) {
+        Systemd1 *sd = userdata;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call_method(sd->bus, SYSTEMD1, SYSTEMD1_PATH, SYSTEMD1_MANAGER, "StartUnit", &error, NULL, "ss",
+                               unit, "replace");
+        if (r < 0 && (sd_bus_error_has_name(&error, "org.freedesktop.systemd1.NoSuchUnit") ||
+                      sd_bus_error_has_name(&error, "org.freedesktop.systemd1.LoadFailed")))
+                r = -ENOENT;
+        if (r < 0)
+                set_error(ret_error, "systemd refused to start %s: %s", unit, error.message ?: strerror(-r));
+        return r;
 }
 
 static int sd_stop_unit(void *userdata, const char *unit) {
@@ -275,7 +224,9 @@ static int sd_unit_by_pid(void *userdata, pid_t pid, char **ret_unit) {
 const Systemd1Ops systemd1_ops = {
         .available = sd_available,
         .check_calendar = sd_check_calendar,
-        .start_timer = sd_start_timer,
+        .write_units = sd_write_units,
+        .reload = sd_reload,
+        .start_unit = sd_start_unit,
         .stop_unit = sd_stop_unit,
         .list_units = sd_list_units,
         .unit_by_pid = sd_unit_by_pid,

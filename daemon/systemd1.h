@@ -4,8 +4,11 @@
 /*
  * What schedules need from the service manager, behind an ops table: the
  * daemon uses systemd1_ops (org.freedesktop.systemd1 on the bus kasamond is
- * on, and systemd-analyze for calendar expressions), tests/daemon/
- * test-schedule.c a fake. Calls are synchronous: systemd answers them from
+ * on, systemd-analyze for calendar expressions, and the file that
+ * kasamond-schedule-generator makes the units from), tests/daemon/
+ * test-schedule.c a fake. No StartTransientUnit: systemd 252 names no
+ * unit to polkit for it, so allowing it would allow any unit
+ * (kasamond(8), SECURITY). Calls are synchronous: systemd answers them from
  * its own loop without calling back into kasamond, and the timers' service
  * that does call kasamond is only started by a job, never waited for.
  *
@@ -13,21 +16,13 @@
  * (free()) where given.
  */
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
 
-typedef struct TimerSpec {
-        const char *timer;        /* "kasamond-schedule-3.timer" */
-        const char *service;      /* "kasamond-schedule-3.service" */
-        const char *description;
-        const char *calendar;     /* OnCalendar= */
-        uint64_t random_delay_usec;
-        bool persistent;
-        char **argv;              /* the service's command line, argv[0] an absolute path */
-        const char *user;         /* User= of the service, NULL: the manager's default (root) */
-} TimerSpec;
+#include "schedule-units.h"
 
 typedef struct Systemd1Ops {
         /* 0 if there is a service manager to make timers with, else a
@@ -36,8 +31,13 @@ typedef struct Systemd1Ops {
         /* systemd's own check of an OnCalendar= expression: 0 and its
          * normalized form, or -EINVAL and systemd's message. */
         int (*check_calendar)(void *userdata, const char *expr, char **ret_normalized, char **ret_error);
-        /* A transient timer and its service; -EEXIST if the timer is there. */
-        int (*start_timer)(void *userdata, const TimerSpec *spec, char **ret_error);
+        /* Writes the units to make (schedule-units.h): 1 if that changed
+         * the file, 0 if it said so already. */
+        int (*write_units)(void *userdata, const ScheduleUnit *units, size_t n, char **ret_error);
+        /* daemon-reload: the generator makes the units written. */
+        int (*reload)(void *userdata, char **ret_error);
+        /* Starts a unit; -ENOENT if systemd has no such unit. */
+        int (*start_unit)(void *userdata, const char *unit, char **ret_error);
         /* Stops (and so unloads) a unit; 0 if it is not loaded. */
         int (*stop_unit)(void *userdata, const char *unit);
         /* Names of the loaded units that start with prefix (NULL-terminated, g_strfreev()). */
@@ -51,6 +51,7 @@ typedef struct Systemd1Ops {
 typedef struct Systemd1 {
         sd_bus *bus;
         const char *analyze;      /* systemd-analyze */
+        char units_path[PATH_MAX]; /* where write_units writes */
 } Systemd1;
 
 extern const Systemd1Ops systemd1_ops; /* userdata: a Systemd1 */

@@ -3,8 +3,11 @@
 """Device.StartCountdown fires once, on time (measured against the clock,
 with a tolerance), switching the simulated relay; Countdown shows it and is
 announced; CancelCountdown stops it; a new countdown replaces the running
-one; bad arguments are refused; kasactl countdown starts, shows and cancels."""
+one; bad arguments are refused; kasactl countdown starts, shows and cancels;
+Describe() carries the countdown; with a real polkitd, a plain user may
+neither start nor cancel one (switch is not theirs), and may read it."""
 
+import json
 import os
 import subprocess
 import time
@@ -54,6 +57,8 @@ def main():
         action, at = env.get(path, kt.DEVICE_IFACE, "Countdown")
         t.ok(action == "off" and abs(at / 1e6 - (wall + 3)) < 1.0, "Countdown shows the action and when it fires",
              f"got ({action!r}, {at}), expected about {int((wall + 3) * 1e6)}")
+        described = json.loads(env.call(path, kt.DEVICE_IFACE, "Describe")[0])
+        t.eq(described.get("countdown"), {"action": "off", "at": at}, "Describe() carries it, as Countdown says")
         t.eq(relay(env), True, "nothing happens at once")
         fired = wait_relay(env, False, 3 + LATE_TOLERANCE + 5)
         elapsed = fired - start if fired else None
@@ -61,6 +66,9 @@ def main():
              f"the countdown switched the plug off after 3 s (within +{LATE_TOLERANCE} s)", f"elapsed {elapsed}")
         kt.eventually(t, env, lambda: tuple(env.get(path, kt.DEVICE_IFACE, "Countdown")) == ("", 0), 5,
                       "Countdown is empty once it fired")
+        described = json.loads(env.call(path, kt.DEVICE_IFACE, "Describe")[0])
+        t.ok("countdown" in described and described["countdown"] is None, "and Describe() says null",
+             described.get("countdown", "no key"))
         env.iterate(0.5)
         seen = [c["Countdown"] for _, p, i, c in log.of(path) if i == kt.DEVICE_IFACE and "Countdown" in c]
         t.ok(len(seen) >= 2 and seen[0][0] == "off" and tuple(seen[-1]) == ("", 0),
@@ -106,7 +114,60 @@ def main():
         t.ok(rc == 2 and "Invalid SPAN" in err, "kasactl refuses a bad span (exit 2)", f"{rc} {err}")
         rc, out, err = kasactl(env, "countdown", "127.0.0.2", "5min", "dim")
         t.ok(rc == 2 and "Invalid ACTION" in err, "kasactl refuses a bad action (exit 2)", f"{rc} {err}")
+    check_polkit(t)
     return t.close()
+
+
+# Runs as the caller: one method call, without interactive authorization,
+# the outcome as JSON.
+CALL_SNIPPET = r'''
+import json, sys
+from gi.repository import Gio, GLib
+addr, path, method, sig, args = sys.argv[1:]
+bus = Gio.DBusConnection.new_for_address_sync(
+    addr, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
+    None, None)
+params = GLib.Variant("(" + sig + ")", tuple(json.loads(args))) if sig else None
+try:
+    r = bus.call_sync("org.kasamond.Kasa1", path, "org.kasamond.Kasa1.Device", method, params, None,
+                      Gio.DBusCallFlags.NONE, 60000, None)
+    print(json.dumps({"reply": r.unpack()}))
+except GLib.Error as e:
+    print(json.dumps({"error": Gio.DBusError.get_remote_error(e)}))
+'''
+
+
+def call_as(env, user, path, method, sig="", args=()):
+    p = subprocess.run(["runuser", "-u", user, "--", "env", f"DBUS_SYSTEM_BUS_ADDRESS={env.address}",
+                        "PYTHONDONTWRITEBYTECODE=1", "/usr/bin/python3", "-c", CALL_SNIPPET, env.address, path,
+                        method, sig, json.dumps(list(args))],
+                       capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL)
+    try:
+        return json.loads(p.stdout)
+    except ValueError:
+        return {"error": f"no output: exit {p.returncode} {p.stderr}"}
+
+
+def check_polkit(t):
+    """A plain user asks polkit about org.kasamond.kasa1.switch, which the
+    project's actions give to the active session and admins: no session
+    here, so it is denied, interactively or not."""
+    denied = ("org.freedesktop.DBus.Error.InteractiveAuthorizationRequired", "org.freedesktop.DBus.Error.AccessDenied")
+    with kt.system_user(f"kasacd{os.getpid()}") as user, kt.Env(DEVICES, polkit=True) as env:
+        path = env.device_path(kt.mac_id(env.sim_devices()[0]["mac"]))
+        env.wait_for(lambda: path in env.objects() and env.get(path, kt.DEVICE_IFACE, "Online"), 20,
+                     "the plug online")
+        r = call_as(env, user, path, "StartCountdown", "su", ("off", 30))
+        t.ok(r.get("error") in denied, "a plain user is denied StartCountdown", r)
+        t.eq(tuple(env.get(path, kt.DEVICE_IFACE, "Countdown")), ("", 0), "and no countdown runs")
+        env.call(path, kt.DEVICE_IFACE, "StartCountdown", "su", ("off", 600))
+        r = call_as(env, user, path, "CancelCountdown")
+        t.ok(r.get("error") in denied, "a plain user is denied CancelCountdown", r)
+        t.eq(env.get(path, kt.DEVICE_IFACE, "Countdown")[0], "off", "and root's countdown still runs")
+        r = call_as(env, user, path, "Describe")
+        t.ok("reply" in r and json.loads(r["reply"][0]).get("countdown", {}).get("action") == "off",
+             "a plain user may read it", r)
+        env.call(path, kt.DEVICE_IFACE, "CancelCountdown")
 
 
 if __name__ == "__main__":

@@ -16,17 +16,21 @@
 
 typedef struct FakeUnit {
         char *calendar;
-        char *user;
-        char **argv;
         uint64_t random;
         bool persistent;
+        bool failed;
 } FakeUnit;
 
+/* The file kasamond writes, what the generator made of it at the last
+ * reload (or boot), and the units loaded. */
 static struct {
         bool unavailable;
-        int start_error;         /* the next start_timer fails with it */
-        GHashTable *units;       /* name -> FakeUnit* (timers) or NULL (services) */
-        unsigned starts, stops;
+        int start_error;         /* the next start_unit fails with it */
+        ScheduleUnit *written;
+        size_t n_written;
+        GHashTable *generated;   /* name -> FakeUnit* (timers) or NULL (services) */
+        GHashTable *units;       /* the same, loaded */
+        unsigned writes, reloads, starts, stops;
 } sd;
 
 static void fake_unit_free(void *p) {
@@ -34,16 +38,48 @@ static void fake_unit_free(void *p) {
         if (!u)
                 return;
         g_free(u->calendar);
-        g_free(u->user);
-        g_strfreev(u->argv);
         g_free(u);
 }
 
+static GHashTable *unit_table(void) {
+        return g_hash_table_new_full(g_str_hash, g_str_equal, g_free, fake_unit_free);
+}
+
+static void generate(void) {
+        g_hash_table_remove_all(sd.generated);
+        for (size_t i = 0; i < sd.n_written; i++) {
+                FakeUnit *u = g_new0(FakeUnit, 1);
+                char name[64];
+
+                u->calendar = g_strdup(sd.written[i].calendar);
+                u->random = sd.written[i].random_delay_usec;
+                u->persistent = sd.written[i].persistent;
+                schedule_unit_name(&sd.written[i], "timer", name);
+                g_hash_table_insert(sd.generated, g_strdup(name), u);
+                schedule_unit_name(&sd.written[i], "service", name);
+                g_hash_table_insert(sd.generated, g_strdup(name), NULL);
+        }
+}
+
 static void sd_reset(void) {
-        if (sd.units)
+        if (sd.units) {
                 g_hash_table_destroy(sd.units);
+                g_hash_table_destroy(sd.generated);
+        }
+        free(sd.written);
         memset(&sd, 0, sizeof sd);
-        sd.units = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, fake_unit_free);
+        sd.units = unit_table();
+        sd.generated = unit_table();
+}
+
+/* A new boot: the file stays; the generator ran at boot if it could read
+ * /var. */
+static void sd_reboot(bool var_at_boot) {
+        g_hash_table_remove_all(sd.units);
+        g_hash_table_remove_all(sd.generated);
+        if (var_at_boot)
+                generate();
+        sd.writes = sd.reloads = sd.starts = sd.stops = 0;
 }
 
 static int f_available(void *userdata, char **ret_error) {
@@ -63,29 +99,68 @@ static int f_check_calendar(void *userdata, const char *expr, char **ret_normali
         return 0;
 }
 
-static int f_start_timer(void *userdata, const TimerSpec *spec, char **ret_error) {
+/* Compared as the file's text, as the daemon does. */
+static int f_write_units(void *userdata, const ScheduleUnit *units, size_t n, char **ret_error) {
+        char *old = NULL, *text = NULL;
+        bool same;
+
+        g_assert(schedule_units_format(sd.written, sd.n_written, &old) == 0);
+        g_assert(schedule_units_format(units, n, &text) == 0);
+        same = strcmp(old, text) == 0;
+        free(old);
+        free(text);
+        if (same)
+                return 0;
+        free(sd.written);
+        sd.written = n ? g_memdup2(units, n * sizeof(ScheduleUnit)) : NULL;
+        sd.n_written = n;
+        sd.writes++;
+        return 1;
+}
+
+/* As systemd does: a timer still running when its file goes fails, and
+ * a failed unit stays loaded, stopped or not. */
+static int f_reload(void *userdata, char **ret_error) {
+        GHashTableIter it;
+        gpointer k, v;
+
+        generate();
+        g_hash_table_iter_init(&it, sd.units);
+        while (g_hash_table_iter_next(&it, &k, &v))
+                if (v && !g_hash_table_contains(sd.generated, k))
+                        ((FakeUnit *) v)->failed = true;
+        sd.reloads++;
+        return 0;
+}
+
+static int f_start_unit(void *userdata, const char *name, char **ret_error) {
+        FakeUnit *u, *copy;
+        char *service;
+
         if (sd.start_error) {
                 int r = sd.start_error;
                 sd.start_error = 0;
                 *ret_error = strdup("systemd says no");
                 return r;
         }
-        if (g_hash_table_contains(sd.units, spec->timer))
-                return -EEXIST;
-        FakeUnit *u = g_new0(FakeUnit, 1);
-        u->calendar = g_strdup(spec->calendar);
-        u->user = g_strdup(spec->user);
-        u->argv = g_strdupv(spec->argv);
-        u->random = spec->random_delay_usec;
-        u->persistent = spec->persistent;
-        g_hash_table_insert(sd.units, g_strdup(spec->timer), u);
-        g_hash_table_insert(sd.units, g_strdup(spec->service), NULL);
+        if (g_hash_table_contains(sd.units, name))
+                return 0;
+        if (!g_hash_table_lookup_extended(sd.generated, name, NULL, (gpointer *) &u))
+                return -ENOENT;
+        copy = g_new0(FakeUnit, 1);
+        *copy = (FakeUnit) { g_strdup(u->calendar), u->random, u->persistent, false };
+        g_hash_table_insert(sd.units, g_strdup(name), copy);
+        service = g_strdup_printf("%.*s.service", (int) (strrchr(name, '.') - name), name);
+        g_hash_table_insert(sd.units, service, NULL);
         sd.starts++;
         return 0;
 }
 
 static int f_stop_unit(void *userdata, const char *unit) {
-        sd.stops += g_hash_table_remove(sd.units, unit);
+        FakeUnit *u = g_hash_table_lookup(sd.units, unit);
+
+        if (!u || !u->failed)
+                sd.stops += g_hash_table_remove(sd.units, unit);
         return 0;
 }
 
@@ -114,7 +189,9 @@ static int f_timer_times(void *userdata, const char *timer, uint64_t *ret_next, 
 static const Systemd1Ops fake_systemd = {
         .available = f_available,
         .check_calendar = f_check_calendar,
-        .start_timer = f_start_timer,
+        .write_units = f_write_units,
+        .reload = f_reload,
+        .start_unit = f_start_unit,
         .stop_unit = f_stop_unit,
         .list_units = f_list_units,
         .timer_times = f_timer_times,
@@ -174,8 +251,6 @@ static Scheduler *new_scheduler(double lat, double lon) {
                 .host = &fake_host,
                 .latitude = lat,
                 .longitude = lon,
-                .kasactl = "/usr/bin/kasactl",
-                .user = "kasamond",
         };
         DbSchedule *db;
         Scheduler *s;
@@ -228,11 +303,10 @@ static void test_calendar(void) {
         ok(scheduler_add(s, &spec, &sch, &error) == 0 && sch && sch->rec.id == 1, "a calendar schedule is added");
         FakeUnit *u = timer("kasamond-schedule-1.timer");
         ok(u && strcmp(u->calendar, "normalized Mon..Fri 07:00") == 0 && u->random == 30 * 60 * SEC &&
-           u->persistent && strcmp(u->user, "kasamond") == 0,
-           "its timer has the calendar systemd normalized, the random delay, Persistent and User");
-        ok(u && g_strv_length(u->argv) == 4 && strcmp(u->argv[0], "/usr/bin/kasactl") == 0 &&
-           strcmp(u->argv[3], "1") == 0, "its service runs kasactl schedule fire 1");
-        ok(g_hash_table_contains(sd.units, "kasamond-schedule-1.service"), "the service is created with it");
+           u->persistent, "its timer has the calendar systemd normalized, the random delay and Persistent");
+        ok(sd.n_written == 1 && sd.written[0].id == 1 && sd.reloads == 1 && sd.starts == 1,
+           "it is listed for the generator, systemd reloaded, then the timer started by name");
+        ok(g_hash_table_contains(sd.units, "kasamond-schedule-1.service"), "the service comes with it");
         ok(stored() == 1, "the schedule is stored");
         is_str(sch->path, "/org/kasamond/Kasa1/schedule/1", "object path");
         uint64_t next, last;
@@ -244,7 +318,7 @@ static void test_calendar(void) {
            "an invalid calendar expression is refused with the service manager's message");
         free(error);
         error = NULL;
-        ok(stored() == 1 && sd.starts == 1, "and nothing is stored or started");
+        ok(stored() == 1 && sd.starts == 1 && sd.writes == 1, "and nothing is stored, listed or started");
 
         spec.when = "daily";
         sd.start_error = -EPERM;
@@ -253,6 +327,8 @@ static void test_calendar(void) {
         free(error);
         error = NULL;
         ok(stored() == 1, "and the schedule is not kept");
+        ok(sd.n_written == 1 && sd.written[0].id == 1 && !g_hash_table_contains(sd.units, "kasamond-schedule-2.timer"),
+           "nor listed for the generator");
 
         char *ghost[] = { (char *) "plug1", (char *) "ghost", NULL };
         spec.devices = ghost;
@@ -296,27 +372,37 @@ static void test_calendar(void) {
         unsigned changed = host.changed;
         ok(scheduler_set_enabled(s, sch, false, &error) == 0 && !timer("kasamond-schedule-1.timer") &&
            !sch->rec.enabled && host.changed == changed + 1, "Disable stops the timer and announces it");
+        ok(sd.n_written == 0 && !g_hash_table_contains(sd.generated, "kasamond-schedule-1.timer"),
+           "and takes it off the generator's list");
         scheduler_timer_times(s, sch, &next, &last);
         ok(next == 0, "a disabled schedule has no next elapse");
         ok(scheduler_set_enabled(s, sch, true, &error) == 0 && timer("kasamond-schedule-1.timer"),
            "Enable starts it again");
         scheduler_free(s);
 
-        /* A reboot: the units are gone, the schedule is not. A stale unit
+        /* A reboot: the loaded units are gone, the list and the schedule
+         * are not, and the generator made the units at boot. A stale unit
          * of a removed schedule is stopped. */
-        sd_reset();
+        sd_reboot(true);
         g_hash_table_insert(sd.units, g_strdup("kasamond-schedule-99.timer"), g_new0(FakeUnit, 1));
         g_hash_table_insert(sd.units, g_strdup("kasamond-schedule-99.service"), NULL);
         s = new_scheduler(NAN, NAN);
-        ok(timer("kasamond-schedule-1.timer") && sd.starts == 1, "at start the timer of an enabled schedule is "
-                                                                 "created again");
+        ok(timer("kasamond-schedule-1.timer") && sd.starts == 1 && sd.reloads == 0,
+           "after a reboot the timer of an enabled schedule is started again, without a reload");
         ok(!g_hash_table_contains(sd.units, "kasamond-schedule-99.timer") &&
            !g_hash_table_contains(sd.units, "kasamond-schedule-99.service"), "and units of a gone schedule stopped");
         scheduler_free(s);
-        /* kasamond restarted without a reboot: the timer is kept. */
-        sd.starts = 0;
+        /* A boot where the generator ran before /var was there. */
+        sd_reboot(false);
         s = new_scheduler(NAN, NAN);
-        ok(timer("kasamond-schedule-1.timer") && sd.starts == 0, "a timer still there at start is kept");
+        ok(timer("kasamond-schedule-1.timer") && sd.reloads == 1 && sd.writes == 0,
+           "a boot whose generator found no list: one reload at start, then the timer starts");
+        scheduler_free(s);
+        /* kasamond restarted without a reboot: the timer is kept. */
+        sd.starts = sd.reloads = 0;
+        s = new_scheduler(NAN, NAN);
+        ok(timer("kasamond-schedule-1.timer") && sd.starts == 0 && sd.reloads == 0,
+           "a timer still there at start is kept, and systemd not reloaded");
 
         /* Firing. */
         char *mixed[] = { (char *) "plug1", (char *) "broken", (char *) "refusing", NULL };
@@ -498,6 +584,8 @@ int main(int argc, char **argv) {
         test_systemd_analyze(argc > 1 ? argv[1] : "/usr/bin/systemd-analyze");
 
         g_hash_table_destroy(sd.units);
+        g_hash_table_destroy(sd.generated);
+        free(sd.written);
         g_string_free(host.applied, TRUE);
         g_free(fired.result);
         for (const char *suffix = ""; suffix; suffix = *suffix ? (strcmp(suffix, "-wal") == 0 ? "-shm" : NULL) : "-wal") {

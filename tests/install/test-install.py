@@ -45,6 +45,8 @@ def expected_dirs(build):
     return {
         "daemon": os.path.join(prefix, options["libexecdir"]),
         "unit": pick("systemdsystemunitdir", "systemd", "systemdsystemunitdir", "lib/systemd/system"),
+        "generator": pick("systemdsystemgeneratordir", "systemd", "systemdsystemgeneratordir",
+                          "lib/systemd/system-generators"),
         "sysusers": pick("sysusersdir", "systemd", "sysusersdir", "lib/sysusers.d"),
         "tmpfiles": pick("tmpfilesdir", "systemd", "tmpfilesdir", "lib/tmpfiles.d"),
         "policy": options["dbus_policy_dir"] or os.path.join(dbus_data, "dbus-1", "system.d"),
@@ -97,6 +99,7 @@ def check_tree(t, destdir, plan, dirs, build):
     wanted = [
         ("daemon", "kasamond"),
         ("unit", "kasamond.service"),
+        ("generator", "kasamond-schedule-generator"),
         ("sysusers", "kasamond.conf"),
         ("tmpfiles", "kasamond.conf"),
         ("policy", "org.kasamond.Kasa1.conf"),

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
 """System-level test of schedules: kasamond under a real systemd (PID 1 of
 private namespaces, the project installed, as test-system.py boots it)
-makes each schedule a transient timer. A timer shows in `systemctl
-list-timers` with the right next elapse; a calendar time a few seconds
+makes each schedule a timer, through kasamond-schedule-generator (the
+list kasamond writes, a daemon-reload, StartUnit by name). A timer shows
+in `systemctl list-timers` with the right next elapse; a calendar time a few seconds
 ahead fires and switches a kasa-sim plug, and a sunset one a few seconds
 ahead arms the next day's; RunNow switches it; restarting kasamond keeps
 the timers and recreates those that are gone, and stops units left by
@@ -10,7 +11,9 @@ schedules that are gone; after a reboot (a second boot of systemd with the
 first one's databases) kasamond recreates every timer; removing a
 schedule removes its units; invalid expressions are refused with systemd's
 message and nothing is stored; a plain user may read and is denied every
-change; the user kasamond may stop its own units and no others.
+change; the user kasamond may stop its own units and no others, and may
+not create a transient unit (systemd-run as kasamond, even of a name like
+a schedule's, is denied), which systemd 252's polkit request cannot limit.
 
 Python 3 standard library only; needs root."""
 
@@ -38,6 +41,8 @@ boot.DAEMON_CONFIG += "[Location]\nLatitude=51.4769\nLongitude=-0.0005\n"
 
 STATE_DIR = "/var/lib/kasamond"
 DATABASES = ("devices.sqlite", "schedules.sqlite")
+UNITS_LIST = "schedule-units"
+GENERATOR_DIR = "/run/systemd/generator"
 
 
 def kasactl_run(s, *args, user=None):
@@ -166,6 +171,16 @@ def run_checks(t, s):
              s.show("ExecStart", "kasamond-schedule-1.service"), s.show("User", "kasamond-schedule-1.service")))
     step("the timer's accuracy is a second",
          lambda: is_(s.show("AccuracyUSec", "kasamond-schedule-1.timer"), "1s"))
+    step("the units are the generator's, in its output directory",
+         lambda: is_((s.show("FragmentPath", "kasamond-schedule-1.timer"),
+                      s.show("FragmentPath", "kasamond-schedule-1.service")),
+                     (f"{GENERATOR_DIR}/kasamond-schedule-1.timer", f"{GENERATOR_DIR}/kasamond-schedule-1.service")))
+    step("made from the list kasamond wrote in its state directory",
+         lambda: (lambda text: (text.startswith("kasamond-schedule-units 1\n") and
+                                "\n1 - off 0 0 *-*-* 03:00:00\n" in text, text))(
+             open(s.path(f"{STATE_DIR}/{UNITS_LIST}")).read()))
+    step("kasamond.service wants the timer, so a boot starts it with kasamond",
+         lambda: (lambda w: ("kasamond-schedule-1.timer" in w.split(), w))(s.show("Wants")))
 
     # A calendar time a few seconds ahead fires and switches the plug.
     ctl("on", PLUG)
@@ -212,10 +227,10 @@ def run_checks(t, s):
          lambda: is_((len(ctl_json("schedule", "list")), prop(path1, "Enabled")), (2, True)))
 
     # Disable and enable.
-    step("disable stops the timer", lambda: (lambda r: (r.returncode == 0 and "kasamond-schedule-1.timer" not in
-                                                        boot.wait_for(lambda: (lambda u: u or ["-"])(units()), 10,
-                                                                      "units"), r.stderr))(
-        ctl("schedule", "disable", "1")))
+    step("disable stops the timer, and the reload takes its units away",
+         lambda: (lambda r: (r.returncode == 0 and boot.wait_for(
+             lambda: not any(u.startswith("kasamond-schedule-1.") for u in units()), 10, "the units gone"),
+             r.stderr))(ctl("schedule", "disable", "1")))
     step("enable brings it back", lambda: (lambda r: (r.returncode == 0 and "kasamond-schedule-1.timer" in units(),
                                                       r.stderr))(ctl("schedule", "enable", "1")))
 
@@ -224,13 +239,14 @@ def run_checks(t, s):
     s.run(["systemctl", "stop", boot.UNIT])
     s.run(["systemctl", "stop", "kasamond-schedule-1.timer"])
     s.run(["systemd-run", "--quiet", "--unit=kasamond-schedule-99", "--on-calendar=daily", "/bin/true"])
-    step("while kasamond is stopped, its timer is gone and a stale one is there",
-         lambda: (lambda u: ("kasamond-schedule-1.timer" not in u and "kasamond-schedule-99.timer" in u, u))(
-             units()))
+    step("while kasamond is stopped, its timer is stopped and a stale one is there",
+         lambda: (lambda a, u: (a == "inactive" and "kasamond-schedule-99.timer" in u, f"{a} {u}"))(
+             s.show("ActiveState", "kasamond-schedule-1.timer"), units()))
     s.run(["systemctl", "start", boot.UNIT])
     step("kasamond starts again", lambda: boot.wait_for(lambda: s.show("ActiveState") == "active", 30, "kasamond"))
-    step("at start it recreated the timer of schedule 1",
-         lambda: boot.wait_for(lambda: "kasamond-schedule-1.timer" in units(), 20, "the timer"))
+    step("at start it started the timer of schedule 1 again",
+         lambda: boot.wait_for(lambda: s.show("ActiveState", "kasamond-schedule-1.timer") == "active", 20,
+                               "the timer"))
     step("and stopped the stale units", lambda: boot.wait_for(lambda: not any("-99." in u for u in units()), 20,
                                                               "the stale units gone"))
     step("NextElapse is the same 03:00 after the restart",
@@ -290,20 +306,34 @@ def run_checks(t, s):
          lambda: (lambda r: (r.returncode != 0 and s.show("ActiveState", "kasa-foreign.service") == "active",
                              r.stderr))(s.run(["systemctl", "--no-ask-password", "stop", "kasa-foreign.service"],
                                               user="kasamond")))
-    step("but may stop its own", lambda: (lambda r: (r.returncode == 0 and "kasamond-schedule-2.timer" not in units(),
+    step("but may stop its own", lambda: (lambda r: (r.returncode == 0 and
+                                                     s.show("ActiveState", "kasamond-schedule-2.timer") == "inactive",
                                                      r.stderr))(
         s.run(["systemctl", "--no-ask-password", "stop", "kasamond-schedule-2.timer"], user="kasamond")))
+    step("and start it again", lambda: (lambda r: (r.returncode == 0 and
+                                                   s.show("ActiveState", "kasamond-schedule-2.timer") == "active",
+                                                   r.stderr))(
+        s.run(["systemctl", "--no-ask-password", "start", "kasamond-schedule-2.timer"], user="kasamond")))
 
-    # What the rule cannot do on this systemd, as kasamond(8) says: systemd
-    # before 256 names no unit when asking polkit about StartTransientUnit.
-    def transient():
-        version = int(s.run(["systemctl", "--version"]).stdout.split()[1])
-        r = s.run(["systemd-run", "--no-ask-password", "--quiet", "--unit=kasa-not-a-schedule", "/bin/true"],
-                  user="kasamond")
-        allowed = r.returncode == 0
-        return allowed == (version < 256), f"systemd {version}: allowed={allowed} {r.stderr}"
-    step("StartTransientUnit of another name by the user kasamond: allowed before systemd 256 (no unit to match), "
-         "refused after", transient)
+    # The hole a rule cannot close on systemd 252, which names no unit when
+    # asking polkit about StartTransientUnit: kasamond does not need it, and
+    # its user is denied it, whatever the name or user of the unit.
+    for name, args in (("a unit running as root", ["--uid=0", "--unit=kasa-as-root"]),
+                       ("a unit named like a schedule's", ["--unit=kasamond-schedule-77"]),
+                       ("a timer", ["--unit=kasamond-schedule-78", "--on-calendar=daily"])):
+        def transient(a=args):
+            r = s.run(["systemd-run", "--no-ask-password", "--quiet", *a, "/bin/true"], user="kasamond")
+            units_now = s.run(["systemctl", "list-units", "--all", "--plain", "--no-legend", "kasa-as-root*",
+                               "kasamond-schedule-7[78]*"]).stdout.strip()
+            return (r.returncode != 0 and "Access denied" in r.stderr and not units_now,
+                    f"exit {r.returncode}: {r.stderr} / units: {units_now}")
+        step(f"the user kasamond may not create a transient unit: {name} (systemd-run {' '.join(args)})", transient)
+    step("nor start a unit that is not its own",
+         lambda: (lambda r: (r.returncode != 0 and "Access denied" in r.stderr, r.stderr))(
+             s.run(["systemctl", "--no-ask-password", "start", "systemd-exit.service"], user="kasamond")))
+    step("a plain user may not reload systemd: the rule is for the user kasamond alone",
+         lambda: (lambda r: (r.returncode != 0, r.stderr))(
+             s.run(["systemctl", "--no-ask-password", "daemon-reload"], user=boot.PLAIN_USER)))
 
     # The interface as documented.
     def introspect():
@@ -336,10 +366,11 @@ def run_checks(t, s):
     s.run(["systemctl", "stop", boot.UNIT])
     saved = {}
     for name in os.listdir(s.path(STATE_DIR)):
-        if name.startswith(DATABASES):
+        if name.startswith(DATABASES) or name == UNITS_LIST:
             with open(os.path.join(s.path(STATE_DIR), name), "rb") as f:
                 saved[name] = f.read()
-    step("kasamond stopped, its databases are saved", lambda: (all(d in saved for d in DATABASES), sorted(saved)))
+    step("kasamond stopped, its databases and list of units are saved",
+         lambda: (all(d in saved for d in DATABASES + (UNITS_LIST,)), sorted(saved)))
     return saved
 
 
@@ -351,13 +382,21 @@ def reboot_checks(t, s, saved):
     s.run(["systemctl", "stop", boot.UNIT])
     state = s.path(STATE_DIR)
     for name in os.listdir(state):
-        if name.startswith(DATABASES):
+        if name.startswith(DATABASES) or name == UNITS_LIST:
             os.unlink(os.path.join(state, name))
     for name, data in saved.items():
         with open(os.path.join(state, name), "wb") as f:
             f.write(data)
     s.run(["chown", "-R", "kasamond:kasamond", STATE_DIR])
+    # What a boot does with the list (generators run at boot as at a
+    # reload), before kasamond runs.
+    s.run(["systemctl", "daemon-reload"])
+    step("before kasamond starts, the generator made the units from the list",
+         lambda: is_(s.show("LoadState", "kasamond-schedule-5.timer"), "loaded"))
     s.run(["systemctl", "start", boot.UNIT])
+    step("kasamond's start started the timers it wants",
+         lambda: boot.wait_for(lambda: s.show("ActiveState", "kasamond-schedule-5.timer") == "active", 20,
+                               "the timer active"))
     step("kasamond starts with the saved databases",
          lambda: boot.wait_for(lambda: s.show("ActiveState") == "active", 30, "kasamond"))
     step("the schedules are back", lambda: is_(sorted(d["id"] for d in kasactl_json(s, "schedule", "list")),

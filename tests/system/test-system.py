@@ -152,7 +152,8 @@ mkdir /run/kasa-test
 mount -t tmpfs tmpfs /etc/systemd/system
 cp -a $T/etc-systemd/. /etc/systemd/system/
 mount --bind $T/units /usr/lib/systemd/system
-for g in $(cat $T/generator-dirs); do mount --bind $T/empty $g; done
+# The host's generators hidden, the project's own (installed) kept.
+while read g src; do mount --bind $T/$src $g; done < $T/generator-dirs
 hostname kasa-system-test
 ip link set lo up
 # The LAN: a veth whose peer has no address, so nothing comes back; the
@@ -308,6 +309,7 @@ class System:
         merged = os.path.join(self.tmp, "merged")
         units = os.path.join(self.tmp, "units")
         unitdir = os.path.realpath("/usr/lib/systemd/system")
+        generator_dirs = {os.path.realpath(g): g for g in GENERATOR_DIRS if os.path.isdir(g)}
         os.makedirs(units)
         self.installed = {}
         # Files land where the host would resolve them (/lib is /usr/lib
@@ -317,7 +319,9 @@ class System:
                 src = os.path.join(root, name)
                 where = os.path.realpath(os.path.relpath(root, stage).join(["/", ""]))
                 self.installed[name] = os.path.join(where, name)
-                dst = units if where == unitdir else merged + where
+                dst = (units if where == unitdir else
+                       os.path.join(self.tmp, "generators", where.strip("/").replace("/", "-"))
+                       if where in generator_dirs else merged + where)
                 os.makedirs(dst, exist_ok=True)
                 shutil.copy2(src, os.path.join(dst, name), follow_symlinks=False)
         for name in os.listdir(unitdir):
@@ -366,12 +370,18 @@ class System:
 
         ro = sorted("/" + d for d in os.listdir(merged) if d not in ("etc", "var"))
         for name, lines in (("overlay-ro", ro),
-                            ("generator-dirs", [g for g in GENERATOR_DIRS if os.path.isdir(g)]),
+                            ("generator-dirs", [self._generator_source(g) for g in generator_dirs]),
                             ("sysusers", self._by_dir("sysusers.d")),
                             ("tmpfiles", self._by_dir("tmpfiles.d"))):
             with open(os.path.join(self.tmp, name), "w") as f:
                 f.write("\n".join(lines) + "\n")
         os.mkdir(os.path.join(self.tmp, "empty"))
+
+    def _generator_source(self, g):
+        """A generator directory and what hides it: the project's own
+        generators installed there, or nothing."""
+        own = os.path.join("generators", g.strip("/").replace("/", "-"))
+        return f"{g} {own if os.path.isdir(os.path.join(self.tmp, own)) else 'empty'}"
 
     def _by_dir(self, dirname):
         stage = os.path.join(self.tmp, "stage")
