@@ -218,6 +218,8 @@ int verb_schedule(int argc, char **argv, void *userdata);
 int verb_sun(int argc, char **argv, void *userdata);
 int verb_costs(int argc, char **argv, void *userdata);
 int verb_export(int argc, char **argv, void *userdata);
+int verb_backup(int argc, char **argv, void *userdata);
+int verb_restore(int argc, char **argv, void *userdata);
 int verb_tariff_list(int argc, char **argv, void *userdata);
 int verb_tariff_show(int argc, char **argv, void *userdata);
 int verb_tariff_add(int argc, char **argv, void *userdata);
