@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <glob.h>
+#include <lmdb.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -266,6 +268,30 @@ static int check_sqlite(const char *path, int64_t schema, char **ret_error) {
         return 0;
 }
 
+/* The staged readings open as an LMDB environment with its main
+ * database: the store could open them. */
+static int check_lmdb(const char *dir, char **ret_error) {
+        MDB_env *env = NULL;
+        MDB_txn *txn = NULL;
+        MDB_dbi dbi;
+        int rc = mdb_env_create(&env);
+        if (rc == 0)
+                rc = mdb_env_set_maxdbs(env, 16);
+        if (rc == 0)
+                rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS, 0600);
+        if (rc == 0)
+                rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+        if (rc == 0)
+                rc = mdb_dbi_open(txn, NULL, 0, &dbi);
+        if (txn)
+                mdb_txn_abort(txn);
+        mdb_env_close(env);
+        if (rc != 0)
+                return asprintf(ret_error, "The readings in the archive are not an LMDB database: %s.",
+                                mdb_strerror(rc)) < 0 ? -ENOMEM : -EBADMSG;
+        return 0;
+}
+
 int manager_restore(Manager *m, int fd, char **ret_error) {
         _cleanup_free_ char *stage = NULL, *staged = NULL, *names = NULL;
         BackupManifest man;
@@ -293,6 +319,10 @@ int manager_restore(Manager *m, int fd, char **ret_error) {
         }
         if (r >= 0 && (!devices || !readings))
                 r = asprintf(ret_error, "The archive lacks devices.sqlite or the readings.") < 0 ? -ENOMEM : -EBADMSG;
+        if (r >= 0) {
+                join(path, sizeof path, stage, "/readings", "");
+                r = check_lmdb(path, ret_error);
+        }
         if (r >= 0) {
                 /* Which files the archive holds: the others go at apply. */
                 size_t size = 0;
@@ -337,6 +367,17 @@ int backup_apply_staged(const char *state_dir) {
         char staged[4096], path[4096], target[4096], old[4096];
         _cleanup_free_ char *names = NULL;
         int r;
+
+        /* What a crash left half done: a backup's copies, a restore not
+         * yet committed. */
+        glob_t g = {};
+        join(path, sizeof path, state_dir, "/backup.tmp.*", "");
+        if (glob(path, GLOB_NOSORT, NULL, &g) == 0)
+                for (size_t i = 0; i < g.gl_pathc; i++)
+                        (void) remove_tree(g.gl_pathv[i]);
+        globfree(&g);
+        join(path, sizeof path, state_dir, "/" STAGING, "");
+        (void) remove_tree(path);
 
         join(staged, sizeof staged, state_dir, "/" STAGED, "");
         if (access(staged, F_OK) < 0)
