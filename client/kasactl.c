@@ -49,6 +49,8 @@ const char *arg_location = NULL;
 const char *arg_tariff = NULL;
 const char *arg_energy = NULL;
 const char *arg_time_zone = NULL;
+const char *arg_format = "csv";
+const char *arg_fields = NULL;
 
 /* The options a verb may take; --help and --version go with every verb. */
 typedef enum Option {
@@ -76,6 +78,8 @@ typedef enum Option {
         OPT_TARIFF = 1 << 21,
         OPT_ENERGY = 1 << 22,
         OPT_TIME_ZONE = 1 << 23,
+        OPT_FORMAT = 1 << 24,
+        OPT_FIELDS = 1 << 25,
 } Option;
 
 #define OPT_SUN (OPT_SUNRISE | OPT_SUNSET | OPT_DAWN | OPT_DUSK)
@@ -125,6 +129,9 @@ static const struct OptionInfo {
         { OPT_ENERGY, "energy", "CSV", "a CSV file of start,energy_wh rows", "The energy to price, as CSV" },
         { OPT_TIME_ZONE, "time-zone", "ZONE", "a time zone such as Europe/Berlin",
           "Local time of the energy (default: kasamond's)" },
+        { OPT_FORMAT, "format", "csv|json", "csv or json", "Format of the export (default csv)" },
+        { OPT_FIELDS, "fields", "LIST", "field names such as start,energy_wh",
+          "Columns of the export, in this order\n(default: all)" },
 };
 
 typedef enum VerbFlags {
@@ -185,6 +192,12 @@ static const Verb verbs[] = {
           "Price the home, or devices, with a tariff" },
         { "tariff price", 2, 2, 0, OPT_BUS | OPT_NO_LEGEND | OPT_BY | OPT_ENERGY | OPT_TIME_ZONE, verb_tariff_price,
           "FILE", "Price an energy series with a tariff file" },
+        { "export", 1, INT32_MAX, 0, OPT_BUS | OPT_RANGE | OPT_RESOLUTION | OPT_FORMAT | OPT_FIELDS, verb_export,
+          "[DEV...]", "Recorded readings as CSV or JSON" },
+        { "backup", 2, 2, 0, OPT_BUS | OPT_NO_LEGEND, verb_backup, "FILE",
+          "Write kasamond's whole state to a new archive" },
+        { "restore", 2, 2, 0, OPT_BUS | OPT_NO_LEGEND, verb_restore, "FILE",
+          "Replace kasamond's whole state with an archive" },
         { "help", 1, 3, VERB_NO_BUS, 0, verb_help, "[COMMAND]", "Show this help, or the help of a command" },
         { "__complete-devices", 1, 1, VERB_HIDDEN, 0, verb_complete_devices, "", NULL },
         { "__complete-tariffs", 1, 1, VERB_HIDDEN, 0, verb_complete_tariffs, "", NULL },
@@ -404,6 +417,8 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 ARG_TARIFF,
                 ARG_ENERGY,
                 ARG_TIME_ZONE,
+                ARG_FORMAT,
+                ARG_FIELDS,
                 ARG_LIST_VERBS, /* the first that is not an Option */
         };
         static const struct option options[] = {
@@ -433,6 +448,8 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 { "tariff", required_argument, NULL, ARG_TARIFF },
                 { "energy", required_argument, NULL, ARG_ENERGY },
                 { "time-zone", required_argument, NULL, ARG_TIME_ZONE },
+                { "format", required_argument, NULL, ARG_FORMAT },
+                { "fields", required_argument, NULL, ARG_FIELDS },
                 { "list-verbs", no_argument, NULL, ARG_LIST_VERBS },
                 {},
         };
@@ -462,6 +479,8 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 [ARG_TARIFF - ARG_JSON] = OPT_TARIFF,
                 [ARG_ENERGY - ARG_JSON] = OPT_ENERGY,
                 [ARG_TIME_ZONE - ARG_JSON] = OPT_TIME_ZONE,
+                [ARG_FORMAT - ARG_JSON] = OPT_FORMAT,
+                [ARG_FIELDS - ARG_JSON] = OPT_FIELDS,
         };
         bool want_help = false;
         Option given = 0;
@@ -563,6 +582,12 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                         break;
                 case ARG_TIME_ZONE:
                         arg_time_zone = optarg;
+                        break;
+                case ARG_FORMAT:
+                        arg_format = optarg;
+                        break;
+                case ARG_FIELDS:
+                        arg_fields = optarg;
                         break;
                 case ARG_LIST_VERBS:
                         /* For the man page test and completion scripts. */

@@ -47,6 +47,8 @@ extern const char *arg_location;
 extern const char *arg_tariff;
 extern const char *arg_energy;
 extern const char *arg_time_zone;
+extern const char *arg_format;
+extern const char *arg_fields;
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libscols_table *, scols_unref_table);
 DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose);
@@ -215,6 +217,9 @@ int verb_countdown(int argc, char **argv, void *userdata);
 int verb_schedule(int argc, char **argv, void *userdata);
 int verb_sun(int argc, char **argv, void *userdata);
 int verb_costs(int argc, char **argv, void *userdata);
+int verb_export(int argc, char **argv, void *userdata);
+int verb_backup(int argc, char **argv, void *userdata);
+int verb_restore(int argc, char **argv, void *userdata);
 int verb_tariff_list(int argc, char **argv, void *userdata);
 int verb_tariff_show(int argc, char **argv, void *userdata);
 int verb_tariff_add(int argc, char **argv, void *userdata);

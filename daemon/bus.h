@@ -26,6 +26,8 @@ int bus_manager_access_register(Manager *m);
 /* The tariff objects and the Manager's tariff and cost members. */
 int bus_tariff_register(Manager *m);
 int bus_manager_tariff_register(Manager *m);
+int bus_manager_export_register(Manager *m);
+int bus_manager_backup_register(Manager *m);
 
 /* Emits PropertiesChanged for what d->changes says, and clears it. */
 void bus_device_emit_changed(Manager *m, Device *d);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
@@ -113,5 +114,13 @@ int main(int argc, char *argv[]) {
                 return EXIT_FAILURE;
         }
         r = manager_run(m);
+        if (r >= 0 && m->restart) {
+                /* A restore was staged: everything closed, the new
+                 * process puts it in place before it opens anything. */
+                m = manager_free(m);
+                execv("/proc/self/exe", argv);
+                log_error_errno(errno, "Failed to execute kasamond again to finish the restore: %m");
+                return EXIT_FAILURE;
+        }
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -13,6 +13,7 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "backup-manager.h"
 #include "bus.h"
 #include "kasa-dbus.h"
 #include "kasa-time.h"
@@ -310,6 +311,9 @@ static int open_storage(Manager *m) {
                 return log_oom();
         if (mkdir(m->state_dir, 0750) < 0 && errno != EEXIST)
                 return log_error_errno(errno, "Failed to create state directory %s: %m", m->state_dir);
+        r = backup_apply_staged(m->state_dir);
+        if (r < 0)
+                return r;
         if (asprintf(&db, "%s/devices.sqlite", m->state_dir) < 0 ||
             asprintf(&readings, "%s/readings", m->state_dir) < 0)
                 return log_oom();
@@ -423,6 +427,7 @@ int manager_run(Manager *m) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        manager_backup_free(m);
         if (m->store)
                 (void) manager_flush(m);
         if (m->registry) {

@@ -64,6 +64,8 @@ typedef struct Manager {
         int64_t total_power_mw;    /* as last emitted */
         int64_t day_start_ms, day_end_ms; /* local day of the last lookup */
         Credentials credentials;   /* TP-Link account for KLAP devices; NULLs: none */
+        struct BackupJob *backup;  /* a Backup() in progress (backup-manager.c) */
+        bool restart;              /* a restore is staged: stop, execute again */
 } Manager;
 
 /* Takes over the contents of *config. */

@@ -199,5 +199,10 @@ typedef struct StoreStats {
         uint64_t rollup_bytes[_STORE_RESOLUTION_MAX];
 } StoreStats;
 
+/* A compacted copy of the LMDB file into fd (store-snapshot.c), for
+ * backups: one consistent read transaction, from any thread; what is in
+ * the log and not checkpointed is not in it (store_checkpoint() first). */
+int store_copy_compact(Store *s, int fd);
+
 /* Space accounting, for benchmarks and diagnostics. Walks all blocks. */
 int store_stats(Store *s, StoreStats *ret);

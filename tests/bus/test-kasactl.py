@@ -109,6 +109,7 @@ def test_usage(t, ctl):
     t.eq(verbs, ["status", "list", "show", "on", "off", "toggle", "rename", "discover", "add", "remove",
                  "history", "energy", "watch", "token", "countdown", "schedule", "sun", "costs", "tariff list",
                  "tariff show", "tariff add", "tariff import", "tariff remove", "tariff activate", "tariff price",
+                 "export", "backup", "restore",
                  "help"], "--list-verbs lists the verb table")
     rc, out, _ = ctl.run("--help")
     t.ok(rc == 0 and all(re.search(rf"^  {v}\b", out, re.M) for v in verbs), "--help shows every verb")

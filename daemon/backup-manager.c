@@ -1,0 +1,438 @@
+/* SPDX-License-Identifier: MIT */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <glob.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backup-manager.h"
+#include "backup.h"
+#include "log.h"
+
+#define STAGED "restore.staged"
+#define STAGING "restore.tmp"
+#define NAMES_FILE "NAMES"
+
+typedef struct BackupJob {
+        Manager *manager;
+        sd_bus_message *call;
+        int fd, efd;
+        char *stage;
+        pthread_t thread;
+        sd_event_source *done;
+        uint64_t created_usec;
+        int result;
+        char *error;
+} BackupJob;
+
+/* a + b + c into buf; "" when it does not fit (state paths are short). */
+static void join(char *buf, size_t size, const char *a, const char *b, const char *c) {
+        int n = snprintf(buf, size, "%s%s%s", a, b, c);
+        if (n < 0 || (size_t) n >= size)
+                buf[0] = 0;
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* rm -rf, for directories kasamond made itself. */
+static int remove_tree(const char *path) {
+        if (access(path, F_OK) < 0)
+                return 0;
+        return nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) < 0 ? -errno : 0;
+}
+
+static int fsync_path(const char *path) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        int r = fsync(fd) < 0 ? -errno : 0;
+        close(fd);
+        return r;
+}
+
+static bool is_sqlite(const char *name) {
+        size_t n = strlen(name);
+        return n > 7 && strcmp(name + n - 7, ".sqlite") == 0;
+}
+
+/* The online backup API: a consistent copy while the daemon's own
+ * connection goes on writing (WAL). */
+static int sqlite_snapshot(const char *src, const char *dst, int64_t *ret_schema, char **ret_error) {
+        sqlite3 *from = NULL, *to = NULL;
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_open_v2(src, &from, SQLITE_OPEN_READONLY, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_open_v2(dst, &to, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_busy_timeout(from, 5000);
+                sqlite3_backup *b = sqlite3_backup_init(to, "main", from, "main");
+                if (!b)
+                        rc = sqlite3_errcode(to);
+                else {
+                        while ((rc = sqlite3_backup_step(b, 256)) == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+                                if (rc != SQLITE_OK)
+                                        sqlite3_sleep(10);
+                        int rc2 = sqlite3_backup_finish(b);
+                        rc = rc == SQLITE_DONE ? rc2 : rc;
+                }
+        }
+        if (rc == SQLITE_OK)
+                rc = sqlite3_prepare_v2(to, "PRAGMA user_version", -1, &st, NULL);
+        if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+                *ret_schema = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_OK)
+                (void) asprintf(ret_error, "Failed to snapshot %s: %s", src, sqlite3_errstr(rc));
+        sqlite3_close(from);
+        sqlite3_close(to);
+        return rc == SQLITE_OK ? 0 : -EIO;
+}
+
+static void *backup_thread(void *userdata) {
+        BackupJob *j = userdata;
+        Manager *m = j->manager;
+        BackupFile files[BACKUP_FILES_MAX];
+        size_t n = 0;
+        char src[4096], dst[4096];
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && BACKUP_NAMES[i]; i++) {
+                const char *name = BACKUP_NAMES[i];
+                BackupFile *f = &files[n];
+                *f = (BackupFile) { .schema = -1 };
+                snprintf(f->name, sizeof f->name, "%s", name);
+                join(src, sizeof src, m->state_dir, "/", name);
+                join(dst, sizeof dst, j->stage, "/", name);
+                if (is_sqlite(name)) {
+                        if (access(src, F_OK) < 0)
+                                continue;
+                        r = sqlite_snapshot(src, dst, &f->schema, &j->error);
+                } else {
+                        int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+                        r = fd < 0 ? -errno : store_copy_compact(m->store, fd);
+                        if (fd >= 0)
+                                close(fd);
+                        if (r < 0)
+                                (void) asprintf(&j->error, "Failed to copy the readings: %s", strerror(-r));
+                }
+                n++;
+        }
+        if (r >= 0)
+                r = backup_archive_write(j->fd, j->stage, files, n, m->version, j->created_usec, &j->error);
+        if (r >= 0 && fsync(j->fd) < 0 && errno != EINVAL && errno != EROFS)
+                r = -errno;
+        (void) remove_tree(j->stage);
+        j->result = r;
+        (void) eventfd_write(j->efd, 1);
+        return NULL;
+}
+
+static void job_free(BackupJob *j) {
+        if (!j)
+                return;
+        sd_event_source_disable_unref(j->done);
+        sd_bus_message_unref(j->call);
+        if (j->fd >= 0)
+                close(j->fd);
+        if (j->efd >= 0)
+                close(j->efd);
+        if (j->stage)
+                (void) remove_tree(j->stage);
+        free(j->stage);
+        free(j->error);
+        free(j);
+}
+
+static int on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        BackupJob *j = userdata;
+        Manager *m = j->manager;
+        int r;
+
+        pthread_join(j->thread, NULL);
+        m->backup = NULL;
+        if (j->result < 0) {
+                log_error_errno(j->result, "Backup failed: %s", j->error ?: strerror(-j->result));
+                r = sd_bus_reply_method_errorf(j->call, SD_BUS_ERROR_FAILED, "%s",
+                                               j->error ?: strerror(-j->result));
+        } else {
+                log_info("Backup written.");
+                r = sd_bus_reply_method_return(j->call, NULL);
+        }
+        if (r < 0)
+                log_warning_errno(r, "Failed to reply to Backup(), ignoring: %m");
+        job_free(j);
+        return 0;
+}
+
+int manager_backup_start(Manager *m, int fd, sd_bus_message *call) {
+        BackupJob *j;
+        int r;
+
+        if (m->backup)
+                return -EBUSY;
+        j = calloc(1, sizeof(BackupJob));
+        if (!j)
+                return -ENOMEM;
+        *j = (BackupJob) { .manager = m, .call = sd_bus_message_ref(call), .efd = -EBADF };
+        j->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        j->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        j->created_usec = (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+        if (j->fd < 0 || j->efd < 0 || asprintf(&j->stage, "%s/backup.tmp.XXXXXX", m->state_dir) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        if (!mkdtemp(j->stage)) {
+                r = -errno;
+                goto fail;
+        }
+        char readings[4096];
+        join(readings, sizeof readings, j->stage, "/readings", "");
+        if (mkdir(readings, 0700) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        /* The log's rounds into LMDB, so that the copy has them; rounds
+         * after this go on being recorded and are not in the backup. */
+        r = store_checkpoint(m->store);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_io(m->event, &j->done, j->efd, EPOLLIN, on_done, j);
+        if (r < 0)
+                goto fail;
+        r = -pthread_create(&j->thread, NULL, backup_thread, j);
+        if (r < 0)
+                goto fail;
+        m->backup = j;
+        return 0;
+fail:
+        job_free(j);
+        return r;
+}
+
+void manager_backup_free(Manager *m) {
+        if (!m->backup)
+                return;
+        pthread_join(m->backup->thread, NULL);
+        job_free(m->backup);
+        m->backup = NULL;
+}
+
+static ssize_t read_fd(void *userdata, void *buf, size_t size) {
+        int fd = *(int *) userdata;
+        for (;;) {
+                ssize_t n = read(fd, buf, size);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                return n < 0 ? -errno : n;
+        }
+}
+
+/* The staged SQLite files open and pass quick_check, at the schema the
+ * manifest says. */
+static int check_sqlite(const char *path, int64_t schema, char **ret_error) {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        const char *name = strrchr(path, '/') + 1;
+        bool good = false;
+        int64_t v = -1;
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+            sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+                good = strcmp((const char *) sqlite3_column_text(st, 0), "ok") == 0;
+        sqlite3_finalize(st);
+        st = NULL;
+        if (good && sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+                v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        if (!good)
+                return asprintf(ret_error, "%s in the archive is not a sound SQLite database.", name) < 0 ? -ENOMEM
+                                                                                                        : -EBADMSG;
+        if (v != schema)
+                return asprintf(ret_error, "%s in the archive has schema %lld; its manifest says %lld.", name,
+                                (long long) v, (long long) schema) < 0 ? -ENOMEM : -EBADMSG;
+        return 0;
+}
+
+/* The staged readings open as an LMDB environment with its main
+ * database: the store could open them. */
+static int check_lmdb(const char *dir, char **ret_error) {
+        MDB_env *env = NULL;
+        MDB_txn *txn = NULL;
+        MDB_dbi dbi;
+        int rc = mdb_env_create(&env);
+        if (rc == 0)
+                rc = mdb_env_set_maxdbs(env, 16);
+        if (rc == 0)
+                rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS, 0600);
+        if (rc == 0)
+                rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+        if (rc == 0)
+                rc = mdb_dbi_open(txn, NULL, 0, &dbi);
+        if (txn)
+                mdb_txn_abort(txn);
+        mdb_env_close(env);
+        if (rc != 0)
+                return asprintf(ret_error, "The readings in the archive are not an LMDB database: %s.",
+                                mdb_strerror(rc)) < 0 ? -ENOMEM : -EBADMSG;
+        return 0;
+}
+
+int manager_restore(Manager *m, int fd, char **ret_error) {
+        _cleanup_free_ char *stage = NULL, *staged = NULL, *names = NULL;
+        BackupManifest man;
+        bool devices = false, readings = false;
+        char path[4096];
+        int r;
+
+        *ret_error = NULL;
+        if (m->restart)
+                return -EBUSY;
+        if (asprintf(&stage, "%s/" STAGING, m->state_dir) < 0 || asprintf(&staged, "%s/" STAGED, m->state_dir) < 0)
+                return -ENOMEM;
+        r = remove_tree(stage);
+        if (r >= 0 && mkdir(stage, 0700) < 0)
+                r = -errno;
+        if (r < 0)
+                return r;
+        r = backup_archive_read(read_fd, &fd, stage, &man, ret_error);
+        for (size_t i = 0; r >= 0 && i < man.n_files; i++) {
+                devices = devices || strcmp(man.files[i].name, "devices.sqlite") == 0;
+                readings = readings || strcmp(man.files[i].name, "readings/data.mdb") == 0;
+                join(path, sizeof path, stage, "/", man.files[i].name);
+                if (is_sqlite(man.files[i].name))
+                        r = check_sqlite(path, man.files[i].schema, ret_error);
+        }
+        if (r >= 0 && (!devices || !readings))
+                r = asprintf(ret_error, "The archive lacks devices.sqlite or the readings.") < 0 ? -ENOMEM : -EBADMSG;
+        if (r >= 0) {
+                join(path, sizeof path, stage, "/readings", "");
+                r = check_lmdb(path, ret_error);
+        }
+        if (r >= 0) {
+                /* Which files the archive holds: the others go at apply. */
+                size_t size = 0;
+                FILE *f = open_memstream(&names, &size);
+                for (size_t i = 0; f && i < man.n_files; i++)
+                        fprintf(f, "%s\n", man.files[i].name);
+                if (!f || fclose(f) < 0)
+                        r = -ENOMEM;
+                join(path, sizeof path, stage, "/" NAMES_FILE, "");
+                int nfd = r >= 0 ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+                if (r >= 0 && (nfd < 0 || write(nfd, names, size) != (ssize_t) size || fsync(nfd) < 0))
+                        r = -errno;
+                if (nfd >= 0)
+                        close(nfd);
+        }
+        if (r >= 0) {
+                join(path, sizeof path, stage, "/readings", "");
+                r = fsync_path(path);
+        }
+        if (r >= 0)
+                r = fsync_path(stage);
+        /* The commit point: from here the restore happens, at the next
+         * start if not now. */
+        if (r >= 0 && (remove_tree(staged) < 0 || rename(stage, staged) < 0))
+                r = -errno;
+        if (r >= 0)
+                r = fsync_path(m->state_dir);
+        if (r < 0) {
+                (void) remove_tree(stage);
+                return r;
+        }
+        log_info("Restore of a backup of kasamond %s staged; restarting to put it in place.", man.version);
+        m->restart = true;
+        return 0;
+}
+
+static int move_in(const char *from, const char *to) {
+        return rename(from, to) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+int backup_apply_staged(const char *state_dir) {
+        char staged[4096], path[4096], target[4096], old[4096];
+        _cleanup_free_ char *names = NULL;
+        int r;
+
+        /* What a crash left half done: a backup's copies, a restore not
+         * yet committed. */
+        glob_t g = {};
+        join(path, sizeof path, state_dir, "/backup.tmp.*", "");
+        if (glob(path, GLOB_NOSORT, NULL, &g) == 0)
+                for (size_t i = 0; i < g.gl_pathc; i++)
+                        (void) remove_tree(g.gl_pathv[i]);
+        globfree(&g);
+        join(path, sizeof path, state_dir, "/" STAGING, "");
+        (void) remove_tree(path);
+
+        join(staged, sizeof staged, state_dir, "/" STAGED, "");
+        if (access(staged, F_OK) < 0)
+                return 0;
+        join(path, sizeof path, staged, "/" NAMES_FILE, "");
+        FILE *f = fopen(path, "re");
+        size_t size = 0;
+        if (!f || getdelim(&names, &size, 0, f) < 0) {
+                r = -errno;
+                if (f)
+                        fclose(f);
+                return log_error_errno(r, "Failed to read %s: %m", path);
+        }
+        fclose(f);
+
+        for (size_t i = 0; BACKUP_NAMES[i]; i++) {
+                const char *name = BACKUP_NAMES[i];
+                char line[80];
+                snprintf(line, sizeof line, "\n%s\n", name);
+                bool listed = strncmp(names, line + 1, strlen(line + 1)) == 0 || strstr(names, line) != NULL;
+                join(path, sizeof path, staged, "/", name);
+                join(target, sizeof target, state_dir, "/", name);
+                if (is_sqlite(name)) {
+                        if (listed && access(path, F_OK) < 0)
+                                continue; /* moved by a run that crashed */
+                        /* Logs of the old database must not meet the new one. */
+                        for (const char *sfx = "-wal"; sfx; sfx = strcmp(sfx, "-wal") == 0 ? "-shm" : NULL) {
+                                join(old, sizeof old, target, sfx, "");
+                                if (unlink(old) < 0 && errno != ENOENT)
+                                        return log_error_errno(errno, "Failed to remove %s: %m", old);
+                        }
+                        r = listed ? move_in(path, target) : (unlink(target) < 0 && errno != ENOENT ? -errno : 0);
+                } else {
+                        char dir[4096];
+                        join(dir, sizeof dir, staged, "/readings", "");
+                        join(target, sizeof target, state_dir, "/readings", "");
+                        join(old, sizeof old, state_dir, "/readings.old", "");
+                        if (access(dir, F_OK) < 0)
+                                continue;
+                        r = remove_tree(old);
+                        if (r >= 0)
+                                r = move_in(target, old);
+                        if (r >= 0)
+                                r = move_in(dir, target);
+                        if (r >= 0)
+                                r = remove_tree(old);
+                }
+                if (r < 0)
+                        return log_error_errno(r, "Failed to put %s of the restored backup in place: %m", name);
+        }
+        r = fsync_path(state_dir);
+        if (r >= 0)
+                r = remove_tree(staged);
+        if (r < 0)
+                return log_error_errno(r, "Failed to finish the restore in %s: %m", state_dir);
+        log_info("Restored the state of a backup.");
+        return 0;
+}
