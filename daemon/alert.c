@@ -86,6 +86,17 @@ static bool name_is_valid(const char *s) {
         return g_utf8_validate(s, -1, NULL);
 }
 
+bool alert_hook_name_is_valid(const char *s) {
+        size_t n = s ? strlen(s) : 0;
+
+        if (n == 0 || n > 255 || s[0] == '.')
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!g_ascii_isalnum(*p) && !strchr("._-", *p))
+                        return false;
+        return true;
+}
+
 int alert_rule_validate(const AlertRule *r, char **ret_error) {
         size_t n;
 
@@ -106,9 +117,12 @@ int alert_rule_validate(const AlertRule *r, char **ret_error) {
         n = g_strv_length(r->hook);
         if (n == 0 || n > ALERT_HOOK_ARGS_MAX)
                 return invalid(ret_error, "A hook is 1 to %d arguments", ALERT_HOOK_ARGS_MAX);
-        /* An absolute path: no search of a PATH that the hook's unit sets. */
-        if (r->hook[0][0] != '/')
-                return invalid(ret_error, "A hook's command is an absolute path");
+        /* Only what the administrator installed runs: a name in the
+         * hooks directory, so whoever may add rules cannot name any
+         * program of the machine. */
+        if (!alert_hook_name_is_valid(r->hook[0]))
+                return invalid(ret_error, "A hook's command is the name of a program in the hooks directory "
+                               "(letters, digits, '.', '_', '-'; not starting with '.')");
         for (size_t i = 0; i < n; i++)
                 if (strlen(r->hook[i]) > 4096 || !g_utf8_validate(r->hook[i], -1, NULL))
                         return invalid(ret_error, "A hook's arguments are UTF-8, 4096 bytes each at most");

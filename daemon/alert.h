@@ -71,10 +71,12 @@ typedef struct AlertRule {
         double threshold;
         uint64_t duration_usec;
         uint64_t cooldown_usec;
-        char **hook;              /* argv (absolute path first) or NULL */
+        char **hook;              /* argv, the program's name in the hooks directory first; or NULL */
 } AlertRule;
 
 void alert_rule_done(AlertRule *r);
+/* A program's name in the hooks directory: [A-Za-z0-9._-], not "." first. */
+bool alert_hook_name_is_valid(const char *s);
 /* Checks what a user gave: -EINVAL with why in *ret_error (free()). */
 int alert_rule_validate(const AlertRule *r, char **ret_error);
 int alert_rule_copy(const AlertRule *r, AlertRule *ret);

@@ -83,8 +83,9 @@ static void test_names(void) {
 
 static void test_validate(void) {
         char *why = NULL;
-        char *hook_rel[] = { (char *) "notify-send", NULL };
-        char *hook_abs[] = { (char *) "/usr/bin/logger", (char *) "alert", NULL };
+        char *hook_path[] = { (char *) "/usr/bin/logger", NULL };
+        char *hook_dots[] = { (char *) "..", NULL };
+        char *hook_name[] = { (char *) "mail-me", (char *) "alert; rm -rf /", NULL };
         AlertRule r = { .id = 1, .name = (char *) "freezer", .kind = ALERT_POWER_BELOW, .scope = (char *) "",
                         .threshold = 5 };
 
@@ -104,11 +105,13 @@ static void test_validate(void) {
         r.name = (char *) "bad\nname";
         ok(alert_rule_validate(&r, NULL) == -EINVAL, "control characters refused");
         r.name = (char *) "x";
-        r.hook = hook_rel;
-        ok(alert_rule_validate(&r, &why) == -EINVAL, "relative hook refused: %s", why);
+        r.hook = hook_path;
+        ok(alert_rule_validate(&r, &why) == -EINVAL, "a hook outside the hooks directory refused: %s", why);
         g_clear_pointer(&why, g_free);
-        r.hook = hook_abs;
-        ok(alert_rule_validate(&r, NULL) == 0, "absolute hook");
+        r.hook = hook_dots;
+        ok(alert_rule_validate(&r, NULL) == -EINVAL, "'..' refused");
+        r.hook = hook_name;
+        ok(alert_rule_validate(&r, NULL) == 0, "a hook's name, arguments as they are (never a shell's)");
 }
 
 static void test_power_above(void) {
