@@ -49,6 +49,9 @@ const char *arg_location = NULL;
 const char *arg_tariff = NULL;
 const char *arg_energy = NULL;
 const char *arg_time_zone = NULL;
+const char *arg_threshold = NULL;
+const char *arg_for = NULL;
+const char *arg_cooldown = NULL;
 
 /* The options a verb may take; --help and --version go with every verb. */
 typedef enum Option {
@@ -76,6 +79,9 @@ typedef enum Option {
         OPT_TARIFF = 1 << 21,
         OPT_ENERGY = 1 << 22,
         OPT_TIME_ZONE = 1 << 23,
+        OPT_THRESHOLD = 1 << 24,
+        OPT_FOR = 1 << 25,
+        OPT_COOLDOWN = 1 << 26,
 } Option;
 
 #define OPT_SUN (OPT_SUNRISE | OPT_SUNSET | OPT_DAWN | OPT_DUSK)
@@ -125,6 +131,11 @@ static const struct OptionInfo {
         { OPT_ENERGY, "energy", "CSV", "a CSV file of start,energy_wh rows", "The energy to price, as CSV" },
         { OPT_TIME_ZONE, "time-zone", "ZONE", "a time zone such as Europe/Berlin",
           "Local time of the energy (default: kasamond's)" },
+        { OPT_THRESHOLD, "threshold", "NUMBER", "a number such as 5 or 2.5",
+          "Watts, watt-hours or currency of an alert rule" },
+        { OPT_FOR, "for", "SPAN", "a time span such as 10min", "How long an alert's condition must hold\n(default 0)" },
+        { OPT_COOLDOWN, "cooldown", "SPAN", "a time span such as 1h",
+          "Quiet time after an alert resolved (default 0)" },
 };
 
 typedef enum VerbFlags {
@@ -185,6 +196,13 @@ static const Verb verbs[] = {
           "Price the home, or devices, with a tariff" },
         { "tariff price", 2, 2, 0, OPT_BUS | OPT_NO_LEGEND | OPT_BY | OPT_ENERGY | OPT_TIME_ZONE, verb_tariff_price,
           "FILE", "Price an energy series with a tariff file" },
+        { "alert list", 1, 1, 0, OPT_BUS | OPT_NO_LEGEND, verb_alert_list, "", "List the open alerts" },
+        { "alert show", 2, 2, 0, OPT_BUS, verb_alert_show, "ID", "Show an alert and its rule" },
+        { "alert add", 4, INT32_MAX, 0, OPT_BUS | OPT_THRESHOLD | OPT_FOR | OPT_COOLDOWN, verb_alert_add,
+          "NAME KIND DEV|all [HOOK ARG...]", "Add an alert rule" },
+        { "alert remove", 2, 2, 0, OPT_BUS, verb_alert_remove, "RULE", "Remove an alert rule" },
+        { "alert ack", 2, 2, 0, OPT_BUS, verb_alert_ack, "ID", "Acknowledge an alert" },
+        { "alert rules", 1, 1, 0, OPT_BUS | OPT_NO_LEGEND, verb_alert_rules, "", "List the alert rules" },
         { "help", 1, 3, VERB_NO_BUS, 0, verb_help, "[COMMAND]", "Show this help, or the help of a command" },
         { "__complete-devices", 1, 1, VERB_HIDDEN, 0, verb_complete_devices, "", NULL },
         { "__complete-tariffs", 1, 1, VERB_HIDDEN, 0, verb_complete_tariffs, "", NULL },
@@ -404,6 +422,9 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 ARG_TARIFF,
                 ARG_ENERGY,
                 ARG_TIME_ZONE,
+                ARG_THRESHOLD,
+                ARG_FOR,
+                ARG_COOLDOWN,
                 ARG_LIST_VERBS, /* the first that is not an Option */
         };
         static const struct option options[] = {
@@ -433,6 +454,9 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 { "tariff", required_argument, NULL, ARG_TARIFF },
                 { "energy", required_argument, NULL, ARG_ENERGY },
                 { "time-zone", required_argument, NULL, ARG_TIME_ZONE },
+                { "threshold", required_argument, NULL, ARG_THRESHOLD },
+                { "for", required_argument, NULL, ARG_FOR },
+                { "cooldown", required_argument, NULL, ARG_COOLDOWN },
                 { "list-verbs", no_argument, NULL, ARG_LIST_VERBS },
                 {},
         };
@@ -462,6 +486,9 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 [ARG_TARIFF - ARG_JSON] = OPT_TARIFF,
                 [ARG_ENERGY - ARG_JSON] = OPT_ENERGY,
                 [ARG_TIME_ZONE - ARG_JSON] = OPT_TIME_ZONE,
+                [ARG_THRESHOLD - ARG_JSON] = OPT_THRESHOLD,
+                [ARG_FOR - ARG_JSON] = OPT_FOR,
+                [ARG_COOLDOWN - ARG_JSON] = OPT_COOLDOWN,
         };
         bool want_help = false;
         Option given = 0;
@@ -563,6 +590,15 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                         break;
                 case ARG_TIME_ZONE:
                         arg_time_zone = optarg;
+                        break;
+                case ARG_THRESHOLD:
+                        arg_threshold = optarg;
+                        break;
+                case ARG_FOR:
+                        arg_for = optarg;
+                        break;
+                case ARG_COOLDOWN:
+                        arg_cooldown = optarg;
                         break;
                 case ARG_LIST_VERBS:
                         /* For the man page test and completion scripts. */

@@ -238,6 +238,43 @@ def main():
         t.ok(devs and all(d in outlets for d in devs) and strip not in devs and plug not in devs,
              "for its outlets only", devs)
         env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "RemoveAlertRule", "u", (busy,))
+
+        # ---- kasactl ----
+        def ctl(*args):
+            p = subprocess.run([os.path.join(kt.build_dir(), "client", "kasactl"), *args],
+                               env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=env.address), capture_output=True,
+                               text=True, timeout=60)
+            return p.returncode, p.stdout, p.stderr
+
+        rc, out, err = ctl("alert", "add", "lamp-on", "on", plug, "--for=1s", "--cooldown=1h", "--json=short")
+        t.ok(rc == 0 and json.loads(out)["name"] == "lamp-on", "kasactl alert add", err)
+        lamp = json.loads(out)["id"] if rc == 0 else 0
+        rc, out, err = ctl("alert", "add", "lamp-on", "on", "all")
+        t.ok(rc != 0 and "exists already" in err, "kasactl alert add: a taken name is refused", err)
+        rc, out, err = ctl("alert", "add", "x", "power", "all")
+        t.ok(rc != 0 and "Unknown rule type" in err, "kasactl alert add: an unknown kind is refused", err)
+        rc, out, err = ctl("alert", "rules")
+        t.ok(rc == 0 and "lamp-on" in out and "1h" in out and "gone" in out, "kasactl alert rules", out + err)
+        rc, out, err = ctl("alert", "rules", "--json=short")
+        t.ok(rc == 0 and {r["name"] for r in json.loads(out)} == {"freezer", "gone", "lamp-on"},
+             "kasactl alert rules --json", out + err)
+        kt.eventually(t, env, lambda: alert_of(env, lamp, plug), 30, "the plug that is on fires lamp-on")
+        lamp_alert = alert_of(env, lamp, plug) or {"id": 0}
+        rc, out, err = ctl("alert", "list")
+        t.ok(rc == 0 and "lamp-on" in out and "active" in out, "kasactl alert list", out + err)
+        rc, out, err = ctl("alert", "show", str(lamp_alert["id"]))
+        t.ok(rc == 0 and "lamp-on" in out and plug in out, "kasactl alert show", out + err)
+        rc, out, err = ctl("alert", "ack", str(lamp_alert["id"]))
+        t.ok(rc == 0 and env.get(lamp_alert["path"], ALERT_IFACE, "State") == "acknowledged", "kasactl alert ack", err)
+        rc, out, err = ctl("alert", "list", "--json=short")
+        t.ok(rc == 0 and [a["state"] for a in json.loads(out) if a["id"] == lamp_alert["id"]] == ["acknowledged"],
+             "kasactl alert list --json", out + err)
+        rc, out, err = ctl("alert", "show", "424242")
+        t.ok(rc != 0 and "no such open alert" in err, "kasactl alert show of no alert", err)
+        rc, out, err = ctl("alert", "remove", "lamp-on")
+        t.ok(rc == 0 and not alert_of(env, lamp), "kasactl alert remove by name resolves its alert", err)
+        rc, out, err = ctl("alert", "remove", "lamp-on")
+        t.ok(rc != 0 and "No alert rule" in err, "kasactl alert remove of no rule", err)
     return t.close()
 
 
