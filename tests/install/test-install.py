@@ -112,6 +112,7 @@ def check_tree(t, destdir, plan, dirs, build):
         ("unit", "kasamond-alert-hook@.service"),
         ("interfaces", "org.kasamond.Kasa1.Alert.xml"),
         ("rules", "48-kasamond-alert-hooks.rules"),
+        ("sysusers", "kasamond-alert-hook.conf"),
     ]
     for kind, name in wanted:
         path = os.path.join(dirs[kind], name)
