@@ -282,7 +282,7 @@ static void test_flapping_cooldown(void) {
         s.power_w = 80;
         round_of(e, &s, 1, MINUTE);
         uint64_t resolved = now;
-        take_events();
+        g_free(take_events());
         s.power_w = 0;
         while (alert_engine_n_alerts(e) == 0 && now - resolved < 30 * MINUTE)
                 round_of(e, &s, 1, MINUTE);
