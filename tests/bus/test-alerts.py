@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """Alerts end to end with kasa-sim: a load that drops to 0 (power-below), a
-plug gone offline (offline), a day's energy budget crossed (energy-day) and
-a strip's outlets over a power threshold; their objects, signals,
+plug gone offline (offline), a day's energy budget crossed (energy-day), a
+day's cost budget crossed (cost-day, with a flat tariff), a strip's outlets over a power threshold; their objects, signals,
 Acknowledge(), RemoveAlertRule, an open alert across a restart, and the
 structured journal entries of every firing and resolution.
 
@@ -36,6 +36,8 @@ ALERT_IFACE = "org.kasamond.Kasa1.Alert"
 FIRED = "f194f2d158c04d4f8a321750eec67136"
 RESOLVED = "0ba8e0d4cc504ff0b7caceacdac5a990"
 SEC = 1000000
+FLAT_TARIFF = ('{"format": "kasamond-tariff/1", "name": "flat", "currency": "EUR", '
+               '"periods": [{"name": "all", "rate": 30}]}')
 JOURNALD = "/lib/systemd/systemd-journald"
 JOURNALD_NS = ('mount --bind "$1" /run && mkdir -p /run/systemd/journal && '
                'mount --bind "$2" /var/log && exec "$3"')
@@ -229,6 +231,29 @@ def main():
         kt.eventually(t, env, lambda: not alert_of(env, budget), 5, "removing the rule resolves its alert")
         t.eq(env.call_error(kt.MANAGER_PATH, kt.MANAGER_IFACE, "RemoveAlertRule", "u", (budget,))[0],
              "org.kasamond.Kasa1.Error.NotFound", "removing it twice: NotFound")
+        env.sim(cmd="set", device=0, load_w=60)
+
+        # ---- a day's cost budget crossed ----
+        flat = env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "AddTariff", "s", (FLAT_TARIFF,))[0]
+        spend = add_rule(env, "spend", "cost-day", plug, threshold=1000)
+        env.iterate(2)
+        t.eq(alert_of(env, spend), None, "no tariff prices it yet: cost-day waits")
+        env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "ActivateTariff", "oaot", (flat, [], 0))
+        # Bills are in whole cents: a dear tariff and a big load make them move fast.
+        env.sim(cmd="set", device=0, load_w=3600)
+        kt.eventually(t, env, lambda: env.get(plug_path, kt.METER_IFACE, "CostToday") == env.get(
+            plug_path, kt.METER_IFACE, "CostToday") and env.get(plug_path, kt.METER_IFACE, "CostToday") > 0, 30,
+            "the plug's cost today is known")
+        env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "RemoveAlertRule", "u", (spend,))
+        cost = env.get(plug_path, kt.METER_IFACE, "CostToday")
+        spend = add_rule(env, "spend", "cost-day", plug, threshold=cost + 0.5)
+        env.iterate(2)
+        t.eq(alert_of(env, spend), None, "under the cost budget (a few cents more): no alert")
+        # 30 EUR/kWh at 3600 W: 3 cents a second.
+        kt.eventually(t, env, lambda: alert_of(env, spend), 60, "cost-day fires once the budget is crossed")
+        t.ok((alert_of(env, spend) or {}).get("value", 0) > cost + 0.5, "its value is the cost",
+             alert_of(env, spend))
+        env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "RemoveAlertRule", "u", (spend,))
         env.sim(cmd="set", device=0, load_w=60)
 
         # ---- a strip: its outlets ----
