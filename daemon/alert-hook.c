@@ -61,7 +61,8 @@ int main(int argc, char **argv) {
         };
         const char *dir = ALERT_HOOKS_DIR;
         _cleanup_free_ char *text = NULL;
-        json_t *o, *rule, *hook, *v;
+        json_auto_t *o = NULL;
+        json_t *rule, *hook, *v;
         unsigned long id;
         char *end;
         size_t i;
@@ -114,7 +115,7 @@ int main(int argc, char **argv) {
         char value[64];
         json_t *jv = json_object_get(o, "value");
         snprintf(value, sizeof value, "%.17g", json_is_number(jv) ? json_number_value(jv) : 0.0);
-        char **env = g_get_environ();
+        g_auto(GStrv) env = g_get_environ();
         env = g_environ_setenv(env, "KASA_ALERT_ID", argv[optind], true);
         env = g_environ_setenv(env, "KASA_ALERT_PATH", str(o, "path"), true);
         env = g_environ_setenv(env, "KASA_ALERT_RULE", str(o, "rule_name"), true);
@@ -126,7 +127,6 @@ int main(int argc, char **argv) {
         g_autofree char *since = g_strdup_printf("%" JSON_INTEGER_FORMAT,
                                                  json_integer_value(json_object_get(o, "since_usec")));
         env = g_environ_setenv(env, "KASA_ALERT_SINCE", since, true);
-        json_decref(o);
 
         execve(program, (char **) args->pdata, env);
         log_error_errno(errno, "Failed to run %s: %m", program);
