@@ -51,6 +51,9 @@ const char *arg_energy = NULL;
 const char *arg_time_zone = NULL;
 const char *arg_format = "csv";
 const char *arg_fields = NULL;
+const char *arg_threshold = NULL;
+const char *arg_for = NULL;
+const char *arg_cooldown = NULL;
 
 /* The options a verb may take; --help and --version go with every verb. */
 typedef enum Option {
@@ -80,6 +83,9 @@ typedef enum Option {
         OPT_TIME_ZONE = 1 << 23,
         OPT_FORMAT = 1 << 24,
         OPT_FIELDS = 1 << 25,
+        OPT_THRESHOLD = 1 << 26,
+        OPT_FOR = 1 << 27,
+        OPT_COOLDOWN = 1 << 28,
 } Option;
 
 #define OPT_SUN (OPT_SUNRISE | OPT_SUNSET | OPT_DAWN | OPT_DUSK)
@@ -132,6 +138,11 @@ static const struct OptionInfo {
         { OPT_FORMAT, "format", "csv|json", "csv or json", "Format of the export (default csv)" },
         { OPT_FIELDS, "fields", "LIST", "field names such as start,energy_wh",
           "Columns of the export, in this order\n(default: all)" },
+        { OPT_THRESHOLD, "threshold", "NUMBER", "a number such as 5 or 2.5",
+          "Watts, watt-hours or currency of an alert rule" },
+        { OPT_FOR, "for", "SPAN", "a time span such as 10min", "How long an alert's condition must hold\n(default 0)" },
+        { OPT_COOLDOWN, "cooldown", "SPAN", "a time span such as 1h",
+          "Quiet time after an alert resolved (default 0)" },
 };
 
 typedef enum VerbFlags {
@@ -198,6 +209,13 @@ static const Verb verbs[] = {
           "Write kasamond's whole state to a new archive" },
         { "restore", 2, 2, 0, OPT_BUS | OPT_NO_LEGEND, verb_restore, "FILE",
           "Replace kasamond's whole state with an archive" },
+        { "alert list", 1, 1, 0, OPT_BUS | OPT_NO_LEGEND, verb_alert_list, "", "List the open alerts" },
+        { "alert show", 2, 2, 0, OPT_BUS, verb_alert_show, "ID", "Show an alert and its rule" },
+        { "alert add", 4, INT32_MAX, 0, OPT_BUS | OPT_THRESHOLD | OPT_FOR | OPT_COOLDOWN, verb_alert_add,
+          "NAME KIND DEV|all [HOOK ARG...]", "Add an alert rule" },
+        { "alert remove", 2, 2, 0, OPT_BUS, verb_alert_remove, "RULE", "Remove an alert rule" },
+        { "alert ack", 2, 2, 0, OPT_BUS, verb_alert_ack, "ID", "Acknowledge an alert" },
+        { "alert rules", 1, 1, 0, OPT_BUS | OPT_NO_LEGEND, verb_alert_rules, "", "List the alert rules" },
         { "help", 1, 3, VERB_NO_BUS, 0, verb_help, "[COMMAND]", "Show this help, or the help of a command" },
         { "__complete-devices", 1, 1, VERB_HIDDEN, 0, verb_complete_devices, "", NULL },
         { "__complete-tariffs", 1, 1, VERB_HIDDEN, 0, verb_complete_tariffs, "", NULL },
@@ -419,6 +437,9 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 ARG_TIME_ZONE,
                 ARG_FORMAT,
                 ARG_FIELDS,
+                ARG_THRESHOLD,
+                ARG_FOR,
+                ARG_COOLDOWN,
                 ARG_LIST_VERBS, /* the first that is not an Option */
         };
         static const struct option options[] = {
@@ -450,6 +471,9 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 { "time-zone", required_argument, NULL, ARG_TIME_ZONE },
                 { "format", required_argument, NULL, ARG_FORMAT },
                 { "fields", required_argument, NULL, ARG_FIELDS },
+                { "threshold", required_argument, NULL, ARG_THRESHOLD },
+                { "for", required_argument, NULL, ARG_FOR },
+                { "cooldown", required_argument, NULL, ARG_COOLDOWN },
                 { "list-verbs", no_argument, NULL, ARG_LIST_VERBS },
                 {},
         };
@@ -481,6 +505,9 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 [ARG_TIME_ZONE - ARG_JSON] = OPT_TIME_ZONE,
                 [ARG_FORMAT - ARG_JSON] = OPT_FORMAT,
                 [ARG_FIELDS - ARG_JSON] = OPT_FIELDS,
+                [ARG_THRESHOLD - ARG_JSON] = OPT_THRESHOLD,
+                [ARG_FOR - ARG_JSON] = OPT_FOR,
+                [ARG_COOLDOWN - ARG_JSON] = OPT_COOLDOWN,
         };
         bool want_help = false;
         Option given = 0;
@@ -588,6 +615,15 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                         break;
                 case ARG_FIELDS:
                         arg_fields = optarg;
+                        break;
+                case ARG_THRESHOLD:
+                        arg_threshold = optarg;
+                        break;
+                case ARG_FOR:
+                        arg_for = optarg;
+                        break;
+                case ARG_COOLDOWN:
+                        arg_cooldown = optarg;
                         break;
                 case ARG_LIST_VERBS:
                         /* For the man page test and completion scripts. */

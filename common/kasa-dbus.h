@@ -8,12 +8,14 @@
 #define KASA_DEVICE_PREFIX "/org/kasamond/Kasa1/device"
 #define KASA_SCHEDULE_PREFIX "/org/kasamond/Kasa1/schedule"
 #define KASA_TARIFF_PREFIX "/org/kasamond/Kasa1/tariff"
+#define KASA_ALERT_PREFIX "/org/kasamond/Kasa1/alert"
 
 #define KASA_MANAGER_IFACE "org.kasamond.Kasa1.Manager"
 #define KASA_DEVICE_IFACE "org.kasamond.Kasa1.Device"
 #define KASA_METER_IFACE "org.kasamond.Kasa1.EnergyMeter"
 #define KASA_SCHEDULE_IFACE "org.kasamond.Kasa1.Schedule"
 #define KASA_TARIFF_IFACE "org.kasamond.Kasa1.Tariff"
+#define KASA_ALERT_IFACE "org.kasamond.Kasa1.Alert"
 
 /* The polkit actions (polkit/org.kasamond.kasa1.policy). */
 #define KASA_ACTION_SWITCH "org.kasamond.kasa1.switch"
@@ -22,6 +24,7 @@
 #define KASA_ACTION_MANAGE_TARIFFS "org.kasamond.kasa1.manage-tariffs"
 #define KASA_ACTION_MANAGE_ACCESS "org.kasamond.kasa1.manage-access"
 #define KASA_ACTION_ERASE_DATA "org.kasamond.kasa1.erase-data"
+#define KASA_ACTION_MANAGE_ALERTS "org.kasamond.kasa1.manage-alerts"
 
 #define KASA_ERROR_NOT_FOUND "org.kasamond.Kasa1.Error.NotFound"
 #define KASA_ERROR_OFFLINE "org.kasamond.Kasa1.Error.Offline"

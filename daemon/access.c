@@ -50,6 +50,7 @@ static const char *const operator_actions[] = {
         KASA_ACTION_MANAGE_DEVICES,
         KASA_ACTION_MANAGE_SCHEDULES,
         KASA_ACTION_MANAGE_TARIFFS,
+        KASA_ACTION_MANAGE_ALERTS,
 };
 
 const char *access_role_to_string(AccessRole role) {

@@ -253,6 +253,9 @@ int bus_register(Manager *m) {
         r = bus_manager_backup_register(m);
         if (r < 0)
                 return r;
+        r = bus_alert_register(m);
+        if (r < 0)
+                return r;
         r = sd_bus_add_object_manager(m->bus, NULL, KASA_MANAGER_PATH);
         if (r < 0)
                 return log_error_errno(r, "Failed to register the object manager: %m");

@@ -29,6 +29,16 @@ int bus_manager_tariff_register(Manager *m);
 int bus_manager_export_register(Manager *m);
 int bus_manager_backup_register(Manager *m);
 
+/* bus-alert.c: the alert objects; bus-manager-alert.c: the Manager's
+ * alert methods. Firing: InterfacesAdded and AlertFired; resolution:
+ * AlertResolved and InterfacesRemoved. */
+typedef struct Alert Alert;
+int bus_alert_register(Manager *m);
+int bus_manager_alert_register(Manager *m);
+void bus_alert_emit_fired(Manager *m, const Alert *a);
+void bus_alert_emit_resolved(Manager *m, const Alert *a);
+void bus_alert_emit_changed(Manager *m, const Alert *a);
+
 /* Emits PropertiesChanged for what d->changes says, and clears it. */
 void bus_device_emit_changed(Manager *m, Device *d);
 void bus_manager_emit_total(Manager *m);

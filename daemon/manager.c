@@ -19,6 +19,7 @@
 #include "kasa-time.h"
 #include "log.h"
 #include "manager-access.h"
+#include "manager-alert.h"
 #include "manager-internal.h"
 #include "manager-tariff.h"
 #include "readings.h"
@@ -142,6 +143,7 @@ static int on_round_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
         (void) manager_flush(m);
         manager_tariffs_round(m);
+        manager_alerts_round(m);
         (void) sd_event_source_set_time(s, usec + m->config.poll_interval_usec);
         return sd_event_source_set_enabled(s, SD_EVENT_ON);
 }
@@ -367,6 +369,9 @@ int manager_startup(Manager *m) {
         if (r < 0)
                 return r;
         manager_tariffs_round(m);
+        r = manager_alerts_open(m);
+        if (r < 0)
+                return r;
 
         r = sd_bus_open_system(&m->bus);
         if (r < 0)
@@ -470,6 +475,7 @@ Manager *manager_free(Manager *m) {
         store_free(m->store);
         registry_free(m->registry);
         manager_tariffs_free(m);
+        manager_alerts_free(m);
         calendar_free(m->calendar);
         credentials_done(&m->credentials);
         config_done(&m->config);

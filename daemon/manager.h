@@ -20,6 +20,7 @@
 
 typedef struct PendingOp PendingOp;
 typedef struct ManagerTariffs ManagerTariffs;
+typedef struct ManagerAlerts ManagerAlerts;
 
 typedef struct Manager {
         const char *version;
@@ -60,6 +61,7 @@ typedef struct Manager {
         uint64_t watchdog_usec;
 
         ManagerTariffs *tariffs;   /* manager-tariff.c */
+        ManagerAlerts *alerts;     /* manager-alert.c */
 
         int64_t total_power_mw;    /* as last emitted */
         int64_t day_start_ms, day_end_ms; /* local day of the last lookup */

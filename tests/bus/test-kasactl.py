@@ -109,8 +109,8 @@ def test_usage(t, ctl):
     t.eq(verbs, ["status", "list", "show", "on", "off", "toggle", "rename", "discover", "add", "remove",
                  "history", "energy", "watch", "token", "countdown", "schedule", "sun", "costs", "tariff list",
                  "tariff show", "tariff add", "tariff import", "tariff remove", "tariff activate", "tariff price",
-                 "export", "backup", "restore",
-                 "help"], "--list-verbs lists the verb table")
+                 "export", "backup", "restore", "alert list", "alert show", "alert add", "alert remove",
+                 "alert ack", "alert rules", "help"], "--list-verbs lists the verb table")
     rc, out, _ = ctl.run("--help")
     t.ok(rc == 0 and all(re.search(rf"^  {v}\b", out, re.M) for v in verbs), "--help shows every verb")
     t.ok("__complete" not in out, "--help hides the completion helper")

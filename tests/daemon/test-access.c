@@ -28,8 +28,11 @@ static int64_t clock_fake(void *userdata) {
 
 static const char *const all_actions[] = {
         KASA_ACTION_SWITCH,           KASA_ACTION_MANAGE_DEVICES, KASA_ACTION_MANAGE_SCHEDULES,
-        KASA_ACTION_MANAGE_TARIFFS,   KASA_ACTION_MANAGE_ACCESS,  KASA_ACTION_ERASE_DATA,
+        KASA_ACTION_MANAGE_TARIFFS,   KASA_ACTION_MANAGE_ALERTS,  KASA_ACTION_MANAGE_ACCESS,
+        KASA_ACTION_ERASE_DATA,
 };
+/* all_actions[0..N_OPERATOR-1] are the operator's. */
+#define N_OPERATOR 5
 
 static void test_roles(void) {
         diag("roles");
@@ -42,7 +45,7 @@ static void test_roles(void) {
 
         for (size_t i = 0; i < ELEMENTSOF(all_actions); i++) {
                 const char *a = all_actions[i];
-                bool op = i < 4;
+                bool op = i < N_OPERATOR;
                 ok(!access_role_allows(ACCESS_ROLE_VIEWER, a), "viewer may not %s", a);
                 is_int(access_role_allows(ACCESS_ROLE_OPERATOR, a), op, "operator %s %s", op ? "may" : "may not", a);
                 ok(access_role_allows(ACCESS_ROLE_ADMIN, a), "admin may %s", a);
@@ -179,8 +182,8 @@ static void test_bind(void) {
 
         for (size_t i = 0; i < ELEMENTSOF(all_actions); i++) {
                 is_int(access_check(a, ":1.2", all_actions[i], &role), -EPERM, "viewer: %s denied", all_actions[i]);
-                is_int(access_check(a, ":1.1", all_actions[i], &role), i < 4 ? 1 : -EPERM, "operator: %s %s",
-                       all_actions[i], i < 4 ? "allowed" : "denied");
+                is_int(access_check(a, ":1.1", all_actions[i], &role), i < N_OPERATOR ? 1 : -EPERM, "operator: %s %s",
+                       all_actions[i], i < N_OPERATOR ? "allowed" : "denied");
                 is_int(access_check(a, ":1.3", all_actions[i], NULL), 1, "admin: %s allowed", all_actions[i]);
         }
         access_check(a, ":1.2", KASA_ACTION_SWITCH, &role);
