@@ -151,6 +151,18 @@ static int parse_string(Parser *ps, size_t *ret) {
         if (r < 0)
                 return r;
         for (;;) {
+                /* Plain ASCII is nearly all of a reply: a tight loop for
+                 * it, the checks below for everything else. */
+                const char *p = ps->p;
+                while (p < ps->end) {
+                        unsigned char a = (unsigned char) *p;
+                        if (a < 0x20 || a >= 0x80 || a == '"' || a == '\\')
+                                break;
+                        hash = (hash ^ a) * FNV_PRIME;
+                        p++;
+                }
+                dlen += (uint32_t) (p - ps->p);
+                ps->p = p;
                 if (ps->p >= ps->end)
                         return perr(ps, "premature end of input in a string");
                 unsigned char c = (unsigned char) *ps->p;

@@ -37,13 +37,27 @@ void kasa_encrypt(uint8_t *buf, size_t len) {
         }
 }
 
+/* Each plain byte is its cipher byte XOR the cipher byte before it, so
+ * unlike encryption there is no chain: done from the end, eight bytes at a
+ * time, each word's source bytes are still unchanged when it is read. */
 void kasa_decrypt(uint8_t *buf, size_t len) {
-        uint8_t key = KASA_XOR_KEY;
-        for (size_t i = 0; i < len; i++) {
-                uint8_t c = buf[i];
-                buf[i] = key ^ c;
-                key = c;
+        size_t i = len;
+
+        while (i >= 9) {
+                uint64_t cur, prev;
+
+                i -= 8;
+                memcpy(&cur, buf + i, 8);
+                memcpy(&prev, buf + i - 1, 8);
+                cur ^= prev;
+                memcpy(buf + i, &cur, 8);
         }
+        while (i > 1) {
+                i--;
+                buf[i] ^= buf[i - 1];
+        }
+        if (len > 0)
+                buf[0] ^= KASA_XOR_KEY;
 }
 
 int kasa_frame_encode(const char *payload, size_t len, uint8_t **ret_buf, size_t *ret_len) {

@@ -271,8 +271,9 @@ static int emit_properties(sd_bus *bus, Device *d, const sd_bus_vtable *vtable, 
         int r;
 
         r = sd_bus_message_new_signal(bus, &msg, d->path, "org.freedesktop.DBus.Properties", "PropertiesChanged");
+        /* append_basic(), not append(): no format string to walk. */
         if (r >= 0)
-                r = sd_bus_message_append(msg, "s", iface);
+                r = sd_bus_message_append_basic(msg, 's', iface);
         if (r >= 0)
                 r = sd_bus_message_open_container(msg, 'a', "{sv}");
         for (char **n = names; r >= 0 && *n; n++) {
@@ -288,7 +289,7 @@ static int emit_properties(sd_bus *bus, Device *d, const sd_bus_vtable *vtable, 
 
                 r = sd_bus_message_open_container(msg, 'e', "sv");
                 if (r >= 0)
-                        r = sd_bus_message_append(msg, "s", *n);
+                        r = sd_bus_message_append_basic(msg, 's', *n);
                 if (r >= 0)
                         r = sd_bus_message_open_container(msg, 'v', sig);
                 if (r >= 0 && v->x.property.get)
@@ -304,7 +305,9 @@ static int emit_properties(sd_bus *bus, Device *d, const sd_bus_vtable *vtable, 
         if (r >= 0)
                 r = sd_bus_message_close_container(msg);
         if (r >= 0)
-                r = sd_bus_message_append(msg, "as", 0);
+                r = sd_bus_message_open_container(msg, 'a', "s");
+        if (r >= 0)
+                r = sd_bus_message_close_container(msg);
         if (r < 0)
                 return r;
         return sd_bus_send(bus, msg, NULL);

@@ -29,6 +29,8 @@ def main():
         paths = {i: env.device_path(i) for i in (plug, outlet)}
         for i, p in paths.items():
             kt.eventually(t, env, lambda: env.get(p, kt.METER_IFACE, "Power") > 0, 20, f"{i}: a reading arrives")
+            # Energy is counted between two readings: one poll alone leaves it at 0.
+            kt.eventually(t, env, lambda: env.get(p, kt.METER_IFACE, "EnergyTotal") > 0, 20, f"{i}: energy counted")
 
         for index, i in ((0, plug), (1, outlet)):
             p = paths[i]

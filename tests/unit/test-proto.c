@@ -182,7 +182,7 @@ static void test_vector(void) {
 }
 
 static void test_cipher_roundtrip(void) {
-        static const size_t lengths[] = { 0, 1, 2, 3, 17, 255, 256, 4096, 65536 };
+        static const size_t lengths[] = { 0, 1, 2, 3, 7, 8, 9, 16, 17, 255, 256, 4096, 65536 };
         bool all_ok = true, inverse_ok = true;
 
         for (size_t i = 0; i < ELEMENTSOF(lengths); i++) {
