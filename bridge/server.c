@@ -107,6 +107,8 @@ static const struct {
         { KASA_ERROR_ALREADY_KNOWN, 409, "conflict" },
         { KASA_ERROR_LIMIT, 409, "conflict" },
         { KASA_ERROR_IN_USE, 409, "conflict" },
+        /* Not 503: retrying does not help until kasamond runs under systemd. */
+        { KASA_ERROR_NO_SERVICE_MANAGER, 409, "no_service_manager" },
         { KASA_ERROR_RATE_LIMITED, 429, "rate_limited" },
         { KASA_ERROR_OFFLINE, 504, "device_offline" },
         { KASA_ERROR_DEVICE, 502, "device_error" },
