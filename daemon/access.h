@@ -49,6 +49,11 @@ bool access_role_allows(AccessRole role, const char *action);
 /* Failed binds a uid may make in ACCESS_FAIL_WINDOW_USEC before it must wait. */
 #define ACCESS_FAIL_MAX 5
 #define ACCESS_FAIL_WINDOW_USEC (60 * UINT64_C(1000000))
+/* The bridge's uid is every HTTP user, and the bridge opens a connection
+ * for each token it tries, so neither the uid nor a connection tells
+ * clients apart: the bridge limits each client address to ACCESS_FAIL_MAX
+ * itself, and its uid may fail for that many clients at once. */
+#define ACCESS_BRIDGE_FAIL_MAX (200 * ACCESS_FAIL_MAX)
 
 typedef struct AccessToken {
         char id[ACCESS_ID_MAX];    /* short random hex, never reused while the token exists */

@@ -164,6 +164,18 @@ def check_absent(t, env, br, viewer):
     kt.eventually(t, env, lambda: br.get("/api/health", viewer)[0] == 200, 20, "kasamond back: health is 200")
 
 
+def check_many_clients(t, env, br):
+    """Every HTTP client is the bridge's uid to kasamond: bad tokens from
+    six addresses, each within its own limit, do not lock out a seventh
+    with a token the bridge has not bound yet."""
+    fresh = bt.create_token(env, "fresh", "viewer")[1]
+    codes = [br.get("/api/devices", f"kasa_other{i}", source=f"127.0.0.{10 + i}")[0] for i in range(6)]
+    t.ok(codes == [401] * 6, "one wrong token from each of six addresses: 401 each", codes)
+    st, _, body = br.get("/api/devices", fresh, source="127.0.0.20")
+    t.ok(st == 200, "a good token from a seventh address: 200, kasamond did not block the bridge's uid",
+         (st, body))
+
+
 def check_rate_limit(t, br, viewer):
     codes = [br.get("/api/devices", f"kasa_wrong{i}")[0] for i in range(5)]
     t.ok(codes == [401] * 5, "five wrong tokens: 401 each", codes)
@@ -191,6 +203,7 @@ def main():
         check_add_remove(t, env, br, viewer, operator)
         check_revoked(t, env, br, plug)
         check_absent(t, env, br, viewer)
+        check_many_clients(t, env, br)
         check_rate_limit(t, br, viewer)
         t.eq(br.stop(), 0, "the bridge exits with 0 on SIGTERM")
     return t.close()
