@@ -17,7 +17,6 @@ static void request_free(Request *r) {
                 g_signal_handler_disconnect(r->msg, r->disconnected_id);
         g_object_unref(r->msg);
         auth_session_unref(r->session);
-        auth_secret_free(r->secret);
         if (r->query)
                 g_hash_table_unref(r->query);
         g_free(r);
@@ -229,7 +228,6 @@ static void gate(Request *r, Kind kind, Role need, GHashTable *query) {
                                              "Bearer");
                 return request_reply_error(r, 401, "unauthorized", "an API token is required (Authorization: Bearer)");
         }
-        r->secret = g_strdup(secret);
         g = g_new0(Gate, 1);
         g->request = r;
         g->kind = kind;
@@ -366,6 +364,40 @@ static void request_started(SoupServer *server, SoupServerMessage *msg, gpointer
         g_object_set_data_full(G_OBJECT(msg), "kasa-limits", l, g_free);
         g_signal_connect(msg, "got-headers", G_CALLBACK(got_headers), l);
         g_signal_connect(msg, "got-chunk", G_CALLBACK(got_chunk), l);
+}
+
+static void on_token_revoked(GDBusConnection *bus, const char *sender, const char *path, const char *iface,
+                             const char *member, GVariant *params, gpointer userdata) {
+        Bridge *b = userdata;
+        const char *id;
+
+        /* Anyone may send a signal: only kasamond's counts. */
+        if (!b->kasa->owner || g_strcmp0(sender, b->kasa->owner) != 0 ||
+            !g_variant_is_of_type(params, G_VARIANT_TYPE("(s)")))
+                return;
+        g_variant_get(params, "(&s)", &id);
+        log_info("API token %s was revoked or expired: closing its bus connection and WebSockets.", id);
+        auth_revoked(b->auth, id);
+        ws_revoked(b->ws, id);
+}
+
+static void on_kasa_event(KasaEvent event, const KasaDevice *d, unsigned fields, void *userdata) {
+        Bridge *b = userdata;
+
+        /* A kasamond that came back knows none of the bindings made with
+         * the one before; while it is away, tokens could not be bound
+         * again, so the sessions serve until then (health says down). */
+        if (event == KASA_EVENT_UP)
+                auth_forget_all(b->auth);
+}
+
+void bridge_watch_tokens(Bridge *b) {
+        /* No sender in the match: GDBus compares it with the unique name
+         * the messages carry; on_token_revoked() does. */
+        b->sub_revoked = g_dbus_connection_signal_subscribe(b->bus, NULL, KASA_MANAGER_IFACE, "TokenRevoked",
+                                                            KASA_MANAGER_PATH, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+                                                            on_token_revoked, b, NULL);
+        kasa_client_listen(b->kasa, on_kasa_event, b);
 }
 
 int bridge_server_setup(Bridge *b) {

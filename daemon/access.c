@@ -290,6 +290,38 @@ int access_remove(Access *a, const char *id) {
         return n;
 }
 
+int64_t access_next_expiry(const Access *a, int64_t after) {
+        GHashTableIter it;
+        gpointer v;
+        int64_t next = 0;
+
+        g_hash_table_iter_init(&it, a->tokens);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                int64_t e = ((AccessToken *) v)->expires_usec;
+                if (e > after && (next == 0 || e < next))
+                        next = e;
+        }
+        return next;
+}
+
+unsigned access_expire(Access *a, int64_t after, int64_t now, void (*cb)(const char *id, void *userdata),
+                       void *userdata) {
+        GHashTableIter it;
+        gpointer v;
+        unsigned n = 0;
+
+        g_hash_table_iter_init(&it, a->tokens);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                AccessToken *t = v;
+                if (t->expires_usec > after && t->expires_usec <= now) {
+                        unbind_token(a, t->id);
+                        cb(t->id, userdata);
+                        n++;
+                }
+        }
+        return n;
+}
+
 static int compare_tokens(const void *x, const void *y) {
         const AccessToken *p = *(const AccessToken *const *) x, *q = *(const AccessToken *const *) y;
 

@@ -96,6 +96,13 @@ const AccessToken *access_find(const Access *a, const char *id_or_name);
 /* Forgets the token and ends every binding made with it at once; returns
  * how many bindings ended, -ENOENT if unknown. */
 int access_remove(Access *a, const char *id);
+/* The earliest expiry after `after`, 0 if none. */
+int64_t access_next_expiry(const Access *a, int64_t after);
+/* Ends the bindings of each token that expired in (after, now], and
+ * calls cb with its id: a binding ends at its token's expiry, not at the
+ * next call. Returns how many tokens. */
+unsigned access_expire(Access *a, int64_t after, int64_t now, void (*cb)(const char *id, void *userdata),
+                       void *userdata);
 /* The tokens, sorted by creation then name: free() the array only. */
 int access_list(const Access *a, const AccessToken ***ret, size_t *ret_n);
 

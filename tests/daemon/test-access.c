@@ -297,6 +297,36 @@ static void test_limiter_bridge(void) {
         access_free(a);
 }
 
+static void count_id(const char *id, void *userdata) {
+        (*(unsigned *) userdata)++;
+}
+
+static void test_expire(void) {
+        Access *a = access_new(clock_fake, NULL);
+        char s1[ACCESS_SECRET_MAX], s2[ACCESS_SECRET_MAX], s3[ACCESS_SECRET_MAX];
+        const AccessToken *t;
+        uint64_t retry;
+        unsigned seen = 0;
+        int64_t start = fake_now;
+
+        diag("expiry: bindings end when it comes, not at the next call");
+        access_add(a, make(a, "soon", ACCESS_ROLE_OPERATOR, start + 10 * SEC, s1));
+        access_add(a, make(a, "later", ACCESS_ROLE_OPERATOR, start + 20 * SEC, s2));
+        access_add(a, make(a, "never", ACCESS_ROLE_OPERATOR, 0, s3));
+        access_bind(a, ":1.1", 1, s1, &t, &retry);
+        access_bind(a, ":1.2", 1, s2, &t, &retry);
+        access_bind(a, ":1.3", 1, s3, &t, &retry);
+        is_int(access_next_expiry(a, start), start + 10 * SEC, "the next expiry: the soonest");
+        is_int(access_next_expiry(a, start + 10 * SEC), start + 20 * SEC, "after it, the next one");
+        is_int(access_next_expiry(a, start + 20 * SEC), 0, "then none");
+        is_int(access_expire(a, start, start + 10 * SEC, count_id, &seen), 1, "at the first expiry: one token");
+        is_int(seen, 1, "...announced once");
+        is_int(access_n_bindings(a), 2, "...and its binding is gone");
+        is_int(access_expire(a, start + 10 * SEC, start + 30 * SEC, count_id, &seen), 1, "then the second");
+        is_int(access_n_bindings(a), 1, "the token that never expires keeps its binding");
+        access_free(a);
+}
+
 static void test_json(void) {
         Access *a = access_new(clock_fake, NULL);
         char s1[ACCESS_SECRET_MAX], s2[ACCESS_SECRET_MAX], h[2 * ACCESS_HASH_SIZE + 1];
@@ -431,6 +461,7 @@ int main(void) {
         test_bind();
         test_limiter();
         test_limiter_bridge();
+        test_expire();
         test_json();
         test_db();
         return done_testing();
