@@ -145,10 +145,13 @@ static void on_disconnected(SoupServerMessage *msg, gpointer userdata) {
         ((Request *) userdata)->gone = true;
 }
 
+/* Only a request answered later is paused and watched: pausing costs
+ * libsoup a round of the main loop to resume, a signal a closure. */
 void request_pause(Request *r) {
         if (r->paused)
                 return;
         r->paused = true;
+        r->disconnected_id = g_signal_connect(r->msg, "disconnected", G_CALLBACK(on_disconnected), r);
         soup_server_message_pause(r->msg);
 }
 
@@ -158,6 +161,7 @@ typedef struct Gate {
         Request *request;
         Kind kind;
         Role need;
+        bool *answered; /* set while auth_check() runs */
 } Gate;
 
 static void proceed(Request *r, Kind kind) {
@@ -189,6 +193,8 @@ static void gate_done(AuthResult result, AuthSession *s, const char *message, un
         Role need = g->need;
         char buf[16];
 
+        if (g->answered)
+                *g->answered = true;
         g_free(g);
         switch (result) {
         case AUTH_OK:
@@ -216,6 +222,7 @@ static void gate_done(AuthResult result, AuthSession *s, const char *message, un
 static void gate(Request *r, Kind kind, Role need, GHashTable *query) {
         SoupMessageHeaders *h = soup_server_message_get_request_headers(r->msg);
         const char *secret = auth_bearer(soup_message_headers_get_one(h, "Authorization"));
+        bool answered = false;
         Gate *g;
 
         if (need == ROLE_NONE)
@@ -232,8 +239,13 @@ static void gate(Request *r, Kind kind, Role need, GHashTable *query) {
         g->request = r;
         g->kind = kind;
         g->need = need;
-        request_pause(r);
+        g->answered = &answered;
+        /* A token bound already is answered at once: then r is gone. */
         auth_check(r->bridge->auth, soup_server_message_get_remote_host(r->msg) ?: "", secret, gate_done, g);
+        if (answered)
+                return;
+        g->answered = NULL;
+        request_pause(r);
 }
 
 static void serve(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
@@ -248,7 +260,6 @@ static void serve(SoupServer *server, SoupServerMessage *msg, const char *path, 
         r->msg = g_object_ref(msg);
         r->handler = "other";
         r->query = query ? g_hash_table_ref(query) : NULL;
-        r->disconnected_id = g_signal_connect(msg, "disconnected", G_CALLBACK(on_disconnected), r);
 
         if (b->config.cors_origin && strcmp(method, "OPTIONS") == 0) {
                 SoupMessageHeaders *h = soup_server_message_get_response_headers(msg);

@@ -312,6 +312,9 @@ static void on_event(KasaEvent event, const KasaDevice *d, unsigned fields, void
         KasaClient *k = ws->bridge->kasa;
         json_t *msg = NULL;
 
+        /* Each poll of each device comes here: no message for nobody. */
+        if (!ws->clients)
+                return;
         switch (event) {
         case KASA_EVENT_UP:
         case KASA_EVENT_DOWN:
