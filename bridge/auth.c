@@ -113,6 +113,20 @@ void auth_forget(Auth *a, AuthSession *s) {
                 g_hash_table_remove(a->sessions, s->key);
 }
 
+void auth_revoked(Auth *a, const char *token_id) {
+        GHashTableIter it;
+        gpointer v;
+
+        g_hash_table_iter_init(&it, a->sessions);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                if (g_strcmp0(((AuthSession *) v)->token_id, token_id) == 0)
+                        g_hash_table_iter_remove(&it);
+}
+
+void auth_forget_all(Auth *a) {
+        g_hash_table_remove_all(a->sessions);
+}
+
 typedef struct Check {
         Auth *auth;
         char *client;
@@ -177,7 +191,7 @@ static void bound(GObject *source, GAsyncResult *res, gpointer userdata) {
         c->session->role = role_from_string(role);
         g_free(c->session->token_id);
         c->session->token_id = g_strdup(id);
-        c->session->checked = c->session->used = now;
+        c->session->used = now;
         if (c->session->role == ROLE_NONE) {
                 log_warning("Token %s has an unknown role '%s', refusing it.", id, role);
                 auth_forget(c->auth, c->session);
@@ -221,7 +235,7 @@ void auth_check(Auth *a, const char *client, const char *secret, AuthCallback cb
                 auth_forget(a, s);
                 s = NULL;
         }
-        if (s && now - s->checked < AUTH_RECHECK_USEC) {
+        if (s) {
                 s->used = now;
                 return cb(AUTH_OK, s, NULL, 0, userdata);
         }
@@ -232,10 +246,6 @@ void auth_check(Auth *a, const char *client, const char *secret, AuthCallback cb
         c->secret = g_strdup(secret);
         c->cb = cb;
         c->userdata = userdata;
-        if (s) {
-                c->session = auth_session_ref(s);
-                return bind(c);
-        }
         c->session = g_new0(AuthSession, 1);
         c->session->n_ref = 1;
         g_strlcpy(c->session->key, key, sizeof(c->session->key));

@@ -11,13 +11,12 @@
  * BindToken on a bus connection of its own); the bridge keeps one such
  * connection per token it serves, least recently used ones closed beyond
  * AUTH_SESSIONS_MAX, and asks for the role of a route before it reads
- * anything for the client. Failed attempts are limited per client
- * address. Secrets are kept only as their SHA-256. */
+ * anything for the client. A session lasts until kasamond says the token
+ * was revoked or expired (TokenRevoked) or kasamond comes back to the
+ * bus (a restart ends every binding). Failed attempts are limited per client address.
+ * Secrets are kept only as their SHA-256. */
 
 #define AUTH_SESSIONS_MAX 16
-/* A bound token is checked again after this long, so that a revoked one
- * stops reading too (changes it stops at once, in the daemon). */
-#define AUTH_RECHECK_USEC (30 * G_USEC_PER_SEC)
 #define AUTH_FAILURES_MAX 5
 #define AUTH_FAILURE_WINDOW_USEC (60 * G_USEC_PER_SEC)
 
@@ -27,7 +26,6 @@ typedef struct AuthSession {
         char *token_id;
         Role role;
         GDBusConnection *bus;
-        int64_t checked; /* monotonic time of the last BindToken */
         int64_t used;
 } AuthSession;
 
@@ -66,6 +64,11 @@ unsigned auth_blocked(Auth *a, const char *client, int64_t now);
 
 /* The daemon said the token is no longer bound (revoked or expired). */
 void auth_forget(Auth *a, AuthSession *s);
+/* TokenRevoked: the sessions of that token are closed (once their last
+ * user lets go of them). */
+void auth_revoked(Auth *a, const char *token_id);
+/* kasamond came back, without the bindings of before. */
+void auth_forget_all(Auth *a);
 
 AuthSession *auth_session_ref(AuthSession *s);
 AuthSession *auth_session_unref(AuthSession *s);

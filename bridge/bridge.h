@@ -44,6 +44,7 @@ typedef struct Bridge {
         GBytes *devices_json;
         GBytes *devices_metrics;
         uint64_t auth_failures;
+        guint sub_revoked; /* TokenRevoked */
 } Bridge;
 
 /* One HTTP request on its way through authentication and the handler. */
@@ -55,7 +56,6 @@ typedef struct Request {
         char id[DEVICE_ID_MAX + 1];
         GHashTable *query; /* may be NULL */
         AuthSession *session;
-        char *secret; /* the token's, for a WebSocket's later checks */
         bool paused;
         bool gone; /* the client went away */
         gulong disconnected_id;
@@ -88,3 +88,7 @@ void metrics_count(Bridge *b, const char *handler, unsigned status);
 
 /* server.c */
 int bridge_server_setup(Bridge *b);
+/* Ends a token's sessions and WebSockets when kasamond says it was
+ * revoked or expired, and every session when kasamond comes back to the
+ * bus (its bindings went with the one before). */
+void bridge_watch_tokens(Bridge *b);

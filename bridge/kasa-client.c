@@ -285,6 +285,8 @@ static void read_manager(GObject *source, GAsyncResult *res, gpointer userdata) 
 
 static void name_appeared(GDBusConnection *bus, const char *name, const char *owner, gpointer userdata) {
         KasaClient *c = userdata;
+        g_free(c->owner);
+        c->owner = g_strdup(owner);
 
         if (c->cancel)
                 g_cancellable_cancel(c->cancel);
@@ -308,6 +310,7 @@ static void name_vanished(GDBusConnection *bus, const char *name, gpointer userd
                 g_cancellable_cancel(c->cancel);
         g_clear_object(&c->cancel);
         c->up = false;
+        g_clear_pointer(&c->owner, g_free);
         reset(c);
         if (was_up) {
                 log_warning("kasamond left the bus.");
@@ -421,6 +424,7 @@ KasaClient *kasa_client_free(KasaClient *c) {
         g_hash_table_destroy(c->devices);
         g_free(c->version);
         g_free(c->currency);
+        g_free(c->owner);
         g_object_unref(c->bus);
         g_free(c);
         return NULL;

@@ -62,6 +62,7 @@ typedef struct KasaClient {
         guint sub_props, sub_added, sub_removed;
         GCancellable *cancel; /* the GetManagedObjects in flight */
         bool up;
+        char *owner; /* kasamond's unique name, NULL while it is away */
         GHashTable *devices; /* path -> KasaDevice */
         char *version;
         double total_power;

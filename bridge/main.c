@@ -204,6 +204,7 @@ static int run(void) {
         kasa_client_listen(b.kasa, bridge_invalidate, &b);
         auth_new(address, &b.auth);
         ws_server_new(&b, (size_t) arg_ws_queue, &b.ws);
+        bridge_watch_tokens(&b);
 
         if (arg_tls_cert) {
                 g_autoptr(GTlsCertificate) cert = g_tls_certificate_new_from_files(arg_tls_cert, arg_tls_key, &error);
@@ -238,6 +239,8 @@ finish:
                 soup_server_disconnect(b.server);
         g_clear_object(&b.server);
         ws_server_free(b.ws);
+        if (b.sub_revoked)
+                g_dbus_connection_signal_unsubscribe(b.bus, b.sub_revoked);
         auth_free(b.auth);
         kasa_client_free(b.kasa);
         g_clear_object(&b.bus);

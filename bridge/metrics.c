@@ -10,14 +10,18 @@
 #include "ws.h"
 
 void metrics_count(Bridge *b, const char *handler, unsigned status) {
-        g_autofree char *key = g_strdup_printf("%s %u", handler, status);
-        RequestCounter *c = g_hash_table_lookup(b->counters, key);
+        /* Every request passes here: no allocation but for a new counter.
+         * Handlers are the routes' patterns, far shorter than this. */
+        char key[256];
+        RequestCounter *c;
 
+        g_snprintf(key, sizeof key, "%s %u", handler, status);
+        c = g_hash_table_lookup(b->counters, key);
         if (!c) {
                 c = g_new0(RequestCounter, 1);
                 c->handler = g_strdup(handler);
                 c->status = status;
-                g_hash_table_insert(b->counters, g_steal_pointer(&key), c);
+                g_hash_table_insert(b->counters, g_strdup(key), c);
         }
         c->count++;
 }

@@ -29,6 +29,11 @@ const RouteInfo route_table[_ROUTE_MAX] = {
         [ROUTE_COSTS] = { "GET", "/api/costs", ROLE_VIEWER },
         /* A what-if reads: the bus leaves it open to everyone too. */
         [ROUTE_COSTS_CALCULATE] = { "POST", "/api/costs/calculate", ROLE_VIEWER },
+        [ROUTE_SCHEDULES_LIST] = { "GET", "/api/schedules", ROLE_VIEWER },
+        [ROUTE_SCHEDULES_ADD] = { "POST", "/api/schedules", ROLE_OPERATOR },
+        [ROUTE_SCHEDULE_GET] = { "GET", "/api/schedules/{id}", ROLE_VIEWER },
+        [ROUTE_SCHEDULE_PATCH] = { "PATCH", "/api/schedules/{id}", ROLE_OPERATOR },
+        [ROUTE_SCHEDULE_DELETE] = { "DELETE", "/api/schedules/{id}", ROLE_OPERATOR },
 };
 
 bool device_id_valid(const char *s) {

@@ -32,6 +32,11 @@ typedef enum Route {
         ROUTE_RATE_ACTIVATE,
         ROUTE_COSTS,
         ROUTE_COSTS_CALCULATE,
+        ROUTE_SCHEDULES_LIST,
+        ROUTE_SCHEDULES_ADD,
+        ROUTE_SCHEDULE_GET,
+        ROUTE_SCHEDULE_PATCH,
+        ROUTE_SCHEDULE_DELETE,
         _ROUTE_MAX,
 } Route;
 

@@ -138,24 +138,6 @@ static void delete_rate(Request *r) {
                           g_variant_new("(o)", path), NULL, rest_empty_reply);
 }
 
-/* A time in a body: RFC 3339 or epoch seconds, as a string or a number. */
-static bool body_time(Request *r, json_t *body, const char *key, uint64_t *ret) {
-        json_t *v = json_object_get(body, key);
-        g_autofree char *error = NULL;
-
-        if (!v || json_is_null(v))
-                return true;
-        if (json_is_number(v) && json_number_value(v) >= 0 && json_number_value(v) < 253402300800.0) {
-                *ret = (uint64_t) (json_number_value(v) * 1e6);
-                return true;
-        }
-        if (json_is_string(v) && parse_time(json_string_value(v), ret, &error) == 0)
-                return true;
-        request_reply_error(r, 400, "bad_request", "\"%s\": %s", key,
-                            error ?: "a time is RFC 3339 or epoch seconds");
-        return false;
-}
-
 /* Device ids (a JSON array, or the query's comma list) as object paths;
  * answers and returns NULL on a malformed or unknown one. */
 static GVariant *device_paths(Request *r, json_t *array, const char *list) {
@@ -210,7 +192,7 @@ static void activate_rate(Request *r) {
                 json_decref(body);
                 return request_reply_error(r, 400, "bad_request", "\"devices\" must be a list of device ids");
         }
-        if (!body_time(r, body, "since", &since) || !(paths = device_paths(r, devs, NULL)))
+        if (!rest_body_time(r, body, "since", &since) || !(paths = device_paths(r, devs, NULL)))
                 return (void) json_decref(body);
         json_decref(body);
         rest_call(r, request_bus(r), KASA_MANAGER_PATH, KASA_MANAGER_IFACE, "ActivateTariff",
@@ -291,7 +273,7 @@ static void calculate(Request *r) {
                 json_decref(body);
                 return request_reply_error(r, 400, "bad_request", "\"devices\" must be a list of device ids");
         }
-        if (!body_time(r, body, "from", &from) || !body_time(r, body, "to", &to) ||
+        if (!rest_body_time(r, body, "from", &from) || !rest_body_time(r, body, "to", &to) ||
             !(paths = device_paths(r, devs, NULL)))
                 return (void) json_decref(body);
         json_decref(body);

@@ -119,7 +119,12 @@ void rest_json_reply(GObject *source, GAsyncResult *res, gpointer userdata) {
         j = json_loads(s, 0, NULL);
         if (!j)
                 return request_reply_error(r, 502, "bad_gateway", "kasamond sent malformed JSON");
-        request_reply_json(r, r->route == ROUTE_DEVICES_ADD || r->route == ROUTE_RATES_ADD ? 201 : 200, j);
+        request_reply_json(r,
+                           r->route == ROUTE_DEVICES_ADD || r->route == ROUTE_RATES_ADD ||
+                                           r->route == ROUTE_SCHEDULES_ADD
+                                   ? 201
+                                   : 200,
+                           j);
 }
 
 void rest_empty_reply(GObject *source, GAsyncResult *res, gpointer userdata) {
@@ -294,6 +299,24 @@ bad:
         return false;
 }
 
+/* A time in a body: RFC 3339 or epoch seconds, as a string or a number. */
+bool rest_body_time(Request *r, json_t *body, const char *key, uint64_t *ret) {
+        json_t *v = json_object_get(body, key);
+        g_autofree char *error = NULL;
+
+        if (!v || json_is_null(v))
+                return true;
+        if (json_is_number(v) && json_number_value(v) >= 0 && json_number_value(v) < 253402300800.0) {
+                *ret = (uint64_t) (json_number_value(v) * 1e6);
+                return true;
+        }
+        if (json_is_string(v) && parse_time(json_string_value(v), ret, &error) == 0)
+                return true;
+        request_reply_error(r, 400, "bad_request", "\"%s\": %s", key,
+                            error ?: "a time is RFC 3339 or epoch seconds");
+        return false;
+}
+
 static const KasaDevice *require_meter(Request *r) {
         const KasaDevice *d = require_device(r);
 
@@ -436,6 +459,12 @@ void rest_handle(Request *r) {
         case ROUTE_COSTS:
         case ROUTE_COSTS_CALCULATE:
                 return rest_costs_handle(r);
+        case ROUTE_SCHEDULES_LIST:
+        case ROUTE_SCHEDULES_ADD:
+        case ROUTE_SCHEDULE_GET:
+        case ROUTE_SCHEDULE_PATCH:
+        case ROUTE_SCHEDULE_DELETE:
+                return rest_schedules_handle(r);
         case _ROUTE_MAX:
                 break;
         }

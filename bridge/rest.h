@@ -14,6 +14,9 @@ bool rest_require_up(Request *r);
 json_t *rest_require_body(Request *r, bool optional);
 /* from and to from the query; from defaults to span before to. */
 bool rest_range(Request *r, uint64_t span, uint64_t *from, uint64_t *to);
+/* A time in a body: RFC 3339 or epoch seconds, as a string or a number;
+ * absent or null leaves *ret. */
+bool rest_body_time(Request *r, json_t *body, const char *key, uint64_t *ret);
 /* An asynchronous call for the request; cb gets it as userdata. */
 void rest_call(Request *r, GDBusConnection *bus, const char *path, const char *iface, const char *method,
                GVariant *args, const char *reply_type, GAsyncReadyCallback cb);
@@ -25,3 +28,5 @@ void rest_empty_reply(GObject *source, GAsyncResult *res, gpointer userdata);
 
 /* rest-costs.c: /api/rates and /api/costs. */
 void rest_costs_handle(Request *r);
+/* rest-schedules.c: /api/schedules. */
+void rest_schedules_handle(Request *r);

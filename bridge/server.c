@@ -17,7 +17,6 @@ static void request_free(Request *r) {
                 g_signal_handler_disconnect(r->msg, r->disconnected_id);
         g_object_unref(r->msg);
         auth_session_unref(r->session);
-        auth_secret_free(r->secret);
         if (r->query)
                 g_hash_table_unref(r->query);
         g_free(r);
@@ -107,6 +106,8 @@ static const struct {
         { KASA_ERROR_ALREADY_KNOWN, 409, "conflict" },
         { KASA_ERROR_LIMIT, 409, "conflict" },
         { KASA_ERROR_IN_USE, 409, "conflict" },
+        /* Not 503: retrying does not help until kasamond runs under systemd. */
+        { KASA_ERROR_NO_SERVICE_MANAGER, 409, "no_service_manager" },
         { KASA_ERROR_RATE_LIMITED, 429, "rate_limited" },
         { KASA_ERROR_OFFLINE, 504, "device_offline" },
         { KASA_ERROR_DEVICE, 502, "device_error" },
@@ -144,10 +145,13 @@ static void on_disconnected(SoupServerMessage *msg, gpointer userdata) {
         ((Request *) userdata)->gone = true;
 }
 
+/* Only a request answered later is paused and watched: pausing costs
+ * libsoup a round of the main loop to resume, a signal a closure. */
 void request_pause(Request *r) {
         if (r->paused)
                 return;
         r->paused = true;
+        r->disconnected_id = g_signal_connect(r->msg, "disconnected", G_CALLBACK(on_disconnected), r);
         soup_server_message_pause(r->msg);
 }
 
@@ -157,6 +161,7 @@ typedef struct Gate {
         Request *request;
         Kind kind;
         Role need;
+        bool *answered; /* set while auth_check() runs */
 } Gate;
 
 static void proceed(Request *r, Kind kind) {
@@ -188,6 +193,8 @@ static void gate_done(AuthResult result, AuthSession *s, const char *message, un
         Role need = g->need;
         char buf[16];
 
+        if (g->answered)
+                *g->answered = true;
         g_free(g);
         switch (result) {
         case AUTH_OK:
@@ -215,6 +222,7 @@ static void gate_done(AuthResult result, AuthSession *s, const char *message, un
 static void gate(Request *r, Kind kind, Role need, GHashTable *query) {
         SoupMessageHeaders *h = soup_server_message_get_request_headers(r->msg);
         const char *secret = auth_bearer(soup_message_headers_get_one(h, "Authorization"));
+        bool answered = false;
         Gate *g;
 
         if (need == ROLE_NONE)
@@ -227,13 +235,17 @@ static void gate(Request *r, Kind kind, Role need, GHashTable *query) {
                                              "Bearer");
                 return request_reply_error(r, 401, "unauthorized", "an API token is required (Authorization: Bearer)");
         }
-        r->secret = g_strdup(secret);
         g = g_new0(Gate, 1);
         g->request = r;
         g->kind = kind;
         g->need = need;
-        request_pause(r);
+        g->answered = &answered;
+        /* A token bound already is answered at once: then r is gone. */
         auth_check(r->bridge->auth, soup_server_message_get_remote_host(r->msg) ?: "", secret, gate_done, g);
+        if (answered)
+                return;
+        g->answered = NULL;
+        request_pause(r);
 }
 
 static void serve(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
@@ -248,7 +260,6 @@ static void serve(SoupServer *server, SoupServerMessage *msg, const char *path, 
         r->msg = g_object_ref(msg);
         r->handler = "other";
         r->query = query ? g_hash_table_ref(query) : NULL;
-        r->disconnected_id = g_signal_connect(msg, "disconnected", G_CALLBACK(on_disconnected), r);
 
         if (b->config.cors_origin && strcmp(method, "OPTIONS") == 0) {
                 SoupMessageHeaders *h = soup_server_message_get_response_headers(msg);
@@ -364,6 +375,40 @@ static void request_started(SoupServer *server, SoupServerMessage *msg, gpointer
         g_object_set_data_full(G_OBJECT(msg), "kasa-limits", l, g_free);
         g_signal_connect(msg, "got-headers", G_CALLBACK(got_headers), l);
         g_signal_connect(msg, "got-chunk", G_CALLBACK(got_chunk), l);
+}
+
+static void on_token_revoked(GDBusConnection *bus, const char *sender, const char *path, const char *iface,
+                             const char *member, GVariant *params, gpointer userdata) {
+        Bridge *b = userdata;
+        const char *id;
+
+        /* Anyone may send a signal: only kasamond's counts. */
+        if (!b->kasa->owner || g_strcmp0(sender, b->kasa->owner) != 0 ||
+            !g_variant_is_of_type(params, G_VARIANT_TYPE("(s)")))
+                return;
+        g_variant_get(params, "(&s)", &id);
+        log_info("API token %s was revoked or expired: closing its bus connection and WebSockets.", id);
+        auth_revoked(b->auth, id);
+        ws_revoked(b->ws, id);
+}
+
+static void on_kasa_event(KasaEvent event, const KasaDevice *d, unsigned fields, void *userdata) {
+        Bridge *b = userdata;
+
+        /* A kasamond that came back knows none of the bindings made with
+         * the one before; while it is away, tokens could not be bound
+         * again, so the sessions serve until then (health says down). */
+        if (event == KASA_EVENT_UP)
+                auth_forget_all(b->auth);
+}
+
+void bridge_watch_tokens(Bridge *b) {
+        /* No sender in the match: GDBus compares it with the unique name
+         * the messages carry; on_token_revoked() does. */
+        b->sub_revoked = g_dbus_connection_signal_subscribe(b->bus, NULL, KASA_MANAGER_IFACE, "TokenRevoked",
+                                                            KASA_MANAGER_PATH, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+                                                            on_token_revoked, b, NULL);
+        kasa_client_listen(b->kasa, on_kasa_event, b);
 }
 
 int bridge_server_setup(Bridge *b) {

@@ -26,9 +26,6 @@ typedef struct WsClient {
         uint8_t message_op;
         GHashTable *filter; /* device ids, NULL: all */
         AuthSession *session;
-        char *secret;
-        char *address;
-        uint64_t serial;
         bool closing;
 } WsClient;
 
@@ -50,8 +47,6 @@ static void client_free(WsClient *c) {
         if (c->filter)
                 g_hash_table_destroy(c->filter);
         auth_session_unref(c->session);
-        auth_secret_free(c->secret);
-        g_free(c->address);
         g_free(c);
 }
 
@@ -130,15 +125,18 @@ static bool send_json(WsClient *c, json_t *j) {
         return s ? send_frame(c, WS_OP_TEXT, s, strlen(s)) : true;
 }
 
-static void send_close(WsClient *c, uint16_t code, const char *reason) {
+/* Returns false if the client is gone (dropped, its queue full). */
+static bool send_close(WsClient *c, uint16_t code, const char *reason) {
         uint8_t buf[125];
         size_t n = MIN(strlen(reason), sizeof(buf) - 2);
 
         buf[0] = (uint8_t) (code >> 8);
         buf[1] = (uint8_t) code;
         memcpy(buf + 2, reason, n);
-        if (send_frame(c, WS_OP_CLOSE, buf, n + 2))
-                c->closing = true;
+        if (!send_frame(c, WS_OP_CLOSE, buf, n + 2))
+                return false;
+        c->closing = true;
+        return true;
 }
 
 static bool wants(WsClient *c, const char *id) {
@@ -314,6 +312,9 @@ static void on_event(KasaEvent event, const KasaDevice *d, unsigned fields, void
         KasaClient *k = ws->bridge->kasa;
         json_t *msg = NULL;
 
+        /* Each poll of each device comes here: no message for nobody. */
+        if (!ws->clients)
+                return;
         switch (event) {
         case KASA_EVENT_UP:
         case KASA_EVENT_DOWN:
@@ -351,49 +352,20 @@ static void on_event(KasaEvent event, const KasaDevice *d, unsigned fields, void
         }
 }
 
-typedef struct Recheck {
-        WsServer *ws;
-        uint64_t serial;
-} Recheck;
-
-static void rechecked(AuthResult result, AuthSession *s, const char *message, unsigned retry, void *userdata) {
-        Recheck *rc = userdata;
-        WsServer *ws = rc->ws;
-        uint64_t serial = rc->serial;
-
-        g_free(rc);
-        /* Only the daemon's no counts: kasamond away is not a revocation. */
-        if (result != AUTH_INVALID)
-                return;
-        for (GList *l = ws->clients; l; l = l->next) {
-                WsClient *c = l->data;
-                if (c->serial == serial) {
-                        send_close(c, 1008, "the token was revoked or expired");
-                        flush(c);
-                        return;
-                }
-        }
-}
-
-static gboolean recheck(gpointer userdata) {
-        WsServer *ws = userdata;
+void ws_revoked(WsServer *ws, const char *token_id) {
         g_autoptr(GPtrArray) todo = g_ptr_array_new();
 
-        /* auth_check() may call back at once, and a callback may drop a
-         * client: the list is walked first. */
-        for (GList *l = ws->clients; l; l = l->next)
-                if (((WsClient *) l->data)->secret)
-                        g_ptr_array_add(todo, l->data);
+        /* flush() may drop a client: the list is walked first. */
+        for (GList *l = ws->clients; l; l = l->next) {
+                WsClient *c = l->data;
+                if (c->session && !c->closing && g_strcmp0(c->session->token_id, token_id) == 0)
+                        g_ptr_array_add(todo, c);
+        }
         for (guint i = 0; i < todo->len; i++) {
                 WsClient *c = todo->pdata[i];
-                Recheck *rc = g_new0(Recheck, 1);
-                g_autofree char *secret = g_strdup(c->secret), *address = g_strdup(c->address);
-
-                rc->ws = ws;
-                rc->serial = c->serial;
-                auth_check(ws->bridge->auth, address, secret, rechecked, rc);
+                if (send_close(c, 1008, "the token was revoked or expired"))
+                        flush(c);
         }
-        return G_SOURCE_CONTINUE;
 }
 
 int ws_server_new(Bridge *b, size_t max_queue, WsServer **ret) {
@@ -402,7 +374,6 @@ int ws_server_new(Bridge *b, size_t max_queue, WsServer **ret) {
         ws->bridge = b;
         ws->max_queue = max_queue;
         kasa_client_listen(b->kasa, on_event, ws);
-        ws->recheck_id = g_timeout_add_seconds(WS_RECHECK_SECONDS, recheck, ws);
         *ret = ws;
         return 0;
 }
@@ -412,7 +383,6 @@ WsServer *ws_server_free(WsServer *ws) {
                 return NULL;
         while (ws->clients)
                 client_drop(ws->clients->data, "shutdown");
-        g_source_remove(ws->recheck_id);
         g_free(ws);
         return NULL;
 }
@@ -420,8 +390,6 @@ WsServer *ws_server_free(WsServer *ws) {
 typedef struct Upgrade {
         WsServer *ws;
         AuthSession *session;
-        char *secret;
-        char *address;
         GHashTable *filter;
 } Upgrade;
 
@@ -429,8 +397,6 @@ static void upgrade_free(gpointer p) {
         Upgrade *u = p;
 
         auth_session_unref(u->session);
-        auth_secret_free(u->secret);
-        g_free(u->address);
         if (u->filter)
                 g_hash_table_destroy(u->filter);
         g_free(u);
@@ -455,9 +421,6 @@ static void wrote_informational(SoupServerMessage *msg, gpointer userdata) {
         c->inbuf = g_byte_array_new();
         c->outbuf = g_byte_array_new();
         c->session = g_steal_pointer(&u->session);
-        c->secret = g_steal_pointer(&u->secret);
-        c->address = g_steal_pointer(&u->address);
-        c->serial = ++ws->next_serial;
         c->filter = g_steal_pointer(&u->filter);
         ws->clients = g_list_prepend(ws->clients, c);
         ws->n_clients++;
@@ -495,8 +458,6 @@ void ws_accept(WsServer *ws, Request *r) {
         u = g_new0(Upgrade, 1);
         u->ws = ws;
         u->session = auth_session_ref(r->session);
-        u->secret = g_strdup(r->secret);
-        u->address = g_strdup(soup_server_message_get_remote_host(r->msg) ?: "");
         if (devices) {
                 g_auto(GStrv) ids = g_strsplit(devices, ",", 1025);
                 u->filter = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);

@@ -10,9 +10,6 @@
 
 #define WS_CLIENTS_MAX 256
 #define WS_MESSAGE_MAX 4096 /* what a client may send in one message */
-/* How often each client's token is checked again: a revoked or expired
- * one closes its WebSockets (1008) within this time. */
-#define WS_RECHECK_SECONDS (AUTH_RECHECK_USEC / G_USEC_PER_SEC)
 
 struct WsServer {
         Bridge *bridge;
@@ -21,12 +18,13 @@ struct WsServer {
         size_t max_queue;
         uint64_t dropped;
         uint64_t sent;
-        uint64_t next_serial;
-        guint recheck_id;
 };
 
 int ws_server_new(Bridge *b, size_t max_queue, WsServer **ret);
 WsServer *ws_server_free(WsServer *ws);
+
+/* TokenRevoked: closes that token's WebSockets with 1008. */
+void ws_revoked(WsServer *ws, const char *token_id);
 
 /* Upgrades an authenticated request on /ws; answers and frees it. */
 void ws_accept(WsServer *ws, Request *r);

@@ -23,8 +23,9 @@
 #define LIMITER_MAX 4096
 
 typedef struct Failures {
-        uint64_t at[ACCESS_FAIL_MAX]; /* a ring of the latest failures */
+        unsigned max; /* the uid's budget in a window: the ring's size */
         unsigned n, next;
+        uint64_t at[]; /* a ring of the latest failures */
 } Failures;
 
 struct Access {
@@ -290,6 +291,38 @@ int access_remove(Access *a, const char *id) {
         return n;
 }
 
+int64_t access_next_expiry(const Access *a, int64_t after) {
+        GHashTableIter it;
+        gpointer v;
+        int64_t next = 0;
+
+        g_hash_table_iter_init(&it, a->tokens);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                int64_t e = ((AccessToken *) v)->expires_usec;
+                if (e > after && (next == 0 || e < next))
+                        next = e;
+        }
+        return next;
+}
+
+unsigned access_expire(Access *a, int64_t after, int64_t now, void (*cb)(const char *id, void *userdata),
+                       void *userdata) {
+        GHashTableIter it;
+        gpointer v;
+        unsigned n = 0;
+
+        g_hash_table_iter_init(&it, a->tokens);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                AccessToken *t = v;
+                if (t->expires_usec > after && t->expires_usec <= now) {
+                        unbind_token(a, t->id);
+                        cb(t->id, userdata);
+                        n++;
+                }
+        }
+        return n;
+}
+
 static int compare_tokens(const void *x, const void *y) {
         const AccessToken *p = *(const AccessToken *const *) x, *q = *(const AccessToken *const *) y;
 
@@ -319,14 +352,23 @@ static bool expired(const AccessToken *t, int64_t now) {
         return t->expires_usec > 0 && now >= t->expires_usec;
 }
 
-/* The failures of uid still inside the window; drops what is older. */
+static unsigned budget_of(const Access *a, uid_t uid) {
+        return access_is_bridge(a, uid) ? ACCESS_BRIDGE_FAIL_MAX : ACCESS_FAIL_MAX;
+}
+
+static uint64_t latest(const Failures *f) {
+        return f->at[(f->next + f->max - 1) % f->max];
+}
+
+/* The failures of uid still inside the window; drops what is older, and
+ * a ring of the other budget (the uid became the bridge's, or stopped). */
 static Failures *failures_of(Access *a, uid_t uid, uint64_t now) {
         Failures *f = g_hash_table_lookup(a->failures, GUINT_TO_POINTER(uid));
 
         if (!f)
                 return NULL;
         /* All older than the window: the uid starts afresh. */
-        if (now - f->at[(f->next + ACCESS_FAIL_MAX - 1) % ACCESS_FAIL_MAX] >= ACCESS_FAIL_WINDOW_USEC) {
+        if (now - latest(f) >= ACCESS_FAIL_WINDOW_USEC || f->max != budget_of(a, uid)) {
                 g_hash_table_remove(a->failures, GUINT_TO_POINTER(uid));
                 return NULL;
         }
@@ -338,17 +380,17 @@ static void prune_failures(Access *a, uint64_t now) {
         gpointer k, v;
 
         g_hash_table_iter_init(&it, a->failures);
-        while (g_hash_table_iter_next(&it, &k, &v)) {
-                Failures *f = v;
-                if (now - f->at[(f->next + ACCESS_FAIL_MAX - 1) % ACCESS_FAIL_MAX] >= ACCESS_FAIL_WINDOW_USEC)
+        while (g_hash_table_iter_next(&it, &k, &v))
+                if (now - latest(v) >= ACCESS_FAIL_WINDOW_USEC)
                         g_hash_table_iter_remove(&it);
-        }
 }
 
 static void record_failure(Access *a, uid_t uid, uint64_t now) {
         Failures *f = failures_of(a, uid, now);
 
         if (!f) {
+                unsigned max = budget_of(a, uid);
+
                 if (g_hash_table_size(a->failures) >= LIMITER_MAX)
                         prune_failures(a, now);
                 /* Still full: as many uids failing within one minute as the
@@ -356,12 +398,13 @@ static void record_failure(Access *a, uid_t uid, uint64_t now) {
                  * so the newest is not recorded and the rest stay limited. */
                 if (g_hash_table_size(a->failures) >= LIMITER_MAX)
                         return;
-                f = g_new0(Failures, 1);
+                f = g_malloc0(sizeof(Failures) + max * sizeof(uint64_t));
+                f->max = max;
                 g_hash_table_insert(a->failures, GUINT_TO_POINTER(uid), f);
         }
         f->at[f->next] = now;
-        f->next = (f->next + 1) % ACCESS_FAIL_MAX;
-        if (f->n < ACCESS_FAIL_MAX)
+        f->next = (f->next + 1) % f->max;
+        if (f->n < f->max)
                 f->n++;
 }
 
@@ -370,7 +413,7 @@ static uint64_t limited(Access *a, uid_t uid, uint64_t now) {
         Failures *f = failures_of(a, uid, now);
         uint64_t oldest;
 
-        if (!f || f->n < ACCESS_FAIL_MAX)
+        if (!f || f->n < f->max)
                 return 0;
         oldest = f->at[f->next]; /* the ring is full: next is the oldest */
         return now - oldest < ACCESS_FAIL_WINDOW_USEC ? oldest + ACCESS_FAIL_WINDOW_USEC - now : 0;

@@ -49,6 +49,11 @@ bool access_role_allows(AccessRole role, const char *action);
 /* Failed binds a uid may make in ACCESS_FAIL_WINDOW_USEC before it must wait. */
 #define ACCESS_FAIL_MAX 5
 #define ACCESS_FAIL_WINDOW_USEC (60 * UINT64_C(1000000))
+/* The bridge's uid is every HTTP user, and the bridge opens a connection
+ * for each token it tries, so neither the uid nor a connection tells
+ * clients apart: the bridge limits each client address to ACCESS_FAIL_MAX
+ * itself, and its uid may fail for that many clients at once. */
+#define ACCESS_BRIDGE_FAIL_MAX (200 * ACCESS_FAIL_MAX)
 
 typedef struct AccessToken {
         char id[ACCESS_ID_MAX];    /* short random hex, never reused while the token exists */
@@ -91,6 +96,13 @@ const AccessToken *access_find(const Access *a, const char *id_or_name);
 /* Forgets the token and ends every binding made with it at once; returns
  * how many bindings ended, -ENOENT if unknown. */
 int access_remove(Access *a, const char *id);
+/* The earliest expiry after `after`, 0 if none. */
+int64_t access_next_expiry(const Access *a, int64_t after);
+/* Ends the bindings of each token that expired in (after, now], and
+ * calls cb with its id: a binding ends at its token's expiry, not at the
+ * next call. Returns how many tokens. */
+unsigned access_expire(Access *a, int64_t after, int64_t now, void (*cb)(const char *id, void *userdata),
+                       void *userdata);
 /* The tokens, sorted by creation then name: free() the array only. */
 int access_list(const Access *a, const AccessToken ***ret, size_t *ret_n);
 

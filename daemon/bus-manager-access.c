@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 
 /* The API token methods of org.kasamond.Kasa1.Manager (a vtable of their
- * own on the manager's path), and the end of a binding with its bus
- * connection. */
+ * own on the manager's path), the end of a binding with its bus
+ * connection, and TokenRevoked when a token is revoked or expires: the
+ * bridge serves reads from its cache, so the daemon tells it at once. */
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bus.h"
 #include "kasa-dbus.h"
@@ -15,6 +17,57 @@
 #include "manager-access.h"
 #include "manager.h"
 #include "polkit.h"
+
+static void emit_revoked(const char *id, void *userdata) {
+        Manager *mgr = userdata;
+        int r;
+
+        r = sd_bus_emit_signal(mgr->bus, KASA_MANAGER_PATH, KASA_MANAGER_IFACE, "TokenRevoked", "s", id);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit TokenRevoked for API token %s, ignoring: %m", id);
+}
+
+static int64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void arm_expiry(Manager *mgr);
+
+static int on_token_expiry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *mgr = userdata;
+        int64_t now = now_usec();
+
+        if (access_expire(mgr->access, mgr->tokens_expired_until, now, emit_revoked, mgr) > 0)
+                log_debug("API tokens expired: their bindings ended");
+        mgr->tokens_expired_until = now;
+        arm_expiry(mgr);
+        return 0;
+}
+
+/* A timer at the next expiry of a token. */
+static void arm_expiry(Manager *mgr) {
+        int64_t next = access_next_expiry(mgr->access, mgr->tokens_expired_until);
+        int r;
+
+        if (next == 0) {
+                if (mgr->token_expiry)
+                        (void) sd_event_source_set_enabled(mgr->token_expiry, SD_EVENT_OFF);
+                return;
+        }
+        if (!mgr->token_expiry)
+                r = sd_event_add_time(mgr->event, &mgr->token_expiry, CLOCK_REALTIME, (uint64_t) next,
+                                      100 * 1000, on_token_expiry, mgr);
+        else {
+                r = sd_event_source_set_time(mgr->token_expiry, (uint64_t) next);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(mgr->token_expiry, SD_EVENT_ONESHOT);
+        }
+        if (r < 0)
+                log_warning_errno(r, "Failed to arm the timer of API token expiry, ignoring: %m");
+}
 
 static int method_create_token(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Manager *mgr = userdata;
@@ -50,6 +103,7 @@ static int method_create_token(sd_bus_message *m, void *userdata, sd_bus_error *
                                          "Invalid expiry %" PRIu64 ": not in the future.", expires);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Failed to create the token: %s", strerror(-r));
+        arm_expiry(mgr);
         r = sd_bus_reply_method_return(m, "ss", t->id, secret);
         explicit_bzero(secret, sizeof secret);
         return r;
@@ -86,6 +140,7 @@ static int method_revoke_token(sd_bus_message *m, void *userdata, sd_bus_error *
                 return sd_bus_error_setf(error, KASA_ERROR_NOT_FOUND, "No token with id or name '%s'.", which);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Failed to revoke the token: %s", strerror(-r));
+        emit_revoked(id, mgr);
         return sd_bus_reply_method_return(m, NULL);
 }
 
@@ -169,6 +224,7 @@ static const sd_bus_vtable bus_manager_access_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("BindToken", SD_BUS_ARGS("s", secret), SD_BUS_RESULT("s", id, "s", role),
                                 method_bind_token, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("TokenRevoked", SD_BUS_ARGS("s", id), 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -195,5 +251,8 @@ int bus_manager_access_register(Manager *m) {
                                       "org.freedesktop.DBus", "NameOwnerChanged", on_name_owner_changed, NULL, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch bus connections closing: %m");
+        /* Tokens that expired before now have no bindings to end. */
+        m->tokens_expired_until = now_usec();
+        arm_expiry(m);
         return 0;
 }

@@ -67,6 +67,7 @@ int manager_access_open(Manager *m) {
 }
 
 void manager_access_close(Manager *m) {
+        m->token_expiry = sd_event_source_disable_unref(m->token_expiry);
         if (m->polkit)
                 polkit_queries_set_access(m->polkit, NULL);
         m->access_db = db_access_free(m->access_db);

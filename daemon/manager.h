@@ -37,6 +37,8 @@ typedef struct Manager {
         PolkitQueries *polkit;
         Access *access;            /* API tokens and their bindings (manager-access.c) */
         struct AccessDb *access_db;
+        sd_event_source *token_expiry; /* the next expiry of a token (bus-manager-access.c) */
+        int64_t tokens_expired_until;  /* expiries announced up to here */
         Scheduler *scheduler;      /* manager-schedule.c */
         Systemd1 systemd1;
         PendingOp *ops;            /* AddDevice and Discover in progress */

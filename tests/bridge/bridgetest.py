@@ -75,10 +75,12 @@ class Bridge:
                     return int(line.split()[1])
         return None
 
-    def request(self, method, path, token=None, body=None, headers=None, raw=None, chunked=False):
+    def request(self, method, path, token=None, body=None, headers=None, raw=None, chunked=False, source=None):
         """(status, headers, parsed JSON or text); chunked: the raw body
-        goes in 4 kB chunks without a Content-Length."""
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        goes in 4 kB chunks without a Content-Length; source: the client's
+        address (127.0.0.0/8), for limits per client."""
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60,
+                                       source_address=(source, 0) if source else None)
         h = dict(headers or {})
         if token:
             h["Authorization"] = f"Bearer {token}"

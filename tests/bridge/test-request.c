@@ -32,6 +32,10 @@ static void test_routes(void) {
         is_int(route_match("GET", "/api/devices/abc/stats/x", id), -ENOENT, "a longer path");
         is_int(route_match("GET", "/api/devicesx", id), -ENOENT, "a longer segment");
         is_int(route_match("GET", "/api", id), -ENOENT, "/api alone");
+        is_int(route_match("POST", "/api/schedules", id), ROUTE_SCHEDULES_ADD, "POST /api/schedules");
+        is_int(route_match("PATCH", "/api/schedules/12", id), ROUTE_SCHEDULE_PATCH, "PATCH a schedule");
+        is_str(id, "12", "its id");
+        is_int(route_match("POST", "/api/schedules/12", id), -EOPNOTSUPP, "POST a schedule: wrong method");
         g_autofree char *longid = g_strnfill(DEVICE_ID_MAX + 1, 'a');
         g_autofree char *p = g_strconcat("/api/devices/", longid, NULL);
         is_int(route_match("GET", p, id), -EINVAL, "an id too long");

@@ -145,12 +145,28 @@ def check_add_remove(t, env, br, viewer, operator):
 
 
 def check_revoked(t, env, br, plug):
+    # The failures here must not count against 127.0.0.1's limit.
+    ELSEWHERE = "127.0.0.30"
     tid, secret = bt.create_token(env, "short-lived", "operator")
-    t.ok(br.post(f"/api/devices/{plug}/on", secret)[0] == 200, "a fresh operator token switches")
+    t.ok(br.post(f"/api/devices/{plug}/on", secret, source=ELSEWHERE)[0] == 200, "a fresh operator token switches")
     env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "RevokeToken", "s", (tid,))
-    st, _, body = br.post(f"/api/devices/{plug}/on", secret)
+    st, _, body = br.post(f"/api/devices/{plug}/on", secret, source=ELSEWHERE)
     t.ok(st in (401, 403) and isinstance(body, dict) and "error" in body, "after RevokeToken it cannot switch",
          (st, body))
+    # Reads come from the bridge's cache: TokenRevoked ends them at once,
+    # not at a later check of the token.
+    rid, reader = bt.create_token(env, "reader", "viewer")
+    t.ok(br.get("/api/devices", reader, source=ELSEWHERE)[0] == 200, "a fresh viewer token reads")
+    env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "RevokeToken", "s", (rid,))
+    kt.eventually(t, env, lambda: br.get("/api/devices", reader, source=ELSEWHERE)[0] == 401, 3,
+                  "revoked, it cannot read any more either (TokenRevoked, within 3 s)")
+    expires = time.time() + 3
+    _, brief = bt.create_token(env, "brief", "viewer", int(expires * 1e6))
+    t.ok(br.get("/api/devices", brief, source=ELSEWHERE)[0] == 200, "a token expiring in 3 s reads")
+    while time.time() < expires:
+        time.sleep(0.2)
+    kt.eventually(t, env, lambda: br.get("/api/devices", brief, source=ELSEWHERE)[0] == 401, 3,
+                  "expired, it cannot read (kasamond's TokenRevoked at the expiry, within 3 s)")
 
 
 def check_absent(t, env, br, viewer):
@@ -162,6 +178,18 @@ def check_absent(t, env, br, viewer):
     t.ok(bt.is_error(br.get("/api/devices", viewer), 503, "unavailable"), "GET /api/devices: 503")
     env.start_daemon()
     kt.eventually(t, env, lambda: br.get("/api/health", viewer)[0] == 200, 20, "kasamond back: health is 200")
+
+
+def check_many_clients(t, env, br):
+    """Every HTTP client is the bridge's uid to kasamond: bad tokens from
+    six addresses, each within its own limit, do not lock out a seventh
+    with a token the bridge has not bound yet."""
+    fresh = bt.create_token(env, "fresh", "viewer")[1]
+    codes = [br.get("/api/devices", f"kasa_other{i}", source=f"127.0.0.{10 + i}")[0] for i in range(6)]
+    t.ok(codes == [401] * 6, "one wrong token from each of six addresses: 401 each", codes)
+    st, _, body = br.get("/api/devices", fresh, source="127.0.0.20")
+    t.ok(st == 200, "a good token from a seventh address: 200, kasamond did not block the bridge's uid",
+         (st, body))
 
 
 def check_rate_limit(t, br, viewer):
@@ -191,6 +219,7 @@ def main():
         check_add_remove(t, env, br, viewer, operator)
         check_revoked(t, env, br, plug)
         check_absent(t, env, br, viewer)
+        check_many_clients(t, env, br)
         check_rate_limit(t, br, viewer)
         t.eq(br.stop(), 0, "the bridge exits with 0 on SIGTERM")
     return t.close()

@@ -145,7 +145,12 @@ def main():
         doomed = bt.WsClient(br.port, f"/ws?token={short}")
         t.ok(doomed.status == 101 and doomed.message().get("type") == "hello", "a client with a second token")
         env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "RevokeToken", "s", (tid,))
-        t.eq(doomed.close_code(90), 1008, "its token revoked, its WebSocket is closed with 1008 (within a minute)")
+        t.eq(doomed.close_code(5), 1008, "its token revoked, its WebSocket is closed with 1008 at once (within 5 s)")
+        doomed.close()
+        _, brief = bt.create_token(env, "brief", "viewer", int((time.time() + 3) * 1e6))
+        doomed = bt.WsClient(br.port, f"/ws?token={brief}")
+        t.ok(doomed.status == 101 and doomed.message().get("type") == "hello", "a client with a token expiring in 3 s")
+        t.eq(doomed.close_code(8), 1008, "its WebSocket is closed with 1008 at the expiry (within 5 s of it)")
         doomed.close()
 
         ws = bt.WsClient(br.port, f"/ws?token={viewer}")

@@ -6,7 +6,7 @@ the bridge's user ([Bridge] User=, a user made here) is denied every
 mutating method without a token (the bridge's uid is no backdoor), may
 switch with an operator token but not with a viewer's, loses its role the
 moment the token is revoked or expires; failed BindToken calls are rate
-limited per uid; and a secret is never in ListTokens, kasamond's log or
+limited per uid, the bridge's with a budget for many HTTP clients; and a secret is never in ListTokens, kasamond's log or
 its database files, which hold its SHA-256.
 
 The users are created here and deleted at the end."""
@@ -303,6 +303,14 @@ def main():
             t.ok(denied(r, RATE_LIMITED), "plain user: ...on a new connection too", r)
             r = connect(bridge_user).bind(secrets["viewer"])
             t.ok(r[0] == "reply", "the bridge's uid is not limited by another uid's failures", r)
+            # Every HTTP user is the bridge's uid, each token tried on a
+            # connection of its own: one client's bad tokens must not lock
+            # out the others (the bridge limits each client address).
+            fails = [connect(bridge_user).bind(wrong) for _ in range(6)]
+            t.ok(all(denied(r, ACCESS_DENIED, BAD_TOKEN) for r in fails),
+                 "bridge: six failed binds on six connections, each AccessDenied", fails)
+            r = connect(bridge_user).bind(secrets["viewer"])
+            t.ok(r[0] == "reply", "bridge: ...and a right secret still binds: its uid has a larger budget", r)
 
             # A binding ends with its connection.
             viewer.close()

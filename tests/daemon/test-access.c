@@ -264,6 +264,72 @@ static void test_limiter(void) {
         access_free(a);
 }
 
+/* Every HTTP user is the bridge's uid, and the bridge opens a connection
+ * per token it tries: five bad tokens from anyone must not lock every
+ * other HTTP user out. The bridge limits each client address itself;
+ * kasamond gives its uid a budget for many clients. */
+static void test_limiter_bridge(void) {
+        Access *a = access_new(clock_fake, NULL);
+        char s[ACCESS_SECRET_MAX], name[32];
+        const AccessToken *t;
+        uint64_t retry = 0;
+        int i;
+
+        diag("limiter of the bridge's uid");
+        access_set_bridge_uid(a, true, 990);
+        access_add(a, make(a, "good", ACCESS_ROLE_VIEWER, 0, s));
+        fake_now += 3600 * SEC;
+        for (i = 0; i < ACCESS_FAIL_MAX + 1; i++) {
+                snprintf(name, sizeof name, ":1.%d", 100 + i);
+                access_bind(a, name, 990, "kasa_bad", &t, &retry);
+        }
+        is_int(access_bind(a, ":1.99", 990, s, &t, &retry), 0,
+               "the bridge's uid: six failures from six connections do not block a right secret");
+        for (; i < ACCESS_BRIDGE_FAIL_MAX; i++)
+                if (access_bind(a, ":1.98", 990, "kasa_bad", &t, &retry) != -EACCES)
+                        break;
+        is_int(i, ACCESS_BRIDGE_FAIL_MAX, "its budget is ACCESS_BRIDGE_FAIL_MAX failures a minute");
+        is_int(access_bind(a, ":1.97", 990, s, &t, &retry), -EBUSY, "past it, the bridge's uid is limited too");
+        for (i = 0; i < ACCESS_FAIL_MAX; i++)
+                access_bind(a, ":1.96", 991, "kasa_bad", &t, &retry);
+        is_int(access_bind(a, ":1.95", 991, s, &t, &retry), -EBUSY, "another uid keeps the limit of five");
+        /* The bridge's user may appear later (DynamicUser=): its failures
+         * as a plain uid do not hold it to five. */
+        access_set_bridge_uid(a, true, 991);
+        is_int(access_bind(a, ":1.94", 991, s, &t, &retry), 0, "a uid that becomes the bridge gets the budget");
+        access_free(a);
+}
+
+static void count_id(const char *id, void *userdata) {
+        (*(unsigned *) userdata)++;
+}
+
+static void test_expire(void) {
+        Access *a = access_new(clock_fake, NULL);
+        char s1[ACCESS_SECRET_MAX], s2[ACCESS_SECRET_MAX], s3[ACCESS_SECRET_MAX];
+        const AccessToken *t;
+        uint64_t retry;
+        unsigned seen = 0;
+        int64_t start = fake_now;
+
+        diag("expiry: bindings end when it comes, not at the next call");
+        access_add(a, make(a, "soon", ACCESS_ROLE_OPERATOR, start + 10 * SEC, s1));
+        access_add(a, make(a, "later", ACCESS_ROLE_OPERATOR, start + 20 * SEC, s2));
+        access_add(a, make(a, "never", ACCESS_ROLE_OPERATOR, 0, s3));
+        access_bind(a, ":1.1", 1, s1, &t, &retry);
+        access_bind(a, ":1.2", 1, s2, &t, &retry);
+        access_bind(a, ":1.3", 1, s3, &t, &retry);
+        is_int(access_next_expiry(a, start), start + 10 * SEC, "the next expiry: the soonest");
+        is_int(access_next_expiry(a, start + 10 * SEC), start + 20 * SEC, "after it, the next one");
+        is_int(access_next_expiry(a, start + 20 * SEC), 0, "then none");
+        is_int(access_expire(a, start, start + 10 * SEC, count_id, &seen), 1, "at the first expiry: one token");
+        is_int(seen, 1, "...announced once");
+        is_int(access_n_bindings(a), 2, "...and its binding is gone");
+        is_int(access_expire(a, start + 10 * SEC, start + 30 * SEC, count_id, &seen), 1, "then the second");
+        is_int(access_n_bindings(a), 1, "the token that never expires keeps its binding");
+        access_free(a);
+}
+
 static void test_json(void) {
         Access *a = access_new(clock_fake, NULL);
         char s1[ACCESS_SECRET_MAX], s2[ACCESS_SECRET_MAX], h[2 * ACCESS_HASH_SIZE + 1];
@@ -397,6 +463,8 @@ int main(void) {
         test_create();
         test_bind();
         test_limiter();
+        test_limiter_bridge();
+        test_expire();
         test_json();
         test_db();
         return done_testing();
