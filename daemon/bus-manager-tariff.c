@@ -47,6 +47,7 @@ static int set_error(sd_bus_error *error, int r, const char *message, const char
                 name = KASA_ERROR_NOT_METERED;
                 break;
         case -EAGAIN:
+        case -E2BIG:
                 name = KASA_ERROR_LIMIT;
                 break;
         default:

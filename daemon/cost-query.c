@@ -327,14 +327,29 @@ static int device_energy(const CostQuery *q, const char *device, bool minutes, c
 
 /* Minute intervals of whole hours in [a, b) summed into hour intervals,
  * for a request that hours price as well as minutes; not in the hours of
- * cuts. */
-static void coarsen(Intervals *l, const Cuts *cuts, int64_t a, int64_t b) {
+ * cuts, nor in an hour holding a piece that is not a whole minute (the
+ * minute still open, ending at its last sample, when the range reaches
+ * past now): summed, the hour would overlap it. */
+static int coarsen(Intervals *l, const Cuts *cuts, int64_t a, int64_t b) {
+        Cuts odd = {};
         size_t m = 0;
+
+        for (size_t i = 0; i < l->n; i++)
+                if (l->v[i].end_ms - l->v[i].start_ms != MINUTE_MS || l->v[i].start_ms % MINUTE_MS != 0) {
+                        int64_t *n = reallocarray(odd.hours, odd.n + 1, sizeof(int64_t));
+                        if (!n) {
+                                free(odd.hours);
+                                return -ENOMEM;
+                        }
+                        odd.hours = n;
+                        odd.hours[odd.n++] = floor_to(l->v[i].start_ms, HOUR_MS);
+                }
+        cuts_sort(&odd);
         for (size_t i = 0; i < l->n; i++) {
                 CostInterval iv = l->v[i];
                 int64_t h = floor_to(iv.start_ms, HOUR_MS);
                 if (iv.end_ms - iv.start_ms == MINUTE_MS && iv.start_ms % MINUTE_MS == 0 && h >= a && h + HOUR_MS <= b &&
-                    !cuts_has(cuts, h)) {
+                    !cuts_has(cuts, h) && !cuts_has(&odd, h)) {
                         if (m > 0 && l->v[m - 1].start_ms == h && l->v[m - 1].end_ms == h + HOUR_MS) {
                                 l->v[m - 1].energy_mwh += iv.energy_mwh;
                                 continue;
@@ -344,6 +359,8 @@ static void coarsen(Intervals *l, const Cuts *cuts, int64_t a, int64_t b) {
                 l->v[m++] = iv;
         }
         l->n = m;
+        free(odd.hours);
+        return 0;
 }
 
 /* energy * part / whole, rounded down: shares cut at rising times sum to
@@ -651,7 +668,7 @@ int cost_query_run(const CostQuery *q, CostQueryResult **ret, char **ret_error) 
                 for (size_t k = 0; r >= 0 && k < iv.n; k++)
                         r = home_pieces(&iv.v[k], &own[i], &sum);
                 if (r >= 0 && !minutes && home_minutes)
-                        coarsen(&iv, &cuts, floor_to(MAX(lookback, days_until) + HOUR_MS - 1, HOUR_MS),
+                        r = coarsen(&iv, &cuts, floor_to(MAX(lookback, days_until) + HOUR_MS - 1, HOUR_MS),
                                 floor_to(q->to_ms, HOUR_MS));
                 if (r >= 0)
                         r = price(q, tariffs, &iv, &res->devices[i], ret_error);

@@ -131,6 +131,10 @@ int manager_cost_store_rollups(Store *store, const Calendar *cal, uint32_t numbe
  * polling and changing its own; the store is read from that thread (its
  * queries allow it). */
 
+/* The largest answer: the system bus drops a connection that sends a
+ * message over its limit (32 MiB by default). */
+#define COST_JSON_MAX (16u << 20)
+
 /* Queries running at once, and waiting beyond them: more are refused. */
 #define COST_THREADS 2u
 #define COST_QUEUED 6u
@@ -259,6 +263,15 @@ static void cost_job_run(CostJob *j) {
                 j->json = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
                 json_decref(o);
                 j->r = j->json ? 0 : -ENOMEM;
+                size_t size = j->json ? strlen(j->json) : 0;
+                if (size > COST_JSON_MAX) {
+                        j->json = mfree(j->json);
+                        j->r = tariff_refuse(&j->error,
+                                             "The answer would take %zu MiB, more than %u: ask for a shorter range, "
+                                             "fewer devices or larger buckets.",
+                                             size >> 20, COST_JSON_MAX >> 20);
+                        j->r = -E2BIG;
+                }
         }
 }
 

@@ -8,7 +8,7 @@
  * -EBADMSG or -EINVAL (a bad tariff, CSV or range: the parser's or the
  * engine's words), -ENOENT (no such tariff or device), -ENODATA (no
  * tariff prices it), -EBUSY (a tariff still assigned), -ENOTTY (a device
- * without a meter). */
+ * without a meter), -E2BIG (a cost answer too big for the bus). */
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -22,6 +22,7 @@ typedef struct FakeDevice {
         int64_t power_mw;
         int64_t since;
         int64_t until; /* 0: on and on */
+        bool open;     /* the period holding until ends there, as the store's still open does */
 } FakeDevice;
 
 /* The energy of d over [a, b). */
@@ -63,9 +64,11 @@ static int fake_energy(void *userdata, const char *device, bool minutes, int64_t
         CostInterval *v = calloc(cap, sizeof(CostInterval));
         if (!v)
                 return -ENOMEM;
-        for (int64_t t = start; t < to; t += step)
-                if (fake_mwh(d, t, t + step) > 0)
-                        v[n++] = (CostInterval) { t, t + step, fake_mwh(d, t, t + step) };
+        for (int64_t t = start; t < to; t += step) {
+                int64_t end = d->open && d->until > t && d->until < t + step ? d->until : t + step;
+                if (fake_mwh(d, t, end) > 0)
+                        v[n++] = (CostInterval) { t, end, fake_mwh(d, t, end) };
+        }
         *ret = v;
         *ret_n = n;
         return 0;
@@ -274,6 +277,17 @@ static void test_change_within_hour(void) {
         CostQueryTariff tsd[] = { { 1, d }, { 2, b } };
         x = run(tsd, 2, own, 2, NULL, burst, 1, T0, T0 + DAY, COST_BUCKET_NONE, NULL);
         is_str(jstr(x.json, "devices.0.total"), "2.00", "own tariff from 12:15, home on demand: the device's bill");
+        run_done(&x);
+
+        /* A range past now: the minute still open ends at its last sample,
+         * and its hour is not summed over it. 6 kW from 12:10 to 12:20:30
+         * is 1.05 kWh. */
+        TariffAssignment home_d[] = { { .id = 1, .tariff = 1, .since_ms = 0 } };
+        burst[0].until = T0 + 12 * HOUR + 20 * MINUTE + 30000;
+        burst[0].open = true;
+        x = run(tsd, 2, home_d, 1, NULL, burst, 1, T0, T0 + DAY, COST_BUCKET_NONE, NULL);
+        is_int(x.r, 0, "open minute, home on demand: priced");
+        is_str(jstr(x.json, "devices.0.total"), "1.05", "open minute, home on demand: the device's bill");
         run_done(&x);
         tariff_free(a);
         tariff_free(b);
