@@ -133,7 +133,7 @@ int manager_cost_store_rollups(Store *store, const Calendar *cal, uint32_t numbe
 
 /* The largest answer: the system bus drops a connection that sends a
  * message over its limit (32 MiB by default). */
-#define COST_JSON_MAX (16u << 20)
+#define COST_JSON_MAX (24u << 20)
 
 /* Queries running at once, and waiting beyond them: more are refused. */
 #define COST_THREADS 2u

@@ -1,12 +1,13 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""GetCost runs off kasamond's event loop: while big GetCosts (every day
-since 2000 in day buckets, with a demand charge that makes them read
-minutes, eight at once) are outstanding, polls go on (a plug's LastSeen
-advances), and the calls are answered as before; an answer too big for
+"""GetCost runs off kasamond's event loop: while a big GetCost (every day
+since 1980 in day buckets, with a demand charge that makes it read
+minutes) is outstanding, polls go on (a plug's LastSeen advances), and
+the call is answered as before; an answer too big for
 the bus is refused (the bus would drop kasamond's connection). Not
-timed: the calls are made long enough that at least one poll (1 s apart) falls inside them, and the test says
-so if they did not take two polls' time."""
+timed: the call is made long enough that at least one poll (1 s apart)
+falls inside it, and the test says so if it did not take two polls'
+time."""
 
 import json
 import sys
@@ -17,8 +18,7 @@ from gi.repository import Gio, GLib
 
 POLL_S = 1.0
 UNTIL_US = 4102444800 * 10**6  # 2100-01-01
-SINCE_US = 946684800 * 10**6  # 2000-01-01
-CALLS = 8
+SINCE_US = 315532800 * 10**6  # 1980-01-01: 17000 day buckets, 14 MiB of JSON
 TARIFF = json.dumps({"format": "kasamond-tariff/1", "name": "demand", "currency": "EUR",
                      "periods": [{"name": "all", "rate": 0.3}],
                      "fixed": [{"name": "daily", "amount": 0.5, "per": "day"}],
@@ -35,8 +35,6 @@ def main():
         env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "ActivateTariff", "oaot", (tariff, [], SINCE_US))
         env.wait_polled(plug, polls=3)
 
-        # As many calls as kasamond takes at once (two running, six
-        # waiting), each of every day since 2000 in day buckets.
         done = []
         seen = []
         start_us = int(time.time() * 1e6)
@@ -47,25 +45,22 @@ def main():
                 done.append((time.time(), bus.call_finish(res).unpack()[0]))
             except GLib.Error as e:
                 done.append((time.time(), e))
-        for _ in range(CALLS):
-            env.bus.call(kt.BUS_NAME, kt.MANAGER_PATH, kt.MANAGER_IFACE, "GetCost", params, None,
-                         Gio.DBusCallFlags.NONE, 600000, None, finished)
+        env.bus.call(kt.BUS_NAME, kt.MANAGER_PATH, kt.MANAGER_IFACE, "GetCost", params, None,
+                     Gio.DBusCallFlags.NONE, 600000, None, finished)
         started = time.monotonic()
-        while len(done) < CALLS and time.monotonic() - started < 400:
+        while not done and time.monotonic() - started < 300:
             v = env.get(plug, kt.DEVICE_IFACE, "LastSeen")
             if not seen or v != seen[-1]:
                 seen.append(v)
             env.iterate(0.2)
-        answers = [d[1] for d in done if isinstance(d[1], str)]
-        t.ok(len(answers) == CALLS, f"every GetCost answered ({len(answers)} of {CALLS})",
-             [d[1] for d in done if not isinstance(d[1], str)])
-        bills = [json.loads(a) for a in answers]
-        t.ok(bills and len(bills[0]["buckets"]) > 9000 and all(b["total"] == bills[0]["total"] for b in bills),
-             f"each the bill of every day since 2000 ({len(bills[0]['buckets']) if bills else 0} buckets)")
-        last_us = max(d[0] for d in done) * 1e6 if done else 0
-        t.ok(last_us - start_us > 2 * POLL_S * 1e6, f"the calls took more than two polls ({(last_us - start_us) / 1e6} s)")
-        # A poll inside the calls, well before the last reply came.
-        inside = [v for v in seen if start_us < v < last_us - POLL_S / 2 * 1e6]
+        t.ok(done and isinstance(done[0][1], str), "GetCost answered", done)
+        bill = json.loads(done[0][1]) if done and isinstance(done[0][1], str) else {"buckets": []}
+        t.ok(len(bill["buckets"]) > 16000 and "total" in bill,
+             f"the bill of every day since 1980 ({len(bill['buckets'])} buckets)")
+        end_us = done[0][0] * 1e6 if done else 0
+        t.ok(end_us - start_us > 2 * POLL_S * 1e6, f"the call took more than two polls ({(end_us - start_us) / 1e6} s)")
+        # A poll inside the call, well before its reply came.
+        inside = [v for v in seen if start_us < v < end_us - POLL_S / 2 * 1e6]
         t.ok(inside, f"a poll completed while GetCost was outstanding ({len(inside)} of {len(seen)})", seen)
 
         # Days to 2100: an answer over the bus's message limit, which
