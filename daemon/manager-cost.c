@@ -133,7 +133,7 @@ int manager_cost_store_rollups(Store *store, const Calendar *cal, uint32_t numbe
 
 /* The largest answer: the system bus drops a connection that sends a
  * message over its limit (32 MiB by default). */
-#define COST_JSON_MAX (24u << 20)
+#define COST_JSON_MAX (30u << 20)
 
 /* Queries running at once, and waiting beyond them: more are refused. */
 #define COST_THREADS 2u
@@ -353,9 +353,8 @@ static int cost_submit(Manager *m, CostJob *j, char **ret_error) {
                 r = worker_new(m->event, COST_THREADS, COST_QUEUED, &mt->worker);
                 if (r < 0) {
                         cost_job_free(j);
-                        log_error_errno(r, "Failed to start the cost queries' threads: %m");
-                        return tariff_refuse(ret_error, "Failed to start the cost queries' threads: %s",
-                                             strerror(-r)), r;
+                        (void) tariff_refuse(ret_error, "Failed to start the cost queries' threads: %s", strerror(-r));
+                        return r;
                 }
         }
         r = worker_submit(mt->worker, &j->w);
