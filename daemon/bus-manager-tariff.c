@@ -46,6 +46,10 @@ static int set_error(sd_bus_error *error, int r, const char *message, const char
         case -ENOTTY:
                 name = KASA_ERROR_NOT_METERED;
                 break;
+        case -EAGAIN:
+        case -E2BIG:
+                name = KASA_ERROR_LIMIT;
+                break;
         default:
                 return sd_bus_error_set_errnof(error, r, "Failed to %s: %s", what, message ?: strerror(-r));
         }
@@ -163,11 +167,27 @@ static int method_activate_tariff(sd_bus_message *m, void *userdata, sd_bus_erro
         return sd_bus_reply_method_return(m, NULL);
 }
 
-/* Reads "ao t t s" and prices: the common part of GetCost and GetCostWith. */
+/* The reply to a GetCost or GetCostWith, once its query is done. */
+static void cost_done(int r, const char *json, const char *message, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+        if (r >= 0)
+                r = sd_bus_reply_method_return(m, "s", json);
+        else {
+                (void) set_error(&error, r, message, "compute the costs");
+                r = sd_bus_reply_method_error(m, &error);
+        }
+        if (r < 0)
+                log_debug_errno(r, "Failed to reply with the costs, ignoring: %m");
+}
+
+/* Reads "ao t t s" and starts pricing: the common part of GetCost and
+ * GetCostWith, replied to when the query is done. */
 static int get_cost(sd_bus_message *m, Manager *mgr, sd_bus_error *error, bool with) {
         _cleanup_(strv_freep) char **paths = NULL;
         _cleanup_free_ Device **devices = NULL;
-        _cleanup_free_ char *message = NULL, *json = NULL;
+        _cleanup_free_ char *message = NULL;
         const char *bucket_name, *tariff = NULL;
         uint64_t from, to;
         CostBucket bucket;
@@ -193,10 +213,13 @@ static int get_cost(sd_bus_message *m, Manager *mgr, sd_bus_error *error, bool w
         r = manager_cost_devices(mgr, (const char *const *) paths, strv_length(paths), &devices, &n, &message);
         if (r < 0)
                 return set_error(error, r, message, "find the devices");
-        r = manager_cost(mgr, devices, n, from_ms, to_ms, bucket, tariff, &json, &message);
-        if (r < 0)
+        r = manager_cost_start(mgr, devices, n, from_ms, to_ms, bucket, tariff, cost_done, sd_bus_message_ref(m),
+                               &message);
+        if (r < 0) {
+                sd_bus_message_unref(m);
                 return set_error(error, r, message, "compute the costs");
-        return sd_bus_reply_method_return(m, "s", json);
+        }
+        return 1;
 }
 
 static int method_get_cost(sd_bus_message *m, void *userdata, sd_bus_error *error) {

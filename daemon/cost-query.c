@@ -230,10 +230,67 @@ static int fetch(const CostQuery *q, const char *device, bool minutes, int64_t f
         return append_intervals(out, v, n);
 }
 
-/* The device's energy over [from, to): hours, minutes at partial ends;
- * whole days before days_until (a lookback that only fills tiers). */
-static int device_energy(const CostQuery *q, const char *device, bool minutes, int64_t from, int64_t days_until,
-                         int64_t to, Intervals *out) {
+static int cmp_i64(const void *a, const void *b) {
+        int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* Hours in which a tariff's part begins or ends off the hour (an
+ * assignment's since, a tariff's validity): an hour rollup spreads its
+ * energy evenly over the hour, so energy used on one side of the change
+ * would be priced with the other side's tariff, or with none. Those hours
+ * are read as minutes. Sorted, each once. */
+typedef struct Cuts {
+        int64_t *hours;
+        size_t n;
+} Cuts;
+
+static int cut_add(Cuts *c, int64_t t) {
+        if (t % HOUR_MS == 0 || t == INT64_MIN || t == INT64_MAX)
+                return 0;
+        int64_t *n = reallocarray(c->hours, c->n + 1, sizeof(int64_t));
+        if (!n)
+                return -ENOMEM;
+        c->hours = n;
+        c->hours[c->n++] = floor_to(t, HOUR_MS);
+        return 0;
+}
+
+static int cuts_add(Cuts *c, const Segments *segs) {
+        for (size_t i = 0; i < segs->n; i++) {
+                const Segment *s = &segs->s[i];
+                int64_t lo = MAX(s->from, s->tariff->valid_from_ms), hi = MIN(s->until, s->tariff->valid_until_ms);
+                if (lo >= hi)
+                        continue;
+                int r = cut_add(c, lo);
+                if (r >= 0)
+                        r = cut_add(c, hi);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static void cuts_sort(Cuts *c) {
+        size_t m = 0;
+        if (c->n == 0)
+                return;
+        qsort(c->hours, c->n, sizeof(int64_t), cmp_i64);
+        for (size_t i = 0; i < c->n; i++)
+                if (m == 0 || c->hours[m - 1] != c->hours[i])
+                        c->hours[m++] = c->hours[i];
+        c->n = m;
+}
+
+static bool cuts_has(const Cuts *c, int64_t hour) {
+        return c->n > 0 && bsearch(&hour, c->hours, c->n, sizeof(int64_t), cmp_i64);
+}
+
+/* The device's energy over [from, to): hours, minutes at partial ends and
+ * in the hours of cuts; whole days before days_until (a lookback that
+ * only fills tiers). */
+static int device_energy(const CostQuery *q, const char *device, bool minutes, const Cuts *cuts, int64_t from,
+                         int64_t days_until, int64_t to, Intervals *out) {
         int r;
 
         if (days_until > from) {
@@ -252,6 +309,15 @@ static int device_energy(const CostQuery *q, const char *device, bool minutes, i
         if (minutes || a >= b)
                 return fetch(q, device, true, from, to, out);
         r = fetch(q, device, true, from, a, out);
+        for (size_t k = 0; r >= 0 && k < cuts->n; k++) {
+                int64_t h = cuts->hours[k];
+                if (h < a || h >= b)
+                        continue;
+                r = fetch(q, device, false, a, h, out);
+                if (r >= 0)
+                        r = fetch(q, device, true, h, h + HOUR_MS, out);
+                a = h + HOUR_MS;
+        }
         if (r >= 0)
                 r = fetch(q, device, false, a, b, out);
         if (r >= 0)
@@ -260,13 +326,30 @@ static int device_energy(const CostQuery *q, const char *device, bool minutes, i
 }
 
 /* Minute intervals of whole hours in [a, b) summed into hour intervals,
- * for a request that hours price as well as minutes. */
-static void coarsen(Intervals *l, int64_t a, int64_t b) {
+ * for a request that hours price as well as minutes; not in the hours of
+ * cuts, nor in an hour holding a piece that is not a whole minute (the
+ * minute still open, ending at its last sample, when the range reaches
+ * past now): summed, the hour would overlap it. */
+static int coarsen(Intervals *l, const Cuts *cuts, int64_t a, int64_t b) {
+        Cuts odd = {};
         size_t m = 0;
+
+        for (size_t i = 0; i < l->n; i++)
+                if (l->v[i].end_ms - l->v[i].start_ms != MINUTE_MS || l->v[i].start_ms % MINUTE_MS != 0) {
+                        int64_t *n = reallocarray(odd.hours, odd.n + 1, sizeof(int64_t));
+                        if (!n) {
+                                free(odd.hours);
+                                return -ENOMEM;
+                        }
+                        odd.hours = n;
+                        odd.hours[odd.n++] = floor_to(l->v[i].start_ms, HOUR_MS);
+                }
+        cuts_sort(&odd);
         for (size_t i = 0; i < l->n; i++) {
                 CostInterval iv = l->v[i];
                 int64_t h = floor_to(iv.start_ms, HOUR_MS);
-                if (iv.end_ms - iv.start_ms == MINUTE_MS && iv.start_ms % MINUTE_MS == 0 && h >= a && h + HOUR_MS <= b) {
+                if (iv.end_ms - iv.start_ms == MINUTE_MS && iv.start_ms % MINUTE_MS == 0 && h >= a && h + HOUR_MS <= b &&
+                    !cuts_has(cuts, h) && !cuts_has(&odd, h)) {
                         if (m > 0 && l->v[m - 1].start_ms == h && l->v[m - 1].end_ms == h + HOUR_MS) {
                                 l->v[m - 1].energy_mwh += iv.energy_mwh;
                                 continue;
@@ -276,6 +359,8 @@ static void coarsen(Intervals *l, int64_t a, int64_t b) {
                 l->v[m++] = iv;
         }
         l->n = m;
+        free(odd.hours);
+        return 0;
 }
 
 /* energy * part / whole, rounded down: shares cut at rising times sum to
@@ -342,11 +427,6 @@ static int home_pieces(const CostInterval *iv, const Segments *own, HomeSum *h) 
                         t = MAX(t, MIN(own->s[j].until, iv->end_ms));
         }
         return 0;
-}
-
-static int cmp_i64(const void *a, const void *b) {
-        int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
-        return x < y ? -1 : x > y;
 }
 
 /* The sum of overlapping pieces, as disjoint intervals: cut at every
@@ -484,6 +564,7 @@ int cost_query_run(const CostQuery *q, CostQueryResult **ret, char **ret_error) 
         _cleanup_(ptr_array_unrefp) GPtrArray *home_tariffs = g_ptr_array_new();
         _cleanup_free_ bool *own_minutes = NULL;
         Segments home = {}, *own = NULL;
+        Cuts cuts = {};
         Intervals home_iv = {};
         HomeSum sum = {};
         bool home_minutes = false, zone_minutes;
@@ -553,6 +634,12 @@ int cost_query_run(const CostQuery *q, CostQueryResult **ret, char **ret_error) 
                     (t->valid_until_ms > lookback && t->valid_until_ms < q->from_ms))
                         days_until = lookback;
         }
+        r = cuts_add(&cuts, &home);
+        for (size_t i = 0; r >= 0 && i < q->n_devices; i++)
+                r = cuts_add(&cuts, &own[i]);
+        if (r < 0)
+                goto finish;
+        cuts_sort(&cuts);
         zone_minutes = calendar_hour_start(cal, q->from_ms) % HOUR_MS != 0 ||
                        calendar_hour_start(cal, q->to_ms) % HOUR_MS != 0;
         r = home_sum_init(&sum, lookback, q->to_ms);
@@ -576,12 +663,12 @@ int cost_query_run(const CostQuery *q, CostQueryResult **ret, char **ret_error) 
                 for (guint k = 0; r >= 0 && !minutes && k < tariffs->len; k++)
                         minutes = hours_blur(tariffs->pdata[k]);
                 if (r >= 0)
-                        r = device_energy(q, q->devices[i].id, minutes || home_minutes, lookback, days_until,
-                                          q->to_ms, &iv);
+                        r = device_energy(q, q->devices[i].id, minutes || home_minutes, &cuts, lookback,
+                                          days_until, q->to_ms, &iv);
                 for (size_t k = 0; r >= 0 && k < iv.n; k++)
                         r = home_pieces(&iv.v[k], &own[i], &sum);
                 if (r >= 0 && !minutes && home_minutes)
-                        coarsen(&iv, floor_to(MAX(lookback, days_until) + HOUR_MS - 1, HOUR_MS),
+                        r = coarsen(&iv, &cuts, floor_to(MAX(lookback, days_until) + HOUR_MS - 1, HOUR_MS),
                                 floor_to(q->to_ms, HOUR_MS));
                 if (r >= 0)
                         r = price(q, tariffs, &iv, &res->devices[i], ret_error);
@@ -626,6 +713,7 @@ int cost_query_run(const CostQuery *q, CostQueryResult **ret, char **ret_error) 
         r = 0;
 finish:
         segments_done(&home);
+        free(cuts.hours);
         for (size_t i = 0; own && i < q->n_devices; i++)
                 segments_done(&own[i]);
         free(own);

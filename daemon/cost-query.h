@@ -37,7 +37,10 @@
  * ends of the range; minute rollups throughout where hours would blur a
  * price: a tariff with demand charges (its windows are 15 minutes or so),
  * periods that change within an hour, or a time zone whose hours are not
- * UTC's. With tiers, the range is extended back to the start of the
+ * UTC's; and minute rollups for the hours in which a tariff's part begins
+ * or ends off the hour (ActivateTariff's `since` is to the minute): an
+ * hour's energy would be spread evenly over it, priced partly with the
+ * other side's tariff or left unpriced. With tiers, the range is extended back to the start of the
  * billing cycle (or day) containing `from`, so that they count the energy
  * used before it (the engine bills from `from` only); that energy only
  * counts, so whole local days of it are read as day rollups, unless a

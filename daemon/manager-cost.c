@@ -124,89 +124,262 @@ int manager_cost_store_rollups(Store *store, const Calendar *cal, uint32_t numbe
         return 0;
 }
 
+/* ---- cost queries, on the loop or off it ----
+ *
+ * A job holds copies of a query's inputs (the tariffs by reference, kept
+ * alive by it), so that a worker thread can price while the loop goes on
+ * polling and changing its own; the store is read from that thread (its
+ * queries allow it). */
+
+/* The largest answer: the system bus drops a connection that sends a
+ * message over its limit (32 MiB by default). */
+#define COST_JSON_MAX (30u << 20)
+
+/* Queries running at once, and waiting beyond them: more are refused. */
+#define COST_THREADS 2u
+#define COST_QUEUED 6u
+
+typedef struct JobDevice {
+        char *id, *alias;
+        uint32_t number;
+} JobDevice;
+
+typedef struct CostJob CostJob;
+struct CostJob {
+        WorkerJob w;
+        Manager *manager; /* in done() only */
+        LoadedTariff **tariffs;
+        size_t n_tariffs;
+        LoadedTariff *what_if_ref;
+        Tariff *what_if_owned;
+        TariffAssignment *assignments;
+        size_t n_assignments;
+        JobDevice *devices;
+        size_t n_devices;
+        Store *store;
+        char *time_zone;
+        int64_t from_ms, to_ms, now_ms;
+        CostBucket bucket;
+        bool want_json;
+
+        int r;
+        char *error, *json;
+        CostQueryResult *res;
+
+        /* What done() does with it; takes the job. */
+        void (*finish)(CostJob *j, bool cancelled);
+        ManagerCostDone reply;
+        void *userdata;
+        int64_t base_day;
+        uint64_t generation;
+};
+
+static void cost_job_free(CostJob *j) {
+        if (!j)
+                return;
+        for (size_t i = 0; i < j->n_tariffs; i++)
+                loaded_unref(j->tariffs[i]);
+        free(j->tariffs);
+        loaded_unref(j->what_if_ref);
+        tariff_free(j->what_if_owned);
+        tariff_assignment_array_free(j->assignments, j->n_assignments);
+        for (size_t i = 0; i < j->n_devices; i++) {
+                free(j->devices[i].id);
+                free(j->devices[i].alias);
+        }
+        free(j->devices);
+        free(j->time_zone);
+        free(j->error);
+        free(j->json);
+        cost_query_result_free(j->res);
+        free(j);
+}
+
+typedef struct JobSource {
+        CostJob *job;
+        Calendar *cal;
+} JobSource;
+
+static int job_rollups(JobSource *src, const char *device, StoreResolution res, int64_t from, int64_t to,
+                       CostInterval **ret, size_t *ret_n) {
+        for (size_t i = 0; i < src->job->n_devices; i++)
+                if (strcmp(src->job->devices[i].id, device) == 0)
+                        return manager_cost_store_rollups(src->job->store, src->cal, src->job->devices[i].number,
+                                                          res, from, to, src->job->now_ms, ret, ret_n);
+        *ret = NULL;
+        *ret_n = 0;
+        return 0;
+}
+
 static int source_days(void *userdata, const char *device, int64_t from, int64_t to, CostInterval **ret,
                        size_t *ret_n) {
-        Manager *m = userdata;
-        Device *d = manager_find(m, device);
-
-        if (!d) {
-                *ret = NULL;
-                *ret_n = 0;
-                return 0;
-        }
-        return manager_cost_store_rollups(m->store, m->calendar, d->number, STORE_DAY, from, to, now_ms(m), ret,
-                                          ret_n);
+        return job_rollups(userdata, device, STORE_DAY, from, to, ret, ret_n);
 }
 
 static int source_energy(void *userdata, const char *device, bool minutes, int64_t from, int64_t to,
                          CostInterval **ret, size_t *ret_n) {
-        Manager *m = userdata;
-        Device *d = manager_find(m, device);
-
-        if (!d) {
-                *ret = NULL;
-                *ret_n = 0;
-                return 0;
-        }
-        return manager_cost_store_rollups(m->store, m->calendar, d->number, minutes ? STORE_MINUTE : STORE_HOUR, from,
-                                          to, now_ms(m), ret, ret_n);
+        return job_rollups(userdata, device, minutes ? STORE_MINUTE : STORE_HOUR, from, to, ret, ret_n);
 }
 
 static const CostSourceOps source_ops = { .energy = source_energy, .days = source_days };
 
-typedef struct Query {
-        CostQuery q;
-        CostQueryTariff *tariffs;
-        CostQueryDevice *devices;
-} Query;
-
-static void query_done(Query *x) {
-        free(x->tariffs);
-        free(x->devices);
+static void calendar_freep(Calendar **c) {
+        calendar_free(*c);
 }
 
-static int query_init(Manager *m, Query *x, Device **devices, size_t n, int64_t from, int64_t to, CostBucket bucket,
-                      const Tariff *what_if) {
-        ManagerTariffs *mt = m->tariffs;
-        *x = (Query) {};
-        x->tariffs = calloc(MAX(mt->list->len, 1u), sizeof(CostQueryTariff));
-        x->devices = calloc(MAX(n, (size_t) 1), sizeof(CostQueryDevice));
-        if (!x->tariffs || !x->devices) {
-                query_done(x);
-                return -ENOMEM;
+/* Prices the job: on a worker thread, or on the loop for a small query. */
+static void cost_job_run(CostJob *j) {
+        _cleanup_free_ CostQueryTariff *tariffs = calloc(MAX(j->n_tariffs, (size_t) 1), sizeof(CostQueryTariff));
+        _cleanup_free_ CostQueryDevice *devices = calloc(MAX(j->n_devices, (size_t) 1), sizeof(CostQueryDevice));
+        _cleanup_(calendar_freep) Calendar *cal = calendar_new(j->time_zone);
+
+        if (!tariffs || !devices || !cal) {
+                j->r = -ENOMEM;
+                return;
         }
-        size_t k = 0;
-        for (guint i = 0; i < mt->list->len; i++) {
-                LoadedTariff *t = mt->list->pdata[i];
-                if (t->tariff)
-                        x->tariffs[k++] = (CostQueryTariff) { t->row.id, t->tariff };
-        }
-        for (size_t i = 0; i < n; i++)
-                x->devices[i] = (CostQueryDevice) { devices[i]->id, devices[i]->alias[0] ? devices[i]->alias : NULL };
-        x->q = (CostQuery) {
-                .tariffs = x->tariffs,
-                .n_tariffs = k,
-                .assignments = mt->assignments,
-                .n_assignments = mt->n_assignments,
-                .what_if = what_if,
-                .devices = x->devices,
-                .n_devices = n,
+        for (size_t i = 0; i < j->n_tariffs; i++)
+                tariffs[i] = (CostQueryTariff) { j->tariffs[i]->row.id, j->tariffs[i]->tariff };
+        for (size_t i = 0; i < j->n_devices; i++)
+                devices[i] = (CostQueryDevice) { j->devices[i].id, j->devices[i].alias };
+        JobSource src = { j, cal };
+        CostQuery q = {
+                .tariffs = tariffs,
+                .n_tariffs = j->n_tariffs,
+                .assignments = j->assignments,
+                .n_assignments = j->n_assignments,
+                .what_if = j->what_if_owned ?: j->what_if_ref ? j->what_if_ref->tariff : NULL,
+                .devices = devices,
+                .n_devices = j->n_devices,
                 .ops = &source_ops,
-                .userdata = m,
-                .time_zone = m->config.time_zone,
-                .from_ms = from,
-                .to_ms = to,
-                .bucket = bucket,
+                .userdata = &src,
+                .time_zone = j->time_zone,
+                .from_ms = j->from_ms,
+                .to_ms = j->to_ms,
+                .bucket = j->bucket,
         };
+        j->r = cost_query_run(&q, &j->res, &j->error);
+        if (j->r >= 0 && j->want_json) {
+                json_t *o = cost_query_to_json(&q, j->res);
+                j->json = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+                json_decref(o);
+                j->r = j->json ? 0 : -ENOMEM;
+                size_t size = j->json ? strlen(j->json) : 0;
+                if (size > COST_JSON_MAX) {
+                        j->json = mfree(j->json);
+                        j->r = tariff_refuse(&j->error,
+                                             "The answer would take %zu MiB, more than %u: ask for a shorter range, "
+                                             "fewer devices or larger buckets.",
+                                             size >> 20, COST_JSON_MAX >> 20);
+                        j->r = -E2BIG;
+                }
+        }
+}
+
+static void job_run(WorkerJob *w) {
+        cost_job_run((CostJob *) w);
+}
+
+/* finish() takes the job. */
+static void job_done(WorkerJob *w, bool cancelled) {
+        CostJob *j = (CostJob *) w;
+        j->finish(j, cancelled);
+}
+
+static int copy_assignments(const ManagerTariffs *mt, CostJob *j) {
+        j->assignments = calloc(MAX(mt->n_assignments, (size_t) 1), sizeof(TariffAssignment));
+        if (!j->assignments)
+                return -ENOMEM;
+        for (size_t i = 0; i < mt->n_assignments; i++) {
+                j->assignments[i] = mt->assignments[i];
+                j->assignments[i].device = NULL;
+                j->n_assignments++;
+                if (mt->assignments[i].device && !(j->assignments[i].device = strdup(mt->assignments[i].device)))
+                        return -ENOMEM;
+        }
         return 0;
 }
 
-/* A what-if tariff: an object path or a tariff's text. *ret_owned is set
- * when the tariff is parsed here. */
-static int what_if_tariff(Manager *m, const char *spec, const Tariff **ret, Tariff **ret_owned, char **ret_error) {
+/* A job of the manager's inputs now; what_if (parsed by the caller) is
+ * taken either way. */
+static int cost_job_new(Manager *m, Device **devices, size_t n, int64_t from_ms, int64_t to_ms, CostBucket bucket,
+                        LoadedTariff *what_if_ref, Tariff *what_if_owned, CostJob **ret) {
+        ManagerTariffs *mt = m->tariffs;
+        CostJob *j = calloc(1, sizeof(CostJob));
+        int r;
+
+        if (!j) {
+                tariff_free(what_if_owned);
+                return -ENOMEM;
+        }
+        j->w = (WorkerJob) { .run = job_run, .done = job_done };
+        j->manager = m;
+        j->what_if_owned = what_if_owned;
+        j->what_if_ref = what_if_ref ? loaded_ref(what_if_ref) : NULL;
+        j->store = m->store;
+        j->from_ms = from_ms;
+        j->to_ms = to_ms;
+        j->now_ms = now_ms(m);
+        j->bucket = bucket;
+        j->tariffs = calloc(MAX(mt->list->len, 1u), sizeof(LoadedTariff *));
+        j->devices = calloc(MAX(n, (size_t) 1), sizeof(JobDevice));
+        j->time_zone = m->config.time_zone ? strdup(m->config.time_zone) : NULL;
+        r = j->tariffs && j->devices && (j->time_zone || !m->config.time_zone) ? copy_assignments(mt, j) : -ENOMEM;
+        for (guint i = 0; r >= 0 && i < mt->list->len; i++) {
+                LoadedTariff *t = mt->list->pdata[i];
+                if (t->tariff)
+                        j->tariffs[j->n_tariffs++] = loaded_ref(t);
+        }
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                JobDevice *d = &j->devices[j->n_devices++];
+                d->number = devices[i]->number;
+                d->id = strdup(devices[i]->id);
+                d->alias = devices[i]->alias[0] ? strdup(devices[i]->alias) : NULL;
+                if (!d->id || (devices[i]->alias[0] && !d->alias))
+                        r = -ENOMEM;
+        }
+        if (r < 0) {
+                cost_job_free(j);
+                return r;
+        }
+        *ret = j;
+        return 0;
+}
+
+static int cost_submit(Manager *m, CostJob *j, char **ret_error) {
+        ManagerTariffs *mt = m->tariffs;
+        int r;
+
+        if (!mt->worker) {
+                r = worker_new(m->event, COST_THREADS, COST_QUEUED, &mt->worker);
+                if (r < 0) {
+                        cost_job_free(j);
+                        (void) tariff_refuse(ret_error, "Failed to start the cost queries' threads: %s", strerror(-r));
+                        return r;
+                }
+        }
+        r = worker_submit(mt->worker, &j->w);
+        if (r < 0) {
+                cost_job_free(j);
+                (void) tariff_refuse(ret_error, "%u cost queries are running or waiting already, try again later.",
+                                     worker_pending(mt->worker));
+                return r;
+        }
+        return 0;
+}
+
+void manager_cost_stop(Manager *m) {
+        if (m->tariffs)
+                m->tariffs->worker = worker_free(m->tariffs->worker);
+}
+
+/* A what-if tariff: an object path (*ret_loaded) or a tariff's text
+ * (*ret_owned, parsed here). */
+static int what_if_tariff(Manager *m, const char *spec, LoadedTariff **ret_loaded, Tariff **ret_owned,
+                          char **ret_error) {
         Parsed *p = NULL;
         int n;
 
+        *ret_loaded = NULL;
         *ret_owned = NULL;
         if (spec[0] == '/') {
                 LoadedTariff *t = manager_tariff_find_path(m, spec);
@@ -216,7 +389,7 @@ static int what_if_tariff(Manager *m, const char *spec, const Tariff **ret, Tari
                 }
                 if (!t->tariff)
                         return tariff_refuse(ret_error, "Tariff %" PRId64 " does not parse any longer.", t->row.id);
-                *ret = t->tariff;
+                *ret_loaded = t;
                 return 0;
         }
         n = parse_format(detect_format(spec), spec, &p, ret_error);
@@ -226,36 +399,39 @@ static int what_if_tariff(Manager *m, const char *spec, const Tariff **ret, Tari
                 parsed_free(p, (size_t) n);
                 return tariff_refuse(ret_error, "urdb: items: expected one tariff to price with, got %d", n);
         }
-        *ret = *ret_owned = TAKE_PTR(p[0].tariff);
+        *ret_owned = TAKE_PTR(p[0].tariff);
         parsed_free(p, 1);
         return 0;
 }
 
-int manager_cost(Manager *m, Device **devices, size_t n, int64_t from_ms, int64_t to_ms, CostBucket bucket,
-                 const char *what_if, char **ret_json, char **ret_error) {
-        _cleanup_tariff_ Tariff *owned = NULL;
-        _cleanup_cost_query_result_ CostQueryResult *res = NULL;
-        const Tariff *wi = NULL;
-        Query x;
+static void finish_reply(CostJob *j, bool cancelled) {
+        if (cancelled)
+                j->reply(-ECANCELED, NULL, "kasamond is stopping.", j->userdata);
+        else
+                j->reply(j->r, j->json, j->error, j->userdata);
+        cost_job_free(j);
+}
+
+int manager_cost_start(Manager *m, Device **devices, size_t n, int64_t from_ms, int64_t to_ms, CostBucket bucket,
+                       const char *what_if, ManagerCostDone reply, void *userdata, char **ret_error) {
+        LoadedTariff *loaded = NULL;
+        Tariff *owned = NULL;
+        CostJob *j;
         int r;
 
         if (what_if) {
-                r = what_if_tariff(m, what_if, &wi, &owned, ret_error);
+                r = what_if_tariff(m, what_if, &loaded, &owned, ret_error);
                 if (r < 0)
                         return r;
         }
-        r = query_init(m, &x, devices, n, from_ms, to_ms, bucket, wi);
+        r = cost_job_new(m, devices, n, from_ms, to_ms, bucket, loaded, owned, &j);
         if (r < 0)
                 return r;
-        r = cost_query_run(&x.q, &res, ret_error);
-        if (r >= 0) {
-                json_t *j = cost_query_to_json(&x.q, res);
-                *ret_json = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
-                json_decref(j);
-                r = *ret_json ? 0 : -ENOMEM;
-        }
-        query_done(&x);
-        return r;
+        j->want_json = true;
+        j->finish = finish_reply;
+        j->reply = reply;
+        j->userdata = userdata;
+        return cost_submit(m, j, ret_error);
 }
 
 int manager_price_energy(Manager *m, const char *tariff, const char *csv, const char *time_zone,
@@ -263,13 +439,14 @@ int manager_price_energy(Manager *m, const char *tariff, const char *csv, const 
         _cleanup_tariff_ Tariff *owned = NULL;
         _cleanup_free_ CostInterval *iv = NULL;
         _cleanup_cost_bill_ CostBill *bill = NULL;
-        const Tariff *t = NULL;
+        LoadedTariff *loaded = NULL;
         size_t n = 0;
         int r;
 
-        r = what_if_tariff(m, tariff, &t, &owned, ret_error);
+        r = what_if_tariff(m, tariff, &loaded, &owned, ret_error);
         if (r < 0)
                 return r;
+        const Tariff *t = owned ?: loaded->tariff;
         r = energy_csv_parse(csv, strlen(csv), "csv", &iv, &n, ret_error);
         if (r < 0)
                 return r;
@@ -344,27 +521,81 @@ double manager_device_cost(Manager *m, Device *d, bool month) {
         return major(m->tariffs, known, sum);
 }
 
-/* Totals of the home and of each device over [from, to); false when
- * nothing prices them. */
+/* The totals of a job's query: of the home (*ret_total) and of each of
+ * devices (by id, as the job may list others). */
+static int job_totals(CostJob *j, Device **devices, size_t n, int64_t *ret_total, int64_t *ret_devices,
+                      bool *ret_known) {
+        if (j->r < 0)
+                return j->r;
+        (void) cost_query_total(j->res, ret_total);
+        for (size_t i = 0; i < n; i++) {
+                ret_known[i] = false;
+                for (size_t k = 0; k < j->n_devices; k++)
+                        if (strcmp(j->devices[k].id, devices[i]->id) == 0) {
+                                ret_known[i] = cost_query_device_total(j->res, k, &ret_devices[i]) >= 0;
+                                break;
+                        }
+        }
+        return 0;
+}
+
+/* Today so far, on the loop: a day of rollups. */
 static int round_query(Manager *m, Device **devices, size_t n, int64_t from, int64_t to, int64_t *ret_total,
                        int64_t *ret_devices, bool *ret_known, char **ret_error) {
-        _cleanup_cost_query_result_ CostQueryResult *res = NULL;
-        Query x;
-        int r = query_init(m, &x, devices, n, from, to, COST_BUCKET_NONE, NULL);
+        CostJob *j;
+        int r = cost_job_new(m, devices, n, from, to, COST_BUCKET_NONE, NULL, NULL, &j);
         if (r < 0)
                 return r;
-        r = cost_query_run(&x.q, &res, ret_error);
-        query_done(&x);
+        cost_job_run(j);
+        r = job_totals(j, devices, n, ret_total, ret_devices, ret_known);
+        if (r >= 0) {
+                unsigned digits;
+                const char *cur = cost_query_currency(j->res, &digits);
+                memcpy(m->tariffs->currency, cur, sizeof m->tariffs->currency);
+                m->tariffs->digits = digits;
+        } else
+                *ret_error = TAKE_PTR(j->error);
+        cost_job_free(j);
+        return r;
+}
+
+/* The month before today, off the loop: the round after it is done
+ * takes it (unless the assignments changed meanwhile). */
+static void finish_base(CostJob *j, bool cancelled) {
+        Manager *m = j->manager;
+        ManagerTariffs *mt = m->tariffs;
+
+        mt->base_pending = false;
+        if (cancelled || j->generation != mt->generation) {
+                cost_job_free(j);
+                return;
+        }
+        cost_job_free(mt->base_done);
+        mt->base_done = j;
+        manager_tariffs_round(m);
+}
+
+static void start_base(Manager *m, Device **devices, size_t n, int64_t from, int64_t day) {
+        ManagerTariffs *mt = m->tariffs;
+        _cleanup_free_ char *error = NULL;
+        CostJob *j;
+        int r;
+
+        if (mt->base_pending)
+                return;
+        r = cost_job_new(m, devices, n, from, day, COST_BUCKET_NONE, NULL, NULL, &j);
+        if (r < 0) {
+                log_oom();
+                return;
+        }
+        j->finish = finish_base;
+        j->base_day = day;
+        j->generation = mt->generation;
+        r = cost_submit(m, j, &error);
         if (r < 0)
-                return r;
-        unsigned digits;
-        const char *cur = cost_query_currency(res, &digits);
-        memcpy(m->tariffs->currency, cur, sizeof m->tariffs->currency);
-        m->tariffs->digits = digits;
-        (void) cost_query_total(res, ret_total);
-        for (size_t i = 0; i < n; i++)
-                ret_known[i] = cost_query_device_total(res, i, &ret_devices[i]) >= 0;
-        return 0;
+                log_debug_errno(r, "Failed to start pricing this month, trying again next round: %s", error ?: "");
+        else
+                mt->base_pending = true;
 }
 
 static void emit_device_costs(Manager *m, Device *d) {
@@ -416,29 +647,39 @@ void manager_tariffs_round(Manager *m) {
                 mt->currency[0] = 0;
                 r = -ENODATA;
         }
-        if (r >= 0 && mt->base_day != day) {
-                mt->base_known = false;
+        /* The month before today is priced off the loop, once a day and
+         * after a change of assignments; until that is done the base stays
+         * what it was. */
+        CostJob *done = TAKE_PTR(mt->base_done);
+        bool need = mt->base_day != day || mt->base_generation != mt->generation, fresh = false;
+        if (done && (done->base_day != day || done->generation != mt->generation))
+                done = (cost_job_free(done), NULL);
+        if (r >= 0 && need && day > month_start && !done)
+                start_base(m, devices, n, month_start, day);
+        else if (r >= 0 && need) {
                 mt->base = 0;
-                if (day > month_start)
-                        r = round_query(m, devices, n, month_start, day, &mt->base, base, base_known, &error);
+                if (done)
+                        r = job_totals(done, devices, n, &mt->base, base, base_known);
                 else
                         memset(base_known, true, n * sizeof(bool));
                 if (r == -ENODATA) {
                         /* Nothing priced the month before today: it cost nothing. */
                         memset(base_known, true, n * sizeof(bool));
-                        free(TAKE_PTR(error));
                         r = 0;
-                }
+                } else if (r < 0)
+                        error = TAKE_PTR(done->error);
+                mt->base_known = r >= 0;
                 if (r >= 0) {
-                        mt->base_known = true;
                         mt->base_day = day;
+                        mt->base_generation = mt->generation;
                 }
-        } else if (r >= 0) {
-                for (size_t i = 0; i < n; i++) {
-                        DeviceCost *c = g_hash_table_lookup(mt->costs, devices[i]->id);
-                        base[i] = c ? c->base : 0;
-                        base_known[i] = c && c->base_known;
-                }
+                fresh = true;
+        }
+        cost_job_free(done);
+        for (size_t i = 0; r >= 0 && !fresh && i < n; i++) {
+                DeviceCost *c = g_hash_table_lookup(mt->costs, devices[i]->id);
+                base[i] = c ? c->base : 0;
+                base_known[i] = c && c->base_known && mt->base_known;
         }
         if (r >= 0)
                 r = round_query(m, devices, n, day, now + 1, &mt->today, today, known, &error);
@@ -448,8 +689,10 @@ void manager_tariffs_round(Manager *m) {
                 log_warning_errno(r, "Failed to compute this month's costs, CostToday and CostMonth unknown, ignoring: %s",
                                   error ?: strerror(-r));
         mt->last_error = r < 0 ? r : 0;
-        if (r < 0)
+        if (r < 0) {
                 mt->base_day = 0;
+                mt->base_known = false;
+        }
 
         for (size_t i = 0; i < n; i++) {
                 Device *d = devices[i];

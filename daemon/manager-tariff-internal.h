@@ -7,6 +7,7 @@
 #include <glib.h>
 
 #include "manager-tariff.h"
+#include "worker.h"
 
 typedef struct DeviceCost {
         int64_t base;  /* this month before today, minor units */
@@ -28,8 +29,14 @@ struct ManagerTariffs {
         unsigned digits;
         int64_t active_home;
         int64_t base_day; /* local day the base is of; 0: compute again */
+        uint64_t generation, base_generation; /* of the assignments */
         int64_t base, today;
         bool known, base_known;
+        /* The base is priced off the loop (a month of a hundred plugs):
+         * the job running, and the one done for the next round. */
+        bool base_pending;
+        struct CostJob *base_done;
+        Worker *worker; /* GetCost, GetCostWith and the base */
         GHashTable *costs; /* device id -> DeviceCost */
         int last_error;    /* of the round, said once */
 };
@@ -39,6 +46,9 @@ typedef struct Parsed {
         Tariff *tariff;
         char *text;
 } Parsed;
+
+LoadedTariff *loaded_ref(LoadedTariff *t);
+void loaded_unref(void *t);
 
 void parsed_free(Parsed *p, size_t n);
 /* The tariffs text holds: one (own format) or one per URDB item. */

@@ -30,9 +30,14 @@ static int refuse_errno(char **ret_error, int err, const char *msg) {
         return err;
 }
 
-static void loaded_free(void *p) {
+LoadedTariff *loaded_ref(LoadedTariff *t) {
+        t->n_ref++;
+        return t;
+}
+
+void loaded_unref(void *p) {
         LoadedTariff *t = p;
-        if (!t)
+        if (!t || --t->n_ref > 0)
                 return;
         tariff_row_done(&t->row);
         tariff_free(t->tariff);
@@ -164,7 +169,7 @@ static int reload_assignments(Manager *m, char **ret_error) {
         tariff_assignment_array_free(mt->assignments, mt->n_assignments);
         mt->assignments = a;
         mt->n_assignments = n;
-        mt->base_day = 0;
+        mt->generation++;
         return 0;
 }
 
@@ -181,6 +186,7 @@ static int loaded_new(Manager *m, const TariffRow *row, Tariff *tariff, LoadedTa
         LoadedTariff *t = calloc(1, sizeof(LoadedTariff));
         if (!t)
                 return -ENOMEM;
+        t->n_ref = 1;
         t->manager = m;
         t->row = *row;
         t->tariff = tariff;
@@ -205,7 +211,7 @@ int manager_tariffs_open(Manager *m) {
         m->tariffs = calloc(1, sizeof(ManagerTariffs));
         if (!m->tariffs)
                 return log_oom();
-        m->tariffs->list = g_ptr_array_new_with_free_func(loaded_free);
+        m->tariffs->list = g_ptr_array_new_with_free_func(loaded_unref);
         m->tariffs->costs = g_hash_table_new_full(g_str_hash, g_str_equal, free, free);
         if (asprintf(&path, "%s/tariffs.sqlite", m->state_dir) < 0)
                 return log_oom();
@@ -255,6 +261,7 @@ void manager_tariffs_free(Manager *m) {
         ManagerTariffs *mt = m->tariffs;
         if (!mt)
                 return;
+        manager_cost_stop(m);
         tariff_db_free(mt->db);
         if (mt->list)
                 g_ptr_array_unref(mt->list);

@@ -8,7 +8,7 @@
  * -EBADMSG or -EINVAL (a bad tariff, CSV or range: the parser's or the
  * engine's words), -ENOENT (no such tariff or device), -ENODATA (no
  * tariff prices it), -EBUSY (a tariff still assigned), -ENOTTY (a device
- * without a meter). */
+ * without a meter), -E2BIG (a cost answer too big for the bus). */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,6 +21,10 @@
 #include "tariff.h"
 
 typedef struct LoadedTariff {
+        /* The list's reference and a running cost query's: a tariff
+         * removed meanwhile is freed when the query is done. On the loop
+         * only; the query's thread only reads tariff. */
+        unsigned n_ref;
         Manager *manager;
         TariffRow row;
         Tariff *tariff;
@@ -53,10 +57,18 @@ char *manager_tariff_describe(Manager *m, const LoadedTariff *t);
  * metered device; a strip, its metered outlets. */
 int manager_cost_devices(Manager *m, const char *const *paths, size_t n, Device ***ret, size_t *ret_n,
                          char **ret_error);
-/* what_if: NULL (the assignments), a tariff object path or a tariff's text
- * (own format or URDB, told apart by content). */
-int manager_cost(Manager *m, Device **devices, size_t n, int64_t from_ms, int64_t to_ms, CostBucket bucket,
-                 const char *what_if, char **ret_json, char **ret_error);
+/* The outcome of a cost query: the JSON, or an error (as above; -EAGAIN
+ * too many queries, -ECANCELED kasamond stopping) with its message. */
+typedef void (*ManagerCostDone)(int r, const char *json, const char *error, void *userdata);
+/* Prices on a worker thread and calls done on the loop when it is done
+ * (once, unless it fails at once). what_if: NULL (the assignments), a
+ * tariff object path or a tariff's text (own format or URDB, told apart
+ * by content). -EAGAIN when too many queries run or wait already. */
+int manager_cost_start(Manager *m, Device **devices, size_t n, int64_t from_ms, int64_t to_ms, CostBucket bucket,
+                       const char *what_if, ManagerCostDone done, void *userdata, char **ret_error);
+/* Waits for the queries running, cancels those waiting: before the store
+ * goes. */
+void manager_cost_stop(Manager *m);
 int manager_price_energy(Manager *m, const char *tariff, const char *csv, const char *time_zone,
                          CostBucket bucket, char **ret_json, char **ret_error);
 /* "", "day" or "month"; -EINVAL otherwise. */

@@ -471,6 +471,8 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->watchdog_timer);
         sd_event_source_disable_unref(m->midnight_timer);
         sd_event_source_disable_unref(m->registry_save);
+        /* Cost queries read the store on their threads. */
+        manager_cost_stop(m);
         sd_bus_flush_close_unref(m->bus);
         store_free(m->store);
         registry_free(m->registry);

@@ -392,32 +392,49 @@ int store_write(Store *s, WriteFunc f, void *userdata) {
 
 /* The caller's thread reuses one read transaction handle: renewing it is
  * cheaper than a new one, which with MDB_NOTLS takes a reader slot each
- * time. */
+ * time. A reader on another thread (the cost queries' workers) while it is
+ * in use gets one of its own, MDB_NOTLS letting threads read at once. */
 int db_read_begin(Store *s, MDB_txn **ret) {
+        MDB_txn *t;
         int r;
 
         pthread_rwlock_rdlock(&s->map_lock);
-        if (s->rtxn) {
-                r = store_errno(mdb_txn_renew(s->rtxn));
+        if (__atomic_exchange_n(&s->rtxn_busy, true, __ATOMIC_ACQUIRE)) {
+                r = store_errno(mdb_txn_begin(s->env, NULL, MDB_RDONLY, ret));
+                if (r < 0)
+                        pthread_rwlock_unlock(&s->map_lock);
+                return r;
+        }
+        /* Only the holder of rtxn_busy writes rtxn; others compare it. */
+        t = __atomic_load_n(&s->rtxn, __ATOMIC_RELAXED);
+        if (t) {
+                r = store_errno(mdb_txn_renew(t));
                 if (r >= 0) {
-                        *ret = s->rtxn;
+                        *ret = t;
                         return 0;
                 }
-                mdb_txn_abort(s->rtxn);
-                s->rtxn = NULL;
+                /* Unpublished first: a reader's own could get its address. */
+                __atomic_store_n(&s->rtxn, NULL, __ATOMIC_RELAXED);
+                mdb_txn_abort(t);
+                t = NULL;
         }
-        r = store_errno(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn));
+        r = store_errno(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t));
+        __atomic_store_n(&s->rtxn, r < 0 ? NULL : t, __ATOMIC_RELAXED);
         if (r < 0) {
-                s->rtxn = NULL;
+                __atomic_store_n(&s->rtxn_busy, false, __ATOMIC_RELEASE);
                 pthread_rwlock_unlock(&s->map_lock);
                 return r;
         }
-        *ret = s->rtxn;
+        *ret = t;
         return 0;
 }
 
 void db_read_end(Store *s, MDB_txn *txn) {
-        mdb_txn_reset(txn);
+        if (txn == __atomic_load_n(&s->rtxn, __ATOMIC_RELAXED)) {
+                mdb_txn_reset(txn);
+                __atomic_store_n(&s->rtxn_busy, false, __ATOMIC_RELEASE);
+        } else
+                mdb_txn_abort(txn);
         pthread_rwlock_unlock(&s->map_lock);
 }
 

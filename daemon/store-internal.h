@@ -66,6 +66,7 @@ struct Store {
         int dir_fd;
         StoreLog *log;          /* the writer's, after open */
         MDB_txn *rtxn;          /* the caller's read transaction, reset between uses */
+        bool rtxn_busy;         /* taken (atomically): another reader begins its own */
 
         /* Appender's own state. */
         GHashTable *devs;       /* device -> DevState */

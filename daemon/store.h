@@ -26,7 +26,9 @@
  *
  * Threads: every function may be called from one thread (the daemon's
  * loop) while the store's own writer thread runs; the store's functions
- * are not meant to be called from several threads at once.
+ * are not meant to be called from several threads at once, except the
+ * queries (store_query_raw, store_query_rollup, store_energy), which
+ * other threads may run at the same time (the cost queries' workers).
  *
  * Rollups (minute, hour, local day): each poll interval (previous sample
  * -> this sample of the device) spreads its energy (the difference of the

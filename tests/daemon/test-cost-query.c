@@ -21,7 +21,17 @@ typedef struct FakeDevice {
         const char *id;
         int64_t power_mw;
         int64_t since;
+        int64_t until; /* 0: on and on */
+        bool open;     /* the period holding until ends there, as the store's still open does */
 } FakeDevice;
+
+/* The energy of d over [a, b). */
+static int64_t fake_mwh(const FakeDevice *d, int64_t a, int64_t b) {
+        a = a > d->since ? a : d->since;
+        if (d->until > 0 && b > d->until)
+                b = d->until;
+        return b > a ? d->power_mw * b / HOUR - d->power_mw * a / HOUR : 0;
+}
 
 typedef struct Fake {
         const FakeDevice *devices;
@@ -54,9 +64,11 @@ static int fake_energy(void *userdata, const char *device, bool minutes, int64_t
         CostInterval *v = calloc(cap, sizeof(CostInterval));
         if (!v)
                 return -ENOMEM;
-        for (int64_t t = start; t < to; t += step)
-                if (t >= d->since)
-                        v[n++] = (CostInterval) { t, t + step, d->power_mw * (t + step) / HOUR - d->power_mw * t / HOUR };
+        for (int64_t t = start; t < to; t += step) {
+                int64_t end = d->open && d->until > t && d->until < t + step ? d->until : t + step;
+                if (fake_mwh(d, t, end) > 0)
+                        v[n++] = (CostInterval) { t, end, fake_mwh(d, t, end) };
+        }
         *ret = v;
         *ret_n = n;
         return 0;
@@ -214,6 +226,74 @@ static void test_change(void) {
         tariff_free(b);
 }
 
+/* A change inside an hour that ended: its hour rollup spreads the energy
+ * evenly over the hour, so read whole it would price energy used before
+ * the change with the new tariff (or with none before the first). The
+ * bus test saw CostToday drop once the hour of an ActivateTariff passed. */
+static void test_change_within_hour(void) {
+        Tariff *a = tariff("\"name\":\"A\",\"currency\":\"EUR\",\"periods\":[{\"name\":\"all\",\"rate\":1}]");
+        Tariff *b = tariff("\"name\":\"B\",\"currency\":\"EUR\",\"periods\":[{\"name\":\"all\",\"rate\":3}]");
+        CostQueryTariff ts[] = { { 1, a }, { 2, b } };
+        /* A from 12:58, B from 13:00: 6 kW from 12:59 to 13:05 is 0.1 kWh
+         * at 1 and 0.5 kWh at 3. */
+        TariffAssignment as[] = {
+                { .id = 1, .tariff = 1, .since_ms = T0 + 12 * HOUR + 58 * MINUTE },
+                { .id = 2, .tariff = 2, .since_ms = T0 + 13 * HOUR },
+        };
+        FakeDevice burst[] = { { "a", 6000000, T0 + 12 * HOUR + 59 * MINUTE, T0 + 13 * HOUR + 5 * MINUTE } };
+
+        Run x = run(ts, 2, as, 2, NULL, burst, 1, T0, T0 + 14 * HOUR, COST_BUCKET_NONE, NULL);
+        is_str(jstr(x.json, "total"), "1.60", "first tariff from 12:58: its energy priced with it");
+        is_str(jstr(x.json, "unpriced_kwh"), "0.000", "first tariff from 12:58: nothing unpriced");
+        is_str(jstr(x.json, "devices.0.total"), "1.60", "first tariff from 12:58: the device's bill too");
+        run_done(&x);
+
+        /* B from 12:15, 6 kW from 12:10 to 12:20: 0.5 kWh each side. */
+        as[0].since_ms = 0;
+        as[1].since_ms = T0 + 12 * HOUR + 15 * MINUTE;
+        burst[0].since = T0 + 12 * HOUR + 10 * MINUTE;
+        burst[0].until = T0 + 12 * HOUR + 20 * MINUTE;
+        x = run(ts, 2, as, 2, NULL, burst, 1, T0, T0 + DAY, COST_BUCKET_NONE, NULL);
+        is_str(jstr(x.json, "total"), "2.00", "change at 12:15: each side with its tariff");
+        ok(x.fake.hour_calls > 0, "change at 12:15: the other hours still as hours");
+        run_done(&x);
+
+        /* The same with a device's own tariff from 12:15: the home's sum
+         * is cut there too. Home A, the device on B from 12:15. */
+        TariffAssignment own[] = {
+                { .id = 1, .tariff = 1, .since_ms = 0 },
+                { .id = 2, .device = (char *) "a", .tariff = 2, .since_ms = T0 + 12 * HOUR + 15 * MINUTE },
+        };
+        x = run(ts, 2, own, 2, NULL, burst, 1, T0, T0 + DAY, COST_BUCKET_NONE, NULL);
+        is_str(jstr(x.json, "home.energy"), "0.50", "own tariff from 12:15: the home prices what came before");
+        is_str(jstr(x.json, "total"), "2.00", "own tariff from 12:15: and the device's tariff the rest");
+        run_done(&x);
+
+        /* A demand tariff makes the home read minutes; the device's own
+         * bill, summed back into hours, keeps the hour of the change in
+         * minutes. */
+        Tariff *d = tariff("\"name\":\"D\",\"currency\":\"EUR\",\"periods\":[{\"name\":\"all\",\"rate\":1}],"
+                           "\"demand\":{\"charges\":[{\"name\":\"peak\",\"rate\":0}]}");
+        CostQueryTariff tsd[] = { { 1, d }, { 2, b } };
+        x = run(tsd, 2, own, 2, NULL, burst, 1, T0, T0 + DAY, COST_BUCKET_NONE, NULL);
+        is_str(jstr(x.json, "devices.0.total"), "2.00", "own tariff from 12:15, home on demand: the device's bill");
+        run_done(&x);
+
+        /* A range past now: the minute still open ends at its last sample,
+         * and its hour is not summed over it. 6 kW from 12:10 to 12:20:30
+         * is 1.05 kWh. */
+        TariffAssignment home_d[] = { { .id = 1, .tariff = 1, .since_ms = 0 } };
+        burst[0].until = T0 + 12 * HOUR + 20 * MINUTE + 30000;
+        burst[0].open = true;
+        x = run(tsd, 2, home_d, 1, NULL, burst, 1, T0, T0 + DAY, COST_BUCKET_NONE, NULL);
+        is_int(x.r, 0, "open minute, home on demand: priced");
+        is_str(jstr(x.json, "devices.0.total"), "1.05", "open minute, home on demand: the device's bill");
+        run_done(&x);
+        tariff_free(a);
+        tariff_free(b);
+        tariff_free(d);
+}
+
 static void test_home_charges(void) {
         Tariff *h = tariff("\"name\":\"home\",\"currency\":\"EUR\",\"periods\":[{\"name\":\"all\",\"rate\":0.30}],"
                            "\"fixed\":[{\"name\":\"daily\",\"amount\":1.00,\"per\":\"day\"}]");
@@ -361,6 +441,7 @@ static void test_resolution(void) {
 int main(void) {
         test_flat();
         test_change();
+        test_change_within_hour();
         test_home_charges();
         test_tiers();
         test_resolution();
