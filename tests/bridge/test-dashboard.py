@@ -121,7 +121,10 @@ def main():
         cdp.eval(f"document.querySelector('{sel} .switch').click(); true")
         kt.eventually(t, env, lambda: env.truth(0)[0]["outlets"][0]["relay"] is False, 20,
                       "the switch switches the simulated plug off")
-        kt.eventually(t, env, js(f"document.querySelector('{sel} .switch').textContent == 'Off'"), 20,
+        # The WebSocket may show the change before the POST's answer
+        # enables the button again: a click on a disabled button is lost.
+        kt.eventually(t, env, js(f"document.querySelector('{sel} .switch').textContent == 'Off' && "
+                                 f"!document.querySelector('{sel} .switch').disabled"), 20,
                       "and shows it off")
         cdp.eval(f"document.querySelector('{sel} .switch').click(); true")
         kt.eventually(t, env, lambda: env.truth(0)[0]["outlets"][0]["relay"] is True, 20, "and on again")
