@@ -30,7 +30,8 @@ static int64_t fake_mwh(const FakeDevice *d, int64_t a, int64_t b) {
         a = a > d->since ? a : d->since;
         if (d->until > 0 && b > d->until)
                 b = d->until;
-        return b > a ? d->power_mw * b / HOUR - d->power_mw * a / HOUR : 0;
+        /* 6 kW x ms since the epoch passes 2^63: the product in 128 bits. */
+        return b > a ? (int64_t) ((__int128) d->power_mw * b / HOUR - (__int128) d->power_mw * a / HOUR) : 0;
 }
 
 typedef struct Fake {
