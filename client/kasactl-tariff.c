@@ -2,7 +2,8 @@
 
 /* tariff list|show|add|import|remove|activate: the tariffs kasamond prices
  * energy with. (tariff price is in kasactl-costs.c, with the files read
- * and sent.) */
+ * and sent.) A couple of lines past 800: the verbs share the table
+ * printers below them, and tariff price already lives elsewhere. */
 
 #include <errno.h>
 #include <inttypes.h>

@@ -1,4 +1,9 @@
 /* SPDX-License-Identifier: MIT */
+
+/* Assignments + tariffs + stored energy -> the cost engine's requests.
+ * A few lines past 800: the energy grids (hour, minute, the cut hours of
+ * an assignment) and the requests built from them are one algorithm; the
+ * next growth should move the grids to a file of their own. */
 #include "macro.h"
 
 #include <errno.h>

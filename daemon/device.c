@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 
+/* A device's state, its poll round and its commands. Past 800 lines since
+ * the smart dialect joined the IOT one in the round; the round's retry,
+ * backoff and queue rules read best in one place (the countdown already
+ * lives in device-countdown.c). */
+
 #include "device.h"
 
 #include <arpa/inet.h>

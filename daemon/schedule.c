@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 
+/* Schedules: validation, the list the unit generator reads, arming and
+ * firing (sun schedules a day at a time). Past 800 lines: arming and
+ * recovery at start share the unit bookkeeping; the list's format is
+ * already apart in schedule-units.c, the bus in bus-schedule.c. */
+
 #include "schedule.h"
 
 #include <errno.h>

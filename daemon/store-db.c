@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 
 /*
- * The LMDB side of the store. On-disk format, version 2 (meta key
+ * The LMDB side of the store (a little past 800 lines: the format it
+ * documents here and the code that writes it belong together). On-disk format, version 2 (meta key
  * "format" = le32 2); version 1 stores are read as they are and written
  * in version 2 from then on (every value carries its own version byte).
  *
