@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "db-schedule.h"
+#include "db-sqlite.h"
 
 /* Schema history: append only, never edit a released entry. Each runs once,
  * in order, inside the transaction that bumps PRAGMA user_version. */
@@ -68,33 +69,9 @@ struct DbSchedule {
         char error[256];
 };
 
-static int errno_from_sqlite(int rc) {
-        switch (rc & 0xff) {
-        case SQLITE_NOMEM:
-                return -ENOMEM;
-        case SQLITE_BUSY:
-        case SQLITE_LOCKED:
-                return -EBUSY;
-        case SQLITE_CONSTRAINT:
-                return -EINVAL;
-        case SQLITE_CORRUPT:
-        case SQLITE_NOTADB:
-                return -EBADMSG;
-        case SQLITE_FULL:
-                return -ENOSPC;
-        case SQLITE_READONLY:
-                return -EROFS;
-        case SQLITE_PERM:
-        case SQLITE_AUTH:
-                return -EACCES;
-        default:
-                return -EIO;
-        }
-}
-
 static int fail(DbSchedule *db, int rc) {
         snprintf(db->error, sizeof db->error, "%s", sqlite3_errmsg(db->db));
-        return errno_from_sqlite(rc);
+        return db_errno(rc);
 }
 
 _printf_(3, 4)
@@ -110,60 +87,10 @@ const char *db_schedule_last_error(const DbSchedule *db) {
         return db->error;
 }
 
-/* Statements are cached: each use ends with a reset that drops the
- * bindings too (a bound string must not outlive the caller's buffer). */
-static void stmt_resetp(sqlite3_stmt **s) {
-        if (*s) {
-                sqlite3_reset(*s);
-                sqlite3_clear_bindings(*s);
-        }
-}
-#define _cleanup_stmt_ _cleanup_(stmt_resetp)
-
 static int exec_simple(DbSchedule *db, Statement which) {
         _cleanup_stmt_ sqlite3_stmt *s = db->stmt[which];
         int rc = sqlite3_step(s);
         return rc == SQLITE_DONE ? 0 : fail(db, rc);
-}
-
-static int migrate(DbSchedule *db) {
-        sqlite3_stmt *s;
-        int rc, version;
-
-        rc = sqlite3_exec(db->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-        if (rc != SQLITE_OK)
-                return fail(db, rc);
-        rc = sqlite3_prepare_v2(db->db, "PRAGMA user_version", -1, &s, NULL);
-        if (rc != SQLITE_OK)
-                goto fail;
-        rc = sqlite3_step(s);
-        version = sqlite3_column_int(s, 0);
-        sqlite3_finalize(s);
-        if (rc != SQLITE_ROW)
-                goto fail;
-        if (version > (int) ELEMENTSOF(migrations)) {
-                sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
-                return fail_msg(db, -EPROTONOSUPPORT, "database schema version %d is newer than this kasamond (%zu)",
-                                version, ELEMENTSOF(migrations));
-        }
-        for (size_t i = (size_t) version; i < ELEMENTSOF(migrations); i++) {
-                rc = sqlite3_exec(db->db, migrations[i], NULL, NULL, NULL);
-                if (rc != SQLITE_OK)
-                        goto fail;
-        }
-        char sql[64];
-        snprintf(sql, sizeof sql, "PRAGMA user_version = %zu", ELEMENTSOF(migrations));
-        rc = sqlite3_exec(db->db, sql, NULL, NULL, NULL);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_exec(db->db, "COMMIT", NULL, NULL, NULL);
-        if (rc != SQLITE_OK)
-                goto fail;
-        return 0;
-
-fail:;
-        int q = fail(db, rc);
-        sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
-        return q;
 }
 
 DbSchedule *db_schedule_free(DbSchedule *db) {
@@ -196,7 +123,7 @@ int db_schedule_open(const char *path, DbSchedule **ret, char **ret_error) {
                 q = fail(db, rc);
                 goto fail;
         }
-        q = migrate(db);
+        q = db_migrate(db->db, migrations, ELEMENTSOF(migrations), db->error, sizeof db->error);
         if (q < 0)
                 goto fail;
         for (size_t i = 0; i < _STMT_MAX; i++) {

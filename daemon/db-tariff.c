@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "db-sqlite.h"
 #include "db-tariff.h"
 
 /* A file of its own rather than tables in devices.sqlite: each SQLite
@@ -59,30 +60,9 @@ struct TariffDb {
         char error[256];
 };
 
-static int sqlite_errno(int rc) {
-        switch (rc & 0xff) {
-        case SQLITE_NOMEM:
-                return -ENOMEM;
-        case SQLITE_BUSY:
-        case SQLITE_LOCKED:
-                return -EBUSY;
-        case SQLITE_CONSTRAINT:
-                return -EEXIST;
-        case SQLITE_CORRUPT:
-        case SQLITE_NOTADB:
-                return -EBADMSG;
-        case SQLITE_FULL:
-                return -ENOSPC;
-        case SQLITE_READONLY:
-                return -EROFS;
-        default:
-                return -EIO;
-        }
-}
-
 static int db_fail(TariffDb *db, int rc) {
         snprintf(db->error, sizeof db->error, "%s", sqlite3_errmsg(db->db));
-        return sqlite_errno(rc);
+        return db_errno(rc);
 }
 
 _printf_(3, 4) static int db_refuse(TariffDb *db, int err, const char *fmt, ...) {
@@ -114,46 +94,6 @@ static void rollback(TariffDb *db) {
                 (void) sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-static int migrate(TariffDb *db) {
-        _cleanup_finalize_ sqlite3_stmt *s = NULL;
-        int r, version;
-
-        r = exec(db, "BEGIN IMMEDIATE");
-        if (r < 0)
-                return r;
-        r = prepare(db, "PRAGMA user_version", &s);
-        if (r < 0)
-                goto fail;
-        int rc = sqlite3_step(s);
-        if (rc != SQLITE_ROW) {
-                r = db_fail(db, rc);
-                goto fail;
-        }
-        version = sqlite3_column_int(s, 0);
-        if (version < 0 || version > (int) ELEMENTSOF(migrations)) {
-                r = db_refuse(db, -EPROTONOSUPPORT, "tariff database schema version %d is newer than this kasamond (%zu)",
-                              version, ELEMENTSOF(migrations));
-                goto fail;
-        }
-        for (size_t i = (size_t) version; i < ELEMENTSOF(migrations); i++) {
-                r = exec(db, migrations[i]);
-                if (r < 0)
-                        goto fail;
-        }
-        char sql[64];
-        snprintf(sql, sizeof sql, "PRAGMA user_version = %zu", ELEMENTSOF(migrations));
-        r = exec(db, sql);
-        if (r >= 0)
-                r = exec(db, "COMMIT");
-        if (r < 0)
-                goto fail;
-        db->schema_version = (int) ELEMENTSOF(migrations);
-        return 0;
-fail:
-        rollback(db);
-        return r;
-}
-
 TariffDb *tariff_db_free(TariffDb *db) {
         if (!db)
                 return NULL;
@@ -178,7 +118,9 @@ int tariff_db_open(const char *path, TariffDb **ret, char **ret_error) {
                  * safe; a power cut may lose the very last change. */
                 r = exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON");
                 if (r >= 0)
-                        r = migrate(db);
+                        r = db_migrate(db->db, migrations, ELEMENTSOF(migrations), db->error, sizeof db->error);
+                if (r >= 0)
+                        db->schema_version = r;
         }
         if (r < 0) {
                 if (ret_error && asprintf(ret_error, "%s: %s", path, db->error) < 0)

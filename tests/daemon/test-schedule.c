@@ -3,6 +3,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <math.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -571,6 +572,38 @@ static void test_systemd_analyze(const char *analyze) {
         free(error);
 }
 
+/* A schema version the file cannot have (negative) is refused, and the
+ * file is left as it was, not stamped current with no table made. */
+static void test_bad_schema_version(const char *dir) {
+        char *path = g_build_filename(dir, "bad.sqlite", NULL);
+        DbSchedule *db = NULL;
+        sqlite3 *raw;
+        sqlite3_stmt *st;
+        char *error = NULL;
+        int version = 0;
+
+        g_assert(sqlite3_open(path, &raw) == SQLITE_OK);
+        g_assert(sqlite3_exec(raw, "PRAGMA user_version = -1", NULL, NULL, NULL) == SQLITE_OK);
+        sqlite3_close(raw);
+        ok(db_schedule_open(path, &db, &error) == -EPROTONOSUPPORT, "a negative schema version is refused (%s)",
+           error ?: "no message");
+        g_assert(sqlite3_open(path, &raw) == SQLITE_OK);
+        g_assert(sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK);
+        if (sqlite3_step(st) == SQLITE_ROW)
+                version = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(raw);
+        ok(version == -1, "and the file keeps its version (%d)", version);
+        db_schedule_free(db);
+        free(error);
+        for (const char *suffix = ""; suffix; suffix = *suffix ? (strcmp(suffix, "-wal") == 0 ? "-shm" : NULL) : "-wal") {
+                char *p = g_strconcat(path, suffix, NULL);
+                g_unlink(p);
+                g_free(p);
+        }
+        g_free(path);
+}
+
 int main(int argc, char **argv) {
         char dir[] = "/tmp/test-schedule-XXXXXX";
 
@@ -582,6 +615,7 @@ int main(int argc, char **argv) {
         test_own_service();
         test_sun();
         test_systemd_analyze(argc > 1 ? argv[1] : "/usr/bin/systemd-analyze");
+        test_bad_schema_version(dir);
 
         g_hash_table_destroy(sd.units);
         g_hash_table_destroy(sd.generated);
