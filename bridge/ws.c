@@ -228,13 +228,11 @@ static bool handle_frame(WsClient *c, const WsFrame *f) {
         case WS_OP_PONG:
                 return true;
         case WS_OP_CLOSE:
-                send_close(c, 1000, "");
-                return flush(c);
+                return send_close(c, 1000, "") && flush(c);
         case WS_OP_TEXT:
         case WS_OP_BINARY:
                 if (c->message) {
-                        send_close(c, 1002, "a new message inside a fragmented one");
-                        return flush(c);
+                        return send_close(c, 1002, "a new message inside a fragmented one") && flush(c);
                 }
                 if (f->fin)
                         return f->opcode == WS_OP_TEXT ? handle_text(c, f->payload, f->size) : true;
@@ -244,12 +242,10 @@ static bool handle_frame(WsClient *c, const WsFrame *f) {
                 return true;
         case WS_OP_CONTINUATION:
                 if (!c->message) {
-                        send_close(c, 1002, "a continuation without a message");
-                        return flush(c);
+                        return send_close(c, 1002, "a continuation without a message") && flush(c);
                 }
                 if (c->message->len + f->size > WS_MESSAGE_MAX) {
-                        send_close(c, 1009, "message too big");
-                        return flush(c);
+                        return send_close(c, 1009, "message too big") && flush(c);
                 }
                 g_byte_array_append(c->message, f->payload, (guint) f->size);
                 if (f->fin) {
@@ -286,8 +282,10 @@ static gboolean on_readable(GObject *stream, gpointer userdata) {
                         if (used == 0)
                                 break;
                         if (used < 0) {
-                                send_close(c, used == -EMSGSIZE ? 1009 : 1002,
-                                           used == -EMSGSIZE ? "message too big" : "protocol error");
+                                /* send_close() drops a client whose queue is full. */
+                                if (!send_close(c, used == -EMSGSIZE ? 1009 : 1002,
+                                                used == -EMSGSIZE ? "message too big" : "protocol error"))
+                                        return G_SOURCE_REMOVE;
                                 g_byte_array_set_size(c->inbuf, 0);
                                 if (!flush(c))
                                         return G_SOURCE_REMOVE;

@@ -9,11 +9,10 @@
 #include <stdlib.h>
 
 #include "kasa-dbus.h"
+#include "kasa-time.h"
 #include "kasactl.h"
 #include "log.h"
 #include "time-util.h"
-
-#define USEC_PER_SEC_ UINT64_C(1000000)
 
 /* A JSON reply of a Manager method that takes no arguments. */
 static int call_json(sd_bus *bus, const char *path, const char *iface, const char *method, const char *what,
@@ -278,10 +277,10 @@ int verb_alert_ack(int argc, char **argv, void *userdata) {
 static void format_span(char *buf, size_t size, uint64_t usec) {
         if (usec == 0)
                 snprintf(buf, size, "-");
-        else if (usec % (3600 * USEC_PER_SEC_) == 0)
-                snprintf(buf, size, "%" PRIu64 "h", usec / (3600 * USEC_PER_SEC_));
-        else if (usec % (60 * USEC_PER_SEC_) == 0)
-                snprintf(buf, size, "%" PRIu64 "min", usec / (60 * USEC_PER_SEC_));
+        else if (usec % USEC_PER_HOUR == 0)
+                snprintf(buf, size, "%" PRIu64 "h", usec / USEC_PER_HOUR);
+        else if (usec % USEC_PER_MINUTE == 0)
+                snprintf(buf, size, "%" PRIu64 "min", usec / USEC_PER_MINUTE);
         else
                 snprintf(buf, size, "%gs", (double) usec / 1e6);
 }

@@ -171,6 +171,13 @@ static void update_transport_state(Device *d) {
                 msg = (d->transport ? transport_error_message(d->transport) : NULL) ?: "credentials refused";
         } else if (auth == DEVICE_AUTH_NONE)
                 auth = DEVICE_AUTH_UNKNOWN;
+        /* Still failed from an earlier round (this one failed otherwise):
+         * the message stays what it was. Copied, since it is rewritten. */
+        char kept[sizeof(d->auth_message)];
+        if (auth == DEVICE_AUTH_FAILED && d->round_error != -EACCES) {
+                snprintf(kept, sizeof(kept), "%s", d->auth_message);
+                msg = kept;
+        }
         if (auth == DEVICE_AUTH_FAILED && d->auth != DEVICE_AUTH_FAILED)
                 log_warning("%s (%s): %s", d->id, d->address, msg);
         if (auth != DEVICE_AUTH_FAILED)

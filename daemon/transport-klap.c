@@ -287,7 +287,8 @@ static void on_handshake1(KlapTransport *x, const uint8_t *body, size_t len) {
                 return;
         }
         snprintf(x->session_cookie, sizeof(x->session_cookie), "%s", x->cookie);
-        x->session_timeout_sec = x->cookie_timeout ?: KLAP_TIMEOUT_DEFAULT_SEC;
+        /* The device's number: bounded, so that the renewal time cannot wrap. */
+        x->session_timeout_sec = MIN(x->cookie_timeout ?: KLAP_TIMEOUT_DEFAULT_SEC, (uint64_t) 30 * 24 * 3600);
         r = klap_client_hash(&x->auths[x->auth_index], x->local, x->remote, client);
         if (r >= 0)
                 r = send_http(x, "/app/handshake2", x->session_cookie, client, sizeof(client), PHASE_HANDSHAKE2);
