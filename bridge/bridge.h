@@ -10,6 +10,7 @@
 #include "request.h"
 
 typedef struct WsServer WsServer;
+typedef struct Webhook Webhook;
 
 typedef struct BridgeConfig {
         size_t max_body;     /* bytes of a request body, else 413 */
@@ -35,6 +36,7 @@ typedef struct Bridge {
         KasaClient *kasa;
         Auth *auth;
         WsServer *ws;
+        Webhook *webhook; /* NULL without --webhook= */
         BridgeConfig config;
         GBytes *openapi;
         GHashTable *counters; /* "handler status" -> RequestCounter */

@@ -5,7 +5,9 @@ closing it, the hello snapshot, a
 kasa-sim load change seen in the update of the first poll that sees it,
 subscriptions, ping/pong (JSON and protocol frames), devices added and
 removed, protocol errors closing with 1002, and a client that never reads
-dropped once its queue is full, with the bridge's memory bounded."""
+dropped once its queue is full, with the bridge's memory bounded; alerts
+in the hello, fired, acknowledged and resolved, and in the daemon
+messages of a kasamond restart."""
 
 import json
 import re
@@ -25,6 +27,48 @@ def metric(br, token, name):
     st, _, text = br.get("/metrics", token)
     m = re.search(rf"^{name} (\S+)$", text if st == 200 else "", re.M)
     return float(m.group(1)) if m else None
+
+
+def open_alerts(env):
+    return json.loads(env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "ListAlerts")[0])
+
+
+def alerts(t, env, br, ws, hello, viewer, plug2, plain):
+    """Alerts on the stream: in the hello, fired, acknowledged, resolved;
+    a client subscribed to another device gets none of them. Leaves one
+    open."""
+    t.eq(hello.get("alerts"), [], "the hello lists no alert while none is open")
+    other = bt.WsClient(br.port, f"/ws?token={viewer}&devices={plain}")
+    other.message()
+    env.sim(cmd="set", device=1, load_w=10.0)
+    env.wait_polled(env.device_path(plug2))
+    env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "AddAlertRule", "sssdttas",
+             ("ws-hot", "power-above", plug2, 100.0, 0, 0, []))
+    env.sim(cmd="set", device=1, load_w=800.0)
+    m = ws.wait_for(lambda m: m.get("type") == "alert", 30)
+    listed = open_alerts(env)
+    t.eq((m.get("event"), [m.get("alert")]), ("fired", listed),
+         "an alert fires: an alert message, event fired, the alert as ListAlerts has it")
+    late = bt.WsClient(br.port, f"/ws?token={viewer}")
+    t.eq(late.message().get("alerts"), listed, "a client that connects now has it in its hello")
+    late.close()
+    env.call(listed[0]["path"], "org.kasamond.Kasa1.Alert", "Acknowledge")
+    m = ws.wait_for(lambda m: m.get("type") == "alert", 10)
+    t.eq((m.get("event"), m["alert"]["id"], m["alert"]["state"]), ("acknowledged", listed[0]["id"], "acknowledged"),
+         "Acknowledge(): event acknowledged")
+    env.sim(cmd="set", device=1, load_w=10.0)
+    m = ws.wait_for(lambda m: m.get("type") == "alert", 30)
+    t.eq((m.get("event"), m["alert"]["id"], m["alert"]["state"]), ("resolved", listed[0]["id"], "resolved"),
+         "the load back under: event resolved")
+    other.send({"type": "ping"})
+    seen = []
+    other.wait_for(lambda m: seen.append(m) or m.get("type") == "pong", 10)
+    t.eq([m for m in seen if m.get("type") == "alert"], [], "a client subscribed to another device got none")
+    other.close()
+    env.sim(cmd="set", device=1, load_w=800.0)
+    m = ws.wait_for(lambda m: m.get("type") == "alert", 30)
+    t.eq(m.get("event"), "fired", "it fires again")
+    t.eq(metric(br, viewer, "kasa_bridge_alerts_open"), 1.0, "kasa_bridge_alerts_open counts it")
 
 
 def main():
@@ -154,13 +198,17 @@ def main():
         doomed.close()
 
         ws = bt.WsClient(br.port, f"/ws?token={viewer}")
-        t.ok(ws.status == 101 and ws.message().get("type") == "hello", "a new client is served after that")
+        hello = ws.message()
+        t.ok(ws.status == 101 and hello.get("type") == "hello", "a new client is served after that")
+        alerts(t, env, br, ws, hello, viewer, plug2, plain)
         env.stop_daemon()
         m = ws.wait_for(lambda m: m.get("type") == "daemon", 10)
-        t.eq(m.get("up"), False, "kasamond stopping: a daemon message, up false")
+        t.eq((m.get("up"), m.get("alerts")), (False, []), "kasamond stopping: a daemon message, up false, no alerts")
         env.start_daemon()
         m = ws.wait_for(lambda m: m.get("type") == "daemon", 20)
         t.eq(m.get("up"), True, "and back: up true")
+        t.eq([a["id"] for a in m.get("alerts", [])], [a["id"] for a in open_alerts(env)],
+             "with the alert still open")
         ws.close()
         t.eq(br.stop(), 0, "the bridge exits with 0 on SIGTERM")
     return t.close()
