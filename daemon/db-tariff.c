@@ -104,29 +104,23 @@ TariffDb *tariff_db_free(TariffDb *db) {
 DEFINE_TRIVIAL_CLEANUP_FUNC(TariffDb *, tariff_db_free);
 
 int tariff_db_open(const char *path, TariffDb **ret, char **ret_error) {
+        /* As the registry: a power cut may lose the very last change. No
+         * cached statements: tariffs change rarely, each query is
+         * prepared where it is used. */
+        static const DbSpec spec = {
+                .flags = DB_FOREIGN_KEYS,
+                .migrations = migrations,
+                .n_migrations = ELEMENTSOF(migrations),
+        };
         _cleanup_(tariff_db_freep) TariffDb *db = calloc(1, sizeof(TariffDb));
-        int r, rc;
+        int r;
 
         if (!db)
                 return -ENOMEM;
-        rc = sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-        if (rc != SQLITE_OK)
-                r = db->db ? db_fail(db, rc) : db_refuse(db, -ENOMEM, "out of memory");
-        else {
-                sqlite3_busy_timeout(db->db, 5000);
-                /* As the registry: WAL with synchronous=NORMAL, which is
-                 * safe; a power cut may lose the very last change. */
-                r = exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON");
-                if (r >= 0)
-                        r = db_migrate(db->db, migrations, ELEMENTSOF(migrations), db->error, sizeof db->error);
-                if (r >= 0)
-                        db->schema_version = r;
-        }
-        if (r < 0) {
-                if (ret_error && asprintf(ret_error, "%s: %s", path, db->error) < 0)
-                        *ret_error = NULL;
+        r = db_open(path, &spec, &db->db, NULL, ret_error);
+        if (r < 0)
                 return r;
-        }
+        db->schema_version = r;
         *ret = TAKE_PTR(db);
         return 0;
 }
