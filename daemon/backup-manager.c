@@ -94,7 +94,7 @@ static int sqlite_snapshot(const char *src, const char *dst, int64_t *ret_schema
                 *ret_schema = sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
         if (rc != SQLITE_OK)
-                (void) asprintf(ret_error, "Failed to snapshot %s: %s", src, sqlite3_errstr(rc));
+                (void) error_set(ret_error, 0, "Failed to snapshot %s: %s", src, sqlite3_errstr(rc));
         sqlite3_close(from);
         sqlite3_close(to);
         return rc == SQLITE_OK ? 0 : -EIO;
@@ -125,7 +125,7 @@ static void *backup_thread(void *userdata) {
                         if (fd >= 0)
                                 close(fd);
                         if (r < 0)
-                                (void) asprintf(&j->error, "Failed to copy the readings: %s", strerror(-r));
+                                (void) error_set(&j->error, 0, "Failed to copy the readings: %s", strerror(-r));
                 }
                 n++;
         }

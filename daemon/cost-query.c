@@ -4,6 +4,7 @@
  * A few lines past 800: the energy grids (hour, minute, the cut hours of
  * an assignment) and the requests built from them are one algorithm; the
  * next growth should move the grids to a file of their own. */
+#include "log.h"
 #include "macro.h"
 
 #include <errno.h>
@@ -50,14 +51,7 @@ struct CostQueryResult {
         bool priced;
 };
 
-_printf_(2, 3) static int refuse(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        if (ret_error && vasprintf(ret_error, fmt, ap) < 0)
-                *ret_error = NULL;
-        va_end(ap);
-        return -EINVAL;
-}
+#define refuse(ret_error, ...) error_set(ret_error, -EINVAL, __VA_ARGS__)
 
 static int64_t floor_to(int64_t t, int64_t unit) {
         int64_t q = t / unit;
@@ -784,8 +778,10 @@ json_t *cost_query_to_json(const CostQuery *q, const CostQueryResult *r) {
         for (size_t i = 0; k >= 0 && i < r->n_devices; i++) {
                 json_t *d = r->devices[i] ? cost_bill_to_json(r->devices[i], q->time_zone) : json_object();
                 if (!d || json_object_set_new(d, "id", json_string(q->devices[i].id)) < 0 ||
-                    json_object_set_new(d, "alias", q->devices[i].alias ? json_string(q->devices[i].alias) : json_null()) < 0 ||
-                    json_array_append_new(devices, d) < 0)
+                    json_object_set_new(d, "alias", q->devices[i].alias ? json_string(q->devices[i].alias) : json_null()) < 0) {
+                        json_decref(d);
+                        k = -1;
+                } else if (json_array_append_new(devices, d) < 0)
                         k = -1;
         }
         const CostBill *any = r->home;
