@@ -415,8 +415,15 @@ int backup_apply_staged(const char *state_dir) {
                         join(dir, sizeof dir, staged, "/readings", "");
                         join(target, sizeof target, state_dir, "/readings", "");
                         join(old, sizeof old, state_dir, "/readings.old", "");
-                        if (access(dir, F_OK) < 0)
+                        /* The old readings are only ever needed until the
+                         * new ones are in place; if they are, a crash may
+                         * have left the old ones behind. */
+                        if (access(dir, F_OK) < 0) {
+                                r = remove_tree(old);
+                                if (r < 0)
+                                        return log_error_errno(r, "Failed to remove %s: %m", old);
                                 continue;
+                        }
                         r = remove_tree(old);
                         if (r >= 0)
                                 r = move_in(target, old);
