@@ -17,6 +17,7 @@
 
 #include "backup-manager.h"
 #include "backup.h"
+#include "kasa-time.h"
 #include "log.h"
 
 #define STAGED "restore.staged"
@@ -188,9 +189,7 @@ int manager_backup_start(Manager *m, int fd, sd_bus_message *call) {
         *j = (BackupJob) { .manager = m, .call = sd_bus_message_ref(call), .efd = -EBADF };
         j->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         j->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        j->created_usec = (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+        j->created_usec = realtime_usec();
         if (j->fd < 0 || j->efd < 0 || asprintf(&j->stage, "%s/backup.tmp.XXXXXX", m->state_dir) < 0) {
                 r = -errno;
                 goto fail;

@@ -135,10 +135,10 @@ GPtrArray *scheduler_list(Scheduler *s) {
 
 /* The schedule id of one of our unit names, or 0 (ids start at 1). */
 static uint32_t unit_schedule_id(const char *unit) {
-        const char *p = unit + strlen(SCHEDULE_UNIT_PREFIX);
+        const char *p = unit + strlen(SCHEDULE_UNITS_PREFIX);
         char *end;
 
-        if (strncmp(unit, SCHEDULE_UNIT_PREFIX, strlen(SCHEDULE_UNIT_PREFIX)) != 0 || !g_ascii_isdigit(*p))
+        if (strncmp(unit, SCHEDULE_UNITS_PREFIX, strlen(SCHEDULE_UNITS_PREFIX)) != 0 || !g_ascii_isdigit(*p))
                 return 0;
         unsigned long id = strtoul(p, &end, 10);
         if ((*end != '.' && *end != '-') || id > UINT32_MAX)
@@ -277,7 +277,7 @@ static int sync_units(Scheduler *s, bool *ret_reloaded, char **ret_error) {
                         continue;
                 /* The day of a sun schedule's units is in their names. */
                 if (sch->sun_event >= 0)
-                        sscanf(sch->armed_timer, SCHEDULE_UNIT_PREFIX "%*u-%8[0-9]", day);
+                        sscanf(sch->armed_timer, SCHEDULE_UNITS_PREFIX "%*u-%8[0-9]", day);
                 if (schedule_unit_init(&units[n], sch->rec.id, day, sch->rec.action, sch->rec.persistent,
                                        sch->rec.random_delay_usec, sch->armed_calendar, NULL) < 0)
                         return -EINVAL; /* plan() checked it */
@@ -324,7 +324,7 @@ static int stop_units(Scheduler *s, uint32_t id, bool services, const char *keep
         g_auto(GStrv) units = NULL;
         int r, ret = 0;
 
-        r = s->config.systemd->list_units(s->config.systemd_userdata, SCHEDULE_UNIT_PREFIX, &units);
+        r = s->config.systemd->list_units(s->config.systemd_userdata, SCHEDULE_UNITS_PREFIX, &units);
         if (r < 0) {
                 set_error(ret_error, "Failed to list the units of schedule %" PRIu32 ": %s", id, strerror(-r));
                 return r;
@@ -428,7 +428,7 @@ int scheduler_start(Scheduler *s) {
                         log_warning("Failed to arm schedule %" PRIu32 ", ignoring: %s", sch->rec.id,
                                     error ?: strerror(-r));
         }
-        r = s->config.systemd->list_units(s->config.systemd_userdata, SCHEDULE_UNIT_PREFIX, &units);
+        r = s->config.systemd->list_units(s->config.systemd_userdata, SCHEDULE_UNITS_PREFIX, &units);
         if (r < 0) {
                 log_warning_errno(r, "Failed to list the schedules' units, schedules stay idle: %m");
                 return 0;

@@ -21,7 +21,6 @@
 #include "sun.h"
 #include "systemd1.h"
 
-#define SCHEDULE_UNIT_PREFIX SCHEDULE_UNITS_PREFIX
 /* Longest randomized delay and sun offset accepted. */
 #define SCHEDULE_RANDOM_MAX_USEC (24 * 3600 * UINT64_C(1000000))
 #define SCHEDULE_OFFSET_MAX_USEC (12 * 3600 * INT64_C(1000000))
