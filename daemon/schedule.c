@@ -59,7 +59,6 @@ static Schedule *schedule_free(Schedule *sch) {
         free(sch->path);
         free(sch->armed_timer);
         free(sch->armed_service);
-        free(sch->armed_calendar);
         free(sch->sun_remark);
         free(sch);
         return NULL;
@@ -158,13 +157,12 @@ bool schedule_is_own_service(const Schedule *sch, const char *unit) {
  * is stopped before it leaves the list: a timer still running when a
  * reload takes its file away fails, and a failed unit stays loaded. */
 
-static void set_armed(Schedule *sch, char *timer, char *service, char *calendar) {
+static void set_armed(Schedule *sch, char *timer, char *service, const ScheduleUnit *unit) {
         free(sch->armed_timer);
         free(sch->armed_service);
-        free(sch->armed_calendar);
         sch->armed_timer = timer;
         sch->armed_service = service;
-        sch->armed_calendar = calendar;
+        sch->armed_unit = unit ? *unit : (ScheduleUnit) {};
 }
 
 static void disarm(Schedule *sch) {
@@ -254,7 +252,7 @@ static int plan(Scheduler *s, Schedule *sch, char **ret_error) {
         service = strdup(name);
         if (!timer || !service)
                 return -ENOMEM;
-        set_armed(sch, TAKE_PTR(timer), TAKE_PTR(service), TAKE_PTR(calendar));
+        set_armed(sch, TAKE_PTR(timer), TAKE_PTR(service), &u);
         return 0;
 }
 
@@ -271,17 +269,8 @@ static int sync_units(Scheduler *s, bool *ret_reloaded, char **ret_error) {
                 return -ENOMEM;
         for (guint i = 0; i < s->list->len; i++) {
                 Schedule *sch = s->list->pdata[i];
-                char day[9] = "";
-
-                if (!sch->armed_timer)
-                        continue;
-                /* The day of a sun schedule's units is in their names. */
-                if (sch->sun_event >= 0)
-                        sscanf(sch->armed_timer, SCHEDULE_UNITS_PREFIX "%*u-%8[0-9]", day);
-                if (schedule_unit_init(&units[n], sch->rec.id, day, sch->rec.action, sch->rec.persistent,
-                                       sch->rec.random_delay_usec, sch->armed_calendar, NULL) < 0)
-                        return -EINVAL; /* plan() checked it */
-                n++;
+                if (sch->armed_timer)
+                        units[n++] = sch->armed_unit;
         }
         r = s->config.systemd->write_units(s->config.systemd_userdata, units, n, ret_error);
         if (r < 0)

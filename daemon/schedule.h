@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "db-schedule.h"
+#include "schedule-units.h"
 #include "device.h"
 #include "sun.h"
 #include "systemd1.h"
@@ -36,7 +37,7 @@ typedef struct Schedule {
         char *path;                /* D-Bus object path */
         char *armed_timer;         /* the timer unit armed now, NULL if none */
         char *armed_service;
-        char *armed_calendar;      /* its OnCalendar= */
+        ScheduleUnit armed_unit;   /* what the generator makes of it, when armed */
         uint64_t sun_next_usec;    /* a sun schedule: the event armed (with its offset), 0 if none */
         char *sun_remark;          /* a sun schedule not armed: why (polar night, no location) */
 } Schedule;
