@@ -65,19 +65,9 @@ struct AlertDb {
         char error[256];
 };
 
-static int fail(AlertDb *db, int rc) {
-        snprintf(db->error, sizeof db->error, "%s", sqlite3_errmsg(db->db));
-        return db_errno(rc);
-}
-
-_printf_(3, 4)
-static int fail_msg(AlertDb *db, int err, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(db->error, sizeof db->error, fmt, ap);
-        va_end(ap);
-        return err;
-}
+/* The error text goes to db->error (db-sqlite.h). */
+#define fail(c, rc) db_fail((c)->db, (rc), (c)->error, sizeof (c)->error)
+#define fail_msg(c, err, ...) db_failf((c)->error, sizeof (c)->error, (err), __VA_ARGS__)
 
 const char *db_alert_last_error(const AlertDb *db) {
         return db->error;
@@ -86,9 +76,7 @@ const char *db_alert_last_error(const AlertDb *db) {
 AlertDb *db_alert_free(AlertDb *db) {
         if (!db)
                 return NULL;
-        for (size_t i = 0; i < _STMT_MAX; i++)
-                sqlite3_finalize(db->stmt[i]);
-        sqlite3_close(db->db);
+        db_release(db->db, db->stmt, _STMT_MAX);
         free(db);
         return NULL;
 }

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,26 @@ int db_errno(int rc) {
         default:
                 return -EIO;
         }
+}
+
+int db_fail(sqlite3 *db, int rc, char *error, size_t size) {
+        snprintf(error, size, "%s", sqlite3_errmsg(db));
+        return db_errno(rc);
+}
+
+int db_failf(char *error, size_t size, int err, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(error, size, fmt, ap);
+        va_end(ap);
+        return err;
+}
+
+void db_release(sqlite3 *db, sqlite3_stmt **stmts, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                sqlite3_finalize(stmts[i]);
+        sqlite3_close(db);
 }
 
 void db_stmt_resetp(sqlite3_stmt **s) {

@@ -13,6 +13,15 @@
 
 int db_errno(int rc);
 
+/* The last error's text, which every concern keeps for its caller:
+ * db_fail() takes SQLite's message and returns db_errno(rc); db_failf()
+ * formats one and returns err. */
+int db_fail(sqlite3 *db, int rc, char *error, size_t size);
+_printf_(4, 5) int db_failf(char *error, size_t size, int err, const char *fmt, ...);
+
+/* Finalizes the cached statements and closes the connection. */
+void db_release(sqlite3 *db, sqlite3_stmt **stmts, size_t n);
+
 /* Cached statements: each use ends with a reset that also drops the
  * bindings (a bound string must not outlive the caller's buffer). */
 void db_stmt_resetp(sqlite3_stmt **s);

@@ -107,19 +107,9 @@ static int on_commit(void *userdata) {
         return 0; /* let it commit */
 }
 
-static int fail(Registry *r, int rc) {
-        snprintf(r->error, sizeof r->error, "%s", sqlite3_errmsg(r->db));
-        return db_errno(rc);
-}
-
-_printf_(3, 4)
-static int fail_msg(Registry *r, int err, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(r->error, sizeof r->error, fmt, ap);
-        va_end(ap);
-        return err;
-}
+/* The error text goes to db->error (db-sqlite.h). */
+#define fail(c, rc) db_fail((c)->db, (rc), (c)->error, sizeof (c)->error)
+#define fail_msg(c, err, ...) db_failf((c)->error, sizeof (c)->error, (err), __VA_ARGS__)
 
 static int exec_simple(Registry *r, Statement which) {
         _cleanup_stmt_ sqlite3_stmt *s = r->stmt[which];
@@ -176,9 +166,7 @@ static bool id_is_valid(const char *id) {
 Registry *registry_free(Registry *r) {
         if (!r)
                 return NULL;
-        for (size_t i = 0; i < _STMT_MAX; i++)
-                sqlite3_finalize(r->stmt[i]);
-        sqlite3_close(r->db);
+        db_release(r->db, r->stmt, _STMT_MAX);
         free(r);
         return NULL;
 }
