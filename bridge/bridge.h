@@ -39,6 +39,7 @@ typedef struct Bridge {
         Webhook *webhook; /* NULL without --webhook= */
         BridgeConfig config;
         GBytes *openapi;
+        GHashTable *pages; /* dashboard file name -> GBytes, read once */
         GHashTable *counters; /* "handler status" -> RequestCounter */
         /* What GET /api/devices and the devices' part of /metrics answer,
          * built on demand and dropped on every change of the cache: many
@@ -76,6 +77,8 @@ GDBusConnection *request_bus(Request *r);
 
 /* Answers 200 with a body shared between requests. */
 void request_reply_bytes(Request *r, const char *content_type, GBytes *body);
+/* Answers with JSON text as it is (kasamond's Describe(), a bill). */
+void request_reply_json_bytes(Request *r, unsigned status, GBytes *body);
 /* Drops the rendered answers (a KasaListener). */
 void bridge_invalidate(KasaEvent event, const KasaDevice *d, unsigned fields, void *userdata);
 

@@ -312,6 +312,8 @@ finish:
         bridge_invalidate(KASA_EVENT_DOWN, NULL, 0, &b);
         if (b.openapi)
                 g_bytes_unref(b.openapi);
+        if (b.pages)
+                g_hash_table_destroy(b.pages);
         g_free(b.config.cors_origin);
         g_free(b.config.openapi_path);
         g_free(b.config.dashboard_dir);

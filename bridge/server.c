@@ -61,11 +61,19 @@ void request_reply_json(Request *r, unsigned status, json_t *body) {
         finish(r, status);
 }
 
-void request_reply_bytes(Request *r, const char *content_type, GBytes *body) {
-        soup_server_message_set_status(r->msg, 200, NULL);
+static void reply_bytes(Request *r, unsigned status, const char *content_type, GBytes *body) {
+        soup_server_message_set_status(r->msg, status, NULL);
         soup_message_headers_set_content_type(soup_server_message_get_response_headers(r->msg), content_type, NULL);
         soup_message_body_append_bytes(soup_server_message_get_response_body(r->msg), body);
-        finish(r, 200);
+        finish(r, status);
+}
+
+void request_reply_bytes(Request *r, const char *content_type, GBytes *body) {
+        reply_bytes(r, 200, content_type, body);
+}
+
+void request_reply_json_bytes(Request *r, unsigned status, GBytes *body) {
+        reply_bytes(r, status, "application/json", body);
 }
 
 void bridge_invalidate(KasaEvent event, const KasaDevice *d, unsigned fields, void *userdata) {

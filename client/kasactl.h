@@ -157,6 +157,9 @@ int describe_device(sd_bus *bus, const Device *d, json_t **ret);
 /* ---- output ---- */
 
 int json_print(json_t *o);
+/* A member of a Describe() object: "" and 0 when absent or of another type. */
+const char *json_str(const json_t *o, const char *key);
+uint64_t json_u64(const json_t *o, const char *key);
 json_t *json_reading(double v);
 json_t *json_time(uint64_t t);
 const char *format_energy(char *buf, size_t size, double wh, bool kwh);

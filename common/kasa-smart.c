@@ -12,8 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kasa-fields.h"
 #include "kasa-json.h"
 #include "macro.h"
+
+/* The getters and fail() of both dialects (kasa-fields.c). */
+#define fail kasa_fail
+#define get_string kasa_field_string
+#define get_int kasa_field_int
+#define get_scaled kasa_field_scaled
+#define get_bool kasa_field_bool
 
 #define _cleanup_json_ _cleanup_(json_decrefp)
 
@@ -22,15 +30,6 @@
 #define VOLTAGE_MAX_MV  (1000LL * 1000)
 #define CURRENT_MAX_MA  (1000LL * 1000)
 
-_printf_(2, 3) static int fail(KasaError *err, const char *fmt, ...) {
-        if (err) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(err->message, sizeof(err->message), fmt, ap);
-                va_end(ap);
-        }
-        return -EBADMSG;
-}
 
 /* ---- base64 ---- */
 
@@ -203,24 +202,6 @@ char *kasa_smart_request_set_nickname(const char *nickname, const char *child_id
 
 /* ---- replies ---- */
 
-static int get_string(const KjTok *obj, const char *where, const char *key, bool required, char *out,
-                      size_t out_size, KasaError *err) {
-        const KjTok *v = kj_object_get(obj, key);
-
-        if (!v) {
-                if (required)
-                        return fail(err, "%s: required field \"%s\" is missing", where, key);
-                return 0;
-        }
-        if (!kj_is_string(v))
-                return fail(err, "%s: field \"%s\" must be a string", where, key);
-        if (v->decoded_len >= out_size)
-                return fail(err, "%s: field \"%s\" is %u bytes long, limit %zu", where, key, v->decoded_len,
-                            out_size - 1);
-        kj_string_copy(v, out);
-        out[v->decoded_len] = 0;
-        return 1;
-}
 
 /* nickname and ssid: base64 of UTF-8 text. */
 static int get_base64_text(const KjTok *obj, const char *where, const char *key, char *out, size_t out_size,
@@ -242,53 +223,8 @@ static int get_base64_text(const KjTok *obj, const char *where, const char *key,
         return 1;
 }
 
-static int get_int(const KjTok *obj, const char *where, const char *key, bool required, int64_t min, int64_t max,
-                   int64_t *out, KasaError *err) {
-        const KjTok *v = kj_object_get(obj, key);
 
-        if (!v) {
-                if (required)
-                        return fail(err, "%s: required field \"%s\" is missing", where, key);
-                return 0;
-        }
-        if (!kj_is_integer(v))
-                return fail(err, "%s: field \"%s\" must be an integer", where, key);
-        if (v->integer < min || v->integer > max)
-                return fail(err, "%s: field \"%s\" is %" PRId64 ", outside %" PRId64 "..%" PRId64, where, key,
-                            v->integer, min, max);
-        *out = v->integer;
-        return 1;
-}
 
-static int get_scaled(const KjTok *obj, const char *where, const char *key, bool required, double scale,
-                      int64_t min, int64_t max, int64_t *out, KasaError *err) {
-        const KjTok *v = kj_object_get(obj, key);
-
-        if (!v) {
-                if (required)
-                        return fail(err, "%s: required field \"%s\" is missing", where, key);
-                return 0;
-        }
-        if (!kj_is_number(v))
-                return fail(err, "%s: field \"%s\" must be a number", where, key);
-        double d = kj_number_value(v) * scale;
-        if (!isfinite(d) || d < (double) min || d > (double) max)
-                return fail(err, "%s: field \"%s\" is %g, outside the plausible range", where, key,
-                            kj_number_value(v));
-        *out = (int64_t) llround(d);
-        return 1;
-}
-
-static int get_bool(const KjTok *obj, const char *where, const char *key, bool *out, KasaError *err) {
-        const KjTok *v = kj_object_get(obj, key);
-
-        if (!v)
-                return 0;
-        if (v->type != KJ_TRUE && v->type != KJ_FALSE)
-                return fail(err, "%s: field \"%s\" must be true or false", where, key);
-        *out = v->type == KJ_TRUE;
-        return 1;
-}
 
 static int get_error_code(const KjTok *obj, const char *where, int32_t *out, KasaError *err) {
         int64_t code;

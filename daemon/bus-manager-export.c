@@ -12,20 +12,6 @@
 
 /* Manager.Export: a third vtable on the Manager's path and interface. */
 
-static void strv_freep(char ***l) {
-        if (*l)
-                for (char **p = *l; *p; p++)
-                        free(*p);
-        free(*l);
-}
-
-static size_t strv_length(char **l) {
-        size_t n = 0;
-        while (l && l[n])
-                n++;
-        return n;
-}
-
 static int method_export(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(strv_freep) char **paths = NULL, **fields = NULL;
         _cleanup_free_ char *message = NULL;

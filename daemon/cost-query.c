@@ -4,6 +4,7 @@
  * A few lines past 800: the energy grids (hour, minute, the cut hours of
  * an assignment) and the requests built from them are one algorithm; the
  * next growth should move the grids to a file of their own. */
+#include "log.h"
 #include "macro.h"
 
 #include <errno.h>
@@ -50,14 +51,7 @@ struct CostQueryResult {
         bool priced;
 };
 
-_printf_(2, 3) static int refuse(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        if (ret_error && vasprintf(ret_error, fmt, ap) < 0)
-                *ret_error = NULL;
-        va_end(ap);
-        return -EINVAL;
-}
+#define refuse(ret_error, ...) error_set(ret_error, -EINVAL, __VA_ARGS__)
 
 static int64_t floor_to(int64_t t, int64_t unit) {
         int64_t q = t / unit;
@@ -377,43 +371,77 @@ static int64_t share(int64_t energy, int64_t part, int64_t whole) {
 /* The home's energy as it is gathered: pieces on the minute or hour grid
  * are added up in place, so that a hundred devices' rollups cost one
  * cell each; other pieces (cut by an assignment, the period still open)
- * are kept for sum_pieces(). */
+ * are kept for sum_pieces(). Cells are made for the hours that have
+ * energy only, and the minutes of an hour only when a minute piece comes:
+ * memory follows the data, not the length of the range asked for. */
+typedef struct HourCell {
+        int64_t energy_mwh;   /* of whole-hour pieces */
+        int64_t *minutes;     /* [60], NULL until a minute piece comes */
+} HourCell;
+
 typedef struct HomeSum {
         int64_t origin;
-        int64_t *grid[2]; /* minutes, hours since origin */
-        size_t n[2];
+        GHashTable *hours;    /* hour since origin -> HourCell */
         GArray *odd;
 } HomeSum;
 
-static int home_sum_init(HomeSum *h, int64_t from, int64_t to) {
+static void hour_cell_free(gpointer p) {
+        HourCell *c = p;
+        free(c->minutes);
+        free(c);
+}
+
+static int home_sum_init(HomeSum *h, int64_t from) {
         h->origin = floor_to(from, HOUR_MS);
-        h->n[0] = (size_t) ((to - h->origin) / MINUTE_MS + 1);
-        h->n[1] = (size_t) ((to - h->origin) / HOUR_MS + 1);
-        h->grid[0] = calloc(h->n[0], sizeof(int64_t));
-        h->grid[1] = calloc(h->n[1], sizeof(int64_t));
+        h->hours = g_hash_table_new_full(g_int64_hash, g_int64_equal, free, hour_cell_free);
         h->odd = g_array_new(false, false, sizeof(CostInterval));
-        return h->grid[0] && h->grid[1] && h->odd ? 0 : -ENOMEM;
+        return 0;
 }
 
 static void home_sum_done(HomeSum *h) {
-        free(h->grid[0]);
-        free(h->grid[1]);
+        if (h->hours)
+                g_hash_table_unref(h->hours);
         if (h->odd)
                 g_array_unref(h->odd);
         *h = (HomeSum) {};
 }
 
-static void home_add(HomeSum *h, CostInterval p) {
+static HourCell *hour_cell(HomeSum *h, int64_t hour, bool minutes) {
+        HourCell *c = g_hash_table_lookup(h->hours, &hour);
+        if (!c) {
+                int64_t *key = malloc(sizeof(int64_t));
+                c = calloc(1, sizeof(HourCell));
+                if (!key || !c) {
+                        free(key);
+                        free(c);
+                        return NULL;
+                }
+                *key = hour;
+                g_hash_table_insert(h->hours, key, c);
+        }
+        if (minutes && !c->minutes) {
+                c->minutes = calloc(60, sizeof(int64_t));
+                if (!c->minutes)
+                        return NULL;
+        }
+        return c;
+}
+
+static int home_add(HomeSum *h, CostInterval p) {
         int64_t len = p.end_ms - p.start_ms;
         if ((len == MINUTE_MS || len == HOUR_MS) && p.start_ms >= h->origin && (p.start_ms - h->origin) % len == 0) {
-                unsigned g = len == HOUR_MS;
-                size_t k = (size_t) ((p.start_ms - h->origin) / len);
-                if (k < h->n[g]) {
-                        h->grid[g][k] += p.energy_mwh;
-                        return;
-                }
+                int64_t off = p.start_ms - h->origin;
+                HourCell *c = hour_cell(h, off / HOUR_MS, len == MINUTE_MS);
+                if (!c)
+                        return -ENOMEM;
+                if (len == HOUR_MS)
+                        c->energy_mwh += p.energy_mwh;
+                else
+                        c->minutes[off % HOUR_MS / MINUTE_MS] += p.energy_mwh;
+                return 0;
         }
         g_array_append_val(h->odd, p);
+        return 0;
 }
 
 /* Adds the parts of iv outside the own segments to the home's energy,
@@ -426,7 +454,9 @@ static int home_pieces(const CostInterval *iv, const Segments *own, HomeSum *h) 
                         CostInterval p = { t, cut,
                                            share(iv->energy_mwh, cut - iv->start_ms, d) -
                                                    share(iv->energy_mwh, t - iv->start_ms, d) };
-                        home_add(h, p);
+                        int r = home_add(h, p);
+                        if (r < 0)
+                                return r;
                 }
                 if (j < own->n)
                         t = MAX(t, MIN(own->s[j].until, iv->end_ms));
@@ -439,13 +469,22 @@ static int home_pieces(const CostInterval *iv, const Segments *own, HomeSum *h) 
  * cells join the odd pieces first. */
 static int sum_pieces(HomeSum *h, Intervals *ret) {
         GArray *pieces = h->odd;
-        for (unsigned g = 0; g < 2; g++)
-                for (size_t k = 0; k < h->n[g]; k++)
-                        if (h->grid[g][k] > 0) {
-                                int64_t len = g ? HOUR_MS : MINUTE_MS, t = h->origin + (int64_t) k * len;
-                                CostInterval p = { t, t + len, h->grid[g][k] };
+        GHashTableIter it;
+        gpointer key, value;
+        g_hash_table_iter_init(&it, h->hours);
+        while (g_hash_table_iter_next(&it, &key, &value)) {
+                const HourCell *c = value;
+                int64_t t = h->origin + *(const int64_t *) key * HOUR_MS;
+                if (c->energy_mwh > 0) {
+                        CostInterval p = { t, t + HOUR_MS, c->energy_mwh };
+                        g_array_append_val(pieces, p);
+                }
+                for (int64_t k = 0; c->minutes && k < 60; k++)
+                        if (c->minutes[k] > 0) {
+                                CostInterval p = { t + k * MINUTE_MS, t + (k + 1) * MINUTE_MS, c->minutes[k] };
                                 g_array_append_val(pieces, p);
                         }
+        }
         size_t n = pieces->len, np = 0;
         const CostInterval *p = (const CostInterval *) pieces->data;
         _cleanup_free_ int64_t *pts = malloc(MAX(n, (size_t) 1) * 2 * sizeof(int64_t));
@@ -647,7 +686,7 @@ int cost_query_run(const CostQuery *q, CostQueryResult **ret, char **ret_error) 
         cuts_sort(&cuts);
         zone_minutes = calendar_hour_start(cal, q->from_ms) % HOUR_MS != 0 ||
                        calendar_hour_start(cal, q->to_ms) % HOUR_MS != 0;
-        r = home_sum_init(&sum, lookback, q->to_ms);
+        r = home_sum_init(&sum, lookback);
         if (r < 0)
                 goto finish;
 
@@ -784,8 +823,10 @@ json_t *cost_query_to_json(const CostQuery *q, const CostQueryResult *r) {
         for (size_t i = 0; k >= 0 && i < r->n_devices; i++) {
                 json_t *d = r->devices[i] ? cost_bill_to_json(r->devices[i], q->time_zone) : json_object();
                 if (!d || json_object_set_new(d, "id", json_string(q->devices[i].id)) < 0 ||
-                    json_object_set_new(d, "alias", q->devices[i].alias ? json_string(q->devices[i].alias) : json_null()) < 0 ||
-                    json_array_append_new(devices, d) < 0)
+                    json_object_set_new(d, "alias", q->devices[i].alias ? json_string(q->devices[i].alias) : json_null()) < 0) {
+                        json_decref(d);
+                        k = -1;
+                } else if (json_array_append_new(devices, d) < 0)
                         k = -1;
         }
         const CostBill *any = r->home;

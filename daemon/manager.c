@@ -28,10 +28,7 @@
 
 
 int64_t manager_now_ms(Manager *m) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        return (int64_t) (realtime_usec() / USEC_PER_MSEC);
 }
 
 Device *manager_find(Manager *m, const char *id) {

@@ -496,7 +496,7 @@ static int open_txn(Store *s, MDB_txn *txn, void *userdata) {
         return store_errno(mdb_put(txn, s->dbi[DB_META], &k, &v, 0));
 }
 
-int db_open(Store *s, const char *path) {
+int store_db_open(Store *s, const char *path) {
         int dead, r;
 
         r = store_errno(mdb_env_create(&s->env));

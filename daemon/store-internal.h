@@ -153,7 +153,7 @@ void cursor_closep(MDB_cursor **c);
 #define _cleanup_cursor_ _cleanup_(cursor_closep)
 
 
-int db_open(Store *s, const char *path);
+int store_db_open(Store *s, const char *path);
 void db_close(Store *s);
 /* A read transaction, under map_lock. */
 int db_read_begin(Store *s, MDB_txn **ret);
