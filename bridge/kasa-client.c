@@ -325,9 +325,8 @@ static void name_vanished(GDBusConnection *bus, const char *name, gpointer userd
         c->up = false;
         g_clear_pointer(&c->owner, g_free);
         reset(c);
-        if (was_up)
-                kasa_alerts_down(c);
         if (was_up) {
+                kasa_alerts_down(c);
                 log_warning("kasamond left the bus.");
                 emit(c, KASA_EVENT_DOWN, NULL, 0);
         }

@@ -192,6 +192,8 @@ static int load_config(Bridge *b) {
  * secret in it is not on the command line for every local user to read. */
 static int load_webhook(char **ret_url) {
         g_autoptr(GError) error = NULL;
+        g_autofree char *why = NULL;
+        g_autoptr(GUri) uri = NULL;
         char *data;
 
         if (arg_webhook_timeout < 1 || arg_webhook_timeout > 600 || arg_webhook_retries < 0 ||
@@ -206,13 +208,18 @@ static int load_webhook(char **ret_url) {
                 *ret_url = NULL;
                 return 0;
         }
-        if (!arg_webhook_file) {
-                *ret_url = g_strdup(arg_webhook);
-                return 0;
+        if (arg_webhook_file) {
+                if (!g_file_get_contents(arg_webhook_file, &data, NULL, &error))
+                        return log_error_errno(ENOENT, "Failed to read the webhook's URL: %s", error->message);
+                data[strcspn(data, "\r\n")] = 0;
+        } else
+                data = g_strdup(arg_webhook);
+        /* Checked before the bus is: a typo fails at once. */
+        uri = webhook_parse_url(data, &why);
+        if (!uri) {
+                g_free(data);
+                return log_error_errno(EINVAL, "Bad webhook URL: %s.", why);
         }
-        if (!g_file_get_contents(arg_webhook_file, &data, NULL, &error))
-                return log_error_errno(ENOENT, "Failed to read the webhook's URL: %s", error->message);
-        data[strcspn(data, "\r\n")] = 0;
         *ret_url = data;
         return 0;
 }

@@ -4,7 +4,8 @@
 #include "bridge.h"
 
 /* The live stream at /ws: one JSON message per device change, device
- * added/removed, kasamond up/down. Each client's unsent bytes are bounded
+ * added/removed, kasamond up/down (with the open alerts), alert fired,
+ * acknowledged or resolved. Each client's unsent bytes are bounded
  * by max_queue: a client that falls further behind is dropped, so a
  * client that never reads costs at most that much memory. */
 

@@ -8,8 +8,10 @@ up on at the timeout and tried again, while the bridge's REST API and
 WebSocket answer meanwhile; a chunked answer is fine; a redirect to
 another host is not followed, one to the same host is; a kasamond restart
 posts no open alert again; past --webhook-queue= the oldest waiting events
-are dropped and that is logged once; https with --webhook-ca= is
-delivered, and refused without it (a certificate no CA vouches for)."""
+are dropped and that is logged once; https with --webhook-ca= (and the
+URL from --webhook-file=) is delivered, and refused without it (a
+certificate no CA vouches for); bad webhook options are refused at
+start."""
 
 import http.server
 import json
@@ -144,8 +146,22 @@ def body(req):
         return None
 
 
+def refused(t):
+    """Bad options end the bridge at once, saying why."""
+    src = kt.source_dir()
+    for args, why in (([f"--webhook=ftp://127.0.0.1/x"], "http:// or https://"),
+                      (["--webhook=http://user:pw@127.0.0.1/x"], "user or password"),
+                      (["--webhook=http://127.0.0.1/", "--webhook-timeout=0"], "--webhook-timeout="),
+                      (["--webhook-ca=/nonexistent"], "needs --webhook="),
+                      (["--webhook-file=/nonexistent"], "Failed to read the webhook's URL")):
+        p = subprocess.run([bt.bridge_binary(), f"--openapi={os.path.join(src, 'bridge', 'openapi.json')}", *args],
+                           capture_output=True, text=True, timeout=30)
+        t.ok(p.returncode == 1 and why in p.stderr, f"{' '.join(args)}: refused ({why})", p.stderr)
+
+
 def main():
     t = kt.Tap()
+    refused(t)
     recv = Receiver("127.0.0.1", HOOK_PORT)
     other = Receiver(OTHER_HOST, HOOK_PORT)
     args = [f"--webhook=http://127.0.0.1:{HOOK_PORT}/hook/s3cret?x=1", f"--webhook-timeout={TIMEOUT}",
@@ -320,9 +336,14 @@ def tls(t, env, br):
     bridges = []
     try:
         url = f"https://127.0.0.1:{HOOK_PORT + 1}/tls"
-        for port, extra in ((bt.PORT + 1, [f"--webhook-ca={cert}"]), (bt.PORT + 2, [])):
+        url_file = os.path.join(env.tmp, "webhook.url")
+        with open(url_file, "w") as f:
+            f.write(url + "\n")
+        os.chmod(url_file, 0o644)
+        for port, extra in ((bt.PORT + 1, [f"--webhook-file={url_file}", f"--webhook-ca={cert}"]),
+                            (bt.PORT + 2, [f"--webhook={url}"])):
             main = env.procs.pop("kasamond-bridge")
-            b = bt.Bridge(env, br.user, [f"--webhook={url}", "--webhook-retries=0", *extra], port=port)
+            b = bt.Bridge(env, br.user, ["--webhook-retries=0", *extra], port=port)
             env.procs[f"kasamond-bridge-{port}"] = env.procs.pop("kasamond-bridge")
             env.procs["kasamond-bridge"] = main
             bridges.append(b)
@@ -330,7 +351,8 @@ def tls(t, env, br):
         env.wait_for(lambda: all(bt_up(b, viewer) for b in bridges), 30, "both bridges see kasamond")
         set_load(env, 1000)
         got = secure.wait(1, 60, env)
-        t.eq((body(got[0]) or {}).get("event"), "fired", "https with --webhook-ca=: the firing delivered")
+        t.eq((got[0]["path"], (body(got[0]) or {}).get("event")), ("/tls", "fired"),
+             "https with --webhook-ca=, the URL from --webhook-file=: the firing delivered")
         env.wait_for(lambda: metric(bridges[1], viewer, "kasa_bridge_webhook_events_total", result="failed") == 1.0,
                      60, "the bridge without the CA gives up")
         t.eq(metric(bridges[1], viewer, "kasa_bridge_webhook_events_total", result="delivered"), 0.0,
