@@ -200,7 +200,7 @@ static int delete_device_txn(Store *s, MDB_txn *txn, void *userdata) {
                 if (r < 0 && r != -ENOENT)
                         return r;
         }
-        return 0;
+        return db_delete_imported(s, txn, device);
 }
 
 int db_delete_device(Store *s, uint32_t device) {

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The backfill's rules, with no I/O: which months of a device's own
+ * statistics to ask for, whether a statistics reply is one kasamond may
+ * believe, and the days it gives, as local day starts. The requests go
+ * through the device's transport and the days into the store
+ * (store_import_days(), which refuses the days kasamond recorded itself);
+ * manager-backfill.c runs the steps.
+ *
+ * IOT plugs: emeter.get_monthstat of this year and the year before says
+ * which months hold energy, then emeter.get_daystat of each such month
+ * gives its days. Smart plugs: get_energy_data with a daily interval,
+ * one quarter at a time, from the quarter of the oldest month asked.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "calendar.h"
+#include "kasa-proto.h"
+#include "store.h"
+
+/* How far back a backfill looks: the months of this year and the last
+ * (monthstat answers a year at a time), at most this many. */
+#define BACKFILL_MONTHS_MAX 24
+
+typedef struct BackfillMonth {
+        int year, month;
+} BackfillMonth;
+
+/* A refused reply, said in full: "month_list[2]: month 3 twice". */
+typedef struct BackfillError {
+        char message[192];
+} BackfillError;
+
+/* The months of a monthstat reply for year that the backfill asks the
+ * days of: those with energy, not after (today_year, today_month) and not
+ * more than BACKFILL_MONTHS_MAX - 1 months before it, oldest first, into
+ * out (room for 12), *n_out their number. -EBADMSG when an entry is of
+ * another year or a month comes twice. */
+int backfill_months(const KasaStat *stats, size_t n, int year, int today_year, int today_month,
+                    BackfillMonth out[static 12], size_t *n_out, BackfillError *err);
+
+/* The days of a daystat reply for (year, month) as local days of cal,
+ * into out (room for 31), *n_out their number. Every entry must be of that month, of a
+ * day it has, each day once: -EBADMSG otherwise, with the reason. A date
+ * the zone skipped is left out. */
+int backfill_days(const Calendar *cal, const KasaStat *stats, size_t n, int year, int month,
+                  StoreImportedDay out[static 31], size_t *n_out, BackfillError *err);
