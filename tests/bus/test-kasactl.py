@@ -373,7 +373,7 @@ def test_history_energy(t, ctl, env, ids):
     rc, h = ctl.json("history", "sim kp115", "--resolution=raw", "--since=-10min")
     t.ok(rc == 0 and set(h) == {"id", "alias", "resolution", "since", "until", "samples", "energy"} and
          len(h["samples"]) >= 3 and
-         all(set(s) == {"time", "power_avg", "power_min", "power_max", "energy"} and ISO.match(s["time"])
+         all(set(s) == {"time", "power_avg", "power_min", "power_max", "energy", "imported"} and ISO.match(s["time"])
              for s in h["samples"]), "history --json: documented fields", h)
     rc, out = ctl.run_pty("history", "sim kp115", "--resolution=raw", "--since=-10min")
     t.ok(rc == 0 and "┤" in out and "█" in out and "└" in out, "history draws a chart on a terminal", out)
