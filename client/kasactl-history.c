@@ -48,6 +48,12 @@ static int require_meter(const Device *d) {
         return -EMEDIUMTYPE;
 }
 
+/* The one metered device a verb acts on. */
+static int fetch_meter(sd_bus *bus, const char *name, DeviceList *ret_list, Device **ret) {
+        int r = fetch_device(bus, name, ret_list, ret);
+        return r < 0 ? r : require_meter(*ret);
+}
+
 static unsigned terminal_width(void) {
         struct winsize ws;
 
@@ -84,10 +90,7 @@ int verb_history(int argc, char **argv, void *userdata) {
         r = parse_range(now - USEC_PER_HOUR, now, &since, &until);
         if (r < 0)
                 return r;
-        r = fetch_device(userdata, argv[1], &l, &d);
-        if (r < 0)
-                return r;
-        r = require_meter(d);
+        r = fetch_meter(userdata, argv[1], &l, &d);
         if (r < 0)
                 return r;
 
@@ -172,10 +175,7 @@ int verb_backfill(int argc, char **argv, void *userdata) {
         Device *d;
         int r;
 
-        r = fetch_device(userdata, argv[1], &l, &d);
-        if (r < 0)
-                return r;
-        r = require_meter(d);
+        r = fetch_meter(userdata, argv[1], &l, &d);
         if (r < 0)
                 return r;
         r = new_call(userdata, d->path, KASA_METER_IFACE, "Backfill", true, &m);

@@ -190,28 +190,3 @@ int store_query_imported(Store *s, uint32_t device, int64_t from_ms, int64_t to_
         *ret_n = n;
         return 0;
 }
-
-int db_delete_imported(Store *s, MDB_txn *txn, uint32_t device) {
-        _cleanup_cursor_ MDB_cursor *c = NULL;
-        MDB_val k, v;
-        int r;
-
-        r = cursor_open(s, txn, DB_IMPORTED, &c);
-        if (r < 0)
-                return r;
-        for (r = cursor_seek(c, device, 0, &k, &v); r >= 0;) {
-                uint32_t d;
-                int64_t t;
-
-                r = key_parse(&k, &d, &t);
-                if (r < 0)
-                        return r;
-                if (d != device)
-                        break;
-                r = store_errno(mdb_cursor_del(c, 0));
-                if (r < 0)
-                        return r;
-                r = store_errno(mdb_cursor_get(c, &k, &v, MDB_NEXT));
-        }
-        return r == -ENOENT ? 0 : r;
-}

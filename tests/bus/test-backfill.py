@@ -33,15 +33,6 @@ KASACTL = os.path.join(kt.build_dir(), "client", "kasactl")
 MIDNIGHT_IN = 45
 
 
-def write_zone(tzdir, offset_s):
-    sign = "-" if offset_s < 0 else ""
-    a = abs(offset_s)
-    src = os.path.join(tzdir, "zone.txt")
-    with open(src, "w") as f:
-        f.write(f"Zone {ZONE} {sign}{a // 3600}:{a // 60 % 60:02d}:{a % 60:02d} - TBF\n")
-    subprocess.run(["zic", "-d", tzdir, src], check=True)
-
-
 def kasactl(env, *args, user=None):
     cmd = [KASACTL, "--no-ask-password", *args]
     if user:
@@ -68,7 +59,7 @@ def main():
         offset = (86400 - midnight % 86400) % 86400
         if offset >= 43200:
             offset -= 86400
-        write_zone(tzdir, offset)
+        kt.write_zone(tzdir, ZONE, offset)
         os.environ["TZDIR"] = tzdir
         os.environ["TZ"] = ZONE
         time.tzset()
