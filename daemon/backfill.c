@@ -3,8 +3,11 @@
 #include "backfill.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "macro.h"
 
@@ -85,4 +88,56 @@ int backfill_days(const Calendar *cal, const KasaStat *stats, size_t n, int year
         }
         *n_out = k;
         return 0;
+}
+
+int backfill_quarter_days(const Calendar *cal, const KasaEnergyData *data, int year, int qmonth, int64_t start_s,
+                          StoreImportedDay out[static KASA_ENERGY_DATA_MAX], size_t *n_out, bool *ret_energy,
+                          BackfillError *err) {
+        int days = 0, m = qmonth, d = 1;
+        bool energy = false;
+        size_t k = 0;
+
+        if (qmonth != backfill_quarter_month(qmonth) || qmonth < 1 || qmonth > 10)
+                return refuse(err, "asked for a quarter from month %d", qmonth);
+        for (int i = 0; i < 3; i++)
+                days += calendar_month_days(year, qmonth + i);
+        if (data->start_s != start_s)
+                return refuse(err, "start_timestamp %" PRId64 " for the quarter asked from %" PRId64, data->start_s,
+                              start_s);
+        if (data->interval_min != 1440)
+                return refuse(err, "interval %" PRId64 " where days (1440) were asked", data->interval_min);
+        if (data->n > (size_t) days)
+                return refuse(err, "%zu days in the quarter from %04d-%02d, which has %d", data->n, year, qmonth, days);
+        for (size_t i = 0; i < data->n; i++) {
+                int64_t start = calendar_date_start(cal, year, m, d);
+
+                if (data->energy_mwh[i] < 0)
+                        return refuse(err, "data[%zu]: negative energy", i);
+                if (start != INT64_MIN)
+                        out[k++] = (StoreImportedDay) { .day_start_ms = start, .energy_mwh = data->energy_mwh[i] };
+                energy = energy || data->energy_mwh[i] > 0;
+                if (++d > calendar_month_days(year, m)) {
+                        d = 1;
+                        m++;
+                }
+        }
+        *n_out = k;
+        *ret_energy = energy;
+        return 0;
+}
+
+static int day_cmp(const void *a, const void *b) {
+        int64_t x = ((const StoreImportedDay *) a)->day_start_ms, y = ((const StoreImportedDay *) b)->day_start_ms;
+        return (x > y) - (x < y);
+}
+
+size_t backfill_drop_leading_zeros(StoreImportedDay *days, size_t n) {
+        size_t first = 0;
+
+        if (n > 0)
+                qsort(days, n, sizeof(StoreImportedDay), day_cmp);
+        while (first < n && days[first].energy_mwh == 0)
+                first++;
+        memmove(days, days + first, (n - first) * sizeof(StoreImportedDay));
+        return n - first;
 }

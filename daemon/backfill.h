@@ -24,8 +24,10 @@
 #include "store.h"
 
 /* How far back a backfill looks: the months of this year and the last
- * (monthstat answers a year at a time), at most this many. */
+ * (monthstat answers a year at a time), at most this many; smart plugs:
+ * quarters back from this one while they hold energy, at most this many. */
 #define BACKFILL_MONTHS_MAX 24
+#define BACKFILL_QUARTERS_MAX 8
 
 typedef struct BackfillMonth {
         int year, month;
@@ -50,3 +52,21 @@ int backfill_months(const KasaStat *stats, size_t n, int year, int today_year, i
  * the zone skipped is left out. */
 int backfill_days(const Calendar *cal, const KasaStat *stats, size_t n, int year, int month,
                   StoreImportedDay out[static 31], size_t *n_out, BackfillError *err);
+
+/* The first month of the quarter holding month (1, 4, 7 or 10). */
+static inline int backfill_quarter_month(int month) {
+        return (month - 1) / 3 * 3 + 1;
+}
+
+/* The days of a get_energy_data reply for the quarter that starts on
+ * local date (year, qmonth, 1), asked from start_s: it must echo start_s,
+ * be daily and hold at most the quarter's days; entry i is the quarter's
+ * day i. Into out, *n_out their number, *ret_energy whether any has
+ * energy. -EBADMSG otherwise, with the reason. */
+int backfill_quarter_days(const Calendar *cal, const KasaEnergyData *data, int year, int qmonth, int64_t start_s,
+                          StoreImportedDay out[static KASA_ENERGY_DATA_MAX], size_t *n_out, bool *ret_energy,
+                          BackfillError *err);
+
+/* Sorts days by start and drops those before the first with energy;
+ * returns how many are left. */
+size_t backfill_drop_leading_zeros(StoreImportedDay *days, size_t n);

@@ -199,10 +199,6 @@ static int method_backfill(sd_bus_message *m, void *userdata, sd_bus_error *erro
                 if (r == -EBUSY)
                         return sd_bus_error_setf(error, KASA_ERROR_IN_USE, "A backfill of %s runs already.",
                                                  device_root(d)->id);
-                if (r == -EOPNOTSUPP)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
-                                                 "Backfill of %s: its dialect keeps no statistics kasamond reads.",
-                                                 d->id);
                 return bus_set_device_error(error, d, r, 0);
         }
         return 1;

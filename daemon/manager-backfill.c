@@ -40,7 +40,10 @@ struct Backfill {
 
         int today_year, today_month;
         int64_t today_start_ms;
-        int year;                   /* of the monthstat asked */
+        int year;                   /* of the monthstat asked; smart: of the quarter */
+        int qmonth;                 /* smart: the quarter's first month */
+        unsigned quarters;          /* smart: asked so far */
+        int64_t q_start_s;
         BackfillMonth months[BACKFILL_MONTHS_MAX];
         size_t n_months, month;
         StoreImportedDay *days;
@@ -220,6 +223,64 @@ static void on_monthstat(Device *d, int error, const KasaResponse *resp, const c
         next_month(b, d);
 }
 
+/* Smart plugs: get_energy_data by day, a quarter at a time, from this one
+ * back while they hold energy. */
+static void on_energy_data(Device *d, int error, const KasaResponse *resp, const char *message, void *userdata);
+
+static int ask_quarter(Backfill *b, Device *d) {
+        const Calendar *cal = b->manager->calendar;
+        int ny = b->qmonth == 10 ? b->year + 1 : b->year, nm = b->qmonth == 10 ? 1 : b->qmonth + 3;
+        int64_t start = calendar_date_start(cal, b->year, b->qmonth, 1), end = calendar_date_start(cal, ny, nm, 1);
+        _cleanup_free_ char *q = NULL;
+
+        /* The first of a month exists in every zone there is. */
+        if (start == INT64_MIN || end == INT64_MIN)
+                return -ERANGE;
+        b->q_start_s = start / 1000;
+        b->quarters++;
+        q = kasa_smart_request_energy_data(start / 1000, end / 1000, 1440, d->outlet >= 0 ? d->child_id : NULL);
+        return q ? device_query(d, q, on_energy_data, b) : -ENOMEM;
+}
+
+static void on_energy_data(Device *d, int error, const KasaResponse *resp, const char *message, void *userdata) {
+        Backfill *b = userdata;
+        StoreImportedDay days[KASA_ENERGY_DATA_MAX];
+        BackfillError err;
+        char what[64];
+        bool energy = false;
+        size_t n = 0;
+        int r;
+
+        snprintf(what, sizeof(what), "get_energy_data of the quarter from %04d-%02d", b->year, b->qmonth);
+        if (error < 0 || resp->energy_data_err != 0)
+                return fail_reply(b, error, error < 0 ? 0 : resp->energy_data_err, what, message);
+        if (backfill_quarter_days(b->manager->calendar, &resp->energy_data, b->year, b->qmonth, b->q_start_s, days,
+                                  &n, &energy, &err) < 0)
+                return fail_reply(b, 0, 0, what, err.message);
+        StoreImportedDay *p = reallocarray(b->days, b->n_days + MAX(n, (size_t) 1), sizeof(StoreImportedDay));
+        if (!p)
+                return finish(b, -ENOMEM, 0, NULL);
+        b->days = p;
+        memcpy(b->days + b->n_days, days, n * sizeof(StoreImportedDay));
+        b->n_days += n;
+        if (energy && b->quarters < BACKFILL_QUARTERS_MAX) {
+                b->qmonth -= 3;
+                if (b->qmonth < 1) {
+                        b->qmonth = 10;
+                        b->year--;
+                }
+                r = ask_quarter(b, d);
+        } else {
+                /* The dialect answers 0 for the days it holds nothing
+                 * of: those before its first day with energy are not
+                 * days it counted. */
+                b->n_days = backfill_drop_leading_zeros(b->days, b->n_days);
+                r = submit(b, d);
+        }
+        if (r < 0)
+                finish(b, r, 0, NULL);
+}
+
 static int start_target(Backfill *b) {
         Device *d = manager_find(b->manager, b->ids[b->target]);
 
@@ -227,8 +288,11 @@ static int start_target(Backfill *b) {
                 return -ENODEV;
         b->n_months = b->month = b->n_days = 0;
         b->year = b->today_year;
-        if (device_root(d)->smart)
-                return -EOPNOTSUPP;
+        if (device_root(d)->smart) {
+                b->qmonth = backfill_quarter_month(b->today_month);
+                b->quarters = 0;
+                return ask_quarter(b, d);
+        }
         return ask_monthstat(b, d);
 }
 

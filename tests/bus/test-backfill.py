@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 """Backfill from the devices' own day statistics, against kasa-sim plugs
 with a history of six days before today (history_wh): an HS110 (kWh
-floats), a KP115 (integer Wh) and an HS300 strip (one meter per outlet,
-asked with a context).
+floats), a KP115 (integer Wh), an HS300 strip (one meter per outlet,
+asked with a context) and a P110 (the smart dialect over KLAP, whose
+get_energy_data gives a quarter's days at a time).
 
 kasamond and kasa-sim run in a time zone of the test's own (zic into a
 private TZDIR) whose midnight comes 45 s after the start. On first sight
@@ -79,9 +80,11 @@ def run(t, tzdir, midnight, offset):
             {"profile": "hs110", "address": "127.0.0.2", "load_w": 1800, "history_wh": HISTORY_WH},
             {"profile": "kp115", "address": "127.0.0.3", "load_w": 3600, "history_wh": HISTORY_WH},
             {"profile": "hs300", "address": "127.0.0.4", "load_w": 100, "history_wh": HISTORY_WH},
+            {"profile": "p110", "address": "127.0.0.5", "port": 80, "load_w": 1000, "history_wh": HISTORY_WH,
+             "klap": {"version": 2}},
         ]}, f)
     tag = os.getpid() % 100000
-    targets = "127.0.0.2 127.0.0.3 127.0.0.4"
+    targets = "127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5"
     with kt.system_user(f"kasabf{tag}") as user, \
             kt.Env([], targets=targets, polkit=True, sim_args=(f"--config={conf}", "--noise=0"),
                    config=f"[Daemon]\nTimeZone={ZONE}\n") as env:
@@ -92,6 +95,7 @@ def run(t, tzdir, midnight, offset):
         kp115 = env.device_path(kp115_id)
         strip = env.device_path(kt.mac_id(by_addr["127.0.0.4"]["mac"]))
         outlet = env.device_path(kt.mac_id(by_addr["127.0.0.4"]["mac"], 2))
+        p110 = env.device_path(kt.mac_id(by_addr["127.0.0.5"]["mac"]))
         env.discover(1.0)
 
         # The simulator's history: the six days before today, local starts.
@@ -103,7 +107,7 @@ def run(t, tzdir, midnight, offset):
 
         # 1. First sight: each device's six days, imported.
         for name, path, factor in (("HS110", hs110, 1), ("KP115", kp115, 1), ("outlet 3 of the HS300", outlet, 1),
-                                   ("the HS300 (its outlets' sum)", strip, 6)):
+                                   ("the HS300 (its outlets' sum)", strip, 6), ("P110 (smart dialect)", p110, 1)):
             kt.eventually(t, env, lambda p=path: len(imported(day_history(env, p))) == len(HISTORY_WH), 60,
                           f"{name}: six days imported on first sight")
             im = imported(day_history(env, path))

@@ -107,8 +107,8 @@ def test_usage(t, ctl):
     rc, verbs, _ = ctl.run("--list-verbs")
     verbs = verbs.splitlines()
     t.eq(verbs, ["status", "list", "show", "on", "off", "toggle", "rename", "discover", "add", "remove",
-                 "history", "energy", "watch", "token", "countdown", "schedule", "sun", "costs", "tariff list",
-                 "tariff show", "tariff add", "tariff import", "tariff remove", "tariff activate", "tariff price",
+                 "history", "energy", "backfill", "watch", "token", "countdown", "schedule", "sun", "costs",
+                 "tariff list", "tariff show", "tariff add", "tariff import", "tariff remove", "tariff activate", "tariff price",
                  "export", "backup", "restore", "alert list", "alert show", "alert add", "alert remove",
                  "alert ack", "alert rules", "help"], "--list-verbs lists the verb table")
     rc, out, _ = ctl.run("--help")

@@ -12,6 +12,7 @@
 
 #include "backfill.h"
 #include "calendar.h"
+#include "macro.h"
 #include "store.h"
 #include "tap.h"
 
@@ -85,6 +86,48 @@ static void test_days(const Calendar *cal) {
         for (int i = 0; i < 32; i++)
                 many[i] = (KasaStat) { 2024, 1, i % 31 + 1, 1 };
         is_int(backfill_days(cal, many, 32, 2024, 1, out, &n, &err), -EBADMSG, "32 days in January are refused");
+}
+
+static void test_quarter(const Calendar *cal) {
+        static KasaEnergyData e;
+        StoreImportedDay out[KASA_ENERGY_DATA_MAX];
+        BackfillError err;
+        int64_t start = calendar_date_start(cal, 2024, 7, 1) / 1000;
+        bool energy = true;
+        size_t n = 0;
+
+        is_int(backfill_quarter_month(8), 7, "August is in the quarter from July");
+        e = (KasaEnergyData) { .start_s = start, .interval_min = 1440, .n = 92 };
+        ok(backfill_quarter_days(cal, &e, 2024, 7, start, out, &n, &energy, &err) == 0 && n == 92 && !energy,
+           "92 days of July to September, none with energy");
+        ok(out[31].day_start_ms == calendar_date_start(cal, 2024, 8, 1) &&
+                   out[91].day_start_ms == calendar_date_start(cal, 2024, 9, 30),
+           "entry 31 is August 1, entry 91 September 30");
+        e.energy_mwh[40] = 5000;
+        ok(backfill_quarter_days(cal, &e, 2024, 7, start, out, &n, &energy, &err) == 0 && energy &&
+                   out[40].energy_mwh == 5000,
+           "a day with energy says so");
+        e.n = 93;
+        is_int(backfill_quarter_days(cal, &e, 2024, 7, start, out, &n, &energy, &err), -EBADMSG, "93 days: refused");
+        is_str(err.message, "93 days in the quarter from 2024-07, which has 92", "saying why");
+        e.n = 3;
+        e.start_s = start + 86400;
+        is_int(backfill_quarter_days(cal, &e, 2024, 7, start, out, &n, &energy, &err), -EBADMSG,
+               "another start: refused");
+        e.start_s = start;
+        e.interval_min = 60;
+        is_int(backfill_quarter_days(cal, &e, 2024, 7, start, out, &n, &energy, &err), -EBADMSG,
+               "hours where days were asked: refused");
+}
+
+static void test_leading_zeros(void) {
+        StoreImportedDay d[] = { { 3000, 0 }, { 1000, 0 }, { 4000, 7 }, { 2000, 0 }, { 5000, 0 }, { 6000, 1 } };
+        size_t n = backfill_drop_leading_zeros(d, ELEMENTSOF(d));
+
+        ok(n == 3 && d[0].day_start_ms == 4000 && d[1].day_start_ms == 5000 && d[1].energy_mwh == 0 &&
+                   d[2].day_start_ms == 6000,
+           "days sorted, those before the first with energy dropped, a zero day after it kept");
+        is_int((int64_t) backfill_drop_leading_zeros(d, 0), 0, "none");
 }
 
 static int64_t imported_energy(Store *st, uint32_t device, int64_t from, int64_t to, size_t *ret_n) {
@@ -174,6 +217,8 @@ int main(void) {
         test_calendar(cal);
         test_months();
         test_days(cal);
+        test_quarter(cal);
+        test_leading_zeros();
         test_store(cal);
         calendar_free(cal);
         return done_testing();
