@@ -22,9 +22,10 @@
 #include "readings.h"
 #include "worker.h"
 
-/* One writer at a time is all LMDB has; a second thread would wait. */
+/* One writer at a time is all LMDB has; a second thread would wait. A
+ * discovery of many plugs queues one write each. */
 #define BACKFILL_THREADS 1
-#define BACKFILL_QUEUED 64
+#define BACKFILL_QUEUED 1024
 
 typedef struct Backfill Backfill;
 
@@ -127,6 +128,10 @@ static void fail_reply(Backfill *b, int error, int32_t device_err, const char *w
 
         if (error == -ECANCELED)
                 return finish(b, error, 0, "the connection to the device was reset; try again");
+        if (error == 0 && device_err == KASA_ERR_ABSENT) {
+                snprintf(buf, sizeof(buf), "%s did not answer %s in its reply", b->ids[b->target], what);
+                return finish(b, -EBADMSG, 0, buf);
+        }
         if (error == 0 && device_err != 0) {
                 snprintf(buf, sizeof(buf), "%s refused %s: err_code %" PRId32 " (%s)", b->ids[b->target], what,
                          device_err, kasa_err_to_string(device_err));

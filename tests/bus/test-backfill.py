@@ -108,7 +108,9 @@ def run(t, tzdir, midnight, offset):
         # 1. First sight: each device's six days, imported.
         for name, path, factor in (("HS110", hs110, 1), ("KP115", kp115, 1), ("outlet 3 of the HS300", outlet, 1),
                                    ("the HS300 (its outlets' sum)", strip, 6), ("P110 (smart dialect)", p110, 1)):
-            kt.eventually(t, env, lambda p=path: len(imported(day_history(env, p))) == len(HISTORY_WH), 60,
+            # A strip's outlets one after the other: wait for the last.
+            want = [float(w * factor) for w in HISTORY_WH]
+            kt.eventually(t, env, lambda p=path, w=want: [h[4] for h in imported(day_history(env, p))] == w, 60,
                           f"{name}: six days imported on first sight")
             im = imported(day_history(env, path))
             t.eq([h[4] for h in im], [float(w * factor) for w in HISTORY_WH],
