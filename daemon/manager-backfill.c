@@ -144,6 +144,17 @@ static void fail_reply(Backfill *b, int error, int32_t device_err, const char *w
         finish(b, error, 0, NULL);
 }
 
+static int append_days(Backfill *b, const StoreImportedDay *days, size_t n) {
+        StoreImportedDay *p = reallocarray(b->days, b->n_days + MAX(n, (size_t) 1), sizeof(StoreImportedDay));
+
+        if (!p)
+                return -ENOMEM;
+        b->days = p;
+        memcpy(b->days + b->n_days, days, n * sizeof(StoreImportedDay));
+        b->n_days += n;
+        return 0;
+}
+
 static void on_daystat(Device *d, int error, const KasaResponse *resp, const char *message, void *userdata);
 
 static int ask_daystat(Backfill *b, Device *d) {
@@ -177,12 +188,8 @@ static void on_daystat(Device *d, int error, const KasaResponse *resp, const cha
                 return fail_reply(b, error, error < 0 ? 0 : resp->daystat_err, what, message);
         if (backfill_days(b->manager->calendar, resp->stats, resp->n_stats, mo->year, mo->month, days, &n, &err) < 0)
                 return fail_reply(b, 0, 0, what, err.message);
-        StoreImportedDay *p = reallocarray(b->days, b->n_days + MAX(n, (size_t) 1), sizeof(StoreImportedDay));
-        if (!p)
+        if (append_days(b, days, n) < 0)
                 return finish(b, -ENOMEM, 0, NULL);
-        b->days = p;
-        memcpy(b->days + b->n_days, days, n * sizeof(StoreImportedDay));
-        b->n_days += n;
         b->month++;
         next_month(b, d);
 }
@@ -262,12 +269,8 @@ static void on_energy_data(Device *d, int error, const KasaResponse *resp, const
         if (backfill_quarter_days(b->manager->calendar, &resp->energy_data, b->year, b->qmonth, b->q_start_s, days,
                                   &n, &energy, &err) < 0)
                 return fail_reply(b, 0, 0, what, err.message);
-        StoreImportedDay *p = reallocarray(b->days, b->n_days + MAX(n, (size_t) 1), sizeof(StoreImportedDay));
-        if (!p)
+        if (append_days(b, days, n) < 0)
                 return finish(b, -ENOMEM, 0, NULL);
-        b->days = p;
-        memcpy(b->days + b->n_days, days, n * sizeof(StoreImportedDay));
-        b->n_days += n;
         if (energy && b->quarters < BACKFILL_QUARTERS_MAX) {
                 b->qmonth -= 3;
                 if (b->qmonth < 1) {
