@@ -312,8 +312,10 @@ bool rest_body_time(Request *r, json_t *body, const char *key, uint64_t *ret) {
 
         if (!v || json_is_null(v))
                 return true;
-        if (json_is_number(v) && json_number_value(v) >= 0 && json_number_value(v) < 253402300800.0) {
-                *ret = (uint64_t) (json_number_value(v) * 1e6);
+        /* As parse_time() takes epoch seconds in a string: the same
+         * range, rounded to the microsecond the same way. */
+        if (json_is_number(v) && json_number_value(v) >= 0 && json_number_value(v) <= 253402300799.0) {
+                *ret = (uint64_t) llround(json_number_value(v) * 1e6);
                 return true;
         }
         if (json_is_string(v) && parse_time(json_string_value(v), ret, &error) == 0)

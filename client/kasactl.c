@@ -182,6 +182,8 @@ static const Verb verbs[] = {
           "Power over time, as a table and a chart" },
         { "energy", 1, 2, 0, OPT_BUS | OPT_NO_LEGEND | OPT_RANGE | OPT_BY, verb_energy, "[DEV]",
           "Energy per day or month, with totals" },
+        { "backfill", 2, 2, 0, OPT_BUS, verb_backfill, "DEV",
+          "Import the days before kasamond saw a device from its own statistics" },
         { "watch", 1, 2, 0, OPT_BUS | OPT_NO_LEGEND, verb_watch, "[DEV]", "Follow changes as they happen" },
         { "token", 2, 3, 0, OPT_BUS | OPT_NO_LEGEND | OPT_NAME | OPT_ROLE | OPT_EXPIRES, verb_token,
           "create|list|revoke [ID|NAME]", "Create, list or revoke API tokens of the HTTP bridge" },

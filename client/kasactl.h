@@ -217,6 +217,7 @@ int verb_add(int argc, char **argv, void *userdata);
 int verb_remove(int argc, char **argv, void *userdata);
 int verb_history(int argc, char **argv, void *userdata);
 int verb_energy(int argc, char **argv, void *userdata);
+int verb_backfill(int argc, char **argv, void *userdata);
 int verb_watch(int argc, char **argv, void *userdata);
 int verb_token(int argc, char **argv, void *userdata);
 int verb_countdown(int argc, char **argv, void *userdata);

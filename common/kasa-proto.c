@@ -621,6 +621,7 @@ int kasa_response_parse(const char *json, size_t len, KasaResponse *ret, KasaErr
 
         ret->sysinfo_err = ret->realtime_err = ret->relay_err = ret->alias_err = KASA_ERR_ABSENT;
         ret->daystat_err = ret->monthstat_err = ret->time_err = ret->generic_err = KASA_ERR_ABSENT;
+        ret->energy_data_err = KASA_ERR_ABSENT;
         ret->n_stats = 0;
 
         /* Not jansson: one reply per poll, and building a tree of

@@ -188,6 +188,13 @@ char *kasa_smart_request_query(unsigned queries, const char *child_id) {
         return dump(json_pack("{s:s,s:{s:O}}", "method", "multipleRequest", "params", "requests", list), child_id);
 }
 
+char *kasa_smart_request_energy_data(int64_t start_s, int64_t end_s, unsigned interval_min, const char *child_id) {
+        return dump(json_pack("{s:s,s:{s:I,s:I,s:i}}", "method", "get_energy_data", "params", "start_timestamp",
+                              (json_int_t) start_s, "end_timestamp", (json_int_t) end_s, "interval",
+                              (int) interval_min),
+                    child_id);
+}
+
 char *kasa_smart_request_set_on(bool on, const char *child_id) {
         return dump(json_pack("{s:s,s:{s:b}}", "method", "set_device_info", "params", "device_on", on), child_id);
 }
@@ -421,11 +428,42 @@ static int parse_energy(const Energy *e, KasaResponse *ret, KasaError *err) {
 
 static int parse_responses(const KjTok *root, KasaResponse *ret, unsigned depth, KasaError *err);
 
+static int parse_energy_data(const KjTok *result, KasaEnergyData *ret, KasaError *err) {
+        static const char where[] = "get_energy_data";
+        const KjTok *data = kj_object_get(result, "data");
+        int r;
+
+        if ((r = get_int(result, where, "start_timestamp", true, 0, INT64_MAX / 1000, &ret->start_s, err)) < 0 ||
+            (r = get_int(result, where, "end_timestamp", false, 0, INT64_MAX / 1000, &ret->end_s, err)) < 0 ||
+            (r = get_int(result, where, "interval", true, 1, 43200, &ret->interval_min, err)) < 0)
+                return r;
+        if (ret->interval_min != 60 && ret->interval_min != 1440 && ret->interval_min != 43200)
+                return fail(err, "%s: field \"interval\" is %" PRId64 ", not 60, 1440 or 43200", where,
+                            ret->interval_min);
+        if (!data)
+                return fail(err, "%s: required field \"data\" is missing", where);
+        if (!kj_is_array(data))
+                return fail(err, "%s: field \"data\" must be an array", where);
+        if (data->count > KASA_ENERGY_DATA_MAX)
+                return fail(err, "%s: %" PRIu32 " entries, limit %d", where, data->count, KASA_ENERGY_DATA_MAX);
+        for (size_t i = 0; i < data->count; i++) {
+                const KjTok *v = kj_array_get(data, i);
+
+                if (!kj_is_integer(v) || v->integer < 0 || v->integer > KASA_ENERGY_MAX_MWH / 1000)
+                        return fail(err, "%s: data[%zu] must be an integer number of Wh, 0..%" PRId64, where, i,
+                                    KASA_ENERGY_MAX_MWH / 1000);
+                ret->energy_mwh[i] = v->integer * 1000;
+        }
+        ret->n = data->count;
+        return 0;
+}
+
 /* One entry of result.responses[] (or the reply inside control_child). */
 static int parse_one(const char *method, const KjTok *result, int32_t code, KasaResponse *ret, Energy *e,
                      const KjTok **device_info, const KjTok **child_list, unsigned depth, KasaError *err) {
         static const char *const with_result[] = { "get_device_info", "get_child_device_list", "get_energy_usage",
-                                                   "get_current_power", "get_emeter_data", "control_child" };
+                                                   "get_current_power", "get_emeter_data", "control_child",
+                                                   "get_energy_data" };
 
         for (size_t i = 0; i < ELEMENTSOF(with_result); i++)
                 if (code == 0 && !result && !strcmp(method, with_result[i]))
@@ -448,12 +486,17 @@ static int parse_one(const char *method, const KjTok *result, int32_t code, Kasa
                 e->emeter_asked = true;
                 e->emeter = result;
                 e->emeter_err = code;
+        } else if (!strcmp(method, "get_energy_data")) {
+                ret->energy_data_err = code;
+                if (code == 0)
+                        return parse_energy_data(result, &ret->energy_data, err);
         } else if (!strcmp(method, "set_device_info"))
                 ret->relay_err = ret->alias_err = code;
         else if (!strcmp(method, "control_child")) {
                 const KjTok *inner;
                 if (code != 0) {
                         ret->sysinfo_err = ret->realtime_err = ret->relay_err = ret->alias_err = code;
+                        ret->energy_data_err = code;
                         return 0;
                 }
                 if (depth > 0)
@@ -479,6 +522,7 @@ static int parse_responses(const KjTok *root, KasaResponse *ret, unsigned depth,
         if (code != 0) {
                 /* The whole request failed: so did each method in it. */
                 ret->sysinfo_err = ret->realtime_err = ret->relay_err = ret->alias_err = ret->generic_err = code;
+                ret->energy_data_err = code;
                 return 0;
         }
         result = kj_object_get(root, "result");
@@ -539,6 +583,7 @@ int kasa_smart_response_parse(const char *json, size_t len, KasaResponse *ret, K
 
         ret->sysinfo_err = ret->realtime_err = ret->relay_err = ret->alias_err = KASA_ERR_ABSENT;
         ret->daystat_err = ret->monthstat_err = ret->time_err = ret->generic_err = KASA_ERR_ABSENT;
+        ret->energy_data_err = KASA_ERR_ABSENT;
         ret->n_stats = 0;
         r = kj_parse(&doc, json, len, jerr, sizeof(jerr));
         if (r == -ENOMEM) {

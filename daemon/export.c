@@ -35,6 +35,7 @@ typedef enum Column {
         COL_POWER_AVG,
         COL_POWER_MAX,
         COL_SAMPLES,
+        COL_SOURCE,
         _COL_MAX,
 } Column;
 
@@ -43,12 +44,13 @@ static const char *const column_names[_COL_MAX] = {
         [COL_VOLTAGE] = "voltage_v",   [COL_CURRENT] = "current_a",   [COL_ENERGY_TOTAL] = "energy_total_wh",
         [COL_START] = "start",         [COL_END] = "end",             [COL_ENERGY] = "energy_wh",
         [COL_POWER_MIN] = "power_min_w", [COL_POWER_AVG] = "power_avg_w", [COL_POWER_MAX] = "power_max_w",
-        [COL_SAMPLES] = "samples",
+        [COL_SAMPLES] = "samples",     [COL_SOURCE] = "source",
 };
 
 static const Column raw_columns[] = { COL_DEVICE, COL_TIME, COL_POWER, COL_VOLTAGE, COL_CURRENT, COL_ENERGY_TOTAL };
 static const Column rollup_columns[] = { COL_DEVICE,    COL_START,     COL_END,       COL_ENERGY,
-                                         COL_POWER_MIN, COL_POWER_AVG, COL_POWER_MAX, COL_SAMPLES };
+                                         COL_POWER_MIN, COL_POWER_AVG, COL_POWER_MAX, COL_SAMPLES,
+                                         COL_SOURCE };
 
 static const char *const resolution_names[_EXPORT_RESOLUTION_MAX] = { "raw", "minute", "hour", "day" };
 static const char *const format_names[_EXPORT_FORMAT_MAX] = { "csv", "json" };
@@ -327,7 +329,13 @@ static int64_t period_end(const Export *e, int64_t start) {
         }
 }
 
-static int put_rollup(Export *e, const StoreRollup *p) {
+/* A value that is not there: an empty CSV cell, a JSON null. */
+static int put_none(Export *e) {
+        return e->format == EXPORT_JSON ? put(e, "null") : 0;
+}
+
+/* imported: a day from the device's own statistics, energy only. */
+static int put_rollup(Export *e, const StoreRollup *p, bool imported) {
         int r = row_begin(e);
         for (size_t i = 0; r >= 0 && i < e->n_columns; i++) {
                 r = cell_begin(e, i);
@@ -347,16 +355,19 @@ static int put_rollup(Export *e, const StoreRollup *p) {
                         r = put_milli(e, p->energy_mwh);
                         break;
                 case COL_POWER_MIN:
-                        r = put_milli(e, p->power_min_mw);
+                        r = imported ? put_none(e) : put_milli(e, p->power_min_mw);
                         break;
                 case COL_POWER_AVG:
                         r = put_milli(e, p->power_avg_mw);
                         break;
                 case COL_POWER_MAX:
-                        r = put_milli(e, p->power_max_mw);
+                        r = imported ? put_none(e) : put_milli(e, p->power_max_mw);
                         break;
                 case COL_SAMPLES:
                         r = put(e, "%" PRIu64, p->count);
+                        break;
+                case COL_SOURCE:
+                        r = put_text(e, imported ? "device" : "kasamond");
                         break;
                 default:
                         r = -EINVAL;
@@ -372,6 +383,38 @@ static int put_header(Export *e) {
         for (size_t i = 0; r >= 0 && i < e->n_columns; i++)
                 r = put(e, "%s%s", i ? "," : "", column_names[e->columns[i]]);
         return r < 0 ? r : put(e, "\r\n");
+}
+
+/* A window's rollups; days with the days imported from the device's own
+ * statistics merged in (a day in both, only if the clock stepped back, is
+ * the recorded one). */
+static int put_rollups(Export *e, uint32_t number, const StoreRollup *rows, size_t n, int64_t to) {
+        _cleanup_free_ StoreImportedDay *im = NULL;
+        size_t n_im = 0, i = 0, j = 0;
+        int r = 0;
+
+        if (e->res == EXPORT_DAY) {
+                r = store_query_imported(e->store, number, e->cursor_ms, to, WINDOW_ROWS_MAX, &im, &n_im);
+                if (r < 0)
+                        return r;
+        }
+        while (r >= 0 && (i < n || j < n_im)) {
+                if (j == n_im || (i < n && rows[i].period_start_ms <= im[j].day_start_ms)) {
+                        if (j < n_im && rows[i].period_start_ms == im[j].day_start_ms)
+                                j++;
+                        r = put_rollup(e, &rows[i++], false);
+                } else {
+                        int64_t start = im[j].day_start_ms, len = period_end(e, start) - start;
+                        StoreRollup p = {
+                                .period_start_ms = start,
+                                .energy_mwh = im[j].energy_mwh,
+                                .power_avg_mw = len > 0 ? im[j].energy_mwh * HOUR_MS / len : 0,
+                        };
+                        r = put_rollup(e, &p, true);
+                        j++;
+                }
+        }
+        return r;
 }
 
 /* One window of the current device: its rows into the buffer; moves on
@@ -404,8 +447,7 @@ static int export_window(Export *e) {
                 }
                 if (r < 0 && r != -ENOENT)
                         return r;
-                for (size_t i = 0; r >= 0 && i < n; i++)
-                        r = put_rollup(e, &rows[i]);
+                r = put_rollups(e, number, rows, n, to);
         }
         if (r < 0 && r != -ENOENT)
                 return r;

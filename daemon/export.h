@@ -12,7 +12,11 @@
  * the calendar's zone):
  *   raw:                 device,time,power_w,voltage_v,current_a,energy_total_wh
  *   minute, hour, day:   device,start,end,energy_wh,power_min_w,power_avg_w,
- *                        power_max_w,samples
+ *                        power_max_w,samples,source
+ * source is "kasamond" for what kasamond recorded and "device" for a day
+ * imported from the device's own statistics (backfill), which has energy
+ * only: no minimum or maximum (empty, JSON null), 0 samples, its average
+ * over the day's length.
  * A list of fields picks and orders columns; without "device" it takes one
  * device only. "start,energy_wh" at hour resolution is the CSV that the
  * what-if pricing (energy-csv.h, Manager.PriceEnergy) reads.

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "manager-access.h"
 #include "manager-alert.h"
+#include "manager-backfill.h"
 #include "manager-internal.h"
 #include "manager-tariff.h"
 #include "readings.h"
@@ -64,7 +65,22 @@ int64_t manager_total_power(Manager *m) {
 /* What the registry keeps of a device, besides last_seen. */
 #define REGISTRY_CHANGES (DEVICE_CHANGED_ALIAS | DEVICE_CHANGED_MODEL | DEVICE_CHANGED_ADDRESS | DEVICE_CHANGED_VERSIONS)
 
+/* A new plug or strip: its backfill once it answered a poll, so that its
+ * dialect and meters are known. */
+static bool read_once(const Device *d) {
+        if (d->metered)
+                return d->have_reading;
+        for (size_t i = 0; i < d->n_outlets; i++)
+                if (d->outlets[i] && d->outlets[i]->metered && d->outlets[i]->have_reading)
+                        return true;
+        return false;
+}
+
 void manager_device_changed(Manager *m, Device *d) {
+        if (d->backfill_due && read_once(d)) {
+                d->backfill_due = false;
+                manager_backfill_first_sight(m, d);
+        }
         /* A strip's meter is the sum of its outlets': it changes with them
          * (devices report outlets before their strip). */
         if (d->parent)
@@ -468,8 +484,9 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->watchdog_timer);
         sd_event_source_disable_unref(m->midnight_timer);
         sd_event_source_disable_unref(m->registry_save);
-        /* Cost queries read the store on their threads. */
+        /* Cost queries read the store on their threads, backfills write it. */
         manager_cost_stop(m);
+        manager_backfill_stop(m);
         sd_bus_flush_close_unref(m->bus);
         store_free(m->store);
         registry_free(m->registry);

@@ -69,6 +69,8 @@ typedef struct Manager {
         int64_t day_start_ms, day_end_ms; /* local day of the last lookup */
         Credentials credentials;   /* TP-Link account for KLAP devices; NULLs: none */
         struct BackupJob *backup;  /* a Backup() in progress (backup-manager.c) */
+        struct Backfill *backfills; /* in progress (manager-backfill.c) */
+        struct Worker *backfill_worker;
         bool restart;              /* a restore is staged: stop, execute again */
 } Manager;
 

@@ -27,6 +27,7 @@ enum {
         DB_HOURS,
         DB_DAYS,
         DB_FIRST,
+        DB_IMPORTED,
         _DB_MAX,
 };
 
@@ -175,4 +176,5 @@ int db_collect(Store *s, MDB_txn *txn, uint32_t device, StoreResolution res, int
                size_t max, PeriodArray *out);
 int db_energy(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, int64_t *ret);
 int db_stats(Store *s, MDB_txn *txn, StoreStats *ret);
+
 
