@@ -27,6 +27,7 @@ typedef struct WsClient {
         GHashTable *filter; /* device ids, NULL: all */
         AuthSession *session;
         bool closing;
+        GSource *close_timer; /* closing: how long the close frame may wait */
 } WsClient;
 
 static void client_free(WsClient *c) {
@@ -37,6 +38,10 @@ static void client_free(WsClient *c) {
         if (c->write_source) {
                 g_source_destroy(c->write_source);
                 g_source_unref(c->write_source);
+        }
+        if (c->close_timer) {
+                g_source_destroy(c->close_timer);
+                g_source_unref(c->close_timer);
         }
         g_io_stream_close(c->io, NULL, NULL);
         g_object_unref(c->io);
@@ -125,10 +130,20 @@ static bool send_json(WsClient *c, json_t *j) {
         return s ? send_frame(c, WS_OP_TEXT, s, strlen(s)) : true;
 }
 
+static gboolean on_close_timeout(gpointer userdata) {
+        WsClient *c = userdata;
+
+        client_drop(c, "the close frame was not read in time");
+        return G_SOURCE_REMOVE;
+}
+
 /* Returns false if the client is gone (dropped, its queue full). */
 static bool send_close(WsClient *c, uint16_t code, const char *reason) {
         uint8_t buf[125];
         size_t n = MIN(strlen(reason), sizeof(buf) - 2);
+
+        if (c->closing)
+                return true;
 
         buf[0] = (uint8_t) (code >> 8);
         buf[1] = (uint8_t) code;
@@ -136,6 +151,11 @@ static bool send_close(WsClient *c, uint16_t code, const char *reason) {
         if (!send_frame(c, WS_OP_CLOSE, buf, n + 2))
                 return false;
         c->closing = true;
+        /* A client that does not read would keep its slot, and its token's
+         * session, while its queue waits in front of the close. */
+        c->close_timer = g_timeout_source_new_seconds(WS_CLOSE_TIMEOUT_SEC);
+        g_source_set_callback(c->close_timer, on_close_timeout, c, NULL);
+        g_source_attach(c->close_timer, NULL);
         return true;
 }
 
@@ -411,6 +431,9 @@ void ws_revoked(WsServer *ws, const char *token_id) {
         }
         for (guint i = 0; i < todo->len; i++) {
                 WsClient *c = todo->pdata[i];
+                /* Nothing more goes out for it: its session is let go now,
+                 * not when the client has read what was queued. */
+                g_clear_pointer(&c->session, auth_session_unref);
                 if (send_close(c, 1008, "the token was revoked or expired"))
                         flush(c);
         }

@@ -11,6 +11,7 @@
 
 #define WS_CLIENTS_MAX 256
 #define WS_MESSAGE_MAX 4096 /* what a client may send in one message */
+#define WS_CLOSE_TIMEOUT_SEC 5 /* a close frame not read by then: the client is dropped */
 
 struct WsServer {
         Bridge *bridge;

@@ -12,6 +12,7 @@ messages of a kasamond restart."""
 import json
 import re
 import socket
+import subprocess
 import sys
 import time
 
@@ -71,8 +72,57 @@ def alerts(t, env, br, ws, hello, viewer, plug2, plain):
     t.eq(metric(br, viewer, "kasa_bridge_alerts_open"), 1.0, "kasa_bridge_alerts_open counts it")
 
 
+def send_queue(port, peer):
+    """Bytes the kernel holds unsent on the bridge's side of a connection."""
+    out = subprocess.run(["ss", "-tnH", "state", "established", f"( sport = :{port} and dport = :{peer} )"],
+                         capture_output=True, text=True).stdout.split()
+    return int(out[1]) if len(out) >= 2 else None
+
+
+def check_close_unread(t, env, br, viewer):
+    """A client whose token is revoked while it reads nothing: the close
+    frame waits behind what it did not read, and the client is dropped
+    after the close timeout instead of keeping its slot."""
+    tid, token = bt.create_token(env, "unread", "viewer")
+    c = bt.WsClient(br.port, f"/ws?token={token}", rcvbuf=4096)
+    peer = c.sock.getsockname()[1]
+    # Fill the kernel's buffers first (the bridge's send queue stops
+    # growing), then put a little in the bridge's own queue, far below
+    # its bound.
+    last, still = -1, 0
+    for _ in range(400):
+        c.send({"type": "subscribe", "devices": "*"})
+        time.sleep(0.05)
+        q = send_queue(br.port, peer)
+        still = still + 1 if q and q == last else 0
+        last = q
+        if still >= 3:
+            break
+    t.ok(still >= 3 and last, "the kernel's send queue to a client that reads nothing is full", last)
+    # Then two rounds of some 15 kB: the kernel takes one write while it
+    # has any room (into one large buffer), so the first fills it past
+    # its limit and the second stays in the bridge's queue (under its
+    # 64 KiB bound).
+    for _ in range(2):
+        for _ in range(10):
+            c.send({"type": "subscribe", "devices": "*"})
+        time.sleep(0.5)
+    t.eq(metric(br, viewer, "kasa_bridge_ws_clients"), 1.0, "the client is still connected")
+    env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "RevokeToken", "s", (tid,))
+    kt.eventually(t, env, lambda: metric(br, viewer, "kasa_bridge_ws_clients") == 0.0, 20,
+                  "revoked: it is dropped once its close frame waited too long, though it never read it")
+    t.eq(metric(br, viewer, "kasa_bridge_ws_dropped_total"), 1.0, "not counted as dropped for its queue")
+    c.close()
+
+
 def main():
     t = kt.Tap()
+    # The test's own network namespace: small TCP send buffers for the
+    # sockets the bridge accepts (they take the listener's), so that what
+    # a client does not read stays in the bridge's queue, not megabytes of
+    # the kernel's.
+    with open("/proc/sys/net/ipv4/tcp_wmem", "w") as f:
+        f.write("4096 4096 4096")
     with bt.bridge_env(DEVICES, poll_interval=POLL, bridge_args=[f"--ws-queue={QUEUE}"]) as (env, br):
         env.wait_for(lambda: len(env.objects()) >= 3, 20, "the devices are known")
         for path in list(env.objects()):
@@ -184,6 +234,8 @@ def main():
         t.ok(grown < 8 * 1024, f"the bridge's RSS grew {grown} KiB while {asked} snapshots (~{hello_bytes >> 10} KiB) "
              f"were asked for", grown)
         lazy.close()
+
+        check_close_unread(t, env, br, viewer)
 
         tid, short = bt.create_token(env, "short-lived", "viewer")
         doomed = bt.WsClient(br.port, f"/ws?token={short}")
