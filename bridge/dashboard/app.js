@@ -198,8 +198,9 @@ function connect() {
   };
   ws.onclose = () => {
     $("status").textContent = "reconnecting…";
-    // A refused token closes at once: check it over REST before retrying.
-    api("GET", "/api/health").then(() => setTimeout(connect, state.retry)).catch((e) => {
+    // A refused token closes at once: check it over REST before retrying,
+    // on a route that always wants one (/api/health may be --open).
+    api("GET", "/api/devices").then(() => setTimeout(connect, state.retry)).catch((e) => {
       if (e.status === 401) return logout("The token was refused.");
       setTimeout(connect, state.retry);
     });
