@@ -26,6 +26,7 @@
 typedef struct Clipped {
         Tariff t;
         bool own; /* a device's own tariff: its bill counts in the total */
+        const Tariff *origin; /* the query's */
 } Clipped;
 
 typedef struct Segment {
@@ -124,6 +125,7 @@ static Clipped *clip(CostQueryResult *res, const Segment *s, bool own, bool stri
                 return NULL;
         c->t = *s->tariff;
         c->own = own;
+        c->origin = s->tariff;
         c->t.valid_from_ms = MAX(c->t.valid_from_ms, s->from);
         c->t.valid_until_ms = MIN(c->t.valid_until_ms, s->until);
         if (strip) {
@@ -523,7 +525,25 @@ static int sum_pieces(HomeSum *h, Intervals *ret) {
         return 0;
 }
 
-static int price(const CostQuery *q, GPtrArray *tariffs, const Intervals *iv, CostBill **ret, char **ret_error) {
+typedef struct PartContext {
+        const CostQuery *q;
+        size_t device;
+} PartContext;
+
+/* A device bill's part to q->part(), named by the query's own tariff. */
+static int forward_part(const CostPart *p, void *userdata) {
+        const PartContext *c = userdata;
+        const Clipped *t = (const Clipped *) p->tariff; /* t is its first member */
+        CostQueryPart qp = { .part = p };
+        if (t)
+                qp = (CostQueryPart) { p, t->origin, t->t.valid_from_ms, t->t.valid_until_ms };
+        return c->q->part(c->device, &qp, c->q->part_userdata);
+}
+
+/* device: SIZE_MAX for the home's bill, whose parts nobody asks for. */
+static int price(const CostQuery *q, size_t device, GPtrArray *tariffs, const Intervals *iv, CostBill **ret,
+                 char **ret_error) {
+        PartContext ctx = { q, device };
         if (tariffs->len == 0) {
                 *ret = NULL;
                 return 0;
@@ -537,6 +557,8 @@ static int price(const CostQuery *q, GPtrArray *tariffs, const Intervals *iv, Co
                 .from_ms = q->from_ms,
                 .to_ms = q->to_ms,
                 .bucket = q->bucket,
+                .part = q->part && device != SIZE_MAX ? forward_part : NULL,
+                .part_userdata = &ctx,
         };
         return cost_compute(&req, ret, ret_error);
 }
@@ -686,7 +708,7 @@ int cost_query_run(const CostQuery *q, CostQueryResult **ret, char **ret_error) 
         cuts_sort(&cuts);
         zone_minutes = calendar_hour_start(cal, q->from_ms) % HOUR_MS != 0 ||
                        calendar_hour_start(cal, q->to_ms) % HOUR_MS != 0;
-        r = home_sum_init(&sum, lookback);
+        r = q->devices_only ? 0 : home_sum_init(&sum, lookback);
         if (r < 0)
                 goto finish;
 
@@ -703,30 +725,32 @@ int cost_query_run(const CostQuery *q, CostQueryResult **ret, char **ret_error) 
                         r = add_tariffs(res, &own[i], true, false, window, q->to_ms, tariffs);
                 if (r >= 0)
                         r = add_tariffs(res, &shared, false, true, window, q->to_ms, tariffs);
-                bool minutes = zone_minutes || own_minutes[i];
+                bool minutes = q->minutes || zone_minutes || own_minutes[i];
                 for (guint k = 0; r >= 0 && !minutes && k < tariffs->len; k++)
                         minutes = hours_blur(tariffs->pdata[k]);
                 if (r >= 0)
                         r = device_energy(q, q->devices[i].id, minutes || home_minutes, &cuts, lookback,
                                           days_until, q->to_ms, &iv);
-                for (size_t k = 0; r >= 0 && k < iv.n; k++)
+                for (size_t k = 0; r >= 0 && !q->devices_only && k < iv.n; k++)
                         r = home_pieces(&iv.v[k], &own[i], &sum);
                 if (r >= 0 && !minutes && home_minutes)
                         r = coarsen(&iv, &cuts, floor_to(MAX(lookback, days_until) + HOUR_MS - 1, HOUR_MS),
                                 floor_to(q->to_ms, HOUR_MS));
                 if (r >= 0)
-                        r = price(q, tariffs, &iv, &res->devices[i], ret_error);
+                        r = price(q, i, tariffs, &iv, &res->devices[i], ret_error);
                 segments_done(&shared);
                 intervals_done(&iv);
                 if (r < 0)
                         goto finish;
         }
 
-        r = sum_pieces(&sum, &home_iv);
-        if (r >= 0)
-                r = price(q, home_tariffs, &home_iv, &res->home, ret_error);
-        if (r < 0)
-                goto finish;
+        if (!q->devices_only) {
+                r = sum_pieces(&sum, &home_iv);
+                if (r >= 0)
+                        r = price(q, SIZE_MAX, home_tariffs, &home_iv, &res->home, ret_error);
+                if (r < 0)
+                        goto finish;
+        }
 
         /* The buckets are the range's, the same in every bill. */
         const CostBill *any = res->home;
