@@ -149,7 +149,7 @@ static void child(const char *dir, unsigned plugs, unsigned days, ExportResoluti
                         snprintf(ids[i], 16, "plug%03u", i);
                         devs[i] = (ExportDevice) { ids[i], i };
                 }
-                r = devs && ids ? export_new(st, cal, devs, plugs, from, to, res, EXPORT_CSV, NULL, 0, &e, &error)
+                r = devs && ids ? export_new(st, cal, devs, plugs, from, to, res, EXPORT_CSV, NULL, 0, NULL, &e, &error)
                                 : -ENOMEM;
                 const char *text;
                 size_t len;
