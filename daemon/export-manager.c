@@ -9,6 +9,7 @@
 #include "export-cost.h"
 #include "export-manager.h"
 #include "export-pipe.h"
+#include "log.h"
 #include "manager-tariff.h"
 
 /* The cost columns' source: a copy of the manager's cost inputs, priced on
@@ -75,13 +76,13 @@ int manager_export(Manager *m, const char *const *paths, size_t n_paths, int64_t
 
         *ret_error = NULL;
         if (export_resolution_from_string(resolution, &res) < 0)
-                return asprintf(ret_error, "Invalid resolution '%s': use raw, minute, hour or day.", resolution) < 0
-                               ? -ENOMEM : -EINVAL;
+                return error_set(ret_error, -EINVAL, "Invalid resolution '%s': use raw, minute, hour or day.",
+                                 resolution);
         if (export_format_from_string(format, &fmt) < 0)
-                return asprintf(ret_error, "Invalid format '%s': use csv or json.", format) < 0 ? -ENOMEM : -EINVAL;
+                return error_set(ret_error, -EINVAL, "Invalid format '%s': use csv or json.", format);
         if (m->exports && export_pipes_running(m->exports) >= EXPORTS_MAX)
-                return asprintf(ret_error, "%u exports are running already: try again once one is done.",
-                                EXPORTS_MAX) < 0 ? -ENOMEM : -EAGAIN;
+                return error_set(ret_error, -EAGAIN, "%u exports are running already: try again once one is done.",
+                                 EXPORTS_MAX);
         r = manager_cost_devices(m, paths, n_paths, &devices, &n, ret_error);
         if (r < 0)
                 return r;

@@ -10,6 +10,7 @@
 
 #include "cost.h"
 #include "export.h"
+#include "log.h"
 
 #define MINUTE_MS INT64_C(60000)
 #define HOUR_MS INT64_C(3600000)
@@ -192,9 +193,8 @@ static int set_columns(Export *e, const char *const *fields, size_t n_fields, ch
 int export_check_costs(ExportResolution res, char **ret_error) {
         if (res != EXPORT_RAW)
                 return 0;
-        *ret_error = strdup("Costs are of rollups: use the resolution minute, hour or day (a raw sample is a "
-                            "reading, not an amount of energy).");
-        return *ret_error ? -EINVAL : -ENOMEM;
+        return error_set(ret_error, -EINVAL, "Costs are of rollups: use the resolution minute, hour or day (a raw "
+                                             "sample is a reading, not an amount of energy).");
 }
 
 int export_new(Store *store, const Calendar *cal, const ExportDevice *devices, size_t n_devices, int64_t from_ms,
