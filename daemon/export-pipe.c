@@ -24,7 +24,6 @@ struct ExportPipe {
         const char *text;
         size_t size, done;
         int step; /* export_step()'s answer, from the thread */
-        bool running;
 };
 
 struct ExportPipes {
@@ -61,7 +60,6 @@ static void job_done(WorkerJob *j, bool cancelled) {
         ExportPipe *p = (ExportPipe *) j;
         int r;
 
-        p->running = false;
         if (cancelled)
                 return pipe_free(p);
         if (p->step < 0) {
@@ -104,9 +102,7 @@ static int on_writable(sd_event_source *s, int fd, uint32_t revents, void *userd
         if (r < 0) {
                 log_error_errno(r, "Failed to go on with an export, ending it: %m");
                 pipe_free(p);
-                return 0;
         }
-        p->running = true;
         return 0;
 }
 
