@@ -428,7 +428,7 @@ static void on_token_revoked(GDBusConnection *bus, const char *sender, const cha
             !g_variant_is_of_type(params, G_VARIANT_TYPE("(s)")))
                 return;
         g_variant_get(params, "(&s)", &id);
-        log_info("API token %s was revoked or expired: closing its bus connection and WebSockets.", id);
+        log_info("API token %s was revoked or expired: closing its bus connection, WebSockets and exports.", id);
         auth_revoked(b->auth, id);
         ws_revoked(b->ws, id);
         rest_export_revoked(b, id);
