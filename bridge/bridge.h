@@ -48,6 +48,7 @@ typedef struct Bridge {
         GBytes *devices_metrics;
         uint64_t auth_failures;
         guint sub_revoked; /* TokenRevoked */
+        struct ExportStream *exports; /* GET /api/export streaming (rest-export.c) */
 } Bridge;
 
 /* One HTTP request on its way through authentication and the handler. */
@@ -74,6 +75,16 @@ void request_reply_empty(Request *r, unsigned status);
 void request_reply_dbus_error(Request *r, GError *error);
 /* The bus connection for calls that change something (the token's). */
 GDBusConnection *request_bus(Request *r);
+
+/* A streamed answer: 200 and its headers now, then the body a chunk at a
+ * time (chunked transfer encoding). Append a chunk to the response body
+ * and call request_stream_more(); the message's "wrote-chunk" says when it
+ * is written. request_stream_end() ends the body (complete), or cuts the
+ * connection so that the client sees it incomplete, and frees the
+ * request. */
+void request_stream_begin(Request *r, const char *content_type);
+void request_stream_more(Request *r);
+void request_stream_end(Request *r, bool complete);
 
 /* Answers 200 with a body shared between requests. */
 void request_reply_bytes(Request *r, const char *content_type, GBytes *body);

@@ -469,6 +469,8 @@ void rest_handle(Request *r) {
         case ROUTE_SCHEDULE_PATCH:
         case ROUTE_SCHEDULE_DELETE:
                 return rest_schedules_handle(r);
+        case ROUTE_EXPORT:
+                return rest_export_handle(r);
         case _ROUTE_MAX:
                 break;
         }

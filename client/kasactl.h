@@ -52,6 +52,7 @@ extern const char *arg_fields;
 extern const char *arg_threshold;
 extern const char *arg_for;
 extern const char *arg_cooldown;
+extern bool arg_costs;
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libscols_table *, scols_unref_table);
 DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose);

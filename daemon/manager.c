@@ -15,6 +15,7 @@
 
 #include "backup-manager.h"
 #include "bus.h"
+#include "export-manager.h"
 #include "kasa-dbus.h"
 #include "kasa-time.h"
 #include "log.h"
@@ -484,8 +485,10 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->watchdog_timer);
         sd_event_source_disable_unref(m->midnight_timer);
         sd_event_source_disable_unref(m->registry_save);
-        /* Cost queries read the store on their threads, backfills write it. */
+        /* Cost queries and exports read the store on their threads,
+         * backfills write it. */
         manager_cost_stop(m);
+        manager_export_stop(m);
         manager_backfill_stop(m);
         sd_bus_flush_close_unref(m->bus);
         store_free(m->store);

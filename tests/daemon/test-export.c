@@ -33,7 +33,7 @@ static char *run(Store *st, const Calendar *cal, const ExportDevice *devs, size_
         Export *e = NULL;
         char *error = NULL, *all = NULL;
         size_t size = 0;
-        int r = export_new(st, cal, devs, n, from, to, res, fmt, fields, n_fields, &e, &error);
+        int r = export_new(st, cal, devs, n, from, to, res, fmt, fields, n_fields, NULL, &e, &error);
         if (r < 0) {
                 diag("export_new: %s (%s)", strerror(-r), error ?: "");
                 free(error);
@@ -164,15 +164,15 @@ int main(void) {
                    *f_energy[] = { "start", "energy_wh" };
         Export *e = NULL;
         char *error = NULL;
-        is_int(export_new(st, cal, one, 1, T0, T0 + 1, EXPORT_HOUR, EXPORT_CSV, f_bad, 2, &e, &error), -EINVAL,
+        is_int(export_new(st, cal, one, 1, T0, T0 + 1, EXPORT_HOUR, EXPORT_CSV, f_bad, 2, NULL, &e, &error), -EINVAL,
                "a raw field at hour resolution is refused");
         is_str(error, "Unknown field 'power_w' at hour resolution: use device,start,end,energy_wh,power_min_w,"
                       "power_avg_w,power_max_w,samples,source.", "the refusal names the fields");
         free(error);
-        is_int(export_new(st, cal, one, 1, T0, T0 + 1, EXPORT_HOUR, EXPORT_CSV, f_twice, 2, &e, &error), -EINVAL,
+        is_int(export_new(st, cal, one, 1, T0, T0 + 1, EXPORT_HOUR, EXPORT_CSV, f_twice, 2, NULL, &e, &error), -EINVAL,
                "a field twice is refused");
         free(error);
-        is_int(export_new(st, cal, both, 2, T0, T0 + 1, EXPORT_HOUR, EXPORT_CSV, f_energy, 2, &e, &error), -EINVAL,
+        is_int(export_new(st, cal, both, 2, T0, T0 + 1, EXPORT_HOUR, EXPORT_CSV, f_energy, 2, NULL, &e, &error), -EINVAL,
                "two devices without the device field are refused");
         free(error);
 
