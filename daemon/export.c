@@ -22,6 +22,8 @@
  * (so a long empty range does not keep the caller's loop busy). */
 #define STEP_BYTES 65536
 #define STEP_WINDOWS 64
+/* How far empty windows may grow: a century. */
+#define WINDOW_EMPTY_MAX_MS (INT64_C(100) * 366 * DAY_MS)
 
 typedef enum Column {
         COL_DEVICE,
@@ -541,7 +543,13 @@ static int export_window(Export *e) {
         }
         if (r < 0 && r != -ENOENT)
                 return r;
-        if (e->res == EXPORT_RAW && n < WINDOW_ROWS_MAX / 8 && e->window_ms < window_default(e))
+        if (n == 0 && e->window_ms < WINDOW_EMPTY_MAX_MS)
+                /* Nothing here: leap over empty time (an export since the
+                 * epoch, a device added last week) in a few windows. */
+                e->window_ms *= 2;
+        else if (n > 0 && e->window_ms > window_default(e))
+                e->window_ms = window_default(e);
+        else if (e->res == EXPORT_RAW && n < WINDOW_ROWS_MAX / 8 && e->window_ms < window_default(e))
                 e->window_ms *= 2;      /* sparse again */
         e->cursor_ms = to;
         if (e->cursor_ms >= e->to_ms) {

@@ -135,6 +135,17 @@ int main(void) {
         ok(max_step < 2 * 1024 * 1024, "no step holds more than a bounded amount of text (%zu bytes)", max_step);
         free(csv);
 
+        /* Since the epoch: the empty decades before the data are leapt
+         * over, not walked an hour (a raw window) at a time. */
+        csv = run(st, cal, one, 1, 0, T0 + MINUTE_MS, EXPORT_RAW, EXPORT_CSV, NULL, 0, &steps, &max_step);
+        is_int((int64_t) count_lines(csv), 7, "raw since the epoch: the header and the first minute's six samples");
+        ok(steps < 20, "in a few steps (%zu), not one per 64 empty hours", steps);
+        free(csv);
+        csv = run(st, cal, one, 1, 0, T0 + HOUR_MS, EXPORT_MINUTE, EXPORT_CSV, NULL, 0, &steps, &max_step);
+        is_int((int64_t) count_lines(csv), 61, "minutes since the epoch: the header and the first hour's 60");
+        ok(steps < 20, "in a few steps (%zu), not one per 64 empty days", steps);
+        free(csv);
+
         /* Both devices in JSON, minute rollups of the first 2 minutes. */
         char *js = run(st, cal, both, 2, T0, T0 + 2 * MINUTE_MS, EXPORT_MINUTE, EXPORT_JSON, NULL, 0, &steps,
                        &max_step);
