@@ -421,24 +421,12 @@ int verb_costs(int argc, char **argv, void *userdata) {
         }
 
         r = new_call(userdata, KASA_MANAGER_PATH, KASA_MANAGER_IFACE, tariff ? "GetCostWith" : "GetCost", false, &m);
-        if (r >= 0)
-                r = sd_bus_message_open_container(m, 'a', "o");
-        for (int i = 1; r >= 0 && i < argc; i++) {
-                Device *d;
-
-                r = resolve_device(&l, argv[i], &d);
-                if (r < 0)
-                        return r;
-                if (!d->metered) {
-                        log_error("%s has no energy meter, so it has no costs.", device_name(d));
-                        return -EMEDIUMTYPE;
-                }
-                r = sd_bus_message_append(m, "o", d->path);
-        }
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "tts", since, until, arg_by ?: "");
+        if (r < 0)
+                return log_error_errno(r, "Failed to build the call: %m");
+        r = append_metered_paths(m, &l, argv + 1, argc - 1, "it has no costs");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "tts", since, until, arg_by ?: "");
         if (r < 0)
                 return log_error_errno(r, "Failed to build the call: %m");
         if (tariff) {

@@ -47,24 +47,12 @@ int verb_export(int argc, char **argv, void *userdata) {
         if (r < 0)
                 return r;
         r = new_call(userdata, KASA_MANAGER_PATH, KASA_MANAGER_IFACE, "Export", false, &m);
-        if (r >= 0)
-                r = sd_bus_message_open_container(m, 'a', "o");
-        for (int i = 1; r >= 0 && i < argc; i++) {
-                Device *d;
-
-                r = resolve_device(&l, argv[i], &d);
-                if (r < 0)
-                        return r;
-                if (!d->metered) {
-                        log_error("%s has no energy meter, so nothing is recorded of it.", device_name(d));
-                        return -EMEDIUMTYPE;
-                }
-                r = sd_bus_message_append(m, "o", d->path);
-        }
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "ttss", since, until, arg_resolution, arg_format);
+        if (r < 0)
+                return log_error_errno(r, "Failed to build the call: %m");
+        r = append_metered_paths(m, &l, argv + 1, argc - 1, "nothing is recorded of it");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "ttss", since, until, arg_resolution, arg_format);
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "s");
         /* --fields=start,energy_wh: one field a word. */

@@ -362,6 +362,26 @@ int resolve_device(DeviceList *l, const char *name, Device **ret) {
         return -ENOTUNIQ;
 }
 
+int append_metered_paths(sd_bus_message *m, DeviceList *l, char **names, int n, const char *why) {
+        int r = sd_bus_message_open_container(m, 'a', "o");
+
+        for (int i = 0; r >= 0 && i < n; i++) {
+                Device *d;
+
+                r = resolve_device(l, names[i], &d);
+                if (r < 0)
+                        return r;
+                if (!d->metered) {
+                        log_error("%s has no energy meter, so %s.", device_name(d), why);
+                        return -EMEDIUMTYPE;
+                }
+                r = sd_bus_message_append(m, "o", d->path);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        return r < 0 ? log_error_errno(r, "Failed to build the call: %m") : 0;
+}
+
 /* ---- talking to kasamond ---- */
 
 /* Explains a failed call in words a person can act on; returns the negative

@@ -137,6 +137,10 @@ bool device_in_total(const DeviceList *l, const Device *d);
 int get_managed_objects(sd_bus *bus, const char *what, sd_bus_message **ret);
 int fetch_devices(sd_bus *bus, DeviceList *ret);
 int resolve_device(DeviceList *l, const char *name, Device **ret);
+/* Appends the paths of the devices names[0..n) as "ao"; a device without
+ * a meter is an error: "NAME has no energy meter, so WHY." Every error is
+ * logged here. */
+int append_metered_paths(sd_bus_message *m, DeviceList *l, char **names, int n, const char *why);
 /* fetch_devices() and resolve_device(): the one device a verb acts on, *ret
  * pointing into *ret_list. */
 int fetch_device(sd_bus *bus, const char *name, DeviceList *ret_list, Device **ret);
