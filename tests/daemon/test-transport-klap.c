@@ -172,7 +172,7 @@ static Transport *new_transport(int version, const char *user, const char *passw
                 .password = password,
         };
 
-        if (transport_klap_new(&c, &t) < 0)
+        if (transport_http_new(&c, &t) < 0)
                 abort();
         return t;
 }
