@@ -171,3 +171,7 @@ void rsa_keys_cancel(RsaKeys *k, void *userdata) {
                         return;
                 }
 }
+
+bool rsa_keys_spare(const RsaKeys *k) {
+        return k->spare && !k->head;
+}

@@ -11,6 +11,7 @@
  * (and cleansed) by its taker as soon as the device's reply is unwrapped.
  */
 
+#include <stdbool.h>
 #include <systemd/sd-event.h>
 
 #include "aes-passthrough.h"
@@ -30,3 +31,5 @@ RsaKeys *rsa_keys_free(RsaKeys *k);
 int rsa_keys_get(RsaKeys *k, RsaKeysFn cb, void *userdata, AesptKeyPair **ret);
 /* Forget userdata's wait (it is being reset or freed). */
 void rsa_keys_cancel(RsaKeys *k, void *userdata);
+/* Whether a spare is ready (the next rsa_keys_get() returns 1). */
+bool rsa_keys_spare(const RsaKeys *k);
