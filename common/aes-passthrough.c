@@ -22,6 +22,7 @@
 #include "macro.h"
 
 struct AesptKeyPair {
+        unsigned n_ref;
         EVP_PKEY *pkey;
         char *pem;
 };
@@ -73,6 +74,7 @@ static int keypair_wrap(EVP_PKEY *pkey, AesptKeyPair **ret) {
                 free(kp);
                 return -ENOMEM;
         }
+        kp->n_ref = 1;
         kp->pkey = pkey;
         *ret = kp;
         return 0;
@@ -110,8 +112,13 @@ int aespt_keypair_from_der(const uint8_t *der, size_t len, AesptKeyPair **ret) {
         return r;
 }
 
-AesptKeyPair *aespt_keypair_free(AesptKeyPair *kp) {
-        if (!kp)
+AesptKeyPair *aespt_keypair_ref(AesptKeyPair *kp) {
+        kp->n_ref++;
+        return kp;
+}
+
+AesptKeyPair *aespt_keypair_unref(AesptKeyPair *kp) {
+        if (!kp || --kp->n_ref > 0)
                 return NULL;
         /* OpenSSL clears the private key's numbers as it frees them. */
         EVP_PKEY_free(kp->pkey);

@@ -55,20 +55,22 @@ typedef struct AesptSession {
         uint8_t iv[AESPT_IV_SIZE];
 } AesptSession;
 
-/* A fresh RSA-1024 key pair (e = 65537); tens of milliseconds of CPU, so
- * the daemon makes them on a worker thread (daemon/rsa-keys.c). */
+/* A fresh RSA-1024 key pair (e = 65537); about 13 ms of CPU (BENCHMARKS.md),
+ * so the daemon makes them on a worker thread (daemon/rsa-keys.c). */
 int aespt_keypair_generate(AesptKeyPair **ret);
 /* From a PKCS#8 or PKCS#1 DER private key: fixed keys for the tests and
  * the fuzz target. -EBADMSG if it is not an RSA key. */
 int aespt_keypair_from_der(const uint8_t *der, size_t len, AesptKeyPair **ret);
-/* Frees and cleanses the private key. Returns NULL. */
-AesptKeyPair *aespt_keypair_free(AesptKeyPair *kp);
+/* References, taken and dropped on one thread: the last one frees and
+ * cleanses the private key. unref returns NULL. */
+AesptKeyPair *aespt_keypair_ref(AesptKeyPair *kp);
+AesptKeyPair *aespt_keypair_unref(AesptKeyPair *kp);
 /* The public key as the handshake sends it: PEM, "-----BEGIN PUBLIC
  * KEY-----\n", base64 in lines of 64, "-----END PUBLIC KEY-----\n". */
 const char *aespt_keypair_pem(const AesptKeyPair *kp);
 
-static inline void aespt_keypair_freep(AesptKeyPair **kp) {
-        aespt_keypair_free(*kp);
+static inline void aespt_keypair_unrefp(AesptKeyPair **kp) {
+        aespt_keypair_unref(*kp);
 }
 
 /* ---- client side (the daemon) ---- */

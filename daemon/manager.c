@@ -277,7 +277,7 @@ int manager_new(Config *config, Manager **ret) {
                 .net = &net_ops_real,
                 .config = &m->config,
         };
-        r = rsa_keys_new(m->event, &m->rsa_keys);
+        r = rsa_keys_new(m->event, RSA_KEYS_LIFETIME_USEC, &m->rsa_keys);
         if (r < 0)
                 return log_oom();
         m->calendar = calendar_new(m->config.time_zone);

@@ -82,7 +82,7 @@ static int send_handshake(HttpTransport *x, AesptKeyPair *kp) {
         _cleanup_free_ char *body = NULL;
         int r;
 
-        aespt_keypair_free(x->aes.keypair);
+        aespt_keypair_unref(x->aes.keypair);
         x->aes.keypair = kp;
         r = aespt_handshake_request(kp, &body);
         if (r < 0)
@@ -97,7 +97,7 @@ static void on_key(AesptKeyPair *kp, int error, void *userdata) {
 
         x->aes.waiting_key = false;
         if (x->phase != PHASE_KEY) {
-                aespt_keypair_free(kp);
+                aespt_keypair_unref(kp);
                 return;
         }
         x->phase = 0;
@@ -143,7 +143,7 @@ static void on_handshake(HttpTransport *x, const uint8_t *body, size_t len) {
         }
         r = aespt_handshake_reply(a->keypair, (const char *) body, len, &a->session, &code, &err);
         /* The private key has done its one job. */
-        a->keypair = aespt_keypair_free(a->keypair);
+        a->keypair = aespt_keypair_unref(a->keypair);
         if (r == -EREMOTEIO && code == AESPT_ERR_KLAP_ONLY) {
                 http_transport_switch(x, &http_klap_engine, "AES handshake answered error_code 1003");
                 return;
@@ -199,7 +199,6 @@ static void on_login(HttpTransport *x, const uint8_t *body, size_t len) {
         }
         a->login_index = (a->login_index + a->tried) % a->n_logins;
         a->tried = 0;
-        a->matched = true;
         x->have_session = true;
         x->message[0] = 0;
         r = send_head(x);
@@ -258,7 +257,7 @@ static void aes_drop_session(HttpTransport *x) {
         if (a->waiting_key && a->keys)
                 rsa_keys_cancel(a->keys, x);
         a->waiting_key = false;
-        a->keypair = aespt_keypair_free(a->keypair);
+        a->keypair = aespt_keypair_unref(a->keypair);
         OPENSSL_cleanse(&a->session, sizeof(a->session));
         OPENSSL_cleanse(a->token, sizeof(a->token));
 }

@@ -103,7 +103,6 @@ typedef struct AesState {
         size_t n_logins;
         size_t login_index;        /* the candidate the device took last */
         size_t tried;              /* candidates refused in this attempt */
-        bool matched;              /* login_index is one the device took */
 } AesState;
 
 struct HttpTransport {

@@ -32,13 +32,13 @@ static void test_keypair(void) {
         is_str(aespt_keypair_pem(kp), text("rsa", "pem"), "its public PEM is the one Python writes");
         ok(aespt_keypair_from_der(vector("rsa", "der_pkcs1")->data, vector("rsa", "der_pkcs1")->len, &k2) == 0 &&
            strcmp(aespt_keypair_pem(k2), aespt_keypair_pem(kp)) == 0, "PKCS#1 DER loads, same public key");
-        k2 = aespt_keypair_free(k2);
+        k2 = aespt_keypair_unref(k2);
         is_int(aespt_keypair_from_der(der->data, der->len / 2, &k2), -EBADMSG, "half a DER key refused");
         is_int(aespt_keypair_from_der((const uint8_t *) "nope", 4, &k2), -EBADMSG, "not DER refused");
 
         ok(aespt_keypair_generate(&gen) == 0 && strncmp(aespt_keypair_pem(gen), "-----BEGIN PUBLIC KEY-----\n", 27) == 0 &&
            strcmp(aespt_keypair_pem(gen), aespt_keypair_pem(kp)) != 0, "a generated key pair is a fresh PEM public key");
-        gen = aespt_keypair_free(gen);
+        gen = aespt_keypair_unref(gen);
 }
 
 static void test_handshake(const char *c) {
@@ -105,7 +105,7 @@ static void test_handshake_hostile(void) {
                 err = (KasaError) {};
                 is_int(aespt_handshake_reply(other, (const char *) reply->data, reply->len, &s, &code, &err),
                        -EBADMSG, "handshake reply refused: wrapped to another key");
-                other = aespt_keypair_free(other);
+                other = aespt_keypair_unref(other);
         }
 }
 
@@ -231,7 +231,7 @@ static void test_device_side(void) {
                 is_int(aespt_parse_call("{\"method\":\"login\",\"params\":{}}", 30, &junk, &a2, &err), -EBADMSG,
                        "a call that is neither handshake nor securePassthrough refused");
         }
-        client = aespt_keypair_free(client);
+        client = aespt_keypair_unref(client);
 }
 
 int main(int argc, char **argv) {
@@ -253,6 +253,6 @@ int main(int argc, char **argv) {
         test_login("login2");
         test_login_reply();
         test_device_side();
-        kp = aespt_keypair_free(kp);
+        kp = aespt_keypair_unref(kp);
         return done_testing();
 }
