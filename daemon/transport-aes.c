@@ -226,15 +226,10 @@ static void on_request(HttpTransport *x, const uint8_t *body, size_t len) {
                 http_transport_session_lost(x, "the device ended a fresh AES session (error_code 9999)");
                 return;
         }
-        if (r < 0) {
-                /* Not from the device we share the session with, or a
-                 * session it no longer keeps: start over. */
-                snprintf(x->message, sizeof(x->message), "%s", err.message);
-                http_transport_drop_session(x);
-                http_transport_finish_head(x, -EBADMSG, NULL, 0);
-                return;
-        }
-        http_transport_finish_head(x, 0, inner, inner_len);
+        if (r < 0)
+                http_transport_refuse_reply(x, err.message);
+        else
+                http_transport_finish_head(x, 0, inner, inner_len);
 }
 
 static void aes_response(HttpTransport *x, int phase, const uint8_t *body, size_t len) {

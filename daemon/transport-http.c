@@ -127,6 +127,12 @@ void http_transport_session_lost(HttpTransport *x, const char *why) {
         http_transport_finish_head(x, -EACCES, NULL, 0);
 }
 
+void http_transport_refuse_reply(HttpTransport *x, const char *why) {
+        snprintf(x->message, sizeof(x->message), "%s", why);
+        http_transport_drop_session(x);
+        http_transport_finish_head(x, -EBADMSG, NULL, 0);
+}
+
 void http_transport_switch(HttpTransport *x, const HttpEngine *to, const char *why) {
         if (x->head->switched) {
                 snprintf(x->message, sizeof(x->message),

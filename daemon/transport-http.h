@@ -158,6 +158,11 @@ void http_transport_open_session(HttpTransport *x);
 /* The session is gone; the head goes again once in a new one, or fails
  * with -EACCES and why. */
 void http_transport_session_lost(HttpTransport *x, const char *why);
+/* A reply that does not open with the session's key (why): not from the
+ * device we share the session with, or a session it no longer keeps.
+ * The head fails with -EBADMSG, and the next request starts over rather
+ * than trust anything more of this one. */
+void http_transport_refuse_reply(HttpTransport *x, const char *why);
 /* The device speaks the other engine's protocol: change to it, once per
  * request (a device answering neither fails the head). */
 void http_transport_switch(HttpTransport *x, const HttpEngine *to, const char *why);

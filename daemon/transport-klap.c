@@ -149,15 +149,10 @@ static void on_request(HttpTransport *x, const uint8_t *body, size_t len) {
                 return;
         }
         r = klap_decrypt(&k->session, k->seq, body, len, &plain, &plain_len, &err);
-        if (r < 0) {
-                /* Not from the device we share the session with: start
-                 * over rather than trust anything more of it. */
-                snprintf(x->message, sizeof(x->message), "%s", err.message);
-                http_transport_drop_session(x);
-                http_transport_finish_head(x, -EBADMSG, NULL, 0);
-                return;
-        }
-        http_transport_finish_head(x, 0, plain, plain_len);
+        if (r < 0)
+                http_transport_refuse_reply(x, err.message);
+        else
+                http_transport_finish_head(x, 0, plain, plain_len);
 }
 
 static void klap_response(HttpTransport *x, int phase, const uint8_t *body, size_t len) {

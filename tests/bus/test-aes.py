@@ -13,7 +13,6 @@ finds it again the same way."""
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,13 +32,6 @@ XOR = "kp115@127.0.0.2"
 XOR_INDEX = 5
 
 
-def kasactl(env, *args):
-    p = subprocess.run([os.path.join(kt.build_dir(), "client", "kasactl"), *args],
-                       env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=env.address, LC_ALL="C"),
-                       capture_output=True, text=True, timeout=60)
-    return p.stdout + p.stderr
-
-
 def device(index, profile, address, transport, version, load):
     d = {"profile": profile, "address": address, "port": 80, "load_w": load, "alias": f"Plug {index}"}
     creds = {"user": USER, "password": PASSWORD, "session_timeout": 3600}
@@ -53,10 +45,7 @@ def main():
     sim_config = os.path.join(tmp, "sim.json")
     with open(sim_config, "w") as f:
         json.dump({"devices": [device(*d) for d in HTTP]}, f)
-    creds = os.path.join(tmp, "tplink-credentials")
-    fd = os.open(creds, os.O_WRONLY | os.O_CREAT, 0o600)
-    os.write(fd, f"{USER}\n{PASSWORD}\n".encode())
-    os.close(fd)
+    creds = kt.credentials_file(tmp, USER, PASSWORD)
     targets = "127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5 127.0.0.6"
     try:
         with kt.Env([XOR], config=f"[Credentials]\nFile={creds}\n", targets=targets,
@@ -107,12 +96,7 @@ def run(t, env):
 
     # Energy and switching on each.
     for i in (0, 1, 2, 4, XOR_INDEX):
-        p = path[i]
-        env.wait_polled(p)
-        power = env.get(p, kt.METER_IFACE, "Power")
-        load = env.truth(i)[0]["outlets"][0]["load_mw"] / 1000
-        t.ok(abs(power - load) < 0.01, f"{name(sims, i, env, p)}: Power {power} W is the simulated load",
-             f"want {load}")
+        kt.check_power(t, env, path[i], i, name(sims, i, env, path[i]))
     # 3600 W: the P110's month_energy counts a whole Wh each second.
     start = env.get(path[0], kt.METER_IFACE, "EnergyTotal")
     time.sleep(4)
@@ -122,42 +106,15 @@ def run(t, env):
     t.ok(end - start >= 2, f"AES P110: EnergyTotal grows with the device's counter ({start} -> {end} Wh)")
     t.ok(end <= delivered + 1, f"AES P110: EnergyTotal {end} Wh is not above the delivered {delivered:.1f} Wh")
     for i in (0, 1, 2, 3, XOR_INDEX):
-        p = path[i]
-        n = name(sims, i, env, p)
-        env.call(p, kt.DEVICE_IFACE, "SetOn", "b", (False,))
-        t.eq(env.truth(i)[0]["outlets"][0]["relay"], False, f"{n}: SetOn(false) switches the relay off")
-        env.call(p, kt.DEVICE_IFACE, "SetOn", "b", (True,))
-        t.eq(env.truth(i)[0]["outlets"][0]["relay"], True, f"{n}: SetOn(true) switches it on again")
+        kt.check_switch(t, env, path[i], i, name(sims, i, env, path[i]))
 
     # Session expiry: the device answers error_code 9999, kasamond opens a
     # new session (handshake + login) for the same poll; never offline.
-    log = env.watch_properties()
-    before = env.truth(0)[0]["handshakes"]
-    env.sim(cmd="fault", device=0, expire_session=True)
-    env.wait_polled(path[0], polls=3)
-    after = env.truth(0)[0]["handshakes"]
-    t.eq(after, before + 1, "session expiry: one new handshake")
-    t.ok(False not in log.values(path[0], kt.DEVICE_IFACE, "Online"), "session expiry: no poll missed (never offline)")
-    t.eq(env.get(path[0], kt.DEVICE_IFACE, "AuthState"), "ok", "session expiry: AuthState stays ok")
+    kt.check_session_expiry(t, env, path[0], 0)
 
     # The owner changed the account's password: login_device refuses every
     # candidate, and the device shows it.
-    env.sim(cmd="fault", device=1, credentials={"user": USER, "password": "changed in the app"})
-    kt.eventually(t, env, lambda: env.get(path[1], kt.DEVICE_IFACE, "AuthState") == "failed", 30,
-                  "wrong credentials: AuthState failed")
-    msg = env.get(path[1], kt.DEVICE_IFACE, "AuthMessage")
-    t.ok("login_device" in msg and "credentials" in msg, "wrong credentials: AuthMessage says what to do", msg)
-    t.eq(env.get(path[1], kt.DEVICE_IFACE, "Online"), False, "wrong credentials: offline")
-    t.eq(env.get(path[0], kt.DEVICE_IFACE, "Online"), True, "wrong credentials: the other devices go on")
-    show = kasactl(env, "show", path[1].rsplit("/", 1)[1])
-    t.ok("Protocol: aes/smart" in show and "Credentials: refused: " in show and "login_device" in show,
-         "wrong credentials: kasactl show says so", show)
-    env.sim(cmd="fault", device=1, credentials={"user": USER, "password": PASSWORD})
-    kt.eventually(t, env, lambda: env.get(path[1], kt.DEVICE_IFACE, "AuthState") == "ok", 30,
-                  "credentials match again: AuthState ok (retried with backoff)")
-    kt.eventually(t, env, lambda: env.get(path[1], kt.DEVICE_IFACE, "Online"), 10,
-                  "credentials match again: online")
-    t.eq(env.get(path[1], kt.DEVICE_IFACE, "AuthMessage"), "", "credentials match again: AuthMessage empty")
+    kt.check_wrong_credentials(t, env, path[1], 1, path[0], USER, PASSWORD, "aes/smart", "login_device")
 
     # After a restart the registry has the devices but not their transport:
     # KLAP first, a 404, then AES within the same poll.

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "aes-passthrough.h"
+#include "fake-http.h"
 #include "fake-net.h"
 #include "http1.h"
 #include "kasa-time.h"
@@ -140,41 +141,12 @@ static void handle(FakeAes *f, FakeSocket *s, const Http1Message *m) {
         answer(f, s, reply);
 }
 
-static unsigned serve(FakeAes *f) {
-        unsigned n = 0;
-
-        for (size_t i = 0; i < fake.n_sockets; i++) {
-                FakeSocket *s = &fake.sockets[i];
-                Http1Parser p;
-
-                if (s->closed)
-                        continue;
-                http1_parser_init(&p, HTTP1_REQUEST, 0);
-                while (f->consumed[i] < s->out_len) {
-                        Http1Message m;
-                        size_t used;
-                        int r = http1_parser_feed(&p, s->out + f->consumed[i], s->out_len - f->consumed[i], &used,
-                                                  NULL);
-                        if (r < 0)
-                                abort();
-                        if (r == 0)
-                                break;
-                        f->consumed[i] += used;
-                        http1_parser_take(&p, &m);
-                        handle(f, s, &m);
-                        http1_message_done(&m);
-                        n++;
-                }
-                http1_parser_reset(&p);
-        }
-        return n;
+static void handle_http(void *device, FakeSocket *s, const Http1Message *m) {
+        handle(device, s, m);
 }
 
 static void pump(FakeAes *f) {
-        do
-                fake_run();
-        while (serve(f) > 0);
-        fake_run();
+        fake_http_pump(f->consumed, handle_http, f);
 }
 
 static Transport *new_transport(bool aes, const char *user, const char *password) {

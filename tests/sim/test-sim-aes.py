@@ -20,10 +20,8 @@ import json
 import os
 import shutil
 import socket
-import struct
 import sys
 import tempfile
-import zlib
 
 from cryptography.hazmat.primitives import padding, serialization
 from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
@@ -31,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from kasalib import SimControl, Tap, start_sim, stop  # noqa: E402
+from kasalib import SimControl, Tap, start_sim, stop, tdp_probe  # noqa: E402
 
 PORT = 8080
 USER, PASSWORD = "owner@example.com", "s3cret"
@@ -108,13 +106,6 @@ class Aes:
             return reply.get("error_code")
         self.token = reply["result"]["token"]
         return None
-
-
-def tdp_probe():
-    payload = json.dumps({"params": {"rsa_key": "test"}}).encode()
-    head = struct.pack(">BBHHBBII", 2, 0, 1, len(payload), 0x11, 0, 1, 0x5A6B7C8D)
-    crc = zlib.crc32(head + payload)
-    return head[:12] + struct.pack(">I", crc) + payload
 
 
 def main():
