@@ -9,6 +9,7 @@ Needs Debian's python3-gi (Gio) for D-Bus, including signals."""
 
 import contextlib
 import fcntl
+import json
 import grp
 import os
 import pwd
@@ -469,13 +470,26 @@ def kasactl(env, *args):
     return p.stdout + p.stderr
 
 
-def credentials_file(folder, user, password):
-    """A root-only [Credentials] File= in folder; its path."""
-    path = os.path.join(folder, "tplink-credentials")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    os.write(fd, f"{user}\n{password}\n".encode())
-    os.close(fd)
-    return path
+def run_with_account(t, devices, user, password, xor, targets, run):
+    """Runs run(t, env) with kasa-sim's configured devices (a list of its
+    config file's device objects; noise 0) and the plugs of xor, and
+    kasamond given the TP-Link account (user, password) in a root-only
+    [Credentials] File=, discovering targets; returns t.close()."""
+    tmp = tempfile.mkdtemp(prefix="kasa-account-")
+    sim_config = os.path.join(tmp, "sim.json")
+    creds = os.path.join(tmp, "tplink-credentials")
+    try:
+        with open(sim_config, "w") as f:
+            json.dump({"devices": devices}, f)
+        fd = os.open(creds, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, f"{user}\n{password}\n".encode())
+        os.close(fd)
+        with Env(xor, config=f"[Credentials]\nFile={creds}\n", targets=targets,
+                 sim_args=[f"--config={sim_config}", "--noise=0"]) as env:
+            run(t, env)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return t.close()
 
 
 def check_power(t, env, path, index, name):

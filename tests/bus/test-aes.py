@@ -11,10 +11,8 @@ answered 404, then AES), and a restart, which forgets the transport,
 finds it again the same way."""
 
 import json
-import os
 import signal
 import sys
-import tempfile
 import time
 
 import kasatest as kt
@@ -40,22 +38,8 @@ def device(index, profile, address, transport, version, load):
 
 
 def main():
-    t = kt.Tap()
-    tmp = tempfile.mkdtemp(prefix="aes-bus-")
-    sim_config = os.path.join(tmp, "sim.json")
-    with open(sim_config, "w") as f:
-        json.dump({"devices": [device(*d) for d in HTTP]}, f)
-    creds = kt.credentials_file(tmp, USER, PASSWORD)
-    targets = "127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5 127.0.0.6"
-    try:
-        with kt.Env([XOR], config=f"[Credentials]\nFile={creds}\n", targets=targets,
-                    sim_args=[f"--config={sim_config}", "--noise=0"]) as env:
-            run(t, env)
-    finally:
-        os.unlink(creds)
-        os.unlink(sim_config)
-        os.rmdir(tmp)
-    return t.close()
+    return kt.run_with_account(kt.Tap(), [device(*d) for d in HTTP], USER, PASSWORD, [XOR],
+                               "127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5 127.0.0.6", run)
 
 
 def name(sims, i, env=None, path=None):

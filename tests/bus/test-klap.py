@@ -7,9 +7,7 @@ credentials shown on the bus (never the credentials themselves) and
 recovered from once they match again; AddDevice probes XOR, then KLAP."""
 
 import json
-import os
 import sys
-import tempfile
 
 import kasatest as kt
 
@@ -26,25 +24,11 @@ XOR_INDEX = 4
 
 
 def main():
-    t = kt.Tap()
-    tmp = tempfile.mkdtemp(prefix="klap-bus-")
-    sim_config = os.path.join(tmp, "sim.json")
-    with open(sim_config, "w") as f:
-        json.dump({"devices": [{"profile": p, "address": a, "port": 80, "load_w": 50,
-                                "klap": {"version": v, "user": USER, "password": PASSWORD,
-                                         "session_timeout": 3600}}
-                               for _, p, a, v, _ in KLAP]}, f)
-    creds = kt.credentials_file(tmp, USER, PASSWORD)
-    targets = "127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5 127.0.0.7"
-    try:
-        with kt.Env([XOR], config=f"[Credentials]\nFile={creds}\n", targets=targets,
-                    sim_args=[f"--config={sim_config}", "--noise=0"]) as env:
-            run(t, env)
-    finally:
-        os.unlink(creds)
-        os.unlink(sim_config)
-        os.rmdir(tmp)
-    return t.close()
+    devices = [{"profile": p, "address": a, "port": 80, "load_w": 50,
+                "klap": {"version": v, "user": USER, "password": PASSWORD, "session_timeout": 3600}}
+               for _, p, a, v, _ in KLAP]
+    return kt.run_with_account(kt.Tap(), devices, USER, PASSWORD, [XOR],
+                               "127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5 127.0.0.7", run)
 
 
 def run(t, env):

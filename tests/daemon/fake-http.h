@@ -9,10 +9,28 @@
  * socket's output the device has read.
  */
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "fake-net.h"
 #include "http1.h"
+
+#include "transport.h"
+
+/* What a request's callback heard. */
+typedef struct Reply {
+        int error;
+        char json[512];
+        unsigned calls;
+} Reply;
+
+static inline void on_reply(Transport *t, int error, const char *json, size_t len, void *userdata) {
+        Reply *r = userdata;
+
+        r->calls++;
+        r->error = error;
+        snprintf(r->json, sizeof(r->json), "%s", json ?: "");
+}
 
 typedef void (*FakeHttpHandler)(void *device, FakeSocket *s, const Http1Message *m);
 

@@ -40,20 +40,6 @@ typedef struct FakeAes {
         size_t consumed[FAKE_MAX];
 } FakeAes;
 
-typedef struct Reply {
-        int error;
-        char json[512];
-        unsigned calls;
-} Reply;
-
-static void on_reply(Transport *t, int error, const char *json, size_t len, void *userdata) {
-        Reply *r = userdata;
-
-        r->calls++;
-        r->error = error;
-        snprintf(r->json, sizeof(r->json), "%s", json ?: "");
-}
-
 static void respond(FakeSocket *s, int status, const char *cookie, const char *json) {
         uint8_t *buf;
         size_t n;
