@@ -8,6 +8,9 @@
 #include "log.h"
 
 #define FAILURES_TABLE_MAX 4096
+/* Token ids are never reused; more revocations than this between two
+ * bindings is a flood, and the oldest are forgotten. */
+#define REVOKED_MAX 4096
 
 AuthSession *auth_session_ref(AuthSession *s) {
         if (s)
@@ -37,6 +40,8 @@ int auth_new(const char *bus_address, Auth **ret) {
 
         a->bus_address = g_strdup(bus_address);
         a->sessions = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, session_unref);
+        a->pending = g_hash_table_new(g_str_hash, g_str_equal);
+        a->revoked = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         a->failures = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         *ret = a;
         return 0;
@@ -46,6 +51,9 @@ Auth *auth_free(Auth *a) {
         if (!a)
                 return NULL;
         g_hash_table_destroy(a->sessions);
+        /* Checks in flight hold no reference to a; none may outlive it. */
+        g_hash_table_destroy(a->pending);
+        g_hash_table_destroy(a->revoked);
         g_hash_table_destroy(a->failures);
         g_free(a->bus_address);
         g_free(a);
@@ -117,6 +125,12 @@ void auth_revoked(Auth *a, const char *token_id) {
         GHashTableIter it;
         gpointer v;
 
+        /* Its BindToken may be answered after this signal: the reply and
+         * the signal come on different connections. */
+        if (g_hash_table_size(a->revoked) >= REVOKED_MAX)
+                g_hash_table_remove_all(a->revoked);
+        g_hash_table_add(a->revoked, g_strdup(token_id));
+
         g_hash_table_iter_init(&it, a->sessions);
         while (g_hash_table_iter_next(&it, NULL, &v))
                 if (g_strcmp0(((AuthSession *) v)->token_id, token_id) == 0)
@@ -127,13 +141,17 @@ void auth_forget_all(Auth *a) {
         g_hash_table_remove_all(a->sessions);
 }
 
+typedef struct Waiter {
+        AuthCallback cb;
+        void *userdata;
+} Waiter;
+
 typedef struct Check {
         Auth *auth;
         char *client;
         char *secret;
         AuthSession *session;
-        AuthCallback cb;
-        void *userdata;
+        GArray *waiters; /* Waiter: the first use and those that came meanwhile */
 } Check;
 
 void auth_secret_free(char *secret) {
@@ -147,11 +165,17 @@ static void check_free(Check *c) {
         auth_secret_free(c->secret);
         g_free(c->client);
         auth_session_unref(c->session);
+        g_array_unref(c->waiters);
         g_free(c);
 }
 
 static void check_done(Check *c, AuthResult r, const char *message, unsigned retry) {
-        c->cb(r, r == AUTH_OK ? c->session : NULL, message, retry, c->userdata);
+        if (g_hash_table_lookup(c->auth->pending, c->session->key) == c)
+                g_hash_table_remove(c->auth->pending, c->session->key);
+        for (guint i = 0; i < c->waiters->len; i++) {
+                Waiter *w = &g_array_index(c->waiters, Waiter, i);
+                w->cb(r, r == AUTH_OK ? c->session : NULL, message, retry, w->userdata);
+        }
         check_free(c);
 }
 
@@ -188,6 +212,10 @@ static void bound(GObject *source, GAsyncResult *res, gpointer userdata) {
                 return check_done(c, AUTH_UNAVAILABLE, error->message, 0);
         }
         g_variant_get(reply, "(&s&s)", &id, &role);
+        if (g_hash_table_contains(c->auth->revoked, id)) {
+                auth_forget(c->auth, c->session);
+                return check_done(c, AUTH_INVALID, "the API token was revoked", 0);
+        }
         c->session->role = role_from_string(role);
         g_free(c->session->token_id);
         c->session->token_id = g_strdup(id);
@@ -202,6 +230,7 @@ static void bound(GObject *source, GAsyncResult *res, gpointer userdata) {
 }
 
 static void bind(Check *c) {
+        c->auth->bindings++;
         g_dbus_connection_call(c->session->bus, KASA_BUS_NAME, KASA_MANAGER_PATH, KASA_MANAGER_IFACE, "BindToken",
                                g_variant_new("(s)", c->secret), G_VARIANT_TYPE("(ss)"),
                                G_DBUS_CALL_FLAGS_NO_AUTO_START, 10000, NULL, bound, c);
@@ -240,15 +269,23 @@ void auth_check(Auth *a, const char *client, const char *secret, AuthCallback cb
                 return cb(AUTH_OK, s, NULL, 0, userdata);
         }
 
+        /* The same token used again while it is bound: one binding, one
+         * connection, for all of them. */
+        c = g_hash_table_lookup(a->pending, key);
+        if (c) {
+                g_array_append_val(c->waiters, ((Waiter) { cb, userdata }));
+                return;
+        }
         c = g_new0(Check, 1);
         c->auth = a;
         c->client = g_strdup(client);
         c->secret = g_strdup(secret);
-        c->cb = cb;
-        c->userdata = userdata;
+        c->waiters = g_array_new(false, false, sizeof(Waiter));
+        g_array_append_val(c->waiters, ((Waiter) { cb, userdata }));
         c->session = g_new0(AuthSession, 1);
         c->session->n_ref = 1;
         g_strlcpy(c->session->key, key, sizeof(c->session->key));
+        g_hash_table_insert(a->pending, c->session->key, c);
         g_dbus_connection_new_for_address(a->bus_address,
                                           G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
                                                   G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,

@@ -37,7 +37,10 @@ typedef struct AuthFailures {
 typedef struct Auth {
         char *bus_address;
         GHashTable *sessions; /* key -> AuthSession */
+        GHashTable *pending;  /* key -> the check of a token being bound now */
+        GHashTable *revoked;  /* ids of TokenRevoked: a binding in flight for one is refused */
         GHashTable *failures; /* client address -> AuthFailures */
+        uint64_t bindings;    /* BindToken calls made */
 } Auth;
 
 typedef enum AuthResult {
@@ -56,7 +59,8 @@ int auth_new(const char *bus_address, Auth **ret);
 Auth *auth_free(Auth *a);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Auth, auth_free)
 
-/* Calls cb (maybe before returning) with the session of `secret`. */
+/* Calls cb (maybe before returning) with the session of `secret`. Uses of
+ * a token that arrive while it is being bound wait for that binding. */
 void auth_check(Auth *a, const char *client, const char *secret, AuthCallback cb, void *userdata);
 
 /* Seconds until `client` may try again, 0 if it may now. */

@@ -10,6 +10,7 @@
 #include "request.h"
 
 typedef struct WsServer WsServer;
+typedef struct Webhook Webhook;
 
 typedef struct BridgeConfig {
         size_t max_body;     /* bytes of a request body, else 413 */
@@ -35,8 +36,10 @@ typedef struct Bridge {
         KasaClient *kasa;
         Auth *auth;
         WsServer *ws;
+        Webhook *webhook; /* NULL without --webhook= */
         BridgeConfig config;
         GBytes *openapi;
+        GHashTable *pages; /* dashboard file name -> GBytes, read once */
         GHashTable *counters; /* "handler status" -> RequestCounter */
         /* What GET /api/devices and the devices' part of /metrics answer,
          * built on demand and dropped on every change of the cache: many
@@ -45,6 +48,7 @@ typedef struct Bridge {
         GBytes *devices_metrics;
         uint64_t auth_failures;
         guint sub_revoked; /* TokenRevoked */
+        struct ExportStream *exports; /* GET /api/export streaming (rest-export.c) */
 } Bridge;
 
 /* One HTTP request on its way through authentication and the handler. */
@@ -72,8 +76,20 @@ void request_reply_dbus_error(Request *r, GError *error);
 /* The bus connection for calls that change something (the token's). */
 GDBusConnection *request_bus(Request *r);
 
+/* A streamed answer: 200 and its headers now, then the body a chunk at a
+ * time (chunked transfer encoding). Append a chunk to the response body
+ * and call request_stream_more(); the message's "wrote-chunk" says when it
+ * is written. request_stream_end() ends the body (complete), or cuts the
+ * connection so that the client sees it incomplete, and frees the
+ * request. */
+void request_stream_begin(Request *r, const char *content_type);
+void request_stream_more(Request *r);
+void request_stream_end(Request *r, bool complete);
+
 /* Answers 200 with a body shared between requests. */
 void request_reply_bytes(Request *r, const char *content_type, GBytes *body);
+/* Answers with JSON text as it is (kasamond's Describe(), a bill). */
+void request_reply_json_bytes(Request *r, unsigned status, GBytes *body);
 /* Drops the rendered answers (a KasaListener). */
 void bridge_invalidate(KasaEvent event, const KasaDevice *d, unsigned fields, void *userdata);
 

@@ -235,6 +235,7 @@ static void got_objects(GObject *source, GAsyncResult *res, gpointer userdata) {
         g_autoptr(GError) error = NULL;
         g_autoptr(GVariant) reply = NULL, objects = NULL;
         GVariantIter it;
+        GHashTable *alerts;
         const char *path;
         GVariant *ifaces;
 
@@ -250,6 +251,7 @@ static void got_objects(GObject *source, GAsyncResult *res, gpointer userdata) {
         /* Signals that came before the reply described older states: the
          * reply replaces them. */
         reset(c);
+        alerts = kasa_alerts_table_new();
         objects = g_variant_get_child_value(reply, 0);
         g_variant_iter_init(&it, objects);
         while (g_variant_iter_next(&it, "{&o@a{sa{sv}}}", &path, &ifaces)) {
@@ -261,10 +263,21 @@ static void got_objects(GObject *source, GAsyncResult *res, gpointer userdata) {
                                 apply_manager(c, props);
                 } else if (is_device_path(path))
                         add_interfaces(c, path, ifaces, &added);
+                else if (kasa_alert_path_valid(path)) {
+                        g_autoptr(GVariant) props = g_variant_lookup_value(ifaces, KASA_ALERT_IFACE, NULL);
+                        if (props) {
+                                KasaAlert *a = kasa_alert_new(path);
+                                kasa_alert_apply(a, props);
+                                g_hash_table_insert(alerts, a->path, a);
+                        }
+                }
                 g_variant_unref(ifaces);
         }
         c->up = true;
-        log_info("kasamond %s is on the bus with %u devices.", c->version ?: "?", g_hash_table_size(c->devices));
+        log_info("kasamond %s is on the bus with %u devices and %u open alerts.", c->version ?: "?",
+                 g_hash_table_size(c->devices), g_hash_table_size(alerts));
+        /* The alerts first: the listeners of UP read them. */
+        kasa_alerts_replace(c, alerts);
         emit(c, KASA_EVENT_UP, NULL, 0);
 }
 
@@ -313,6 +326,7 @@ static void name_vanished(GDBusConnection *bus, const char *name, gpointer userd
         g_clear_pointer(&c->owner, g_free);
         reset(c);
         if (was_up) {
+                kasa_alerts_down(c);
                 log_warning("kasamond left the bus.");
                 emit(c, KASA_EVENT_DOWN, NULL, 0);
         }
@@ -334,6 +348,10 @@ static void on_properties(GDBusConnection *bus, const char *sender, const char *
                         apply_manager(c, changed);
                 return;
         }
+        if (strcmp(changed_iface, KASA_ALERT_IFACE) == 0) {
+                kasa_alerts_changed(c, path, changed);
+                return;
+        }
         d = g_hash_table_lookup(c->devices, path);
         if (!d)
                 return;
@@ -353,6 +371,12 @@ static void on_added(GDBusConnection *bus, const char *sender, const char *path,
         if (!c->up || !g_variant_is_of_type(params, G_VARIANT_TYPE("(oa{sa{sv}})")))
                 return;
         g_variant_get(params, "(&o@a{sa{sv}})", &obj, &ifaces);
+        if (kasa_alert_path_valid(obj)) {
+                g_autoptr(GVariant) props = g_variant_lookup_value(ifaces, KASA_ALERT_IFACE, NULL);
+                if (props)
+                        kasa_alerts_added(c, obj, props);
+                return;
+        }
         if (!is_device_path(obj))
                 return;
         d = add_interfaces(c, obj, ifaces, &added);
@@ -369,6 +393,11 @@ static void on_removed(GDBusConnection *bus, const char *sender, const char *pat
         if (!c->up || !g_variant_is_of_type(params, G_VARIANT_TYPE("(oas)")))
                 return;
         g_variant_get(params, "(&o@as)", &obj, &ifaces);
+        if (kasa_alert_path_valid(obj)) {
+                /* An alert has one interface: its going is the resolution. */
+                kasa_alerts_removed(c, obj);
+                return;
+        }
         d = g_hash_table_lookup(c->devices, obj);
         if (!d)
                 return;
@@ -390,6 +419,7 @@ int kasa_client_new(GDBusConnection *bus, KasaClient **ret) {
 
         c->bus = g_object_ref(bus);
         c->devices = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) kasa_device_free);
+        c->alerts = kasa_alerts_table_new();
         c->currency = g_strdup("");
         c->cost_today = c->cost_month = NAN;
         /* Subscribed before the name is watched, so that nothing falls
@@ -422,6 +452,9 @@ KasaClient *kasa_client_free(KasaClient *c) {
         g_dbus_connection_signal_unsubscribe(c->bus, c->sub_added);
         g_dbus_connection_signal_unsubscribe(c->bus, c->sub_removed);
         g_hash_table_destroy(c->devices);
+        g_hash_table_destroy(c->alerts);
+        if (c->alerts_before)
+                g_hash_table_destroy(c->alerts_before);
         g_free(c->version);
         g_free(c->currency);
         g_free(c->owner);

@@ -56,6 +56,33 @@ typedef enum KasaField {
 
 typedef void (*KasaListener)(KasaEvent event, const KasaDevice *d, unsigned fields, void *userdata);
 
+/* An open alert (org.kasamond.Kasa1.Alert), from its properties. */
+typedef struct KasaAlert {
+        char *path;
+        uint32_t id;
+        uint32_t rule;
+        char *rule_name;
+        char *kind;
+        char *device; /* the device's object path */
+        char *state;  /* "active" or "acknowledged" */
+        uint64_t since_usec;
+        double value;
+} KasaAlert;
+
+typedef enum KasaAlertEvent {
+        KASA_ALERT_FIRED,
+        KASA_ALERT_ACKNOWLEDGED,
+        KASA_ALERT_RESOLVED, /* the alert is freed after the callback */
+        _KASA_ALERT_EVENT_MAX,
+} KasaAlertEvent;
+
+/* Alerts that fire, are acknowledged or resolve while the bridge watches:
+ * InterfacesAdded, PropertiesChanged of State, InterfacesRemoved; and,
+ * when kasamond comes back, the difference between the alerts open before
+ * it left and those it lists now. The alerts open when the bridge first
+ * reads kasamond are no event (the bridge does not know when they fired). */
+typedef void (*KasaAlertListener)(KasaAlertEvent event, const KasaAlert *a, void *userdata);
+
 typedef struct KasaClient {
         GDBusConnection *bus;
         guint watch_id;
@@ -71,6 +98,14 @@ typedef struct KasaClient {
         KasaListener listeners[4];
         void *listener_data[4];
         size_t n_listeners;
+        GHashTable *alerts; /* path -> KasaAlert, the open ones */
+        /* The alerts open when kasamond left, compared with what it lists
+         * when it is back; NULL before the first read. */
+        GHashTable *alerts_before;
+        bool alerts_primed; /* read once: later differences are events */
+        KasaAlertListener alert_listeners[2];
+        void *alert_listener_data[2];
+        size_t n_alert_listeners;
 } KasaClient;
 
 int kasa_client_new(GDBusConnection *bus, KasaClient **ret);
@@ -94,3 +129,32 @@ KasaDevice *kasa_device_new(const char *path);
 void kasa_device_free(KasaDevice *d);
 
 char *kasa_device_path(const char *id);
+
+/* kasa-alert.c */
+void kasa_client_listen_alerts(KasaClient *c, KasaAlertListener l, void *userdata);
+/* The open alerts by id; g_ptr_array_unref. */
+GPtrArray *kasa_client_alerts(KasaClient *c);
+/* The alert as Manager.ListAlerts has it (id, path, rule, rule_name, kind,
+ * device, alias, state, since_usec, value); for KASA_ALERT_RESOLVED its
+ * state is "resolved". */
+json_t *kasa_alert_json(KasaClient *c, const KasaAlert *a, KasaAlertEvent event);
+const char *kasa_alert_event_to_string(KasaAlertEvent e);
+
+KasaAlert *kasa_alert_new(const char *path);
+void kasa_alert_free(KasaAlert *a);
+/* Applies the Alert interface's properties (a{sv}); true if State changed
+ * to "acknowledged". Exposed for the unit tests. */
+bool kasa_alert_apply(KasaAlert *a, GVariant *props);
+bool kasa_alert_path_valid(const char *path);
+
+/* What kasa-client.c tells kasa-alert.c. */
+void kasa_alerts_added(KasaClient *c, const char *path, GVariant *props);
+void kasa_alerts_changed(KasaClient *c, const char *path, GVariant *props);
+void kasa_alerts_removed(KasaClient *c, const char *path);
+/* kasamond left after it was read: the open alerts are kept aside for
+ * the comparison. */
+void kasa_alerts_down(KasaClient *c);
+/* GetManagedObjects answered: alerts is the new table (path -> KasaAlert),
+ * taken; the differences are events once kasamond was read before. */
+void kasa_alerts_replace(KasaClient *c, GHashTable *alerts);
+GHashTable *kasa_alerts_table_new(void);

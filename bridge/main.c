@@ -11,6 +11,7 @@
 
 #include "bridge.h"
 #include "log.h"
+#include "webhook.h"
 #include "ws.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:8337"
@@ -26,6 +27,12 @@ static gint64 arg_max_header = 16 * 1024;
 static gint64 arg_ws_queue = 1024 * 1024;
 static char *arg_openapi = NULL;
 static char *arg_dashboard = NULL;
+static char *arg_webhook = NULL;
+static char *arg_webhook_file = NULL;
+static gint64 arg_webhook_timeout = 10;
+static gint64 arg_webhook_retries = 5;
+static gint64 arg_webhook_queue = 256;
+static char *arg_webhook_ca = NULL;
 static gboolean arg_dump_routes = false;
 static gboolean arg_version = false;
 
@@ -45,6 +52,17 @@ static const GOptionEntry options[] = {
           "BYTES" },
         { "openapi", 0, 0, G_OPTION_ARG_FILENAME, &arg_openapi, "The OpenAPI document to serve", "FILE" },
         { "dashboard", 0, 0, G_OPTION_ARG_FILENAME, &arg_dashboard, "The dashboard's directory", "DIR" },
+        { "webhook", 0, 0, G_OPTION_ARG_STRING, &arg_webhook, "POST every alert fired and resolved to URL", "URL" },
+        { "webhook-file", 0, 0, G_OPTION_ARG_FILENAME, &arg_webhook_file, "Read the webhook's URL from FILE",
+          "FILE" },
+        { "webhook-timeout", 0, 0, G_OPTION_ARG_INT64, &arg_webhook_timeout,
+          "Seconds one webhook attempt may take (default 10)", "SECONDS" },
+        { "webhook-retries", 0, 0, G_OPTION_ARG_INT64, &arg_webhook_retries,
+          "Attempts after a failed one (default 5)", "N" },
+        { "webhook-queue", 0, 0, G_OPTION_ARG_INT64, &arg_webhook_queue,
+          "Alert events that may wait for the receiver (default 256)", "N" },
+        { "webhook-ca", 0, 0, G_OPTION_ARG_FILENAME, &arg_webhook_ca,
+          "Trust these PEM CA certificates for an https webhook", "FILE" },
         { "dump-routes", 0, 0, G_OPTION_ARG_NONE, &arg_dump_routes, "Print the REST routes and exit", NULL },
         { "version", 0, 0, G_OPTION_ARG_NONE, &arg_version, "Print the version and exit", NULL },
         {},
@@ -170,6 +188,42 @@ static int load_config(Bridge *b) {
         return 0;
 }
 
+/* The URL from --webhook= or the first line of --webhook-file=, where a
+ * secret in it is not on the command line for every local user to read. */
+static int load_webhook(char **ret_url) {
+        g_autoptr(GError) error = NULL;
+        g_autofree char *why = NULL;
+        g_autoptr(GUri) uri = NULL;
+        char *data;
+
+        if (arg_webhook_timeout < 1 || arg_webhook_timeout > 600 || arg_webhook_retries < 0 ||
+            arg_webhook_retries > 1000 || arg_webhook_queue < 1 || arg_webhook_queue > 1000000)
+                return log_error_errno(EINVAL, "--webhook-timeout= must be 1 to 600, --webhook-retries= 0 to 1000, "
+                                               "--webhook-queue= 1 to 1000000.");
+        if (arg_webhook && arg_webhook_file)
+                return log_error_errno(EINVAL, "--webhook= and --webhook-file= cannot be used together.");
+        if (!arg_webhook && !arg_webhook_file) {
+                if (arg_webhook_ca)
+                        return log_error_errno(EINVAL, "--webhook-ca= needs --webhook= or --webhook-file=.");
+                *ret_url = NULL;
+                return 0;
+        }
+        if (arg_webhook_file) {
+                if (!g_file_get_contents(arg_webhook_file, &data, NULL, &error))
+                        return log_error_errno(ENOENT, "Failed to read the webhook's URL: %s", error->message);
+                data[strcspn(data, "\r\n")] = 0;
+        } else
+                data = g_strdup(arg_webhook);
+        /* Checked before the bus is: a typo fails at once. */
+        uri = webhook_parse_url(data, &why);
+        if (!uri) {
+                g_free(data);
+                return log_error_errno(EINVAL, "Bad webhook URL: %s.", why);
+        }
+        *ret_url = data;
+        return 0;
+}
+
 static void counter_free(gpointer p) {
         RequestCounter *c = p;
 
@@ -180,10 +234,13 @@ static void counter_free(gpointer p) {
 static int run(void) {
         Bridge b = {};
         g_autoptr(GError) error = NULL;
-        g_autofree char *address = NULL;
+        g_autofree char *address = NULL, *webhook_url = NULL;
         int r;
 
         r = load_config(&b);
+        if (r < 0)
+                return r;
+        r = load_webhook(&webhook_url);
         if (r < 0)
                 return r;
         b.counters = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, counter_free);
@@ -205,6 +262,18 @@ static int run(void) {
         auth_new(address, &b.auth);
         ws_server_new(&b, (size_t) arg_ws_queue, &b.ws);
         bridge_watch_tokens(&b);
+        if (webhook_url) {
+                WebhookConfig config = {
+                        .url = webhook_url,
+                        .timeout_sec = (unsigned) arg_webhook_timeout,
+                        .retries = (unsigned) arg_webhook_retries,
+                        .queue_max = (size_t) arg_webhook_queue,
+                        .ca_file = arg_webhook_ca,
+                };
+                r = webhook_new(b.kasa, &config, &b.webhook);
+                if (r < 0)
+                        goto finish;
+        }
 
         if (arg_tls_cert) {
                 g_autoptr(GTlsCertificate) cert = g_tls_certificate_new_from_files(arg_tls_cert, arg_tls_key, &error);
@@ -238,6 +307,7 @@ finish:
         if (b.server)
                 soup_server_disconnect(b.server);
         g_clear_object(&b.server);
+        webhook_free(b.webhook);
         ws_server_free(b.ws);
         if (b.sub_revoked)
                 g_dbus_connection_signal_unsubscribe(b.bus, b.sub_revoked);
@@ -249,6 +319,8 @@ finish:
         bridge_invalidate(KASA_EVENT_DOWN, NULL, 0, &b);
         if (b.openapi)
                 g_bytes_unref(b.openapi);
+        if (b.pages)
+                g_hash_table_destroy(b.pages);
         g_free(b.config.cors_origin);
         g_free(b.config.openapi_path);
         g_free(b.config.dashboard_dir);

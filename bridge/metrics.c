@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bridge.h"
+#include "webhook.h"
 #include "ws.h"
 
 void metrics_count(Bridge *b, const char *handler, unsigned status) {
@@ -164,6 +165,9 @@ char *metrics_bridge(Bridge *b, size_t *ret_size) {
                                "# HELP kasa_bridge_auth_failures_total Requests refused for a bad token or too many "
                                "failures.\n# TYPE kasa_bridge_auth_failures_total counter\n"
                                "kasa_bridge_auth_failures_total %" G_GUINT64_FORMAT "\n"
+                               "# HELP kasa_bridge_token_bindings_total API tokens bound to a bus connection of "
+                               "their own (BindToken).\n# TYPE kasa_bridge_token_bindings_total counter\n"
+                               "kasa_bridge_token_bindings_total %" G_GUINT64_FORMAT "\n"
                                "# HELP kasa_bridge_ws_clients WebSocket clients connected.\n"
                                "# TYPE kasa_bridge_ws_clients gauge\nkasa_bridge_ws_clients %u\n"
                                "# HELP kasa_bridge_ws_messages_total WebSocket messages queued for clients.\n"
@@ -172,7 +176,23 @@ char *metrics_bridge(Bridge *b, size_t *ret_size) {
                                "# HELP kasa_bridge_ws_dropped_total WebSocket clients dropped for not reading.\n"
                                "# TYPE kasa_bridge_ws_dropped_total counter\n"
                                "kasa_bridge_ws_dropped_total %" G_GUINT64_FORMAT "\n",
-                               b->auth_failures, b->ws->n_clients, b->ws->sent, b->ws->dropped);
+                               b->auth_failures, b->auth->bindings, b->ws->n_clients, b->ws->sent, b->ws->dropped);
+        g_string_append_printf(s,
+                               "# HELP kasa_bridge_alerts_open kasamond's open alerts (active or acknowledged).\n"
+                               "# TYPE kasa_bridge_alerts_open gauge\nkasa_bridge_alerts_open %u\n",
+                               g_hash_table_size(b->kasa->alerts));
+        if (b->webhook)
+                g_string_append_printf(
+                        s,
+                        "# HELP kasa_bridge_webhook_events_total Alert events for the webhook, by what became of "
+                        "them.\n# TYPE kasa_bridge_webhook_events_total counter\n"
+                        "kasa_bridge_webhook_events_total{result=\"delivered\"} %" G_GUINT64_FORMAT "\n"
+                        "kasa_bridge_webhook_events_total{result=\"failed\"} %" G_GUINT64_FORMAT "\n"
+                        "kasa_bridge_webhook_events_total{result=\"dropped\"} %" G_GUINT64_FORMAT "\n"
+                        "# HELP kasa_bridge_webhook_queue Alert events waiting for the webhook or being sent.\n"
+                        "# TYPE kasa_bridge_webhook_queue gauge\nkasa_bridge_webhook_queue %u\n",
+                        b->webhook->delivered, b->webhook->failed, b->webhook->dropped,
+                        g_queue_get_length(&b->webhook->queue));
         *ret_size = s->len;
         return g_string_free(s, false);
 }

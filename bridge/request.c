@@ -34,6 +34,7 @@ const RouteInfo route_table[_ROUTE_MAX] = {
         [ROUTE_SCHEDULE_GET] = { "GET", "/api/schedules/{id}", ROLE_VIEWER },
         [ROUTE_SCHEDULE_PATCH] = { "PATCH", "/api/schedules/{id}", ROLE_OPERATOR },
         [ROUTE_SCHEDULE_DELETE] = { "DELETE", "/api/schedules/{id}", ROLE_OPERATOR },
+        [ROUTE_EXPORT] = { "GET", "/api/export", ROLE_VIEWER },
 };
 
 bool device_id_valid(const char *s) {
@@ -198,6 +199,106 @@ int parse_seconds(const char *s, double min, double max, double *ret, char **ret
                 return fail(ret_error, "%g s is out of range (%g to %g)", x, min, max);
         *ret = x;
         return 0;
+}
+
+/* A comma list of at most max words, each valid; NULL for an empty list. */
+static int parse_list(const char *name, const char *what, const char *s, size_t max, bool (*valid)(const char *),
+                      char ***ret, char **ret_error) {
+        g_auto(GStrv) words = NULL;
+
+        *ret = NULL;
+        if (!*s)
+                return 0;
+        words = g_strsplit(s, ",", (int) max + 2);
+        if (g_strv_length(words) > max)
+                return fail(ret_error, "%s: at most %zu", name, max);
+        for (size_t i = 0; words[i]; i++)
+                if (!valid(words[i]))
+                        return fail(ret_error, "%s: '%.40s' is not %s", name, words[i], what);
+        *ret = g_steal_pointer(&words);
+        return 0;
+}
+
+/* A column name: lower-case letters, digits and "_", as the daemon's. */
+static bool field_valid(const char *s) {
+        size_t n = strlen(s);
+        if (n == 0 || n > 64)
+                return false;
+        for (; *s; s++)
+                if (!g_ascii_islower(*s) && !g_ascii_isdigit(*s) && *s != '_')
+                        return false;
+        return true;
+}
+
+int parse_export_query(GHashTable *query, uint64_t now, ExportQuery *ret, char **ret_error) {
+        static const char *const names[] = { "devices", "since", "until", "resolution", "format", "fields", "costs",
+                                             NULL };
+        static const char *const resolutions[] = { "raw", "minute", "hour", "day", NULL };
+        static const char *const formats[] = { "csv", "json", NULL };
+        static const char *const bools[] = { "true", "false", "1", "0", NULL };
+        ExportQuery q = {};
+        const char *v, *costs = NULL;
+        g_autofree char *error = NULL;
+        GHashTableIter it;
+        gpointer key;
+        int r = 0;
+
+        *ret = (ExportQuery) {};
+        if (query) {
+                g_hash_table_iter_init(&it, query);
+                while (g_hash_table_iter_next(&it, &key, NULL))
+                        if (!g_strv_contains(names, key)) {
+                                g_autofree char *list = g_strjoinv(", ", (char **) names);
+                                return fail(ret_error, "unknown parameter '%.40s': use %s", (const char *) key, list);
+                        }
+        }
+#define PARAM(n) (query ? (const char *) g_hash_table_lookup(query, n) : NULL)
+        if ((v = PARAM("until")) && (r = parse_time(v, &q.until, &error)) < 0)
+                goto bad_until;
+        q.since = (q.until ?: now) > EXPORT_DEFAULT_USEC ? (q.until ?: now) - EXPORT_DEFAULT_USEC : 0;
+        if ((v = PARAM("since")) && (r = parse_time(v, &q.since, &error)) < 0)
+                goto bad_since;
+        if (q.since >= (q.until ?: now)) {
+                r = fail(ret_error, "since must be before until");
+                goto finish;
+        }
+        if ((r = parse_choice(PARAM("resolution"), resolutions, "minute", &q.resolution, &error)) < 0) {
+                r = fail(ret_error, "resolution: %s", error);
+                goto finish;
+        }
+        if ((r = parse_choice(PARAM("format"), formats, "csv", &q.format, &error)) < 0) {
+                r = fail(ret_error, "format: %s", error);
+                goto finish;
+        }
+        if ((r = parse_choice(PARAM("costs"), bools, "false", &costs, &error)) < 0) {
+                r = fail(ret_error, "costs: %s", error);
+                goto finish;
+        }
+        q.costs = strcmp(costs, "true") == 0 || strcmp(costs, "1") == 0;
+        if ((v = PARAM("devices")) &&
+            (r = parse_list("devices", "a device id", v, EXPORT_DEVICES_MAX, device_id_valid, &q.devices,
+                            ret_error)) < 0)
+                goto finish;
+        if ((v = PARAM("fields")) &&
+            (r = parse_list("fields", "a column name", v, EXPORT_FIELDS_MAX, field_valid, &q.fields, ret_error)) < 0)
+                goto finish;
+#undef PARAM
+        *ret = q;
+        return 0;
+bad_until:
+        r = fail(ret_error, "until: %s", error);
+        goto finish;
+bad_since:
+        r = fail(ret_error, "since: %s", error);
+finish:
+        export_query_done(&q);
+        return r;
+}
+
+void export_query_done(ExportQuery *q) {
+        g_strfreev(q->devices);
+        g_strfreev(q->fields);
+        *q = (ExportQuery) {};
 }
 
 const char *role_to_string(Role r) {

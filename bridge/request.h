@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <glib.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -37,6 +38,7 @@ typedef enum Route {
         ROUTE_SCHEDULE_GET,
         ROUTE_SCHEDULE_PATCH,
         ROUTE_SCHEDULE_DELETE,
+        ROUTE_EXPORT,
         _ROUTE_MAX,
 } Route;
 
@@ -78,6 +80,24 @@ int parse_choice(const char *s, const char *const *choices, const char *def, con
 
 /* A number of seconds, within [min, max]. */
 int parse_seconds(const char *s, double min, double max, double *ret, char **ret_error);
+
+/* GET /api/export's query: every parameter checked, none unknown. */
+typedef struct ExportQuery {
+        char **devices;        /* device ids (valid ones); NULL: every metered device */
+        uint64_t since, until; /* microseconds; until 0: now */
+        const char *resolution, *format; /* static strings */
+        char **fields;         /* NULL: all */
+        bool costs;
+} ExportQuery;
+
+#define EXPORT_DEVICES_MAX 1024
+#define EXPORT_FIELDS_MAX 32
+#define EXPORT_DEFAULT_USEC (UINT64_C(24) * 3600 * 1000000)
+
+/* query: the decoded parameters (NULL: none); now: microseconds, for the
+ * default since (a day before until). */
+int parse_export_query(GHashTable *query, uint64_t now, ExportQuery *ret, char **ret_error);
+void export_query_done(ExportQuery *q);
 
 const char *role_to_string(Role r);
 Role role_from_string(const char *s);

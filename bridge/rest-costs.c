@@ -138,12 +138,8 @@ static void delete_rate(Request *r) {
                           g_variant_new("(o)", path), NULL, rest_empty_reply);
 }
 
-/* Device ids (a JSON array, or the query's comma list) as object paths;
- * answers and returns NULL on a malformed or unknown one. */
-static GVariant *device_paths(Request *r, json_t *array, const char *list) {
-        g_auto(GStrv) split = list ? g_strsplit(list, ",", 1025) : NULL;
+GVariant *rest_device_paths(Request *r, const char *const *ids, size_t n) {
         GVariantBuilder b;
-        size_t n = array ? json_array_size(array) : split ? g_strv_length(split) : 0;
 
         if (n > 1024) {
                 request_reply_error(r, 400, "bad_request", "at most 1024 devices");
@@ -151,7 +147,7 @@ static GVariant *device_paths(Request *r, json_t *array, const char *list) {
         }
         g_variant_builder_init(&b, G_VARIANT_TYPE("ao"));
         for (size_t i = 0; i < n; i++) {
-                const char *id = array ? json_string_value(json_array_get(array, i)) : split[i];
+                const char *id = ids[i];
                 if (!id || !device_id_valid(id)) {
                         g_variant_builder_clear(&b);
                         request_reply_error(r, 400, "bad_request", "devices: malformed device id");
@@ -166,6 +162,17 @@ static GVariant *device_paths(Request *r, json_t *array, const char *list) {
                 g_variant_builder_add(&b, "o", d->path);
         }
         return g_variant_builder_end(&b);
+}
+
+/* Device ids of a JSON array, or of the query's comma list. */
+static GVariant *device_paths(Request *r, json_t *array, const char *list) {
+        g_auto(GStrv) split = list ? g_strsplit(list, ",", 1025) : NULL;
+        size_t n = array ? json_array_size(array) : split ? g_strv_length(split) : 0;
+        g_autofree const char **ids = g_new0(const char *, n + 1);
+
+        for (size_t i = 0; i < n; i++)
+                ids[i] = array ? json_string_value(json_array_get(array, i)) : split[i];
+        return rest_device_paths(r, ids, n);
 }
 
 static void activated(GObject *source, GAsyncResult *res, gpointer userdata) {

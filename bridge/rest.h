@@ -3,7 +3,7 @@
 
 #include "bridge.h"
 
-/* What the REST handlers share (rest.c, rest-costs.c). Functions that
+/* What the REST handlers share (rest.c, rest-costs.c, rest-export.c). Functions that
  * answer on failure return false or NULL after answering. */
 
 #define CALL_TIMEOUT_MS 30000
@@ -28,5 +28,12 @@ void rest_empty_reply(GObject *source, GAsyncResult *res, gpointer userdata);
 
 /* rest-costs.c: /api/rates and /api/costs. */
 void rest_costs_handle(Request *r);
+/* Device ids as object paths; answers 400 or 404 and returns NULL on a
+ * malformed or unknown one (an id NULL is malformed). */
+GVariant *rest_device_paths(Request *r, const char *const *ids, size_t n);
+/* rest-export.c: /api/export. */
+void rest_export_handle(Request *r);
+/* Cuts the exports streaming to a token that was revoked or expired. */
+void rest_export_revoked(Bridge *b, const char *token_id);
 /* rest-schedules.c: /api/schedules. */
 void rest_schedules_handle(Request *r);

@@ -10,6 +10,7 @@
 #include "dashboard.h"
 #include "kasa-dbus.h"
 #include "log.h"
+#include "rest.h"
 #include "ws.h"
 
 static void request_free(Request *r) {
@@ -61,11 +62,19 @@ void request_reply_json(Request *r, unsigned status, json_t *body) {
         finish(r, status);
 }
 
-void request_reply_bytes(Request *r, const char *content_type, GBytes *body) {
-        soup_server_message_set_status(r->msg, 200, NULL);
+static void reply_bytes(Request *r, unsigned status, const char *content_type, GBytes *body) {
+        soup_server_message_set_status(r->msg, status, NULL);
         soup_message_headers_set_content_type(soup_server_message_get_response_headers(r->msg), content_type, NULL);
         soup_message_body_append_bytes(soup_server_message_get_response_body(r->msg), body);
-        finish(r, 200);
+        finish(r, status);
+}
+
+void request_reply_bytes(Request *r, const char *content_type, GBytes *body) {
+        reply_bytes(r, 200, content_type, body);
+}
+
+void request_reply_json_bytes(Request *r, unsigned status, GBytes *body) {
+        reply_bytes(r, status, "application/json", body);
 }
 
 void bridge_invalidate(KasaEvent event, const KasaDevice *d, unsigned fields, void *userdata) {
@@ -90,12 +99,44 @@ void request_reply_empty(Request *r, unsigned status) {
         finish(r, status);
 }
 
+void request_stream_begin(Request *r, const char *content_type) {
+        SoupMessageHeaders *h = soup_server_message_get_response_headers(r->msg);
+
+        soup_server_message_set_status(r->msg, 200, NULL);
+        soup_message_headers_set_content_type(h, content_type, NULL);
+        soup_message_headers_set_encoding(h, SOUP_ENCODING_CHUNKED);
+        /* Each chunk is dropped once written: the body never piles up. */
+        soup_message_body_set_accumulate(soup_server_message_get_response_body(r->msg), false);
+        cors_headers(r->bridge, r->msg);
+        metrics_count(r->bridge, r->handler, 200);
+        request_stream_more(r);
+}
+
+void request_stream_more(Request *r) {
+        if (!r->gone)
+                soup_server_message_unpause(r->msg);
+}
+
+void request_stream_end(Request *r, bool complete) {
+        if (!r->gone && complete) {
+                soup_message_body_complete(soup_server_message_get_response_body(r->msg));
+                soup_server_message_unpause(r->msg);
+        } else if (!r->gone) {
+                /* Without the last chunk the client sees the body cut. */
+                g_autoptr(GIOStream) io = soup_server_message_steal_connection(r->msg);
+                if (io)
+                        g_io_stream_close(io, NULL, NULL);
+        }
+        request_free(r);
+}
+
 static const struct {
         const char *name;
         unsigned status;
         const char *error;
 } dbus_errors[] = {
         { KASA_ERROR_NOT_FOUND, 404, "not_found" },
+        { KASA_ERROR_NOT_METERED, 404, "not_metered" },
         { "org.freedesktop.DBus.Error.UnknownObject", 404, "not_found" },
         { "org.freedesktop.DBus.Error.UnknownMethod", 404, "not_found" },
         { "org.freedesktop.DBus.Error.UnknownInterface", 404, "not_found" },
@@ -387,9 +428,10 @@ static void on_token_revoked(GDBusConnection *bus, const char *sender, const cha
             !g_variant_is_of_type(params, G_VARIANT_TYPE("(s)")))
                 return;
         g_variant_get(params, "(&s)", &id);
-        log_info("API token %s was revoked or expired: closing its bus connection and WebSockets.", id);
+        log_info("API token %s was revoked or expired: closing its bus connection, WebSockets and exports.", id);
         auth_revoked(b->auth, id);
         ws_revoked(b->ws, id);
+        rest_export_revoked(b, id);
 }
 
 static void on_kasa_event(KasaEvent event, const KasaDevice *d, unsigned fields, void *userdata) {

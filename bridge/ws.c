@@ -27,6 +27,7 @@ typedef struct WsClient {
         GHashTable *filter; /* device ids, NULL: all */
         AuthSession *session;
         bool closing;
+        GSource *close_timer; /* closing: how long the close frame may wait */
 } WsClient;
 
 static void client_free(WsClient *c) {
@@ -37,6 +38,10 @@ static void client_free(WsClient *c) {
         if (c->write_source) {
                 g_source_destroy(c->write_source);
                 g_source_unref(c->write_source);
+        }
+        if (c->close_timer) {
+                g_source_destroy(c->close_timer);
+                g_source_unref(c->close_timer);
         }
         g_io_stream_close(c->io, NULL, NULL);
         g_object_unref(c->io);
@@ -125,10 +130,20 @@ static bool send_json(WsClient *c, json_t *j) {
         return s ? send_frame(c, WS_OP_TEXT, s, strlen(s)) : true;
 }
 
+static gboolean on_close_timeout(gpointer userdata) {
+        WsClient *c = userdata;
+
+        client_drop(c, "the close frame was not read in time");
+        return G_SOURCE_REMOVE;
+}
+
 /* Returns false if the client is gone (dropped, its queue full). */
 static bool send_close(WsClient *c, uint16_t code, const char *reason) {
         uint8_t buf[125];
         size_t n = MIN(strlen(reason), sizeof(buf) - 2);
+
+        if (c->closing)
+                return true;
 
         buf[0] = (uint8_t) (code >> 8);
         buf[1] = (uint8_t) code;
@@ -136,6 +151,11 @@ static bool send_close(WsClient *c, uint16_t code, const char *reason) {
         if (!send_frame(c, WS_OP_CLOSE, buf, n + 2))
                 return false;
         c->closing = true;
+        /* A client that does not read would keep its slot, and its token's
+         * session, while its queue waits in front of the close. */
+        c->close_timer = g_timeout_source_new_seconds(WS_CLOSE_TIMEOUT_SEC);
+        g_source_set_callback(c->close_timer, on_close_timeout, c, NULL);
+        g_source_attach(c->close_timer, NULL);
         return true;
 }
 
@@ -152,6 +172,26 @@ static json_t *cost_json(KasaClient *k, const KasaDevice *d) {
                          isfinite(d->cost_month) ? json_real(d->cost_month) : json_null(), "currency", k->currency);
 }
 
+/* The alert's device id, as its JSON names it. */
+static bool wants_alert(WsClient *c, const json_t *alert) {
+        return !c->filter || g_hash_table_contains(c->filter, json_string_value(json_object_get(alert, "device")));
+}
+
+/* The open alerts of the devices the client wants, by id. */
+static json_t *alerts_json(WsClient *c) {
+        KasaClient *k = c->server->bridge->kasa;
+        g_autoptr(GPtrArray) alerts = kasa_client_alerts(k);
+        json_t *l = json_array();
+
+        for (guint i = 0; i < alerts->len; i++) {
+                json_t *a = kasa_alert_json(k, alerts->pdata[i], KASA_ALERT_FIRED);
+                if (a && wants_alert(c, a))
+                        json_array_append(l, a);
+                json_decref(a);
+        }
+        return l;
+}
+
 static json_t *snapshot(WsClient *c) {
         KasaClient *k = c->server->bridge->kasa;
         g_autoptr(GPtrArray) devs = kasa_client_sorted(k);
@@ -164,8 +204,8 @@ static json_t *snapshot(WsClient *c) {
                 json_array_append_new(a, kasa_device_json(k, d));
                 json_object_set_new(costs, d->id, cost_json(k, d));
         }
-        return json_pack("{s:s,s:b,s:s,s:o,s:o}", "type", "hello", "up", k->up, "version", k->version ?: "",
-                         "devices", a, "costs", costs);
+        return json_pack("{s:s,s:b,s:s,s:o,s:o,s:o}", "type", "hello", "up", k->up, "version", k->version ?: "",
+                         "devices", a, "costs", costs, "alerts", alerts_json(c));
 }
 
 /* {"type":"subscribe","devices":["id",...]} or "devices":"*";
@@ -305,6 +345,49 @@ static gboolean on_readable(GObject *stream, gpointer userdata) {
 
 static const char *const field_names[] = { "readings", "energy", "on", "online", "cost", "other" };
 
+static void broadcast(WsServer *ws, json_t *msg, const char *device) {
+        g_autofree char *s = msg ? json_dumps(msg, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+        size_t n;
+
+        json_decref(msg);
+        if (!s)
+                return;
+        n = strlen(s);
+        /* send_frame() may drop a client: the next one is taken first. */
+        for (GList *l = ws->clients, *next; l; l = next) {
+                next = l->next;
+                WsClient *c = l->data;
+                if (!device || wants(c, device))
+                        send_frame(c, WS_OP_TEXT, s, n);
+        }
+}
+
+/* kasamond came or went: the open alerts with it, one list per client
+ * (each may want other devices'). */
+static void daemon_changed(WsServer *ws, bool up) {
+        for (GList *l = ws->clients, *next; l; l = next) {
+                next = l->next;
+                WsClient *c = l->data;
+                send_json(c, json_pack("{s:s,s:b,s:o}", "type", "daemon", "up", up, "alerts", alerts_json(c)));
+        }
+}
+
+static void on_alert(KasaAlertEvent event, const KasaAlert *a, void *userdata) {
+        WsServer *ws = userdata;
+        json_t *alert;
+
+        if (!ws->clients)
+                return;
+        alert = kasa_alert_json(ws->bridge->kasa, a, event);
+        if (!alert)
+                return;
+        /* The device id from the JSON: the device may be gone already. */
+        g_autofree char *device = g_strdup(json_string_value(json_object_get(alert, "device")));
+        broadcast(ws, json_pack("{s:s,s:s,s:o}", "type", "alert", "event", kasa_alert_event_to_string(event), "alert",
+                                alert),
+                  device);
+}
+
 static void on_event(KasaEvent event, const KasaDevice *d, unsigned fields, void *userdata) {
         WsServer *ws = userdata;
         KasaClient *k = ws->bridge->kasa;
@@ -316,8 +399,7 @@ static void on_event(KasaEvent event, const KasaDevice *d, unsigned fields, void
         switch (event) {
         case KASA_EVENT_UP:
         case KASA_EVENT_DOWN:
-                msg = json_pack("{s:s,s:b}", "type", "daemon", "up", event == KASA_EVENT_UP);
-                break;
+                return daemon_changed(ws, event == KASA_EVENT_UP);
         case KASA_EVENT_ADDED:
                 msg = json_pack("{s:s,s:s,s:o,s:o}", "type", "added", "id", d->id, "device", kasa_device_json(k, d),
                                 "cost", cost_json(k, d));
@@ -335,19 +417,7 @@ static void on_event(KasaEvent event, const KasaDevice *d, unsigned fields, void
                 break;
         }
         }
-        if (!msg)
-                return;
-        g_autofree char *s = json_dumps(msg, JSON_COMPACT | JSON_ENSURE_ASCII);
-        json_decref(msg);
-        if (!s)
-                return;
-        size_t n = strlen(s);
-        for (GList *l = ws->clients, *next; l; l = next) {
-                next = l->next;
-                WsClient *c = l->data;
-                if (!d || wants(c, d->id))
-                        send_frame(c, WS_OP_TEXT, s, n);
-        }
+        broadcast(ws, msg, d ? d->id : NULL);
 }
 
 void ws_revoked(WsServer *ws, const char *token_id) {
@@ -361,6 +431,9 @@ void ws_revoked(WsServer *ws, const char *token_id) {
         }
         for (guint i = 0; i < todo->len; i++) {
                 WsClient *c = todo->pdata[i];
+                /* Nothing more goes out for it: its session is let go now,
+                 * not when the client has read what was queued. */
+                g_clear_pointer(&c->session, auth_session_unref);
                 if (send_close(c, 1008, "the token was revoked or expired"))
                         flush(c);
         }
@@ -372,6 +445,7 @@ int ws_server_new(Bridge *b, size_t max_queue, WsServer **ret) {
         ws->bridge = b;
         ws->max_queue = max_queue;
         kasa_client_listen(b->kasa, on_event, ws);
+        kasa_client_listen_alerts(b->kasa, on_alert, ws);
         *ret = ws;
         return 0;
 }

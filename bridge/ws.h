@@ -4,12 +4,14 @@
 #include "bridge.h"
 
 /* The live stream at /ws: one JSON message per device change, device
- * added/removed, kasamond up/down. Each client's unsent bytes are bounded
+ * added/removed, kasamond up/down (with the open alerts), alert fired,
+ * acknowledged or resolved. Each client's unsent bytes are bounded
  * by max_queue: a client that falls further behind is dropped, so a
  * client that never reads costs at most that much memory. */
 
 #define WS_CLIENTS_MAX 256
 #define WS_MESSAGE_MAX 4096 /* what a client may send in one message */
+#define WS_CLOSE_TIMEOUT_SEC 5 /* a close frame not read by then: the client is dropped */
 
 struct WsServer {
         Bridge *bridge;

@@ -38,15 +38,6 @@ static int call_json(sd_bus *bus, const char *path, const char *iface, const cha
         return 0;
 }
 
-static const char *jstr(const json_t *o, const char *key) {
-        return json_string_value(json_object_get(o, key)) ?: "";
-}
-
-static uint64_t ju64(const json_t *o, const char *key) {
-        json_int_t v = json_integer_value(json_object_get(o, key));
-        return v > 0 ? (uint64_t) v : 0;
-}
-
 /* The value of an alert in the units of its rule's kind. */
 static void format_value(char *buf, size_t size, const char *kind, double v) {
         if (strncmp(kind, "power-", 6) == 0)
@@ -60,8 +51,8 @@ static void format_value(char *buf, size_t size, const char *kind, double v) {
 }
 
 static const char *device_label(const json_t *a) {
-        const char *alias = jstr(a, "alias");
-        return *alias ? alias : jstr(a, "device");
+        const char *alias = json_str(a, "alias");
+        return *alias ? alias : json_str(a, "device");
 }
 
 int verb_alert_list(int argc, char **argv, void *userdata) {
@@ -91,13 +82,13 @@ int verb_alert_list(int argc, char **argv, void *userdata) {
         json_array_foreach(l, i, a) {
                 struct libscols_line *ln = scols_table_new_line(tb, NULL);
                 char since[TIME_BUF_MAX], value[64];
-                bool active = streq(jstr(a, "state"), "active");
+                bool active = streq(json_str(a, "state"), "active");
 
-                format_value(value, sizeof value, jstr(a, "kind"), json_number_value(json_object_get(a, "value")));
-                if (!ln || cell(ln, 0, NULL, "%" PRIu64, ju64(a, "id")) < 0 || cell(ln, 1, NULL, "%s", jstr(a, "rule_name")) < 0 ||
-                    cell(ln, 2, NULL, "%s", jstr(a, "kind")) < 0 || cell(ln, 3, NULL, "%s", device_label(a)) < 0 ||
-                    cell(ln, 4, active ? "red" : "yellow", "%s", jstr(a, "state")) < 0 ||
-                    cell(ln, 5, NULL, "%s", format_time(since, sizeof since, ju64(a, "since_usec"), false)) < 0 ||
+                format_value(value, sizeof value, json_str(a, "kind"), json_number_value(json_object_get(a, "value")));
+                if (!ln || cell(ln, 0, NULL, "%" PRIu64, json_u64(a, "id")) < 0 || cell(ln, 1, NULL, "%s", json_str(a, "rule_name")) < 0 ||
+                    cell(ln, 2, NULL, "%s", json_str(a, "kind")) < 0 || cell(ln, 3, NULL, "%s", device_label(a)) < 0 ||
+                    cell(ln, 4, active ? "red" : "yellow", "%s", json_str(a, "state")) < 0 ||
+                    cell(ln, 5, NULL, "%s", format_time(since, sizeof since, json_u64(a, "since_usec"), false)) < 0 ||
                     cell(ln, 6, NULL, "%s", value) < 0)
                         return log_oom();
         }
@@ -136,11 +127,11 @@ int verb_alert_show(int argc, char **argv, void *userdata) {
                 return r;
         if (arg_json != JSON_OFF)
                 return json_print(a);
-        format_value(value, sizeof value, jstr(a, "kind"), json_number_value(json_object_get(a, "value")));
+        format_value(value, sizeof value, json_str(a, "kind"), json_number_value(json_object_get(a, "value")));
         printf("   Alert: %" PRIu32 "\n    Rule: %s (%" PRIu64 ", %s)\n  Device: %s (%s)\n   State: %s\n"
                "   Since: %s\n   Value: %s\n",
-               id, jstr(a, "rule_name"), ju64(a, "rule"), jstr(a, "kind"), device_label(a), jstr(a, "device"),
-               jstr(a, "state"), format_time(since, sizeof since, ju64(a, "since_usec"), false), value);
+               id, json_str(a, "rule_name"), json_u64(a, "rule"), json_str(a, "kind"), device_label(a), json_str(a, "device"),
+               json_str(a, "state"), format_time(since, sizeof since, json_u64(a, "since_usec"), false), value);
         return 0;
 }
 
@@ -217,9 +208,9 @@ static int resolve_rule(sd_bus *bus, const char *name, uint32_t *ret) {
         json_array_foreach(l, i, r) {
                 char id[24];
 
-                snprintf(id, sizeof id, "%" PRIu64, ju64(r, "id"));
-                if (streq(id, name) || streq(jstr(r, "name"), name)) {
-                        *ret = (uint32_t) ju64(r, "id");
+                snprintf(id, sizeof id, "%" PRIu64, json_u64(r, "id"));
+                if (streq(id, name) || streq(json_str(r, "name"), name)) {
+                        *ret = (uint32_t) json_u64(r, "id");
                         return 0;
                 }
         }
@@ -312,7 +303,7 @@ int verb_alert_rules(int argc, char **argv, void *userdata) {
         json_array_foreach(l, i, rule) {
                 struct libscols_line *ln = scols_table_new_line(tb, NULL);
                 char dur[32], cool[32], threshold[64] = "-", hook[512] = "";
-                const char *kind = jstr(rule, "kind");
+                const char *kind = json_str(rule, "kind");
                 size_t used = 0;
 
                 /* Arguments are words of their own: shown quoted where they have a space. */
@@ -326,11 +317,11 @@ int verb_alert_rules(int argc, char **argv, void *userdata) {
                 }
                 if (!streq(kind, "offline") && !streq(kind, "on"))
                         format_value(threshold, sizeof threshold, kind, json_number_value(json_object_get(rule, "threshold")));
-                format_span(dur, sizeof dur, ju64(rule, "duration_usec"));
-                format_span(cool, sizeof cool, ju64(rule, "cooldown_usec"));
-                if (!ln || cell(ln, 0, NULL, "%" PRIu64, ju64(rule, "id")) < 0 || cell(ln, 1, NULL, "%s", jstr(rule, "name")) < 0 ||
+                format_span(dur, sizeof dur, json_u64(rule, "duration_usec"));
+                format_span(cool, sizeof cool, json_u64(rule, "cooldown_usec"));
+                if (!ln || cell(ln, 0, NULL, "%" PRIu64, json_u64(rule, "id")) < 0 || cell(ln, 1, NULL, "%s", json_str(rule, "name")) < 0 ||
                     cell(ln, 2, NULL, "%s", kind) < 0 ||
-                    cell(ln, 3, NULL, "%s", *jstr(rule, "device") ? jstr(rule, "device") : "all") < 0 ||
+                    cell(ln, 3, NULL, "%s", *json_str(rule, "device") ? json_str(rule, "device") : "all") < 0 ||
                     cell(ln, 4, NULL, "%s", threshold) < 0 || cell(ln, 5, NULL, "%s", dur) < 0 ||
                     cell(ln, 6, NULL, "%s", cool) < 0 || cell(ln, 7, NULL, "%s", *hook ? hook : "-") < 0)
                         return log_oom();

@@ -78,6 +78,8 @@ int verb_export(int argc, char **argv, void *userdata) {
         }
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "b", arg_costs);
         if (r < 0)
                 return log_error_errno(r, "Failed to build the call: %m");
         r = call_kasamond(userdata, m, NULL, NULL, &reply, "export");

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 
-/* history, energy: what kasamond recorded, as tables, a chart and JSON. */
+/* history, energy: what kasamond recorded, as tables, a chart and JSON;
+ * backfill: the days before, from the device's own statistics. */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
@@ -46,6 +48,12 @@ static int require_meter(const Device *d) {
         return -EMEDIUMTYPE;
 }
 
+/* The one metered device a verb acts on. */
+static int fetch_meter(sd_bus *bus, const char *name, DeviceList *ret_list, Device **ret) {
+        int r = fetch_device(bus, name, ret_list, ret);
+        return r < 0 ? r : require_meter(*ret);
+}
+
 static unsigned terminal_width(void) {
         struct winsize ws;
 
@@ -61,6 +69,7 @@ int verb_history(int argc, char **argv, void *userdata) {
                 { "MIN", SCOLS_FL_RIGHT },
                 { "MAX", SCOLS_FL_RIGHT },
                 { "ENERGY", SCOLS_FL_RIGHT },
+                { "SOURCE", 0 },
         };
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         _cleanup_(device_list_done) DeviceList l = {};
@@ -81,10 +90,7 @@ int verb_history(int argc, char **argv, void *userdata) {
         r = parse_range(now - USEC_PER_HOUR, now, &since, &until);
         if (r < 0)
                 return r;
-        r = fetch_device(userdata, argv[1], &l, &d);
-        if (r < 0)
-                return r;
-        r = require_meter(d);
+        r = fetch_meter(userdata, argv[1], &l, &d);
         if (r < 0)
                 return r;
 
@@ -97,7 +103,9 @@ int verb_history(int argc, char **argv, void *userdata) {
         if (r < 0)
                 return r;
 
-        tb = table_new(cols, ELEMENTSOF(cols), stdout);
+        /* Only days can be imported: the source column is theirs. */
+        bool days = streq(arg_resolution, "day");
+        tb = table_new(cols, ELEMENTSOF(cols) - !days, stdout);
         if (!tb || !samples)
                 return log_oom();
         r = sd_bus_message_enter_container(reply, 'a', "(tdddd)");
@@ -106,14 +114,20 @@ int verb_history(int argc, char **argv, void *userdata) {
                 char tbuf[TIME_BUF_MAX];
                 ChartPoint *p;
 
+                /* A day imported from the device's statistics has no
+                 * minimum or maximum: GetHistory gives NaN for them. */
+                bool imported = isnan(min) && isnan(max);
                 if (!ln || cell(ln, 0, NULL, "%s", format_time(tbuf, sizeof(tbuf), t, false)) < 0 ||
-                    cell(ln, 1, NULL, "%.1f W", avg) < 0 || cell(ln, 2, NULL, "%.1f W", min) < 0 ||
-                    cell(ln, 3, NULL, "%.1f W", max) < 0 || cell(ln, 4, NULL, "%.2f Wh", wh) < 0)
+                    cell(ln, 1, NULL, "%.1f W", avg) < 0 ||
+                    (imported ? cell(ln, 2, NULL, "-") : cell(ln, 2, NULL, "%.1f W", min)) < 0 ||
+                    (imported ? cell(ln, 3, NULL, "-") : cell(ln, 3, NULL, "%.1f W", max)) < 0 ||
+                    cell(ln, 4, NULL, "%.2f Wh", wh) < 0 ||
+                    (days && cell(ln, 5, NULL, "%s", imported ? "device" : "kasamond") < 0))
                         return log_oom();
-                json_array_append_new(samples, json_pack("{s:o,s:o,s:o,s:o,s:o}", "time", json_time(t),
+                json_array_append_new(samples, json_pack("{s:o,s:o,s:o,s:o,s:o,s:b}", "time", json_time(t),
                                                          "power_avg", json_reading(avg), "power_min",
                                                          json_reading(min), "power_max", json_reading(max),
-                                                         "energy", json_reading(wh)));
+                                                         "energy", json_reading(wh), "imported", imported));
                 p = reallocarray(points, n + 1, sizeof(ChartPoint));
                 if (!p)
                         return log_oom();
@@ -151,6 +165,33 @@ int verb_history(int argc, char **argv, void *userdata) {
                 putchar('\n');
                 chart_draw(stdout, points, n, since, until, MIN(terminal_width(), 160u), 10, "W", arg_colors);
         }
+        return 0;
+}
+
+int verb_backfill(int argc, char **argv, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(device_list_done) DeviceList l = {};
+        uint32_t n;
+        Device *d;
+        int r;
+
+        r = fetch_meter(userdata, argv[1], &l, &d);
+        if (r < 0)
+                return r;
+        r = new_call(userdata, d->path, KASA_METER_IFACE, "Backfill", true, &m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to build the call: %m");
+        r = call_kasamond(userdata, m, KASA_ACTION_MANAGE_DEVICES, d, &reply, "backfill %s", device_name(d));
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "u", &n);
+        if (r < 0)
+                return log_error_errno(r, "Failed to parse the reply: %m");
+        if (arg_json != JSON_OFF) {
+                _cleanup_(json_decrefp) json_t *o = json_pack("{s:s,s:I}", "id", d->id, "days_imported", (json_int_t) n);
+                return json_print(o);
+        }
+        printf("%" PRIu32 " %s imported from the statistics of %s.\n", n, plural(n, "day", "days"), device_name(d));
         return 0;
 }
 

@@ -58,17 +58,14 @@ static int describe_schedule(sd_bus *bus, const char *path, json_t **ret) {
 
 /* Every schedule's Describe(), by id. */
 static int fetch_schedules(sd_bus *bus, json_t **ret) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(json_decrefp) json_t *a = json_array();
         const char *path;
         int r;
 
-        r = sd_bus_call_method(bus, KASA_BUS_NAME, KASA_MANAGER_PATH, "org.freedesktop.DBus.ObjectManager",
-                               "GetManagedObjects", &error, &reply, NULL);
-        if (r < 0)
-                return log_call_error(&error, r, "list the schedules", NULL, NULL);
-        r = sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}");
+        r = get_managed_objects(bus, "list the schedules", &reply);
+        if (r < 0 && !reply)
+                return r;
         while (r > 0 && (r = sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}")) > 0) {
                 r = sd_bus_message_read(reply, "o", &path);
                 if (r >= 0)
@@ -90,16 +87,6 @@ static int fetch_schedules(sd_bus *bus, json_t **ret) {
                 return log_error_errno(r, "Failed to parse the list of objects: %m");
         *ret = TAKE_PTR(a);
         return 0;
-}
-
-static uint64_t json_u64(json_t *o, const char *key) {
-        json_t *v = json_object_get(o, key);
-        return json_is_integer(v) ? (uint64_t) json_integer_value(v) : 0;
-}
-
-static const char *json_str(json_t *o, const char *key) {
-        const char *s = json_string_value(json_object_get(o, key));
-        return s ? s : "";
 }
 
 /* "Mon..Fri *-*-* 07:00:00", or "sunset +15min". */

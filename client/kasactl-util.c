@@ -227,6 +227,15 @@ const char *parent_id(const DeviceList *l, const Device *d) {
         return NULL;
 }
 
+const char *json_str(const json_t *o, const char *key) {
+        return json_string_value(json_object_get(o, key)) ?: "";
+}
+
+uint64_t json_u64(const json_t *o, const char *key) {
+        json_int_t v = json_integer_value(json_object_get(o, key));
+        return v > 0 ? (uint64_t) v : 0;
+}
+
 int get_managed_objects(sd_bus *bus, const char *what, sd_bus_message **ret) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;

@@ -54,6 +54,7 @@ const char *arg_fields = NULL;
 const char *arg_threshold = NULL;
 const char *arg_for = NULL;
 const char *arg_cooldown = NULL;
+bool arg_costs = false;
 
 /* The options a verb may take; --help and --version go with every verb. */
 typedef enum Option {
@@ -86,6 +87,7 @@ typedef enum Option {
         OPT_THRESHOLD = 1 << 26,
         OPT_FOR = 1 << 27,
         OPT_COOLDOWN = 1 << 28,
+        OPT_COSTS = 1 << 29,
 } Option;
 
 #define OPT_SUN (OPT_SUNRISE | OPT_SUNSET | OPT_DAWN | OPT_DUSK)
@@ -138,6 +140,7 @@ static const struct OptionInfo {
         { OPT_FORMAT, "format", "csv|json", "csv or json", "Format of the export (default csv)" },
         { OPT_FIELDS, "fields", "LIST", "field names such as start,energy_wh",
           "Columns of the export, in this order\n(default: all)" },
+        { OPT_COSTS, "costs", NULL, NULL, "Add what each row's energy cost (rollups)" },
         { OPT_THRESHOLD, "threshold", "NUMBER", "a number such as 5 or 2.5",
           "Watts, watt-hours or currency of an alert rule" },
         { OPT_FOR, "for", "SPAN", "a time span such as 10min", "How long an alert's condition must hold\n(default 0)" },
@@ -182,6 +185,8 @@ static const Verb verbs[] = {
           "Power over time, as a table and a chart" },
         { "energy", 1, 2, 0, OPT_BUS | OPT_NO_LEGEND | OPT_RANGE | OPT_BY, verb_energy, "[DEV]",
           "Energy per day or month, with totals" },
+        { "backfill", 2, 2, 0, OPT_BUS, verb_backfill, "DEV",
+          "Import the days before kasamond saw a device from its own statistics" },
         { "watch", 1, 2, 0, OPT_BUS | OPT_NO_LEGEND, verb_watch, "[DEV]", "Follow changes as they happen" },
         { "token", 2, 3, 0, OPT_BUS | OPT_NO_LEGEND | OPT_NAME | OPT_ROLE | OPT_EXPIRES, verb_token,
           "create|list|revoke [ID|NAME]", "Create, list or revoke API tokens of the HTTP bridge" },
@@ -203,7 +208,8 @@ static const Verb verbs[] = {
           "Price the home, or devices, with a tariff" },
         { "tariff price", 2, 2, 0, OPT_BUS | OPT_NO_LEGEND | OPT_BY | OPT_ENERGY | OPT_TIME_ZONE, verb_tariff_price,
           "FILE", "Price an energy series with a tariff file" },
-        { "export", 1, INT32_MAX, 0, OPT_BUS | OPT_RANGE | OPT_RESOLUTION | OPT_FORMAT | OPT_FIELDS, verb_export,
+        { "export", 1, INT32_MAX, 0, OPT_BUS | OPT_RANGE | OPT_RESOLUTION | OPT_FORMAT | OPT_FIELDS | OPT_COSTS,
+          verb_export,
           "[DEV...]", "Recorded readings as CSV or JSON" },
         { "backup", 2, 2, 0, OPT_BUS | OPT_NO_LEGEND, verb_backup, "FILE",
           "Write kasamond's whole state to a new archive" },
@@ -440,6 +446,7 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 ARG_THRESHOLD,
                 ARG_FOR,
                 ARG_COOLDOWN,
+                ARG_COSTS,
                 ARG_LIST_VERBS, /* the first that is not an Option */
         };
         static const struct option options[] = {
@@ -474,6 +481,7 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 { "threshold", required_argument, NULL, ARG_THRESHOLD },
                 { "for", required_argument, NULL, ARG_FOR },
                 { "cooldown", required_argument, NULL, ARG_COOLDOWN },
+                { "costs", no_argument, NULL, ARG_COSTS },
                 { "list-verbs", no_argument, NULL, ARG_LIST_VERBS },
                 {},
         };
@@ -508,6 +516,7 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                 [ARG_THRESHOLD - ARG_JSON] = OPT_THRESHOLD,
                 [ARG_FOR - ARG_JSON] = OPT_FOR,
                 [ARG_COOLDOWN - ARG_JSON] = OPT_COOLDOWN,
+                [ARG_COSTS - ARG_JSON] = OPT_COSTS,
         };
         bool want_help = false;
         Option given = 0;
@@ -624,6 +633,9 @@ static int parse_argv(int argc, char *argv[], Option *ret_given) {
                         break;
                 case ARG_COOLDOWN:
                         arg_cooldown = optarg;
+                        break;
+                case ARG_COSTS:
+                        arg_costs = true;
                         break;
                 case ARG_LIST_VERBS:
                         /* For the man page test and completion scripts. */

@@ -52,6 +52,7 @@ extern const char *arg_fields;
 extern const char *arg_threshold;
 extern const char *arg_for;
 extern const char *arg_cooldown;
+extern bool arg_costs;
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libscols_table *, scols_unref_table);
 DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose);
@@ -157,6 +158,9 @@ int describe_device(sd_bus *bus, const Device *d, json_t **ret);
 /* ---- output ---- */
 
 int json_print(json_t *o);
+/* A member of a Describe() object: "" and 0 when absent or of another type. */
+const char *json_str(const json_t *o, const char *key);
+uint64_t json_u64(const json_t *o, const char *key);
 json_t *json_reading(double v);
 json_t *json_time(uint64_t t);
 const char *format_energy(char *buf, size_t size, double wh, bool kwh);
@@ -214,6 +218,7 @@ int verb_add(int argc, char **argv, void *userdata);
 int verb_remove(int argc, char **argv, void *userdata);
 int verb_history(int argc, char **argv, void *userdata);
 int verb_energy(int argc, char **argv, void *userdata);
+int verb_backfill(int argc, char **argv, void *userdata);
 int verb_watch(int argc, char **argv, void *userdata);
 int verb_token(int argc, char **argv, void *userdata);
 int verb_countdown(int argc, char **argv, void *userdata);

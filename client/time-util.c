@@ -11,13 +11,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "kasa-time.h"
 #include "macro.h"
 
 uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+        return realtime_usec();
 }
 
 static uint64_t usec_from_local(struct tm *tm) {

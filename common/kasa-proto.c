@@ -13,21 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kasa-fields.h"
 #include "kasa-json.h"
 #include "macro.h"
 
+/* The getters and fail() of both dialects (kasa-fields.c). */
+#define fail kasa_fail
+#define get_string kasa_field_string
+#define get_int kasa_field_int
+
 /* jansson ships json_decrefp() for exactly this. */
 #define _cleanup_json_ _cleanup_(json_decrefp)
-
-_printf_(2, 3) static int fail(KasaError *err, const char *fmt, ...) {
-        if (err) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(err->message, sizeof(err->message), fmt, ap);
-                va_end(ap);
-        }
-        return -EBADMSG;
-}
 
 void kasa_encrypt(uint8_t *buf, size_t len) {
         uint8_t key = KASA_XOR_KEY;
@@ -217,58 +213,8 @@ char *kasa_request_erase_emeter(const char *child_id) {
 /* Every getter: absent is fine unless required; present with the wrong
  * type or an insane value is an error naming the field. */
 
-static int get_string(const KjTok *obj, const char *where, const char *key, bool required,
-                      char *out, size_t out_size, KasaError *err) {
-        const KjTok *v = kj_object_get(obj, key);
-        if (!v) {
-                if (required)
-                        return fail(err, "%s: required field \"%s\" is missing", where, key);
-                return 0;
-        }
-        if (!kj_is_string(v))
-                return fail(err, "%s: field \"%s\" must be a string", where, key);
-        size_t n = v->decoded_len;
-        if (n >= out_size)
-                return fail(err, "%s: field \"%s\" is %zu bytes long, limit %zu", where, key, n, out_size - 1);
-        kj_string_copy(v, out);
-        out[n] = 0;
-        return 1;
-}
 
-static int get_int(const KjTok *obj, const char *where, const char *key, bool required,
-                   int64_t min, int64_t max, int64_t *out, KasaError *err) {
-        const KjTok *v = kj_object_get(obj, key);
-        if (!v) {
-                if (required)
-                        return fail(err, "%s: required field \"%s\" is missing", where, key);
-                return 0;
-        }
-        if (!kj_is_integer(v))
-                return fail(err, "%s: field \"%s\" must be an integer", where, key);
-        int64_t i = v->integer;
-        if (i < min || i > max)
-                return fail(err, "%s: field \"%s\" is %" PRId64 ", outside %" PRId64 "..%" PRId64,
-                            where, key, i, min, max);
-        *out = i;
-        return 1;
-}
 
-/* A number in device units, scaled into internal units and rounded.
- * Integer devices send integers; float devices may send either. */
-static int get_scaled(const KjTok *obj, const char *where, const char *key, double scale,
-                      int64_t min, int64_t max, int64_t *out, KasaError *err) {
-        const KjTok *v = kj_object_get(obj, key);
-        if (!v)
-                return 0;
-        if (!kj_is_number(v))
-                return fail(err, "%s: field \"%s\" must be a number", where, key);
-        double d = kj_number_value(v) * scale;
-        if (!isfinite(d) || d < (double) min || d > (double) max)
-                return fail(err, "%s: field \"%s\" is %g, outside the plausible range", where, key,
-                            kj_number_value(v));
-        *out = (int64_t) llround(d);
-        return 1;
-}
 
 static int get_err_code(const KjTok *obj, const char *where, int32_t *out, KasaError *err) {
         int64_t code = 0;
@@ -487,7 +433,7 @@ static int parse_realtime(const KjTok *rt, KasaRealtime *ret, KasaError *err) {
 
         *ret = (KasaRealtime) {};
         for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
-                r = get_scaled(rt, where, fields[i].milli_key, fields[i].milli_scale,
+                r = kasa_field_scaled(rt, where, fields[i].milli_key, false, fields[i].milli_scale,
                                fields[i].min, fields[i].max, fields[i].out, err);
                 if (r < 0)
                         return r;
@@ -498,7 +444,7 @@ static int parse_realtime(const KjTok *rt, KasaRealtime *ret, KasaError *err) {
                                 flt++;
                         continue;
                 }
-                r = get_scaled(rt, where, fields[i].float_key, fields[i].float_scale,
+                r = kasa_field_scaled(rt, where, fields[i].float_key, false, fields[i].float_scale,
                                fields[i].min, fields[i].max, fields[i].out, err);
                 if (r < 0)
                         return r;
@@ -537,9 +483,9 @@ static int parse_stats(const KjTok *m, const char *where, const char *list_key, 
                     (r = get_int(e, ewhere, "month", true, 1, 12, &mo, err)) < 0 ||
                     (daily && (r = get_int(e, ewhere, "day", true, 1, 31, &d, err)) < 0))
                         return r;
-                r = get_scaled(e, ewhere, "energy_wh", 1000, 0, KASA_ENERGY_MAX_MWH, &s->energy_mwh, err);
+                r = kasa_field_scaled(e, ewhere, "energy_wh", false, 1000, 0, KASA_ENERGY_MAX_MWH, &s->energy_mwh, err);
                 if (r == 0)
-                        r = get_scaled(e, ewhere, "energy", 1000 * 1000, 0, KASA_ENERGY_MAX_MWH, &s->energy_mwh, err);
+                        r = kasa_field_scaled(e, ewhere, "energy", false, 1000 * 1000, 0, KASA_ENERGY_MAX_MWH, &s->energy_mwh, err);
                 if (r < 0)
                         return r;
                 if (r == 0)
@@ -675,6 +621,7 @@ int kasa_response_parse(const char *json, size_t len, KasaResponse *ret, KasaErr
 
         ret->sysinfo_err = ret->realtime_err = ret->relay_err = ret->alias_err = KASA_ERR_ABSENT;
         ret->daystat_err = ret->monthstat_err = ret->time_err = ret->generic_err = KASA_ERR_ABSENT;
+        ret->energy_data_err = KASA_ERR_ABSENT;
         ret->n_stats = 0;
 
         /* Not jansson: one reply per poll, and building a tree of

@@ -147,6 +147,19 @@ typedef struct KasaStat {
         int64_t energy_mwh;
 } KasaStat;
 
+/* Entries of the smart dialect's get_energy_data at a daily interval:
+ * a quarter's days. */
+#define KASA_ENERGY_DATA_MAX 92
+
+/* get_energy_data: one value per interval from start_s. */
+typedef struct KasaEnergyData {
+        int64_t start_s;           /* start_timestamp, as the device echoes it */
+        int64_t end_s;
+        int64_t interval_min;      /* 60, 1440 or 43200 */
+        size_t n;
+        int64_t energy_mwh[KASA_ENERGY_DATA_MAX];
+} KasaEnergyData;
+
 typedef struct KasaTime {
         int year, month, mday, hour, min, sec;
 } KasaTime;
@@ -161,12 +174,14 @@ typedef struct KasaResponse {
         int32_t monthstat_err;
         int32_t time_err;
         int32_t generic_err;       /* other commands: first err_code found */
+        int32_t energy_data_err;   /* get_energy_data (smart dialect) */
 
         KasaSysinfo sysinfo;       /* valid when sysinfo_err == 0 */
         KasaRealtime realtime;     /* valid when realtime_err == 0 */
         size_t n_stats;
         KasaStat stats[KASA_STATS_MAX]; /* daystat or monthstat */
         KasaTime time;
+        KasaEnergyData energy_data; /* valid when energy_data_err == 0 */
 } KasaResponse;
 
 /* Parse a decrypted JSON reply. Returns 0 when the JSON is well formed and

@@ -12,8 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kasa-fields.h"
 #include "kasa-json.h"
 #include "macro.h"
+
+/* The getters and fail() of both dialects (kasa-fields.c). */
+#define fail kasa_fail
+#define get_string kasa_field_string
+#define get_int kasa_field_int
+#define get_scaled kasa_field_scaled
+#define get_bool kasa_field_bool
 
 #define _cleanup_json_ _cleanup_(json_decrefp)
 
@@ -22,15 +30,6 @@
 #define VOLTAGE_MAX_MV  (1000LL * 1000)
 #define CURRENT_MAX_MA  (1000LL * 1000)
 
-_printf_(2, 3) static int fail(KasaError *err, const char *fmt, ...) {
-        if (err) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(err->message, sizeof(err->message), fmt, ap);
-                va_end(ap);
-        }
-        return -EBADMSG;
-}
 
 /* ---- base64 ---- */
 
@@ -204,6 +203,13 @@ char *kasa_smart_request_query(unsigned queries, const char *child_id) {
         return dump(json_pack("{s:s,s:{s:O}}", "method", "multipleRequest", "params", "requests", list), child_id);
 }
 
+char *kasa_smart_request_energy_data(int64_t start_s, int64_t end_s, unsigned interval_min, const char *child_id) {
+        return dump(json_pack("{s:s,s:{s:I,s:I,s:i}}", "method", "get_energy_data", "params", "start_timestamp",
+                              (json_int_t) start_s, "end_timestamp", (json_int_t) end_s, "interval",
+                              (int) interval_min),
+                    child_id);
+}
+
 char *kasa_smart_request_set_on(bool on, const char *child_id) {
         return dump(json_pack("{s:s,s:{s:b}}", "method", "set_device_info", "params", "device_on", on), child_id);
 }
@@ -218,24 +224,6 @@ char *kasa_smart_request_set_nickname(const char *nickname, const char *child_id
 
 /* ---- replies ---- */
 
-static int get_string(const KjTok *obj, const char *where, const char *key, bool required, char *out,
-                      size_t out_size, KasaError *err) {
-        const KjTok *v = kj_object_get(obj, key);
-
-        if (!v) {
-                if (required)
-                        return fail(err, "%s: required field \"%s\" is missing", where, key);
-                return 0;
-        }
-        if (!kj_is_string(v))
-                return fail(err, "%s: field \"%s\" must be a string", where, key);
-        if (v->decoded_len >= out_size)
-                return fail(err, "%s: field \"%s\" is %u bytes long, limit %zu", where, key, v->decoded_len,
-                            out_size - 1);
-        kj_string_copy(v, out);
-        out[v->decoded_len] = 0;
-        return 1;
-}
 
 /* nickname and ssid: base64 of UTF-8 text. */
 static int get_base64_text(const KjTok *obj, const char *where, const char *key, char *out, size_t out_size,
@@ -257,53 +245,8 @@ static int get_base64_text(const KjTok *obj, const char *where, const char *key,
         return 1;
 }
 
-static int get_int(const KjTok *obj, const char *where, const char *key, bool required, int64_t min, int64_t max,
-                   int64_t *out, KasaError *err) {
-        const KjTok *v = kj_object_get(obj, key);
 
-        if (!v) {
-                if (required)
-                        return fail(err, "%s: required field \"%s\" is missing", where, key);
-                return 0;
-        }
-        if (!kj_is_integer(v))
-                return fail(err, "%s: field \"%s\" must be an integer", where, key);
-        if (v->integer < min || v->integer > max)
-                return fail(err, "%s: field \"%s\" is %" PRId64 ", outside %" PRId64 "..%" PRId64, where, key,
-                            v->integer, min, max);
-        *out = v->integer;
-        return 1;
-}
 
-static int get_scaled(const KjTok *obj, const char *where, const char *key, bool required, double scale,
-                      int64_t min, int64_t max, int64_t *out, KasaError *err) {
-        const KjTok *v = kj_object_get(obj, key);
-
-        if (!v) {
-                if (required)
-                        return fail(err, "%s: required field \"%s\" is missing", where, key);
-                return 0;
-        }
-        if (!kj_is_number(v))
-                return fail(err, "%s: field \"%s\" must be a number", where, key);
-        double d = kj_number_value(v) * scale;
-        if (!isfinite(d) || d < (double) min || d > (double) max)
-                return fail(err, "%s: field \"%s\" is %g, outside the plausible range", where, key,
-                            kj_number_value(v));
-        *out = (int64_t) llround(d);
-        return 1;
-}
-
-static int get_bool(const KjTok *obj, const char *where, const char *key, bool *out, KasaError *err) {
-        const KjTok *v = kj_object_get(obj, key);
-
-        if (!v)
-                return 0;
-        if (v->type != KJ_TRUE && v->type != KJ_FALSE)
-                return fail(err, "%s: field \"%s\" must be true or false", where, key);
-        *out = v->type == KJ_TRUE;
-        return 1;
-}
 
 static int get_error_code(const KjTok *obj, const char *where, int32_t *out, KasaError *err) {
         int64_t code;
@@ -500,11 +443,42 @@ static int parse_energy(const Energy *e, KasaResponse *ret, KasaError *err) {
 
 static int parse_responses(const KjTok *root, KasaResponse *ret, unsigned depth, KasaError *err);
 
+static int parse_energy_data(const KjTok *result, KasaEnergyData *ret, KasaError *err) {
+        static const char where[] = "get_energy_data";
+        const KjTok *data = kj_object_get(result, "data");
+        int r;
+
+        if ((r = get_int(result, where, "start_timestamp", true, 0, INT64_MAX / 1000, &ret->start_s, err)) < 0 ||
+            (r = get_int(result, where, "end_timestamp", false, 0, INT64_MAX / 1000, &ret->end_s, err)) < 0 ||
+            (r = get_int(result, where, "interval", true, 1, 43200, &ret->interval_min, err)) < 0)
+                return r;
+        if (ret->interval_min != 60 && ret->interval_min != 1440 && ret->interval_min != 43200)
+                return fail(err, "%s: field \"interval\" is %" PRId64 ", not 60, 1440 or 43200", where,
+                            ret->interval_min);
+        if (!data)
+                return fail(err, "%s: required field \"data\" is missing", where);
+        if (!kj_is_array(data))
+                return fail(err, "%s: field \"data\" must be an array", where);
+        if (data->count > KASA_ENERGY_DATA_MAX)
+                return fail(err, "%s: %" PRIu32 " entries, limit %d", where, data->count, KASA_ENERGY_DATA_MAX);
+        for (size_t i = 0; i < data->count; i++) {
+                const KjTok *v = kj_array_get(data, i);
+
+                if (!kj_is_integer(v) || v->integer < 0 || v->integer > KASA_ENERGY_MAX_MWH / 1000)
+                        return fail(err, "%s: data[%zu] must be an integer number of Wh, 0..%" PRId64, where, i,
+                                    KASA_ENERGY_MAX_MWH / 1000);
+                ret->energy_mwh[i] = v->integer * 1000;
+        }
+        ret->n = data->count;
+        return 0;
+}
+
 /* One entry of result.responses[] (or the reply inside control_child). */
 static int parse_one(const char *method, const KjTok *result, int32_t code, KasaResponse *ret, Energy *e,
                      const KjTok **device_info, const KjTok **child_list, unsigned depth, KasaError *err) {
         static const char *const with_result[] = { "get_device_info", "get_child_device_list", "get_energy_usage",
-                                                   "get_current_power", "get_emeter_data", "control_child" };
+                                                   "get_current_power", "get_emeter_data", "control_child",
+                                                   "get_energy_data" };
 
         for (size_t i = 0; i < ELEMENTSOF(with_result); i++)
                 if (code == 0 && !result && !strcmp(method, with_result[i]))
@@ -527,12 +501,17 @@ static int parse_one(const char *method, const KjTok *result, int32_t code, Kasa
                 e->emeter_asked = true;
                 e->emeter = result;
                 e->emeter_err = code;
+        } else if (!strcmp(method, "get_energy_data")) {
+                ret->energy_data_err = code;
+                if (code == 0)
+                        return parse_energy_data(result, &ret->energy_data, err);
         } else if (!strcmp(method, "set_device_info"))
                 ret->relay_err = ret->alias_err = code;
         else if (!strcmp(method, "control_child")) {
                 const KjTok *inner;
                 if (code != 0) {
                         ret->sysinfo_err = ret->realtime_err = ret->relay_err = ret->alias_err = code;
+                        ret->energy_data_err = code;
                         return 0;
                 }
                 if (depth > 0)
@@ -558,6 +537,7 @@ static int parse_responses(const KjTok *root, KasaResponse *ret, unsigned depth,
         if (code != 0) {
                 /* The whole request failed: so did each method in it. */
                 ret->sysinfo_err = ret->realtime_err = ret->relay_err = ret->alias_err = ret->generic_err = code;
+                ret->energy_data_err = code;
                 return 0;
         }
         result = kj_object_get(root, "result");
@@ -618,6 +598,7 @@ int kasa_smart_response_parse(const char *json, size_t len, KasaResponse *ret, K
 
         ret->sysinfo_err = ret->realtime_err = ret->relay_err = ret->alias_err = KASA_ERR_ABSENT;
         ret->daystat_err = ret->monthstat_err = ret->time_err = ret->generic_err = KASA_ERR_ABSENT;
+        ret->energy_data_err = KASA_ERR_ABSENT;
         ret->n_stats = 0;
         r = kj_parse(&doc, json, len, jerr, sizeof(jerr));
         if (r == -ENOMEM) {

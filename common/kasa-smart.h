@@ -38,12 +38,19 @@ char *kasa_smart_request_query(unsigned queries, const char *child_id);
 char *kasa_smart_request_set_on(bool on, const char *child_id);
 char *kasa_smart_request_set_nickname(const char *nickname, const char *child_id);
 
+/* get_energy_data: the energy per interval_min minutes (1440: per day)
+ * from start_s to end_s (UTC seconds). Devices answer a daily interval
+ * for a quarter at a time, from its first day. */
+char *kasa_smart_request_energy_data(int64_t start_s, int64_t end_s, unsigned interval_min, const char *child_id);
+
 /* Parse a reply to one of the requests above. Fills sysinfo (from
  * get_device_info, children from get_child_device_list), realtime (from
  * the energy methods: get_emeter_data when it answered, else
  * get_energy_usage, whose month_energy is the counter, with power from
  * get_current_power if get_energy_usage has none), relay_err and
- * alias_err (set_device_info), and the *_err of whatever was not
+ * alias_err (set_device_info), energy_data (get_energy_data: its data in
+ * Wh, each 0..KASA_ENERGY_MAX_MWH, at most KASA_ENERGY_DATA_MAX of them,
+ * the interval 60, 1440 or 43200), and the *_err of whatever was not
  * answered as KASA_ERR_ABSENT. A top-level error_code fails every method
  * with it. sysinfo.has_emeter says an energy method answered. Returns 0,
  * -EBADMSG with *err saying what and where, or -ENOMEM. */

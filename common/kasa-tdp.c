@@ -9,21 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crc32.h"
 #include "macro.h"
 
 /* The CRC field holds this while the CRC is computed. */
 #define TDP_CRC_SEED 0x5A6B7C8Du
-
-static uint32_t crc32(const uint8_t *p, size_t len) {
-        uint32_t c = 0xFFFFFFFFu;
-
-        for (size_t i = 0; i < len; i++) {
-                c ^= p[i];
-                for (int k = 0; k < 8; k++)
-                        c = c & 1 ? (c >> 1) ^ 0xEDB88320u : c >> 1;
-        }
-        return ~c;
-}
 
 static void put_be32(uint8_t *p, uint32_t v) {
         p[0] = (uint8_t) (v >> 24);
@@ -50,7 +40,7 @@ int kasa_tdp_encode(const char *json, uint8_t **ret, size_t *ret_len) {
         put_be32(b + 8, 0x4B41534Du);          /* serial: any */
         put_be32(b + 12, TDP_CRC_SEED);
         memcpy(b + KASA_TDP_HEADER_SIZE, json, len);
-        put_be32(b + 12, crc32(b, KASA_TDP_HEADER_SIZE + len));
+        put_be32(b + 12, crc32_update(0, b, KASA_TDP_HEADER_SIZE + len));
         *ret = b;
         *ret_len = KASA_TDP_HEADER_SIZE + len;
         return 0;

@@ -56,3 +56,15 @@ int log_internal(int level, int error, const char *fmt, ...) {
         errno = saved;
         return -error;
 }
+
+int error_set(char **ret_error, int err, const char *fmt, ...) {
+        va_list ap;
+
+        if (!ret_error)
+                return err;
+        va_start(ap, fmt);
+        if (vasprintf(ret_error, fmt, ap) < 0)
+                *ret_error = NULL;
+        va_end(ap);
+        return err;
+}

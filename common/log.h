@@ -28,3 +28,7 @@ _printf_(3, 4) int log_internal(int level, int error, const char *fmt, ...);
 #define log_error_errno(e, ...) log_internal(LOG_ERR, (e), __VA_ARGS__)
 
 #define log_oom() log_internal(LOG_ERR, ENOMEM, "Out of memory.")
+
+/* An error that goes back to a caller as text: *ret_error (when asked
+ * for) gets the message, or NULL when out of memory; returns err. */
+_printf_(3, 4) int error_set(char **ret_error, int err, const char *fmt, ...);

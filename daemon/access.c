@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "kasa-dbus.h"
+#include "kasa-time.h"
 #include "macro.h"
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
@@ -89,10 +90,7 @@ static void token_free(gpointer p) {
 }
 
 static int64_t real_now(void *userdata) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+        return (int64_t) realtime_usec();
 }
 
 Access *access_new(int64_t (*now)(void *userdata), void *userdata) {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "alert.h"
+#include "log.h"
 
 #include <errno.h>
 #include <glib.h>
@@ -63,17 +64,7 @@ void alert_rule_done(AlertRule *r) {
         *r = (AlertRule) {};
 }
 
-_printf_(2, 3)
-static int invalid(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-
-        if (ret_error) {
-                va_start(ap, fmt);
-                *ret_error = g_strdup_vprintf(fmt, ap);
-                va_end(ap);
-        }
-        return -EINVAL;
-}
+#define invalid(ret_error, ...) error_set(ret_error, -EINVAL, __VA_ARGS__)
 
 static bool name_is_valid(const char *s) {
         size_t n = s ? strlen(s) : 0;

@@ -17,6 +17,7 @@
 
 #include "backup-manager.h"
 #include "backup.h"
+#include "kasa-time.h"
 #include "log.h"
 
 #define STAGED "restore.staged"
@@ -94,7 +95,7 @@ static int sqlite_snapshot(const char *src, const char *dst, int64_t *ret_schema
                 *ret_schema = sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
         if (rc != SQLITE_OK)
-                (void) asprintf(ret_error, "Failed to snapshot %s: %s", src, sqlite3_errstr(rc));
+                (void) error_set(ret_error, 0, "Failed to snapshot %s: %s", src, sqlite3_errstr(rc));
         sqlite3_close(from);
         sqlite3_close(to);
         return rc == SQLITE_OK ? 0 : -EIO;
@@ -125,7 +126,7 @@ static void *backup_thread(void *userdata) {
                         if (fd >= 0)
                                 close(fd);
                         if (r < 0)
-                                (void) asprintf(&j->error, "Failed to copy the readings: %s", strerror(-r));
+                                (void) error_set(&j->error, 0, "Failed to copy the readings: %s", strerror(-r));
                 }
                 n++;
         }
@@ -188,9 +189,7 @@ int manager_backup_start(Manager *m, int fd, sd_bus_message *call) {
         *j = (BackupJob) { .manager = m, .call = sd_bus_message_ref(call), .efd = -EBADF };
         j->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         j->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        j->created_usec = (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+        j->created_usec = realtime_usec();
         if (j->fd < 0 || j->efd < 0 || asprintf(&j->stage, "%s/backup.tmp.XXXXXX", m->state_dir) < 0) {
                 r = -errno;
                 goto fail;
@@ -415,8 +414,15 @@ int backup_apply_staged(const char *state_dir) {
                         join(dir, sizeof dir, staged, "/readings", "");
                         join(target, sizeof target, state_dir, "/readings", "");
                         join(old, sizeof old, state_dir, "/readings.old", "");
-                        if (access(dir, F_OK) < 0)
+                        /* The old readings are only ever needed until the
+                         * new ones are in place; if they are, a crash may
+                         * have left the old ones behind. */
+                        if (access(dir, F_OK) < 0) {
+                                r = remove_tree(old);
+                                if (r < 0)
+                                        return log_error_errno(r, "Failed to remove %s: %m", old);
                                 continue;
+                        }
                         r = remove_tree(old);
                         if (r >= 0)
                                 r = move_in(target, old);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "backup.h"
+#include "log.h"
 
 #define BLOCK 512
 
@@ -21,15 +22,7 @@ const char *const BACKUP_NAMES[] = {
         "devices.sqlite", "tariffs.sqlite", "access.sqlite", "schedules.sqlite", "readings/data.mdb", NULL,
 };
 
-_printf_(2, 3) static int refuse(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        int r = vasprintf(ret_error, fmt, ap);
-        va_end(ap);
-        if (r < 0)
-                *ret_error = NULL;
-        return -EBADMSG;
-}
+#define refuse(ret_error, ...) error_set(ret_error, -EBADMSG, __VA_ARGS__)
 
 static bool name_known(const char *name) {
         for (size_t i = 0; BACKUP_NAMES[i]; i++)
@@ -140,7 +133,7 @@ int backup_archive_write(int fd, const char *dir, const BackupFile *in, size_t n
                         r = -EFBIG;
                 if (r < 0) {
                         json_decref(list);
-                        (void) asprintf(ret_error, "Failed to read %s: %s", path, strerror(-r));
+                        (void) error_set(ret_error, 0, "Failed to read %s: %s", path, strerror(-r));
                         return r;
                 }
                 json_t *o = json_pack("{s:s,s:I,s:s}", "name", files[i].name, "size", (json_int_t) files[i].size,
@@ -183,7 +176,7 @@ int backup_archive_write(int fd, const char *dir, const BackupFile *in, size_t n
                 r = write_all(fd, end, sizeof end);
         }
         if (r < 0)
-                (void) asprintf(ret_error, "Failed to write the archive: %s", strerror(-r));
+                (void) error_set(ret_error, 0, "Failed to write the archive: %s", strerror(-r));
         return r;
 }
 

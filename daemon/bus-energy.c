@@ -6,6 +6,8 @@
 
 #include "bus.h"
 #include "kasa-dbus.h"
+#include "log.h"
+#include "manager-backfill.h"
 #include "manager-tariff.h"
 #include "manager.h"
 #include "readings.h"
@@ -110,9 +112,10 @@ static int method_get_history(sd_bus_message *m, void *userdata, sd_bus_error *e
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
+                /* An imported day has no minimum or maximum: NaN says so. */
                 r = sd_bus_message_append(reply, "(tdddd)", (uint64_t) p[i].ts_ms * 1000,
-                                          p[i].avg_mw / 1000.0, p[i].min_mw / 1000.0, p[i].max_mw / 1000.0,
-                                          p[i].energy_mwh / 1000.0);
+                                          p[i].avg_mw / 1000.0, p[i].imported ? NAN : p[i].min_mw / 1000.0,
+                                          p[i].imported ? NAN : p[i].max_mw / 1000.0, p[i].energy_mwh / 1000.0);
                 if (r < 0)
                         return r;
         }
@@ -158,6 +161,49 @@ static int method_get_energy(sd_bus_message *m, void *userdata, sd_bus_error *er
         return sd_bus_send(NULL, reply, NULL);
 }
 
+static void on_backfill_done(Manager *m, int error, int32_t device_err, const char *message, unsigned imported,
+                             void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = userdata;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        const char *path = sd_bus_message_get_path(call);
+        Device *d = manager_find_path(m, path);
+        int r;
+
+        if (error >= 0)
+                r = sd_bus_reply_method_return(call, "u", (uint32_t) imported);
+        else {
+                if (error == -EBADMSG || error == -EREMOTEIO)
+                        sd_bus_error_setf(&e, KASA_ERROR_DEVICE, "Backfill refused: %s.", message);
+                else if (error == -ENODEV || !d)
+                        sd_bus_error_setf(&e, KASA_ERROR_NOT_FOUND, "The device at %s was removed.", path);
+                else if (message)
+                        sd_bus_error_setf(&e, KASA_ERROR_OFFLINE, "Backfill of %s failed: %s.", d->id, message);
+                else
+                        bus_set_device_error(&e, d, error, device_err);
+                r = sd_bus_reply_method_error(call, &e);
+        }
+        if (r < 0)
+                log_debug_errno(r, "Failed to send reply, ignoring: %m");
+}
+
+static int method_backfill(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Device *d = userdata;
+        int r;
+
+        r = polkit_check(d->manager->polkit, m, KASA_ACTION_MANAGE_DEVICES, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = manager_backfill(d->manager, d, on_backfill_done, sd_bus_message_ref(m));
+        if (r < 0) {
+                sd_bus_message_unref(m);
+                if (r == -EBUSY)
+                        return sd_bus_error_setf(error, KASA_ERROR_IN_USE, "A backfill of %s runs already.",
+                                                 device_root(d)->id);
+                return bus_set_device_error(error, d, r, 0);
+        }
+        return 1;
+}
+
 const sd_bus_vtable bus_energy_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Power", "d", property_get_power, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -171,5 +217,7 @@ const sd_bus_vtable bus_energy_vtable[] = {
                                 SD_BUS_RESULT("a(tdddd)", samples), method_get_history, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetEnergy", SD_BUS_ARGS("t", from, "t", to, "s", bucket),
                                 SD_BUS_RESULT("a(td)", energy), method_get_energy, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Backfill", SD_BUS_NO_ARGS, SD_BUS_RESULT("u", days_imported), method_backfill,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };

@@ -13,6 +13,7 @@
 
 #include "bus.h"
 #include "kasa-dbus.h"
+#include "kasa-time.h"
 #include "log.h"
 #include "manager-access.h"
 #include "manager.h"
@@ -28,10 +29,7 @@ static void emit_revoked(const char *id, void *userdata) {
 }
 
 static int64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+        return (int64_t) realtime_usec();
 }
 
 static void arm_expiry(Manager *mgr);

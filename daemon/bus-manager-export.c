@@ -12,33 +12,21 @@
 
 /* Manager.Export: a third vtable on the Manager's path and interface. */
 
-static void strv_freep(char ***l) {
-        if (*l)
-                for (char **p = *l; *p; p++)
-                        free(*p);
-        free(*l);
-}
-
-static size_t strv_length(char **l) {
-        size_t n = 0;
-        while (l && l[n])
-                n++;
-        return n;
-}
-
 static int method_export(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(strv_freep) char **paths = NULL, **fields = NULL;
         _cleanup_free_ char *message = NULL;
         Manager *mgr = userdata;
         const char *resolution, *format;
         uint64_t since, until;
-        int fd = -EBADF, r;
+        int fd = -EBADF, costs, r;
 
         r = sd_bus_message_read_strv(m, &paths);
         if (r >= 0)
                 r = sd_bus_message_read(m, "ttss", &since, &until, &resolution, &format);
         if (r >= 0)
                 r = sd_bus_message_read_strv(m, &fields);
+        if (r >= 0)
+                r = sd_bus_message_read(m, "b", &costs);
         if (r < 0)
                 return r;
         if (since > (uint64_t) INT64_MAX / 2 || until > (uint64_t) INT64_MAX / 2)
@@ -48,13 +36,15 @@ static int method_export(sd_bus_message *m, void *userdata, sd_bus_error *error)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Empty time range: 'since' must be before 'until'.");
         r = manager_export(mgr, (const char *const *) paths, strv_length(paths), from_ms, to_ms, resolution, format,
-                           (const char *const *) fields, strv_length(fields), &fd, &message);
+                           (const char *const *) fields, strv_length(fields), costs, &fd, &message);
         if (r == -EINVAL)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s", message ?: strerror(-r));
-        if (r == -ENOENT)
+        if (r == -ENOENT || r == -ENODATA)
                 return sd_bus_error_setf(error, KASA_ERROR_NOT_FOUND, "%s", message ?: strerror(-r));
         if (r == -ENOTTY)
                 return sd_bus_error_setf(error, KASA_ERROR_NOT_METERED, "%s", message ?: strerror(-r));
+        if (r == -EAGAIN)
+                return sd_bus_error_setf(error, KASA_ERROR_LIMIT, "%s", message ?: strerror(-r));
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Failed to start the export: %s", message ?: strerror(-r));
         r = sd_bus_reply_method_return(m, "h", fd);
@@ -66,7 +56,7 @@ static const sd_bus_vtable bus_manager_export_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("Export",
                                 SD_BUS_ARGS("ao", devices, "t", since, "t", until, "s", resolution, "s", format,
-                                            "as", fields),
+                                            "as", fields, "b", costs),
                                 SD_BUS_RESULT("h", data), method_export, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };

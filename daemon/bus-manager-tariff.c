@@ -14,20 +14,6 @@
 /* The Manager's tariff and cost methods and properties: a second vtable
  * on the Manager's path and interface. */
 
-static void strv_freep(char ***l) {
-        if (*l)
-                for (char **p = *l; *p; p++)
-                        free(*p);
-        free(*l);
-}
-
-static size_t strv_length(char **l) {
-        size_t n = 0;
-        while (l && l[n])
-                n++;
-        return n;
-}
-
 /* The manager's errors as the bus's, with the manager's message. */
 static int set_error(sd_bus_error *error, int r, const char *message, const char *what) {
         const char *name;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdlib.h>
 #include <systemd/sd-bus.h>
 
 #include "device.h"
@@ -46,3 +47,19 @@ void bus_manager_emit_total(Manager *m);
 /* Reply to a method call with the error a failed device command deserves. */
 int bus_reply_device_error(sd_bus_message *call, Device *d, int error, int32_t device_err);
 int bus_set_device_error(sd_bus_error *e, Device *d, int error, int32_t device_err);
+
+/* The string arrays sd_bus_message_read_strv() hands out: malloc'd, NULL
+ * terminated. */
+static inline void strv_freep(char ***l) {
+        if (*l)
+                for (char **p = *l; *p; p++)
+                        free(*p);
+        free(*l);
+}
+
+static inline size_t strv_length(char **l) {
+        size_t n = 0;
+        while (l && l[n])
+                n++;
+        return n;
+}

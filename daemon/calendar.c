@@ -147,6 +147,36 @@ int64_t calendar_day_start(const Calendar *c, int64_t ts_ms) {
         return period_first(c, PERIOD_DAY, key, key * 86400, key * 86400 - BRACKET, t) * 1000;
 }
 
+int calendar_month_days(int year, int month) {
+        static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+        bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+
+        if (month < 1 || month > 12)
+                return 0;
+        return days[month - 1] + (month == 2 && leap);
+}
+
+int64_t calendar_date_start(const Calendar *c, int year, int month, int day) {
+        int64_t key, t;
+
+        if (day < 1 || day > calendar_month_days(year, month))
+                return INT64_MIN;
+        key = days_from_civil(year, (unsigned) month, (unsigned) day);
+        t = period_first(c, PERIOD_DAY, key, key * 86400, key * 86400 - BRACKET, key * 86400 + BRACKET);
+        /* A date the zone skipped (Samoa's 2011-12-30) has no start. */
+        return period_key(c, PERIOD_DAY, t) == key ? t * 1000 : INT64_MIN;
+}
+
+void calendar_date(const Calendar *c, int64_t ts_ms, int *ret_year, int *ret_month, int *ret_day) {
+        int64_t y;
+        unsigned m, d;
+
+        civil_from_days(period_key(c, PERIOD_DAY, floor_div(ts_ms, 1000)), &y, &m, &d);
+        *ret_year = (int) y;
+        *ret_month = (int) m;
+        *ret_day = (int) d;
+}
+
 int64_t calendar_next_day(const Calendar *c, int64_t ts_ms) {
         int64_t t = floor_div(ts_ms, 1000);
         int64_t key = period_key(c, PERIOD_DAY, t) + 1;

@@ -32,6 +32,15 @@ int64_t calendar_next_day(const Calendar *c, int64_t ts_ms);
 int64_t calendar_month_start(const Calendar *c, int64_t ts_ms);
 int64_t calendar_next_month(const Calendar *c, int64_t ts_ms);
 
+/* The start of local date year-month-day (month 1..12, day 1..31, a
+ * date that exists); INT64_MIN when it does not. */
+int64_t calendar_date_start(const Calendar *c, int year, int month, int day);
+/* The local date of ts_ms. */
+void calendar_date(const Calendar *c, int64_t ts_ms, int *ret_year, int *ret_month, int *ret_day);
+/* Days in a month of the proleptic Gregorian calendar (0 for a month out
+ * of 1..12). */
+int calendar_month_days(int year, int month);
+
 /* Local ISO 8601 with offset, e.g. "2024-03-31T03:00:00+02:00";
  * milliseconds are added only when not zero. Returns buf. */
 char *calendar_format_iso8601(const Calendar *c, int64_t ts_ms, char buf[static CALENDAR_ISO8601_MAX]);

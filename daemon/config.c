@@ -301,41 +301,47 @@ static const ConfigKey *find_key(const char *group, const char *key) {
         return NULL;
 }
 
+/* The next line of text with its blanks trimmed: [*ret_b, *ret_e). */
+static bool next_line(const char **p, const char *end, const char **ret_b, const char **ret_e) {
+        if (*p >= end)
+                return false;
+        const char *nl = memchr(*p, '\n', (size_t) (end - *p));
+        const char *eol = nl ? nl : end, *b = *p, *e = eol;
+        while (b < e && g_ascii_isspace(*b))
+                b++;
+        while (e > b && g_ascii_isspace(e[-1]))
+                e--;
+        *p = eol + 1;
+        *ret_b = b;
+        *ret_e = e;
+        return true;
+}
+
 /* GKeyFile reports no line numbers, so find them in the text: the header of
  * a group (key NULL), or the last line setting group/key (the one GKeyFile
  * uses). 0 if not found. */
 static unsigned find_line(const char *text, size_t len, const char *group, const char *key) {
-        const char *p = text, *end = text + len;
+        const char *p = text, *end = text + len, *b, *q;
         bool in_group = false;
         unsigned line = 0, found = 0;
 
-        while (p < end) {
-                const char *nl = memchr(p, '\n', (size_t) (end - p));
-                const char *eol = nl ? nl : end;
+        while (next_line(&p, end, &b, &q)) {
+                size_t n = (size_t) (q - b);
                 line++;
-
-                while (p < eol && g_ascii_isspace(*p))
-                        p++;
-                const char *q = eol;
-                while (q > p && g_ascii_isspace(q[-1]))
-                        q--;
-                size_t n = (size_t) (q - p);
-
-                if (n >= 2 && p[0] == '[' && q[-1] == ']') {
-                        in_group = strlen(group) == n - 2 && memcmp(p + 1, group, n - 2) == 0;
+                if (n >= 2 && b[0] == '[' && q[-1] == ']') {
+                        in_group = strlen(group) == n - 2 && memcmp(b + 1, group, n - 2) == 0;
                         if (in_group && !key)
                                 return line;
-                } else if (in_group && key && n > 0 && p[0] != '#') {
-                        const char *eq = memchr(p, '=', n);
+                } else if (in_group && key && n > 0 && b[0] != '#') {
+                        const char *eq = memchr(b, '=', n);
                         if (eq) {
                                 const char *k = eq;
-                                while (k > p && g_ascii_isspace(k[-1]))
+                                while (k > b && g_ascii_isspace(k[-1]))
                                         k--;
-                                if ((size_t) (k - p) == strlen(key) && memcmp(p, key, strlen(key)) == 0)
+                                if ((size_t) (k - b) == strlen(key) && memcmp(b, key, strlen(key)) == 0)
                                         found = line;
                         }
                 }
-                p = eol + 1;
         }
         return found;
 }
@@ -344,37 +350,27 @@ static unsigned find_line(const char *text, size_t len, const char *group, const
  * neither blank, comment, group header nor key=value, a key before any group,
  * or a localized key (which GKeyFile would silently set aside). 0 if none. */
 static unsigned find_bad_line(const char *text, size_t len, const char **ret_why) {
-        const char *p = text, *end = text + len;
+        const char *p = text, *end = text + len, *b, *q;
         bool have_group = false;
         unsigned line = 0;
 
-        while (p < end) {
-                const char *nl = memchr(p, '\n', (size_t) (end - p));
-                const char *eol = nl ? nl : end;
+        while (next_line(&p, end, &b, &q)) {
                 line++;
-
-                while (p < eol && g_ascii_isspace(*p))
-                        p++;
-                const char *q = eol;
-                while (q > p && g_ascii_isspace(q[-1]))
-                        q--;
-
-                if (p < q && *p != '#') {
-                        const char *eq = memchr(p, '=', (size_t) (q - p));
-                        if (*p == '[' && q[-1] == ']')
-                                have_group = true;
-                        else if (!eq || eq == p) {
-                                *ret_why = "not a group header, key=value pair or comment";
-                                return line;
-                        } else if (!have_group) {
-                                *ret_why = "key=value before any [group]";
-                                return line;
-                        } else if (memchr(p, '[', (size_t) (eq - p))) {
-                                *ret_why = "localized keys (Key[lang]=) are not supported";
-                                return line;
-                        }
+                if (b == q || *b == '#')
+                        continue;
+                const char *eq = memchr(b, '=', (size_t) (q - b));
+                if (*b == '[' && q[-1] == ']')
+                        have_group = true;
+                else if (!eq || eq == b) {
+                        *ret_why = "not a group header, key=value pair or comment";
+                        return line;
+                } else if (!have_group) {
+                        *ret_why = "key=value before any [group]";
+                        return line;
+                } else if (memchr(b, '[', (size_t) (eq - b))) {
+                        *ret_why = "localized keys (Key[lang]=) are not supported";
+                        return line;
                 }
-                p = eol + 1;
         }
         return 0;
 }

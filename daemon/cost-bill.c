@@ -78,6 +78,10 @@ static i128 pow10_128(unsigned n) {
         return p;
 }
 
+int64_t cost_round_minor(i128 femto, unsigned digits) {
+        return (int64_t) cost_div_round(femto, pow10_128(15 - digits));
+}
+
 int cost_finish(CostBill *bill, const Tariff *const *tariffs, size_t n_tariffs) {
         i128 unit = pow10_128(15 - bill->digits); /* femto per minor unit */
         int r;
@@ -85,7 +89,7 @@ int cost_finish(CostBill *bill, const Tariff *const *tariffs, size_t n_tariffs) 
         for (size_t bi = 0; bi < bill->n_buckets; bi++) {
                 CostBucketBill *b = &bill->buckets[bi];
                 for (size_t i = 0; i < b->n_lines; i++)
-                        b->lines[i].amount = (int64_t) cost_div_round(b->lines[i].exact, unit);
+                        b->lines[i].amount = cost_round_minor(b->lines[i].exact, bill->digits);
 
                 /* Taxes on the rounded lines, so a bill adds up on paper. */
                 size_t n_lines = b->n_lines;

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 
-/* Assignments + tariffs + stored energy -> the cost engine's requests.
- * A few lines past 800: the energy grids (hour, minute, the cut hours of
- * an assignment) and the requests built from them are one algorithm; the
- * next growth should move the grids to a file of their own. */
+/* Assignments + tariffs + stored energy -> the cost engine's requests;
+ * the energy grids they are built from are cost-grid.c's. */
+#include "log.h"
 #include "macro.h"
 
 #include <errno.h>
@@ -14,10 +13,8 @@
 #include <string.h>
 
 #include "calendar.h"
+#include "cost-grid.h"
 #include "cost-query.h"
-
-#define HOUR_MS INT64_C(3600000)
-#define MINUTE_MS INT64_C(60000)
 
 /* A tariff as one request sees it: clipped to where it applies, and for a
  * device's share of the home's tariff stripped of the home's charges. Bill
@@ -25,6 +22,7 @@
 typedef struct Clipped {
         Tariff t;
         bool own; /* a device's own tariff: its bill counts in the total */
+        const Tariff *origin; /* the query's */
 } Clipped;
 
 typedef struct Segment {
@@ -50,19 +48,7 @@ struct CostQueryResult {
         bool priced;
 };
 
-_printf_(2, 3) static int refuse(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        if (ret_error && vasprintf(ret_error, fmt, ap) < 0)
-                *ret_error = NULL;
-        va_end(ap);
-        return -EINVAL;
-}
-
-static int64_t floor_to(int64_t t, int64_t unit) {
-        int64_t q = t / unit;
-        return (t % unit != 0 && t < 0 ? q - 1 : q) * unit;
-}
+#define refuse(ret_error, ...) error_set(ret_error, -EINVAL, __VA_ARGS__)
 
 static int push_segment(Segments *l, int64_t from, int64_t until, const Tariff *t) {
         if (!t || from >= until)
@@ -130,6 +116,7 @@ static Clipped *clip(CostQueryResult *res, const Segment *s, bool own, bool stri
                 return NULL;
         c->t = *s->tariff;
         c->own = own;
+        c->origin = s->tariff;
         c->t.valid_from_ms = MAX(c->t.valid_from_ms, s->from);
         c->t.valid_until_ms = MIN(c->t.valid_until_ms, s->until);
         if (strip) {
@@ -196,34 +183,6 @@ static bool hours_blur(const Tariff *t) {
         return false;
 }
 
-typedef struct Intervals {
-        CostInterval *v;
-        size_t n;
-} Intervals;
-
-static int append_intervals(Intervals *l, CostInterval *v, size_t n) {
-        if (n == 0) {
-                free(v);
-                return 0;
-        }
-        if (l->n == 0) {
-                free(l->v);
-                l->v = v;
-                l->n = n;
-                return 0;
-        }
-        CostInterval *m = reallocarray(l->v, l->n + n, sizeof(CostInterval));
-        if (!m) {
-                free(v);
-                return -ENOMEM;
-        }
-        memcpy(m + l->n, v, n * sizeof(CostInterval));
-        free(v);
-        l->v = m;
-        l->n += n;
-        return 0;
-}
-
 static int fetch(const CostQuery *q, const char *device, bool minutes, int64_t from, int64_t to, Intervals *out) {
         CostInterval *v = NULL;
         size_t n = 0;
@@ -232,33 +191,7 @@ static int fetch(const CostQuery *q, const char *device, bool minutes, int64_t f
         int r = q->ops->energy(q->userdata, device, minutes, from, to, &v, &n);
         if (r < 0)
                 return r;
-        return append_intervals(out, v, n);
-}
-
-static int cmp_i64(const void *a, const void *b) {
-        int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
-        return x < y ? -1 : x > y;
-}
-
-/* Hours in which a tariff's part begins or ends off the hour (an
- * assignment's since, a tariff's validity): an hour rollup spreads its
- * energy evenly over the hour, so energy used on one side of the change
- * would be priced with the other side's tariff, or with none. Those hours
- * are read as minutes. Sorted, each once. */
-typedef struct Cuts {
-        int64_t *hours;
-        size_t n;
-} Cuts;
-
-static int cut_add(Cuts *c, int64_t t) {
-        if (t % HOUR_MS == 0 || t == INT64_MIN || t == INT64_MAX)
-                return 0;
-        int64_t *n = reallocarray(c->hours, c->n + 1, sizeof(int64_t));
-        if (!n)
-                return -ENOMEM;
-        c->hours = n;
-        c->hours[c->n++] = floor_to(t, HOUR_MS);
-        return 0;
+        return intervals_append(out, v, n);
 }
 
 static int cuts_add(Cuts *c, const Segments *segs) {
@@ -267,28 +200,13 @@ static int cuts_add(Cuts *c, const Segments *segs) {
                 int64_t lo = MAX(s->from, s->tariff->valid_from_ms), hi = MIN(s->until, s->tariff->valid_until_ms);
                 if (lo >= hi)
                         continue;
-                int r = cut_add(c, lo);
+                int r = cuts_add_hour(c, lo);
                 if (r >= 0)
-                        r = cut_add(c, hi);
+                        r = cuts_add_hour(c, hi);
                 if (r < 0)
                         return r;
         }
         return 0;
-}
-
-static void cuts_sort(Cuts *c) {
-        size_t m = 0;
-        if (c->n == 0)
-                return;
-        qsort(c->hours, c->n, sizeof(int64_t), cmp_i64);
-        for (size_t i = 0; i < c->n; i++)
-                if (m == 0 || c->hours[m - 1] != c->hours[i])
-                        c->hours[m++] = c->hours[i];
-        c->n = m;
-}
-
-static bool cuts_has(const Cuts *c, int64_t hour) {
-        return c->n > 0 && bsearch(&hour, c->hours, c->n, sizeof(int64_t), cmp_i64);
 }
 
 /* The device's energy over [from, to): hours, minutes at partial ends and
@@ -304,12 +222,12 @@ static int device_energy(const CostQuery *q, const char *device, bool minutes, c
                 r = q->ops->days(q->userdata, device, from, days_until, &v, &n);
                 if (r < 0)
                         return r;
-                r = append_intervals(out, v, n);
+                r = intervals_append(out, v, n);
                 if (r < 0)
                         return r;
                 from = days_until;
         }
-        int64_t a = floor_to(from + HOUR_MS - 1, HOUR_MS), b = floor_to(to, HOUR_MS);
+        int64_t a = cost_floor_to(from + HOUR_MS - 1, HOUR_MS), b = cost_floor_to(to, HOUR_MS);
 
         if (minutes || a >= b)
                 return fetch(q, device, true, from, to, out);
@@ -330,92 +248,6 @@ static int device_energy(const CostQuery *q, const char *device, bool minutes, c
         return r;
 }
 
-/* Minute intervals of whole hours in [a, b) summed into hour intervals,
- * for a request that hours price as well as minutes; not in the hours of
- * cuts, nor in an hour holding a piece that is not a whole minute (the
- * minute still open, ending at its last sample, when the range reaches
- * past now): summed, the hour would overlap it. */
-static int coarsen(Intervals *l, const Cuts *cuts, int64_t a, int64_t b) {
-        Cuts odd = {};
-        size_t m = 0;
-
-        for (size_t i = 0; i < l->n; i++)
-                if (l->v[i].end_ms - l->v[i].start_ms != MINUTE_MS || l->v[i].start_ms % MINUTE_MS != 0) {
-                        int64_t *n = reallocarray(odd.hours, odd.n + 1, sizeof(int64_t));
-                        if (!n) {
-                                free(odd.hours);
-                                return -ENOMEM;
-                        }
-                        odd.hours = n;
-                        odd.hours[odd.n++] = floor_to(l->v[i].start_ms, HOUR_MS);
-                }
-        cuts_sort(&odd);
-        for (size_t i = 0; i < l->n; i++) {
-                CostInterval iv = l->v[i];
-                int64_t h = floor_to(iv.start_ms, HOUR_MS);
-                if (iv.end_ms - iv.start_ms == MINUTE_MS && iv.start_ms % MINUTE_MS == 0 && h >= a && h + HOUR_MS <= b &&
-                    !cuts_has(cuts, h) && !cuts_has(&odd, h)) {
-                        if (m > 0 && l->v[m - 1].start_ms == h && l->v[m - 1].end_ms == h + HOUR_MS) {
-                                l->v[m - 1].energy_mwh += iv.energy_mwh;
-                                continue;
-                        }
-                        iv = (CostInterval) { h, h + HOUR_MS, iv.energy_mwh };
-                }
-                l->v[m++] = iv;
-        }
-        l->n = m;
-        free(odd.hours);
-        return 0;
-}
-
-/* energy * part / whole, rounded down: shares cut at rising times sum to
- * the whole exactly. */
-static int64_t share(int64_t energy, int64_t part, int64_t whole) {
-        return (int64_t) ((__int128) energy * part / whole);
-}
-
-/* The home's energy as it is gathered: pieces on the minute or hour grid
- * are added up in place, so that a hundred devices' rollups cost one
- * cell each; other pieces (cut by an assignment, the period still open)
- * are kept for sum_pieces(). */
-typedef struct HomeSum {
-        int64_t origin;
-        int64_t *grid[2]; /* minutes, hours since origin */
-        size_t n[2];
-        GArray *odd;
-} HomeSum;
-
-static int home_sum_init(HomeSum *h, int64_t from, int64_t to) {
-        h->origin = floor_to(from, HOUR_MS);
-        h->n[0] = (size_t) ((to - h->origin) / MINUTE_MS + 1);
-        h->n[1] = (size_t) ((to - h->origin) / HOUR_MS + 1);
-        h->grid[0] = calloc(h->n[0], sizeof(int64_t));
-        h->grid[1] = calloc(h->n[1], sizeof(int64_t));
-        h->odd = g_array_new(false, false, sizeof(CostInterval));
-        return h->grid[0] && h->grid[1] && h->odd ? 0 : -ENOMEM;
-}
-
-static void home_sum_done(HomeSum *h) {
-        free(h->grid[0]);
-        free(h->grid[1]);
-        if (h->odd)
-                g_array_unref(h->odd);
-        *h = (HomeSum) {};
-}
-
-static void home_add(HomeSum *h, CostInterval p) {
-        int64_t len = p.end_ms - p.start_ms;
-        if ((len == MINUTE_MS || len == HOUR_MS) && p.start_ms >= h->origin && (p.start_ms - h->origin) % len == 0) {
-                unsigned g = len == HOUR_MS;
-                size_t k = (size_t) ((p.start_ms - h->origin) / len);
-                if (k < h->n[g]) {
-                        h->grid[g][k] += p.energy_mwh;
-                        return;
-                }
-        }
-        g_array_append_val(h->odd, p);
-}
-
 /* Adds the parts of iv outside the own segments to the home's energy,
  * shared by time. */
 static int home_pieces(const CostInterval *iv, const Segments *own, HomeSum *h) {
@@ -424,9 +256,11 @@ static int home_pieces(const CostInterval *iv, const Segments *own, HomeSum *h) 
                 int64_t cut = j < own->n ? MAX(t, MIN(own->s[j].from, iv->end_ms)) : iv->end_ms;
                 if (cut > t) {
                         CostInterval p = { t, cut,
-                                           share(iv->energy_mwh, cut - iv->start_ms, d) -
-                                                   share(iv->energy_mwh, t - iv->start_ms, d) };
-                        home_add(h, p);
+                                           cost_share(iv->energy_mwh, cut - iv->start_ms, d) -
+                                                   cost_share(iv->energy_mwh, t - iv->start_ms, d) };
+                        int r = home_sum_add(h, p);
+                        if (r < 0)
+                                return r;
                 }
                 if (j < own->n)
                         t = MAX(t, MIN(own->s[j].until, iv->end_ms));
@@ -434,57 +268,25 @@ static int home_pieces(const CostInterval *iv, const Segments *own, HomeSum *h) 
         return 0;
 }
 
-/* The sum of overlapping pieces, as disjoint intervals: cut at every
- * piece's start and end, each piece's energy shared by time. The grids'
- * cells join the odd pieces first. */
-static int sum_pieces(HomeSum *h, Intervals *ret) {
-        GArray *pieces = h->odd;
-        for (unsigned g = 0; g < 2; g++)
-                for (size_t k = 0; k < h->n[g]; k++)
-                        if (h->grid[g][k] > 0) {
-                                int64_t len = g ? HOUR_MS : MINUTE_MS, t = h->origin + (int64_t) k * len;
-                                CostInterval p = { t, t + len, h->grid[g][k] };
-                                g_array_append_val(pieces, p);
-                        }
-        size_t n = pieces->len, np = 0;
-        const CostInterval *p = (const CostInterval *) pieces->data;
-        _cleanup_free_ int64_t *pts = malloc(MAX(n, (size_t) 1) * 2 * sizeof(int64_t));
-        if (!pts)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                pts[2 * i] = p[i].start_ms;
-                pts[2 * i + 1] = p[i].end_ms;
-        }
-        qsort(pts, 2 * n, sizeof(int64_t), cmp_i64);
-        for (size_t i = 0; i < 2 * n; i++)
-                if (np == 0 || pts[np - 1] != pts[i])
-                        pts[np++] = pts[i];
-        if (np < 2) {
-                *ret = (Intervals) {};
-                return 0;
-        }
-        CostInterval *cells = calloc(np - 1, sizeof(CostInterval));
-        if (!cells)
-                return -ENOMEM;
-        for (size_t i = 0; i + 1 < np; i++)
-                cells[i] = (CostInterval) { pts[i], pts[i + 1], 0 };
-        for (size_t i = 0; i < n; i++) {
-                int64_t *at = bsearch(&p[i].start_ms, pts, np, sizeof(int64_t), cmp_i64);
-                int64_t d = p[i].end_ms - p[i].start_ms;
-                for (size_t k = (size_t) (at - pts); k + 1 < np && cells[k].start_ms < p[i].end_ms; k++)
-                        cells[k].energy_mwh += share(p[i].energy_mwh, cells[k].end_ms - p[i].start_ms, d) -
-                                               share(p[i].energy_mwh, cells[k].start_ms - p[i].start_ms, d);
-        }
-        /* Cells of no energy (between pieces, or idle) say nothing. */
-        size_t m = 0;
-        for (size_t i = 0; i + 1 < np; i++)
-                if (cells[i].energy_mwh > 0)
-                        cells[m++] = cells[i];
-        *ret = (Intervals) { cells, m };
-        return 0;
+typedef struct PartContext {
+        const CostQuery *q;
+        size_t device;
+} PartContext;
+
+/* A device bill's part to q->part(), named by the query's own tariff. */
+static int forward_part(const CostPart *p, void *userdata) {
+        const PartContext *c = userdata;
+        const Clipped *t = (const Clipped *) p->tariff; /* t is its first member */
+        CostQueryPart qp = { .part = p };
+        if (t)
+                qp = (CostQueryPart) { p, t->origin, t->t.valid_from_ms, t->t.valid_until_ms };
+        return c->q->part(c->device, &qp, c->q->part_userdata);
 }
 
-static int price(const CostQuery *q, GPtrArray *tariffs, const Intervals *iv, CostBill **ret, char **ret_error) {
+/* device: SIZE_MAX for the home's bill, whose parts nobody asks for. */
+static int price(const CostQuery *q, size_t device, GPtrArray *tariffs, const Intervals *iv, CostBill **ret,
+                 char **ret_error) {
+        PartContext ctx = { q, device };
         if (tariffs->len == 0) {
                 *ret = NULL;
                 return 0;
@@ -498,6 +300,8 @@ static int price(const CostQuery *q, GPtrArray *tariffs, const Intervals *iv, Co
                 .from_ms = q->from_ms,
                 .to_ms = q->to_ms,
                 .bucket = q->bucket,
+                .part = q->part && device != SIZE_MAX ? forward_part : NULL,
+                .part_userdata = &ctx,
         };
         return cost_compute(&req, ret, ret_error);
 }
@@ -519,11 +323,6 @@ CostQueryResult *cost_query_result_free(CostQueryResult *r) {
 static void segments_done(Segments *s) {
         free(s->s);
         *s = (Segments) {};
-}
-
-static void intervals_done(Intervals *l) {
-        free(l->v);
-        *l = (Intervals) {};
 }
 
 static void ptr_array_unrefp(GPtrArray **a) {
@@ -647,7 +446,7 @@ int cost_query_run(const CostQuery *q, CostQueryResult **ret, char **ret_error) 
         cuts_sort(&cuts);
         zone_minutes = calendar_hour_start(cal, q->from_ms) % HOUR_MS != 0 ||
                        calendar_hour_start(cal, q->to_ms) % HOUR_MS != 0;
-        r = home_sum_init(&sum, lookback, q->to_ms);
+        r = q->devices_only ? 0 : home_sum_init(&sum, lookback);
         if (r < 0)
                 goto finish;
 
@@ -664,30 +463,32 @@ int cost_query_run(const CostQuery *q, CostQueryResult **ret, char **ret_error) 
                         r = add_tariffs(res, &own[i], true, false, window, q->to_ms, tariffs);
                 if (r >= 0)
                         r = add_tariffs(res, &shared, false, true, window, q->to_ms, tariffs);
-                bool minutes = zone_minutes || own_minutes[i];
+                bool minutes = q->minutes || zone_minutes || own_minutes[i];
                 for (guint k = 0; r >= 0 && !minutes && k < tariffs->len; k++)
                         minutes = hours_blur(tariffs->pdata[k]);
                 if (r >= 0)
                         r = device_energy(q, q->devices[i].id, minutes || home_minutes, &cuts, lookback,
                                           days_until, q->to_ms, &iv);
-                for (size_t k = 0; r >= 0 && k < iv.n; k++)
+                for (size_t k = 0; r >= 0 && !q->devices_only && k < iv.n; k++)
                         r = home_pieces(&iv.v[k], &own[i], &sum);
                 if (r >= 0 && !minutes && home_minutes)
-                        r = coarsen(&iv, &cuts, floor_to(MAX(lookback, days_until) + HOUR_MS - 1, HOUR_MS),
-                                floor_to(q->to_ms, HOUR_MS));
+                        r = intervals_coarsen(&iv, &cuts, cost_floor_to(MAX(lookback, days_until) + HOUR_MS - 1, HOUR_MS),
+                                cost_floor_to(q->to_ms, HOUR_MS));
                 if (r >= 0)
-                        r = price(q, tariffs, &iv, &res->devices[i], ret_error);
+                        r = price(q, i, tariffs, &iv, &res->devices[i], ret_error);
                 segments_done(&shared);
                 intervals_done(&iv);
                 if (r < 0)
                         goto finish;
         }
 
-        r = sum_pieces(&sum, &home_iv);
-        if (r >= 0)
-                r = price(q, home_tariffs, &home_iv, &res->home, ret_error);
-        if (r < 0)
-                goto finish;
+        if (!q->devices_only) {
+                r = home_sum_pieces(&sum, &home_iv);
+                if (r >= 0)
+                        r = price(q, SIZE_MAX, home_tariffs, &home_iv, &res->home, ret_error);
+                if (r < 0)
+                        goto finish;
+        }
 
         /* The buckets are the range's, the same in every bill. */
         const CostBill *any = res->home;
@@ -784,8 +585,10 @@ json_t *cost_query_to_json(const CostQuery *q, const CostQueryResult *r) {
         for (size_t i = 0; k >= 0 && i < r->n_devices; i++) {
                 json_t *d = r->devices[i] ? cost_bill_to_json(r->devices[i], q->time_zone) : json_object();
                 if (!d || json_object_set_new(d, "id", json_string(q->devices[i].id)) < 0 ||
-                    json_object_set_new(d, "alias", q->devices[i].alias ? json_string(q->devices[i].alias) : json_null()) < 0 ||
-                    json_array_append_new(devices, d) < 0)
+                    json_object_set_new(d, "alias", q->devices[i].alias ? json_string(q->devices[i].alias) : json_null()) < 0) {
+                        json_decref(d);
+                        k = -1;
+                } else if (json_array_append_new(devices, d) < 0)
                         k = -1;
         }
         const CostBill *any = r->home;

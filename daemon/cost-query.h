@@ -66,6 +66,16 @@ typedef struct CostQueryDevice {
         const char *alias; /* may be NULL */
 } CostQueryDevice;
 
+/* A part of a device's bill (CostPart) and which line it adds to, told
+ * the same way in every query of the same tariffs and assignments: the
+ * tariff as the query was given it (q->tariffs or q->what_if) and the part
+ * of time it prices there (its assignment clipped to its validity). */
+typedef struct CostQueryPart {
+        const CostPart *part; /* part->tariff is the query's copy: use tariff */
+        const Tariff *tariff; /* NULL: no tariff prices it */
+        int64_t from_ms, until_ms;
+} CostQueryPart;
+
 typedef struct CostQuery {
         const CostQueryTariff *tariffs;
         size_t n_tariffs;
@@ -79,6 +89,17 @@ typedef struct CostQuery {
         const char *time_zone; /* NULL or "": the system's */
         int64_t from_ms, to_ms;
         CostBucket bucket;
+
+        /* For costs finer than a bucket (an export's rows), all optional:
+         * minute rollups throughout, so that a minute's cost is its own
+         * energy's (the bill is the same: rounded hours and minutes are
+         * priced alike); no home bill (the result's total is the devices'
+         * own tariffs' only); and the parts of each device's bill, in time
+         * order, device after device (a negative return ends the query). */
+        bool minutes;
+        bool devices_only;
+        int (*part)(size_t device, const CostQueryPart *p, void *userdata);
+        void *part_userdata;
 } CostQuery;
 
 typedef struct CostQueryResult CostQueryResult;

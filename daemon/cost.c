@@ -313,9 +313,20 @@ static int add_demand_piece(Engine *e, Cycle *c, int64_t t0, int64_t t1, int64_t
         return 0;
 }
 
-/* Energy of one piece through the tiers, marginally: what is left below
- * a tier's limit is priced at that tier, the rest at the next. */
-static int price_piece(Engine *e, size_t ti, uint8_t period, int64_t mwh, CostBucketBill *b, Cycle *c) {
+/* A line's share of [t0, t1) to the request's part(), if any. */
+static int emit_part(Engine *e, int64_t t0, int64_t t1, const Tariff *T, TariffLine kind, unsigned key,
+                     unsigned tier, int64_t mwh, i128 exact) {
+        if (!e->req->part)
+                return 0;
+        CostPart p = { .start_ms = t0, .end_ms = t1, .tariff = T, .kind = kind, .key = key, .tier = tier,
+                       .mwh = mwh, .exact = exact };
+        return e->req->part(&p, e->req->part_userdata);
+}
+
+/* Energy of one piece [t0, t1) through the tiers, marginally: what is left
+ * below a tier's limit is priced at that tier, the rest at the next. */
+static int price_piece(Engine *e, size_t ti, uint8_t period, int64_t t0, int64_t t1, int64_t mwh, CostBucketBill *b,
+                       Cycle *c) {
         const Tariff *T = e->tariffs[ti];
         const TariffPeriod *P = &T->periods[period];
         int r;
@@ -331,14 +342,16 @@ static int price_piece(Engine *e, size_t ti, uint8_t period, int64_t mwh, CostBu
                         continue;
                 i128 x = (i128) take * tr->rate;
                 c->exact += x;
-                if ((r = cost_add_line(b, TARIFF_LINE_ENERGY, T, period, (unsigned) k, P->name, tr->rate, take, x)) < 0)
+                if ((r = cost_add_line(b, TARIFF_LINE_ENERGY, T, period, (unsigned) k, P->name, tr->rate, take, x)) < 0 ||
+                    (r = emit_part(e, t0, t1, T, TARIFF_LINE_ENERGY, period, (unsigned) k, take, x)) < 0)
                         return r;
                 if (tr->adj == 0)
                         continue;
                 x = (i128) take * tr->adj;
                 c->exact += x;
-                if ((r = cost_add_line(b, TARIFF_LINE_ADDER, T, 1000 + period * TARIFF_TIERS_MAX + (unsigned) k,
-                                       (unsigned) k, P->name, tr->adj, take, x)) < 0)
+                unsigned key = 1000 + period * TARIFF_TIERS_MAX + (unsigned) k;
+                if ((r = cost_add_line(b, TARIFF_LINE_ADDER, T, key, (unsigned) k, P->name, tr->adj, take, x)) < 0 ||
+                    (r = emit_part(e, t0, t1, T, TARIFF_LINE_ADDER, key, (unsigned) k, take, x)) < 0)
                         return r;
         }
         return 0;
@@ -399,8 +412,11 @@ static int walk_energy(Engine *e) {
                         CostBucketBill *bucket = billed ? &e->bill->buckets[bucket_at(e->bill, t)] : NULL;
 
                         if (!T) {
-                                if (bucket)
+                                if (bucket) {
                                         bucket->unpriced_mwh += mwh;
+                                        if (mwh > 0 && (r = emit_part(e, t, t1, NULL, TARIFF_LINE_ENERGY, 0, 0, mwh, 0)) < 0)
+                                                return r;
+                                }
                                 t = t1;
                                 continue;
                         }
@@ -413,7 +429,7 @@ static int walk_energy(Engine *e) {
                         Cycle *c = billed ? cycle_at(e, &cycle_cursor, t) : NULL;
                         if (billed && !c)
                                 return refuse(e, "internal error: no cycle at %" PRId64, t);
-                        if ((r = price_piece(e, (size_t) ti, period, mwh, c ? bucket : NULL, c)) < 0)
+                        if ((r = price_piece(e, (size_t) ti, period, t, t1, mwh, c ? bucket : NULL, c)) < 0)
                                 return r;
                         if (c) {
                                 bucket->energy_mwh += mwh;
@@ -421,7 +437,8 @@ static int walk_energy(Engine *e) {
                                         i128 x = (i128) mwh * T->adders[k].rate;
                                         c->exact += x;
                                         if ((r = cost_add_line(bucket, TARIFF_LINE_ADDER, T, (unsigned) k, 0,
-                                                               T->adders[k].name, T->adders[k].rate, mwh, x)) < 0)
+                                                               T->adders[k].name, T->adders[k].rate, mwh, x)) < 0 ||
+                                            (r = emit_part(e, t, t1, T, TARIFF_LINE_ADDER, (unsigned) k, 0, mwh, x)) < 0)
                                                 return r;
                                 }
                                 if ((dperiod != TARIFF_NO_PERIOD || flat != TARIFF_NO_PERIOD) &&

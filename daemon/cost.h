@@ -83,6 +83,18 @@ typedef struct CostBill {
         int64_t total;
 } CostBill;
 
+/* A part of the billed energy as the walk prices it, for a caller that
+ * wants costs finer than a bucket (an export's rows): one piece of one
+ * interval, cut where its price changes, and the line it adds to. */
+typedef struct CostPart {
+        int64_t start_ms, end_ms; /* within one interval */
+        const Tariff *tariff;     /* the request's; NULL: no tariff prices it */
+        TariffLine kind;          /* energy or adder */
+        unsigned key, tier;       /* as CostLine's */
+        int64_t mwh;
+        __int128 exact; /* femto-units, before rounding */
+} CostPart;
+
 typedef struct CostRequest {
         const Tariff *const *tariffs; /* validity ranges must not overlap; one currency */
         size_t n_tariffs;
@@ -91,6 +103,11 @@ typedef struct CostRequest {
         const char *time_zone; /* IANA name; NULL or "": the system's */
         int64_t from_ms, to_ms;
         CostBucket bucket;
+        /* Optional: called in time order for every part of the energy
+         * billed (not the energy before from that only fills tiers); a
+         * negative return ends cost_compute() with it. */
+        int (*part)(const CostPart *p, void *userdata);
+        void *part_userdata;
 } CostRequest;
 
 /* A refusal of the request is -EINVAL with a message in *ret_error. */
@@ -100,6 +117,10 @@ static inline void cost_bill_freep(CostBill **b) {
         cost_bill_free(*b);
 }
 #define _cleanup_cost_bill_ __attribute__((cleanup(cost_bill_freep)))
+
+/* Femto-units to minor units of a currency of `digits` decimals, rounded
+ * half away from zero as bill lines are. */
+int64_t cost_round_minor(__int128 femto, unsigned digits);
 
 /* "12.34", "-0.05", "1234" (JPY): minor units in the currency's digits. */
 #define COST_AMOUNT_MAX 32

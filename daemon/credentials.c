@@ -12,17 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "macro.h"
 
-_printf_(2, 3) static int error_string(char **ret, const char *fmt, ...) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        if (vasprintf(ret, fmt, ap) < 0)
-                *ret = NULL;
-        va_end(ap);
-        return 0;
-}
+#define error_string(ret_error, ...) error_set(ret_error, 0, __VA_ARGS__)
 
 static void wipe_free(char *s) {
         if (s) {

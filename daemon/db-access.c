@@ -3,12 +3,10 @@
 #include "db-access.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "db-sqlite.h"
 #include "macro.h"
@@ -52,26 +50,14 @@ struct AccessDb {
         char error[256];
 };
 
-static int fail(AccessDb *db, int rc) {
-        snprintf(db->error, sizeof db->error, "%s", sqlite3_errmsg(db->db));
-        return db_errno(rc);
-}
-
-_printf_(3, 4)
-static int fail_msg(AccessDb *db, int err, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(db->error, sizeof db->error, fmt, ap);
-        va_end(ap);
-        return err;
-}
+/* The error text goes to db->error (db-sqlite.h). */
+#define fail(c, rc) db_fail((c)->db, (rc), (c)->error, sizeof (c)->error)
+#define fail_msg(c, err, ...) db_failf((c)->error, sizeof (c)->error, (err), __VA_ARGS__)
 
 AccessDb *db_access_free(AccessDb *db) {
         if (!db)
                 return NULL;
-        for (size_t i = 0; i < _STMT_MAX; i++)
-                sqlite3_finalize(db->stmt[i]);
-        sqlite3_close(db->db);
+        db_release(db->db, db->stmt, _STMT_MAX);
         free(db);
         return NULL;
 }
@@ -79,61 +65,26 @@ AccessDb *db_access_free(AccessDb *db) {
 DEFINE_TRIVIAL_CLEANUP_FUNC(AccessDb *, db_access_free);
 
 int db_access_open(const char *path, AccessDb **ret, char **ret_error) {
+        /* A revoked token must stay revoked after a power cut: durable.
+         * The table is written only when tokens are made, used or revoked. */
+        static const DbSpec spec = {
+                .flags = DB_PRIVATE | DB_DURABLE,
+                .migrations = migrations,
+                .n_migrations = ELEMENTSOF(migrations),
+                .statements = statement_sql,
+                .n_statements = _STMT_MAX,
+        };
         _cleanup_(db_access_freep) AccessDb *db = calloc(1, sizeof(AccessDb));
-        _cleanup_close_ int fd = -1;
-        int rc, q;
+        int r;
 
         if (!db)
                 return -ENOMEM;
-
-        /* SQLite would create the file as the umask allows: make it first,
-         * for the daemon's eyes only. The WAL and shared-memory files
-         * SQLite creates later take this file's mode. */
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0) {
-                q = fail_msg(db, -errno, "%s", strerror(errno));
-                goto fail;
-        }
-        if (fchmod(fd, 0600) < 0) {
-                q = fail_msg(db, -errno, "Failed to restrict the file's mode: %s", strerror(errno));
-                goto fail;
-        }
-
-        rc = sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-        if (rc != SQLITE_OK) {
-                q = db->db ? fail(db, rc) : fail_msg(db, -ENOMEM, "out of memory");
-                goto fail;
-        }
-        sqlite3_busy_timeout(db->db, 5000);
-        /* A revoked token must stay revoked after a power cut: FULL. The
-         * table is written only when tokens are made, used or revoked. */
-        rc = sqlite3_exec(db->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON",
-                          NULL, NULL, NULL);
-        if (rc != SQLITE_OK) {
-                q = fail(db, rc);
-                goto fail;
-        }
-        q = db_migrate(db->db, migrations, ELEMENTSOF(migrations), db->error, sizeof db->error);
-        if (q < 0)
-                goto fail;
-        db->schema_version = q;
-        for (size_t i = 0; i < _STMT_MAX; i++) {
-                rc = sqlite3_prepare_v3(db->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->stmt[i], NULL);
-                if (rc != SQLITE_OK) {
-                        q = fail(db, rc);
-                        goto fail;
-                }
-        }
+        r = db_open(path, &spec, &db->db, db->stmt, ret_error);
+        if (r < 0)
+                return r;
+        db->schema_version = r;
         *ret = TAKE_PTR(db);
         return 0;
-
-fail:
-        if (ret_error) {
-                *ret_error = NULL;
-                if (asprintf(ret_error, "%s: %s", path, db->error) < 0)
-                        *ret_error = NULL;
-        }
-        return q;
 }
 
 const char *db_access_last_error(const AccessDb *db) {

@@ -65,19 +65,9 @@ struct AlertDb {
         char error[256];
 };
 
-static int fail(AlertDb *db, int rc) {
-        snprintf(db->error, sizeof db->error, "%s", sqlite3_errmsg(db->db));
-        return db_errno(rc);
-}
-
-_printf_(3, 4)
-static int fail_msg(AlertDb *db, int err, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(db->error, sizeof db->error, fmt, ap);
-        va_end(ap);
-        return err;
-}
+/* The error text goes to db->error (db-sqlite.h). */
+#define fail(c, rc) db_fail((c)->db, (rc), (c)->error, sizeof (c)->error)
+#define fail_msg(c, err, ...) db_failf((c)->error, sizeof (c)->error, (err), __VA_ARGS__)
 
 const char *db_alert_last_error(const AlertDb *db) {
         return db->error;
@@ -86,49 +76,32 @@ const char *db_alert_last_error(const AlertDb *db) {
 AlertDb *db_alert_free(AlertDb *db) {
         if (!db)
                 return NULL;
-        for (size_t i = 0; i < _STMT_MAX; i++)
-                sqlite3_finalize(db->stmt[i]);
-        sqlite3_close(db->db);
+        db_release(db->db, db->stmt, _STMT_MAX);
         free(db);
         return NULL;
 }
 
 int db_alert_open(const char *path, AlertDb **ret, char **ret_error) {
+        /* Alerts are written when they fire or change, a few a day: the
+         * cost of a durable commit is nothing, and an alert never vanishes
+         * in a crash. */
+        static const DbSpec spec = {
+                .flags = DB_DURABLE,
+                .migrations = migrations,
+                .n_migrations = ELEMENTSOF(migrations),
+                .statements = statement_sql,
+                .n_statements = _STMT_MAX,
+        };
         _cleanup_(db_alert_freep) AlertDb *db = calloc(1, sizeof(AlertDb));
-        int rc, q;
+        int r;
 
         if (!db)
                 return -ENOMEM;
-        rc = sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-        if (rc != SQLITE_OK) {
-                q = db->db ? fail(db, rc) : fail_msg(db, -ENOMEM, "out of memory");
-                goto fail;
-        }
-        sqlite3_busy_timeout(db->db, 5000);
-        /* Alerts are written when they fire or change, a few a day: the
-         * cost of FULL is nothing, and an alert never vanishes in a crash. */
-        rc = sqlite3_exec(db->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL", NULL, NULL, NULL);
-        if (rc != SQLITE_OK) {
-                q = fail(db, rc);
-                goto fail;
-        }
-        q = db_migrate(db->db, migrations, ELEMENTSOF(migrations), db->error, sizeof db->error);
-        if (q < 0)
-                goto fail;
-        for (size_t i = 0; i < _STMT_MAX; i++) {
-                rc = sqlite3_prepare_v3(db->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->stmt[i], NULL);
-                if (rc != SQLITE_OK) {
-                        q = fail(db, rc);
-                        goto fail;
-                }
-        }
+        r = db_open(path, &spec, &db->db, db->stmt, ret_error);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(db);
         return 0;
-
-fail:
-        if (ret_error)
-                *ret_error = g_strdup_printf("%s: %s", path, db->error);
-        return q;
 }
 
 static int hook_from_json(const char *text, char ***ret) {

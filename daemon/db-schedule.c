@@ -69,19 +69,9 @@ struct DbSchedule {
         char error[256];
 };
 
-static int fail(DbSchedule *db, int rc) {
-        snprintf(db->error, sizeof db->error, "%s", sqlite3_errmsg(db->db));
-        return db_errno(rc);
-}
-
-_printf_(3, 4)
-static int fail_msg(DbSchedule *db, int err, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(db->error, sizeof db->error, fmt, ap);
-        va_end(ap);
-        return err;
-}
+/* The error text goes to db->error (db-sqlite.h). */
+#define fail(c, rc) db_fail((c)->db, (rc), (c)->error, sizeof (c)->error)
+#define fail_msg(c, err, ...) db_failf((c)->error, sizeof (c)->error, (err), __VA_ARGS__)
 
 const char *db_schedule_last_error(const DbSchedule *db) {
         return db->error;
@@ -96,50 +86,31 @@ static int exec_simple(DbSchedule *db, Statement which) {
 DbSchedule *db_schedule_free(DbSchedule *db) {
         if (!db)
                 return NULL;
-        for (size_t i = 0; i < _STMT_MAX; i++)
-                sqlite3_finalize(db->stmt[i]);
-        sqlite3_close(db->db);
+        db_release(db->db, db->stmt, _STMT_MAX);
         free(db);
         return NULL;
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(DbSchedule *, db_schedule_free);
 
 int db_schedule_open(const char *path, DbSchedule **ret, char **ret_error) {
+        /* As the registry: a change lost at a power cut is one a user made
+         * a moment before, not silent corruption. */
+        static const DbSpec spec = {
+                .migrations = migrations,
+                .n_migrations = ELEMENTSOF(migrations),
+                .statements = statement_sql,
+                .n_statements = _STMT_MAX,
+        };
         _cleanup_(db_schedule_freep) DbSchedule *db = calloc(1, sizeof(DbSchedule));
-        int rc, q;
+        int r;
 
         if (!db)
                 return -ENOMEM;
-        rc = sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-        if (rc != SQLITE_OK) {
-                q = db->db ? fail(db, rc) : fail_msg(db, -ENOMEM, "out of memory");
-                goto fail;
-        }
-        sqlite3_busy_timeout(db->db, 5000);
-        /* As the registry: WAL, and a change lost at a power cut is one a
-         * user made a moment before, not silent corruption. */
-        rc = sqlite3_exec(db->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
-        if (rc != SQLITE_OK) {
-                q = fail(db, rc);
-                goto fail;
-        }
-        q = db_migrate(db->db, migrations, ELEMENTSOF(migrations), db->error, sizeof db->error);
-        if (q < 0)
-                goto fail;
-        for (size_t i = 0; i < _STMT_MAX; i++) {
-                rc = sqlite3_prepare_v3(db->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->stmt[i], NULL);
-                if (rc != SQLITE_OK) {
-                        q = fail(db, rc);
-                        goto fail;
-                }
-        }
+        r = db_open(path, &spec, &db->db, db->stmt, ret_error);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(db);
         return 0;
-
-fail:
-        if (ret_error && asprintf(ret_error, "%s: %s", path, db->error) < 0)
-                *ret_error = NULL;
-        return q;
 }
 
 void schedule_record_done(ScheduleRecord *r) {

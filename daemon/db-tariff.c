@@ -60,18 +60,9 @@ struct TariffDb {
         char error[256];
 };
 
-static int db_fail(TariffDb *db, int rc) {
-        snprintf(db->error, sizeof db->error, "%s", sqlite3_errmsg(db->db));
-        return db_errno(rc);
-}
-
-_printf_(3, 4) static int db_refuse(TariffDb *db, int err, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(db->error, sizeof db->error, fmt, ap);
-        va_end(ap);
-        return err;
-}
+/* The error text goes to db->error (db-sqlite.h). */
+#define tariff_fail(c, rc) db_fail((c)->db, (rc), (c)->error, sizeof (c)->error)
+#define db_refuse(c, err, ...) db_failf((c)->error, sizeof (c)->error, (err), __VA_ARGS__)
 
 static void finalizep(sqlite3_stmt **s) {
         sqlite3_finalize(*s);
@@ -81,12 +72,12 @@ static void finalizep(sqlite3_stmt **s) {
 /* Tariff changes are rare: statements are prepared per call. */
 static int prepare(TariffDb *db, const char *sql, sqlite3_stmt **ret) {
         int rc = sqlite3_prepare_v2(db->db, sql, -1, ret, NULL);
-        return rc == SQLITE_OK ? 0 : db_fail(db, rc);
+        return rc == SQLITE_OK ? 0 : tariff_fail(db, rc);
 }
 
 static int exec(TariffDb *db, const char *sql) {
         int rc = sqlite3_exec(db->db, sql, NULL, NULL, NULL);
-        return rc == SQLITE_OK ? 0 : db_fail(db, rc);
+        return rc == SQLITE_OK ? 0 : tariff_fail(db, rc);
 }
 
 static void rollback(TariffDb *db) {
@@ -104,29 +95,23 @@ TariffDb *tariff_db_free(TariffDb *db) {
 DEFINE_TRIVIAL_CLEANUP_FUNC(TariffDb *, tariff_db_free);
 
 int tariff_db_open(const char *path, TariffDb **ret, char **ret_error) {
+        /* As the registry: a power cut may lose the very last change. No
+         * cached statements: tariffs change rarely, each query is
+         * prepared where it is used. */
+        static const DbSpec spec = {
+                .flags = DB_FOREIGN_KEYS,
+                .migrations = migrations,
+                .n_migrations = ELEMENTSOF(migrations),
+        };
         _cleanup_(tariff_db_freep) TariffDb *db = calloc(1, sizeof(TariffDb));
-        int r, rc;
+        int r;
 
         if (!db)
                 return -ENOMEM;
-        rc = sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-        if (rc != SQLITE_OK)
-                r = db->db ? db_fail(db, rc) : db_refuse(db, -ENOMEM, "out of memory");
-        else {
-                sqlite3_busy_timeout(db->db, 5000);
-                /* As the registry: WAL with synchronous=NORMAL, which is
-                 * safe; a power cut may lose the very last change. */
-                r = exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON");
-                if (r >= 0)
-                        r = db_migrate(db->db, migrations, ELEMENTSOF(migrations), db->error, sizeof db->error);
-                if (r >= 0)
-                        db->schema_version = r;
-        }
-        if (r < 0) {
-                if (ret_error && asprintf(ret_error, "%s: %s", path, db->error) < 0)
-                        *ret_error = NULL;
+        r = db_open(path, &spec, &db->db, NULL, ret_error);
+        if (r < 0)
                 return r;
-        }
+        db->schema_version = r;
         *ret = TAKE_PTR(db);
         return 0;
 }
@@ -164,13 +149,13 @@ int tariff_db_add(TariffDb *db, const TariffRow *row, int64_t *ret_id) {
             bind_time(s, 6, row->valid_from_ms, INT64_MIN) != SQLITE_OK ||
             bind_time(s, 7, row->valid_until_ms, INT64_MAX) != SQLITE_OK ||
             sqlite3_bind_int64(s, 8, row->added_ms) != SQLITE_OK)
-                return db_fail(db, SQLITE_NOMEM);
+                return tariff_fail(db, SQLITE_NOMEM);
         int rc = sqlite3_step(s);
         if (rc != SQLITE_ROW)
-                return db_fail(db, rc);
+                return tariff_fail(db, rc);
         *ret_id = sqlite3_column_int64(s, 0);
         rc = sqlite3_step(s);
-        return rc == SQLITE_DONE ? 0 : db_fail(db, rc);
+        return rc == SQLITE_DONE ? 0 : tariff_fail(db, rc);
 }
 
 static int column_strdup(sqlite3_stmt *s, int col, char **ret) {
@@ -244,7 +229,7 @@ int tariff_db_list(TariffDb *db, TariffRow **ret, size_t *ret_n) {
                 }
         }
         if (rc != SQLITE_DONE) {
-                r = db_fail(db, rc);
+                r = tariff_fail(db, rc);
                 goto fail;
         }
         *ret = a;
@@ -263,7 +248,7 @@ static int tariff_exists(TariffDb *db, int64_t id) {
         sqlite3_bind_int64(s, 1, id);
         int rc = sqlite3_step(s);
         if (rc != SQLITE_ROW)
-                return db_fail(db, rc);
+                return tariff_fail(db, rc);
         return sqlite3_column_int64(s, 0) > 0;
 }
 
@@ -285,7 +270,7 @@ int tariff_db_remove(TariffDb *db, int64_t id) {
         sqlite3_bind_int64(s, 1, id);
         rc = sqlite3_step(s);
         if (rc != SQLITE_ROW) {
-                r = db_fail(db, rc);
+                r = tariff_fail(db, rc);
                 goto fail;
         }
         if (sqlite3_column_int64(s, 0) > 0) {
@@ -299,7 +284,7 @@ int tariff_db_remove(TariffDb *db, int64_t id) {
         sqlite3_bind_int64(s, 1, id);
         rc = sqlite3_step(s);
         if (rc != SQLITE_DONE) {
-                r = db_fail(db, rc);
+                r = tariff_fail(db, rc);
                 goto fail;
         }
         r = exec(db, "COMMIT");
@@ -335,12 +320,12 @@ int tariff_db_assign(TariffDb *db, const char *const *devices, size_t n_devices,
                 if (sqlite3_bind_text(s, 1, n_devices > 0 ? devices[i] : NULL, -1, SQLITE_STATIC) != SQLITE_OK ||
                     (tariff != 0 ? sqlite3_bind_int64(s, 2, tariff) : sqlite3_bind_null(s, 2)) != SQLITE_OK ||
                     sqlite3_bind_int64(s, 3, since_ms) != SQLITE_OK) {
-                        r = db_fail(db, SQLITE_NOMEM);
+                        r = tariff_fail(db, SQLITE_NOMEM);
                         goto fail;
                 }
                 int rc = sqlite3_step(s);
                 if (rc != SQLITE_DONE) {
-                        r = db_fail(db, rc);
+                        r = tariff_fail(db, rc);
                         goto fail;
                 }
                 sqlite3_reset(s);
@@ -375,7 +360,7 @@ int tariff_db_assignments(TariffDb *db, TariffAssignment **ret, size_t *ret_n) {
         }
         if (rc != SQLITE_DONE) {
                 tariff_assignment_array_free(a, n);
-                return db_fail(db, rc);
+                return tariff_fail(db, rc);
         }
         *ret = a;
         *ret_n = n;

@@ -828,3 +828,40 @@ int device_rename(Device *d, const char *alias, DeviceCommandFn cb, void *userda
         }
         return 0;
 }
+
+/* ---- queries ---- */
+
+typedef struct Query {
+        Device *device;
+        DeviceReplyFn cb;
+        void *userdata;
+} Query;
+
+static void on_query_reply(Transport *t, int error, const char *json, size_t len, void *userdata) {
+        _cleanup_free_ Query *q = userdata;
+        static KasaResponse resp;
+        KasaError err = {};
+
+        if (error == 0 && (device_root(q->device)->smart ? kasa_smart_response_parse
+                                                          : kasa_response_parse)(json, len, &resp, &err) < 0)
+                error = -EBADMSG;
+        q->cb(q->device, error, error < 0 ? NULL : &resp, error == -EBADMSG ? err.message : NULL, q->userdata);
+}
+
+int device_query(Device *d, const char *json, DeviceReplyFn cb, void *userdata) {
+        Device *root = device_root(d);
+        Query *q;
+        int r;
+
+        r = ensure_transport(root);
+        if (r < 0)
+                return r;
+        q = malloc(sizeof(Query));
+        if (!q)
+                return -ENOMEM;
+        *q = (Query) { .device = d, .cb = cb, .userdata = userdata };
+        r = transport_request(root->transport, json, on_query_reply, q);
+        if (r < 0)
+                free(q);
+        return r;
+}

@@ -145,6 +145,7 @@ struct Device {
         int64_t day_start_ms;      /* local day of energy_today_base */
         int64_t energy_today_base; /* energy_mwh at the start of that day */
         unsigned changes;          /* DeviceChange, pending emission */
+        bool backfill_due;         /* roots new to kasamond: backfill once read (manager-backfill.h) */
 
         char *poll_request;        /* JSON of the poll request, built once */
 
@@ -192,6 +193,15 @@ int device_rename(Device *d, const char *alias, DeviceCommandFn cb, void *userda
 int device_toggle(Device *d, DeviceCommandFn cb, void *userdata);
 
 int device_apply_action(Device *d, DeviceAction a, DeviceCommandFn cb, void *userdata);
+
+/* One request of the device's dialect (json, built by the caller; for an
+ * outlet it names its child id) over its root's connection, queued with
+ * the polls. cb gets the parsed reply (valid during the call only) or a
+ * negative errno (-EBADMSG for a reply the parser refused, its reason in
+ * message; -ECANCELED when the connection was reset or the device freed:
+ * then d must not be touched). */
+typedef void (*DeviceReplyFn)(Device *d, int error, const KasaResponse *resp, const char *message, void *userdata);
+int device_query(Device *d, const char *json, DeviceReplyFn cb, void *userdata);
 
 /* Applies action a after seconds (1..DEVICE_COUNTDOWN_MAX_SEC) on the
  * monotonic clock, replacing a countdown already running; the result is

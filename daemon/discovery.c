@@ -15,23 +15,13 @@
 
 #include "kasa-time.h"
 #include "log.h"
+#include "udp-sweep.h"
 
 /* Largest block a target may sweep by unicast: a /16. */
 #define SWEEP_MIN_PREFIX 16
 
 struct DiscoveryRun {
-        sd_event *event;
-        int fd;
-        sd_event_source *io;
-        sd_event_source *send_timer;
-        sd_event_source *end_timer;
-
-        struct sockaddr_in *dests;
-        size_t n_dests;
-        unsigned attempts_left;
-        uint64_t spacing_usec;
-
-        GHashTable *seen;          /* (addr << 16 | port) of devices already reported */
+        UdpSweep *sweep;
         DiscoveryFoundFn found;
         DiscoveryDoneFn done;
         void *userdata;
@@ -214,140 +204,61 @@ int discovery_resolve_targets(char *const *targets, uint16_t port, struct sockad
         return r;
 }
 
-static int send_probes(DiscoveryRun *run) {
-        _cleanup_free_ uint8_t *probe = NULL;
-        size_t len;
-        int r;
-
-        r = kasa_discovery_probe(&probe, &len);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < run->n_dests; i++)
-                if (sendto(run->fd, probe, len, 0, (const struct sockaddr *) &run->dests[i], sizeof(run->dests[i])) < 0 &&
-                    errno != EAGAIN)
-                        log_debug_errno(errno, "Discovery probe to %s failed, ignoring: %m",
-                                        inet_ntoa(run->dests[i].sin_addr));
-        return 0;
-}
-
-static int on_send_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+static bool on_reply(UdpSweep *sweep, const struct sockaddr_in *from, const uint8_t *buf, size_t n,
+                     void *userdata) {
         DiscoveryRun *run = userdata;
-        int r;
+        KasaSysinfo si;
+        KasaError err;
 
-        r = send_probes(run);
-        if (r < 0)
-                log_warning_errno(r, "Failed to send discovery probes, ignoring: %m");
-        if (--run->attempts_left == 0)
-                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
-        (void) sd_event_source_set_time(s, usec + run->spacing_usec);
-        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
-}
-
-static int on_datagram(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        DiscoveryRun *run = userdata;
-
-        for (;;) {
-                static uint8_t buf[65536];
-                struct sockaddr_in from;
-                socklen_t fromlen = sizeof(from);
-                KasaSysinfo si;
-                KasaError err;
-                ssize_t n;
-
-                n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *) &from, &fromlen);
-                if (n < 0) {
-                        if (errno != EAGAIN && errno != EINTR)
-                                log_debug_errno(errno, "Discovery receive failed, ignoring: %m");
-                        return 0;
-                }
-                if (fromlen != sizeof(from) || from.sin_family != AF_INET)
-                        continue;
-
-                gpointer key = GSIZE_TO_POINTER(((gsize) ntohl(from.sin_addr.s_addr) << 16) | ntohs(from.sin_port));
-                if (g_hash_table_contains(run->seen, key))
-                        continue;
-                if (kasa_discovery_parse(buf, (size_t) n, &si, &err) < 0) {
-                        log_info("Ignoring discovery reply from %s:%u: %s", inet_ntoa(from.sin_addr),
-                                 ntohs(from.sin_port), err.message);
-                        continue;
-                }
-                g_hash_table_add(run->seen, key);
-                run->found(run, &from, &si, run->userdata);
+        if (kasa_discovery_parse(buf, n, &si, &err) < 0) {
+                log_info("Ignoring discovery reply from %s:%u: %s", inet_ntoa(from->sin_addr), ntohs(from->sin_port),
+                         err.message);
+                return false;
         }
+        run->found(run, from, &si, run->userdata);
+        return true;
 }
 
-static int on_end_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+static void on_done(UdpSweep *sweep, void *userdata) {
         DiscoveryRun *run = userdata;
-        DiscoveryDoneFn done = run->done;
-        void *ud = run->userdata;
 
-        run->done = NULL;
-        done(run, 0, ud);
+        run->done(run, 0, run->userdata);
         discovery_run_free(run);
-        return 0;
 }
 
 DiscoveryRun *discovery_run_free(DiscoveryRun *run) {
         if (!run)
                 return NULL;
-        sd_event_source_disable_unref(run->io);
-        sd_event_source_disable_unref(run->send_timer);
-        sd_event_source_disable_unref(run->end_timer);
-        if (run->fd >= 0)
-                close(run->fd);
-        if (run->seen)
-                g_hash_table_unref(run->seen);
-        free(run->dests);
-        sd_event_unref(run->event);
+        udp_sweep_free(run->sweep);
         free(run);
         return NULL;
 }
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(DiscoveryRun *, discovery_run_free);
-
 int discovery_run(sd_event *event, char *const *targets, unsigned attempts, uint64_t duration_usec,
                   DiscoveryFoundFn found, DiscoveryDoneFn done, void *userdata, DiscoveryRun **ret) {
-        _cleanup_(discovery_run_freep) DiscoveryRun *run = NULL;
-        GArray *dests;
+        _cleanup_free_ DiscoveryRun *run = calloc(1, sizeof(DiscoveryRun));
+        UdpSweepConfig c = {
+                .what = "Discovery",
+                .attempts = attempts,
+                .duration_usec = duration_usec,
+                .reply = on_reply,
+                .done = on_done,
+                .userdata = run,
+        };
         int r;
 
-        run = calloc(1, sizeof(DiscoveryRun));
         if (!run)
                 return -ENOMEM;
-        run->fd = -1;
-        run->event = sd_event_ref(event);
-        run->found = found;
-        run->done = done;
-        run->userdata = userdata;
-        run->seen = g_hash_table_new(NULL, NULL);
-
-        dests = g_array_new(false, false, sizeof(struct sockaddr_in));
-        r = resolve_targets(targets, 0, dests);
-        run->n_dests = dests->len;
-        run->dests = (struct sockaddr_in *) g_array_free(dests, false);
-        if (r < 0)
+        *run = (DiscoveryRun) { .found = found, .done = done, .userdata = userdata };
+        r = discovery_resolve_targets(targets, 0, &c.dests, &c.n_dests);
+        if (r >= 0)
+                r = kasa_discovery_probe(&c.probe, &c.probe_len);
+        if (r < 0) {
+                free(c.dests);
+                free(c.probe);
                 return r;
-
-        run->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (run->fd < 0)
-                return -errno;
-        if (setsockopt(run->fd, SOL_SOCKET, SO_BROADCAST, &(int) { 1 }, sizeof(int)) < 0)
-                return -errno;
-        /* Replies to a sweep of a /16 arrive in a burst. */
-        (void) setsockopt(run->fd, SOL_SOCKET, SO_RCVBUF, &(int) { 4 << 20 }, sizeof(int));
-
-        r = sd_event_add_io(event, &run->io, run->fd, EPOLLIN, on_datagram, run);
-        if (r < 0)
-                return r;
-
-        run->attempts_left = MAX(attempts, 1u);
-        /* UDP loses packets: spread the attempts over the first half. */
-        run->spacing_usec = MIN(duration_usec / 2 / run->attempts_left, 500 * USEC_PER_MSEC);
-        r = sd_event_add_time_relative(event, &run->send_timer, CLOCK_MONOTONIC, 0, 0, on_send_timer, run);
-        if (r < 0)
-                return r;
-        r = sd_event_add_time_relative(event, &run->end_timer, CLOCK_MONOTONIC, duration_usec, 0, on_end_timer,
-                                       run);
+        }
+        r = udp_sweep_start(event, &c, &run->sweep);
         if (r < 0)
                 return r;
         if (ret)

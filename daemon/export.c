@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cost.h"
 #include "export.h"
+#include "log.h"
 
 #define MINUTE_MS INT64_C(60000)
 #define HOUR_MS INT64_C(3600000)
@@ -20,6 +22,8 @@
  * (so a long empty range does not keep the caller's loop busy). */
 #define STEP_BYTES 65536
 #define STEP_WINDOWS 64
+/* How far empty windows may grow: a century. */
+#define WINDOW_EMPTY_MAX_MS (INT64_C(100) * 366 * DAY_MS)
 
 typedef enum Column {
         COL_DEVICE,
@@ -35,6 +39,9 @@ typedef enum Column {
         COL_POWER_AVG,
         COL_POWER_MAX,
         COL_SAMPLES,
+        COL_SOURCE,
+        COL_ENERGY_COST, /* with costs */
+        COL_ADDERS_COST,
         _COL_MAX,
 } Column;
 
@@ -43,12 +50,16 @@ static const char *const column_names[_COL_MAX] = {
         [COL_VOLTAGE] = "voltage_v",   [COL_CURRENT] = "current_a",   [COL_ENERGY_TOTAL] = "energy_total_wh",
         [COL_START] = "start",         [COL_END] = "end",             [COL_ENERGY] = "energy_wh",
         [COL_POWER_MIN] = "power_min_w", [COL_POWER_AVG] = "power_avg_w", [COL_POWER_MAX] = "power_max_w",
-        [COL_SAMPLES] = "samples",
+        [COL_SAMPLES] = "samples",     [COL_SOURCE] = "source",
+        /* The currency is added: energy_cost_eur. */
+        [COL_ENERGY_COST] = "energy_cost", [COL_ADDERS_COST] = "adders_cost",
 };
 
 static const Column raw_columns[] = { COL_DEVICE, COL_TIME, COL_POWER, COL_VOLTAGE, COL_CURRENT, COL_ENERGY_TOTAL };
 static const Column rollup_columns[] = { COL_DEVICE,    COL_START,     COL_END,       COL_ENERGY,
-                                         COL_POWER_MIN, COL_POWER_AVG, COL_POWER_MAX, COL_SAMPLES };
+                                         COL_POWER_MIN, COL_POWER_AVG, COL_POWER_MAX, COL_SAMPLES,
+                                         COL_SOURCE,    COL_ENERGY_COST, COL_ADDERS_COST };
+#define ROLLUP_COLUMNS_PLAIN (ELEMENTSOF(rollup_columns) - 2)
 
 static const char *const resolution_names[_EXPORT_RESOLUTION_MAX] = { "raw", "minute", "hour", "day" };
 static const char *const format_names[_EXPORT_FORMAT_MAX] = { "csv", "json" };
@@ -64,6 +75,10 @@ struct Export {
         ExportFormat format;
         Column columns[_COL_MAX];
         size_t n_columns;
+        bool have_costs;
+        ExportCosts costs;
+        char cost_names[2][32]; /* energy_cost_eur, adders_cost_eur */
+        char *error;
 
         size_t device;          /* the one being exported */
         int64_t cursor_ms;      /* its next window starts here */
@@ -92,8 +107,8 @@ int export_format_from_string(const char *s, ExportFormat *ret) {
         return -EINVAL;
 }
 
-static int64_t window_default(ExportResolution res) {
-        switch (res) {
+static int64_t window_default(const Export *e) {
+        switch (e->res) {
         case EXPORT_RAW:
                 return HOUR_MS;
         case EXPORT_MINUTE:
@@ -101,8 +116,15 @@ static int64_t window_default(ExportResolution res) {
         case EXPORT_HOUR:
                 return 31 * DAY_MS;     /* 744 */
         default:
-                return 366 * DAY_MS;
+                /* Costs price a window's finer rollups at once: a month. */
+                return e->have_costs ? 31 * DAY_MS : 366 * DAY_MS;
         }
+}
+
+static const char *column_name(const Export *e, Column c) {
+        if (c == COL_ENERGY_COST || c == COL_ADDERS_COST)
+                return e->cost_names[c - COL_ENERGY_COST];
+        return column_names[c];
 }
 
 Export *export_free(Export *e) {
@@ -113,13 +135,18 @@ Export *export_free(Export *e) {
         free(e->ids);
         free(e->numbers);
         free(e->buf);
+        free(e->error);
+        if (e->have_costs && e->costs.free)
+                e->costs.free(e->costs.userdata);
         free(e);
         return NULL;
 }
 
 static int set_columns(Export *e, const char *const *fields, size_t n_fields, char **ret_error) {
         const Column *allowed = e->res == EXPORT_RAW ? raw_columns : rollup_columns;
-        size_t n_allowed = e->res == EXPORT_RAW ? ELEMENTSOF(raw_columns) : ELEMENTSOF(rollup_columns);
+        size_t n_allowed = e->res == EXPORT_RAW ? ELEMENTSOF(raw_columns)
+                           : e->have_costs    ? ELEMENTSOF(rollup_columns)
+                                              : ROLLUP_COLUMNS_PLAIN;
         bool device = false;
 
         if (n_fields == 0) {
@@ -130,18 +157,22 @@ static int set_columns(Export *e, const char *const *fields, size_t n_fields, ch
         for (size_t i = 0; i < n_fields; i++) {
                 size_t k;
                 for (k = 0; k < n_allowed; k++)
-                        if (strcmp(fields[i], column_names[allowed[k]]) == 0)
+                        if (strcmp(fields[i], column_name(e, allowed[k])) == 0)
                                 break;
                 if (k == n_allowed || e->n_columns == _COL_MAX) {
                         _cleanup_free_ char *list = NULL;
                         size_t size = 0;
                         FILE *f = open_memstream(&list, &size);
                         for (size_t j = 0; f && j < n_allowed; j++)
-                                fprintf(f, "%s%s", j ? "," : "", column_names[allowed[j]]);
+                                fprintf(f, "%s%s", j ? "," : "", column_name(e, allowed[j]));
                         if (!f || fclose(f) < 0)
                                 return -ENOMEM;
-                        if (asprintf(ret_error, "Unknown field '%s' at %s resolution: use %s.", fields[i],
-                                     resolution_names[e->res], list) < 0)
+                        bool cost = strstr(fields[i], "_cost") != NULL;
+                        if (asprintf(ret_error, "Unknown field '%s' at %s resolution: use %s%s.", fields[i],
+                                     resolution_names[e->res], list,
+                                     cost && e->res == EXPORT_RAW ? " (costs are of rollups)"
+                                     : cost && !e->have_costs     ? " (cost columns come with costs)"
+                                                                  : "") < 0)
                                 return -ENOMEM;
                         return -EINVAL;
                 }
@@ -161,21 +192,43 @@ static int set_columns(Export *e, const char *const *fields, size_t n_fields, ch
         return 0;
 }
 
+int export_check_costs(ExportResolution res, char **ret_error) {
+        if (res != EXPORT_RAW)
+                return 0;
+        return error_set(ret_error, -EINVAL, "Costs are of rollups: use the resolution minute, hour or day (a raw "
+                                             "sample is a reading, not an amount of energy).");
+}
+
 int export_new(Store *store, const Calendar *cal, const ExportDevice *devices, size_t n_devices, int64_t from_ms,
                int64_t to_ms, ExportResolution res, ExportFormat format, const char *const *fields, size_t n_fields,
-               Export **ret, char **ret_error) {
+               const ExportCosts *costs, Export **ret, char **ret_error) {
         _cleanup_(export_freep) Export *e = NULL;
         int r;
 
         *ret_error = NULL;
+        e = calloc(1, sizeof(Export));
+        if (!e) {
+                if (costs && costs->free)
+                        costs->free(costs->userdata);
+                return -ENOMEM;
+        }
+        *e = (Export) { .store = store, .cal = cal, .from_ms = from_ms, .to_ms = to_ms, .res = res,
+                        .format = format, .cursor_ms = from_ms, .first_row = true, .have_costs = costs != NULL };
+        if (costs) {
+                e->costs = *costs;
+                for (unsigned k = 0; k < 2; k++) {
+                        char *p = e->cost_names[k] + snprintf(e->cost_names[k], sizeof e->cost_names[k], "%s_",
+                                                                 column_names[COL_ENERGY_COST + k]);
+                        for (const char *c = costs->currency; *c && p < e->cost_names[k] + sizeof e->cost_names[k] - 1; c++)
+                                *p++ = (char) (*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+                        *p = 0;
+                }
+        }
         if (res < 0 || res >= _EXPORT_RESOLUTION_MAX || format < 0 || format >= _EXPORT_FORMAT_MAX)
                 return -EINVAL;
-        e = calloc(1, sizeof(Export));
-        if (!e)
-                return -ENOMEM;
-        *e = (Export) { .store = store, .cal = cal, .from_ms = from_ms, .to_ms = to_ms, .res = res,
-                        .format = format, .cursor_ms = from_ms, .window_ms = window_default(res),
-                        .first_row = true };
+        if (costs && (r = export_check_costs(res, ret_error)) < 0)
+                return r;
+        e->window_ms = window_default(e);
         e->ids = calloc(MAX(n_devices, (size_t) 1), sizeof(char *));
         e->numbers = calloc(MAX(n_devices, (size_t) 1), sizeof(uint32_t));
         if (!e->ids || !e->numbers)
@@ -277,7 +330,7 @@ static int row_begin(Export *e) {
 static int cell_begin(Export *e, size_t i) {
         if (e->format == EXPORT_CSV)
                 return i > 0 ? put(e, ",") : 0;
-        return put(e, "%s\"%s\":", i > 0 ? "," : "", column_names[e->columns[i]]);
+        return put(e, "%s\"%s\":", i > 0 ? "," : "", column_name(e, e->columns[i]));
 }
 
 static int row_end(Export *e) {
@@ -327,7 +380,23 @@ static int64_t period_end(const Export *e, int64_t start) {
         }
 }
 
-static int put_rollup(Export *e, const StoreRollup *p) {
+/* A value that is not there: an empty CSV cell, a JSON null. */
+static int put_none(Export *e) {
+        return e->format == EXPORT_JSON ? put(e, "null") : 0;
+}
+
+/* An amount in the currency's minor units, as a decimal; none where no
+ * tariff priced it. */
+static int put_amount(Export *e, const ExportCost *cost, bool adders) {
+        char buf[COST_AMOUNT_MAX];
+        if (!cost || !cost->priced)
+                return put_none(e);
+        return put(e, "%s", cost_format_amount(adders ? cost->adders : cost->energy, e->costs.digits, buf));
+}
+
+/* imported: a day from the device's own statistics, energy only; cost:
+ * NULL for none. */
+static int put_rollup(Export *e, const StoreRollup *p, bool imported, const ExportCost *cost) {
         int r = row_begin(e);
         for (size_t i = 0; r >= 0 && i < e->n_columns; i++) {
                 r = cell_begin(e, i);
@@ -347,16 +416,25 @@ static int put_rollup(Export *e, const StoreRollup *p) {
                         r = put_milli(e, p->energy_mwh);
                         break;
                 case COL_POWER_MIN:
-                        r = put_milli(e, p->power_min_mw);
+                        r = imported ? put_none(e) : put_milli(e, p->power_min_mw);
                         break;
                 case COL_POWER_AVG:
                         r = put_milli(e, p->power_avg_mw);
                         break;
                 case COL_POWER_MAX:
-                        r = put_milli(e, p->power_max_mw);
+                        r = imported ? put_none(e) : put_milli(e, p->power_max_mw);
                         break;
                 case COL_SAMPLES:
                         r = put(e, "%" PRIu64, p->count);
+                        break;
+                case COL_SOURCE:
+                        r = put_text(e, imported ? "device" : "kasamond");
+                        break;
+                case COL_ENERGY_COST:
+                        r = put_amount(e, cost, false);
+                        break;
+                case COL_ADDERS_COST:
+                        r = put_amount(e, cost, true);
                         break;
                 default:
                         r = -EINVAL;
@@ -370,8 +448,59 @@ static int put_header(Export *e) {
                 return put(e, "[");
         int r = 0;
         for (size_t i = 0; r >= 0 && i < e->n_columns; i++)
-                r = put(e, "%s%s", i ? "," : "", column_names[e->columns[i]]);
+                r = put(e, "%s%s", i ? "," : "", column_name(e, e->columns[i]));
         return r < 0 ? r : put(e, "\r\n");
+}
+
+/* A window's rollups, with their costs (NULL: none); days with the days
+ * imported from the device's own statistics merged in (a day in both, only
+ * if the clock stepped back, is the recorded one). An imported day has no
+ * cost: the cost queries price what kasamond recorded. */
+static int put_rollups(Export *e, uint32_t number, const StoreRollup *rows, const ExportCost *costs, size_t n,
+                       int64_t to) {
+        _cleanup_free_ StoreImportedDay *im = NULL;
+        size_t n_im = 0, i = 0, j = 0;
+        int r = 0;
+
+        if (e->res == EXPORT_DAY) {
+                r = store_query_imported(e->store, number, e->cursor_ms, to, WINDOW_ROWS_MAX, &im, &n_im);
+                if (r < 0)
+                        return r;
+        }
+        while (r >= 0 && (i < n || j < n_im)) {
+                if (j == n_im || (i < n && rows[i].period_start_ms <= im[j].day_start_ms)) {
+                        if (j < n_im && rows[i].period_start_ms == im[j].day_start_ms)
+                                j++;
+                        r = put_rollup(e, &rows[i], false, costs ? &costs[i] : NULL);
+                        i++;
+                } else {
+                        int64_t start = im[j].day_start_ms, len = period_end(e, start) - start;
+                        StoreRollup p = {
+                                .period_start_ms = start,
+                                .energy_mwh = im[j].energy_mwh,
+                                .power_avg_mw = len > 0 ? im[j].energy_mwh * HOUR_MS / len : 0,
+                        };
+                        r = put_rollup(e, &p, true, NULL);
+                        j++;
+                }
+        }
+        return r;
+}
+
+/* The costs of a window's rows, from the cost source. */
+static int price_rows(Export *e, const StoreRollup *rows, size_t n, ExportCost **ret) {
+        _cleanup_free_ ExportPeriod *periods = calloc(n, sizeof(ExportPeriod));
+        _cleanup_free_ ExportCost *costs = calloc(n, sizeof(ExportCost));
+        if (!periods || !costs)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                periods[i] = (ExportPeriod) { rows[i].period_start_ms, period_end(e, rows[i].period_start_ms) };
+        e->error = mfree(e->error);
+        int r = e->costs.price(e->costs.userdata, e->device, periods, n, costs, &e->error);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(costs);
+        return 0;
 }
 
 /* One window of the current device: its rows into the buffer; moves on
@@ -404,18 +533,29 @@ static int export_window(Export *e) {
                 }
                 if (r < 0 && r != -ENOENT)
                         return r;
-                for (size_t i = 0; r >= 0 && i < n; i++)
-                        r = put_rollup(e, &rows[i]);
+                _cleanup_free_ ExportCost *costs = NULL;
+                if (r >= 0 && n > 0 && e->have_costs) {
+                        r = price_rows(e, rows, n, &costs);
+                        if (r < 0)
+                                return r;
+                }
+                r = put_rollups(e, number, rows, costs, n, to);
         }
         if (r < 0 && r != -ENOENT)
                 return r;
-        if (e->res == EXPORT_RAW && n < WINDOW_ROWS_MAX / 8 && e->window_ms < window_default(e->res))
+        if (n == 0 && e->window_ms < WINDOW_EMPTY_MAX_MS)
+                /* Nothing here: leap over empty time (an export since the
+                 * epoch, a device added last week) in a few windows. */
+                e->window_ms *= 2;
+        else if (n > 0 && e->window_ms > window_default(e))
+                e->window_ms = window_default(e);
+        else if (e->res == EXPORT_RAW && n < WINDOW_ROWS_MAX / 8 && e->window_ms < window_default(e))
                 e->window_ms *= 2;      /* sparse again */
         e->cursor_ms = to;
         if (e->cursor_ms >= e->to_ms) {
                 e->device++;
                 e->cursor_ms = e->from_ms;
-                e->window_ms = window_default(e->res);
+                e->window_ms = window_default(e);
         }
         return 0;
 }
@@ -456,4 +596,8 @@ int export_step(Export *e, const char **ret, size_t *ret_size) {
         *ret = e->buf;
         *ret_size = e->len;
         return 1;
+}
+
+const char *export_error(const Export *e) {
+        return e->error;
 }

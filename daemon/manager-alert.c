@@ -24,10 +24,7 @@
 #include "readings.h"
 
 static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+        return realtime_usec();
 }
 
 char *manager_alert_path(const Alert *a) {

@@ -10,6 +10,7 @@
 
 #include "calendar.h"
 #include "cost-query.h"
+#include "cost-snapshot.h"
 #include "energy-csv.h"
 #include "kasa-dbus.h"
 #include "log.h"
@@ -139,26 +140,12 @@ int manager_cost_store_rollups(Store *store, const Calendar *cal, uint32_t numbe
 #define COST_THREADS 2u
 #define COST_QUEUED 6u
 
-typedef struct JobDevice {
-        char *id, *alias;
-        uint32_t number;
-} JobDevice;
-
 typedef struct CostJob CostJob;
 struct CostJob {
         WorkerJob w;
         Manager *manager; /* in done() only */
-        LoadedTariff **tariffs;
-        size_t n_tariffs;
-        LoadedTariff *what_if_ref;
-        Tariff *what_if_owned;
-        TariffAssignment *assignments;
-        size_t n_assignments;
-        JobDevice *devices;
-        size_t n_devices;
-        Store *store;
-        char *time_zone;
-        int64_t from_ms, to_ms, now_ms;
+        CostSnapshot snap;
+        int64_t from_ms, to_ms;
         CostBucket bucket;
         bool want_json;
 
@@ -177,89 +164,26 @@ struct CostJob {
 static void cost_job_free(CostJob *j) {
         if (!j)
                 return;
-        for (size_t i = 0; i < j->n_tariffs; i++)
-                loaded_unref(j->tariffs[i]);
-        free(j->tariffs);
-        loaded_unref(j->what_if_ref);
-        tariff_free(j->what_if_owned);
-        tariff_assignment_array_free(j->assignments, j->n_assignments);
-        for (size_t i = 0; i < j->n_devices; i++) {
-                free(j->devices[i].id);
-                free(j->devices[i].alias);
-        }
-        free(j->devices);
-        free(j->time_zone);
+        cost_snapshot_done(&j->snap);
         free(j->error);
         free(j->json);
         cost_query_result_free(j->res);
         free(j);
 }
 
-typedef struct JobSource {
-        CostJob *job;
-        Calendar *cal;
-} JobSource;
-
-static int job_rollups(JobSource *src, const char *device, StoreResolution res, int64_t from, int64_t to,
-                       CostInterval **ret, size_t *ret_n) {
-        for (size_t i = 0; i < src->job->n_devices; i++)
-                if (strcmp(src->job->devices[i].id, device) == 0)
-                        return manager_cost_store_rollups(src->job->store, src->cal, src->job->devices[i].number,
-                                                          res, from, to, src->job->now_ms, ret, ret_n);
-        *ret = NULL;
-        *ret_n = 0;
-        return 0;
-}
-
-static int source_days(void *userdata, const char *device, int64_t from, int64_t to, CostInterval **ret,
-                       size_t *ret_n) {
-        return job_rollups(userdata, device, STORE_DAY, from, to, ret, ret_n);
-}
-
-static int source_energy(void *userdata, const char *device, bool minutes, int64_t from, int64_t to,
-                         CostInterval **ret, size_t *ret_n) {
-        return job_rollups(userdata, device, minutes ? STORE_MINUTE : STORE_HOUR, from, to, ret, ret_n);
-}
-
-static const CostSourceOps source_ops = { .energy = source_energy, .days = source_days };
-
-static void calendar_freep(Calendar **c) {
-        calendar_free(*c);
-}
-
 /* Prices the job: on a worker thread, or on the loop for a small query. */
 static void cost_job_run(CostJob *j) {
-        _cleanup_free_ CostQueryTariff *tariffs = calloc(MAX(j->n_tariffs, (size_t) 1), sizeof(CostQueryTariff));
-        _cleanup_free_ CostQueryDevice *devices = calloc(MAX(j->n_devices, (size_t) 1), sizeof(CostQueryDevice));
-        _cleanup_(calendar_freep) Calendar *cal = calendar_new(j->time_zone);
+        CostSnapshotQuery sq;
 
-        if (!tariffs || !devices || !cal) {
-                j->r = -ENOMEM;
+        j->r = cost_snapshot_query_init(&sq, &j->snap);
+        if (j->r < 0)
                 return;
-        }
-        for (size_t i = 0; i < j->n_tariffs; i++)
-                tariffs[i] = (CostQueryTariff) { j->tariffs[i]->row.id, j->tariffs[i]->tariff };
-        for (size_t i = 0; i < j->n_devices; i++)
-                devices[i] = (CostQueryDevice) { j->devices[i].id, j->devices[i].alias };
-        JobSource src = { j, cal };
-        CostQuery q = {
-                .tariffs = tariffs,
-                .n_tariffs = j->n_tariffs,
-                .assignments = j->assignments,
-                .n_assignments = j->n_assignments,
-                .what_if = j->what_if_owned ?: j->what_if_ref ? j->what_if_ref->tariff : NULL,
-                .devices = devices,
-                .n_devices = j->n_devices,
-                .ops = &source_ops,
-                .userdata = &src,
-                .time_zone = j->time_zone,
-                .from_ms = j->from_ms,
-                .to_ms = j->to_ms,
-                .bucket = j->bucket,
-        };
-        j->r = cost_query_run(&q, &j->res, &j->error);
+        sq.q.from_ms = j->from_ms;
+        sq.q.to_ms = j->to_ms;
+        sq.q.bucket = j->bucket;
+        j->r = cost_query_run(&sq.q, &j->res, &j->error);
         if (j->r >= 0 && j->want_json) {
-                json_t *o = cost_query_to_json(&q, j->res);
+                json_t *o = cost_query_to_json(&sq.q, j->res);
                 j->json = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
                 json_decref(o);
                 j->r = j->json ? 0 : -ENOMEM;
@@ -273,6 +197,7 @@ static void cost_job_run(CostJob *j) {
                         j->r = -E2BIG;
                 }
         }
+        cost_snapshot_query_done(&sq);
 }
 
 static void job_run(WorkerJob *w) {
@@ -285,25 +210,10 @@ static void job_done(WorkerJob *w, bool cancelled) {
         j->finish(j, cancelled);
 }
 
-static int copy_assignments(const ManagerTariffs *mt, CostJob *j) {
-        j->assignments = calloc(MAX(mt->n_assignments, (size_t) 1), sizeof(TariffAssignment));
-        if (!j->assignments)
-                return -ENOMEM;
-        for (size_t i = 0; i < mt->n_assignments; i++) {
-                j->assignments[i] = mt->assignments[i];
-                j->assignments[i].device = NULL;
-                j->n_assignments++;
-                if (mt->assignments[i].device && !(j->assignments[i].device = strdup(mt->assignments[i].device)))
-                        return -ENOMEM;
-        }
-        return 0;
-}
-
 /* A job of the manager's inputs now; what_if (parsed by the caller) is
  * taken either way. */
 static int cost_job_new(Manager *m, Device **devices, size_t n, int64_t from_ms, int64_t to_ms, CostBucket bucket,
                         LoadedTariff *what_if_ref, Tariff *what_if_owned, CostJob **ret) {
-        ManagerTariffs *mt = m->tariffs;
         CostJob *j = calloc(1, sizeof(CostJob));
         int r;
 
@@ -313,30 +223,10 @@ static int cost_job_new(Manager *m, Device **devices, size_t n, int64_t from_ms,
         }
         j->w = (WorkerJob) { .run = job_run, .done = job_done };
         j->manager = m;
-        j->what_if_owned = what_if_owned;
-        j->what_if_ref = what_if_ref ? loaded_ref(what_if_ref) : NULL;
-        j->store = m->store;
         j->from_ms = from_ms;
         j->to_ms = to_ms;
-        j->now_ms = now_ms(m);
         j->bucket = bucket;
-        j->tariffs = calloc(MAX(mt->list->len, 1u), sizeof(LoadedTariff *));
-        j->devices = calloc(MAX(n, (size_t) 1), sizeof(JobDevice));
-        j->time_zone = m->config.time_zone ? strdup(m->config.time_zone) : NULL;
-        r = j->tariffs && j->devices && (j->time_zone || !m->config.time_zone) ? copy_assignments(mt, j) : -ENOMEM;
-        for (guint i = 0; r >= 0 && i < mt->list->len; i++) {
-                LoadedTariff *t = mt->list->pdata[i];
-                if (t->tariff)
-                        j->tariffs[j->n_tariffs++] = loaded_ref(t);
-        }
-        for (size_t i = 0; r >= 0 && i < n; i++) {
-                JobDevice *d = &j->devices[j->n_devices++];
-                d->number = devices[i]->number;
-                d->id = strdup(devices[i]->id);
-                d->alias = devices[i]->alias[0] ? strdup(devices[i]->alias) : NULL;
-                if (!d->id || (devices[i]->alias[0] && !d->alias))
-                        r = -ENOMEM;
-        }
+        r = cost_snapshot_init(&j->snap, m, devices, n, what_if_ref, what_if_owned);
         if (r < 0) {
                 cost_job_free(j);
                 return r;
@@ -530,8 +420,8 @@ static int job_totals(CostJob *j, Device **devices, size_t n, int64_t *ret_total
         (void) cost_query_total(j->res, ret_total);
         for (size_t i = 0; i < n; i++) {
                 ret_known[i] = false;
-                for (size_t k = 0; k < j->n_devices; k++)
-                        if (strcmp(j->devices[k].id, devices[i]->id) == 0) {
+                for (size_t k = 0; k < j->snap.n_devices; k++)
+                        if (strcmp(j->snap.devices[k].id, devices[i]->id) == 0) {
                                 ret_known[i] = cost_query_device_total(j->res, k, &ret_devices[i]) >= 0;
                                 break;
                         }

@@ -18,6 +18,7 @@
 #include "klap.h"
 #include "log.h"
 #include "manager-internal.h"
+#include "readings.h"
 
 static void fill_registry(Device *d, RegistryDevice *rd) {
         *rd = (RegistryDevice) {
@@ -320,6 +321,7 @@ int manager_register(Manager *m, const struct sockaddr_in *sa, const KasaSysinfo
 
         if (created) {
                 log_info("New %s %s (%s) at %s, %zu outlets", d->model, d->id, d->alias, d->address, d->n_outlets);
+                d->backfill_due = device_has_meter(d);
                 restore_energy(m, d);
                 for (size_t i = 0; i < d->n_outlets; i++)
                         restore_energy(m, d->outlets[i]);

@@ -19,10 +19,7 @@
 #include "readings.h"
 
 static uint64_t host_now_usec(void *userdata) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+        return realtime_usec();
 }
 
 /* 12:00 of the local day, in the configured zone: the solar day whose

@@ -6,6 +6,7 @@
 
 #include <glib.h>
 
+#include "log.h"
 #include "manager-tariff.h"
 #include "worker.h"
 
@@ -61,4 +62,4 @@ TariffFormat detect_format(const char *text);
 int64_t current_assignment(Manager *m, const char *device, int64_t now, bool *found);
 void all_metered(Manager *m, GPtrArray *l);
 void emit_tariff_changes(Manager *m);
-int tariff_refuse(char **ret_error, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define tariff_refuse(ret_error, ...) error_set(ret_error, -EINVAL, __VA_ARGS__)

@@ -15,15 +15,6 @@
 /* Describe adds these; taking them back makes its output a file again. */
 static const char *const describe_keys[] = { "id", "source", "active", "devices", "assignments" };
 
-int tariff_refuse(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        if (ret_error && vasprintf(ret_error, fmt, ap) < 0)
-                *ret_error = NULL;
-        va_end(ap);
-        return -EINVAL;
-}
-
 static int refuse_errno(char **ret_error, int err, const char *msg) {
         if (ret_error)
                 *ret_error = msg ? strdup(msg) : NULL;
@@ -416,8 +407,12 @@ int manager_tariff_activate(Manager *m, LoadedTariff *t, Device **devices, size_
                 return r;
         log_info("Tariff %s from %" PRId64 " for %s", t ? t->row.name : "of the home", since_ms,
                  n == 0 ? "the home" : "devices");
+        /* The round signals Active and Devices itself when the home's
+         * tariff changed; once is enough. */
+        int64_t home = m->tariffs->active_home;
         manager_tariffs_round(m);
-        emit_tariff_changes(m);
+        if (m->tariffs->active_home == home)
+                emit_tariff_changes(m);
         return 0;
 }
 
@@ -469,8 +464,10 @@ char *manager_tariff_describe(Manager *m, const LoadedTariff *t) {
         char **devs = NULL;
         char *s = NULL;
 
-        if (!json_is_object(o))
+        if (!json_is_object(o)) {
+                json_decref(o);
                 o = json_pack("{s:s}", "text", t->row.text);
+        }
         if (!o || !as || manager_tariff_devices(m, t, &devs) < 0)
                 goto finish;
         json_t *dl = json_array();

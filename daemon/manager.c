@@ -15,11 +15,13 @@
 
 #include "backup-manager.h"
 #include "bus.h"
+#include "export-manager.h"
 #include "kasa-dbus.h"
 #include "kasa-time.h"
 #include "log.h"
 #include "manager-access.h"
 #include "manager-alert.h"
+#include "manager-backfill.h"
 #include "manager-internal.h"
 #include "manager-tariff.h"
 #include "readings.h"
@@ -28,10 +30,7 @@
 
 
 int64_t manager_now_ms(Manager *m) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        return (int64_t) (realtime_usec() / USEC_PER_MSEC);
 }
 
 Device *manager_find(Manager *m, const char *id) {
@@ -67,7 +66,22 @@ int64_t manager_total_power(Manager *m) {
 /* What the registry keeps of a device, besides last_seen. */
 #define REGISTRY_CHANGES (DEVICE_CHANGED_ALIAS | DEVICE_CHANGED_MODEL | DEVICE_CHANGED_ADDRESS | DEVICE_CHANGED_VERSIONS)
 
+/* A new plug or strip: its backfill once it answered a poll, so that its
+ * dialect and meters are known. */
+static bool read_once(const Device *d) {
+        if (d->metered)
+                return d->have_reading;
+        for (size_t i = 0; i < d->n_outlets; i++)
+                if (d->outlets[i] && d->outlets[i]->metered && d->outlets[i]->have_reading)
+                        return true;
+        return false;
+}
+
 void manager_device_changed(Manager *m, Device *d) {
+        if (d->backfill_due && read_once(d)) {
+                d->backfill_due = false;
+                manager_backfill_first_sight(m, d);
+        }
         /* A strip's meter is the sum of its outlets': it changes with them
          * (devices report outlets before their strip). */
         if (d->parent)
@@ -476,8 +490,11 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->watchdog_timer);
         sd_event_source_disable_unref(m->midnight_timer);
         sd_event_source_disable_unref(m->registry_save);
-        /* Cost queries read the store on their threads. */
+        /* Cost queries and exports read the store on their threads,
+         * backfills write it. */
         manager_cost_stop(m);
+        manager_export_stop(m);
+        manager_backfill_stop(m);
         sd_bus_flush_close_unref(m->bus);
         store_free(m->store);
         registry_free(m->registry);

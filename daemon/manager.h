@@ -71,6 +71,9 @@ typedef struct Manager {
         Credentials credentials;   /* TP-Link account for KLAP and AES devices; NULLs: none */
         RsaKeys *rsa_keys;         /* for AES devices' handshakes */
         struct BackupJob *backup;  /* a Backup() in progress (backup-manager.c) */
+        struct Backfill *backfills; /* in progress (manager-backfill.c) */
+        struct Worker *backfill_worker;
+        struct ExportPipes *exports; /* Export()s streaming (export-manager.c) */
         bool restart;              /* a restore is staged: stop, execute again */
 } Manager;
 

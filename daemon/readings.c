@@ -120,6 +120,8 @@ static int history_raw(Device *d, int64_t from_ms, int64_t to_ms, HistoryPoint *
         return 0;
 }
 
+#define HOUR_IN_MS INT64_C(3600000)
+
 static int compare_point_time(const void *a, const void *b) {
         const HistoryPoint *x = a, *y = b;
         return (x->ts_ms > y->ts_ms) - (x->ts_ms < y->ts_ms);
@@ -157,6 +159,7 @@ static int strip_history(Device *d, int64_t from_ms, int64_t to_ms, HistoryResol
                         all[n - 1].min_mw += all[i].min_mw;
                         all[n - 1].max_mw += all[i].max_mw;
                         all[n - 1].energy_mwh += all[i].energy_mwh;
+                        all[n - 1].imported = all[n - 1].imported || all[i].imported;
                 } else
                         all[n++] = all[i];
         }
@@ -175,7 +178,8 @@ int device_history(Device *d, int64_t from_ms, int64_t to_ms, HistoryResolution 
                 [HISTORY_DAY] = STORE_DAY,
         };
         _cleanup_free_ StoreRollup *r = NULL;
-        size_t n;
+        _cleanup_free_ StoreImportedDay *im = NULL;
+        size_t n, n_im = 0;
         int k;
 
         if (!d->metered)
@@ -188,19 +192,48 @@ int device_history(Device *d, int64_t from_ms, int64_t to_ms, HistoryResolution 
         k = store_query_rollup(d->manager->store, d->number, map[res], from_ms, to_ms, READINGS_MAX_POINTS, &r, &n);
         if (k < 0)
                 return k;
-        HistoryPoint *p = calloc(MAX(n, 1u), sizeof(HistoryPoint));
+        if (res == HISTORY_DAY) {
+                k = store_query_imported(d->manager->store, d->number, from_ms, to_ms, READINGS_MAX_POINTS, &im,
+                                         &n_im);
+                if (k < 0)
+                        return k;
+        }
+        HistoryPoint *p = calloc(MAX(n + n_im, 1u), sizeof(HistoryPoint));
         if (!p)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-                p[i] = (HistoryPoint) {
-                        .ts_ms = r[i].period_start_ms,
-                        .avg_mw = r[i].power_avg_mw,
-                        .min_mw = r[i].power_min_mw,
-                        .max_mw = r[i].power_max_mw,
-                        .energy_mwh = r[i].energy_mwh,
-                };
+        /* Both oldest first: merged in order; a day in both (only if the
+         * clock stepped back past the first recorded day) is the one
+         * recorded. */
+        size_t i = 0, j = 0, out = 0;
+        while (i < n || j < n_im) {
+                if (j == n_im || (i < n && r[i].period_start_ms <= im[j].day_start_ms)) {
+                        if (j < n_im && r[i].period_start_ms == im[j].day_start_ms)
+                                j++;
+                        p[out++] = (HistoryPoint) {
+                                .ts_ms = r[i].period_start_ms,
+                                .avg_mw = r[i].power_avg_mw,
+                                .min_mw = r[i].power_min_mw,
+                                .max_mw = r[i].power_max_mw,
+                                .energy_mwh = r[i].energy_mwh,
+                        };
+                        i++;
+                } else {
+                        int64_t len = calendar_next_day(d->manager->calendar, im[j].day_start_ms) - im[j].day_start_ms;
+                        p[out++] = (HistoryPoint) {
+                                .ts_ms = im[j].day_start_ms,
+                                .avg_mw = len > 0 ? im[j].energy_mwh * HOUR_IN_MS / len : 0,
+                                .energy_mwh = im[j].energy_mwh,
+                                .imported = true,
+                        };
+                        j++;
+                }
+        }
+        if (out > READINGS_MAX_POINTS) {
+                free(p);
+                return -E2BIG;
+        }
         *ret = p;
-        *ret_n = n;
+        *ret_n = out;
         return 0;
 }
 

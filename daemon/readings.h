@@ -23,6 +23,10 @@ typedef struct HistoryPoint {
         int64_t ts_ms;
         int64_t avg_mw, min_mw, max_mw;
         int64_t energy_mwh;
+        /* A day taken from the device's own statistics (backfill): energy
+         * only, its average over the day's length, no minimum or maximum
+         * (min_mw and max_mw are 0). */
+        bool imported;
 } HistoryPoint;
 
 typedef struct EnergyBucket {
@@ -49,10 +53,14 @@ int64_t meter_energy_total(const Device *d);
 int64_t meter_energy_today(Device *d, int64_t now_ms);
 
 HistoryResolution history_resolution_from_string(const char *s);
-/* A strip's history has one entry per time any outlet has one: raw samples
+/* Day resolution includes the days imported from the device's own
+ * statistics (before kasamond recorded it), marked imported; a day
+ * kasamond recorded is never also an imported one.
+ * A strip's history has one entry per time any outlet has one: raw samples
  * of one poll round share their time and rollup periods are aligned, so
  * the entry sums the outlets' power, minimum, maximum and energy of that
- * time (the sums of minima and maxima bound the strip's own). */
+ * time (the sums of minima and maxima bound the strip's own); it is
+ * imported when any outlet's is. */
 int device_history(Device *d, int64_t from_ms, int64_t to_ms, HistoryResolution res, HistoryPoint **ret,
                    size_t *ret_n);
 int device_energy_buckets(Device *d, int64_t from_ms, int64_t to_ms, bool monthly, EnergyBucket **ret,

@@ -107,19 +107,9 @@ static int on_commit(void *userdata) {
         return 0; /* let it commit */
 }
 
-static int fail(Registry *r, int rc) {
-        snprintf(r->error, sizeof r->error, "%s", sqlite3_errmsg(r->db));
-        return db_errno(rc);
-}
-
-_printf_(3, 4)
-static int fail_msg(Registry *r, int err, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(r->error, sizeof r->error, fmt, ap);
-        va_end(ap);
-        return err;
-}
+/* The error text goes to db->error (db-sqlite.h). */
+#define fail(c, rc) db_fail((c)->db, (rc), (c)->error, sizeof (c)->error)
+#define fail_msg(c, err, ...) db_failf((c)->error, sizeof (c)->error, (err), __VA_ARGS__)
 
 static int exec_simple(Registry *r, Statement which) {
         _cleanup_stmt_ sqlite3_stmt *s = r->stmt[which];
@@ -173,21 +163,10 @@ static bool id_is_valid(const char *id) {
         return true;
 }
 
-static int migrate(Registry *r) {
-        int q = db_migrate(r->db, migrations, ELEMENTSOF(migrations), r->error, sizeof r->error);
-
-        if (q < 0)
-                return q;
-        r->schema_version = q;
-        return 0;
-}
-
 Registry *registry_free(Registry *r) {
         if (!r)
                 return NULL;
-        for (size_t i = 0; i < _STMT_MAX; i++)
-                sqlite3_finalize(r->stmt[i]);
-        sqlite3_close(r->db);
+        db_release(r->db, r->stmt, _STMT_MAX);
         free(r);
         return NULL;
 }
@@ -195,54 +174,27 @@ Registry *registry_free(Registry *r) {
 DEFINE_TRIVIAL_CLEANUP_FUNC(Registry *, registry_free);
 
 int registry_open(const char *path, Registry **ret, char **ret_error) {
+        /* synchronous=NORMAL: at worst the last changes before a power cut
+         * are lost, and the next poll or discovery writes them again. */
+        static const DbSpec spec = {
+                .migrations = migrations,
+                .n_migrations = ELEMENTSOF(migrations),
+                .statements = statement_sql,
+                .n_statements = _STMT_MAX,
+        };
         _cleanup_(registry_freep) Registry *r = calloc(1, sizeof(Registry));
-        int rc, q;
+        int q;
 
         if (!r)
                 return -ENOMEM;
-
-        rc = sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-        if (rc != SQLITE_OK) {
-                q = r->db ? fail(r, rc) : fail_msg(r, -ENOMEM, "out of memory");
-                goto fail;
-        }
-
-        /* Other processes (sqlite3 CLI, backups) may hold the lock briefly. */
-        sqlite3_busy_timeout(r->db, 5000);
-
-        /* WAL: readers never block the writer. synchronous=NORMAL is
-         * corruption-safe in WAL mode and saves an fsync per transaction; at
-         * worst the last changes before a power cut are lost, and the next
-         * poll or discovery writes them again. */
-        rc = sqlite3_exec(r->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
-        if (rc != SQLITE_OK) {
-                q = fail(r, rc);
-                goto fail;
-        }
-
-        q = migrate(r);
+        q = db_open(path, &spec, &r->db, r->stmt, ret_error);
         if (q < 0)
-                goto fail;
+                return q;
+        r->schema_version = q;
+        /* After the migrations: they are not the registry's writes. */
         sqlite3_commit_hook(r->db, on_commit, r);
-
-        for (size_t i = 0; i < _STMT_MAX; i++) {
-                rc = sqlite3_prepare_v3(r->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &r->stmt[i], NULL);
-                if (rc != SQLITE_OK) {
-                        q = fail(r, rc);
-                        goto fail;
-                }
-        }
-
         *ret = TAKE_PTR(r);
         return 0;
-
-fail:
-        if (ret_error) {
-                *ret_error = NULL;
-                if (asprintf(ret_error, "%s: %s", path, r->error) < 0)
-                        *ret_error = NULL;
-        }
-        return q;
 }
 
 const char *registry_last_error(const Registry *r) {

@@ -59,7 +59,6 @@ static Schedule *schedule_free(Schedule *sch) {
         free(sch->path);
         free(sch->armed_timer);
         free(sch->armed_service);
-        free(sch->armed_calendar);
         free(sch->sun_remark);
         free(sch);
         return NULL;
@@ -135,10 +134,10 @@ GPtrArray *scheduler_list(Scheduler *s) {
 
 /* The schedule id of one of our unit names, or 0 (ids start at 1). */
 static uint32_t unit_schedule_id(const char *unit) {
-        const char *p = unit + strlen(SCHEDULE_UNIT_PREFIX);
+        const char *p = unit + strlen(SCHEDULE_UNITS_PREFIX);
         char *end;
 
-        if (strncmp(unit, SCHEDULE_UNIT_PREFIX, strlen(SCHEDULE_UNIT_PREFIX)) != 0 || !g_ascii_isdigit(*p))
+        if (strncmp(unit, SCHEDULE_UNITS_PREFIX, strlen(SCHEDULE_UNITS_PREFIX)) != 0 || !g_ascii_isdigit(*p))
                 return 0;
         unsigned long id = strtoul(p, &end, 10);
         if ((*end != '.' && *end != '-') || id > UINT32_MAX)
@@ -158,13 +157,12 @@ bool schedule_is_own_service(const Schedule *sch, const char *unit) {
  * is stopped before it leaves the list: a timer still running when a
  * reload takes its file away fails, and a failed unit stays loaded. */
 
-static void set_armed(Schedule *sch, char *timer, char *service, char *calendar) {
+static void set_armed(Schedule *sch, char *timer, char *service, const ScheduleUnit *unit) {
         free(sch->armed_timer);
         free(sch->armed_service);
-        free(sch->armed_calendar);
         sch->armed_timer = timer;
         sch->armed_service = service;
-        sch->armed_calendar = calendar;
+        sch->armed_unit = unit ? *unit : (ScheduleUnit) {};
 }
 
 static void disarm(Schedule *sch) {
@@ -254,7 +252,7 @@ static int plan(Scheduler *s, Schedule *sch, char **ret_error) {
         service = strdup(name);
         if (!timer || !service)
                 return -ENOMEM;
-        set_armed(sch, TAKE_PTR(timer), TAKE_PTR(service), TAKE_PTR(calendar));
+        set_armed(sch, TAKE_PTR(timer), TAKE_PTR(service), &u);
         return 0;
 }
 
@@ -271,17 +269,8 @@ static int sync_units(Scheduler *s, bool *ret_reloaded, char **ret_error) {
                 return -ENOMEM;
         for (guint i = 0; i < s->list->len; i++) {
                 Schedule *sch = s->list->pdata[i];
-                char day[9] = "";
-
-                if (!sch->armed_timer)
-                        continue;
-                /* The day of a sun schedule's units is in their names. */
-                if (sch->sun_event >= 0)
-                        sscanf(sch->armed_timer, SCHEDULE_UNIT_PREFIX "%*u-%8[0-9]", day);
-                if (schedule_unit_init(&units[n], sch->rec.id, day, sch->rec.action, sch->rec.persistent,
-                                       sch->rec.random_delay_usec, sch->armed_calendar, NULL) < 0)
-                        return -EINVAL; /* plan() checked it */
-                n++;
+                if (sch->armed_timer)
+                        units[n++] = sch->armed_unit;
         }
         r = s->config.systemd->write_units(s->config.systemd_userdata, units, n, ret_error);
         if (r < 0)
@@ -324,7 +313,7 @@ static int stop_units(Scheduler *s, uint32_t id, bool services, const char *keep
         g_auto(GStrv) units = NULL;
         int r, ret = 0;
 
-        r = s->config.systemd->list_units(s->config.systemd_userdata, SCHEDULE_UNIT_PREFIX, &units);
+        r = s->config.systemd->list_units(s->config.systemd_userdata, SCHEDULE_UNITS_PREFIX, &units);
         if (r < 0) {
                 set_error(ret_error, "Failed to list the units of schedule %" PRIu32 ": %s", id, strerror(-r));
                 return r;
@@ -428,7 +417,7 @@ int scheduler_start(Scheduler *s) {
                         log_warning("Failed to arm schedule %" PRIu32 ", ignoring: %s", sch->rec.id,
                                     error ?: strerror(-r));
         }
-        r = s->config.systemd->list_units(s->config.systemd_userdata, SCHEDULE_UNIT_PREFIX, &units);
+        r = s->config.systemd->list_units(s->config.systemd_userdata, SCHEDULE_UNITS_PREFIX, &units);
         if (r < 0) {
                 log_warning_errno(r, "Failed to list the schedules' units, schedules stay idle: %m");
                 return 0;

@@ -17,11 +17,11 @@
 #include <stdint.h>
 
 #include "db-schedule.h"
+#include "schedule-units.h"
 #include "device.h"
 #include "sun.h"
 #include "systemd1.h"
 
-#define SCHEDULE_UNIT_PREFIX SCHEDULE_UNITS_PREFIX
 /* Longest randomized delay and sun offset accepted. */
 #define SCHEDULE_RANDOM_MAX_USEC (24 * 3600 * UINT64_C(1000000))
 #define SCHEDULE_OFFSET_MAX_USEC (12 * 3600 * INT64_C(1000000))
@@ -37,7 +37,7 @@ typedef struct Schedule {
         char *path;                /* D-Bus object path */
         char *armed_timer;         /* the timer unit armed now, NULL if none */
         char *armed_service;
-        char *armed_calendar;      /* its OnCalendar= */
+        ScheduleUnit armed_unit;   /* what the generator makes of it, when armed */
         uint64_t sun_next_usec;    /* a sun schedule: the event armed (with its offset), 0 if none */
         char *sun_remark;          /* a sun schedule not armed: why (polar night, no location) */
 } Schedule;

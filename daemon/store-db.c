@@ -37,6 +37,14 @@
  *   minutes be32 device || be64 t0 -> u8 2, MINUTES2 (base floor(t0,
  *           minute)) or u8 1, MINUTES1: the minute rollups of a block whose
  *           samples retention removed
+ *   imported
+ *           be32 device || be64 day_start -> u8 1, zz energy: a local day
+ *           the device counted before kasamond recorded it, taken from
+ *           its own statistics (store-import.c). Kept apart from the
+ *           rollups, which stay kasamond's own count; a store without
+ *           this database (written before it existed) gets it empty at
+ *           open, and a reader that does not know it never opens it, so
+ *           the format version stays 2
  *   block, hour, day, raw, minute
  *           version 1 only, device first (be32 device || be64 time): blocks
  *           (BLOCK1), hour and day rollups, raw rows (u8 1, zz power, zz
@@ -108,6 +116,7 @@ static const char *const db_names[_DB_MAX] = {
         [DB_HOURS] = "hours",
         [DB_DAYS] = "days",
         [DB_FIRST] = "first",
+        [DB_IMPORTED] = "imported",
 };
 
 const unsigned rollup_db[_STORE_RESOLUTION_MAX] = {
@@ -496,7 +505,7 @@ static int open_txn(Store *s, MDB_txn *txn, void *userdata) {
         return store_errno(mdb_put(txn, s->dbi[DB_META], &k, &v, 0));
 }
 
-int db_open(Store *s, const char *path) {
+int store_db_open(Store *s, const char *path) {
         int dead, r;
 
         r = store_errno(mdb_env_create(&s->env));

@@ -27,6 +27,7 @@ enum {
         DB_HOURS,
         DB_DAYS,
         DB_FIRST,
+        DB_IMPORTED,
         _DB_MAX,
 };
 
@@ -153,7 +154,7 @@ void cursor_closep(MDB_cursor **c);
 #define _cleanup_cursor_ _cleanup_(cursor_closep)
 
 
-int db_open(Store *s, const char *path);
+int store_db_open(Store *s, const char *path);
 void db_close(Store *s);
 /* A read transaction, under map_lock. */
 int db_read_begin(Store *s, MDB_txn **ret);
@@ -175,4 +176,5 @@ int db_collect(Store *s, MDB_txn *txn, uint32_t device, StoreResolution res, int
                size_t max, PeriodArray *out);
 int db_energy(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, int64_t *ret);
 int db_stats(Store *s, MDB_txn *txn, StoreStats *ret);
+
 

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crc32.h"
 #include "macro.h"
 
 #define ALIGN_TO(x, a) (((x) + (a) - 1) / (a) * (a))
@@ -35,26 +36,6 @@ struct StoreLog {
         size_t offset;          /* where the next record goes in it */
         uint64_t next_seq;
 };
-
-static uint32_t crc_table[256];
-
-static void crc_init(void) {
-        if (crc_table[1])
-                return;
-        for (uint32_t i = 0; i < 256; i++) {
-                uint32_t c = i;
-                for (unsigned k = 0; k < 8; k++)
-                        c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-                crc_table[i] = c;
-        }
-}
-
-static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
-        crc = ~crc;
-        while (n--)
-                crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-        return ~crc;
-}
 
 static void put_le32(uint8_t *p, uint32_t v) {
         for (unsigned i = 0; i < 4; i++)
@@ -81,7 +62,6 @@ static uint64_t get_le64(const uint8_t *p) {
 }
 
 void log_frame(uint8_t *buf, uint64_t seq, const uint8_t *payload, size_t size) {
-        crc_init();
         put_le32(buf, (uint32_t) size);
         put_le64(buf + 8, seq);
         memmove(buf + LOG_HEADER_SIZE, payload, size);
@@ -196,7 +176,6 @@ int log_open(int dir_fd, size_t segment_bytes, uint64_t after_seq, LogReplayFunc
         DIR *d;
         int r;
 
-        crc_init();
         l = calloc(1, sizeof(StoreLog));
         if (!l)
                 return -ENOMEM;

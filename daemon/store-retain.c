@@ -176,11 +176,15 @@ static int delete_device_txn(Store *s, MDB_txn *txn, void *userdata) {
                         return r;
         }
 
-        for (unsigned db = DB_RAW; db <= DB_MINUTES; db++) {
+        /* Device first: the version 1 ones, the minutes of expired blocks
+         * and the imported days. */
+        static const unsigned device_first[] = { DB_RAW,    DB_BLOCK,   DB_MINUTE,  DB_HOUR,
+                                                 DB_DAY,    DB_MINUTES, DB_IMPORTED };
+        for (size_t i = 0; i < ELEMENTSOF(device_first); i++) {
                 _cleanup_cursor_ MDB_cursor *c = NULL;
                 MDB_val v;
 
-                r = cursor_open(s, txn, db, &c);
+                r = cursor_open(s, txn, device_first[i], &c);
                 if (r < 0)
                         return r;
                 for (r = cursor_seek(c, device, 0, &k, &v); r >= 0;) {

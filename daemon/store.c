@@ -533,7 +533,7 @@ int store_open_with(const char *path, const StoreOptions *options, Store **ret) 
         s->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (s->dir_fd < 0)
                 return -errno;
-        r = db_open(s, path);
+        r = store_db_open(s, path);
         if (r < 0)
                 return r;
         r = db_read_begin(s, &txn);

@@ -177,12 +177,38 @@ int store_query_rollup(Store *s, uint32_t device, StoreResolution res, int64_t f
  * up to whole minutes, the finest rollup kept forever. */
 int store_energy(Store *s, uint32_t device, int64_t from_ms, int64_t to_ms, int64_t *ret_mwh);
 
+/* A local day's energy as the device itself counted it (its day
+ * statistics), for a day before kasamond recorded the device: a lower
+ * resolution (energy only) kept apart from the rollups, which stay
+ * kasamond's own count (store-import.c). */
+typedef struct StoreImportedDay {
+        int64_t day_start_ms;   /* a local day start (the day_start function's) */
+        int64_t energy_mwh;     /* >= 0 */
+} StoreImportedDay;
+
+/* Imports days of a device in one synced transaction, taking only those
+ * that end by before_ms (the caller's "today") and before the local day
+ * of the device's first recorded sample: a day kasamond recorded, even
+ * in part, is never imported, so no energy counts twice. A day already
+ * imported is replaced, never added to. Returns in *ret_written how many
+ * were written (new, or with another energy than before). -EINVAL, taking
+ * nothing, for a start that is not a local day start, a negative energy
+ * or a day given twice. Safe from any thread (it touches only LMDB), like
+ * the queries; it waits for the disk. */
+int store_import_days(Store *s, uint32_t device, const StoreImportedDay *days, size_t n, int64_t before_ms,
+                      size_t *ret_written);
+/* Imported days starting in [from_ms, to_ms), oldest first; -E2BIG for
+ * more than max. */
+int store_query_imported(Store *s, uint32_t device, int64_t from_ms, int64_t to_ms, size_t max,
+                         StoreImportedDay **ret, size_t *ret_n);
+
 /* The newest sample of a device; -ENOENT if there is none. */
 int store_last_sample(Store *s, uint32_t device, StoreSample *ret);
 /* The newest counter state appended for a device; -ENOENT if none. */
 int store_counter(Store *s, uint32_t device, StoreCounter *ret);
 
-/* Erases everything stored for a device. Waits for the disk. */
+/* Erases everything stored for a device, imported days included. Waits
+ * for the disk. */
 int store_delete_device(Store *s, uint32_t device);
 
 typedef struct StoreStats {

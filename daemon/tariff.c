@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include "log.h"
 #include "macro.h"
 
 #include <errno.h>
@@ -137,14 +138,7 @@ const char *tariff_per_to_string(TariffPer p) {
         return p == TARIFF_PER_DAY ? "day" : p == TARIFF_PER_MONTH ? "month" : "year";
 }
 
-_printf_(2, 3) static int refuse(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        if (ret_error && vasprintf(ret_error, fmt, ap) < 0)
-                *ret_error = NULL;
-        va_end(ap);
-        return -EBADMSG;
-}
+#define refuse(ret_error, ...) error_set(ret_error, -EBADMSG, __VA_ARGS__)
 
 static int check_periods(const char *what, const TariffPeriod *p, size_t n, char **ret_error) {
         if (n > TARIFF_PERIODS_MAX)

@@ -10,8 +10,10 @@
  * resident memory: VmHWM (everything, LMDB's mapped pages included) and
  * the peak of RssAnon (its own heap: what the exporter holds). The peer
  * does what the tools people use do: query the whole range of a plug and
- * build its text in memory before writing it. Prints markdown; asserts
- * nothing.
+ * build its text in memory before writing it. The rows with costs price
+ * each window with a tiered time-of-use tariff (export-cost.c, as
+ * Manager.Export with costs does, the store's rollups its source).
+ * Prints markdown; asserts nothing.
  *
  *   bench-export-helper DIR [PLUGS [DAYS [INTERVAL]]]
  */
@@ -27,7 +29,9 @@
 #include <unistd.h>
 
 #include "calendar.h"
+#include "export-cost.h"
 #include "export.h"
+#include "manager-tariff.h"
 #include "store.h"
 
 #define HOUR_MS INT64_C(3600000)
@@ -112,8 +116,40 @@ static int fill(const char *dir, unsigned plugs, unsigned days, int64_t interval
         return r;
 }
 
+/* Night and day, tiered over the billing cycle, an adder: every part of
+ * the row pricing at work. */
+static const char TARIFF[] =
+        "{\"format\":\"kasamond-tariff/1\",\"name\":\"bench\",\"currency\":\"EUR\","
+        "\"periods\":[{\"name\":\"night\",\"hours\":\"22:00-06:00\",\"rate\":0.12},"
+        "{\"name\":\"day\",\"tiers\":[{\"up_to_kwh\":100,\"rate\":0.3},{\"rate\":0.4}]}],"
+        "\"adders\":[{\"name\":\"grid\",\"rate\":0.07}]}";
+
+/* The cost queries' source: the store's rollups of plug NNN ("plugNNN"). */
+typedef struct Source {
+        Store *st;
+        const Calendar *cal;
+} Source;
+
+static int rollups(Source *s, const char *device, StoreResolution res, int64_t from, int64_t to, CostInterval **ret,
+                   size_t *ret_n) {
+        return manager_cost_store_rollups(s->st, s->cal, (uint32_t) strtoul(device + 4, NULL, 10), res, from, to,
+                                          INT64_MAX, ret, ret_n);
+}
+
+static int source_energy(void *userdata, const char *device, bool minutes, int64_t from, int64_t to,
+                         CostInterval **ret, size_t *ret_n) {
+        return rollups(userdata, device, minutes ? STORE_MINUTE : STORE_HOUR, from, to, ret, ret_n);
+}
+
+static int source_days(void *userdata, const char *device, int64_t from, int64_t to, CostInterval **ret,
+                       size_t *ret_n) {
+        return rollups(userdata, device, STORE_DAY, from, to, ret, ret_n);
+}
+
+static const CostSourceOps source_ops = { .energy = source_energy, .days = source_days };
+
 typedef struct Result {
-        uint64_t bytes;
+        uint64_t bytes, rows;
         long hwm_kb, anon_kb;
         double seconds;
         int error;
@@ -131,7 +167,8 @@ static int write_all(int fd, const char *p, size_t n) {
 }
 
 /* In the child: the export (or the peer) into fd; the result to rfd. */
-static void child(const char *dir, unsigned plugs, unsigned days, ExportResolution res, bool peer, int fd, int rfd) {
+static void child(const char *dir, unsigned plugs, unsigned days, ExportResolution res, bool peer, bool costs, int fd,
+                  int rfd) {
         Calendar *cal = calendar_new(ZONE);
         Store *st = NULL;
         Result x = {};
@@ -142,15 +179,37 @@ static void child(const char *dir, unsigned plugs, unsigned days, ExportResoluti
 
         if (r >= 0 && !peer) {
                 ExportDevice *devs = calloc(plugs, sizeof(ExportDevice));
+                CostQueryDevice *qdevs = calloc(plugs, sizeof(CostQueryDevice));
                 char (*ids)[16] = calloc(plugs, 16);
                 Export *e = NULL;
                 char *error = NULL;
-                for (unsigned i = 0; devs && ids && i < plugs; i++) {
+                for (unsigned i = 0; devs && qdevs && ids && i < plugs; i++) {
                         snprintf(ids[i], 16, "plug%03u", i);
                         devs[i] = (ExportDevice) { ids[i], i };
+                        qdevs[i] = (CostQueryDevice) { ids[i], NULL };
                 }
-                r = devs && ids ? export_new(st, cal, devs, plugs, from, to, res, EXPORT_CSV, NULL, 0, &e, &error)
-                                : -ENOMEM;
+                Tariff *tariff = NULL;
+                ExportPricer *pricer = NULL;
+                ExportCosts c = { .price = export_pricer_price };
+                Source src = { st, cal };
+                CostQueryTariff qt = { 1, NULL };
+                TariffAssignment home = { 1, NULL, 1, 0 };
+                CostQuery q = { .tariffs = &qt, .n_tariffs = 1, .assignments = &home, .n_assignments = 1,
+                                .devices = qdevs, .n_devices = plugs, .ops = &source_ops, .userdata = &src,
+                                .time_zone = ZONE };
+                r = devs && qdevs && ids ? 0 : -ENOMEM;
+                if (r >= 0 && costs) {
+                        r = tariff_file_parse(TARIFF, strlen(TARIFF), "bench", &tariff, &error);
+                        qt.tariff = tariff;
+                        if (r >= 0)
+                                r = export_pricer_new(&q, res == EXPORT_MINUTE, &pricer);
+                        c.userdata = pricer;
+                        if (r >= 0)
+                                r = export_pricer_currency(pricer, from, to, c.currency, &c.digits, &error);
+                }
+                if (r >= 0)
+                        r = export_new(st, cal, devs, plugs, from, to, res, EXPORT_CSV, NULL, 0, costs ? &c : NULL, &e,
+                                       &error);
                 const char *text;
                 size_t len;
                 unsigned steps = 0;
@@ -160,7 +219,15 @@ static void child(const char *dir, unsigned plugs, unsigned days, ExportResoluti
                         if (++steps % 64 == 0)
                                 anon = MAX(anon, status_kb("RssAnon"));
                 }
+                if (r < 0 && (error || (e && export_error(e))))
+                        fprintf(stderr, "export: %s\n", error ?: export_error(e));
                 export_free(e);
+                export_pricer_free(pricer);
+                tariff_free(tariff);
+                free(error);
+                free(devs);
+                free(qdevs);
+                free(ids);
         } else if (r >= 0) {
                 /* The peer: a plug's whole range loaded, its text built,
                  * then written; one plug after another. */
@@ -196,7 +263,8 @@ static void child(const char *dir, unsigned plugs, unsigned days, ExportResoluti
         _exit(0);
 }
 
-static int run(const char *dir, unsigned plugs, unsigned days, ExportResolution res, bool peer, Result *ret) {
+static int run(const char *dir, unsigned plugs, unsigned days, ExportResolution res, bool peer, bool costs,
+               Result *ret) {
         int data[2], result[2];
         if (pipe(data) < 0 || pipe(result) < 0)
                 return -errno;
@@ -206,14 +274,17 @@ static int run(const char *dir, unsigned plugs, unsigned days, ExportResolution 
         if (pid == 0) {
                 close(data[0]);
                 close(result[0]);
-                child(dir, plugs, days, res, peer, data[1], result[1]);
+                child(dir, plugs, days, res, peer, costs, data[1], result[1]);
         }
         close(data[1]);
         close(result[1]);
         char buf[65536];
-        uint64_t got = 0;
-        for (ssize_t n; (n = read(data[0], buf, sizeof buf)) > 0;)
+        uint64_t got = 0, lines = 0;
+        for (ssize_t n; (n = read(data[0], buf, sizeof buf)) > 0;) {
                 got += (uint64_t) n;
+                for (ssize_t i = 0; i < n; i++)
+                        lines += buf[i] == '\n';
+        }
         close(data[0]);
         *ret = (Result) {};
         ssize_t n = read(result[0], ret, sizeof *ret);
@@ -224,6 +295,7 @@ static int run(const char *dir, unsigned plugs, unsigned days, ExportResolution 
                 return -EIO;
         if (got != ret->bytes)
                 return -EPROTO;
+        ret->rows = peer ? lines : lines - 1; /* the export's header line */
         return ret->error;
 }
 
@@ -252,26 +324,27 @@ int main(int argc, char **argv) {
                 const char *what;
                 unsigned days_div;      /* a part of the range */
                 ExportResolution res;
-                bool peer;
+                bool peer, costs;
         } runs[] = {
                 { "raw, first month", 12, EXPORT_RAW, false },
                 { "raw, whole range", 1, EXPORT_RAW, false },
                 { "hour, whole range", 1, EXPORT_HOUR, false },
+                { "minute with costs, first month", 12, EXPORT_MINUTE, false, true },
+                { "hour with costs, whole range", 1, EXPORT_HOUR, false, true },
+                { "day with costs, whole range", 1, EXPORT_DAY, false, true },
                 { "peer: raw, each plug's range in memory, first month", 12, EXPORT_RAW, true },
                 { "peer: raw, each plug's range in memory, whole range", 1, EXPORT_RAW, true },
         };
         for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
                 Result x;
                 unsigned d = MAX(days / runs[i].days_div, 1u);
-                r = run(argv[1], plugs, d, runs[i].res, runs[i].peer, &x);
+                r = run(argv[1], plugs, d, runs[i].res, runs[i].peer, runs[i].costs, &x);
                 if (r < 0) {
                         fprintf(stderr, "%s: %s\n", runs[i].what, strerror(-r));
                         return EXIT_FAILURE;
                 }
-                uint64_t rows = runs[i].res == EXPORT_RAW ? (uint64_t) plugs * (uint64_t) d * (uint64_t) (DAY_MS / interval_ms)
-                                                          : (uint64_t) plugs * d * 24;
                 printf("| %s (%u days) | %" PRIu64 " | %.1f MiB | %.1f s | %.1f MiB | %.1f MiB |\n", runs[i].what, d,
-                       rows, (double) x.bytes / 1048576.0, x.seconds, x.anon_kb / 1024.0, x.hwm_kb / 1024.0);
+                       x.rows, (double) x.bytes / 1048576.0, x.seconds, x.anon_kb / 1024.0, x.hwm_kb / 1024.0);
         }
         return EXIT_SUCCESS;
 }

@@ -39,10 +39,13 @@
  *     -> {"ok":true,"devices":[{"index","profile","address","port","deviceId",
  *         "mac","online","relay" (plugs),"energy_mwh","energy_mwh_exact",
  *         "counter_resets","outlets":[{"id","alias","relay","load_mw",
- *         "energy_mwh","energy_mwh_exact","counter_mwh","counter_resets"}]}]}
+ *         "energy_mwh","energy_mwh_exact","counter_mwh","counter_resets","history_mwh",
+ *         "days":[{"date","energy_mwh"}]}]}]}
  *     energy_mwh: energy delivered since the simulator started (whole mWh,
  *     never reset); counter_mwh: what the device's counter holds now;
- *     counter_resets: counter_reset faults plus erase_emeter_stat calls.
+ *     counter_resets: counter_reset faults plus erase_emeter_stat calls;
+ *     days: the day statistics (the history_wh ones first, history_mwh
+ *     their sum), those since the start adding up to energy_mwh.
  */
 
 #include <arpa/inet.h>
@@ -101,7 +104,8 @@ const char sim_control_help[] =
         "      per device (all without D): energy_mwh delivered since start (exact,\n"
         "      never reset; energy_mwh_exact with the fraction), relay, online,\n"
         "      counter_resets, and per outlet: id, relay, load_mw, energy_mwh,\n"
-        "      energy_mwh_exact, counter_mwh (the device's counter), counter_resets\n";
+        "      energy_mwh_exact, counter_mwh (the device's counter), counter_resets,\n"
+        "      history_mwh, days [{date, energy_mwh}] (its day statistics)\n";
 
 typedef struct SimClient {
         Sim *sim;

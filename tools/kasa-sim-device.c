@@ -221,14 +221,58 @@ void sim_device_integrate(SimDevice *d) {
                                 run->on_usec += seg;
                         if (o->load_mw <= 0)
                                 continue;
-                        int64_t e = o->load_mw * seg;
+                        int64_t e = o->load_mw * seg, before = o->delivered_mwh;
                         energy_add(&o->delivered_mwh, &o->delivered_rem, e);
+                        /* The day gets the whole mWh the truth counts, so
+                         * that the days since the start add up to it. */
                         SimDay *day = day_entry(&o->days, &o->n_days, &tm);
                         if (day)
-                                energy_add(&day->mwh, &day->rem, e);
+                                day->mwh += o->delivered_mwh - before;
                 }
                 t = seg_end;
         }
+}
+
+int sim_device_set_history(SimDevice *d, unsigned outlet, const int64_t *mwh, size_t n) {
+        SimOutlet *o = &d->outlets[outlet];
+        time_t now = (time_t) (sim_now(CLOCK_REALTIME) / USEC_PER_SEC);
+        SimDay *days;
+        size_t k = 0;
+        struct tm tm;
+
+        if (n > SIM_HISTORY_DAYS_MAX)
+                return -E2BIG;
+        days = calloc(n + o->n_days + 1, sizeof(SimDay));
+        if (!days)
+                return -ENOMEM;
+        /* A history given again (an outlet's after the device's) replaces it. */
+        o->counter_base_mwh += o->history_mwh;
+        o->history_mwh = 0;
+        /* Days before today, oldest first, ahead of what was counted since
+         * the start; noon, so that a DST change cannot skip a date. */
+        for (size_t i = 0; i < n; i++) {
+                localtime_r(&now, &tm);
+                tm.tm_mday -= (int) (n - i);
+                tm.tm_hour = 12;
+                tm.tm_min = tm.tm_sec = 0;
+                tm.tm_isdst = -1;
+                if (mktime(&tm) == (time_t) -1) {
+                        free(days);
+                        return -EINVAL;
+                }
+                days[k++] = (SimDay) { .year = tm.tm_year + 1900, .month = tm.tm_mon + 1, .day = tm.tm_mday,
+                                       .mwh = mwh[i] };
+                /* The device's counter went up by them too. */
+                o->counter_base_mwh -= mwh[i];
+                o->history_mwh += mwh[i];
+        }
+        for (size_t i = o->n_history; i < o->n_days; i++)
+                days[k++] = o->days[i];
+        free(o->days);
+        o->days = days;
+        o->n_days = k;
+        o->n_history = n;
+        return 0;
 }
 
 void sim_device_set_relay(SimDevice *d, unsigned outlet, bool on) {
@@ -246,6 +290,8 @@ void sim_device_set_load(SimDevice *d, unsigned outlet, int64_t load_mw) {
 
 static void outlet_erase(SimOutlet *o) {
         o->counter_base_mwh = o->delivered_mwh;
+        o->history_mwh = 0;
+        o->n_history = 0;
         o->counter_resets++;
         free(o->days);
         o->days = NULL;
@@ -619,14 +665,23 @@ json_t *sim_device_truth(SimDevice *d) {
                         snprintf(id, sizeof(id), "%s", d->device_id);
                 energy_add(&total, &total_rem, o->delivered_rem);
                 total += o->delivered_mwh;
+                json_t *days = json_array();
+                for (size_t k = 0; days && k < o->n_days; k++) {
+                        char date[16];
+                        snprintf(date, sizeof(date), "%04d-%02d-%02d", o->days[k].year, o->days[k].month,
+                                 o->days[k].day);
+                        json_array_append_new(days, json_pack("{s:s,s:I}", "date", date, "energy_mwh",
+                                                              (json_int_t) o->days[k].mwh));
+                }
                 json_array_append_new(
                         outlets,
-                        json_pack("{s:s,s:s,s:b,s:I,s:I,s:f,s:I,s:i}", "id", id, "alias", o->alias, "relay", o->on,
-                                  "load_mw", (json_int_t) o->load_mw, "energy_mwh", (json_int_t) o->delivered_mwh,
-                                  "energy_mwh_exact",
+                        json_pack("{s:s,s:s,s:b,s:I,s:I,s:f,s:I,s:i,s:I,s:o}", "id", id, "alias", o->alias, "relay",
+                                  o->on, "load_mw", (json_int_t) o->load_mw, "energy_mwh",
+                                  (json_int_t) o->delivered_mwh, "energy_mwh_exact",
                                   (double) o->delivered_mwh + (double) o->delivered_rem / MWUS_PER_MWH,
                                   "counter_mwh", (json_int_t) (o->delivered_mwh - o->counter_base_mwh),
-                                  "counter_resets", o->counter_resets));
+                                  "counter_resets", o->counter_resets, "history_mwh", (json_int_t) o->history_mwh,
+                                  "days", days));
         }
 
         json_t *t = json_pack("{s:i,s:s,s:s,s:i,s:s,s:s,s:b,s:I,s:f,s:i,s:o}", "index", d->index, "profile",

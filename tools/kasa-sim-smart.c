@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The smart dialect of a simulated Tapo plug (profile "p110"), inside its
- * KLAP session: get_device_info, get_energy_usage, get_current_power,
+ * KLAP session: get_device_info, get_energy_usage, get_energy_data (daily),
+ * get_current_power,
  * set_device_info (device_on, nickname), and multipleRequest of them.
  * Replies have the fields, types and units of a real P110: nickname and
  * ssid in base64, current_power in mW in get_energy_usage but in W in
@@ -86,6 +87,55 @@ static json_t *energy_usage(SimDevice *d) {
                          0, 0, "current_power", (json_int_t) power_mw(d));
 }
 
+/* get_energy_data at a daily interval: one whole Wh value per local day
+ * from the day of start_timestamp, for the days that start before
+ * end_timestamp, as the day statistics hold them (0 for a day without).
+ * Other intervals are not simulated. */
+static int energy_data(SimDevice *d, json_t *params, json_t **ret) {
+        const SimOutlet *o = &d->outlets[0];
+        int64_t start, end, interval;
+        json_t *data;
+        char local[32];
+        struct tm tm;
+        time_t now = time(NULL);
+
+        if (sim_get_arg(params, "start_timestamp", 0, INT64_C(1) << 40, &start) < 0 ||
+            sim_get_arg(params, "end_timestamp", 0, INT64_C(1) << 40, &end) < 0 ||
+            sim_get_arg(params, "interval", 1, 43200, &interval) < 0 || end < start)
+                return SMART_ERR_PARAMS;
+        if (interval != 1440)
+                return SMART_ERR_PARAMS;
+        data = json_array();
+        if (!data)
+                return -ENOMEM;
+        for (unsigned i = 0; i < KASA_ENERGY_DATA_MAX; i++) {
+                time_t t = (time_t) start;
+                int64_t mwh = 0;
+
+                /* Noon of the i-th day: DST cannot move it off its date. */
+                localtime_r(&t, &tm);
+                tm.tm_mday += (int) i;
+                tm.tm_hour = 12;
+                tm.tm_min = tm.tm_sec = 0;
+                tm.tm_isdst = -1;
+                t = mktime(&tm);
+                tm.tm_hour = 0;
+                tm.tm_isdst = -1;
+                if (t == (time_t) -1 || mktime(&tm) >= end)
+                        break;
+                for (size_t k = 0; k < o->n_days; k++)
+                        if (o->days[k].year == tm.tm_year + 1900 && o->days[k].month == tm.tm_mon + 1 &&
+                            o->days[k].day == tm.tm_mday)
+                                mwh = o->days[k].mwh;
+                json_array_append_new(data, json_integer(mwh / 1000));
+        }
+        localtime_r(&now, &tm);
+        strftime(local, sizeof(local), "%Y-%m-%d %H:%M:%S", &tm);
+        *ret = json_pack("{s:I,s:I,s:i,s:s,s:o}", "start_timestamp", (json_int_t) start, "end_timestamp",
+                         (json_int_t) end, "interval", 1440, "local_time", local, "data", data);
+        return *ret ? 0 : -ENOMEM;
+}
+
 /* One method: its result (NULL for none) and error_code. */
 static int call(SimDevice *d, const char *method, json_t *params, json_t **ret_result) {
         *ret_result = NULL;
@@ -93,6 +143,8 @@ static int call(SimDevice *d, const char *method, json_t *params, json_t **ret_r
                 *ret_result = device_info(d);
         else if (strcmp(method, "get_energy_usage") == 0)
                 *ret_result = energy_usage(d);
+        else if (strcmp(method, "get_energy_data") == 0)
+                return energy_data(d, params, ret_result);
         else if (strcmp(method, "get_current_power") == 0)
                 *ret_result = json_pack("{s:I}", "current_power", (json_int_t) (power_mw(d) / 1000));
         else if (strcmp(method, "set_device_info") == 0) {

@@ -100,6 +100,9 @@ static void help(void) {
                "      \"alias\": \"Desk\",\n"
                "      \"load_w\": 25.0,       load of every outlet in watts\n"
                "      \"relay\": true,        initial relay of every outlet (default on)\n"
+               "      \"history_wh\": [W, ...], energy of the days before today (oldest\n"
+               "                            first, the last is yesterday), in the day and\n"
+               "                            month statistics and the counter of every outlet\n"
                "      \"led_off\": false,\n"
                "      \"outlets\": [{\"alias\": \"Lamp\", \"load_w\": 10, \"relay\": false}, ...],\n"
                "      \"faults\": {\"delay\": MS, \"hang\": B, \"drop\": B, \"garbage\": B,\n"
@@ -246,6 +249,26 @@ static int config_outlet(SimDevice *d, unsigned i, json_t *o, bool with_alias, c
                         return usage_error("%s: \"relay\" must be true or false", where);
                 sim_device_set_relay(d, i, json_is_true(v));
         }
+        if ((v = json_object_get(o, "history_wh"))) {
+                _cleanup_free_ int64_t *mwh = NULL;
+                size_t n = json_array_size(v);
+
+                if (!json_is_array(v) || n > SIM_HISTORY_DAYS_MAX)
+                        return usage_error("%s: \"history_wh\" must be an array of at most %d numbers", where,
+                                           SIM_HISTORY_DAYS_MAX);
+                mwh = calloc(MAX(n, (size_t) 1), sizeof(int64_t));
+                if (!mwh)
+                        return -ENOMEM;
+                for (size_t k = 0; k < n; k++) {
+                        json_t *x = json_array_get(v, k);
+                        if (!json_is_number(x) || json_number_value(x) < 0 || json_number_value(x) > 1e6)
+                                return usage_error("%s: \"history_wh\"[%zu] must be a number of Wh, 0..1000000",
+                                                   where, k);
+                        mwh[k] = (int64_t) (json_number_value(x) * 1000.0 + 0.5);
+                }
+                if (sim_device_set_history(d, i, mwh, n) < 0)
+                        return -ENOMEM;
+        }
         return 0;
 }
 
@@ -288,8 +311,9 @@ static int config_http(json_t *o, const char *where, const char *name, json_int_
 
 static int config_device(Sim *s, json_t *e, size_t idx) {
         static const char *const keys[] = { "profile", "address", "port", "count", "alias", "load_w",
-                                            "relay", "led_off", "outlets", "faults", "klap", "aes", NULL };
-        static const char *const outlet_keys[] = { "alias", "load_w", "relay", NULL };
+                                            "relay", "history_wh", "led_off", "outlets", "faults", "klap", "aes",
+                                            NULL };
+        static const char *const outlet_keys[] = { "alias", "load_w", "relay", "history_wh", NULL };
         char where[64];
         int r;
 

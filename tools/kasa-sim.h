@@ -84,7 +84,10 @@ typedef struct SimOutlet {
         /* delivered_mwh when the device's counter last restarted at 0. */
         int64_t counter_base_mwh;
         unsigned counter_resets;
-        SimDay *days;              /* energy per local day, oldest first */
+        SimDay *days;              /* energy per local day, oldest first: those of
+                                    * the history, then the delivered energy's */
+        int64_t history_mwh;       /* the history's days (before the start), in the counter too */
+        size_t n_history;          /* the first n_history of days */
         size_t n_days;
         SimDay *run_days;          /* relay-on time per local day (on_usec only) */
         size_t n_run_days;
@@ -202,6 +205,10 @@ void sim_device_integrate(SimDevice *d);
 void sim_device_set_relay(SimDevice *d, unsigned outlet, bool on);
 void sim_device_set_load(SimDevice *d, unsigned outlet, int64_t load_mw);
 void sim_device_counter_reset(SimDevice *d);
+/* The energy of the n days before today (oldest first) in the outlet's
+ * day statistics and its counter, as if counted before the start. */
+#define SIM_HISTORY_DAYS_MAX 800
+int sim_device_set_history(SimDevice *d, unsigned outlet, const int64_t *mwh, size_t n);
 void sim_device_booted(SimDevice *d);
 /* Answers one decrypted request. Returns -EBADMSG when it is not a JSON
  * object (a real device closes the connection then). */

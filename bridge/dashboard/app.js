@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MIT
 // The dashboard: devices and their live readings from /ws, switches over
 // the REST API, today's energy and cost, a 24-hour chart per device (SVG,
-// drawn here) and this month's cost. Nothing is loaded from elsewhere.
+// drawn here), this month's cost and kasamond's open alerts. Nothing is
+// loaded from elsewhere.
 "use strict";
 
 const KEY = "kasamond-token";
 // costs: this month's per device from /api/costs; today: each device's
 // cost so far today from the WebSocket.
-const state = { token: localStorage.getItem(KEY), devices: new Map(), ws: null, retry: 1000, costs: {}, today: {} };
+// alerts: the open ones by id, from the hello, daemon and alert messages.
+const state = { token: localStorage.getItem(KEY), devices: new Map(), ws: null, retry: 1000, costs: {}, today: {},
+  alerts: new Map() };
 const $ = (id) => document.getElementById(id);
 
 function api(method, path, body) {
@@ -95,6 +98,31 @@ function render(d) {
   sw.setAttribute("aria-pressed", d.on ? "true" : "false");
 }
 
+// What made it fire, in the rule's unit (org.kasamond.Kasa1.Alert, Value).
+function alertValue(a) {
+  if (a.value === null || a.value === undefined) return "";
+  if (a.kind.startsWith("power-")) return `${fmt(a.value, 1)} W`;
+  if (a.kind.startsWith("energy-")) return `${fmt(a.value, 0)} Wh`;
+  if (a.kind.startsWith("cost-")) return fmt(a.value, 2);
+  return a.value >= 3600 ? `for ${fmt(a.value / 3600, 1)} h` : `for ${fmt(a.value / 60, 0)} min`;
+}
+
+function setAlerts(list) {
+  state.alerts = new Map((list || []).map((a) => [a.id, a]));
+  renderAlerts();
+}
+
+function renderAlerts() {
+  const items = [...state.alerts.values()].sort((a, b) => a.id - b.id).map((a) => {
+    const since = new Date(a.since_usec / 1000).toLocaleString();
+    return el("li", { class: `alert ${a.state}`, "data-id": String(a.id) },
+      `${a.rule_name}: ${a.alias || a.device} ${alertValue(a)} (since ${since}` +
+      `${a.state === "acknowledged" ? ", acknowledged" : ""})`);
+  });
+  $("alert-list").replaceChildren(...items);
+  $("alerts").hidden = items.length === 0;
+}
+
 function insertSorted(card, id) {
   const main = $("devices");
   const after = [...main.children].find((c) => c.dataset.id > id);
@@ -149,6 +177,7 @@ function connect() {
       state.today = {};
       for (const [id, c] of Object.entries(m.costs || {})) if (c) state.today[id] = c;
       for (const d of m.devices) { state.devices.set(d.id, d); render(d); }
+      setAlerts(m.alerts);
       $("status").textContent = m.up ? "live" : "kasamond is not running";
     } else if (m.type === "update" || m.type === "added") {
       if (m.cost) state.today[m.id] = m.cost; else delete state.today[m.id];
@@ -160,13 +189,18 @@ function connect() {
       if (c) c.remove();
     } else if (m.type === "daemon") {
       $("status").textContent = m.up ? "live" : "kasamond is not running";
+      setAlerts(m.alerts);
+    } else if (m.type === "alert") {
+      if (m.event === "resolved") state.alerts.delete(m.alert.id); else state.alerts.set(m.alert.id, m.alert);
+      renderAlerts();
     }
     updateTotal();
   };
   ws.onclose = () => {
     $("status").textContent = "reconnecting…";
-    // A refused token closes at once: check it over REST before retrying.
-    api("GET", "/api/health").then(() => setTimeout(connect, state.retry)).catch((e) => {
+    // A refused token closes at once: check it over REST before retrying,
+    // on a route that always wants one (/api/health may be --open).
+    api("GET", "/api/devices").then(() => setTimeout(connect, state.retry)).catch((e) => {
       if (e.status === 401) return logout("The token was refused.");
       setTimeout(connect, state.retry);
     });
@@ -179,6 +213,7 @@ function logout(msg) {
   state.token = null;
   if (state.ws) { state.ws.onclose = null; state.ws.close(); }
   $("devices").replaceChildren();
+  setAlerts([]);
   start();
   showError(msg);
 }

@@ -72,3 +72,38 @@ export function summaryLines(view, showCost = true, locale = undefined) {
         lines.push(fmt(_('This month: %s'), formatMoney(view.costMonth, view.currency, locale)));
     return lines;
 }
+
+/** How long a condition held, from seconds: "for 40 s", "for 5 min", "for 2.5 h". */
+export function formatDuration(seconds, locale = undefined) {
+    if (typeof seconds !== 'number' || !Number.isFinite(seconds))
+        return _('unknown');
+    if (seconds < 60)
+        /* Translators: how long an alert's condition held, in seconds */
+        return fmt(_('for %s s'), number(seconds, 0, locale));
+    if (seconds < 3600)
+        /* Translators: how long an alert's condition held, in minutes */
+        return fmt(_('for %s min'), number(seconds / 60, 0, locale));
+    /* Translators: how long an alert's condition held, in hours */
+    return fmt(_('for %s h'), number(seconds / 3600, 1, locale));
+}
+
+/** What made an alert fire, in its rule's unit (Alert.Value). */
+export function alertValue(alert, currency = null, unit = 'auto', locale = undefined) {
+    const kind = alert.Kind ?? '';
+    if (kind.startsWith('power-'))
+        return formatPower(alert.Value, unit, locale);
+    if (kind.startsWith('energy-'))
+        return formatEnergy(alert.Value, locale);
+    if (kind.startsWith('cost-'))
+        return currency ? formatMoney(alert.Value, currency, locale) : number(alert.Value, 2, locale);
+    return formatDuration(alert.Value, locale);
+}
+
+/** An alert's menu line: "freezer: Freezer · 0.4 W", acknowledged said so. */
+export function alertLine(alert, currency = null, unit = 'auto', locale = undefined) {
+    const device = alert.alias || (alert.Device ?? '').split('/').pop();
+    /* Translators: an alert in the menu: rule name, device name, the value that fired it */
+    const line = fmt(_('%s: %s · %s'), alert.RuleName ?? '', device, alertValue(alert, currency, unit, locale));
+    /* Translators: an alert someone has acknowledged */
+    return alert.State === 'acknowledged' ? fmt(_('%s (acknowledged)'), line) : line;
+}

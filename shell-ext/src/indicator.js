@@ -17,11 +17,14 @@ import {QuickMenuToggle, SystemIndicator} from 'resource:///org/gnome/shell/ui/q
 
 import {Client, interfaceDirs} from './client.js';
 import {findDashboard} from './dashboard.js';
-import {formatPower, deviceStatus, summaryLines, fmt} from './format.js';
+import {alertLine, formatPower, deviceStatus, summaryLines, fmt} from './format.js';
 import {_} from './i18n.js';
 import {DeviceTree} from './model.js';
 
 const ICON = 'ac-adapter-symbolic';
+// An alert nobody acknowledged shows in the top bar too.
+const ALERT_ICON = 'dialog-warning-symbolic';
+const ACKNOWLEDGED_ICON = 'emblem-ok-symbolic';
 
 const KasaToggle = GObject.registerClass({
     Signals: {'open-dashboard': {}, 'open-preferences': {}},
@@ -137,6 +140,7 @@ class KasaIndicator extends SystemIndicator {
         const total = view.totalPower === null ? '' : formatPower(view.totalPower, unit);
         this._label.text = total;
         this._label.visible = total !== '';
+        this._icon.icon_name = view.alerts.some(a => a.State === 'active') ? ALERT_ICON : ICON;
         this._toggle.checked = view.anyOn;
         this._toggle.setSubtitle(this._shell.major, total);
 
@@ -171,11 +175,9 @@ class KasaIndicator extends SystemIndicator {
                 this._addItem(outlet, unit, true);
         }
         this._toggle.alertSection.removeAll();
-        // org.kasamond.Kasa1.Alert has no interface file yet (DESIGN.md
-        // names it): its objects show by whichever text property they carry.
         for (const alert of view.alerts) {
-            const text = alert.Message ?? alert.Summary ?? alert.Name ?? alert.path.split('/').pop();
-            const item = new PopupMenu.PopupImageMenuItem(String(text), 'dialog-warning-symbolic',
+            const item = new PopupMenu.PopupImageMenuItem(alertLine(alert, view.currency, unit),
+                alert.State === 'active' ? ALERT_ICON : ACKNOWLEDGED_ICON,
                 {reactive: false, style_class: 'kasamond-alert'});
             this._toggle.alertSection.addMenuItem(item);
         }
@@ -246,6 +248,8 @@ class KasaIndicator extends SystemIndicator {
                 outlet: item.has_style_class_name('kasamond-outlet'),
             })),
             summary: this._toggle.summarySection._getMenuItems().map(i => i.label.text),
+            alerts: this._toggle.alertSection._getMenuItems().map(i => i.label.text),
+            icon: this._icon.icon_name,
             error: this._toggle.errorItem.visible ? this._toggle.errorItem.label.text : null,
             dashboard: this._toggle.dashboardItem.visible ? this._dashboard : null,
             liveObjects: this._client?.liveObjects ?? 0,

@@ -187,9 +187,16 @@ export class DeviceTree extends Emitter {
         }));
     }
 
+    /**
+     * The open alerts (org.kasamond.Kasa1.Alert: an object exists while
+     * the alert is active or acknowledged) by Id, each with `alias`, the
+     * name of its device ('' while the device is unknown).
+     */
     alerts() {
-        return [...this._alerts.values()].filter(a => a.Active !== false)
-            .sort((a, b) => a.path.localeCompare(b.path));
+        return [...this._alerts.values()]
+            .filter(a => a.State === 'active' || a.State === 'acknowledged')
+            .map(a => ({...a, alias: this._devices.get(a.Device)?.alias ?? ''}))
+            .sort((a, b) => (a.Id ?? 0) - (b.Id ?? 0));
     }
 
     /**
@@ -246,6 +253,7 @@ export class DeviceTree extends Emitter {
             costToday,
             costMonth,
             anyOn: rows.some(r => r.device.on),
+            // Alerts of hidden devices too: a hidden freezer may still fail.
             alerts: this.alerts(),
         };
     }

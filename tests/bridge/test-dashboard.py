@@ -4,10 +4,11 @@
 the DevTools protocol over this directory's own WebSocket client: the
 token entered once in the page's form, every device shown, the live power
 following a kasa-sim load change, the switch switching the simulated plug,
-today's and this month's cost shown, the token kept across a reload,
+today's and this month's cost shown, an open alert listed until it
+resolves, the token kept across a reload,
 nothing fetched from anywhere but the
-bridge. The screenshot stays in the build tree as
-tests/bridge/dashboard.png."""
+bridge. The screenshots stay in the build tree as
+tests/bridge/dashboard.png and dashboard-alert.png (with the alert)."""
 
 import base64
 import json
@@ -117,6 +118,23 @@ def main():
         t.ok(total is not None and total >= LOAD_W * 0.95, "the total includes it", total)
         t.ok(cdp.eval("document.body.scrollWidth <= 412"), "the page fits a phone's width",
              cdp.eval("document.body.scrollWidth"))
+
+        # An alert: listed above the devices while it is open.
+        alerts_shown = "!document.getElementById('alerts').hidden"
+        t.ok(not cdp.eval(alerts_shown), "no alert: no alert list")
+        rule = env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "AddAlertRule", "sssdttas",
+                        ("dash-hot", "power-above", plug, 100.0, 0, 0, []))[0]
+        alias = env.get(env.device_path(plug), kt.DEVICE_IFACE, "Alias")
+        kt.eventually(t, env, js(f"{alerts_shown} && [...document.querySelectorAll('#alert-list .alert')].some("
+                                 f"e => e.textContent.startsWith({json.dumps('dash-hot: ' + alias + ' 4')}) && "
+                                 f"/ W \\(since /.test(e.textContent))"), 30,
+                      "an alert that fires is listed with its rule, device and power")
+        shot = cdp.call("Page.captureScreenshot", format="png")
+        with open(os.path.join(kt.build_dir(), "tests", "bridge", "dashboard-alert.png"), "wb") as f:
+            f.write(base64.b64decode(shot["data"]))
+        env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "RemoveAlertRule", "u", (rule,))
+        kt.eventually(t, env, js(f"!{alerts_shown} && !document.querySelector('#alert-list .alert')"), 30,
+                      "and leaves the list when it resolves")
 
         cdp.eval(f"document.querySelector('{sel} .switch').click(); true")
         kt.eventually(t, env, lambda: env.truth(0)[0]["outlets"][0]["relay"] is False, 20,

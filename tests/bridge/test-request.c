@@ -4,6 +4,7 @@
  * JSON bodies, choices; WebSocket frames and the handshake key. */
 
 #include <errno.h>
+#include <stdarg.h>
 #include <glib.h>
 #include <string.h>
 
@@ -128,10 +129,72 @@ static void test_frames(void) {
         ok(ws_accept_key("short") == NULL && ws_accept_key("dGhlIHNhbXBsZSBub25jZQ!!") == NULL, "bad keys");
 }
 
+/* GET /api/export's query, parameter by parameter. */
+static int export_query(ExportQuery *q, char **error, ...) {
+        g_autoptr(GHashTable) h = g_hash_table_new(g_str_hash, g_str_equal);
+        va_list ap;
+        const char *k;
+
+        va_start(ap, error);
+        while ((k = va_arg(ap, const char *)))
+                g_hash_table_insert(h, (char *) k, va_arg(ap, char *));
+        va_end(ap);
+        g_clear_pointer(error, g_free);
+        return parse_export_query(h, UINT64_C(1764662400000000), q, error);
+}
+
+static void test_export_query(void) {
+        g_autofree char *e = NULL;
+        ExportQuery q;
+
+        is_int(route_match("GET", "/api/export", (char[DEVICE_ID_MAX + 1]) {}), ROUTE_EXPORT, "GET /api/export");
+        ok(parse_export_query(NULL, UINT64_C(1764662400000000), &q, &e) == 0 && !q.devices && !q.fields &&
+                   q.until == 0 && q.since == UINT64_C(1764662400000000) - EXPORT_DEFAULT_USEC &&
+                   strcmp(q.resolution, "minute") == 0 && strcmp(q.format, "csv") == 0 && !q.costs,
+           "no parameters: every device, the last 24 hours, minute rows, CSV, no costs");
+        export_query_done(&q);
+        ok(export_query(&q, &e, "devices", "aa,bb_01", "since", "2025-12-01T00:00:00Z", "until", "1764662400",
+                        "resolution", "day", "format", "json", "fields", "start,energy_wh,energy_cost_eur", "costs",
+                        "true", NULL) == 0 &&
+                   g_strv_length(q.devices) == 2 && strcmp(q.devices[1], "bb_01") == 0 &&
+                   q.since == UINT64_C(1764547200000000) && q.until == UINT64_C(1764662400000000) &&
+                   strcmp(q.resolution, "day") == 0 && strcmp(q.format, "json") == 0 &&
+                   g_strv_length(q.fields) == 3 && q.costs,
+           "every parameter");
+        export_query_done(&q);
+        ok(export_query(&q, &e, "costs", "0", NULL) == 0 && !q.costs, "costs=0");
+        export_query_done(&q);
+        ok(export_query(&q, &e, "until", "1764662400", NULL) == 0 && q.since == q.until - EXPORT_DEFAULT_USEC,
+           "since defaults to a day before until");
+        export_query_done(&q);
+        static const struct {
+                const char *key, *value, *says;
+        } bad[] = {
+                { "resolution", "week", "resolution: 'week' is not one of raw, minute, hour, day" },
+                { "format", "xml", "format: 'xml' is not one of csv, json" },
+                { "costs", "yes", "costs: 'yes' is not one of true, false, 1, 0" },
+                { "since", "yesterday", "since: 'yesterday' is not an RFC 3339 time with an offset or epoch seconds" },
+                { "until", "", "until: empty time" },
+                { "since", "1764662401", "since must be before until" },
+                { "devices", "aa,b-b", "devices: 'b-b' is not a device id" },
+                { "devices", "aa,,bb", "devices: '' is not a device id" },
+                { "fields", "Start", "fields: 'Start' is not a column name" },
+                { "token", "x", "unknown parameter 'token': use devices, since, until, resolution, format, fields, costs" },
+        };
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+                int r = export_query(&q, &e, bad[i].key, bad[i].value, NULL);
+                is_int(r, -EINVAL, "%s=%s is refused", bad[i].key, bad[i].value);
+                is_str(e, bad[i].says, "saying why");
+        }
+        g_autofree char *many = g_strjoinv(",", (char *[]) { [0 ... 32] = (char *) "start", NULL });
+        ok(export_query(&q, &e, "fields", many, NULL) == -EINVAL && strstr(e, "at most 32"), "33 fields are too many");
+}
+
 int main(void) {
         test_routes();
         test_times();
         test_bodies();
         test_frames();
+        test_export_query();
         return done_testing();
 }

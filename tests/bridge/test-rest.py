@@ -6,7 +6,9 @@ parameters, huge bodies and headers, unknown ids, a device added by
 address and removed, kasamond absent; a revoked token stops at once; failed
 authentication is rate limited (last: it blocks 127.0.0.1 for a minute)."""
 
+import re
 import sys
+import threading
 import time
 
 import bridgetest as bt
@@ -169,6 +171,29 @@ def check_revoked(t, env, br, plug):
                   "expired, it cannot read (kasamond's TokenRevoked at the expiry, within 3 s)")
 
 
+def bindings(br, viewer):
+    st, _, text = br.get("/metrics", viewer)
+    m = re.search(r"^kasa_bridge_token_bindings_total (\d+)$", text if st == 200 else "", re.M)
+    return int(m.group(1)) if m else None
+
+
+def check_one_binding(t, env, br, viewer):
+    """Uses of a new token that arrive while it is being bound wait for
+    that binding instead of each binding it again."""
+    before = bindings(br, viewer)
+    _, fresh = bt.create_token(env, "concurrent", "viewer")
+    codes = []
+    threads = [threading.Thread(target=lambda: codes.append(br.get("/api/devices", fresh)[0])) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    t.eq(codes, [200] * 8, "eight concurrent first uses of a new token: 200 each")
+    after = bindings(br, viewer)
+    t.ok(before is not None and after == before + 1, "and the bridge bound it once (kasa_bridge_token_bindings_total)",
+         (before, after))
+
+
 def check_absent(t, env, br, viewer):
     env.stop_daemon()
     kt.eventually(t, env, lambda: br.get("/api/health", viewer)[0] == 503, 10, "kasamond stopped: health is 503")
@@ -218,6 +243,7 @@ def main():
         check_switching(t, env, br, viewer, operator, admin, plug, index)
         check_add_remove(t, env, br, viewer, operator)
         check_revoked(t, env, br, plug)
+        check_one_binding(t, env, br, viewer)
         check_absent(t, env, br, viewer)
         check_many_clients(t, env, br)
         check_rate_limit(t, br, viewer)

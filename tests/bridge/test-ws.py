@@ -5,11 +5,14 @@ closing it, the hello snapshot, a
 kasa-sim load change seen in the update of the first poll that sees it,
 subscriptions, ping/pong (JSON and protocol frames), devices added and
 removed, protocol errors closing with 1002, and a client that never reads
-dropped once its queue is full, with the bridge's memory bounded."""
+dropped once its queue is full, with the bridge's memory bounded; alerts
+in the hello, fired, acknowledged and resolved, and in the daemon
+messages of a kasamond restart."""
 
 import json
 import re
 import socket
+import subprocess
 import sys
 import time
 
@@ -27,8 +30,99 @@ def metric(br, token, name):
     return float(m.group(1)) if m else None
 
 
+def open_alerts(env):
+    return json.loads(env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "ListAlerts")[0])
+
+
+def alerts(t, env, br, ws, hello, viewer, plug2, plain):
+    """Alerts on the stream: in the hello, fired, acknowledged, resolved;
+    a client subscribed to another device gets none of them. Leaves one
+    open."""
+    t.eq(hello.get("alerts"), [], "the hello lists no alert while none is open")
+    other = bt.WsClient(br.port, f"/ws?token={viewer}&devices={plain}")
+    other.message()
+    env.sim(cmd="set", device=1, load_w=10.0)
+    env.wait_polled(env.device_path(plug2))
+    env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "AddAlertRule", "sssdttas",
+             ("ws-hot", "power-above", plug2, 100.0, 0, 0, []))
+    env.sim(cmd="set", device=1, load_w=800.0)
+    m = ws.wait_for(lambda m: m.get("type") == "alert", 30)
+    listed = open_alerts(env)
+    t.eq((m.get("event"), [m.get("alert")]), ("fired", listed),
+         "an alert fires: an alert message, event fired, the alert as ListAlerts has it")
+    late = bt.WsClient(br.port, f"/ws?token={viewer}")
+    t.eq(late.message().get("alerts"), listed, "a client that connects now has it in its hello")
+    late.close()
+    env.call(listed[0]["path"], "org.kasamond.Kasa1.Alert", "Acknowledge")
+    m = ws.wait_for(lambda m: m.get("type") == "alert", 10)
+    t.eq((m.get("event"), m["alert"]["id"], m["alert"]["state"]), ("acknowledged", listed[0]["id"], "acknowledged"),
+         "Acknowledge(): event acknowledged")
+    env.sim(cmd="set", device=1, load_w=10.0)
+    m = ws.wait_for(lambda m: m.get("type") == "alert", 30)
+    t.eq((m.get("event"), m["alert"]["id"], m["alert"]["state"]), ("resolved", listed[0]["id"], "resolved"),
+         "the load back under: event resolved")
+    other.send({"type": "ping"})
+    seen = []
+    other.wait_for(lambda m: seen.append(m) or m.get("type") == "pong", 10)
+    t.eq([m for m in seen if m.get("type") == "alert"], [], "a client subscribed to another device got none")
+    other.close()
+    env.sim(cmd="set", device=1, load_w=800.0)
+    m = ws.wait_for(lambda m: m.get("type") == "alert", 30)
+    t.eq(m.get("event"), "fired", "it fires again")
+    t.eq(metric(br, viewer, "kasa_bridge_alerts_open"), 1.0, "kasa_bridge_alerts_open counts it")
+
+
+def send_queue(port, peer):
+    """Bytes the kernel holds unsent on the bridge's side of a connection."""
+    out = subprocess.run(["ss", "-tnH", "state", "established", f"( sport = :{port} and dport = :{peer} )"],
+                         capture_output=True, text=True).stdout.split()
+    return int(out[1]) if len(out) >= 2 else None
+
+
+def check_close_unread(t, env, br, viewer):
+    """A client whose token is revoked while it reads nothing: the close
+    frame waits behind what it did not read, and the client is dropped
+    after the close timeout instead of keeping its slot."""
+    tid, token = bt.create_token(env, "unread", "viewer")
+    c = bt.WsClient(br.port, f"/ws?token={token}", rcvbuf=4096)
+    peer = c.sock.getsockname()[1]
+    # Fill the kernel's buffers first (the bridge's send queue stops
+    # growing), then put a little in the bridge's own queue, far below
+    # its bound.
+    last, still = -1, 0
+    for _ in range(400):
+        c.send({"type": "subscribe", "devices": "*"})
+        time.sleep(0.05)
+        q = send_queue(br.port, peer)
+        still = still + 1 if q and q == last else 0
+        last = q
+        if still >= 3:
+            break
+    t.ok(still >= 3 and last, "the kernel's send queue to a client that reads nothing is full", last)
+    # Then two rounds of some 15 kB: the kernel takes one write while it
+    # has any room (into one large buffer), so the first fills it past
+    # its limit and the second stays in the bridge's queue (under its
+    # 64 KiB bound).
+    for _ in range(2):
+        for _ in range(10):
+            c.send({"type": "subscribe", "devices": "*"})
+        time.sleep(0.5)
+    t.eq(metric(br, viewer, "kasa_bridge_ws_clients"), 1.0, "the client is still connected")
+    env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "RevokeToken", "s", (tid,))
+    kt.eventually(t, env, lambda: metric(br, viewer, "kasa_bridge_ws_clients") == 0.0, 20,
+                  "revoked: it is dropped once its close frame waited too long, though it never read it")
+    t.eq(metric(br, viewer, "kasa_bridge_ws_dropped_total"), 1.0, "not counted as dropped for its queue")
+    c.close()
+
+
 def main():
     t = kt.Tap()
+    # The test's own network namespace: small TCP send buffers for the
+    # sockets the bridge accepts (they take the listener's), so that what
+    # a client does not read stays in the bridge's queue, not megabytes of
+    # the kernel's.
+    with open("/proc/sys/net/ipv4/tcp_wmem", "w") as f:
+        f.write("4096 4096 4096")
     with bt.bridge_env(DEVICES, poll_interval=POLL, bridge_args=[f"--ws-queue={QUEUE}"]) as (env, br):
         env.wait_for(lambda: len(env.objects()) >= 3, 20, "the devices are known")
         for path in list(env.objects()):
@@ -141,6 +235,8 @@ def main():
              f"were asked for", grown)
         lazy.close()
 
+        check_close_unread(t, env, br, viewer)
+
         tid, short = bt.create_token(env, "short-lived", "viewer")
         doomed = bt.WsClient(br.port, f"/ws?token={short}")
         t.ok(doomed.status == 101 and doomed.message().get("type") == "hello", "a client with a second token")
@@ -154,13 +250,17 @@ def main():
         doomed.close()
 
         ws = bt.WsClient(br.port, f"/ws?token={viewer}")
-        t.ok(ws.status == 101 and ws.message().get("type") == "hello", "a new client is served after that")
+        hello = ws.message()
+        t.ok(ws.status == 101 and hello.get("type") == "hello", "a new client is served after that")
+        alerts(t, env, br, ws, hello, viewer, plug2, plain)
         env.stop_daemon()
         m = ws.wait_for(lambda m: m.get("type") == "daemon", 10)
-        t.eq(m.get("up"), False, "kasamond stopping: a daemon message, up false")
+        t.eq((m.get("up"), m.get("alerts")), (False, []), "kasamond stopping: a daemon message, up false, no alerts")
         env.start_daemon()
         m = ws.wait_for(lambda m: m.get("type") == "daemon", 20)
         t.eq(m.get("up"), True, "and back: up true")
+        t.eq([a["id"] for a in m.get("alerts", [])], [a["id"] for a in open_alerts(env)],
+             "with the alert still open")
         ws.close()
         t.eq(br.stop(), 0, "the bridge exits with 0 on SIGTERM")
     return t.close()

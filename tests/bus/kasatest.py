@@ -544,6 +544,17 @@ def check_wrong_credentials(t, env, path, index, other, user, password, protocol
     t.eq(env.get(path, DEVICE_IFACE, "AuthMessage"), "", "credentials match again: AuthMessage empty")
 
 
+def write_zone(tzdir, zone, offset_s):
+    """A time zone named zone of a fixed offset from UTC, in seconds (-12 h
+    to +12 h), compiled with zic into tzdir (for TZDIR)."""
+    sign = "-" if offset_s < 0 else ""
+    a = abs(offset_s)
+    src = os.path.join(tzdir, "zone.txt")
+    with open(src, "w") as f:
+        f.write(f"Zone {zone} {sign}{a // 3600}:{a // 60 % 60:02d}:{a % 60:02d} - TST\n")
+    subprocess.run(["zic", "-d", tzdir, src], check=True)
+
+
 def mac_id(mac, outlet=None):
     i = mac.replace(":", "").lower()
     return i if outlet is None else f"{i}_{outlet:02d}"

@@ -11,9 +11,20 @@ GetHistory's raw samples, time for time; the minute export of one plug,
 `costs` says over the same range with the same flat tariff (the round
 trip of the what-if pricing). JSON has the rows of CSV; bad arguments are
 refused naming what is valid; a reader that stops early does not hurt
-the daemon."""
+the daemon.
+
+--costs: refused before any tariff; then a tiered tariff (its first tier
+ending a minute and a half's energy after T0, so that the second row
+crosses it) prices the home; the minute rows of [T0, T0+2min) add up,
+energy and adders, to the plug's bill of `costs` over the same range to
+the cent; the header names the columns with the currency; the first row
+is priced at the first tier's rate, the second partly at the next one's;
+raw rows have no costs."""
+
+from decimal import Decimal
 
 import csv
+import datetime
 import io
 import json
 import math
@@ -99,6 +110,8 @@ def main():
         want = LOADS["127.0.0.2"] * 60 / 3600
         t.ok(all(abs(float(x[1]) - want) <= 2 * kt.energy_end_bound_wh(LOADS["127.0.0.2"], POLL) for x in r[1:]),
              "each minute holds the load's energy", r)
+        rc, o, err = kasactl(env, "export", plug, "--resolution=minute", "--costs", *rng)
+        t.ok(rc != 0 and "no tariff" in err, "--costs without any tariff is refused, saying so", err)
         with open(os.path.join(env.tmp, "energy.csv"), "w") as f:
             f.write(out)
         with open(os.path.join(env.tmp, "flat.json"), "w") as f:
@@ -118,6 +131,64 @@ def main():
              c.get("energy_kwh") == p.get("energy_kwh"),
              "round trip: tariff price of the export equals costs of the range",
              f"costs {cost} {err} / price {priced} {err2}")
+
+        # --costs: a tiered tariff, its first tier ending a minute's energy
+        # after T0 (the cycle's energy before T0 counts: kasamond started
+        # this month, so it is all the energy recorded before T0).
+        month = int(datetime.datetime.fromtimestamp(t0, datetime.timezone.utc)
+                    .replace(day=1, hour=0, minute=0, second=0).timestamp())
+        rc, out, err = kasactl(env, "export", plug, "--resolution=minute", "--fields=energy_wh",
+                               f"--since=@{max(month, t0 - 3 * 3600)}", f"--until=@{t0}")
+        before = sum(Decimal(x[0]) for x in rows(out)[1:]) if rc == 0 else None
+        minute_wh = Decimal(LOADS["127.0.0.2"]) / 60
+        tiered = {"format": "kasamond-tariff/1", "name": "Tiers", "currency": "EUR",
+                  "periods": [{"name": "energy", "tiers": [
+                      {"up_to_kwh": float(round(((before or 0) + minute_wh * 3 / 2) / 1000, 6)), "rate": 12.3456789},
+                      {"rate": 20.9876543}]}],
+                  "adders": [{"name": "grid", "rate": 1.2345678}]}
+        with open(os.path.join(env.tmp, "tiers.json"), "w") as f:
+            json.dump(tiered, f)
+        rc, o, err = kasactl(env, "tariff", "add", "tiers.json")
+        rc2, ts, err2 = kasactl(env, "--json=short", "tariff", "list")
+        tiers_id = [x["id"] for x in json.loads(ts) if x["name"] == "Tiers"][0] if rc2 == 0 else "?"
+        rc3, o3, err3 = kasactl(env, "tariff", "activate", str(tiers_id), f"--since=@{t0 - 3600}")
+        t.ok(before is not None and rc == 0 and rc3 == 0, "a tiered tariff prices the home",
+             f"{before} {err} {o3} {err3}")
+        rc, out, err = kasactl(env, "export", plug, "--resolution=minute", "--costs", *rng)
+        r = rows(out)
+        t.ok(rc == 0 and r and r[0] == ["device", "start", "end", "energy_wh", "power_min_w", "power_avg_w",
+                                        "power_max_w", "samples", "source", "energy_cost_eur",
+                                        "adders_cost_eur"],
+             "--costs: the header names the cost columns with the currency", out[:300] + err)
+        rc2, cost, err2 = kasactl(env, "--json=short", "costs", plug, *rng)
+        try:
+            bill = json.loads(cost)["devices"][0]
+        except (ValueError, KeyError, IndexError):
+            bill = {}
+        energy = sum(Decimal(x[-2]) for x in r[1:]) if rc == 0 and len(r) == 3 else None
+        adders = sum(Decimal(x[-1]) for x in r[1:]) if rc == 0 and len(r) == 3 else None
+        t.ok(energy is not None and bill.get("energy") is not None and energy == Decimal(bill["energy"]) and
+             adders == Decimal(bill["adders"]),
+             "--costs: the rows' energy and adder costs add up to the bill of costs, to the cent",
+             f"rows {energy} {adders}, bill {bill.get('energy')} {bill.get('adders')}: {out} {err2}")
+        # A row's cost is its energy at its rates, give or take the cent its
+        # rounding may carry over from the row before.
+        cent = Decimal("0.01")
+        kwh = [Decimal(x[3]) / 1000 for x in r[1:]] if energy is not None else []
+        t.ok(len(kwh) == 2 and abs(Decimal(r[1][-2]) - kwh[0] * Decimal("12.3456789")) <= cent and
+             kwh[1] * Decimal("12.3456789") + cent < Decimal(r[2][-2]) < kwh[1] * Decimal("20.9876543") - cent,
+             "--costs: the first minute at the first tier's rate, the second crossing into the next tier "
+             "(rows priced in order)", r)
+        rc, js, err = kasactl(env, "export", plug, "--resolution=minute", "--costs", "--format=json", *rng)
+        try:
+            a2 = json.loads(js)
+        except ValueError:
+            a2 = []
+        t.ok(len(a2) == 2 and all(isinstance(o.get("energy_cost_eur"), (int, float)) for o in a2) and
+             Decimal(str(sum(Decimal(str(o["energy_cost_eur"])) for o in a2))) == energy,
+             "--costs in JSON: numbers, the same costs", js[:400] + err)
+        rc, out, err = kasactl(env, "export", plug, "--resolution=raw", "--costs", *rng)
+        t.ok(rc != 0 and "minute, hour or day" in err, "--costs of raw samples is refused, saying why", err)
 
         # Hour and day rollups cover the range's energy.
         rc, out, err = kasactl(env, "export", plug, "--resolution=day", "--since=today", "--format=json")

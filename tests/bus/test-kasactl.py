@@ -107,8 +107,8 @@ def test_usage(t, ctl):
     rc, verbs, _ = ctl.run("--list-verbs")
     verbs = verbs.splitlines()
     t.eq(verbs, ["status", "list", "show", "on", "off", "toggle", "rename", "discover", "add", "remove",
-                 "history", "energy", "watch", "token", "countdown", "schedule", "sun", "costs", "tariff list",
-                 "tariff show", "tariff add", "tariff import", "tariff remove", "tariff activate", "tariff price",
+                 "history", "energy", "backfill", "watch", "token", "countdown", "schedule", "sun", "costs",
+                 "tariff list", "tariff show", "tariff add", "tariff import", "tariff remove", "tariff activate", "tariff price",
                  "export", "backup", "restore", "alert list", "alert show", "alert add", "alert remove",
                  "alert ack", "alert rules", "help"], "--list-verbs lists the verb table")
     rc, out, _ = ctl.run("--help")
@@ -373,7 +373,7 @@ def test_history_energy(t, ctl, env, ids):
     rc, h = ctl.json("history", "sim kp115", "--resolution=raw", "--since=-10min")
     t.ok(rc == 0 and set(h) == {"id", "alias", "resolution", "since", "until", "samples", "energy"} and
          len(h["samples"]) >= 3 and
-         all(set(s) == {"time", "power_avg", "power_min", "power_max", "energy"} and ISO.match(s["time"])
+         all(set(s) == {"time", "power_avg", "power_min", "power_max", "energy", "imported"} and ISO.match(s["time"])
              for s in h["samples"]), "history --json: documented fields", h)
     rc, out = ctl.run_pty("history", "sim kp115", "--resolution=raw", "--since=-10min")
     t.ok(rc == 0 and "┤" in out and "█" in out and "└" in out, "history draws a chart on a terminal", out)

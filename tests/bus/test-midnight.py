@@ -18,21 +18,11 @@ DEVICES = ["hs110@127.0.0.2", "hs300@127.0.0.3"]
 ZONE = "Test/Midnight"
 
 
-def write_zone(tzdir, offset_s):
-    """A zone of a fixed offset from UTC, in seconds (-12 h to +12 h)."""
-    sign = "-" if offset_s < 0 else ""
-    a = abs(offset_s)
-    src = os.path.join(tzdir, "zone.txt")
-    with open(src, "w") as f:
-        f.write(f"Zone {ZONE} {sign}{a // 3600}:{a // 60 % 60:02d}:{a % 60:02d} - TST\n")
-    subprocess.run(["zic", "-d", tzdir, src], check=True)
-
-
 def main():
     t = kt.Tap()
     tzdir = tempfile.mkdtemp(prefix="kasa-zoneinfo-")
     try:
-        write_zone(tzdir, 0)
+        kt.write_zone(tzdir, ZONE, 0)
         os.environ["TZDIR"] = tzdir
         run(t, tzdir)
     finally:
@@ -62,7 +52,7 @@ def run(t, tzdir):
         offset = (86400 - int(midnight) % 86400) % 86400
         if offset >= 43200:
             offset -= 86400
-        write_zone(tzdir, offset)
+        kt.write_zone(tzdir, ZONE, offset)
         env.start_daemon()
         log = env.watch_properties()
         before = {p: env.get(p, kt.METER_IFACE, "EnergyToday") for p in paths}

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backup-manager.h"
 #include "backup.h"
 #include "tap.h"
 
@@ -161,6 +162,26 @@ int main(void) {
         }
         free(bad);
         free(data);
+
+        /* A restore that crashed after the new readings were moved in,
+         * before the old ones were deleted: the next start finishes it
+         * and leaves no readings.old behind. */
+        snprintf(cmd, sizeof cmd,
+                 "cd %s && rm -rf restore.staged readings readings.old && mkdir -p restore.staged readings readings.old &&"
+                 " printf 'readings/data.mdb\\n' > restore.staged/NAMES && echo new > readings/data.mdb &&"
+                 " echo old > readings.old/data.mdb",
+                 stage);
+        ok(system(cmd) == 0, "a restore that crashed between its last two steps");
+        ok(backup_apply_staged(stage) == 0, "the next start applies what is left");
+        snprintf(path, sizeof path, "%s/readings.old", stage);
+        ok(access(path, F_OK) < 0, "readings.old is gone");
+        snprintf(path, sizeof path, "%s/readings/data.mdb", stage);
+        size_t kept_size = 0;
+        char *kept = slurp(path, &kept_size);
+        ok(kept && kept_size == 4 && memcmp(kept, "new\n", 4) == 0, "the restored readings stay");
+        free(kept);
+        snprintf(path, sizeof path, "%s/restore.staged", stage);
+        ok(access(path, F_OK) < 0, "nothing staged is left");
 
         snprintf(cmd, sizeof cmd, "rm -rf %s %s", dir, stage);
         ok(system(cmd) == 0, "cleanup");

@@ -33,7 +33,7 @@ static char *run(Store *st, const Calendar *cal, const ExportDevice *devs, size_
         Export *e = NULL;
         char *error = NULL, *all = NULL;
         size_t size = 0;
-        int r = export_new(st, cal, devs, n, from, to, res, fmt, fields, n_fields, &e, &error);
+        int r = export_new(st, cal, devs, n, from, to, res, fmt, fields, n_fields, NULL, &e, &error);
         if (r < 0) {
                 diag("export_new: %s (%s)", strerror(-r), error ?: "");
                 free(error);
@@ -135,6 +135,17 @@ int main(void) {
         ok(max_step < 2 * 1024 * 1024, "no step holds more than a bounded amount of text (%zu bytes)", max_step);
         free(csv);
 
+        /* Since the epoch: the empty decades before the data are leapt
+         * over, not walked an hour (a raw window) at a time. */
+        csv = run(st, cal, one, 1, 0, T0 + MINUTE_MS, EXPORT_RAW, EXPORT_CSV, NULL, 0, &steps, &max_step);
+        is_int((int64_t) count_lines(csv), 7, "raw since the epoch: the header and the first minute's six samples");
+        ok(steps < 20, "in a few steps (%zu), not one per 64 empty hours", steps);
+        free(csv);
+        csv = run(st, cal, one, 1, 0, T0 + HOUR_MS, EXPORT_MINUTE, EXPORT_CSV, NULL, 0, &steps, &max_step);
+        is_int((int64_t) count_lines(csv), 61, "minutes since the epoch: the header and the first hour's 60");
+        ok(steps < 20, "in a few steps (%zu), not one per 64 empty days", steps);
+        free(csv);
+
         /* Both devices in JSON, minute rollups of the first 2 minutes. */
         char *js = run(st, cal, both, 2, T0, T0 + 2 * MINUTE_MS, EXPORT_MINUTE, EXPORT_JSON, NULL, 0, &steps,
                        &max_step);
@@ -164,15 +175,15 @@ int main(void) {
                    *f_energy[] = { "start", "energy_wh" };
         Export *e = NULL;
         char *error = NULL;
-        is_int(export_new(st, cal, one, 1, T0, T0 + 1, EXPORT_HOUR, EXPORT_CSV, f_bad, 2, &e, &error), -EINVAL,
+        is_int(export_new(st, cal, one, 1, T0, T0 + 1, EXPORT_HOUR, EXPORT_CSV, f_bad, 2, NULL, &e, &error), -EINVAL,
                "a raw field at hour resolution is refused");
         is_str(error, "Unknown field 'power_w' at hour resolution: use device,start,end,energy_wh,power_min_w,"
-                      "power_avg_w,power_max_w,samples.", "the refusal names the fields");
+                      "power_avg_w,power_max_w,samples,source.", "the refusal names the fields");
         free(error);
-        is_int(export_new(st, cal, one, 1, T0, T0 + 1, EXPORT_HOUR, EXPORT_CSV, f_twice, 2, &e, &error), -EINVAL,
+        is_int(export_new(st, cal, one, 1, T0, T0 + 1, EXPORT_HOUR, EXPORT_CSV, f_twice, 2, NULL, &e, &error), -EINVAL,
                "a field twice is refused");
         free(error);
-        is_int(export_new(st, cal, both, 2, T0, T0 + 1, EXPORT_HOUR, EXPORT_CSV, f_energy, 2, &e, &error), -EINVAL,
+        is_int(export_new(st, cal, both, 2, T0, T0 + 1, EXPORT_HOUR, EXPORT_CSV, f_energy, 2, NULL, &e, &error), -EINVAL,
                "two devices without the device field are refused");
         free(error);
 
@@ -206,6 +217,31 @@ int main(void) {
         csv = run(st, cal, one, 1, T0 - DAY_MS, T0 + DAY_MS, EXPORT_DAY, EXPORT_CSV, NULL, 0, &steps, &max_step);
         ok(csv && strstr(csv, "\r\n8006A1B2C3D4,2025-01-01T00:00:00+01:00,2025-01-02T00:00:00+01:00,"),
            "a day row runs from local midnight to the next");
+        ok(csv && strstr(csv, ",kasamond\r\n"), "a recorded day's source is kasamond");
+        free(csv);
+
+        /* A day imported from the device's statistics (the day before the
+         * first recorded one): energy only, its source the device. */
+        StoreImportedDay im[] = { { day_start(T0 - HOUR_MS, cal), 12500 } };
+        size_t written = 0;
+        ok(store_import_days(st, 1, im, 1, T0 + 2 * DAY_MS, &written) == 0 && written == 1, "import a day");
+        csv = run(st, cal, one, 1, T0 - DAY_MS, T0 + DAY_MS, EXPORT_DAY, EXPORT_CSV, NULL, 0, &steps, &max_step);
+        ok(csv && strstr(csv, "\r\n8006A1B2C3D4,2024-12-31T00:00:00+01:00,2025-01-01T00:00:00+01:00,12.5,,0.52,,0,"
+                              "device\r\n8006A1B2C3D4,2025-01-01T00:00:00+01:00,"),
+           "the imported day comes first, with no minimum, maximum or samples");
+        free(csv);
+        js = run(st, cal, one, 1, T0 - DAY_MS, T0, EXPORT_DAY, EXPORT_JSON, NULL, 0, &steps, &max_step);
+        a = js ? json_loads(js, 0, &jerr) : NULL;
+        r0 = json_array_get(a, 0);
+        ok(json_array_size(a) == 1 && json_is_null(json_object_get(r0, "power_min_w")) &&
+                   json_is_null(json_object_get(r0, "power_max_w")) &&
+                   json_number_value(json_object_get(r0, "energy_wh")) == 12.5 &&
+                   strcmp(json_string_value(json_object_get(r0, "source")) ?: "", "device") == 0,
+           "in JSON: null minimum and maximum, source device");
+        json_decref(a);
+        free(js);
+        csv = run(st, cal, one, 1, T0 - DAY_MS, T0 + DAY_MS, EXPORT_HOUR, EXPORT_CSV, NULL, 0, &steps, &max_step);
+        ok(csv && !strstr(csv, "device\r\n"), "hours have no imported rows");
         free(csv);
 
         store_free(st);

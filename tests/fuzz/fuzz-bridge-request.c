@@ -2,7 +2,8 @@
 
 /* The bridge's parsing of what HTTP clients send: the input is
  * "METHOD PATH?QUERY\nBODY"; the route and its id, every query value as a
- * time, choice and number, and the body as a JSON object. */
+ * time, choice and number, the whole query as GET /api/export's, and the
+ * body as a JSON object. */
 
 #include <glib.h>
 #include <stdint.h>
@@ -30,6 +31,26 @@ static void check_value(const char *v) {
                 fuzz_assert(e3 && *e3);
 }
 
+static void check_export(GHashTable *query) {
+        g_autofree char *error = NULL;
+        const uint64_t now = UINT64_C(1764662400000000);
+        ExportQuery q;
+        int r = parse_export_query(query, now, &q, &error);
+
+        if (r < 0) {
+                fuzz_assert(r == -EINVAL && error && *error);
+                return;
+        }
+        fuzz_assert(q.resolution && q.format && q.since < (q.until ? q.until : now));
+        fuzz_assert(!q.devices || (g_strv_length(q.devices) >= 1 && g_strv_length(q.devices) <= EXPORT_DEVICES_MAX));
+        for (size_t i = 0; q.devices && q.devices[i]; i++)
+                fuzz_assert(device_id_valid(q.devices[i]));
+        fuzz_assert(!q.fields || g_strv_length(q.fields) <= EXPORT_FIELDS_MAX);
+        for (size_t i = 0; q.fields && q.fields[i]; i++)
+                fuzz_assert(!strchr(q.fields[i], ',') && *q.fields[i]);
+        export_query_done(&q);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const char *nl = memchr(data, '\n', size);
@@ -55,13 +76,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         fuzz_assert(strchr(route_table[r].pattern, '{') ? device_id_valid(id) : id[0] == 0);
                 }
                 if (q) {
+                        g_autoptr(GHashTable) query = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
                         g_auto(GStrv) pairs = g_strsplit(q, "&", 64);
                         for (size_t i = 0; pairs[i]; i++) {
                                 char *eq = strchr(pairs[i], '=');
                                 g_autofree char *v = g_uri_unescape_string(eq ? eq + 1 : pairs[i], NULL);
                                 if (v)
                                         check_value(v);
+                                /* As libsoup decodes a query: key=value, the last one wins. */
+                                g_autofree char *k = eq ? g_strndup(pairs[i], (size_t) (eq - pairs[i])) : NULL;
+                                char *key = k ? g_uri_unescape_string(k, NULL) : NULL;
+                                if (key && v)
+                                        g_hash_table_replace(query, key, g_strdup(v));
+                                else
+                                        g_free(key);
                         }
+                        check_export(query);
                 }
         }
         if (nl) {

@@ -59,6 +59,13 @@ static inline void fuzz_check_response(const KasaResponse *resp) {
                 fuzz_assert(rt->voltage_mv >= 0 && rt->current_ma >= 0 && rt->total_mwh >= 0);
         }
         fuzz_assert(resp->n_stats <= KASA_STATS_MAX);
+        if (resp->energy_data_err == 0) {
+                const KasaEnergyData *e = &resp->energy_data;
+                fuzz_assert(e->n <= KASA_ENERGY_DATA_MAX && e->start_s >= 0);
+                fuzz_assert(e->interval_min == 60 || e->interval_min == 1440 || e->interval_min == 43200);
+                for (size_t i = 0; i < e->n; i++)
+                        fuzz_assert(e->energy_mwh[i] >= 0 && e->energy_mwh[i] <= KASA_ENERGY_MAX_MWH);
+        }
         for (size_t i = 0; i < resp->n_stats; i++) {
                 const KasaStat *s = &resp->stats[i];
                 fuzz_assert(s->month >= 1 && s->month <= 12 && s->day >= 0 && s->day <= 31);

@@ -110,11 +110,10 @@ def check_tree(t, destdir, plan, dirs, build):
         ("interfaces", "org.kasamond.Kasa1.Schedule.xml"),
         ("interfaces", "org.kasamond.Kasa1.Tariff.xml"),
         ("actions", "org.kasamond.kasa1.policy"),
-        ("rules", "49-kasamond-schedules.rules"),
+        ("rules", "49-kasamond-units.rules"),
         ("daemon", "kasamond-alert-hook"),
         ("unit", "kasamond-alert-hook@.service"),
         ("interfaces", "org.kasamond.Kasa1.Alert.xml"),
-        ("rules", "48-kasamond-alert-hooks.rules"),
         ("sysusers", "kasamond-alert-hook.conf"),
     ]
     for kind, name in wanted:

@@ -78,9 +78,26 @@ T.eq(structural, false, 'a state change is not structural');
 m.removeInterfaces(`${P}aa`, [DEVICE_IFACE, METER_IFACE]);
 T.eq(structural, true, 'a device gone is');
 T.eq(m.roots().map(r => r.device.id).sort(), ['aa_00', 'aa_01', 'bb', 'cc'], 'orphaned outlets stand alone');
-m.update('/org/kasamond/Kasa1/alert/1', ALERT_IFACE, {Message: 'Freezer drew no power', Active: true});
-m.update('/org/kasamond/Kasa1/alert/2', ALERT_IFACE, {Message: 'Old', Active: false});
-T.eq(m.view().alerts.map(a => a.Message), ['Freezer drew no power'], 'active alerts only');
+structural = null;
+m.update('/org/kasamond/Kasa1/alert/12', ALERT_IFACE, {Id: 12, RuleName: 'heater', Kind: 'on', State: 'active',
+    Device: `${P}bb`, Value: 5400});
+m.update('/org/kasamond/Kasa1/alert/3', ALERT_IFACE, {Id: 3, RuleName: 'freezer', Kind: 'power-below',
+    State: 'acknowledged', Device: `${P}cc`, Value: 0.4});
+T.eq(structural, true, 'an alert redraws the menu');
+T.eq(m.view(new Set(['cc'])).alerts.map(a => [a.Id, a.alias]), [[3, 'Cellar'], [12, 'Bulb']],
+    'the open alerts by Id, with their device\'s name, hidden devices\' too');
+T.eq(m.view().alerts.map(a => F.alertLine(a, 'EUR', 'auto', L)),
+    ['freezer: Cellar · 0.4 W (acknowledged)', 'heater: Bulb · for 1.5 h'], 'their menu lines');
+m.update('/org/kasamond/Kasa1/alert/12', ALERT_IFACE, {State: 'acknowledged'});
+T.eq(m.view().alerts.map(a => a.State), ['acknowledged', 'acknowledged'], 'Acknowledge() shows');
+m.removeInterfaces('/org/kasamond/Kasa1/alert/3', [ALERT_IFACE]);
+T.eq(m.view().alerts.map(a => a.Id), [12], 'a resolved alert leaves');
+T.eq(F.alertLine({RuleName: 'x', Kind: 'cost-month', State: 'active', Device: `${P}gone`, Value: 41.5, alias: ''},
+    'EUR', 'auto', L), 'x: gone · €41.50', 'a cost in the currency; an unknown device by its id');
+T.eq(F.alertValue({Kind: 'energy-day', Value: 2500}, null, 'auto', L), '2.50 kWh', 'an energy');
+T.eq(F.alertValue({Kind: 'cost-day', Value: 3}, null, 'auto', L), '3.00', 'a cost without a currency');
+T.eq(F.alertValue({Kind: 'offline', Value: 45}, null, 'auto', L), 'for 45 s', 'offline for seconds');
+T.eq(F.alertValue({Kind: 'offline', Value: 600}, null, 'auto', L), 'for 10 min', 'or minutes');
 m.disconnect(id);
 T.eq(m.handlerCount, 0, 'disconnect() leaves no handler');
 

@@ -9,14 +9,16 @@ stages it (build/shell-ext/gnome-43) and a test-only driver extension
 
 The extension must reach ENABLED with no error in the shell's log; the menu
 shows the simulated devices; a click on a switch switches the kasa-sim
-plug, a polkit denial shows kasamond's message; a load change reaches the
-label at the next poll; stopping kasamond hides the indicator, restarting
+plug, a polkit denial shows kasamond's message; an alert shows in the
+menu and the top bar's icon, acknowledged and resolved; a load change
+reaches the label at the next poll; stopping kasamond hides the indicator, restarting
 brings it back; enabling and disabling repeatedly leaves no actor and no
 D-Bus match rule behind. The open menu's screenshot is kept in the build
 tree (tests/shell-ext/shell-menu.png) and read back with tesseract."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -380,6 +382,24 @@ def run(t, env, shell, paths, outlets, artefacts):
     eventually(t, lambda: shell.state()["indicator"]["dashboard"] == "http://127.0.0.1:8377/", 10,
                "with the bridge's socket unit installed, the menu opens its dashboard")
     os.unlink(os.path.join(units, "kasamond-bridge.socket"))
+
+    # An alert: the offline fan. In the menu while open, in the top bar's
+    # icon until acknowledged.
+    t.eq((shell.state()["indicator"]["alerts"], shell.state()["indicator"]["icon"]), ([], "ac-adapter-symbolic"),
+         "no alert: none in the menu, the plug icon")
+    rule = env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "AddAlertRule", "sssdttas",
+                    ("fan-gone", "offline", paths[3], 0.0, 1000000, 0, []))[0]
+    eventually(t, lambda: len(shell.state()["indicator"]["alerts"]) == 1, 30, "an alert fires: one line in the menu")
+    line = (shell.state()["indicator"]["alerts"] or [""])[0]
+    t.ok(re.fullmatch(r"fan-gone: Fan · for \d+ (s|min)", line), "rule, device, how long it has been offline", line)
+    t.eq(shell.state()["indicator"]["icon"], "dialog-warning-symbolic", "the top bar shows a warning")
+    alert_path = json.loads(env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "ListAlerts")[0])[0]["path"]
+    env.call(alert_path, "org.kasamond.Kasa1.Alert", "Acknowledge")
+    eventually(t, lambda: (shell.state()["indicator"]["alerts"] or [""])[0].endswith("(acknowledged)") and
+               shell.state()["indicator"]["icon"] == "ac-adapter-symbolic", 20,
+               "acknowledged: the line says so, the top bar has its plug again")
+    env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "RemoveAlertRule", "u", (rule,))
+    eventually(t, lambda: shell.state()["indicator"]["alerts"] == [], 20, "resolved: the line goes")
 
     # Settings: hidden devices, the total's unit.
     shell.driver("SetSetting", "sv", ("hidden-devices", GLib.Variant("as", [paths[2].split("/")[-1]])))

@@ -205,6 +205,62 @@ static void test_errors(void) {
         }
 }
 
+#define ENERGY_DATA(body) \
+        "{\"error_code\":0,\"result\":{\"responses\":[{\"method\":\"get_energy_data\",\"error_code\":0," \
+        "\"result\":{" body "}}]}}"
+
+static void test_energy_data(void) {
+        static KasaResponse r;
+        KasaError err = {};
+        _cleanup_free_ char *q = kasa_smart_request_energy_data(1719784800, 1727733600, 1440, NULL);
+
+        is_str(q,
+               "{\"method\":\"multipleRequest\",\"params\":{\"requests\":[{\"method\":\"get_energy_data\","
+               "\"params\":{\"start_timestamp\":1719784800,\"end_timestamp\":1727733600,\"interval\":1440}}]}}",
+               "get_energy_data: start, end, interval in minutes");
+        _cleanup_free_ char *child = kasa_smart_request_energy_data(1, 2, 1440, "8022AAAA01");
+        ok(child && strstr(child, "\"control_child\"") && strstr(child, "\"get_energy_data\""),
+           "an outlet's through control_child");
+
+        is_int(parse(ENERGY_DATA("\"local_time\":\"2024-07-03 10:00:00\",\"data\":[0,120,250],"
+                                 "\"start_timestamp\":1719784800,\"end_timestamp\":1727733600,\"interval\":1440"),
+                     &r, &err), 0, "a daily reply parses");
+        ok(r.energy_data_err == 0 && r.energy_data.n == 3 && r.energy_data.energy_mwh[1] == 120000 &&
+                   r.energy_data.start_s == 1719784800 && r.energy_data.interval_min == 1440,
+           "its days in mWh, its start and interval");
+        is_int(parse("{\"error_code\":0,\"result\":{\"responses\":[{\"method\":\"get_energy_data\","
+                     "\"error_code\":-1001}]}}", &r, &err), 0, "a refusal parses");
+        is_int(r.energy_data_err, -1001, "and says so");
+
+        static const struct {
+                const char *json, *why;
+        } bad[] = {
+                { ENERGY_DATA("\"data\":[1],\"interval\":1440"), "no start_timestamp" },
+                { ENERGY_DATA("\"data\":[1],\"start_timestamp\":1,\"interval\":30"), "interval 30" },
+                { ENERGY_DATA("\"start_timestamp\":1,\"interval\":1440"), "no data" },
+                { ENERGY_DATA("\"data\":[1,-2],\"start_timestamp\":1,\"interval\":1440"), "negative energy" },
+                { ENERGY_DATA("\"data\":[1.5],\"start_timestamp\":1,\"interval\":1440"), "a fraction of a Wh" },
+                { ENERGY_DATA("\"data\":{},\"start_timestamp\":1,\"interval\":1440"), "data not an array" },
+                { "{\"error_code\":0,\"result\":{\"responses\":[{\"method\":\"get_energy_data\","
+                  "\"error_code\":0}]}}", "success without a result" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                err.message[0] = 0;
+                ok(parse(bad[i].json, &r, &err) == -EBADMSG && err.message[0], "energy data refused: %s (%s)",
+                   bad[i].why, err.message);
+        }
+        /* A quarter has at most 92 days. */
+        char many[1024];
+        int n = snprintf(many, sizeof(many), "%s", "{\"error_code\":0,\"result\":{\"responses\":[{\"method\":"
+                                                  "\"get_energy_data\",\"error_code\":0,\"result\":{"
+                                                  "\"start_timestamp\":1,\"interval\":1440,\"data\":[0");
+        for (int i = 1; i < KASA_ENERGY_DATA_MAX + 1; i++)
+                n += snprintf(many + n, sizeof(many) - (size_t) n, ",0");
+        snprintf(many + n, sizeof(many) - (size_t) n, "]}}]}}");
+        ok(parse(many, &r, &err) == -EBADMSG && strstr(err.message, "93 entries, limit 92"),
+           "93 days are refused (%s)", err.message);
+}
+
 static void test_base64(void) {
         char out[8];
 
@@ -228,6 +284,7 @@ int main(void) {
         test_kp125m();
         test_strip();
         test_errors();
+        test_energy_data();
         test_base64();
         test_is_reply();
         return done_testing();
