@@ -307,18 +307,23 @@ static int finish(FILE *f, char **buf, size_t *size, const uint8_t *body, size_t
 
 int http1_request_write(const char *path, const char *host, const char *cookie, const uint8_t *body,
                         size_t body_len, uint8_t **ret, size_t *ret_len) {
+        return http1_request_write_type(path, host, HTTP1_OCTET_STREAM, cookie, body, body_len, ret, ret_len);
+}
+
+int http1_request_write_type(const char *path, const char *host, const char *content_type, const char *cookie,
+                             const uint8_t *body, size_t body_len, uint8_t **ret, size_t *ret_len) {
         char *buf = NULL;
         size_t size = 0;
         FILE *f;
 
         if (!path || path[0] != '/' || !header_safe(path) || strchr(path, ' ') || !host || !header_safe(host) ||
-            !header_safe(cookie))
+            !header_safe(cookie) || !content_type || !header_safe(content_type))
                 return -EINVAL;
         f = open_memstream(&buf, &size);
         if (!f)
                 return -ENOMEM;
         fprintf(f, "POST %s HTTP/1.1\r\nHost: %s\r\nAccept: */*\r\n"
-                "Content-Type: application/octet-stream\r\nContent-Length: %zu\r\n", path, host, body_len);
+                "Content-Type: %s\r\nContent-Length: %zu\r\n", path, host, content_type, body_len);
         if (cookie)
                 fprintf(f, "Cookie: %s\r\n", cookie);
         fputs("\r\n", f);
@@ -327,18 +332,24 @@ int http1_request_write(const char *path, const char *host, const char *cookie, 
 
 int http1_response_write(int status, const char *set_cookie, bool close, const uint8_t *body, size_t body_len,
                          uint8_t **ret, size_t *ret_len) {
+        return http1_response_write_type(status, HTTP1_OCTET_STREAM, set_cookie, close, body, body_len, ret, ret_len);
+}
+
+int http1_response_write_type(int status, const char *content_type, const char *set_cookie, bool close,
+                              const uint8_t *body, size_t body_len, uint8_t **ret, size_t *ret_len) {
         char *buf = NULL;
         size_t size = 0;
         FILE *f;
 
-        if (status < 200 || status > 599 || !header_safe(set_cookie))
+        if (status < 200 || status > 599 || !header_safe(set_cookie) || !content_type || !header_safe(content_type))
                 return -EINVAL;
         f = open_memstream(&buf, &size);
         if (!f)
                 return -ENOMEM;
-        fprintf(f, "HTTP/1.1 %d %s\r\nServer: SHIP 2.0\r\nContent-Type: application/octet-stream\r\n"
-                "Content-Length: %zu\r\n", status, status == 200 ? "OK" : status == 403 ? "Forbidden" : "Error",
-                body_len);
+        fprintf(f, "HTTP/1.1 %d %s\r\nServer: SHIP 2.0\r\nContent-Type: %s\r\n"
+                "Content-Length: %zu\r\n", status,
+                status == 200 ? "OK" : status == 403 ? "Forbidden" : status == 404 ? "Not Found" : "Error",
+                content_type, body_len);
         if (set_cookie)
                 fprintf(f, "Set-Cookie: %s\r\n", set_cookie);
         if (close)

@@ -72,12 +72,19 @@ bool http1_parser_busy(const Http1Parser *p);
 
 void http1_message_done(Http1Message *m);
 
+#define HTTP1_OCTET_STREAM "application/octet-stream"
+#define HTTP1_JSON "application/json"
+
 /* "POST <path> HTTP/1.1" with Host, Content-Type, Content-Length, the
  * cookie ("name=value", may be NULL) and the body. -EINVAL for a CR, LF
- * or NUL in path, host or cookie. */
+ * or NUL in path, host or cookie. KLAP's body is binary, AES's JSON. */
 int http1_request_write(const char *path, const char *host, const char *cookie, const uint8_t *body,
                         size_t body_len, uint8_t **ret, size_t *ret_len);
+int http1_request_write_type(const char *path, const char *host, const char *content_type, const char *cookie,
+                             const uint8_t *body, size_t body_len, uint8_t **ret, size_t *ret_len);
 /* A response with Content-Length, the Set-Cookie value (may be NULL) and
  * the body; for kasa-sim. */
 int http1_response_write(int status, const char *set_cookie, bool close, const uint8_t *body, size_t body_len,
                          uint8_t **ret, size_t *ret_len);
+int http1_response_write_type(int status, const char *content_type, const char *set_cookie, bool close,
+                              const uint8_t *body, size_t body_len, uint8_t **ret, size_t *ret_len);

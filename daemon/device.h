@@ -150,9 +150,9 @@ struct Device {
         char *poll_request;        /* JSON of the poll request, built once */
 
         /* polling, plugs and strips only */
-        bool klap;                 /* KLAP over HTTP: the address's port is KLAP_HTTP_PORT */
+        bool klap;                 /* HTTP (KLAP or AES): the address's port is KLAP_HTTP_PORT */
         bool smart;                /* speaks the smart dialect (kasa-smart.h), not IOT */
-        char protocol[16];         /* "xor/iot", "klap2/iot", "klap2/smart"... (Protocol) */
+        char protocol[16];         /* "xor/iot", "klap2/iot", "klap2/smart", "aes/smart"... (Protocol) */
         DeviceAuth auth;
         char auth_message[256];
         Transport *transport;

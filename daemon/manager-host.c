@@ -30,9 +30,10 @@ static int host_new_transport(void *userdata, Device *d, Transport **ret) {
                 .max_reply = m->config.max_frame_size,
                 .user = m->credentials.user,
                 .password = m->credentials.password,
+                .rsa_keys = m->rsa_keys,
         };
 
-        return d->klap ? transport_klap_new(&c, ret) : transport_xor_new(&c, ret);
+        return d->klap ? transport_http_new(&c, ret) : transport_xor_new(&c, ret);
 }
 
 const DeviceHostOps manager_device_host_ops = {

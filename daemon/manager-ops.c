@@ -159,7 +159,8 @@ static char *add_query(bool smart) {
                      : kasa_request_query(KASA_QUERY_SYSINFO, NULL);
 }
 
-static int add_transport(Manager *m, const struct sockaddr_in *sa, Transport **ret) {
+/* aes: a 20002 reply said the device speaks AES securePassthrough. */
+static int add_transport(Manager *m, const struct sockaddr_in *sa, bool aes, Transport **ret) {
         TransportConfig c = {
                 .event = m->event,
                 .address = *sa,
@@ -167,9 +168,11 @@ static int add_transport(Manager *m, const struct sockaddr_in *sa, Transport **r
                 .max_reply = m->config.max_frame_size,
                 .user = m->credentials.user,
                 .password = m->credentials.password,
+                .aes = aes,
+                .rsa_keys = m->rsa_keys,
         };
 
-        return ntohs(sa->sin_port) == KLAP_HTTP_PORT ? transport_klap_new(&c, ret) : transport_xor_new(&c, ret);
+        return ntohs(sa->sin_port) == KLAP_HTTP_PORT ? transport_http_new(&c, ret) : transport_xor_new(&c, ret);
 }
 
 /* The first transport stays until the op is freed: this runs inside its
@@ -182,7 +185,7 @@ static int add_try_klap(PendingOp *op) {
         if (!q)
                 return -ENOMEM;
         sa.sin_port = htons(KLAP_HTTP_PORT);
-        r = add_transport(op->manager, &sa, &op->klap_transport);
+        r = add_transport(op->manager, &sa, false, &op->klap_transport);
         if (r < 0)
                 return r;
         r = transport_request(op->klap_transport, q, on_add_reply, op);
@@ -245,8 +248,10 @@ static void on_add_reply(Transport *t, int error, const char *json, size_t len, 
         op_finish_later(op);
 }
 
-/* smart: the device said so in its 20002 reply (SMART.* device type). */
-static int add_address(Manager *m, const char *address, bool smart, ManagerAddFn cb, void *userdata) {
+/* smart, aes: the device said so in its 20002 reply (SMART.* device
+ * type, encrypt_type AES). */
+static int add_address(Manager *m, const char *address, bool smart, bool aes, ManagerAddFn cb,
+                       void *userdata) {
         _cleanup_free_ char *q = NULL;
         PendingOp *op;
         int r;
@@ -261,7 +266,7 @@ static int add_address(Manager *m, const char *address, bool smart, ManagerAddFn
                 goto fail;
         format_address(&op->sa, op->address, sizeof(op->address));
         op->port_given = strchr(address, ':') != NULL;
-        r = add_transport(m, &op->sa, &op->transport);
+        r = add_transport(m, &op->sa, aes, &op->transport);
         if (r < 0)
                 goto fail;
         q = add_query(op->smart);
@@ -282,7 +287,7 @@ fail:
 }
 
 int manager_add_address(Manager *m, const char *address, ManagerAddFn cb, void *userdata) {
-        return add_address(m, address, false, cb, userdata);
+        return add_address(m, address, false, false, cb, userdata);
 }
 
 /* Replies to one probe come within milliseconds of each other: those of
@@ -456,8 +461,8 @@ static void on_tdp_probed(Manager *m, int error, const char *message, Device *d,
         discovery_finish(op, 0);
 }
 
-/* A 20002 reply names the device but not its state: ask it over KLAP,
- * as AddDevice does, and register what it says. */
+/* A 20002 reply names the device but not its state: ask it over KLAP or
+ * AES, as AddDevice does, and register what it says. */
 static void on_tdp_found(TdpRun *run, const struct sockaddr_in *from, const KasaTdpInfo *info, void *userdata) {
         PendingOp *op = userdata;
         Manager *m = op->manager;
@@ -466,11 +471,6 @@ static void on_tdp_found(TdpRun *run, const struct sockaddr_in *from, const Kasa
         Device *known;
         bool removed;
 
-        if (info->encrypt != KASA_ENCRYPT_KLAP) {
-                log_info("%s at %s speaks AES securePassthrough, which kasamond does not support, ignoring",
-                         info->model, inet_ntop(AF_INET, &from->sin_addr, ip, sizeof(ip)));
-                return;
-        }
         if (registry_make_id(info->mac, -1, id) < 0)
                 return;
         known = manager_find(m, id);
@@ -485,7 +485,8 @@ static void on_tdp_found(TdpRun *run, const struct sockaddr_in *from, const Kasa
                 return;
         snprintf(address, sizeof(address), "%s:%u", inet_ntop(AF_INET, &from->sin_addr, ip, sizeof(ip)),
                  info->http_port);
-        if (add_address(m, address, strncmp(info->device_type, "SMART.", 6) == 0, on_tdp_probed, op) >= 0)
+        if (add_address(m, address, strncmp(info->device_type, "SMART.", 6) == 0, info->encrypt == KASA_ENCRYPT_AES,
+                        on_tdp_probed, op) >= 0)
                 op->probes_pending++;
 }
 

@@ -291,6 +291,9 @@ int manager_new(Config *config, Manager **ret) {
                 .net = &net_ops_real,
                 .config = &m->config,
         };
+        r = rsa_keys_new(m->event, RSA_KEYS_LIFETIME_USEC, &m->rsa_keys);
+        if (r < 0)
+                return log_oom();
         m->calendar = calendar_new(m->config.time_zone);
         if (!m->calendar)
                 return log_error_errno(EINVAL, "Failed to load time zone '%s'.", m->config.time_zone);
@@ -467,6 +470,8 @@ Manager *manager_free(Manager *m) {
         manager_ops_cancel(m);
         while (m->roots && m->roots->len > 0)
                 manager_free_root(m, m->roots->pdata[m->roots->len - 1]);
+        /* After every transport that may wait for a key. */
+        m->rsa_keys = rsa_keys_free(m->rsa_keys);
         if (m->roots)
                 g_ptr_array_unref(m->roots);
         if (m->devices)

@@ -15,6 +15,7 @@
 #include "discovery.h"
 #include "polkit.h"
 #include "registry.h"
+#include "rsa-keys.h"
 #include "schedule.h"
 #include "store.h"
 
@@ -67,7 +68,8 @@ typedef struct Manager {
 
         int64_t total_power_mw;    /* as last emitted */
         int64_t day_start_ms, day_end_ms; /* local day of the last lookup */
-        Credentials credentials;   /* TP-Link account for KLAP devices; NULLs: none */
+        Credentials credentials;   /* TP-Link account for KLAP and AES devices; NULLs: none */
+        RsaKeys *rsa_keys;         /* for AES devices' handshakes */
         struct BackupJob *backup;  /* a Backup() in progress (backup-manager.c) */
         struct Backfill *backfills; /* in progress (manager-backfill.c) */
         struct Worker *backfill_worker;

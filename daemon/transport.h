@@ -4,9 +4,10 @@
 /*
  * What a device's poll round and commands talk to: JSON requests in, JSON
  * replies out, one at a time and in order, each with its own deadline.
- * How the JSON travels (the legacy XOR framing on TCP 9999; KLAP's HTTP +
- * AES with a sequence number per request, on port 80) is the transport's
- * business, behind this operations table.
+ * How the JSON travels (the legacy XOR framing on TCP 9999; on port 80,
+ * KLAP's HTTP + AES with a sequence number per request, or the older AES
+ * securePassthrough) is the transport's business, behind this operations
+ * table.
  */
 
 #include <netinet/in.h>
@@ -14,13 +15,15 @@
 #include <systemd/sd-event.h>
 
 #include "net-ops.h"
+#include "rsa-keys.h"
 
 typedef struct Transport Transport;
 
 /* error is 0 with the JSON reply (NUL-terminated, valid during the call
  * only), or a negative errno: -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET,
- * -EMSGSIZE, -EBADMSG, -ECANCELED (reset or freed by us); KLAP adds
- * -EACCES (the device and we share no credentials). */
+ * -EMSGSIZE, -EBADMSG, -ECANCELED (reset or freed by us); HTTP adds
+ * -EACCES (the device and we share no credentials) and -EPROTONOSUPPORT
+ * (it speaks neither KLAP nor AES). */
 typedef void (*TransportReplyFn)(Transport *t, int error, const char *json, size_t len, void *userdata);
 
 typedef struct TransportOps {
@@ -37,7 +40,7 @@ typedef struct TransportOps {
         /* Why the last request failed, for the bus and the log (never a
          * secret); NULL when the transport has nothing to add to the errno. */
         const char *(*error_message)(Transport *t);
-        /* "xor", "klap" (version not known yet), "klap1", "klap2". */
+        /* "xor", "klap" (version not known yet), "klap1", "klap2", "aes". */
         const char *(*protocol)(Transport *t);
 } TransportOps;
 
@@ -58,12 +61,18 @@ typedef struct TransportConfig {
          * while creating it. */
         int klap_version;
         const char *user, *password;
+        /* HTTP: start with AES securePassthrough rather than KLAP (the
+         * 20002 reply said so; a wrong guess costs one round trip), and
+         * where its handshakes' RSA key pairs come from (NULL: made on the
+         * loop, for tests). */
+        bool aes;
+        RsaKeys *rsa_keys;
 } TransportConfig;
 
 /* The legacy IOT protocol: 4-byte length + XOR autokey (common/kasa-proto). */
 int transport_xor_new(const TransportConfig *config, Transport **ret);
-/* KLAP over HTTP/1.1 (common/klap, common/http1). */
-int transport_klap_new(const TransportConfig *config, Transport **ret);
+/* KLAP or AES securePassthrough over HTTP/1.1 (transport-http.h). */
+int transport_http_new(const TransportConfig *config, Transport **ret);
 
 static inline int transport_request(Transport *t, const char *json, TransportReplyFn cb, void *userdata) {
         return t->ops->request(t, json, cb, userdata);

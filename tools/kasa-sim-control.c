@@ -89,10 +89,13 @@ const char sim_control_help[] =
         "                          ([] = off)\n"
         "      (hang/drop/garbage/bad_length take false to switch off; on UDP only\n"
         "      hang, drop and garbage act)\n"
-        "    KLAP devices only:\n"
-        "      \"handshake_hang\":true  read handshake1, never answer it\n"
-        "      \"bad_signature\":true   corrupt the signature of every reply\n"
-        "      \"expire_session\":true  drop the session now (next request: 403)\n"
+        "    KLAP and AES devices only:\n"
+        "      \"handshake_hang\":true  read handshake1 (AES: the handshake), never\n"
+        "                          answer it\n"
+        "      \"bad_signature\":true   corrupt the signature of every reply (AES: its\n"
+        "                          ciphertext)\n"
+        "      \"expire_session\":true  drop the session now (next request: 403; AES:\n"
+        "                          error_code 9999)\n"
         "      \"credentials\":{\"user\":S,\"password\":S}  the owner's from now on\n"
         "                          (the session is dropped)\n"
         "  {\"cmd\":\"clear\",\"device\":D,\"fault\":NAME}\n"
@@ -220,17 +223,17 @@ int sim_apply_faults(SimDevice *d, json_t *spec, bool actions, char **ret_error)
                                 refuse |= 1L << json_integer_value(e);
                         }
                 } else if (actions && strcmp(key, "expire_session") == 0) {
-                        if (!json_is_true(v) || !d->klap.version) {
-                                *ret_error = error_string("fault \"%s\" takes true, on KLAP devices", key);
+                        if (!json_is_true(v) || !sim_device_http(d)) {
+                                *ret_error = error_string("fault \"%s\" takes true, on KLAP and AES devices", key);
                                 return -EINVAL;
                         }
                         expire = true;
                 } else if (actions && strcmp(key, "credentials") == 0) {
-                        if (!d->klap.version || !json_is_object(v) ||
+                        if (!sim_device_http(d) || !json_is_object(v) ||
                             !json_is_string(json_object_get(v, "user")) ||
                             !json_is_string(json_object_get(v, "password"))) {
                                 *ret_error = error_string("fault \"%s\" takes {\"user\":S,\"password\":S}, "
-                                                          "on KLAP devices", key);
+                                                          "on KLAP and AES devices", key);
                                 return -EINVAL;
                         }
                         credentials = v;
@@ -262,10 +265,12 @@ int sim_apply_faults(SimDevice *d, json_t *spec, bool actions, char **ret_error)
         if (counter_reset)
                 sim_device_counter_reset(d);
         if (expire)
-                sim_klap_expire(d);
+                (d->aes.login_version ? sim_aes_expire : sim_klap_expire)(d);
         if (credentials) {
-                int r = sim_klap_setup(d, d->klap.version, json_string_value(json_object_get(credentials, "user")),
-                                       json_string_value(json_object_get(credentials, "password")));
+                const char *user = json_string_value(json_object_get(credentials, "user"));
+                const char *password = json_string_value(json_object_get(credentials, "password"));
+                int r = d->aes.login_version ? sim_aes_setup(d, d->aes.login_version, user, password)
+                                             : sim_klap_setup(d, d->klap.version, user, password);
                 if (r < 0) {
                         *ret_error = error_string("cannot set credentials: %s", strerror(-r));
                         return r;

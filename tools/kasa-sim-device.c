@@ -136,6 +136,7 @@ SimDevice *sim_device_free(SimDevice *d) {
                 sim_rules_done(&d->outlets[i].rules);
         }
         sim_rules_done(&d->strip_rules);
+        sim_aes_done(d);
         free(d);
         return NULL;
 }
@@ -693,6 +694,11 @@ json_t *sim_device_truth(SimDevice *d) {
         if (t && d->klap.version) {
                 json_object_set_new(t, "klap", json_integer(d->klap.version));
                 json_object_set_new(t, "handshakes", json_integer(d->klap.handshakes));
+        }
+        if (t && d->aes.login_version) {
+                json_object_set_new(t, "aes", json_integer(d->aes.login_version));
+                json_object_set_new(t, "handshakes", json_integer(d->aes.handshakes));
+                json_object_set_new(t, "logins", json_integer(d->aes.logins));
         }
         return t;
 }

@@ -4,7 +4,8 @@
  * port, the IOT dialect inside, and discovery on UDP 20002. Like a real
  * plug it keeps one session: a new handshake1 replaces it, a request
  * outside it (no or another cookie, expired, never confirmed by
- * handshake2) is answered 403.
+ * handshake2) is answered 403. An AES client's handshake (POST /app) is
+ * answered error_code 1003, as KLAP firmware answers it.
  */
 
 #include <errno.h>
@@ -136,6 +137,12 @@ int sim_klap_handle(SimDevice *d, const Http1Message *req, uint8_t **ret, size_t
                 return handshake1(d, req, ret, ret_len);
         if (strcmp(req->target, "/app/handshake2") == 0)
                 return handshake2(d, req, ret, ret_len);
+        if (strcmp(req->target, "/app") == 0) {
+                static const char klap_only[] = "{\"error_code\":1003}";
+                int r = http1_response_write_type(200, HTTP1_JSON, NULL, false, (const uint8_t *) klap_only,
+                                                  sizeof(klap_only) - 1, ret, ret_len);
+                return r < 0 ? r : 1;
+        }
         if (strncmp(req->target, "/app/request?", 13) == 0) {
                 query = req->target + 13;
                 if (strncmp(query, "seq=", 4) != 0)
@@ -173,8 +180,9 @@ int sim_tdp_answer(SimDevice *d, const uint8_t *probe, size_t len, uint8_t **ret
                           "device_id", d->device_id, "owner", "", "device_type",
                           d->profile->smart ? "SMART.TAPOPLUG" : "IOT.SMARTPLUGSWITCH",
                           "device_model", d->profile->model, "ip", d->address, "mac", mac, "factory_default",
-                          false, "mgt_encrypt_schm", "is_support_https", false, "encrypt_type", "KLAP",
-                          "http_port", (int) d->port, "lv", (int) d->klap.version);
+                          false, "mgt_encrypt_schm", "is_support_https", false, "encrypt_type",
+                          d->aes.login_version ? "AES" : "KLAP", "http_port", (int) d->port, "lv",
+                          (int) (d->aes.login_version ?: d->klap.version));
         json = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
         if (!json)
                 return -ENOMEM;

@@ -228,7 +228,8 @@ static int conn_on_frame(SimConn *c, const char *frame, size_t len) {
         return conn_queue(c, buf, blen, (uint64_t) d->delay_ms * USEC_PER_MSEC);
 }
 
-/* The same wire faults as for XOR; the KLAP ones are kasa-sim-klap.c's. */
+/* The same wire faults as for XOR; the KLAP and AES ones are
+ * kasa-sim-klap.c's and kasa-sim-aes.c's. */
 static int conn_on_http(SimConn *c, const Http1Message *m) {
         SimDevice *d = c->device;
         uint8_t *buf;
@@ -242,7 +243,7 @@ static int conn_on_http(SimConn *c, const Http1Message *m) {
         if (d->faults & SIM_FAULT_GARBAGE)
                 r = random_bytes(d, &buf, &blen);
         else {
-                r = sim_klap_handle(d, m, &buf, &blen);
+                r = (d->aes.login_version ? sim_aes_handle : sim_klap_handle)(d, m, &buf, &blen);
                 if (r == 0)
                         return 0;
         }
@@ -322,7 +323,7 @@ static int on_tcp_accept(sd_event_source *s, int fd, uint32_t revents, void *use
         c->device = d;
         c->fd = TAKE_FD(cfd);
         kasa_frame_decoder_init(&c->decoder, SIM_REQUEST_MAX);
-        if (d->klap.version) {
+        if (sim_device_http(d)) {
                 c->http = malloc(sizeof(Http1Parser));
                 if (!c->http) {
                         free(c);
@@ -353,7 +354,7 @@ static void udp_answer(SimDevice *d, const uint8_t *datagram, size_t len, const 
         if (d->faults & SIM_FAULT_GARBAGE) {
                 if (random_bytes(d, &out, &out_len) < 0)
                         return;
-        } else if (d->klap.version) {
+        } else if (sim_device_http(d)) {
                 if (sim_tdp_answer(d, datagram, len, &out, &out_len) < 0)
                         return;
         } else {

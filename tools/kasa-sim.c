@@ -42,8 +42,8 @@ static void help(void) {
                "  kp303   KP303(US) hw 2.0, 3 outlets, no meter\n"
                "  kp125m  KP125M(US) hw 1.0, plug with meter in milli-units, 120 V (new\n"
                "          firmware: give it \"klap\" in the config file)\n"
-               "  p110    Tapo P110 hw 1.0, plug with meter, the smart dialect over KLAP, 230 V\n"
-               "          (KLAP only: give it \"klap\" in the config file)\n"
+               "  p110    Tapo P110 hw 1.0, plug with meter, the smart dialect, 230 V\n"
+               "          (over KLAP or AES: give it \"klap\" or \"aes\" in the config file)\n"
                "\n"
                "Options:\n"
                "  --config=FILE   JSON file describing devices and faults (see below)\n"
@@ -108,7 +108,9 @@ static void help(void) {
                "      \"faults\": {\"delay\": MS, \"hang\": B, \"drop\": B, \"garbage\": B,\n"
                "                 \"bad_length\": B, \"handshake_hang\": B, \"bad_signature\": B},\n"
                "      \"klap\": {\"version\": 1|2, \"user\": S, \"password\": S,\n"
-               "               \"session_timeout\": SEC}}]}\n"
+               "               \"session_timeout\": SEC},\n"
+               "      \"aes\": {\"login_version\": 1|2, \"user\": S, \"password\": S,\n"
+               "              \"session_timeout\": SEC}}]}          (klap or aes)\n"
                "  With \"klap\" the device speaks KLAP (v1 or v2) over HTTP/1.1 on its TCP\n"
                "  port instead of XOR (POST /app/handshake1, /app/handshake2,\n"
                "  /app/request?seq=N; session cookie TP_SESSIONID with TIMEOUT, default\n"
@@ -116,6 +118,11 @@ static void help(void) {
                "  credentials user/password (default blank, as an unbound device), and\n"
                "  answers discovery on UDP 20002 (16-byte header + JSON, mgt_encrypt_schm)\n"
                "  instead of XOR on its port.\n"
+               "  With \"aes\" (smart profiles only) it speaks AES securePassthrough, the\n"
+               "  firmware before KLAP: POST /app with JSON (handshake with the client's\n"
+               "  RSA key, then securePassthrough: login_device, then calls with\n"
+               "  ?token=T; outside the session error_code 9999), the same credentials and\n"
+               "  session cookie, and encrypt_type AES in its 20002 reply.\n"
                "  Unknown keys are errors. Config devices come first (index 0...), then\n"
                "  those of the command line.\n"
                "\n"
@@ -189,8 +196,8 @@ static int parse_device_arg(Sim *s, const char *arg) {
         if (!p)
                 return usage_error("\"%s\": unknown profile \"%s\" (known: %s)", arg, name, sim_profile_names());
         if (p->smart)
-                return usage_error("\"%s\": profile %s speaks KLAP only: give it \"klap\" in the config file", arg,
-                                   name);
+                return usage_error("\"%s\": profile %s speaks KLAP or AES only: give it \"klap\" or \"aes\" in the "
+                                   "config file", arg, name);
 
         uint16_t port = s->port;
         char *colon = strchr(addr_str, ':');
@@ -265,9 +272,47 @@ static int config_outlet(SimDevice *d, unsigned i, json_t *o, bool with_alias, c
         return 0;
 }
 
+/* where.name: "klap" {"version" (required), ...} or "aes"
+ * {"login_version" (default 1), ...}, with "user", "password" and
+ * "session_timeout". */
+static int config_http(json_t *o, const char *where, const char *name, json_int_t *ret_version,
+                       json_int_t *ret_timeout) {
+        bool klap = strcmp(name, "klap") == 0;
+        const char *version_key = klap ? "version" : "login_version";
+        const char *const keys[] = { version_key, "user", "password", "session_timeout", NULL };
+        char kwhere[80];
+        json_t *v;
+        int r;
+
+        snprintf(kwhere, sizeof(kwhere), "%s.%s", where, name);
+        if (!json_is_object(o))
+                return usage_error("%s: must be an object", kwhere);
+        r = check_keys(o, kwhere, keys);
+        if (r < 0)
+                return r;
+        v = json_object_get(o, version_key);
+        if (v || klap) {
+                if (!json_is_integer(v) || (json_integer_value(v) != 1 && json_integer_value(v) != 2))
+                        return usage_error("%s: \"%s\" must be 1 or 2", kwhere, version_key);
+                *ret_version = json_integer_value(v);
+        }
+        for (const char *const *k = keys + 1; k < keys + 3; k++) {
+                json_t *c = json_object_get(o, *k);
+                if (c && (!json_is_string(c) || json_string_length(c) > 256))
+                        return usage_error("%s: \"%s\" must be a string of at most 256 bytes", kwhere, *k);
+        }
+        if ((v = json_object_get(o, "session_timeout"))) {
+                if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 7 * 86400)
+                        return usage_error("%s: \"session_timeout\" must be 1..604800 seconds", kwhere);
+                *ret_timeout = json_integer_value(v);
+        }
+        return 0;
+}
+
 static int config_device(Sim *s, json_t *e, size_t idx) {
         static const char *const keys[] = { "profile", "address", "port", "count", "alias", "load_w",
-                                            "relay", "history_wh", "led_off", "outlets", "faults", "klap", NULL };
+                                            "relay", "history_wh", "led_off", "outlets", "faults", "klap", "aes",
+                                            NULL };
         static const char *const outlet_keys[] = { "alias", "load_w", "relay", "history_wh", NULL };
         char where[64];
         int r;
@@ -283,8 +328,14 @@ static int config_device(Sim *s, json_t *e, size_t idx) {
         const SimProfile *p = pname ? sim_profile_find(pname) : NULL;
         if (!p)
                 return usage_error("%s: \"profile\" must be one of: %s", where, sim_profile_names());
-        if (p->smart && !json_object_get(e, "klap"))
-                return usage_error("%s: profile %s speaks KLAP only and needs \"klap\"", where, pname);
+        if (p->smart && !json_object_get(e, "klap") && !json_object_get(e, "aes"))
+                return usage_error("%s: profile %s speaks KLAP or AES only and needs \"klap\" or \"aes\"", where,
+                                   pname);
+        if (json_object_get(e, "klap") && json_object_get(e, "aes"))
+                return usage_error("%s: a device speaks \"klap\" or \"aes\", not both", where);
+        if (json_object_get(e, "aes") && !p->smart)
+                return usage_error("%s: \"aes\" firmware speaks the smart dialect: profile %s does not", where,
+                                   pname);
         const char *astr = json_string_value(json_object_get(e, "address"));
         struct in_addr addr;
         if (!astr || inet_pton(AF_INET, astr, &addr) != 1)
@@ -317,30 +368,13 @@ static int config_device(Sim *s, json_t *e, size_t idx) {
         json_t *faults = json_object_get(e, "faults");
         if (faults && !json_is_object(faults))
                 return usage_error("%s: \"faults\" must be an object", where);
-        static const char *const klap_keys[] = { "version", "user", "password", "session_timeout", NULL };
-        json_t *klap = json_object_get(e, "klap");
-        json_int_t klap_version = 0, klap_timeout = SIM_KLAP_TIMEOUT_DEFAULT;
-        if (klap) {
-                char kwhere[80];
-                snprintf(kwhere, sizeof(kwhere), "%s.klap", where);
-                if (!json_is_object(klap))
-                        return usage_error("%s: must be an object", kwhere);
-                r = check_keys(klap, kwhere, klap_keys);
+        /* "klap" or "aes": the firmware's transport, credentials, session. */
+        json_t *klap = json_object_get(e, "klap"), *aes = json_object_get(e, "aes"), *http = klap ?: aes;
+        json_int_t http_version = 1, http_timeout = SIM_KLAP_TIMEOUT_DEFAULT;
+        if (http) {
+                r = config_http(http, where, klap ? "klap" : "aes", &http_version, &http_timeout);
                 if (r < 0)
                         return r;
-                klap_version = json_integer_value(json_object_get(klap, "version"));
-                if (klap_version != 1 && klap_version != 2)
-                        return usage_error("%s: \"version\" must be 1 or 2", kwhere);
-                for (const char *const *k = klap_keys + 1; k < klap_keys + 3; k++) {
-                        json_t *c = json_object_get(klap, *k);
-                        if (c && (!json_is_string(c) || json_string_length(c) > 256))
-                                return usage_error("%s: \"%s\" must be a string of at most 256 bytes", kwhere, *k);
-                }
-                if ((v = json_object_get(klap, "session_timeout"))) {
-                        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 7 * 86400)
-                                return usage_error("%s: \"session_timeout\" must be 1..604800 seconds", kwhere);
-                        klap_timeout = json_integer_value(v);
-                }
         }
 
         uint32_t base = ntohl(addr.s_addr);
@@ -354,11 +388,13 @@ static int config_device(Sim *s, json_t *e, size_t idx) {
                         snprintf(d->alias, sizeof(d->alias), "%s", json_string_value(alias));
                 if (led)
                         d->led_off = json_is_true(led);
-                if (klap) {
-                        d->klap.timeout_sec = (unsigned) klap_timeout;
-                        r = sim_klap_setup(d, (unsigned) klap_version,
-                                           json_string_value(json_object_get(klap, "user")),
-                                           json_string_value(json_object_get(klap, "password")));
+                if (http) {
+                        const char *user = json_string_value(json_object_get(http, "user"));
+                        const char *password = json_string_value(json_object_get(http, "password"));
+
+                        d->klap.timeout_sec = d->aes.timeout_sec = (unsigned) http_timeout;
+                        r = klap ? sim_klap_setup(d, (unsigned) http_version, user, password)
+                                 : sim_aes_setup(d, (unsigned) http_version, user, password);
                         if (r < 0)
                                 return r;
                 }

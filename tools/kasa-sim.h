@@ -3,7 +3,8 @@
 
 /*
  * kasa-sim: simulated TP-Link Kasa devices (legacy XOR protocol, or KLAP
- * over HTTP, see kasa-sim-klap.c) for tests and benchmarks. One process, one sd-event loop, any number of devices,
+ * or AES securePassthrough over HTTP, see kasa-sim-klap.c and
+ * kasa-sim-aes.c) for tests and benchmarks. One process, one sd-event loop, any number of devices,
  * each with its own address. See kasa-sim-control.c for the control
  * protocol and kasa-sim.c for the command line and config file.
  */
@@ -14,6 +15,7 @@
 #include <systemd/sd-event.h>
 
 #include "kasa-proto.h"
+#include "aes-passthrough.h"
 #include "http1.h"
 #include "klap.h"
 
@@ -45,7 +47,7 @@ typedef struct SimProfile {
         bool geo_float;            /* "latitude"/"longitude" instead of *_i */
         bool has_status;           /* "status": "new" */
         bool has_obd;              /* "ntc_state", "obd_src" */
-        bool smart;                /* Tapo: the smart dialect (kasa-sim-smart.c), KLAP only */
+        bool smart;                /* Tapo: the smart dialect (kasa-sim-smart.c), KLAP or AES only */
 } SimProfile;
 
 const SimProfile *sim_profile_find(const char *name);
@@ -97,9 +99,9 @@ typedef enum SimFault {
         SIM_FAULT_DROP       = 1 << 1,
         SIM_FAULT_GARBAGE    = 1 << 2,
         SIM_FAULT_BAD_LENGTH = 1 << 3,
-        /* KLAP devices */
-        SIM_FAULT_HANDSHAKE_HANG = 1 << 4,   /* handshake1 read, never answered */
-        SIM_FAULT_BAD_SIGNATURE  = 1 << 5,   /* replies' signature corrupted */
+        /* KLAP and AES devices */
+        SIM_FAULT_HANDSHAKE_HANG = 1 << 4,   /* handshake(1) read, never answered */
+        SIM_FAULT_BAD_SIGNATURE  = 1 << 5,   /* replies' signature (AES: ciphertext) corrupted */
 } SimFault;
 
 /* Discovery port of KLAP/AES firmware (16-byte header + JSON). */
@@ -118,6 +120,18 @@ typedef struct SimKlap {
         KlapSession session;
         unsigned handshakes;       /* handshake2s passed, for the truth */
 } SimKlap;
+
+/* An AES device's credentials and its one session (kasa-sim-aes.c). */
+typedef struct SimAes {
+        unsigned login_version;    /* 0: not an AES device; 1 or 2 */
+        char *username, *password; /* the login_device fields the owner's credentials give */
+        unsigned timeout_sec;      /* session lifetime, in the cookie's TIMEOUT */
+        char cookie[48];           /* "TP_SESSIONID=..." of the session; "" none */
+        AesptSession session;
+        char token[33];            /* login_device's; "" before it */
+        uint64_t expires;          /* CLOCK_MONOTONIC usec */
+        unsigned handshakes, logins; /* for the truth */
+} SimAes;
 
 typedef struct SimDevice {
         Sim *sim;
@@ -148,7 +162,8 @@ typedef struct SimDevice {
         unsigned refuse_relay;     /* outlets whose set_relay_state fails */
 
         SimKlap klap;
-        uint16_t udp_port;         /* the port for XOR devices, 20002 for KLAP ones */
+        SimAes aes;
+        uint16_t udp_port;         /* the port for XOR devices, 20002 for KLAP and AES ones */
 
         int tcp_fd, udp_fd;
         sd_event_source *tcp_source, *udp_source;
@@ -246,6 +261,17 @@ int sim_klap_handle(SimDevice *d, const Http1Message *req, uint8_t **ret, size_t
 /* The reply to a 20002 probe (header + JSON), or -EBADMSG to ignore it. */
 int sim_tdp_answer(SimDevice *d, const uint8_t *probe, size_t len, uint8_t **ret, size_t *ret_len);
 void sim_klap_expire(SimDevice *d);
+
+/* KLAP or AES over HTTP, not XOR. */
+static inline bool sim_device_http(const SimDevice *d) {
+        return d->klap.version || d->aes.login_version;
+}
+
+/* kasa-sim-aes.c: AES securePassthrough over HTTP; as the KLAP ones */
+int sim_aes_setup(SimDevice *d, unsigned login_version, const char *user, const char *password);
+int sim_aes_handle(SimDevice *d, const Http1Message *req, uint8_t **ret, size_t *ret_len);
+void sim_aes_expire(SimDevice *d);
+void sim_aes_done(SimDevice *d);
 
 /* kasa-sim-smart.c: the smart dialect of Tapo profiles; as sim_device_handle() */
 int sim_smart_handle(SimDevice *d, const char *request, size_t len, char **ret_reply);

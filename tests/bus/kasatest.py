@@ -9,6 +9,7 @@ Needs Debian's python3-gi (Gio) for D-Bus, including signals."""
 
 import contextlib
 import fcntl
+import json
 import grp
 import os
 import pwd
@@ -459,6 +460,88 @@ def eventually(t, env, predicate, timeout, name):
         return t.ok(True, name)
     except TimeoutError as e:
         return t.ok(False, name, e)
+
+
+def kasactl(env, *args):
+    """kasactl's stdout and stderr together, on env's bus, in the C locale."""
+    p = subprocess.run([os.path.join(build_dir(), "client", "kasactl"), *args],
+                       env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=env.address, LC_ALL="C"),
+                       capture_output=True, text=True, timeout=60)
+    return p.stdout + p.stderr
+
+
+def run_with_account(t, devices, user, password, xor, targets, run):
+    """Runs run(t, env) with kasa-sim's configured devices (a list of its
+    config file's device objects; noise 0) and the plugs of xor, and
+    kasamond given the TP-Link account (user, password) in a root-only
+    [Credentials] File=, discovering targets; returns t.close()."""
+    tmp = tempfile.mkdtemp(prefix="kasa-account-")
+    sim_config = os.path.join(tmp, "sim.json")
+    creds = os.path.join(tmp, "tplink-credentials")
+    try:
+        with open(sim_config, "w") as f:
+            json.dump({"devices": devices}, f)
+        fd = os.open(creds, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, f"{user}\n{password}\n".encode())
+        os.close(fd)
+        with Env(xor, config=f"[Credentials]\nFile={creds}\n", targets=targets,
+                 sim_args=[f"--config={sim_config}", "--noise=0"]) as env:
+            run(t, env)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return t.close()
+
+
+def check_power(t, env, path, index, name):
+    """After a poll, Power is the simulated load of device index."""
+    env.wait_polled(path)
+    power = env.get(path, METER_IFACE, "Power")
+    load = env.truth(index)[0]["outlets"][0]["load_mw"] / 1000
+    t.ok(abs(power - load) < 0.01, f"{name}: Power {power} W is the simulated load", f"want {load}")
+
+
+def check_switch(t, env, path, index, name):
+    """SetOn(false) and SetOn(true) switch device index's relay."""
+    env.call(path, DEVICE_IFACE, "SetOn", "b", (False,))
+    t.eq(env.truth(index)[0]["outlets"][0]["relay"], False, f"{name}: SetOn(false) switches the relay off")
+    env.call(path, DEVICE_IFACE, "SetOn", "b", (True,))
+    t.eq(env.truth(index)[0]["outlets"][0]["relay"], True, f"{name}: SetOn(true) switches it on again")
+
+
+def check_session_expiry(t, env, path, index):
+    """The simulated device forgets its KLAP or AES session: kasamond opens
+    a new one for the same poll, and the device never goes offline."""
+    log = env.watch_properties()
+    before = env.truth(index)[0]["handshakes"]
+    env.sim(cmd="fault", device=index, expire_session=True)
+    env.wait_polled(path, polls=3)
+    t.eq(env.truth(index)[0]["handshakes"], before + 1, "session expiry: one new handshake")
+    t.ok(False not in log.values(path, DEVICE_IFACE, "Online"), "session expiry: no poll missed (never offline)")
+    t.eq(env.get(path, DEVICE_IFACE, "AuthState"), "ok", "session expiry: AuthState stays ok")
+    log.close()
+
+
+def check_wrong_credentials(t, env, path, index, other, user, password, protocol, says):
+    """The owner changed the account's password in the app: device index
+    (at path) shows AuthState failed with an AuthMessage naming says,
+    goes offline while the device at other goes on, and kasactl show says
+    so (Protocol protocol); once the credentials (user, password) match
+    again, it recovers."""
+    env.sim(cmd="fault", device=index, credentials={"user": user, "password": "changed in the app"})
+    eventually(t, env, lambda: env.get(path, DEVICE_IFACE, "AuthState") == "failed", 30,
+               "wrong credentials: AuthState failed")
+    msg = env.get(path, DEVICE_IFACE, "AuthMessage")
+    t.ok("credentials" in msg and says in msg, "wrong credentials: AuthMessage says what to do", msg)
+    t.eq(env.get(path, DEVICE_IFACE, "Online"), False, "wrong credentials: offline")
+    t.eq(env.get(other, DEVICE_IFACE, "Online"), True, "wrong credentials: the other devices go on")
+    show = kasactl(env, "show", path.rsplit("/", 1)[1])
+    t.ok(f"Protocol: {protocol}" in show and "Credentials: refused: " in show and says in show,
+         "wrong credentials: kasactl show says so", show)
+    env.sim(cmd="fault", device=index, credentials={"user": user, "password": password})
+    eventually(t, env, lambda: env.get(path, DEVICE_IFACE, "AuthState") == "ok", 30,
+               "credentials match again: AuthState ok (retried with backoff)")
+    eventually(t, env, lambda: env.get(path, DEVICE_IFACE, "Online"), 10, "credentials match again: online")
+    t.eq(env.get(path, DEVICE_IFACE, "AuthMessage"), "", "credentials match again: AuthMessage empty")
 
 
 def write_zone(tzdir, zone, offset_s):

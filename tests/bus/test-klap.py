@@ -7,10 +7,7 @@ credentials shown on the bus (never the credentials themselves) and
 recovered from once they match again; AddDevice probes XOR, then KLAP."""
 
 import json
-import os
-import subprocess
 import sys
-import tempfile
 
 import kasatest as kt
 
@@ -26,36 +23,12 @@ XOR = "hs110@127.0.0.2"
 XOR_INDEX = 4
 
 
-def kasactl(env, *args):
-    p = subprocess.run([os.path.join(kt.build_dir(), "client", "kasactl"), *args],
-                       env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=env.address, LC_ALL="C"),
-                       capture_output=True, text=True, timeout=60)
-    return p.stdout + p.stderr
-
-
 def main():
-    t = kt.Tap()
-    tmp = tempfile.mkdtemp(prefix="klap-bus-")
-    sim_config = os.path.join(tmp, "sim.json")
-    with open(sim_config, "w") as f:
-        json.dump({"devices": [{"profile": p, "address": a, "port": 80, "load_w": 50,
-                                "klap": {"version": v, "user": USER, "password": PASSWORD,
-                                         "session_timeout": 3600}}
-                               for _, p, a, v, _ in KLAP]}, f)
-    creds = os.path.join(tmp, "tplink-credentials")
-    fd = os.open(creds, os.O_WRONLY | os.O_CREAT, 0o600)
-    os.write(fd, f"{USER}\n{PASSWORD}\n".encode())
-    os.close(fd)
-    targets = "127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5 127.0.0.7"
-    try:
-        with kt.Env([XOR], config=f"[Credentials]\nFile={creds}\n", targets=targets,
-                    sim_args=[f"--config={sim_config}", "--noise=0"]) as env:
-            run(t, env)
-    finally:
-        os.unlink(creds)
-        os.unlink(sim_config)
-        os.rmdir(tmp)
-    return t.close()
+    devices = [{"profile": p, "address": a, "port": 80, "load_w": 50,
+                "klap": {"version": v, "user": USER, "password": PASSWORD, "session_timeout": 3600}}
+               for _, p, a, v, _ in KLAP]
+    return kt.run_with_account(kt.Tap(), devices, USER, PASSWORD, [XOR],
+                               "127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5 127.0.0.7", run)
 
 
 def run(t, env):
@@ -85,48 +58,16 @@ def run(t, env):
 
     # Energy and switching on each.
     for i in (XOR_INDEX, 1, 2, 3):
-        p = path[i]
-        env.wait_polled(p)
-        power = env.get(p, kt.METER_IFACE, "Power")
-        load = env.truth(i)[0]["outlets"][0]["load_mw"] / 1000
-        t.ok(abs(power - load) < 0.01, f"{sims[i]['profile']} ({env.get(p, kt.DEVICE_IFACE, 'Protocol')}): "
-             f"Power {power} W is the simulated load", f"want {load}")
+        kt.check_power(t, env, path[i], i, f"{sims[i]['profile']} ({env.get(path[i], kt.DEVICE_IFACE, 'Protocol')})")
     for i in (XOR_INDEX, 0, 1, 2):
-        p = path[i]
-        name = f"{sims[i]['profile']} ({env.get(p, kt.DEVICE_IFACE, 'Protocol')})"
-        env.call(p, kt.DEVICE_IFACE, "SetOn", "b", (False,))
-        t.eq(env.truth(i)[0]["outlets"][0]["relay"], False, f"{name}: SetOn(false) switches the relay off")
-        env.call(p, kt.DEVICE_IFACE, "SetOn", "b", (True,))
-        t.eq(env.truth(i)[0]["outlets"][0]["relay"], True, f"{name}: SetOn(true) switches it on again")
+        kt.check_switch(t, env, path[i], i, f"{sims[i]['profile']} ({env.get(path[i], kt.DEVICE_IFACE, 'Protocol')})")
 
     # Session expiry: the device answers 403, kasamond opens a new session
     # for the same poll; the device never goes offline.
-    log = env.watch_properties()
-    before = env.truth(2)[0]["handshakes"]
-    env.sim(cmd="fault", device=2, expire_session=True)
-    env.wait_polled(path[2], polls=3)
-    after = env.truth(2)[0]["handshakes"]
-    t.eq(after, before + 1, "session expiry: one new handshake")
-    t.ok(False not in log.values(path[2], kt.DEVICE_IFACE, "Online"), "session expiry: no poll missed (never offline)")
-    t.eq(env.get(path[2], kt.DEVICE_IFACE, "AuthState"), "ok", "session expiry: AuthState stays ok")
+    kt.check_session_expiry(t, env, path[2], 2)
 
     # The owner changed the account's password: the device shows it.
-    env.sim(cmd="fault", device=0, credentials={"user": USER, "password": "changed in the app"})
-    kt.eventually(t, env, lambda: env.get(path[0], kt.DEVICE_IFACE, "AuthState") == "failed", 30,
-                  "wrong credentials: AuthState failed")
-    msg = env.get(path[0], kt.DEVICE_IFACE, "AuthMessage")
-    t.ok("credentials" in msg and "server hash" in msg, "wrong credentials: AuthMessage says what to do", msg)
-    t.eq(env.get(path[0], kt.DEVICE_IFACE, "Online"), False, "wrong credentials: offline")
-    t.eq(env.get(path[1], kt.DEVICE_IFACE, "Online"), True, "wrong credentials: the other devices go on")
-    show = kasactl(env, "show", path[0].rsplit("/", 1)[1])
-    t.ok("Protocol: klap1/iot" in show and "Credentials: refused: " in show and "server hash" in show,
-         "wrong credentials: kasactl show says so", show)
-    env.sim(cmd="fault", device=0, credentials={"user": USER, "password": PASSWORD})
-    kt.eventually(t, env, lambda: env.get(path[0], kt.DEVICE_IFACE, "AuthState") == "ok", 30,
-                  "credentials match again: AuthState ok (retried with backoff)")
-    kt.eventually(t, env, lambda: env.get(path[0], kt.DEVICE_IFACE, "Online"), 10,
-                  "credentials match again: online")
-    t.eq(env.get(path[0], kt.DEVICE_IFACE, "AuthMessage"), "", "credentials match again: AuthMessage empty")
+    kt.check_wrong_credentials(t, env, path[0], 0, path[1], USER, PASSWORD, "klap1/iot", "server hash")
 
     # A KLAP device that moved (DHCP) is found at its new address by 20002.
     env.sim(cmd="fault", device=1, move="127.0.0.7")

@@ -6,11 +6,8 @@ AddDevice (asked in IOT first, then in the smart dialect), polled, on the
 bus exactly like the others: Protocol klap2/smart, the nickname as
 Alias, power, energy counted from the device's Wh counter, switching."""
 
-import json
-import os
 import signal
 import sys
-import tempfile
 import time
 
 import kasatest as kt
@@ -27,27 +24,11 @@ XOR_INDEX = 3
 
 
 def main():
-    t = kt.Tap()
-    tmp = tempfile.mkdtemp(prefix="smart-bus-")
-    sim_config = os.path.join(tmp, "sim.json")
-    with open(sim_config, "w") as f:
-        json.dump({"devices": [{"profile": p, "address": a, "port": 80, "load_w": w,
-                                "alias": f"Tapo {i}" if p == "p110" else f"Kasa {i}",
-                                "klap": {"version": 2, "user": USER, "password": PASSWORD}}
-                               for i, p, a, w in KLAP]}, f)
-    creds = os.path.join(tmp, "tplink-credentials")
-    fd = os.open(creds, os.O_WRONLY | os.O_CREAT, 0o600)
-    os.write(fd, f"{USER}\n{PASSWORD}\n".encode())
-    os.close(fd)
-    try:
-        with kt.Env([XOR], config=f"[Credentials]\nFile={creds}\n", targets="127.0.0.2 127.0.0.3 127.0.0.4",
-                    sim_args=[f"--config={sim_config}", "--noise=0"]) as env:
-            run(t, env)
-    finally:
-        os.unlink(creds)
-        os.unlink(sim_config)
-        os.rmdir(tmp)
-    return t.close()
+    devices = [{"profile": p, "address": a, "port": 80, "load_w": w,
+                "alias": f"Tapo {i}" if p == "p110" else f"Kasa {i}",
+                "klap": {"version": 2, "user": USER, "password": PASSWORD}}
+               for i, p, a, w in KLAP]
+    return kt.run_with_account(kt.Tap(), devices, USER, PASSWORD, [XOR], "127.0.0.2 127.0.0.3 127.0.0.4", run)
 
 
 def run(t, env):

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fake-http.h"
 #include "fake-net.h"
 #include "http1.h"
 #include "kasa-time.h"
@@ -37,20 +38,6 @@ typedef struct FakeKlap {
         char last_request[512];
         size_t consumed[FAKE_MAX];  /* of each socket's output */
 } FakeKlap;
-
-typedef struct Reply {
-        int error;
-        char json[512];
-        unsigned calls;
-} Reply;
-
-static void on_reply(Transport *t, int error, const char *json, size_t len, void *userdata) {
-        Reply *r = userdata;
-
-        r->calls++;
-        r->error = error;
-        snprintf(r->json, sizeof(r->json), "%s", json ?: "");
-}
 
 static void respond(FakeSocket *s, int status, const char *cookie, const void *body, size_t len) {
         uint8_t *buf;
@@ -123,42 +110,12 @@ static void handle(FakeKlap *k, FakeSocket *s, const Http1Message *m) {
                 respond(s, 404, NULL, NULL, 0);
 }
 
-/* Answers what the transport sent since last time; returns how many. */
-static unsigned serve(FakeKlap *k) {
-        unsigned n = 0;
-
-        for (size_t i = 0; i < fake.n_sockets; i++) {
-                FakeSocket *s = &fake.sockets[i];
-                Http1Parser p;
-
-                if (s->closed)
-                        continue;
-                http1_parser_init(&p, HTTP1_REQUEST, 0);
-                while (k->consumed[i] < s->out_len) {
-                        Http1Message m;
-                        size_t used;
-                        int r = http1_parser_feed(&p, s->out + k->consumed[i], s->out_len - k->consumed[i], &used,
-                                                  NULL);
-                        if (r < 0)
-                                abort();
-                        if (r == 0)
-                                break;
-                        k->consumed[i] += used;
-                        http1_parser_take(&p, &m);
-                        handle(k, s, &m);
-                        http1_message_done(&m);
-                        n++;
-                }
-                http1_parser_reset(&p);
-        }
-        return n;
+static void handle_http(void *device, FakeSocket *s, const Http1Message *m) {
+        handle(device, s, m);
 }
 
 static void pump(FakeKlap *k) {
-        do
-                fake_run();
-        while (serve(k) > 0);
-        fake_run();
+        fake_http_pump(k->consumed, handle_http, k);
 }
 
 static Transport *new_transport(int version, const char *user, const char *password, uint32_t ip) {
@@ -172,7 +129,7 @@ static Transport *new_transport(int version, const char *user, const char *passw
                 .password = password,
         };
 
-        if (transport_klap_new(&c, &t) < 0)
+        if (transport_http_new(&c, &t) < 0)
                 abort();
         return t;
 }
@@ -313,7 +270,7 @@ static void test_hung_handshake(void) {
                 for (size_t i = 0; i + 1 < fake.n_sockets; i++)
                         k2.consumed[i] = fake.sockets[i].out_len;
                 for (int round = 0; round < 4; round++) {
-                        serve(&k2);
+                        fake_http_serve(k2.consumed, handle_http, &k2);
                         fake_run();
                 }
                 ok(other.calls == 1 && other.error == 0 && a.calls == 0 && !s2->closed,

@@ -13,6 +13,7 @@ import json
 import socket
 import struct
 import subprocess
+import zlib
 
 
 class Tap:
@@ -40,6 +41,19 @@ class Tap:
     def close(self):
         print(f"1..{self.n}", flush=True)
         return 1 if self.failed or self.n == 0 else 0
+
+
+# --- discovery of newer firmware (UDP 20002) ----------------------------
+
+
+def tdp_probe():
+    """A 20002 probe: the 16-byte header (version 2, its CRC32 over the
+    whole datagram with the CRC field holding the seed 0x5A6B7C8D) and
+    JSON."""
+    payload = json.dumps({"params": {"rsa_key": "test"}}).encode()
+    head = struct.pack(">BBHHBBII", 2, 0, 1, len(payload), 0x11, 0, 1, 0x5A6B7C8D)
+    crc = zlib.crc32(head + payload)
+    return head[:12] + struct.pack(">I", crc) + payload
 
 
 # --- the legacy protocol (TCP and UDP 9999) -----------------------------

@@ -19,13 +19,12 @@ import socket
 import struct
 import sys
 import tempfile
-import zlib
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from kasalib import SimControl, Tap, start_sim, stop  # noqa: E402
+from kasalib import SimControl, Tap, start_sim, stop, tdp_probe  # noqa: E402
 
 PORT = 8080
 USER, PASSWORD = "owner@example.com", "s3cret"
@@ -95,13 +94,6 @@ class Klap:
         plain = dec.update(body[32:]) + dec.finalize()
         unpad = padding.PKCS7(128).unpadder()
         return status, json.loads(unpad.update(plain) + unpad.finalize()), ok_sig
-
-
-def tdp_probe():
-    payload = json.dumps({"params": {"rsa_key": "test"}}).encode()
-    head = struct.pack(">BBHHBBII", 2, 0, 1, len(payload), 0x11, 0, 1, 0x5A6B7C8D)
-    crc = zlib.crc32(head + payload)
-    return head[:12] + struct.pack(">I", crc) + payload
 
 
 def main():

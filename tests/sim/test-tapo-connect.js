@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Runs one tp-link-tapo-connect call against a Tapo device over its local
 // API (loginDeviceByIp: KLAP handshake with the owner's credentials, no
-// cloud) and prints the result as JSON on stdout, for
+// cloud; AES securePassthrough when the device has no KLAP) and prints the result as JSON on stdout, for
 // tests/sim/test-tapo-connect.py. On failure prints {"error": MESSAGE} and
 // exits 1.
 // Usage: node test-tapo-connect.js PACKAGE-DIR HOST USER PASSWORD OP

@@ -1,12 +1,19 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""kasa-sim's Tapo P110 (smart dialect over KLAP v2) driven by npm's
-tp-link-tapo-connect, an independent KLAP + smart-dialect client, pinned
-and installed by tools/npm-peer into a temporary folder. Its local API
-(loginDeviceByIp: handshake with the owner's credentials, no cloud) logs
+"""kasa-sim's Tapo P110s, one with the smart dialect over KLAP v2, one over
+AES securePassthrough (the firmware before KLAP), driven by npm's
+tp-link-tapo-connect, an independent KLAP + AES + smart-dialect client,
+pinned and installed by tools/npm-peer into a temporary folder. Its local
+API (loginDeviceByIp: KLAP handshake with the owner's credentials, no
+cloud; on a 404 for handshake1 the AES handshake and login_device) logs
 in, reads the device info (base64 nickname and ssid decoded by the
 client) and the energy usage, and switches the plug, each checked against
 kasa-sim's control-socket truth; wrong credentials are refused.
+
+Node 20 refuses RSA PKCS#1 v1.5 decryption (the Marvin attack fix) unless
+told --security-revert=CVE-2023-46809; the client's AES handshake needs it,
+so the driver runs with it for the AES device (a key pair of its own, on
+the loopback of a private namespace).
 
 Usage: test-tapo-connect.py PATH-TO-KASA-SIM   (from meson, in the root
 network namespace: the install needs the npm registry; the device then
@@ -30,7 +37,11 @@ TOP = os.path.dirname(os.path.dirname(HERE))
 PACKAGE, VERSION = "tp-link-tapo-connect", "2.0.15"
 DRIVER = os.path.join(HERE, "test-tapo-connect.js")
 USER, PASSWORD = "owner@example.com", "Tapo-pa55"
-ADDR = "127.0.0.2"
+DEVICES = [
+    # index, address, transport
+    (0, "127.0.0.2", "klap"),
+    (1, "127.0.0.3", "aes"),
+]
 LOAD_W = 3600  # 1 Wh a second: today_energy moves within the test
 
 
@@ -49,9 +60,10 @@ def outer(sim):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def api(pkg, op, password=PASSWORD):
+def api(pkg, addr, transport, op, password=PASSWORD):
     """(True, result) or (False, error message)."""
-    r = subprocess.run(["node", DRIVER, pkg, ADDR, USER, password, op], capture_output=True, text=True,
+    node = ["node", "--security-revert=CVE-2023-46809"] if transport == "aes" else ["node"]
+    r = subprocess.run([*node, DRIVER, pkg, addr, USER, password, op], capture_output=True, text=True,
                        timeout=60)
     try:
         out = json.loads(r.stdout.strip().splitlines()[-1])
@@ -63,45 +75,51 @@ def api(pkg, op, password=PASSWORD):
     return True, out
 
 
-def check(t, pkg, ctl):
-    truth = ctl.truth(0)[0]
-    good, info = api(pkg, "info")
-    t.ok(good, f"{PACKAGE}: loginDeviceByIp + getDeviceInfo", info)
+def check(t, pkg, ctl, index, addr, transport):
+    name = f"P110 over {transport.upper()}"
+    truth = ctl.truth(index)[0]
+    good, info = api(pkg, addr, transport, "info")
+    t.ok(good, f"{name}: {PACKAGE}: loginDeviceByIp + getDeviceInfo", info)
     if not good:
         return
-    t.eq(info.get("model"), "P110", "getDeviceInfo: model")
-    t.eq(info.get("type"), "SMART.TAPOPLUG", "getDeviceInfo: type")
-    t.eq(info.get("device_id"), truth["deviceId"], "getDeviceInfo: device_id is the simulator's")
-    t.eq(info.get("mac"), truth["mac"].replace(":", "-"), "getDeviceInfo: mac with dashes")
-    t.eq(info.get("nickname"), "Tapo plug", "getDeviceInfo: the client decodes the base64 nickname")
-    t.eq(info.get("ssid"), "kasa-sim", "getDeviceInfo: and the ssid")
-    t.eq(info.get("device_on"), True, "getDeviceInfo: device_on")
+    t.eq(info.get("model"), "P110", f"{name}: getDeviceInfo: model")
+    t.eq(info.get("type"), "SMART.TAPOPLUG", f"{name}: getDeviceInfo: type")
+    t.eq(info.get("device_id"), truth["deviceId"], f"{name}: getDeviceInfo: device_id is the simulator's")
+    t.eq(info.get("mac"), truth["mac"].replace(":", "-"), f"{name}: getDeviceInfo: mac with dashes")
+    t.eq(info.get("nickname"), "Tapo plug", f"{name}: getDeviceInfo: the client decodes the base64 nickname")
+    t.eq(info.get("ssid"), "kasa-sim", f"{name}: getDeviceInfo: and the ssid")
+    t.eq(info.get("device_on"), True, f"{name}: getDeviceInfo: device_on")
+    if transport == "aes":
+        truth = ctl.truth(index)[0]
+        t.ok(truth.get("aes") == 1 and truth.get("logins", 0) >= 1,
+             f"{name}: the client logged in with login_device (AES, login version 1)", truth)
 
     time.sleep(2.5)  # at least 2 Wh delivered
-    good, energy = api(pkg, "energy")
-    t.ok(good, f"{PACKAGE}: getEnergyUsage", energy)
+    good, energy = api(pkg, addr, transport, "energy")
+    t.ok(good, f"{name}: {PACKAGE}: getEnergyUsage", energy)
     if good:
-        t.eq(energy.get("current_power"), LOAD_W * 1000, "getEnergyUsage: current_power in mW is the load")
-        wh = ctl.truth(0)[0]["energy_mwh"] / 1000
+        t.eq(energy.get("current_power"), LOAD_W * 1000, f"{name}: getEnergyUsage: current_power in mW is the load")
+        wh = ctl.truth(index)[0]["energy_mwh"] / 1000
         t.ok(isinstance(energy.get("today_energy"), int) and 1 <= energy["today_energy"] <= wh,
-             f"getEnergyUsage: today_energy {energy.get('today_energy')} Wh, at most the delivered {wh:.1f} Wh")
+             f"{name}: getEnergyUsage: today_energy {energy.get('today_energy')} Wh, "
+             f"at most the delivered {wh:.1f} Wh")
         t.ok(energy.get("month_energy", -1) >= energy.get("today_energy", 0),
-             "getEnergyUsage: month_energy is at least today_energy")
+             f"{name}: getEnergyUsage: month_energy is at least today_energy")
 
-    good, r = api(pkg, "off")
-    t.ok(good, f"{PACKAGE}: turnOff", r)
-    t.eq(ctl.truth(0)[0]["relay"], False, "turnOff: the relay is off")
-    good, energy = api(pkg, "energy")
-    t.ok(good and energy.get("current_power") == 0, "getEnergyUsage: 0 mW while off", energy)
-    good, r = api(pkg, "on")
-    t.ok(good, f"{PACKAGE}: turnOn", r)
-    t.eq(ctl.truth(0)[0]["relay"], True, "turnOn: the relay is on")
-    good, info = api(pkg, "info")
-    t.ok(good and info.get("device_on") is True, "getDeviceInfo: device_on again", info)
+    good, r = api(pkg, addr, transport, "off")
+    t.ok(good, f"{name}: {PACKAGE}: turnOff", r)
+    t.eq(ctl.truth(index)[0]["relay"], False, f"{name}: turnOff: the relay is off")
+    good, energy = api(pkg, addr, transport, "energy")
+    t.ok(good and energy.get("current_power") == 0, f"{name}: getEnergyUsage: 0 mW while off", energy)
+    good, r = api(pkg, addr, transport, "on")
+    t.ok(good, f"{name}: {PACKAGE}: turnOn", r)
+    t.eq(ctl.truth(index)[0]["relay"], True, f"{name}: turnOn: the relay is on")
+    good, info = api(pkg, addr, transport, "info")
+    t.ok(good and info.get("device_on") is True, f"{name}: getDeviceInfo: device_on again", info)
 
-    good, r = api(pkg, "info", password="not the password")
-    t.ok(not good and "email or password incorrect" in str(r),
-         "wrong credentials: the client refuses the device's server hash", r)
+    good, r = api(pkg, addr, transport, "info", password="not the password")
+    refusal = "email or password incorrect" if transport == "klap" else "Invalid credentials"
+    t.ok(not good and refusal in str(r), f"{name}: wrong credentials: the client says \"{refusal}\"", r)
 
 
 def inner(sim, pkg):
@@ -116,16 +134,19 @@ def inner(sim, pkg):
     control = os.path.join(tmp, "control")
     config = os.path.join(tmp, "sim.json")
     with open(config, "w") as f:
-        json.dump({"devices": [{"profile": "p110", "address": ADDR, "port": 80, "load_w": LOAD_W,
+        json.dump({"devices": [{"profile": "p110", "address": addr, "port": 80, "load_w": LOAD_W,
                                 "alias": "Tapo plug",
-                                "klap": {"version": 2, "user": USER, "password": PASSWORD}}]}, f)
+                                transport: ({"version": 2} if transport == "klap" else {}) |
+                                {"user": USER, "password": PASSWORD}}
+                               for _, addr, transport in DEVICES]}, f)
     sim_log = open(os.path.join(tmp, "sim.log"), "w")
     proc = None
     try:
         proc = kasalib.start_sim([sim, "--seed=5", "--noise=0", f"--control={control}", f"--config={config}"],
                                  stderr=sim_log)
         with kasalib.SimControl(control) as ctl:
-            check(t, pkg, ctl)
+            for index, addr, transport in DEVICES:
+                check(t, pkg, ctl, index, addr, transport)
     except Exception as e:  # a crash is a failure, with the reason in the log
         t.ok(False, "test ran without exceptions", repr(e))
     finally:

@@ -14,82 +14,12 @@
 #include "klap.h"
 #include "macro.h"
 #include "tap.h"
-
-typedef struct Field {
-        char name[64];
-        uint8_t *data;
-        size_t len;
-} Field;
-
-static Field fields[256];
-static size_t n_fields;
-
-static int unhex(const char *s, uint8_t **ret, size_t *ret_len) {
-        size_t n = strlen(s);
-        uint8_t *b;
-
-        if (n % 2)
-                return -EINVAL;
-        b = malloc(n / 2 + 1);
-        if (!b)
-                return -ENOMEM;
-        for (size_t i = 0; i < n / 2; i++) {
-                unsigned v;
-                if (sscanf(s + 2 * i, "%2x", &v) != 1)
-                        return free(b), -EINVAL;
-                b[i] = (uint8_t) v;
-        }
-        b[n / 2] = 0;
-        *ret = b;
-        *ret_len = n / 2;
-        return 0;
-}
-
-static int load(const char *path) {
-        _cleanup_free_ char *line = NULL;
-        size_t size = 0;
-        FILE *f = fopen(path, "re");
-
-        if (!f)
-                return -errno;
-        while (getline(&line, &size, f) > 0 && n_fields < ELEMENTSOF(fields)) {
-                char *sp;
-
-                line[strcspn(line, "\n")] = 0;
-                if (line[0] == '#' || !line[0])
-                        continue;
-                sp = strchr(line, ' ');
-                if (!sp || (size_t) (sp - line) >= sizeof(fields[0].name))
-                        continue;
-                *sp = 0;
-                snprintf(fields[n_fields].name, sizeof(fields[0].name), "%s", line);
-                if (unhex(sp + 1, &fields[n_fields].data, &fields[n_fields].len) < 0)
-                        continue;
-                n_fields++;
-        }
-        fclose(f);
-        return 0;
-}
-
-static const Field *get(const char *c, const char *name) {
-        char full[64];
-
-        snprintf(full, sizeof(full), "%s.%s", c, name);
-        for (size_t i = 0; i < n_fields; i++)
-                if (strcmp(fields[i].name, full) == 0)
-                        return &fields[i];
-        diag("vector %s missing", full);
-        exit(EXIT_FAILURE);
-}
-
-static bool same(const void *a, size_t a_len, const Field *f) {
-        return a_len == f->len && memcmp(a, f->data, a_len) == 0;
-}
+#include "vectors.h"
 
 static void test_case(const char *c) {
-        KlapVersion v = get(c, "version")->data[0];
-        const uint8_t *local = get(c, "local")->data, *remote = get(c, "remote")->data;
-        const Field *plain = get(c, "plain"), *seqf = get(c, "seq");
+        KlapVersion v = vector(c, "version")->data[0];
+        const uint8_t *local = vector(c, "local")->data, *remote = vector(c, "remote")->data;
+        const Field *plain = vector(c, "plain"), *seqf = vector(c, "seq");
         uint8_t hash[KLAP_HASH_SIZE], got_remote[KLAP_SEED_SIZE], reply[KLAP_HANDSHAKE1_REPLY_SIZE];
         KlapAuth a;
         KlapSession s;
@@ -99,15 +29,15 @@ static void test_case(const char *c) {
         size_t b1_len, b2_len, bmin_len, back_len;
         int32_t seq, want_seq;
 
-        ok(klap_auth_init(&a, v, (char *) get(c, "user")->data, (char *) get(c, "password")->data) == 0 &&
-           same(a.hash, a.len, get(c, "auth")), "%s: auth hash", c);
-        ok(klap_server_hash(&a, local, remote, hash) == 0 && same(hash, sizeof(hash), get(c, "server_hash")),
+        ok(klap_auth_init(&a, v, (char *) vector(c, "user")->data, (char *) vector(c, "password")->data) == 0 &&
+           same(a.hash, a.len, vector(c, "auth")), "%s: auth hash", c);
+        ok(klap_server_hash(&a, local, remote, hash) == 0 && same(hash, sizeof(hash), vector(c, "server_hash")),
            "%s: server hash", c);
-        ok(klap_client_hash(&a, local, remote, hash) == 0 && same(hash, sizeof(hash), get(c, "client_hash")),
+        ok(klap_client_hash(&a, local, remote, hash) == 0 && same(hash, sizeof(hash), vector(c, "client_hash")),
            "%s: handshake2 hash", c);
 
         memcpy(reply, remote, KLAP_SEED_SIZE);
-        memcpy(reply + KLAP_SEED_SIZE, get(c, "server_hash")->data, KLAP_HASH_SIZE);
+        memcpy(reply + KLAP_SEED_SIZE, vector(c, "server_hash")->data, KLAP_HASH_SIZE);
         ok(klap_handshake1_check(&a, local, reply, sizeof(reply), got_remote, &err) == 0 &&
            memcmp(got_remote, remote, KLAP_SEED_SIZE) == 0, "%s: handshake1 reply accepted", c);
         reply[KLAP_SEED_SIZE + 7] ^= 1;
@@ -118,23 +48,23 @@ static void test_case(const char *c) {
                "%s: short handshake1 reply refused", c);
 
         ok(klap_session_init(&s, &a, local, remote) == 0, "%s: session", c);
-        ok(same(s.key, sizeof(s.key), get(c, "key")), "%s: key", c);
-        ok(same(s.iv, sizeof(s.iv), get(c, "iv")), "%s: iv", c);
-        ok(same(s.sig, sizeof(s.sig), get(c, "sig")), "%s: signature key", c);
+        ok(same(s.key, sizeof(s.key), vector(c, "key")), "%s: key", c);
+        ok(same(s.iv, sizeof(s.iv), vector(c, "iv")), "%s: iv", c);
+        ok(same(s.sig, sizeof(s.sig), vector(c, "sig")), "%s: signature key", c);
         want_seq = (int32_t) ((uint32_t) seqf->data[0] << 24 | (uint32_t) seqf->data[1] << 16 |
                               (uint32_t) seqf->data[2] << 8 | seqf->data[3]);
         is_int(s.seq, want_seq, "%s: sequence number", c);
 
         ok(klap_encrypt(&s, plain->data, plain->len, &b1, &b1_len, &seq) == 0 && seq == want_seq + 1 &&
-           same(b1, b1_len, get(c, "body1")), "%s: first request body (seq %d)", c, seq);
+           same(b1, b1_len, vector(c, "body1")), "%s: first request body (seq %d)", c, seq);
         ok(klap_encrypt(&s, plain->data, plain->len, &b2, &b2_len, &seq) == 0 && seq == want_seq + 2 &&
-           same(b2, b2_len, get(c, "body2")), "%s: second request body, seq advanced", c);
+           same(b2, b2_len, vector(c, "body2")), "%s: second request body, seq advanced", c);
         ok(klap_decrypt(&s, seq, b2, b2_len, &back, &back_len, &err) == 0 && same(back, back_len, plain),
            "%s: decrypts", c);
 
         s.seq = INT32_MAX;
         ok(klap_encrypt(&s, plain->data, plain->len, &bmin, &bmin_len, &seq) == 0 && seq == INT32_MIN &&
-           same(bmin, bmin_len, get(c, "body_min")), "%s: seq wraps to INT32_MIN", c);
+           same(bmin, bmin_len, vector(c, "body_min")), "%s: seq wraps to INT32_MIN", c);
 
         is_int(klap_decrypt(&s, seq + 1, bmin, bmin_len, &back, &back_len, &err), -EBADE,
                "%s: wrong seq fails the signature", c);
@@ -200,7 +130,7 @@ static void test_aes_edges(void) {
 }
 
 int main(int argc, char **argv) {
-        if (argc < 2 || load(argv[1]) < 0 || n_fields == 0) {
+        if (argc < 2 || vectors_load(argv[1]) < 0) {
                 printf("Bail out! cannot read the vectors (argv[1])\n");
                 return EXIT_FAILURE;
         }
