@@ -238,11 +238,10 @@ static int run(void) {
         int r;
 
         r = load_config(&b);
+        if (r >= 0)
+                r = load_webhook(&webhook_url);
         if (r < 0)
-                return r;
-        r = load_webhook(&webhook_url);
-        if (r < 0)
-                return r;
+                goto finish;
         b.counters = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, counter_free);
         b.loop = g_main_loop_new(NULL, false);
         address = g_dbus_address_get_for_bus_sync(G_BUS_TYPE_SYSTEM, NULL, &error);
@@ -314,8 +313,8 @@ finish:
         auth_free(b.auth);
         kasa_client_free(b.kasa);
         g_clear_object(&b.bus);
-        g_main_loop_unref(b.loop);
-        g_hash_table_destroy(b.counters);
+        g_clear_pointer(&b.loop, g_main_loop_unref);
+        g_clear_pointer(&b.counters, g_hash_table_destroy);
         bridge_invalidate(KASA_EVENT_DOWN, NULL, 0, &b);
         if (b.openapi)
                 g_bytes_unref(b.openapi);
