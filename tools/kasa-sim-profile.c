@@ -117,7 +117,7 @@ static const SimProfile profiles[] = {
         },
         {
                 /* Tapo P300: three outlets, no meter, the smart dialect
-                 * (KLAP v2: give it "klap"); outlets through control_child. */
+                 * (give it "klap" or "aes"); outlets through control_child. */
                 .name = "p300",
                 .model = "P300",
                 .hw_ver = "1.0",
