@@ -161,8 +161,20 @@ static char *dump(json_t *request, const char *child_id) {
         if (!request)
                 return NULL;
         if (child_id) {
-                json_t *wrapped = json_pack("{s:s,s:{s:s,s:O}}", "method", "control_child", "params", "device_id",
-                                            child_id, "requestData", request);
+                /* requestData is a multipleRequest too: its reply names
+                 * the method, so the parser reads one shape at each level. */
+                const char *m = json_string_value(json_object_get(request, "method"));
+                json_t *wrapped;
+
+                if (!m || strcmp(m, "multipleRequest") != 0) {
+                        wrapped = json_pack("{s:s,s:{s:[o]}}", "method", "multipleRequest", "params", "requests",
+                                            request);
+                        request = wrapped;
+                        if (!request)
+                                return NULL;
+                }
+                wrapped = json_pack("{s:s,s:{s:s,s:O}}", "method", "control_child", "params", "device_id",
+                                    child_id, "requestData", request);
                 json_decref(request);
                 request = wrapped;
                 if (!request)

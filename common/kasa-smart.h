@@ -33,7 +33,8 @@ typedef enum KasaSmartQuery {
 
 /* Builders return a NUL-terminated JSON string owned by the caller, or NULL
  * on allocation failure. child_id: NULL for the device itself, else the
- * request goes to that child inside control_child. */
+ * request goes to that child inside control_child, as a multipleRequest
+ * of its own (whose reply names the method, as at the top level). */
 char *kasa_smart_request_query(unsigned queries, const char *child_id);
 char *kasa_smart_request_set_on(bool on, const char *child_id);
 char *kasa_smart_request_set_nickname(const char *nickname, const char *child_id);

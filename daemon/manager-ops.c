@@ -152,10 +152,12 @@ static void add_finish(PendingOp *op) {
 
 static void on_add_reply(Transport *t, int error, const char *json, size_t len, void *userdata);
 
-/* What a smart device is asked: identity, and whether it has a meter. */
+/* What a smart device is asked: identity, whether it has a meter, and a
+ * strip's outlets (a plug answers get_child_device_list -10000: none). */
 static char *add_query(bool smart) {
         return smart ? kasa_smart_request_query(KASA_SMART_DEVICE_INFO | KASA_SMART_ENERGY_USAGE |
-                                                KASA_SMART_CURRENT_POWER | KASA_SMART_EMETER_DATA, NULL)
+                                                KASA_SMART_CURRENT_POWER | KASA_SMART_EMETER_DATA |
+                                                KASA_SMART_CHILD_LIST, NULL)
                      : kasa_request_query(KASA_QUERY_SYSINFO, NULL);
 }
 

@@ -115,6 +115,21 @@ static const SimProfile profiles[] = {
                 .default_load_mw = 60000,
                 .smart = true,
         },
+        {
+                /* Tapo P300: three outlets, no meter, the smart dialect
+                 * (give it "klap" or "aes"); outlets through control_child. */
+                .name = "p300",
+                .model = "P300",
+                .hw_ver = "1.0",
+                .sw_ver = "1.0.13 Build 230925 Rel.150200",
+                .type_key = "type",
+                .feature = "TIM",
+                .oui = { 0x78, 0x8C, 0xB5 },
+                .n_outlets = 3,
+                .mains_mv = 230000,
+                .default_load_mw = 20000,
+                .smart = true,
+        },
 };
 
 const SimProfile *sim_profile_find(const char *name) {
@@ -125,5 +140,5 @@ const SimProfile *sim_profile_find(const char *name) {
 }
 
 const char *sim_profile_names(void) {
-        return "hs100 hs110 kp115 hs300 kp303 kp125m p110";
+        return "hs100 hs110 kp115 hs300 kp303 kp125m p110 p300";
 }

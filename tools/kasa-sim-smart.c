@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The smart dialect of a simulated Tapo plug (profile "p110"), inside its
- * KLAP session: get_device_info, get_energy_usage, get_energy_data (daily),
- * get_current_power,
- * set_device_info (device_on, nickname), and multipleRequest of them.
+ * The smart dialect of a simulated Tapo plug (profile "p110") or strip
+ * ("p300"), inside its KLAP session: get_device_info, get_energy_usage,
+ * get_energy_data (daily), get_current_power,
+ * set_device_info (device_on, nickname), and multipleRequest of them;
+ * a strip adds get_child_device_list and control_child, whose requestData
+ * is any of these (a multipleRequest too) for one outlet.
  * Replies have the fields, types and units of a real P110: nickname and
  * ssid in base64, current_power in mW in get_energy_usage but in W in
  * get_current_power, energy in whole Wh. The P110 knows no
- * get_emeter_data; it answers -10000 as for any unknown method.
+ * get_emeter_data, the P300 (no meter) none of the energy methods; they
+ * answer -10000 as for any unknown method.
  */
 
 #include <errno.h>
@@ -31,26 +34,75 @@ static json_t *b64(const char *s) {
         return e ? json_string(e) : NULL;
 }
 
-static json_t *device_info(SimDevice *d) {
-        const SimOutlet *o = &d->outlets[0];
-        uint64_t now = sim_now(CLOCK_MONOTONIC);
-        char mac[18];
-
-        snprintf(mac, sizeof(mac), "%s", d->mac);
+static void dashed_mac(const SimDevice *d, char mac[static 18]) {
+        snprintf(mac, 18, "%s", d->mac);
         for (char *p = mac; *p; p++)
                 if (*p == ':')
                         *p = '-';
-        return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:o,s:i,s:i,s:i,s:i,s:s,s:s,s:s,s:s,s:o,"
-                         "s:b,s:b,s:I,s:{s:s,s:{}},s:b,s:s,s:s}",
+}
+
+static bool is_strip(const SimDevice *d) {
+        return d->profile->n_outlets > 0;
+}
+
+static json_int_t on_time(const SimOutlet *o) {
+        return (json_int_t) (o->on ? (sim_now(CLOCK_MONOTONIC) - o->on_since) / USEC_PER_SEC : 0);
+}
+
+/* A strip's get_device_info has no relay of its own: its outlets'
+ * device_on are in get_child_device_list. */
+static json_t *device_info(SimDevice *d) {
+        const SimOutlet *o = &d->outlets[0];
+        json_t *info;
+        char mac[18];
+
+        dashed_mac(d, mac);
+        info = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:o,s:i,s:i,s:i,s:i,s:s,s:s,s:s,s:s,s:o,"
+                         "s:b,s:{s:s,s:{}},s:b,s:s,s:s}",
                          "device_id", d->device_id, "fw_ver", d->profile->sw_ver, "hw_ver", d->profile->hw_ver,
                          "type", "SMART.TAPOPLUG", "model", d->profile->model, "mac", mac, "hw_id", d->hw_id,
                          "fw_id", "00000000000000000000000000000000", "oem_id", d->oem_id, "ip", d->address,
                          "time_diff", 0, "ssid", b64("kasa-sim"), "rssi", d->rssi, "signal_level", 3, "latitude", 0,
-                         "longitude", 0, "lang", "en_US", "avatar", "plug", "region", "UTC", "specs", "",
-                         "nickname", b64(d->alias), "has_set_location_info", false, "device_on", o->on, "on_time",
-                         (json_int_t) (o->on ? (now - o->on_since) / USEC_PER_SEC : 0), "default_states", "type",
-                         "last_states", "state", "overheated", false, "power_protection_status", "normal",
+                         "longitude", 0, "lang", "en_US", "avatar", is_strip(d) ? "" : "plug", "region", "UTC",
+                         "specs", "", "nickname", b64(d->alias), "has_set_location_info", false, "default_states",
+                         "type", "last_states", "state", "overheated", false, "power_protection_status", "normal",
                          "location", "");
+        if (info && !is_strip(d)) {
+                json_object_set_new(info, "device_on", json_boolean(o->on));
+                json_object_set_new(info, "on_time", json_integer(on_time(o)));
+        }
+        return info;
+}
+
+/* One outlet as a P300 lists it: its own device_id (the strip's and a
+ * two-digit index), position from 1, the strip's id as
+ * original_device_id. */
+static json_t *child_info(SimDevice *d, unsigned k) {
+        const SimOutlet *o = &d->outlets[k];
+        char id[SIM_CHILD_ID_MAX], mac[18];
+
+        sim_device_child_id(d, k, id);
+        dashed_mac(d, mac);
+        return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:b,s:I,s:i,s:i,s:s,s:s,s:s,s:s,s:{s:s,s:{}},s:i,s:s}",
+                         "device_id", id, "original_device_id", d->device_id, "type", "SMART.TAPOPLUG", "model",
+                         d->profile->model, "category", "plug.powerstrip.sub-plug", "fw_ver", d->profile->sw_ver,
+                         "hw_ver", d->profile->hw_ver, "nickname", b64(o->alias), "device_on", o->on, "on_time",
+                         on_time(o), "position", (int) k + 1, "slot_number", (int) d->n_outlets, "mac", mac, "hw_id",
+                         d->hw_id, "oem_id", d->oem_id, "overheat_status", "normal", "default_states", "type",
+                         "last_states", "state", "auto_off_remain_time", 0, "avatar", "");
+}
+
+static json_t *child_list(SimDevice *d) {
+        json_t *list = json_array();
+
+        for (unsigned k = 0; list && k < d->n_outlets; k++)
+                if (json_array_append_new(list, child_info(d, k)) < 0) {
+                        json_decref(list);
+                        return NULL;
+                }
+        return list ? json_pack("{s:o,s:i,s:i}", "child_device_list", list, "start_index", 0, "sum",
+                                (int) d->n_outlets)
+                    : NULL;
 }
 
 /* Energy of the local day or month now, in mWh, from the day list. */
@@ -136,42 +188,83 @@ static int energy_data(SimDevice *d, json_t *params, json_t **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-/* One method: its result (NULL for none) and error_code. */
-static int call(SimDevice *d, const char *method, json_t *params, json_t **ret_result) {
+static json_t *handle(SimDevice *d, int child, json_t *root, unsigned depth);
+
+/* set_device_info: of a plug, or of outlet `child` of a strip (a strip
+ * itself has no relay, as a P300 has none). */
+static int set_info(SimDevice *d, int child, json_t *params) {
+        json_t *on = json_object_get(params, "device_on"), *nick = json_object_get(params, "nickname");
+        char alias[SIM_ALIAS_MAX];
+        int n = 0;
+
+        if ((!on && !nick) || (on && !json_is_boolean(on)) || (nick && !json_is_string(nick)))
+                return SMART_ERR_PARAMS;
+        if (on && is_strip(d) && child < 0)
+                return SMART_ERR_PARAMS;
+        if (nick) {
+                n = kasa_base64_decode(json_string_value(nick), json_string_length(nick), alias, sizeof(alias) - 1);
+                if (n <= 0)
+                        return SMART_ERR_PARAMS;
+                alias[n] = 0;
+        }
+        if (on)
+                sim_device_set_relay(d, child < 0 ? 0 : (unsigned) child, json_is_true(on));
+        if (nick)
+                snprintf(child < 0 ? d->alias : d->outlets[child].alias, SIM_ALIAS_MAX, "%s", alias);
+        return 0;
+}
+
+/* control_child: requestData, any request of the dialect, for the outlet
+ * named by device_id; its reply is responseData. */
+static int control_child(SimDevice *d, json_t *params, unsigned depth, json_t **ret) {
+        const char *id = json_string_value(json_object_get(params, "device_id"));
+        json_t *inner = json_object_get(params, "requestData"), *reply;
+
+        if (!is_strip(d))
+                return KASA_SMART_ERR_UNKNOWN_METHOD;
+        if (!id || !json_is_object(inner) || depth > 0)
+                return SMART_ERR_PARAMS;
+        for (unsigned k = 0; k < d->n_outlets; k++) {
+                char cid[SIM_CHILD_ID_MAX];
+
+                sim_device_child_id(d, k, cid);
+                if (strcmp(cid, id) != 0)
+                        continue;
+                reply = handle(d, (int) k, inner, depth + 1);
+                if (!reply)
+                        return -ENOMEM;
+                *ret = json_pack("{s:o}", "responseData", reply);
+                return *ret ? 0 : -ENOMEM;
+        }
+        return SMART_ERR_PARAMS;
+}
+
+/* One method, for the device (child < 0) or one of a strip's outlets: its
+ * result (NULL for none) and error_code. */
+static int call(SimDevice *d, int child, const char *method, json_t *params, unsigned depth, json_t **ret_result) {
+        bool meter = d->profile->emeter && child < 0;
+
         *ret_result = NULL;
         if (strcmp(method, "get_device_info") == 0)
-                *ret_result = device_info(d);
-        else if (strcmp(method, "get_energy_usage") == 0)
+                *ret_result = child < 0 ? device_info(d) : child_info(d, (unsigned) child);
+        else if (strcmp(method, "get_child_device_list") == 0 && is_strip(d) && child < 0)
+                *ret_result = child_list(d);
+        else if (strcmp(method, "control_child") == 0 && child < 0)
+                return control_child(d, params, depth, ret_result);
+        else if (strcmp(method, "get_energy_usage") == 0 && meter)
                 *ret_result = energy_usage(d);
-        else if (strcmp(method, "get_energy_data") == 0)
+        else if (strcmp(method, "get_energy_data") == 0 && meter)
                 return energy_data(d, params, ret_result);
-        else if (strcmp(method, "get_current_power") == 0)
+        else if (strcmp(method, "get_current_power") == 0 && meter)
                 *ret_result = json_pack("{s:I}", "current_power", (json_int_t) (power_mw(d) / 1000));
-        else if (strcmp(method, "set_device_info") == 0) {
-                json_t *on = json_object_get(params, "device_on"), *nick = json_object_get(params, "nickname");
-                char alias[SIM_ALIAS_MAX];
-                int n = 0;
-
-                if ((!on && !nick) || (on && !json_is_boolean(on)) || (nick && !json_is_string(nick)))
-                        return SMART_ERR_PARAMS;
-                if (nick) {
-                        n = kasa_base64_decode(json_string_value(nick), json_string_length(nick), alias,
-                                               sizeof(alias) - 1);
-                        if (n <= 0)
-                                return SMART_ERR_PARAMS;
-                        alias[n] = 0;
-                }
-                if (on)
-                        sim_device_set_relay(d, 0, json_is_true(on));
-                if (nick)
-                        snprintf(d->alias, sizeof(d->alias), "%s", alias);
-                return 0;
-        } else
+        else if (strcmp(method, "set_device_info") == 0)
+                return set_info(d, child, params);
+        else
                 return KASA_SMART_ERR_UNKNOWN_METHOD;
         return *ret_result ? 0 : -ENOMEM;
 }
 
-static json_t *multiple(SimDevice *d, json_t *params) {
+static json_t *multiple(SimDevice *d, int child, json_t *params, unsigned depth) {
         json_t *list = json_object_get(params, "requests"), *one, *responses = json_array();
         size_t i;
 
@@ -184,7 +277,7 @@ static json_t *multiple(SimDevice *d, json_t *params) {
         json_array_foreach(list, i, one) {
                 const char *m = json_string_value(json_object_get(one, "method"));
                 json_t *result = NULL, *entry;
-                int code = m ? call(d, m, json_object_get(one, "params"), &result) : SMART_ERR_JSON;
+                int code = m ? call(d, child, m, json_object_get(one, "params"), depth, &result) : SMART_ERR_JSON;
 
                 entry = json_pack("{s:s,s:i}", "method", m ?: "", "error_code", code);
                 if (entry && result)
@@ -196,28 +289,34 @@ static json_t *multiple(SimDevice *d, json_t *params) {
         return json_pack("{s:i,s:{s:o}}", "error_code", 0, "result", "responses", responses);
 }
 
+/* The reply to one request (a method or a multipleRequest); NULL: out of
+ * memory. */
+static json_t *handle(SimDevice *d, int child, json_t *root, unsigned depth) {
+        const char *method = json_string_value(json_object_get(root, "method"));
+        json_t *result = NULL, *reply;
+        int code;
+
+        if (!method)
+                /* An IOT request, or junk: what a real one says to those. */
+                return json_pack("{s:i}", "error_code", SMART_ERR_JSON);
+        if (strcmp(method, "multipleRequest") == 0)
+                return multiple(d, child, json_object_get(root, "params"), depth);
+        code = call(d, child, method, json_object_get(root, "params"), depth, &result);
+        reply = json_pack("{s:i}", "error_code", code);
+        if (reply && result)
+                json_object_set_new(reply, "result", result);
+        else
+                json_decref(result);
+        return reply;
+}
+
 int sim_smart_handle(SimDevice *d, const char *request, size_t len, char **ret_reply) {
         _cleanup_(json_decrefp) json_t *root = json_loadb(request, len, 0, NULL), *reply = NULL;
-        const char *method = json_string_value(json_object_get(root, "method"));
-        json_t *result = NULL;
-        int code;
 
         if (!root || !json_is_object(root))
                 return -EBADMSG;
         sim_device_integrate(d);
-        if (!method)
-                /* An IOT request, or junk: what a real one says to those. */
-                reply = json_pack("{s:i}", "error_code", SMART_ERR_JSON);
-        else if (strcmp(method, "multipleRequest") == 0)
-                reply = multiple(d, json_object_get(root, "params"));
-        else {
-                code = call(d, method, json_object_get(root, "params"), &result);
-                reply = json_pack("{s:i}", "error_code", code);
-                if (reply && result)
-                        json_object_set_new(reply, "result", result);
-                else
-                        json_decref(result);
-        }
+        reply = handle(d, -1, root, 0);
         *ret_reply = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
         return *ret_reply ? 0 : -ENOMEM;
 }

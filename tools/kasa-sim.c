@@ -44,6 +44,8 @@ static void help(void) {
                "          firmware: give it \"klap\" in the config file)\n"
                "  p110    Tapo P110 hw 1.0, plug with meter, the smart dialect, 230 V\n"
                "          (over KLAP or AES: give it \"klap\" or \"aes\" in the config file)\n"
+               "  p300    Tapo P300 hw 1.0, 3 outlets, no meter, the smart dialect\n"
+               "          (get_child_device_list, control_child; give it \"klap\" or \"aes\")\n"
                "\n"
                "Options:\n"
                "  --config=FILE   JSON file describing devices and faults (see below)\n"

@@ -79,8 +79,8 @@ static void test_requests(void) {
         _cleanup_free_ char *child = kasa_smart_request_set_on(false, "8022AAAA01");
         is_str(child,
                "{\"method\":\"multipleRequest\",\"params\":{\"requests\":[{\"method\":\"control_child\","
-               "\"params\":{\"device_id\":\"8022AAAA01\",\"requestData\":{\"method\":\"set_device_info\","
-               "\"params\":{\"device_on\":false}}}}]}}",
+               "\"params\":{\"device_id\":\"8022AAAA01\",\"requestData\":{\"method\":\"multipleRequest\","
+               "\"params\":{\"requests\":[{\"method\":\"set_device_info\",\"params\":{\"device_on\":false}}]}}}}]}}",
                "a child is switched through control_child");
         _cleanup_free_ char *nick = kasa_smart_request_set_nickname("Kitchen kettle", NULL);
         ok(nick && strstr(nick, "\"nickname\":\"S2l0Y2hlbiBrZXR0bGU=\""), "nickname goes base64");
