@@ -148,6 +148,9 @@ struct CostJob {
         int64_t from_ms, to_ms;
         CostBucket bucket;
         bool want_json;
+        /* PriceEnergy: the caller's CSV, priced with what_if (kept alive
+         * by the caller until done). NULL: a query of the store. */
+        const char *csv;
 
         int r;
         char *error, *json;
@@ -171,6 +174,22 @@ static void cost_job_free(CostJob *j) {
         free(j);
 }
 
+/* The answer as text (takes o), refused when the bus could not carry it. */
+static void job_set_json(CostJob *j, json_t *o) {
+        j->json = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+        json_decref(o);
+        j->r = j->json ? 0 : -ENOMEM;
+        size_t size = j->json ? strlen(j->json) : 0;
+        if (size > COST_JSON_MAX) {
+                j->json = mfree(j->json);
+                (void) tariff_refuse(&j->error,
+                                     "The answer would take %zu MiB, more than %u: ask for a shorter range, "
+                                     "fewer devices or larger buckets.",
+                                     size >> 20, COST_JSON_MAX >> 20);
+                j->r = -E2BIG;
+        }
+}
+
 /* Prices the job: on a worker thread, or on the loop for a small query. */
 static void cost_job_run(CostJob *j) {
         CostSnapshotQuery sq;
@@ -182,26 +201,47 @@ static void cost_job_run(CostJob *j) {
         sq.q.to_ms = j->to_ms;
         sq.q.bucket = j->bucket;
         j->r = cost_query_run(&sq.q, &j->res, &j->error);
-        if (j->r >= 0 && j->want_json) {
-                json_t *o = cost_query_to_json(&sq.q, j->res);
-                j->json = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
-                json_decref(o);
-                j->r = j->json ? 0 : -ENOMEM;
-                size_t size = j->json ? strlen(j->json) : 0;
-                if (size > COST_JSON_MAX) {
-                        j->json = mfree(j->json);
-                        j->r = tariff_refuse(&j->error,
-                                             "The answer would take %zu MiB, more than %u: ask for a shorter range, "
-                                             "fewer devices or larger buckets.",
-                                             size >> 20, COST_JSON_MAX >> 20);
-                        j->r = -E2BIG;
-                }
-        }
+        if (j->r >= 0 && j->want_json)
+                job_set_json(j, cost_query_to_json(&sq.q, j->res));
         cost_snapshot_query_done(&sq);
 }
 
+/* PriceEnergy's work: parsing the CSV (up to ENERGY_CSV_ROWS_MAX rows) and
+ * pricing it, on a worker thread. */
+static void price_csv_run(CostJob *j) {
+        _cleanup_free_ CostInterval *iv = NULL;
+        _cleanup_cost_bill_ CostBill *bill = NULL;
+        const Tariff *t = j->snap.what_if_owned ?: j->snap.what_if_ref->tariff;
+        size_t n = 0;
+
+        j->r = energy_csv_parse(j->csv, strlen(j->csv), "csv", &iv, &n, &j->error);
+        if (j->r < 0)
+                return;
+        CostRequest req = {
+                .tariffs = &t,
+                .n_tariffs = 1,
+                .intervals = iv,
+                .n_intervals = n,
+                .time_zone = j->snap.time_zone,
+                .from_ms = iv[0].start_ms,
+                .to_ms = iv[n - 1].end_ms,
+                .bucket = j->bucket,
+        };
+        j->r = cost_compute(&req, &bill, &j->error);
+        if (j->r < 0)
+                return;
+        json_t *o = cost_bill_to_json(bill, j->snap.time_zone);
+        if (o)
+                json_object_set_new(o, "time_zone", json_string(j->snap.time_zone ?: "local"));
+        job_set_json(j, o);
+}
+
 static void job_run(WorkerJob *w) {
-        cost_job_run((CostJob *) w);
+        CostJob *j = (CostJob *) w;
+        if (j->csv)
+                price_csv_run(j);
+        else
+                cost_job_run(j);
 }
 
 /* finish() takes the job. */
@@ -324,42 +364,31 @@ int manager_cost_start(Manager *m, Device **devices, size_t n, int64_t from_ms, 
         return cost_submit(m, j, ret_error);
 }
 
-int manager_price_energy(Manager *m, const char *tariff, const char *csv, const char *time_zone,
-                         CostBucket bucket, char **ret_json, char **ret_error) {
-        _cleanup_tariff_ Tariff *owned = NULL;
-        _cleanup_free_ CostInterval *iv = NULL;
-        _cleanup_cost_bill_ CostBill *bill = NULL;
+int manager_price_energy_start(Manager *m, const char *tariff, const char *csv, const char *time_zone,
+                               CostBucket bucket, ManagerCostDone reply, void *userdata, char **ret_error) {
         LoadedTariff *loaded = NULL;
-        size_t n = 0;
+        Tariff *owned = NULL;
+        CostJob *j;
         int r;
 
         r = what_if_tariff(m, tariff, &loaded, &owned, ret_error);
         if (r < 0)
                 return r;
-        const Tariff *t = owned ?: loaded->tariff;
-        r = energy_csv_parse(csv, strlen(csv), "csv", &iv, &n, ret_error);
+        r = cost_job_new(m, NULL, 0, 0, 0, bucket, loaded, owned, &j);
         if (r < 0)
                 return r;
         const char *tz = time_zone[0] ? time_zone : m->config.time_zone;
-        CostRequest req = {
-                .tariffs = &t,
-                .n_tariffs = 1,
-                .intervals = iv,
-                .n_intervals = n,
-                .time_zone = tz,
-                .from_ms = iv[0].start_ms,
-                .to_ms = iv[n - 1].end_ms,
-                .bucket = bucket,
-        };
-        r = cost_compute(&req, &bill, ret_error);
-        if (r < 0)
-                return r;
-        json_t *j = cost_bill_to_json(bill, tz);
-        if (j)
-                json_object_set_new(j, "time_zone", json_string(tz && *tz ? tz : "local"));
-        *ret_json = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
-        json_decref(j);
-        return *ret_json ? 0 : -ENOMEM;
+        free(j->snap.time_zone);
+        j->snap.time_zone = tz && *tz ? strdup(tz) : NULL;
+        if (tz && *tz && !j->snap.time_zone) {
+                cost_job_free(j);
+                return -ENOMEM;
+        }
+        j->csv = csv;
+        j->finish = finish_reply;
+        j->reply = reply;
+        j->userdata = userdata;
+        return cost_submit(m, j, ret_error);
 }
 
 /* ---- the cost properties ---- */
