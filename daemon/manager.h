@@ -36,6 +36,7 @@ typedef struct Manager {
         Calendar *calendar;
         AddressWatch *address_watch;
         PolkitQueries *polkit;
+        struct FireCallers *fire_callers; /* Fire's caller checks (bus-schedule.c) */
         Access *access;            /* API tokens and their bindings (manager-access.c) */
         struct AccessDb *access_db;
         sd_event_source *token_expiry; /* the next expiry of a token (bus-manager-access.c) */

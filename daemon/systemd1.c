@@ -204,23 +204,6 @@ static int sd_timer_times(void *userdata, const char *timer, uint64_t *ret_next,
         return r;
 }
 
-static int sd_unit_by_pid(void *userdata, pid_t pid, char **ret_unit) {
-        Systemd1 *sd = userdata;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        const char *path;
-        int r;
-
-        r = sd_bus_call_method(sd->bus, SYSTEMD1, SYSTEMD1_PATH, SYSTEMD1_MANAGER, "GetUnitByPID", &error, &reply,
-                               "u", (uint32_t) pid);
-        if (r >= 0)
-                r = sd_bus_message_read(reply, "o", &path);
-        if (r < 0)
-                return r;
-        return sd_bus_get_property_string(sd->bus, SYSTEMD1, path, "org.freedesktop.systemd1.Unit", "Id", &error,
-                                          ret_unit);
-}
-
 const Systemd1Ops systemd1_ops = {
         .available = sd_available,
         .check_calendar = sd_check_calendar,
@@ -229,6 +212,5 @@ const Systemd1Ops systemd1_ops = {
         .start_unit = sd_start_unit,
         .stop_unit = sd_stop_unit,
         .list_units = sd_list_units,
-        .unit_by_pid = sd_unit_by_pid,
         .timer_times = sd_timer_times,
 };

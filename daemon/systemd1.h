@@ -42,8 +42,6 @@ typedef struct Systemd1Ops {
         int (*stop_unit)(void *userdata, const char *unit);
         /* Names of the loaded units that start with prefix (NULL-terminated, g_strfreev()). */
         int (*list_units)(void *userdata, const char *prefix, char ***ret_units);
-        /* The unit a process runs in, as systemd tracks it (free()). */
-        int (*unit_by_pid)(void *userdata, pid_t pid, char **ret_unit);
         /* NextElapseUSecRealtime and LastTriggerUSec of a timer; -ENOENT if not loaded. */
         int (*timer_times)(void *userdata, const char *timer, uint64_t *ret_next, uint64_t *ret_last);
 } Systemd1Ops;

@@ -121,9 +121,11 @@ class Env:
     """One private bus, one kasa-sim, one kasamond."""
 
     def __init__(self, devices, config="", poll_interval=1.0, targets=None, sim_args=(), poll_timeout=1.0,
-                 polkit=False):
+                 polkit=False, bus_policy=None):
         """polkit=True: callers of any user can reach the bus, and a real
-        polkitd serves it with the project's actions (start_polkit)."""
+        polkitd serves it with the project's actions (start_polkit).
+        bus_policy: the text of one more policy file for the bus (a test
+        that stands in for another service, to own its name)."""
         self.tmp = tempfile.mkdtemp(prefix="kasa-bus-")
         self.procs = {}
         self.bus = None
@@ -132,7 +134,7 @@ class Env:
             if polkit:
                 # Other users must reach the bus socket inside.
                 os.chmod(self.tmp, 0o755)
-            self._start_bus(polkit)
+            self._start_bus(polkit, bus_policy)
             if polkit:
                 self.start_polkit()
             self._start_sim(devices, sim_args)
@@ -151,13 +153,16 @@ class Env:
 
     # --- processes ---------------------------------------------------
 
-    def _start_bus(self, polkit=False):
+    def _start_bus(self, polkit=False, extra=None):
         policy = os.path.join(self.tmp, "policy")
         os.mkdir(policy)
         shutil.copy(os.path.join(source_dir(), "dbus", "org.kasamond.Kasa1.conf"), policy)
         if polkit:
             with open(os.path.join(policy, "org.freedesktop.PolicyKit1.conf"), "w") as f:
                 f.write(POLKIT_BUS_CONF)
+        if extra:
+            with open(os.path.join(policy, "test-extra.conf"), "w") as f:
+                f.write(extra)
         self.bus_socket = os.path.join(self.tmp, "bus.sock")
         conf = os.path.join(self.tmp, "bus.conf")
         with open(conf, "w") as f:
