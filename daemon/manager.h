@@ -75,6 +75,7 @@ typedef struct Manager {
         struct Backfill *backfills; /* in progress (manager-backfill.c) */
         struct Worker *backfill_worker;
         struct ExportPipes *exports; /* Export()s streaming (export-manager.c) */
+        struct BackupJob *restore; /* a Restore() reading its archive */
         bool restart;              /* a restore is staged: stop, execute again */
 } Manager;
 
