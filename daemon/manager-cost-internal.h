@@ -30,6 +30,14 @@ struct CostJob {
         void *userdata;
         int64_t base_day; /* the cost properties' jobs: the local day */
         uint64_t generation; /* and the assignments they priced */
+        /* CostToday's: the part of the day priced before (a job of
+         * [from_ms, to_ms) holding the tariffs its result points at, res
+         * NULL before its first run), to be brought up to split_ms, where
+         * everything before is final; the rest of the day is priced on
+         * from it (cost_query_run_from()). The job owns it while it runs;
+         * done() hands it back. */
+        CostJob *part;
+        int64_t split_ms;
 };
 
 /* A job of the manager's inputs now (a CostSnapshot); what_if (parsed by

@@ -10,12 +10,19 @@
 #include "kasa-dbus.h"
 #include "log.h"
 #include "manager-cost-internal.h"
+#include "store.h"
 
 /* The cost properties, CostToday and CostMonth of the Manager and of each
  * EnergyMeter: today so far, priced again after each round, and the month
  * before today, priced once a day (or after a change of assignments).
  * Both are cost queries on the worker threads (manager-cost.c): the loop
  * only copies their inputs and takes their totals. */
+
+/* Before now minus this, nothing more comes into the store's rollups: an
+ * interval between samples at most the store's gap long is shared among
+ * the periods it spans, a longer one goes where it ends; plus a margin for
+ * a slow reply. CostToday's part before it is kept (cost_query_run_from()). */
+#define TODAY_FINAL_MS (STORE_GAP_MS_DEFAULT + INT64_C(300000))
 
 /* A failing price of the month before today is tried again after this,
  * doubling up to the second: each try reads a month of rollups. */
@@ -301,8 +308,6 @@ static void round_base(Manager *m, const Figures *f, int64_t now, int64_t day, i
 
 /* ---- today so far ---- */
 
-static void start_today(Manager *m, const Figures *f, int64_t now, int64_t day);
-
 /* Today's job done: its totals are CostToday, unless the day or the
  * assignments changed meanwhile (the next round prices again). */
 static void finish_today(CostJob *j, bool cancelled) {
@@ -317,6 +322,9 @@ static void finish_today(CostJob *j, bool cancelled) {
                 cost_job_free(j);
                 return;
         }
+        /* The part, brought up to the split, for the next round. */
+        cost_job_free(mt->today_part);
+        mt->today_part = TAKE_PTR(j->part);
         Snapshot old = snapshot(m);
         int64_t total = 0;
         r = job_totals(j, f.devices, f.n, &total, f.value, f.known);
@@ -344,8 +352,46 @@ static void finish_today(CostJob *j, bool cancelled) {
         cost_job_free(j);
 }
 
+static bool same_devices(const CostJob *a, const CostJob *b) {
+        const CostSnapshot *x = &a->snap, *y = &b->snap;
+        if (x->n_devices != y->n_devices)
+                return false;
+        for (size_t i = 0; i < x->n_devices; i++)
+                if (strcmp(x->devices[i].id, y->devices[i].id) != 0 || x->devices[i].number != y->devices[i].number)
+                        return false;
+        return true;
+}
+
+/* The part of today kept from the rounds before, if it still is of this
+ * day, these assignments and devices, else a new one (empty: the job
+ * prices it from the day's start). None before the first split. */
+static void attach_part(Manager *m, CostJob *j, const Figures *f, int64_t now, int64_t day) {
+        ManagerTariffs *mt = m->tariffs;
+        CostJob *p = TAKE_PTR(mt->today_part);
+        int64_t split = calendar_hour_start(m->calendar, now - TODAY_FINAL_MS);
+
+        if (p && (p->base_day != day || p->generation != mt->generation || !same_devices(p, j)))
+                p = (cost_job_free(p), NULL);
+        if (split <= day) {
+                cost_job_free(p);
+                return;
+        }
+        if (!p) {
+                if (cost_job_new(m, f->devices, f->n, day, day, COST_BUCKET_NONE, NULL, NULL, &p) < 0)
+                        return;
+                p->base_day = day;
+                p->generation = mt->generation;
+        }
+        j->part = p;
+        j->split_ms = split;
+}
+
 /* Prices today up to now on a worker; one at a time: a round that comes
- * while one runs leaves it be, the next round starts another. */
+ * while one runs leaves it be, the next round starts another. The part of
+ * the day before the split is priced once an hour: each round prices the
+ * energy after it only and adds it to the part's exact lines
+ * (cost-query-from.c says why that is the same to the cent, and which
+ * tariffs are priced whole: demand charges and minimums). */
 static void start_today(Manager *m, const Figures *f, int64_t now, int64_t day) {
         ManagerTariffs *mt = m->tariffs;
         _cleanup_free_ char *error = NULL;
@@ -359,6 +405,7 @@ static void start_today(Manager *m, const Figures *f, int64_t now, int64_t day) 
                 log_oom();
                 return;
         }
+        attach_part(m, j, f, now, day);
         j->finish = finish_today;
         j->base_day = day;
         j->generation = mt->generation;
@@ -398,4 +445,10 @@ void manager_tariffs_round(Manager *m) {
                 mt->active_home = home;
                 emit_tariff_changes(m);
         }
+}
+
+void manager_cost_today_free(Manager *m) {
+        ManagerTariffs *mt = m->tariffs;
+        mt->today_part = (cost_job_free(mt->today_part), NULL);
+        mt->base_done = (cost_job_free(mt->base_done), NULL);
 }

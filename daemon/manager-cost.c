@@ -138,6 +138,7 @@ int manager_cost_store_rollups(Store *store, const Calendar *cal, uint32_t numbe
 void cost_job_free(CostJob *j) {
         if (!j)
                 return;
+        cost_job_free(j->part);
         cost_snapshot_done(&j->snap);
         free(j->error);
         free(j->json);
@@ -161,6 +162,31 @@ static void job_set_json(CostJob *j, json_t *o) {
         }
 }
 
+/* CostToday's query, on from its part (manager-cost-internal.h): the part
+ * priced again from the day's start when the split moves (once an hour),
+ * then the rest of the day on from it. Again, not on from itself: energy
+ * before the day that changed meanwhile (a Backfill of the cycle's
+ * earlier days, which fill the tiers) counts from the next hour on. A part
+ * that cannot be priced (no tariff before the split: -ENODATA) stays empty
+ * until the next split; the day is priced whole meanwhile. */
+static int run_on_part(CostJob *j, const CostQuery *q) {
+        CostJob *p = j->part;
+        int r = 0;
+
+        if (p->to_ms < j->split_ms) {
+                CostQuery qp = *q;
+                CostQueryResult *res = NULL;
+                qp.to_ms = j->split_ms;
+                r = cost_query_run(&qp, &res, NULL);
+                cost_query_result_free(p->res);
+                p->res = r >= 0 ? res : NULL;
+                p->to_ms = j->split_ms;
+        }
+        if (!p->res)
+                return cost_query_run(q, &j->res, &j->error);
+        return cost_query_run_from(q, p->res, p->to_ms, &j->res, &j->error);
+}
+
 /* Prices the job: on a worker thread, or on the loop for a small query. */
 static void cost_job_run(CostJob *j) {
         CostSnapshotQuery sq;
@@ -171,7 +197,10 @@ static void cost_job_run(CostJob *j) {
         sq.q.from_ms = j->from_ms;
         sq.q.to_ms = j->to_ms;
         sq.q.bucket = j->bucket;
-        j->r = cost_query_run(&sq.q, &j->res, &j->error);
+        if (j->part)
+                j->r = run_on_part(j, &sq.q);
+        else
+                j->r = cost_query_run(&sq.q, &j->res, &j->error);
         if (j->r >= 0 && j->want_json)
                 job_set_json(j, cost_query_to_json(&sq.q, j->res));
         cost_snapshot_query_done(&sq);

@@ -37,6 +37,7 @@ struct ManagerTariffs {
         /* The jobs running; the base job done, for the next round. */
         bool base_pending, today_pending;
         struct CostJob *base_done;
+        struct CostJob *today_part; /* today before the split, priced (manager-cost-internal.h) */
         /* A base that failed: its error (said once), and when to try again. */
         int base_error;
         int64_t base_backoff_ms, base_retry_ms;
@@ -64,5 +65,7 @@ TariffFormat detect_format(const char *text);
  * the home's. */
 int64_t current_assignment(Manager *m, const char *device, int64_t now, bool *found);
 void all_metered(Manager *m, GPtrArray *l);
+/* At teardown, once the cost threads are stopped: the jobs kept. */
+void manager_cost_today_free(Manager *m);
 void emit_tariff_changes(Manager *m);
 #define tariff_refuse(ret_error, ...) error_set(ret_error, -EINVAL, __VA_ARGS__)
