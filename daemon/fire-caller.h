@@ -13,8 +13,8 @@
  * connected with, and ProcessID); for kasamond's own user, systemd names
  * the unit that process runs in (GetUnitByPID): no /proc, which kasamond's
  * unit hides. The caller waits for its answer, so its PID cannot be reused
- * meanwhile. Which unit counts is the schedule's business
- * (schedule_is_own_service()), decided at the re-run.
+ * meanwhile. Which uid and unit count is the caller's business
+ * (FireCallerOps), asked as the answers come.
  */
 
 #include <stdbool.h>

@@ -205,27 +205,40 @@ static void finish_base(CostJob *j, bool cancelled) {
         manager_tariffs_round(m);
 }
 
+/* A cost properties' job of [from, to) for day and the assignments now. */
+static CostJob *new_job(Manager *m, const Figures *f, int64_t from, int64_t to, int64_t day,
+                        void (*finish)(CostJob *j, bool cancelled)) {
+        CostJob *j;
+
+        if (cost_job_new(m, f->devices, f->n, from, to, COST_BUCKET_NONE, NULL, NULL, &j) < 0) {
+                log_oom();
+                return NULL;
+        }
+        j->finish = finish;
+        j->base_day = day;
+        j->generation = m->tariffs->generation;
+        return j;
+}
+
+/* Onto the cost threads (*pending while it runs); a full queue is tried
+ * again next round. */
+static void submit(Manager *m, CostJob *j, bool *pending, const char *what) {
+        _cleanup_free_ char *error = NULL;
+        int r = cost_submit(m, j, &error);
+
+        if (r < 0)
+                log_debug_errno(r, "Failed to start pricing %s, trying again next round: %s", what, error ?: "");
+        else
+                *pending = true;
+}
+
 static void start_base(Manager *m, const Figures *f, int64_t from, int64_t day) {
         ManagerTariffs *mt = m->tariffs;
-        _cleanup_free_ char *error = NULL;
         CostJob *j;
-        int r;
 
-        if (mt->base_pending)
+        if (mt->base_pending || !(j = new_job(m, f, from, day, day, finish_base)))
                 return;
-        r = cost_job_new(m, f->devices, f->n, from, day, COST_BUCKET_NONE, NULL, NULL, &j);
-        if (r < 0) {
-                log_oom();
-                return;
-        }
-        j->finish = finish_base;
-        j->base_day = day;
-        j->generation = mt->generation;
-        r = cost_submit(m, j, &error);
-        if (r < 0)
-                log_debug_errno(r, "Failed to start pricing this month, trying again next round: %s", error ?: "");
-        else
-                mt->base_pending = true;
+        submit(m, j, &mt->base_pending, "this month");
 }
 
 /* A base that failed: the last good one stays (CostMonth keeps counting
@@ -394,26 +407,12 @@ static void attach_part(Manager *m, CostJob *j, const Figures *f, int64_t now, i
  * tariffs are priced whole: demand charges and minimums). */
 static void start_today(Manager *m, const Figures *f, int64_t now, int64_t day) {
         ManagerTariffs *mt = m->tariffs;
-        _cleanup_free_ char *error = NULL;
         CostJob *j;
-        int r;
 
-        if (mt->today_pending)
+        if (mt->today_pending || !(j = new_job(m, f, day, now + 1, day, finish_today)))
                 return;
-        r = cost_job_new(m, f->devices, f->n, day, now + 1, COST_BUCKET_NONE, NULL, NULL, &j);
-        if (r < 0) {
-                log_oom();
-                return;
-        }
         attach_part(m, j, f, now, day);
-        j->finish = finish_today;
-        j->base_day = day;
-        j->generation = mt->generation;
-        r = cost_submit(m, j, &error);
-        if (r < 0)
-                log_debug_errno(r, "Failed to start pricing today, trying again next round: %s", error ?: "");
-        else
-                mt->today_pending = true;
+        submit(m, j, &mt->today_pending, "today");
 }
 
 void manager_tariffs_round(Manager *m) {

@@ -63,19 +63,24 @@ BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configur
 """
 
 
-# Lets polkitd (which drops to the user polkitd) serve the test bus, as
-# Debian's system.d/org.freedesktop.PolicyKit1.conf does on the real one.
-POLKIT_BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+def bus_policy_owning(user, name):
+    """A bus policy file that lets user own name and everyone call it."""
+    return f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
-  <policy user="polkitd">
-    <allow own="org.freedesktop.PolicyKit1"/>
+  <policy user="{user}">
+    <allow own="{name}"/>
   </policy>
   <policy context="default">
-    <allow send_destination="org.freedesktop.PolicyKit1"/>
+    <allow send_destination="{name}"/>
   </policy>
 </busconfig>
 """
+
+
+# Lets polkitd (which drops to the user polkitd) serve the test bus, as
+# Debian's system.d/org.freedesktop.PolicyKit1.conf does on the real one.
+POLKIT_BUS_CONF = bus_policy_owning("polkitd", "org.freedesktop.PolicyKit1")
 
 # polkitd reads actions and rules from fixed system directories only, so it
 # runs in a mount namespace of its own where the test's directories are
@@ -330,6 +335,13 @@ class Env:
         """Records every PropertiesChanged below the manager, in arrival order,
         from now on: (monotonic time, path, interface, changed dict)."""
         return PropertiesLog(self.bus)
+
+    def activate_tariff(self, text, since_us=0):
+        """AddTariff of text, activated for the home since since_us (0:
+        now); returns its path."""
+        path = self.call(MANAGER_PATH, MANAGER_IFACE, "AddTariff", "s", (text,))[0]
+        self.call(MANAGER_PATH, MANAGER_IFACE, "ActivateTariff", "oaot", (path, [], since_us))
+        return path
 
     def wait_polled(self, path, polls=1, after=None, timeout=20):
         """Waits until the device (for an outlet: its strip) has finished

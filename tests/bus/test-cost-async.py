@@ -105,8 +105,7 @@ def main():
         plug = env.device_path(kt.mac_id(env.sim_devices()[0]["mac"]))
         env.wait_for(lambda: plug in env.objects(), 20, "the plug is known")
         env.sim(cmd="set", device=0, load_w=1000.0)
-        tariff = env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "AddTariff", "s", (TARIFF,))[0]
-        env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "ActivateTariff", "oaot", (tariff, [], SINCE_US))
+        env.activate_tariff(TARIFF, SINCE_US)
         env.wait_polled(plug, polls=3)
 
         calls, took, inside, answer = poll_inside(env, plug, "GetCost",

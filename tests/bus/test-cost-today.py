@@ -36,8 +36,7 @@ def main():
         plug = env.device_path(kt.mac_id(env.sim_devices()[0]["mac"]))
         env.wait_for(lambda: plug in env.objects(), 20, "the plug is known")
         env.sim(cmd="set", device=0, load_w=3000.0)
-        tariff = env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "AddTariff", "s", (TARIFF,))[0]
-        env.call(kt.MANAGER_PATH, kt.MANAGER_IFACE, "ActivateTariff", "oaot", (tariff, [], 86400 * 10**6))
+        env.activate_tariff(TARIFF, 86400 * 10**6)
         midnight = int(time.mktime(time.localtime()[:3] + (0, 0, 0, 0, 0, -1)) * 1e6)
 
         def today():

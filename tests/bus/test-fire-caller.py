@@ -20,17 +20,7 @@ import kasatest as kt
 from gi.repository import Gio, GLib
 
 SYSTEMD1 = "org.freedesktop.systemd1"
-SYSTEMD1_POLICY = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <policy user="root">
-    <allow own="org.freedesktop.systemd1"/>
-  </policy>
-  <policy context="default">
-    <allow send_destination="org.freedesktop.systemd1"/>
-  </policy>
-</busconfig>
-"""
+SYSTEMD1_POLICY = kt.bus_policy_owning("root", SYSTEMD1)
 SYSTEMD1_XML = """<node><interface name="org.freedesktop.systemd1.Manager">
   <method name="GetUnitByPID"><arg type="u" direction="in"/><arg type="o" direction="out"/></method>
 </interface></node>"""
