@@ -248,6 +248,7 @@ static void base_failed(Manager *m, int r, const char *error, int64_t now) {
 
         mt->base_backoff_ms = mt->base_backoff_ms ? MIN(mt->base_backoff_ms * 2, BASE_RETRY_MAX_MS) : BASE_RETRY_MS;
         mt->base_retry_ms = now + mt->base_backoff_ms;
+        mt->base_error_generation = mt->generation;
         if (mt->base_error == r)
                 return;
         mt->base_error = r;
@@ -275,7 +276,8 @@ static void round_base(Manager *m, const Figures *f, int64_t now, int64_t day, i
                 return;
         }
         if (!done && day > month_start) {
-                if (now >= mt->base_retry_ms)
+                /* New assignments are priced at once, pause or not. */
+                if (now >= mt->base_retry_ms || mt->base_error_generation != mt->generation)
                         start_base(m, f, month_start, day);
                 return;
         }

@@ -38,9 +38,11 @@ struct ManagerTariffs {
         bool base_pending, today_pending;
         struct CostJob *base_done;
         struct CostJob *today_part; /* today before the split, priced (manager-cost-internal.h) */
-        /* A base that failed: its error (said once), and when to try again. */
+        /* A base that failed: its error (said once), when to try again,
+         * and of which assignments. */
         int base_error;
         int64_t base_backoff_ms, base_retry_ms;
+        uint64_t base_error_generation;
         Worker *worker; /* GetCost, GetCostWith, PriceEnergy and the properties */
         GHashTable *costs; /* device id -> DeviceCost */
         int last_error;    /* of the round, said once */
