@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <glob.h>
+#include <limits.h>
+#include <poll.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -24,16 +26,23 @@
 #define STAGING "restore.tmp"
 #define NAMES_FILE "NAMES"
 
+/* A Backup or a Restore: a thread of its own, which reads or writes the
+ * caller's fd, and a done() on the loop when it is finished. */
 typedef struct BackupJob {
         Manager *manager;
-        sd_bus_message *call;
+        sd_bus_message *call;            /* Backup: replied to when done */
+        ManagerRestoreDone restore_done; /* Restore: told when done */
+        void *userdata;
         int fd, efd;
+        int cancel; /* an eventfd: the loop says stop (at teardown) */
         char *stage;
         pthread_t thread;
+        bool running;
         sd_event_source *done;
         uint64_t created_usec;
         int result;
         char *error;
+        char version[64]; /* Restore: of the kasamond that wrote it */
 } BackupJob;
 
 /* a + b + c into buf; "" when it does not fit (state paths are short). */
@@ -101,14 +110,67 @@ static int sqlite_snapshot(const char *src, const char *dst, int64_t *ret_schema
         return rc == SQLITE_OK ? 0 : -EIO;
 }
 
+/* Waits until fd is ready for events, or the loop says stop. The caller's
+ * fd is its own (its flags are shared with the caller), so it stays
+ * blocking; a thread waiting on it must still end at teardown. */
+static int wait_fd(BackupJob *j, short events) {
+        struct pollfd p[2] = { { .fd = j->fd, .events = events }, { .fd = j->cancel, .events = POLLIN } };
+        for (;;) {
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (p[1].revents)
+                        return -ECANCELED;
+                return 0;
+        }
+}
+
+/* After POLLOUT a pipe has room for PIPE_BUF bytes at least, and a socket
+ * for more: a write of that much does not block. A regular file is always
+ * ready and takes all. */
+static ssize_t write_cancellable(void *userdata, const void *buf, size_t size) {
+        BackupJob *j = userdata;
+        int r = wait_fd(j, POLLOUT);
+        if (r < 0)
+                return r;
+        for (;;) {
+                ssize_t n = write(j->fd, buf, MIN(size, (size_t) PIPE_BUF));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                return n < 0 ? -errno : n;
+        }
+}
+
+static ssize_t read_cancellable(void *userdata, void *buf, size_t size) {
+        BackupJob *j = userdata;
+        int r = wait_fd(j, POLLIN);
+        if (r < 0)
+                return r;
+        for (;;) {
+                ssize_t n = read(j->fd, buf, size);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                return n < 0 ? -errno : n;
+        }
+}
+
 static void *backup_thread(void *userdata) {
         BackupJob *j = userdata;
         Manager *m = j->manager;
         BackupFile files[BACKUP_FILES_MAX];
         size_t n = 0;
         char src[4096], dst[4096];
-        int r = 0;
+        int r;
 
+        /* The log's rounds into LMDB, so that the copy has them (the loop
+         * ended the open round); rounds after this go on being recorded
+         * and are not in the backup. Waits for the disk, so not on the
+         * loop. */
+        r = store_checkpoint_wait(m->store);
+        if (r < 0)
+                (void) asprintf(&j->error, "Failed to checkpoint the readings: %s", strerror(-r));
         for (size_t i = 0; r >= 0 && BACKUP_NAMES[i]; i++) {
                 const char *name = BACKUP_NAMES[i];
                 BackupFile *f = &files[n];
@@ -131,7 +193,8 @@ static void *backup_thread(void *userdata) {
                 n++;
         }
         if (r >= 0)
-                r = backup_archive_write(j->fd, j->stage, files, n, m->version, j->created_usec, &j->error);
+                r = backup_archive_write_fn(write_cancellable, j, j->stage, files, n, m->version, j->created_usec,
+                                            &j->error);
         if (r >= 0 && fsync(j->fd) < 0 && errno != EINVAL && errno != EROFS)
                 r = -errno;
         (void) remove_tree(j->stage);
@@ -149,6 +212,8 @@ static void job_free(BackupJob *j) {
                 close(j->fd);
         if (j->efd >= 0)
                 close(j->efd);
+        if (j->cancel >= 0)
+                close(j->cancel);
         if (j->stage)
                 (void) remove_tree(j->stage);
         free(j->stage);
@@ -156,12 +221,51 @@ static void job_free(BackupJob *j) {
         free(j);
 }
 
+/* A job for the caller's fd (dup'd: the message keeps its own). */
+static int job_new(Manager *m, int fd, BackupJob **ret) {
+        BackupJob *j = calloc(1, sizeof(BackupJob));
+        if (!j)
+                return -ENOMEM;
+        *j = (BackupJob) { .manager = m, .efd = -EBADF, .cancel = -EBADF };
+        j->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        j->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        j->cancel = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (j->fd < 0 || j->efd < 0 || j->cancel < 0) {
+                int r = -errno;
+                job_free(j);
+                return r;
+        }
+        *ret = j;
+        return 0;
+}
+
+static int job_start(BackupJob *j, void *(*thread)(void *), sd_event_io_handler_t done) {
+        int r = sd_event_add_io(j->manager->event, &j->done, j->efd, EPOLLIN, done, j);
+        if (r < 0)
+                return r;
+        r = -pthread_create(&j->thread, NULL, thread, j);
+        if (r < 0)
+                return r;
+        j->running = true;
+        return 0;
+}
+
+/* Tells the thread to stop waiting on the caller's fd, and waits for it:
+ * bounded, however the caller treats its end. */
+static void job_stop(BackupJob *j) {
+        if (!j->running)
+                return;
+        (void) eventfd_write(j->cancel, 1);
+        pthread_join(j->thread, NULL);
+        j->running = false;
+}
+
 static int on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         BackupJob *j = userdata;
         Manager *m = j->manager;
         int r;
 
-        pthread_join(j->thread, NULL);
+        job_stop(j);
         m->backup = NULL;
         if (j->result < 0) {
                 log_error_errno(j->result, "Backup failed: %s", j->error ?: strerror(-j->result));
@@ -183,15 +287,14 @@ int manager_backup_start(Manager *m, int fd, sd_bus_message *call) {
 
         if (m->backup)
                 return -EBUSY;
-        j = calloc(1, sizeof(BackupJob));
-        if (!j)
-                return -ENOMEM;
-        *j = (BackupJob) { .manager = m, .call = sd_bus_message_ref(call), .efd = -EBADF };
-        j->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        j->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        r = job_new(m, fd, &j);
+        if (r < 0)
+                return r;
+        j->call = sd_bus_message_ref(call);
         j->created_usec = realtime_usec();
-        if (j->fd < 0 || j->efd < 0 || asprintf(&j->stage, "%s/backup.tmp.XXXXXX", m->state_dir) < 0) {
-                r = -errno;
+        if (asprintf(&j->stage, "%s/backup.tmp.XXXXXX", m->state_dir) < 0) {
+                j->stage = NULL;
+                r = -ENOMEM;
                 goto fail;
         }
         if (!mkdtemp(j->stage)) {
@@ -204,15 +307,10 @@ int manager_backup_start(Manager *m, int fd, sd_bus_message *call) {
                 r = -errno;
                 goto fail;
         }
-        /* The log's rounds into LMDB, so that the copy has them; rounds
-         * after this go on being recorded and are not in the backup. */
-        r = store_checkpoint(m->store);
-        if (r < 0)
-                goto fail;
-        r = sd_event_add_io(m->event, &j->done, j->efd, EPOLLIN, on_done, j);
-        if (r < 0)
-                goto fail;
-        r = -pthread_create(&j->thread, NULL, backup_thread, j);
+        /* The round open now ends here, on the loop that fills it; the
+         * thread waits for the checkpoint. */
+        (void) store_commit_round(m->store);
+        r = job_start(j, backup_thread, on_done);
         if (r < 0)
                 goto fail;
         m->backup = j;
@@ -223,20 +321,19 @@ fail:
 }
 
 void manager_backup_free(Manager *m) {
-        if (!m->backup)
-                return;
-        pthread_join(m->backup->thread, NULL);
-        job_free(m->backup);
-        m->backup = NULL;
-}
-
-static ssize_t read_fd(void *userdata, void *buf, size_t size) {
-        int fd = *(int *) userdata;
-        for (;;) {
-                ssize_t n = read(fd, buf, size);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                return n < 0 ? -errno : n;
+        if (m->backup) {
+                /* Unanswered: the bus closed with the loop, and the
+                 * caller sees kasamond go. */
+                job_stop(m->backup);
+                job_free(m->backup);
+                m->backup = NULL;
+        }
+        if (m->restore) {
+                BackupJob *j = m->restore;
+                job_stop(j);
+                m->restore = NULL;
+                j->restore_done(-ECANCELED, NULL, j->userdata);
+                job_free(j);
         }
 }
 
@@ -291,24 +388,24 @@ static int check_lmdb(const char *dir, char **ret_error) {
         return 0;
 }
 
-int manager_restore(Manager *m, int fd, char **ret_error) {
+/* Reads and checks the archive into restore.tmp/ and commits it as
+ * restore.staged/: on the restore's thread (the caller's fd may be slow,
+ * the checks and syncs wait for the disk). */
+static int restore_stage(BackupJob *j, const char *state_dir, char **ret_error) {
         _cleanup_free_ char *stage = NULL, *staged = NULL, *names = NULL;
         BackupManifest man;
         bool devices = false, readings = false;
         char path[4096];
         int r;
 
-        *ret_error = NULL;
-        if (m->restart)
-                return -EBUSY;
-        if (asprintf(&stage, "%s/" STAGING, m->state_dir) < 0 || asprintf(&staged, "%s/" STAGED, m->state_dir) < 0)
+        if (asprintf(&stage, "%s/" STAGING, state_dir) < 0 || asprintf(&staged, "%s/" STAGED, state_dir) < 0)
                 return -ENOMEM;
         r = remove_tree(stage);
         if (r >= 0 && mkdir(stage, 0700) < 0)
                 r = -errno;
         if (r < 0)
                 return r;
-        r = backup_archive_read(read_fd, &fd, stage, &man, ret_error);
+        r = backup_archive_read(read_cancellable, j, stage, &man, ret_error);
         for (size_t i = 0; r >= 0 && i < man.n_files; i++) {
                 devices = devices || strcmp(man.files[i].name, "devices.sqlite") == 0;
                 readings = readings || strcmp(man.files[i].name, "readings/data.mdb") == 0;
@@ -348,13 +445,55 @@ int manager_restore(Manager *m, int fd, char **ret_error) {
         if (r >= 0 && (remove_tree(staged) < 0 || rename(stage, staged) < 0))
                 r = -errno;
         if (r >= 0)
-                r = fsync_path(m->state_dir);
+                r = fsync_path(state_dir);
         if (r < 0) {
                 (void) remove_tree(stage);
                 return r;
         }
-        log_info("Restore of a backup of kasamond %s staged; restarting to put it in place.", man.version);
-        m->restart = true;
+        snprintf(j->version, sizeof j->version, "%s", man.version);
+        return 0;
+}
+
+static void *restore_thread(void *userdata) {
+        BackupJob *j = userdata;
+
+        j->result = restore_stage(j, j->manager->state_dir, &j->error);
+        (void) eventfd_write(j->efd, 1);
+        return NULL;
+}
+
+static int on_restored(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        BackupJob *j = userdata;
+        Manager *m = j->manager;
+
+        job_stop(j);
+        m->restore = NULL;
+        if (j->result >= 0) {
+                log_info("Restore of a backup of kasamond %s staged; restarting to put it in place.", j->version);
+                m->restart = true;
+        }
+        j->restore_done(j->result, j->error, j->userdata);
+        job_free(j);
+        return 0;
+}
+
+int manager_restore_start(Manager *m, int fd, ManagerRestoreDone done, void *userdata) {
+        BackupJob *j;
+        int r;
+
+        if (m->restart || m->restore)
+                return -EBUSY;
+        r = job_new(m, fd, &j);
+        if (r < 0)
+                return r;
+        j->restore_done = done;
+        j->userdata = userdata;
+        r = job_start(j, restore_thread, on_restored);
+        if (r < 0) {
+                job_free(j);
+                return r;
+        }
+        m->restore = j;
         return 0;
 }
 

@@ -36,21 +36,26 @@ static void hex(const unsigned char *d, size_t n, char *out) {
                 sprintf(out + 2 * i, "%02x", d[i]);
 }
 
-static int write_all(int fd, const void *p, size_t n) {
+/* ---- writing ---- */
+
+typedef struct Writer {
+        BackupWriteFn fn;
+        void *userdata;
+} Writer;
+
+static int put(const Writer *w, const void *p, size_t n) {
         const char *c = p;
         while (n > 0) {
-                ssize_t w = write(fd, c, n);
-                if (w < 0 && errno == EINTR)
-                        continue;
-                if (w < 0)
-                        return -errno;
-                c += w;
-                n -= (size_t) w;
+                ssize_t k = w->fn(w->userdata, c, n);
+                if (k < 0)
+                        return (int) k;
+                if (k == 0)
+                        return -EIO;
+                c += k;
+                n -= (size_t) k;
         }
         return 0;
 }
-
-/* ---- writing ---- */
 
 static void header(char h[BLOCK], const char *name, uint64_t size, uint64_t mtime) {
         memset(h, 0, BLOCK);
@@ -71,14 +76,14 @@ static void header(char h[BLOCK], const char *name, uint64_t size, uint64_t mtim
         h[155] = ' ';
 }
 
-static int pad(int fd, uint64_t size) {
+static int pad(const Writer *w, uint64_t size) {
         static const char zero[BLOCK];
         size_t rest = (size_t) (size % BLOCK);
-        return rest ? write_all(fd, zero, BLOCK - rest) : 0;
+        return rest ? put(w, zero, BLOCK - rest) : 0;
 }
 
-/* Hashes a file, or copies it to out (out >= 0) too. */
-static int file_pass(const char *path, int out, uint64_t *ret_size, char ret_hex[65]) {
+/* Hashes a file, or copies it to out (not NULL) too. */
+static int file_pass(const char *path, const Writer *out, uint64_t *ret_size, char ret_hex[65]) {
         unsigned char buf[65536], md[32];
         unsigned mdlen = 0;
         uint64_t size = 0;
@@ -97,8 +102,8 @@ static int file_pass(const char *path, int out, uint64_t *ret_size, char ret_hex
                 size += (uint64_t) n;
                 if (EVP_DigestUpdate(ctx, buf, (size_t) n) != 1)
                         r = -EIO;
-                if (r >= 0 && out >= 0)
-                        r = write_all(out, buf, (size_t) n);
+                if (r >= 0 && out)
+                        r = put(out, buf, (size_t) n);
         }
         if (r >= 0 && EVP_DigestFinal_ex(ctx, md, &mdlen) != 1)
                 r = -EIO;
@@ -111,8 +116,23 @@ static int file_pass(const char *path, int out, uint64_t *ret_size, char ret_hex
         return 0;
 }
 
-int backup_archive_write(int fd, const char *dir, const BackupFile *in, size_t n, const char *version,
+static ssize_t write_fd(void *userdata, const void *buf, size_t size) {
+        for (;;) {
+                ssize_t n = write(*(int *) userdata, buf, size);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                return n < 0 ? -errno : n;
+        }
+}
+
+int backup_archive_write(int fd, const char *dir, const BackupFile *files, size_t n, const char *version,
                          uint64_t created_usec, char **ret_error) {
+        return backup_archive_write_fn(write_fd, &fd, dir, files, n, version, created_usec, ret_error);
+}
+
+int backup_archive_write_fn(BackupWriteFn write_fn, void *userdata, const char *dir, const BackupFile *in, size_t n,
+                            const char *version, uint64_t created_usec, char **ret_error) {
+        const Writer w = { write_fn, userdata };
         BackupFile files[BACKUP_FILES_MAX];
         char h[BLOCK], path[4096];
         int r;
@@ -128,7 +148,7 @@ int backup_archive_write(int fd, const char *dir, const BackupFile *in, size_t n
                         return -EINVAL;
                 }
                 snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
-                r = file_pass(path, -1, &files[i].size, files[i].sha256);
+                r = file_pass(path, NULL, &files[i].size, files[i].sha256);
                 if (r >= 0 && files[i].size > BACKUP_MEMBER_MAX)
                         r = -EFBIG;
                 if (r < 0) {
@@ -151,29 +171,29 @@ int backup_archive_write(int fd, const char *dir, const BackupFile *in, size_t n
         size_t len = strlen(text);
         uint64_t mtime = created_usec / 1000000;
         header(h, BACKUP_MANIFEST, len, mtime);
-        r = write_all(fd, h, BLOCK);
+        r = put(&w, h, BLOCK);
         if (r >= 0)
-                r = write_all(fd, text, len);
+                r = put(&w, text, len);
         if (r >= 0)
-                r = pad(fd, len);
+                r = pad(&w, len);
         free(text);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 uint64_t size;
                 char sum[65];
                 header(h, files[i].name, files[i].size, mtime);
-                r = write_all(fd, h, BLOCK);
+                r = put(&w, h, BLOCK);
                 snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
                 if (r >= 0)
-                        r = file_pass(path, fd, &size, sum);
+                        r = file_pass(path, &w, &size, sum);
                 /* The files are snapshots that nothing else writes. */
                 if (r >= 0 && (size != files[i].size || strcmp(sum, files[i].sha256) != 0))
                         r = -ESTALE;
                 if (r >= 0)
-                        r = pad(fd, size);
+                        r = pad(&w, size);
         }
         if (r >= 0) {
                 char end[2 * BLOCK] = {};
-                r = write_all(fd, end, sizeof end);
+                r = put(&w, end, sizeof end);
         }
         if (r < 0)
                 (void) error_set(ret_error, 0, "Failed to write the archive: %s", strerror(-r));
@@ -287,7 +307,7 @@ static int read_data(Reader *rd, uint64_t size, int fd, char *buf, char ret_hex[
                 if (EVP_DigestUpdate(ctx, chunk, data) != 1)
                         r = -EIO;
                 if (r >= 0 && fd >= 0)
-                        r = write_all(fd, chunk, data);
+                        r = put(&(const Writer) { write_fd, &fd }, chunk, data);
                 if (buf)
                         memcpy(buf + done, chunk, data);
                 done += n;

@@ -57,6 +57,12 @@ typedef struct BackupManifest {
 int backup_archive_write(int fd, const char *dir, const BackupFile *files, size_t n, const char *version,
                          uint64_t created_usec, char **ret_error);
 
+/* The same through write_fn (bytes taken, or a negative errno), which may
+ * wait as it likes: the daemon's gives up when told to stop. */
+typedef ssize_t (*BackupWriteFn)(void *userdata, const void *buf, size_t size);
+int backup_archive_write_fn(BackupWriteFn write_fn, void *userdata, const char *dir, const BackupFile *files, size_t n,
+                            const char *version, uint64_t created_usec, char **ret_error);
+
 typedef ssize_t (*BackupReadFn)(void *userdata, void *buf, size_t size);
 
 /* Reads and checks a whole archive; with stage_dir the members are

@@ -153,19 +153,30 @@ static int method_activate_tariff(sd_bus_message *m, void *userdata, sd_bus_erro
         return sd_bus_reply_method_return(m, NULL);
 }
 
-/* The reply to a GetCost or GetCostWith, once its query is done. */
-static void cost_done(int r, const char *json, const char *message, void *userdata) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
+/* The reply to a cost query once it is done: the JSON, or the error. */
+static void reply_json(sd_bus_message *m, int r, const char *json, const char *message, const char *what) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 
         if (r >= 0)
                 r = sd_bus_reply_method_return(m, "s", json);
         else {
-                (void) set_error(&error, r, message, "compute the costs");
+                (void) set_error(&error, r, message, what);
                 r = sd_bus_reply_method_error(m, &error);
         }
         if (r < 0)
                 log_debug_errno(r, "Failed to reply with the costs, ignoring: %m");
+}
+
+/* GetCost and GetCostWith. */
+static void cost_done(int r, const char *json, const char *message, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
+        reply_json(m, r, json, message, "compute the costs");
+}
+
+/* PriceEnergy: the message held the CSV the query read. */
+static void price_done(int r, const char *json, const char *message, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = userdata;
+        reply_json(m, r, json, message, "price the energy");
 }
 
 /* Reads "ao t t s" and starts pricing: the common part of GetCost and
@@ -216,8 +227,10 @@ static int method_get_cost_with(sd_bus_message *m, void *userdata, sd_bus_error 
         return get_cost(m, userdata, error, true);
 }
 
+/* Parsed and priced on a cost query's thread (a CSV of up to two million
+ * rows), replied to when done; the message keeps the CSV meanwhile. */
 static int method_price_energy(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_free_ char *message = NULL, *json = NULL;
+        _cleanup_free_ char *message = NULL;
         const char *tariff, *csv, *tz, *bucket_name;
         CostBucket bucket;
         int r;
@@ -228,10 +241,13 @@ static int method_price_energy(sd_bus_message *m, void *userdata, sd_bus_error *
         if (manager_cost_bucket(bucket_name, &bucket) < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Invalid bucket '%s': use \"\", day or month.", bucket_name);
-        r = manager_price_energy(userdata, tariff, csv, tz, bucket, &json, &message);
-        if (r < 0)
+        r = manager_price_energy_start(userdata, tariff, csv, tz, bucket, price_done, sd_bus_message_ref(m),
+                                       &message);
+        if (r < 0) {
+                sd_bus_message_unref(m);
                 return set_error(error, r, message, "price the energy");
-        return sd_bus_reply_method_return(m, "s", json);
+        }
+        return 1;
 }
 
 static const sd_bus_vtable bus_manager_tariff_vtable[] = {

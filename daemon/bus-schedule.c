@@ -118,7 +118,7 @@ static int method_run_now(sd_bus_message *msg, void *userdata, sd_bus_error *err
 
 /* The generator's services run as SCHEDULE_UNITS_USER, which is kasamond's
  * own user when it runs from the installed unit. */
-static bool is_service_user(uid_t uid) {
+static bool is_service_user(void *userdata, uid_t uid) {
         struct passwd *pw;
 
         if (uid == geteuid())
@@ -127,46 +127,55 @@ static bool is_service_user(uid_t uid) {
         return pw && pw->pw_uid == uid;
 }
 
-/* The timer's own service, kasamond's user in kasamond's unit for this
- * schedule, fires it as the timer; anyone else needs manage-schedules and
- * runs it as RunNow does. */
-static bool is_own_timer(sd_bus_message *msg, Schedule *s) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-        _cleanup_free_ char *unit = NULL;
-        Manager *m = manager_of(s);
-        uid_t uid;
-        pid_t pid;
-        int r;
+/* For a caller of kasamond's user, once systemd named its unit. */
+static bool is_own_unit(void *userdata, sd_bus_message *call, const char *unit, int error) {
+        Manager *m = userdata;
+        Schedule *s = m->scheduler ? scheduler_find_path(m->scheduler, sd_bus_message_get_path(call)) : NULL;
 
-        /* The bus says who calls (GetConnectionCredentials: its UnixUserID,
-         * which sd-bus files as the effective uid, and ProcessID), and
-         * systemd in which unit that process runs: no /proc, which
-         * kasamond's unit hides. The caller waits for the answer, so its
-         * PID cannot be reused meanwhile. */
-        r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID, &creds);
-        if (r < 0 || sd_bus_creds_get_euid(creds, &uid) < 0 || !is_service_user(uid) ||
-            sd_bus_creds_get_pid(creds, &pid) < 0)
-                return false;
-        r = systemd1_ops.unit_by_pid(&m->systemd1, pid, &unit);
-        if (r >= 0 && schedule_is_own_service(s, unit))
+        if (!s)
+                return false; /* gone meanwhile: the re-run finds no object */
+        if (error >= 0 && schedule_is_own_service(s, unit))
                 return true;
         /* kasamond's user, elsewhere: worth saying, as it looks like a timer. */
-        if (r < 0)
-                log_internal(LOG_NOTICE, r, "Schedule %" PRIu32 " fired by kasamond's user from an unknown unit "
+        if (error < 0)
+                log_internal(LOG_NOTICE, error, "Schedule %" PRIu32 " fired by kasamond's user from an unknown unit "
                              "(%m), not as its timer", s->rec.id);
         else
                 log_notice("Schedule %" PRIu32 " fired by kasamond's user from %s, not as its timer", s->rec.id, unit);
         return false;
 }
 
+const FireCallerOps bus_fire_caller_ops = {
+        .is_service_user = is_service_user,
+        .is_own_unit = is_own_unit,
+};
+
+/* The timer's own service, kasamond's user in kasamond's unit for this
+ * schedule, fires it as the timer; anyone else needs manage-schedules and
+ * runs it as RunNow does. Who calls is asked without waiting
+ * (fire-caller.h), then polkit for anyone else: the method runs again
+ * after each answer. */
 static int method_fire(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Schedule *s = userdata;
+        Manager *m = manager_of(s);
+        bool own = false;
+        int r;
 
-        if (is_own_timer(msg, s))
+        r = fire_caller_check(m->fire_callers, msg, &own);
+        if (r == 0)
+                return 1;
+        if (r < 0)
+                log_debug_errno(r, "Failed to ask who fires schedule %" PRIu32 " (not its timer): %m", s->rec.id);
+        if (own) {
+                fire_caller_forget(m->fire_callers, msg);
                 return run(msg, s, true, error);
-        int r = polkit_check(manager_of(s)->polkit, msg, KASA_ACTION_MANAGE_SCHEDULES, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
+        }
+        r = polkit_check(m->polkit, msg, KASA_ACTION_MANAGE_SCHEDULES, error);
+        if (r == 0)
+                return 1;
+        fire_caller_forget(m->fire_callers, msg);
+        if (r < 0)
+                return r;
         return run(msg, s, false, error);
 }
 
@@ -235,8 +244,10 @@ static int find_schedule(sd_bus *bus, const char *path, const char *interface, v
         Schedule *s = m->scheduler ? scheduler_find_path(m->scheduler, path) : NULL;
 
         if (!s) {
-                /* Re-run after polkit answered, for a schedule removed meanwhile. */
+                /* Re-run after polkit (or Fire's caller check) answered,
+                 * for a schedule removed meanwhile. */
                 polkit_forget(m->polkit, sd_bus_get_current_message(bus));
+                fire_caller_forget(m->fire_callers, sd_bus_get_current_message(bus));
                 return 0;
         }
         *found = s;

@@ -5,6 +5,7 @@
 #include <systemd/sd-bus.h>
 
 #include "device.h"
+#include "fire-caller.h"
 
 typedef struct Manager Manager;
 
@@ -12,6 +13,8 @@ extern const sd_bus_vtable bus_manager_vtable[];
 extern const sd_bus_vtable bus_device_vtable[];
 extern const sd_bus_vtable bus_energy_vtable[];
 extern const sd_bus_vtable bus_schedule_vtable[];
+/* Fire's caller check on the real bus and scheduler (bus-schedule.c). */
+extern const FireCallerOps bus_fire_caller_ops;
 extern const sd_bus_vtable bus_manager_schedule_vtable[];
 
 typedef struct Schedule Schedule;

@@ -55,8 +55,10 @@ static size_t tariff_index(const Tariff *const *tariffs, size_t n, const Tariff 
         return n;
 }
 
-static const Tariff *const *sort_tariffs;
-static size_t sort_n_tariffs;
+/* qsort() has no context argument: the tariffs' order for compare_lines,
+ * per thread, as the cost queries' threads finish bills at once. */
+static _Thread_local const Tariff *const *sort_tariffs;
+static _Thread_local size_t sort_n_tariffs;
 
 static int compare_lines(const void *a, const void *b) {
         const CostLine *x = a, *y = b;

@@ -2,7 +2,8 @@
 #pragma once
 
 /* What cost.c (the walk over time) and cost-bill.c (lines, rounding,
- * demand peaks, JSON) share. */
+ * demand peaks, JSON) share; cost-query-from.c adds lines of two bills
+ * and finishes them. */
 
 #include "cost.h"
 

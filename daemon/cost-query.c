@@ -14,16 +14,7 @@
 
 #include "calendar.h"
 #include "cost-grid.h"
-#include "cost-query.h"
-
-/* A tariff as one request sees it: clipped to where it applies, and for a
- * device's share of the home's tariff stripped of the home's charges. Bill
- * lines point at t, the first member, so a line tells whose it is. */
-typedef struct Clipped {
-        Tariff t;
-        bool own; /* a device's own tariff: its bill counts in the total */
-        const Tariff *origin; /* the query's */
-} Clipped;
+#include "cost-query-internal.h"
 
 typedef struct Segment {
         int64_t from, until;
@@ -34,19 +25,6 @@ typedef struct Segments {
         Segment *s;
         size_t n;
 } Segments;
-
-struct CostQueryResult {
-        char currency[4];
-        unsigned digits;
-        GPtrArray *clipped; /* Clipped*, shallow copies: outlive the bills */
-        CostBill *home;
-        CostBill **devices;
-        size_t n_devices;
-        int64_t sum[_TARIFF_LINE_MAX];
-        int64_t total, energy_mwh, unpriced_mwh;
-        int64_t *bucket_totals;
-        bool priced;
-};
 
 #define refuse(ret_error, ...) error_set(ret_error, -EINVAL, __VA_ARGS__)
 
@@ -116,6 +94,7 @@ static Clipped *clip(CostQueryResult *res, const Segment *s, bool own, bool stri
                 return NULL;
         c->t = *s->tariff;
         c->own = own;
+        c->strip = strip;
         c->origin = s->tariff;
         c->t.valid_from_ms = MAX(c->t.valid_from_ms, s->from);
         c->t.valid_until_ms = MIN(c->t.valid_until_ms, s->until);
@@ -362,6 +341,33 @@ static void add_own_lines(CostQueryResult *res, const CostBill *b) {
                 }
 }
 
+int cost_query_sum_up(CostQueryResult *res) {
+        /* The buckets are the range's, the same in every bill. */
+        const CostBill *any = res->home;
+        for (size_t i = 0; !any && i < res->n_devices; i++)
+                any = res->devices[i];
+        size_t n_buckets = any ? any->n_buckets : 0;
+        res->bucket_totals = calloc(MAX(n_buckets, (size_t) 1), sizeof(int64_t));
+        if (!res->bucket_totals)
+                return -ENOMEM;
+        if (res->home) {
+                memcpy(res->sum, res->home->sum, sizeof res->sum);
+                res->total = res->home->total;
+                res->energy_mwh = res->home->energy_mwh;
+                res->unpriced_mwh = res->home->unpriced_mwh;
+                for (size_t k = 0; k < n_buckets; k++)
+                        res->bucket_totals[k] = res->home->buckets[k].total;
+        }
+        for (size_t i = 0; i < res->n_devices; i++)
+                if (res->devices[i]) {
+                        add_own_lines(res, res->devices[i]);
+                        if (!res->home)
+                                res->unpriced_mwh += res->devices[i]->unpriced_mwh;
+                }
+        res->priced = true;
+        return 0;
+}
+
 int cost_query_run(const CostQuery *q, CostQueryResult **ret, char **ret_error) {
         _cleanup_(cost_query_result_freep) CostQueryResult *res = calloc(1, sizeof(CostQueryResult));
         _cleanup_(calendar_freep) Calendar *cal = NULL;
@@ -490,31 +496,9 @@ int cost_query_run(const CostQuery *q, CostQueryResult **ret, char **ret_error) 
                         goto finish;
         }
 
-        /* The buckets are the range's, the same in every bill. */
-        const CostBill *any = res->home;
-        for (size_t i = 0; !any && i < q->n_devices; i++)
-                any = res->devices[i];
-        size_t n_buckets = any ? any->n_buckets : 0;
-        res->bucket_totals = calloc(MAX(n_buckets, (size_t) 1), sizeof(int64_t));
-        if (!res->bucket_totals) {
-                r = -ENOMEM;
+        r = cost_query_sum_up(res);
+        if (r < 0)
                 goto finish;
-        }
-        if (res->home) {
-                memcpy(res->sum, res->home->sum, sizeof res->sum);
-                res->total = res->home->total;
-                res->energy_mwh = res->home->energy_mwh;
-                res->unpriced_mwh = res->home->unpriced_mwh;
-                for (size_t k = 0; k < n_buckets; k++)
-                        res->bucket_totals[k] = res->home->buckets[k].total;
-        }
-        for (size_t i = 0; i < q->n_devices; i++)
-                if (res->devices[i]) {
-                        add_own_lines(res, res->devices[i]);
-                        if (!res->home)
-                                res->unpriced_mwh += res->devices[i]->unpriced_mwh;
-                }
-        res->priced = true;
         *ret = TAKE_PTR(res);
         r = 0;
 finish:

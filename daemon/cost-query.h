@@ -108,6 +108,16 @@ typedef struct CostQueryResult CostQueryResult;
  * (no tariff at all) with a message in *ret_error; errors of the source as
  * they are. */
 int cost_query_run(const CostQuery *q, CostQueryResult **ret, char **ret_error);
+/* The same bill, priced on from part, the result of this query (same
+ * tariffs, assignments, devices in the same order, zone, source) over
+ * [q->from_ms, split_ms) made when nothing before split_ms could change
+ * any more: the energy of [split_ms, q->to_ms) only is read and priced,
+ * the tiers filled by what came before, and added to part's lines before
+ * they are rounded, so that it is what cost_query_run() gives to the
+ * minor unit (cost-query-from.c says why). A query that cannot be added up
+ * so (demand or minimum charges, buckets, see there) is priced whole. */
+int cost_query_run_from(const CostQuery *q, const CostQueryResult *part, int64_t split_ms, CostQueryResult **ret,
+                        char **ret_error);
 CostQueryResult *cost_query_result_free(CostQueryResult *r);
 static inline void cost_query_result_freep(CostQueryResult **r) {
         cost_query_result_free(*r);

@@ -14,18 +14,13 @@
 #include "energy-csv.h"
 #include "kasa-dbus.h"
 #include "log.h"
-#include "manager-tariff-internal.h"
+#include "manager-cost-internal.h"
 #include "readings.h"
 
 /* Rollups one cost query may read of one device: a year of minutes. */
 #define ROLLUPS_MAX (1u << 20)
 #define MINUTE_MS INT64_C(60000)
 #define HOUR_MS INT64_C(3600000)
-
-static int64_t now_ms(Manager *m) {
-        return manager_now_ms(m);
-}
-
 
 int manager_cost_bucket(const char *s, CostBucket *ret) {
         if (!s[0])
@@ -140,35 +135,56 @@ int manager_cost_store_rollups(Store *store, const Calendar *cal, uint32_t numbe
 #define COST_THREADS 2u
 #define COST_QUEUED 6u
 
-typedef struct CostJob CostJob;
-struct CostJob {
-        WorkerJob w;
-        Manager *manager; /* in done() only */
-        CostSnapshot snap;
-        int64_t from_ms, to_ms;
-        CostBucket bucket;
-        bool want_json;
-
-        int r;
-        char *error, *json;
-        CostQueryResult *res;
-
-        /* What done() does with it; takes the job. */
-        void (*finish)(CostJob *j, bool cancelled);
-        ManagerCostDone reply;
-        void *userdata;
-        int64_t base_day;
-        uint64_t generation;
-};
-
-static void cost_job_free(CostJob *j) {
+void cost_job_free(CostJob *j) {
         if (!j)
                 return;
+        cost_job_free(j->part);
         cost_snapshot_done(&j->snap);
         free(j->error);
         free(j->json);
         cost_query_result_free(j->res);
         free(j);
+}
+
+/* The answer as text (takes o), refused when the bus could not carry it. */
+static void job_set_json(CostJob *j, json_t *o) {
+        j->json = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+        json_decref(o);
+        j->r = j->json ? 0 : -ENOMEM;
+        size_t size = j->json ? strlen(j->json) : 0;
+        if (size > COST_JSON_MAX) {
+                j->json = mfree(j->json);
+                (void) tariff_refuse(&j->error,
+                                     "The answer would take %zu MiB, more than %u: ask for a shorter range, "
+                                     "fewer devices or larger buckets.",
+                                     size >> 20, COST_JSON_MAX >> 20);
+                j->r = -E2BIG;
+        }
+}
+
+/* CostToday's query, on from its part (manager-cost-internal.h): the part
+ * priced again from the day's start when the split moves (once an hour),
+ * then the rest of the day on from it. Again, not on from itself: energy
+ * before the day that changed meanwhile (a Backfill of the cycle's
+ * earlier days, which fill the tiers) counts from the next hour on. A part
+ * that cannot be priced (no tariff before the split: -ENODATA) stays empty
+ * until the next split; the day is priced whole meanwhile. */
+static int run_on_part(CostJob *j, const CostQuery *q) {
+        CostJob *p = j->part;
+        int r = 0;
+
+        if (p->to_ms < j->split_ms) {
+                CostQuery qp = *q;
+                CostQueryResult *res = NULL;
+                qp.to_ms = j->split_ms;
+                r = cost_query_run(&qp, &res, NULL);
+                cost_query_result_free(p->res);
+                p->res = r >= 0 ? res : NULL;
+                p->to_ms = j->split_ms;
+        }
+        if (!p->res)
+                return cost_query_run(q, &j->res, &j->error);
+        return cost_query_run_from(q, p->res, p->to_ms, &j->res, &j->error);
 }
 
 /* Prices the job: on a worker thread, or on the loop for a small query. */
@@ -181,27 +197,51 @@ static void cost_job_run(CostJob *j) {
         sq.q.from_ms = j->from_ms;
         sq.q.to_ms = j->to_ms;
         sq.q.bucket = j->bucket;
-        j->r = cost_query_run(&sq.q, &j->res, &j->error);
-        if (j->r >= 0 && j->want_json) {
-                json_t *o = cost_query_to_json(&sq.q, j->res);
-                j->json = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
-                json_decref(o);
-                j->r = j->json ? 0 : -ENOMEM;
-                size_t size = j->json ? strlen(j->json) : 0;
-                if (size > COST_JSON_MAX) {
-                        j->json = mfree(j->json);
-                        j->r = tariff_refuse(&j->error,
-                                             "The answer would take %zu MiB, more than %u: ask for a shorter range, "
-                                             "fewer devices or larger buckets.",
-                                             size >> 20, COST_JSON_MAX >> 20);
-                        j->r = -E2BIG;
-                }
-        }
+        if (j->part)
+                j->r = run_on_part(j, &sq.q);
+        else
+                j->r = cost_query_run(&sq.q, &j->res, &j->error);
+        if (j->r >= 0 && j->want_json)
+                job_set_json(j, cost_query_to_json(&sq.q, j->res));
         cost_snapshot_query_done(&sq);
 }
 
+/* PriceEnergy's work: parsing the CSV (up to ENERGY_CSV_ROWS_MAX rows) and
+ * pricing it, on a worker thread. */
+static void price_csv_run(CostJob *j) {
+        _cleanup_free_ CostInterval *iv = NULL;
+        _cleanup_cost_bill_ CostBill *bill = NULL;
+        const Tariff *t = j->snap.what_if_owned ?: j->snap.what_if_ref->tariff;
+        size_t n = 0;
+
+        j->r = energy_csv_parse(j->csv, strlen(j->csv), "csv", &iv, &n, &j->error);
+        if (j->r < 0)
+                return;
+        CostRequest req = {
+                .tariffs = &t,
+                .n_tariffs = 1,
+                .intervals = iv,
+                .n_intervals = n,
+                .time_zone = j->snap.time_zone,
+                .from_ms = iv[0].start_ms,
+                .to_ms = iv[n - 1].end_ms,
+                .bucket = j->bucket,
+        };
+        j->r = cost_compute(&req, &bill, &j->error);
+        if (j->r < 0)
+                return;
+        json_t *o = cost_bill_to_json(bill, j->snap.time_zone);
+        if (o)
+                json_object_set_new(o, "time_zone", json_string(j->snap.time_zone ?: "local"));
+        job_set_json(j, o);
+}
+
 static void job_run(WorkerJob *w) {
-        cost_job_run((CostJob *) w);
+        CostJob *j = (CostJob *) w;
+        if (j->csv)
+                price_csv_run(j);
+        else
+                cost_job_run(j);
 }
 
 /* finish() takes the job. */
@@ -212,7 +252,7 @@ static void job_done(WorkerJob *w, bool cancelled) {
 
 /* A job of the manager's inputs now; what_if (parsed by the caller) is
  * taken either way. */
-static int cost_job_new(Manager *m, Device **devices, size_t n, int64_t from_ms, int64_t to_ms, CostBucket bucket,
+int cost_job_new(Manager *m, Device **devices, size_t n, int64_t from_ms, int64_t to_ms, CostBucket bucket,
                         LoadedTariff *what_if_ref, Tariff *what_if_owned, CostJob **ret) {
         CostJob *j = calloc(1, sizeof(CostJob));
         int r;
@@ -235,7 +275,7 @@ static int cost_job_new(Manager *m, Device **devices, size_t n, int64_t from_ms,
         return 0;
 }
 
-static int cost_submit(Manager *m, CostJob *j, char **ret_error) {
+int cost_submit(Manager *m, CostJob *j, char **ret_error) {
         ManagerTariffs *mt = m->tariffs;
         int r;
 
@@ -324,305 +364,30 @@ int manager_cost_start(Manager *m, Device **devices, size_t n, int64_t from_ms, 
         return cost_submit(m, j, ret_error);
 }
 
-int manager_price_energy(Manager *m, const char *tariff, const char *csv, const char *time_zone,
-                         CostBucket bucket, char **ret_json, char **ret_error) {
-        _cleanup_tariff_ Tariff *owned = NULL;
-        _cleanup_free_ CostInterval *iv = NULL;
-        _cleanup_cost_bill_ CostBill *bill = NULL;
+int manager_price_energy_start(Manager *m, const char *tariff, const char *csv, const char *time_zone,
+                               CostBucket bucket, ManagerCostDone reply, void *userdata, char **ret_error) {
         LoadedTariff *loaded = NULL;
-        size_t n = 0;
+        Tariff *owned = NULL;
+        CostJob *j;
         int r;
 
         r = what_if_tariff(m, tariff, &loaded, &owned, ret_error);
         if (r < 0)
                 return r;
-        const Tariff *t = owned ?: loaded->tariff;
-        r = energy_csv_parse(csv, strlen(csv), "csv", &iv, &n, ret_error);
+        r = cost_job_new(m, NULL, 0, 0, 0, bucket, loaded, owned, &j);
         if (r < 0)
                 return r;
         const char *tz = time_zone[0] ? time_zone : m->config.time_zone;
-        CostRequest req = {
-                .tariffs = &t,
-                .n_tariffs = 1,
-                .intervals = iv,
-                .n_intervals = n,
-                .time_zone = tz,
-                .from_ms = iv[0].start_ms,
-                .to_ms = iv[n - 1].end_ms,
-                .bucket = bucket,
-        };
-        r = cost_compute(&req, &bill, ret_error);
-        if (r < 0)
-                return r;
-        json_t *j = cost_bill_to_json(bill, tz);
-        if (j)
-                json_object_set_new(j, "time_zone", json_string(tz && *tz ? tz : "local"));
-        *ret_json = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
-        json_decref(j);
-        return *ret_json ? 0 : -ENOMEM;
-}
-
-/* ---- the cost properties ---- */
-
-static double major(const ManagerTariffs *mt, bool known, int64_t minor) {
-        if (!known)
-                return NAN;
-        double d = (double) minor;
-        for (unsigned i = 0; i < mt->digits; i++)
-                d /= 10;
-        return d;
-}
-
-double manager_cost_today(Manager *m) {
-        ManagerTariffs *mt = m->tariffs;
-        return mt ? major(mt, mt->known, mt->today) : NAN;
-}
-
-double manager_cost_month(Manager *m) {
-        ManagerTariffs *mt = m->tariffs;
-        return mt ? major(mt, mt->known && mt->base_known, mt->base + mt->today) : NAN;
-}
-
-const char *manager_currency(Manager *m) {
-        return m->tariffs ? m->tariffs->currency : "";
-}
-
-static bool device_cost(Manager *m, Device *d, bool month, int64_t *sum) {
-        ManagerTariffs *mt = m->tariffs;
-        bool any = false;
-        if (d->metered) {
-                DeviceCost *c = g_hash_table_lookup(mt->costs, d->id);
-                if (!c || !c->known || (month && !c->base_known))
-                        return false;
-                *sum += month ? c->base + c->today : c->today;
-                return true;
-        }
-        for (size_t k = 0; k < d->n_outlets; k++)
-                if (d->outlets[k] && device_cost(m, d->outlets[k], month, sum))
-                        any = true;
-        return any;
-}
-
-double manager_device_cost(Manager *m, Device *d, bool month) {
-        int64_t sum = 0;
-        if (!m->tariffs)
-                return NAN;
-        bool known = device_cost(m, d, month, &sum);
-        return major(m->tariffs, known, sum);
-}
-
-/* The totals of a job's query: of the home (*ret_total) and of each of
- * devices (by id, as the job may list others). */
-static int job_totals(CostJob *j, Device **devices, size_t n, int64_t *ret_total, int64_t *ret_devices,
-                      bool *ret_known) {
-        if (j->r < 0)
-                return j->r;
-        (void) cost_query_total(j->res, ret_total);
-        for (size_t i = 0; i < n; i++) {
-                ret_known[i] = false;
-                for (size_t k = 0; k < j->snap.n_devices; k++)
-                        if (strcmp(j->snap.devices[k].id, devices[i]->id) == 0) {
-                                ret_known[i] = cost_query_device_total(j->res, k, &ret_devices[i]) >= 0;
-                                break;
-                        }
-        }
-        return 0;
-}
-
-/* Today so far, on the loop: a day of rollups. */
-static int round_query(Manager *m, Device **devices, size_t n, int64_t from, int64_t to, int64_t *ret_total,
-                       int64_t *ret_devices, bool *ret_known, char **ret_error) {
-        CostJob *j;
-        int r = cost_job_new(m, devices, n, from, to, COST_BUCKET_NONE, NULL, NULL, &j);
-        if (r < 0)
-                return r;
-        cost_job_run(j);
-        r = job_totals(j, devices, n, ret_total, ret_devices, ret_known);
-        if (r >= 0) {
-                unsigned digits;
-                const char *cur = cost_query_currency(j->res, &digits);
-                memcpy(m->tariffs->currency, cur, sizeof m->tariffs->currency);
-                m->tariffs->digits = digits;
-        } else
-                *ret_error = TAKE_PTR(j->error);
-        cost_job_free(j);
-        return r;
-}
-
-/* The month before today, off the loop: the round after it is done
- * takes it (unless the assignments changed meanwhile). */
-static void finish_base(CostJob *j, bool cancelled) {
-        Manager *m = j->manager;
-        ManagerTariffs *mt = m->tariffs;
-
-        mt->base_pending = false;
-        if (cancelled || j->generation != mt->generation) {
+        free(j->snap.time_zone);
+        j->snap.time_zone = tz && *tz ? strdup(tz) : NULL;
+        if (tz && *tz && !j->snap.time_zone) {
                 cost_job_free(j);
-                return;
+                return -ENOMEM;
         }
-        cost_job_free(mt->base_done);
-        mt->base_done = j;
-        manager_tariffs_round(m);
+        j->csv = csv;
+        j->finish = finish_reply;
+        j->reply = reply;
+        j->userdata = userdata;
+        return cost_submit(m, j, ret_error);
 }
 
-static void start_base(Manager *m, Device **devices, size_t n, int64_t from, int64_t day) {
-        ManagerTariffs *mt = m->tariffs;
-        _cleanup_free_ char *error = NULL;
-        CostJob *j;
-        int r;
-
-        if (mt->base_pending)
-                return;
-        r = cost_job_new(m, devices, n, from, day, COST_BUCKET_NONE, NULL, NULL, &j);
-        if (r < 0) {
-                log_oom();
-                return;
-        }
-        j->finish = finish_base;
-        j->base_day = day;
-        j->generation = mt->generation;
-        r = cost_submit(m, j, &error);
-        if (r < 0)
-                log_debug_errno(r, "Failed to start pricing this month, trying again next round: %s", error ?: "");
-        else
-                mt->base_pending = true;
-}
-
-static void emit_device_costs(Manager *m, Device *d) {
-        int r;
-        if (!m->bus)
-                return;
-        r = sd_bus_emit_properties_changed(m->bus, d->path, KASA_METER_IFACE, "CostToday", "CostMonth", NULL);
-        if (r < 0)
-                log_debug_errno(r, "Failed to emit the costs of %s, ignoring: %m", d->id);
-}
-
-void manager_tariffs_round(Manager *m) {
-        ManagerTariffs *mt = m->tariffs;
-        _cleanup_free_ Device **devices = NULL;
-        _cleanup_free_ int64_t *today = NULL, *base = NULL;
-        _cleanup_free_ bool *known = NULL, *base_known = NULL;
-        _cleanup_free_ char *error = NULL;
-        char old_currency[4];
-        double old_today, old_month;
-        bool found;
-        int r = 0;
-
-        if (!mt)
-                return;
-        int64_t now = now_ms(m);
-        int64_t day = manager_day_start(m, now), month_start = calendar_month_start(m->calendar, now);
-        int64_t home = current_assignment(m, NULL, now, &found);
-
-        old_today = manager_cost_today(m);
-        old_month = manager_cost_month(m);
-        memcpy(old_currency, mt->currency, sizeof old_currency);
-
-        GPtrArray *l = g_ptr_array_new();
-        all_metered(m, l);
-        size_t n = l->len;
-        devices = (Device **) g_ptr_array_free(l, false);
-        today = calloc(MAX(n, (size_t) 1), sizeof(int64_t));
-        base = calloc(MAX(n, (size_t) 1), sizeof(int64_t));
-        known = calloc(MAX(n, (size_t) 1), sizeof(bool));
-        base_known = calloc(MAX(n, (size_t) 1), sizeof(bool));
-        if (!today || !base || !known || !base_known) {
-                log_oom();
-                return;
-        }
-
-        bool was_known = mt->known;
-        mt->known = false;
-        if (mt->n_assignments == 0) {
-                mt->currency[0] = 0;
-                r = -ENODATA;
-        }
-        /* The month before today is priced off the loop, once a day and
-         * after a change of assignments; until that is done the base stays
-         * what it was. */
-        CostJob *done = TAKE_PTR(mt->base_done);
-        bool need = mt->base_day != day || mt->base_generation != mt->generation, fresh = false;
-        if (done && (done->base_day != day || done->generation != mt->generation))
-                done = (cost_job_free(done), NULL);
-        if (r >= 0 && need && day > month_start && !done)
-                start_base(m, devices, n, month_start, day);
-        else if (r >= 0 && need) {
-                mt->base = 0;
-                if (done)
-                        r = job_totals(done, devices, n, &mt->base, base, base_known);
-                else
-                        memset(base_known, true, n * sizeof(bool));
-                if (r == -ENODATA) {
-                        /* Nothing priced the month before today: it cost nothing. */
-                        memset(base_known, true, n * sizeof(bool));
-                        r = 0;
-                } else if (r < 0)
-                        error = TAKE_PTR(done->error);
-                mt->base_known = r >= 0;
-                if (r >= 0) {
-                        mt->base_day = day;
-                        mt->base_generation = mt->generation;
-                }
-                fresh = true;
-        }
-        cost_job_free(done);
-        for (size_t i = 0; r >= 0 && !fresh && i < n; i++) {
-                DeviceCost *c = g_hash_table_lookup(mt->costs, devices[i]->id);
-                base[i] = c ? c->base : 0;
-                base_known[i] = c && c->base_known && mt->base_known;
-        }
-        if (r >= 0)
-                r = round_query(m, devices, n, day, now + 1, &mt->today, today, known, &error);
-        if (r >= 0)
-                mt->known = true;
-        if (r < 0 && r != -ENODATA && r != mt->last_error)
-                log_warning_errno(r, "Failed to compute this month's costs, CostToday and CostMonth unknown, ignoring: %s",
-                                  error ?: strerror(-r));
-        mt->last_error = r < 0 ? r : 0;
-        if (r < 0) {
-                mt->base_day = 0;
-                mt->base_known = false;
-        }
-
-        for (size_t i = 0; i < n; i++) {
-                Device *d = devices[i];
-                DeviceCost *c = g_hash_table_lookup(mt->costs, d->id);
-                if (!c) {
-                        c = calloc(1, sizeof(DeviceCost));
-                        char *id = strdup(d->id);
-                        if (!c || !id) {
-                                free(c);
-                                free(id);
-                                log_oom();
-                                return;
-                        }
-                        g_hash_table_insert(mt->costs, id, c);
-                }
-                DeviceCost nc = {
-                        .base = base[i],
-                        .today = today[i],
-                        .known = r >= 0 && known[i],
-                        .base_known = r >= 0 && base_known[i],
-                };
-                if (nc.base == c->base && nc.today == c->today && nc.known == c->known && nc.base_known == c->base_known)
-                        continue;
-                *c = nc;
-                emit_device_costs(m, d);
-                if (d->parent)
-                        emit_device_costs(m, d->parent);
-        }
-
-        double now_today = manager_cost_today(m), mo = manager_cost_month(m);
-        bool changed = (was_known != mt->known) || memcmp(&now_today, &old_today, sizeof now_today) != 0 ||
-                       memcmp(&mo, &old_month, sizeof mo) != 0;
-        if (m->bus && (changed || strcmp(old_currency, mt->currency) != 0)) {
-                r = sd_bus_emit_properties_changed(m->bus, KASA_MANAGER_PATH, KASA_MANAGER_IFACE, "Currency",
-                                                   "CostToday", "CostMonth", NULL);
-                if (r < 0)
-                        log_debug_errno(r, "Failed to emit the costs, ignoring: %m");
-        }
-        if (home != mt->active_home) {
-                mt->active_home = home;
-                emit_tariff_changes(m);
-        }
-}

@@ -22,10 +22,11 @@ struct ManagerTariffs {
         TariffAssignment *assignments;
         size_t n_assignments;
 
-        /* The cost properties. Each round prices today so far (its
-         * cycle's earlier days fill the tiers as day rollups); the month
-         * before today is priced once a day (or after a change of
-         * tariffs), and CostMonth is the two together. */
+        /* The cost properties (manager-cost-today.c). After each round
+         * today so far is priced (its cycle's earlier days fill the tiers
+         * as day rollups); the month before today is priced once a day (or
+         * after a change of tariffs), and CostMonth is the two together.
+         * Both are cost queries on the worker threads. */
         char currency[4];
         unsigned digits;
         int64_t active_home;
@@ -33,11 +34,16 @@ struct ManagerTariffs {
         uint64_t generation, base_generation; /* of the assignments */
         int64_t base, today;
         bool known, base_known;
-        /* The base is priced off the loop (a month of a hundred plugs):
-         * the job running, and the one done for the next round. */
-        bool base_pending;
+        /* The jobs running; the base job done, for the next round. */
+        bool base_pending, today_pending;
         struct CostJob *base_done;
-        Worker *worker; /* GetCost, GetCostWith and the base */
+        struct CostJob *today_part; /* today before the split, priced (manager-cost-internal.h) */
+        /* A base that failed: its error (said once), when to try again,
+         * and of which assignments. */
+        int base_error;
+        int64_t base_backoff_ms, base_retry_ms;
+        uint64_t base_error_generation;
+        Worker *worker; /* GetCost, GetCostWith, PriceEnergy and the properties */
         GHashTable *costs; /* device id -> DeviceCost */
         int last_error;    /* of the round, said once */
 };
@@ -61,5 +67,7 @@ TariffFormat detect_format(const char *text);
  * the home's. */
 int64_t current_assignment(Manager *m, const char *device, int64_t now, bool *found);
 void all_metered(Manager *m, GPtrArray *l);
+/* At teardown, once the cost threads are stopped: the jobs kept. */
+void manager_cost_today_free(Manager *m);
 void emit_tariff_changes(Manager *m);
 #define tariff_refuse(ret_error, ...) error_set(ret_error, -EINVAL, __VA_ARGS__)

@@ -253,6 +253,7 @@ void manager_tariffs_free(Manager *m) {
         if (!mt)
                 return;
         manager_cost_stop(m);
+        manager_cost_today_free(m);
         tariff_db_free(mt->db);
         if (mt->list)
                 g_ptr_array_unref(mt->list);

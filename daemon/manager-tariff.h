@@ -69,8 +69,12 @@ int manager_cost_start(Manager *m, Device **devices, size_t n, int64_t from_ms, 
 /* Waits for the queries running, cancels those waiting: before the store
  * goes. */
 void manager_cost_stop(Manager *m);
-int manager_price_energy(Manager *m, const char *tariff, const char *csv, const char *time_zone,
-                         CostBucket bucket, char **ret_json, char **ret_error);
+/* PriceEnergy: parses csv (energy-csv.h) and prices it with tariff (as
+ * what_if above) in time_zone ("": kasamond's) on a worker thread, then
+ * calls done on the loop, as manager_cost_start(). csv is read from that
+ * thread: the caller keeps it unchanged until done is called. */
+int manager_price_energy_start(Manager *m, const char *tariff, const char *csv, const char *time_zone,
+                               CostBucket bucket, ManagerCostDone done, void *userdata, char **ret_error);
 /* "", "day" or "month"; -EINVAL otherwise. */
 int manager_cost_bucket(const char *s, CostBucket *ret);
 

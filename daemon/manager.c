@@ -16,6 +16,7 @@
 #include "backup-manager.h"
 #include "bus.h"
 #include "export-manager.h"
+#include "fire-caller.h"
 #include "kasa-dbus.h"
 #include "kasa-time.h"
 #include "log.h"
@@ -278,7 +279,8 @@ int manager_new(Config *config, Manager **ret) {
         m->unstarted = g_ptr_array_new();
         m->registry_dirty = g_hash_table_new(g_str_hash, g_str_equal);
         m->polkit = polkit_queries_new();
-        if (!m->polkit)
+        m->fire_callers = fire_callers_new(&bus_fire_caller_ops, m);
+        if (!m->polkit || !m->fire_callers)
                 return log_oom();
 
         r = sd_event_default(&m->event);
@@ -483,6 +485,7 @@ Manager *manager_free(Manager *m) {
         address_watch_free(m->address_watch);
         manager_access_close(m);
         polkit_queries_free(m->polkit);
+        fire_callers_free(m->fire_callers);
         scheduler_free(m->scheduler);
         sd_event_source_disable_unref(m->flush_timer);
         sd_event_source_disable_unref(m->round_timer);

@@ -36,6 +36,7 @@ typedef struct Manager {
         Calendar *calendar;
         AddressWatch *address_watch;
         PolkitQueries *polkit;
+        struct FireCallers *fire_callers; /* Fire's caller checks (bus-schedule.c) */
         Access *access;            /* API tokens and their bindings (manager-access.c) */
         struct AccessDb *access_db;
         sd_event_source *token_expiry; /* the next expiry of a token (bus-manager-access.c) */
@@ -74,6 +75,7 @@ typedef struct Manager {
         struct Backfill *backfills; /* in progress (manager-backfill.c) */
         struct Worker *backfill_worker;
         struct ExportPipes *exports; /* Export()s streaming (export-manager.c) */
+        struct BackupJob *restore; /* a Restore() reading its archive */
         bool restart;              /* a restore is staged: stop, execute again */
 } Manager;
 

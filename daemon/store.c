@@ -744,12 +744,18 @@ int store_sync(Store *s) {
 }
 
 int store_checkpoint(Store *s) {
+        if (!s)
+                return -EINVAL;
+        (void) store_commit_round(s);
+        return store_checkpoint_wait(s);
+}
+
+int store_checkpoint_wait(Store *s) {
         uint64_t target, attempts;
         int r = 0;
 
         if (!s)
                 return -EINVAL;
-        (void) store_commit_round(s);
         pthread_mutex_lock(&s->lock);
         target = s->next_seq - 1;
         attempts = s->db_attempts;

@@ -153,6 +153,9 @@ int store_sync(Store *s);
 /* Waits until everything appended so far is checkpointed into LMDB (and
  * expired as configured). */
 int store_checkpoint(Store *s);
+/* The waiting part alone, from any thread: everything recorded before
+ * the last store_commit_round() (and what came since) in LMDB. */
+int store_checkpoint_wait(Store *s);
 /* 0 while the store writes normally, else the error that keeps it from
  * writing (it retries by itself). */
 int store_state(Store *s);

@@ -57,7 +57,9 @@ static int sd_available(void *userdata, char **ret_error) {
 /* systemd-analyze, not a parser of our own: the expression is then what
  * systemd will read, and a refusal comes in systemd's words. sd-bus has
  * no calendar parser; a unit that fails to load would say it only after
- * the schedule is stored, and not at all without systemd. */
+ * the schedule is stored, and not at all without systemd. Spawned and
+ * waited for on the loop: a parse that exits in milliseconds, only for
+ * AddSchedule (systemd1.h: bounded and rare). */
 static int sd_check_calendar(void *userdata, const char *expr, char **ret_normalized, char **ret_error) {
         Systemd1 *sd = userdata;
         g_autofree char *out = NULL, *err = NULL;
@@ -118,7 +120,8 @@ static int sd_reload(void *userdata, char **ret_error) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
-        /* systemd answers once the reload, generators included, is done. */
+        /* systemd answers once the reload, generators included, is done:
+         * the longest wait on the loop here, and a rare one (systemd1.h). */
         r = sd_bus_call_method(sd->bus, SYSTEMD1, SYSTEMD1_PATH, SYSTEMD1_MANAGER, "Reload", &error, NULL, NULL);
         if (r < 0)
                 set_error(ret_error, "systemd refused to reload (which makes the schedules' units): %s",
@@ -204,23 +207,6 @@ static int sd_timer_times(void *userdata, const char *timer, uint64_t *ret_next,
         return r;
 }
 
-static int sd_unit_by_pid(void *userdata, pid_t pid, char **ret_unit) {
-        Systemd1 *sd = userdata;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        const char *path;
-        int r;
-
-        r = sd_bus_call_method(sd->bus, SYSTEMD1, SYSTEMD1_PATH, SYSTEMD1_MANAGER, "GetUnitByPID", &error, &reply,
-                               "u", (uint32_t) pid);
-        if (r >= 0)
-                r = sd_bus_message_read(reply, "o", &path);
-        if (r < 0)
-                return r;
-        return sd_bus_get_property_string(sd->bus, SYSTEMD1, path, "org.freedesktop.systemd1.Unit", "Id", &error,
-                                          ret_unit);
-}
-
 const Systemd1Ops systemd1_ops = {
         .available = sd_available,
         .check_calendar = sd_check_calendar,
@@ -229,6 +215,5 @@ const Systemd1Ops systemd1_ops = {
         .start_unit = sd_start_unit,
         .stop_unit = sd_stop_unit,
         .list_units = sd_list_units,
-        .unit_by_pid = sd_unit_by_pid,
         .timer_times = sd_timer_times,
 };

@@ -8,9 +8,25 @@
  * kasamond-schedule-generator makes the units from), tests/daemon/
  * test-schedule.c a fake. No StartTransientUnit: systemd 252 names no
  * unit to polkit for it, so allowing it would allow any unit
- * (kasamond(8), SECURITY). Calls are synchronous: systemd answers them from
- * its own loop without calling back into kasamond, and the timers' service
- * that does call kasamond is only started by a job, never waited for.
+ * (kasamond(8), SECURITY).
+ *
+ * Calls are synchronous, on kasamond's loop, and kept so because each is
+ * bounded and rare rather than because it is free:
+ * - bounded: systemd answers them from its own loop without calling back
+ *   into kasamond (the timers' service that does call kasamond is only
+ *   started by a job, never waited for), sd-bus gives up on one after its
+ *   method timeout (25 s), and systemd-analyze calendar is a parser that
+ *   opens nothing and exits;
+ * - rare: they run when an administrator (manage-schedules) adds,
+ *   enables, disables or removes a schedule, once a day per sun schedule
+ *   (its next event), at start, and when a timer's NextElapse or
+ *   LastTrigger is read; none runs per poll. The longest is Reload, which
+ *   systemd answers once its daemon-reload is done: a fraction of a
+ *   second on a small system, polls waiting meanwhile. Making them
+ *   asynchronous would turn every schedule method into a chain of
+ *   continuations for that.
+ * kasamond(8) says so (Schedules). Fire's caller check, which anyone can
+ * trigger, is asynchronous (fire-caller.h).
  *
  * Errors are negative errno with a message for the user in *ret_error
  * (free()) where given.
@@ -42,8 +58,6 @@ typedef struct Systemd1Ops {
         int (*stop_unit)(void *userdata, const char *unit);
         /* Names of the loaded units that start with prefix (NULL-terminated, g_strfreev()). */
         int (*list_units)(void *userdata, const char *prefix, char ***ret_units);
-        /* The unit a process runs in, as systemd tracks it (free()). */
-        int (*unit_by_pid)(void *userdata, pid_t pid, char **ret_unit);
         /* NextElapseUSecRealtime and LastTriggerUSec of a timer; -ENOENT if not loaded. */
         int (*timer_times)(void *userdata, const char *timer, uint64_t *ret_next, uint64_t *ret_last);
 } Systemd1Ops;

@@ -63,19 +63,24 @@ BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configur
 """
 
 
-# Lets polkitd (which drops to the user polkitd) serve the test bus, as
-# Debian's system.d/org.freedesktop.PolicyKit1.conf does on the real one.
-POLKIT_BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+def bus_policy_owning(user, name):
+    """A bus policy file that lets user own name and everyone call it."""
+    return f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
-  <policy user="polkitd">
-    <allow own="org.freedesktop.PolicyKit1"/>
+  <policy user="{user}">
+    <allow own="{name}"/>
   </policy>
   <policy context="default">
-    <allow send_destination="org.freedesktop.PolicyKit1"/>
+    <allow send_destination="{name}"/>
   </policy>
 </busconfig>
 """
+
+
+# Lets polkitd (which drops to the user polkitd) serve the test bus, as
+# Debian's system.d/org.freedesktop.PolicyKit1.conf does on the real one.
+POLKIT_BUS_CONF = bus_policy_owning("polkitd", "org.freedesktop.PolicyKit1")
 
 # polkitd reads actions and rules from fixed system directories only, so it
 # runs in a mount namespace of its own where the test's directories are
@@ -121,9 +126,11 @@ class Env:
     """One private bus, one kasa-sim, one kasamond."""
 
     def __init__(self, devices, config="", poll_interval=1.0, targets=None, sim_args=(), poll_timeout=1.0,
-                 polkit=False):
+                 polkit=False, bus_policy=None):
         """polkit=True: callers of any user can reach the bus, and a real
-        polkitd serves it with the project's actions (start_polkit)."""
+        polkitd serves it with the project's actions (start_polkit).
+        bus_policy: the text of one more policy file for the bus (a test
+        that stands in for another service, to own its name)."""
         self.tmp = tempfile.mkdtemp(prefix="kasa-bus-")
         self.procs = {}
         self.bus = None
@@ -132,7 +139,7 @@ class Env:
             if polkit:
                 # Other users must reach the bus socket inside.
                 os.chmod(self.tmp, 0o755)
-            self._start_bus(polkit)
+            self._start_bus(polkit, bus_policy)
             if polkit:
                 self.start_polkit()
             self._start_sim(devices, sim_args)
@@ -151,13 +158,16 @@ class Env:
 
     # --- processes ---------------------------------------------------
 
-    def _start_bus(self, polkit=False):
+    def _start_bus(self, polkit=False, extra=None):
         policy = os.path.join(self.tmp, "policy")
         os.mkdir(policy)
         shutil.copy(os.path.join(source_dir(), "dbus", "org.kasamond.Kasa1.conf"), policy)
         if polkit:
             with open(os.path.join(policy, "org.freedesktop.PolicyKit1.conf"), "w") as f:
                 f.write(POLKIT_BUS_CONF)
+        if extra:
+            with open(os.path.join(policy, "test-extra.conf"), "w") as f:
+                f.write(extra)
         self.bus_socket = os.path.join(self.tmp, "bus.sock")
         conf = os.path.join(self.tmp, "bus.conf")
         with open(conf, "w") as f:
@@ -325,6 +335,13 @@ class Env:
         """Records every PropertiesChanged below the manager, in arrival order,
         from now on: (monotonic time, path, interface, changed dict)."""
         return PropertiesLog(self.bus)
+
+    def activate_tariff(self, text, since_us=0):
+        """AddTariff of text, activated for the home since since_us (0:
+        now); returns its path."""
+        path = self.call(MANAGER_PATH, MANAGER_IFACE, "AddTariff", "s", (text,))[0]
+        self.call(MANAGER_PATH, MANAGER_IFACE, "ActivateTariff", "oaot", (path, [], since_us))
+        return path
 
     def wait_polled(self, path, polls=1, after=None, timeout=20):
         """Waits until the device (for an outlet: its strip) has finished
