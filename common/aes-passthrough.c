@@ -259,13 +259,14 @@ static char *sha1_hex(const char *s) {
         }
         for (size_t i = 0; i < sizeof(md); i++)
                 sprintf(hex + 2 * i, "%02x", md[i]);
+        OPENSSL_cleanse(md, sizeof(md));
         return hex;
 }
 
 int aespt_login_params(const char *user, const char *password, int version, char **ret_username,
                        char **ret_password) {
-        _cleanup_free_ char *uh = NULL, *ph = NULL;
-        char *u, *p;
+        _cleanup_free_ char *uh = NULL;
+        char *ph = NULL, *u, *p;
 
         if (version != 1 && version != 2)
                 return -EINVAL;
@@ -279,6 +280,9 @@ int aespt_login_params(const char *user, const char *password, int version, char
         }
         u = kasa_base64_encode(uh, strlen(uh));
         p = version == 2 ? kasa_base64_encode(ph, strlen(ph)) : kasa_base64_encode(password, strlen(password));
+        /* Version 2 sends the password's hash as the password. */
+        if (ph)
+                clear_free(ph, strlen(ph));
         if (!u || !p) {
                 free(u);
                 if (p)

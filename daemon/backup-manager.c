@@ -226,7 +226,7 @@ static int job_new(Manager *m, int fd, BackupJob **ret) {
         BackupJob *j = calloc(1, sizeof(BackupJob));
         if (!j)
                 return -ENOMEM;
-        *j = (BackupJob) { .manager = m, .efd = -EBADF, .cancel = -EBADF };
+        *j = (BackupJob) { .manager = m, .efd = -EBADF, .cancel = -EBADF, .result = -EINPROGRESS };
         j->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         j->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         j->cancel = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -332,7 +332,12 @@ void manager_backup_free(Manager *m) {
                 BackupJob *j = m->restore;
                 job_stop(j);
                 m->restore = NULL;
-                j->restore_done(-ECANCELED, NULL, j->userdata);
+                /* Joined: a thread past its checks has staged the archive,
+                 * and the next start puts it in place; the caller is told. */
+                if (j->result >= 0)
+                        log_info("Restore of a backup of kasamond %s staged as kasamond stops; it is put in place "
+                                 "at the next start.", j->version);
+                j->restore_done(j->result >= 0 ? 0 : -ECANCELED, NULL, j->userdata);
                 job_free(j);
         }
 }

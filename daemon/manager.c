@@ -451,9 +451,11 @@ int manager_run(Manager *m) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
-        manager_backup_free(m);
+        /* The open round first: a Backup starting now waits in its thread
+         * for the checkpoint that follows it. */
         if (m->store)
                 (void) manager_flush(m);
+        manager_backup_free(m);
         if (m->registry) {
                 GHashTableIter it;
                 gpointer v;
@@ -470,6 +472,11 @@ Manager *manager_free(Manager *m) {
                 manager_batch_end(m);
         }
         manager_ops_cancel(m);
+        /* Cost queries and exports read the store on their threads,
+         * backfills write it; what they end with may look devices up. */
+        manager_cost_stop(m);
+        manager_export_stop(m);
+        manager_backfill_stop(m);
         while (m->roots && m->roots->len > 0)
                 manager_free_root(m, m->roots->pdata[m->roots->len - 1]);
         /* After every transport that may wait for a key. */
@@ -493,11 +500,6 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->watchdog_timer);
         sd_event_source_disable_unref(m->midnight_timer);
         sd_event_source_disable_unref(m->registry_save);
-        /* Cost queries and exports read the store on their threads,
-         * backfills write it. */
-        manager_cost_stop(m);
-        manager_export_stop(m);
-        manager_backfill_stop(m);
         sd_bus_flush_close_unref(m->bus);
         store_free(m->store);
         registry_free(m->registry);

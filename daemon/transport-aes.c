@@ -153,14 +153,18 @@ static void on_handshake(HttpTransport *x, const uint8_t *body, size_t len) {
                 r = -EBADMSG;
         }
         if (r < 0) {
+                /* The key and IV, if the reply gave them, go with it. */
+                http_transport_drop_session(x);
                 snprintf(x->message, sizeof(x->message), "%s", err.message);
                 http_transport_fail_all(x, r == -EREMOTEIO ? -EBADMSG : r);
                 return;
         }
         http_transport_open_session(x);
         r = send_login(x);
-        if (r < 0)
+        if (r < 0) {
+                http_transport_drop_session(x);
                 http_transport_fail_all(x, r);
+        }
 }
 
 static void on_login(HttpTransport *x, const uint8_t *body, size_t len) {
@@ -171,6 +175,7 @@ static void on_login(HttpTransport *x, const uint8_t *body, size_t len) {
         int code = 0, r;
 
         if (x->status != 200) {
+                http_transport_drop_session(x);
                 snprintf(x->message, sizeof(x->message), "AES login_device answered HTTP %d", x->status);
                 http_transport_fail_all(x, -EBADMSG);
                 return;

@@ -198,9 +198,12 @@ static int add_auth(KlapState *k, KlapVersion v, const char *user, const char *p
                 return r;
         /* The configured account may well be one of the defaults. */
         for (size_t i = 0; i < k->n_auths; i++)
-                if (k->auths[i].version == v && memcmp(k->auths[i].hash, a.hash, a.len) == 0)
+                if (k->auths[i].version == v && memcmp(k->auths[i].hash, a.hash, a.len) == 0) {
+                        OPENSSL_cleanse(&a, sizeof(a));
                         return 0;
+                }
         k->auths[k->n_auths++] = a;
+        OPENSSL_cleanse(&a, sizeof(a));
         return 0;
 }
 
