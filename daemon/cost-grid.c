@@ -116,7 +116,7 @@ static void hour_cell_free(gpointer p) {
 
 int home_sum_init(HomeSum *h, int64_t from) {
         h->origin = cost_floor_to(from, HOUR_MS);
-        h->hours = g_hash_table_new_full(g_int64_hash, g_int64_equal, free, hour_cell_free);
+        h->hours = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, hour_cell_free);
         h->odd = g_array_new(false, false, sizeof(CostInterval));
         return 0;
 }
@@ -132,15 +132,11 @@ void home_sum_done(HomeSum *h) {
 static HourCell *hour_cell(HomeSum *h, int64_t hour, bool minutes) {
         HourCell *c = g_hash_table_lookup(h->hours, &hour);
         if (!c) {
-                int64_t *key = malloc(sizeof(int64_t));
                 c = calloc(1, sizeof(HourCell));
-                if (!key || !c) {
-                        free(key);
-                        free(c);
+                if (!c)
                         return NULL;
-                }
-                *key = hour;
-                g_hash_table_insert(h->hours, key, c);
+                c->hour = hour;
+                g_hash_table_insert(h->hours, &c->hour, c);
         }
         if (minutes && !c->minutes) {
                 c->minutes = calloc(60, sizeof(int64_t));

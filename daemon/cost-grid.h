@@ -59,6 +59,7 @@ int intervals_coarsen(Intervals *l, const Cuts *cuts, int64_t a, int64_t b);
  * energy only, and the minutes of an hour only when a minute piece comes:
  * memory follows the data, not the length of the range asked for. */
 typedef struct HourCell {
+        int64_t hour;         /* since the origin: the cell's key */
         int64_t energy_mwh;   /* of whole-hour pieces */
         int64_t *minutes;     /* [60], NULL until a minute piece comes */
 } HourCell;

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <glib.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <glib.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
