@@ -87,9 +87,12 @@ def main():
         rc2, out2, err2 = kasactl(env, "tariff", "activate", "1", f"--since=@{t0 - 3600}")
         rc3, out3, err3 = kasactl(env, "token", "create", "--name=ci", "--role=viewer")
         t.ok(rc == 0 and rc2 == 0 and rc3 == 0, "a tariff and a token", out + err + out2 + err2 + out3 + err3)
+        # t1 on a minute's end, once that minute is closed: a minute still
+        # open grows with every poll, and its rollup and the costs read
+        # from it would differ between two snapshots.
         time.sleep(5)
-        t1 = int(time.time()) - 1
-        time.sleep(1.5)
+        t1 = (int(time.time()) // 60 + 1) * 60
+        env.wait_for(lambda: time.time() > t1 + 3, 70, "the minute before t1 is closed")
 
         # Backup while recording: the polls go on meanwhile.
         archive = os.path.join(env.tmp, "kasamond.backup")
