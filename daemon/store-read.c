@@ -548,18 +548,13 @@ static int snapshot(Store *s, uint32_t device, TailPart **ret_parts, size_t *ret
         int r = 0;
 
         pthread_mutex_lock(&s->lock);
-        for (const Tail *t = s->frozen; t; t = t->next)
-                n++;
-        parts = calloc(n, sizeof(TailPart));
-        if (!parts)
-                r = -ENOMEM;
         /* Samples show once the writer wrote them: what a reader saw is
          * never lost, even to a kill -9 right after. The writer writes a
          * round when it ends; a reader asks for the open round now, and
          * waits for that write to the page cache only while the writer is
          * not in an fdatasync or checkpoint, so a slow disk delays what
          * history shows, never the reader. */
-        if (r >= 0 && !s->disk_busy && !s->log_error && store_frame_round(s) >= 0 && s->queued.size > 0) {
+        if (!s->disk_busy && !s->log_error && store_frame_round(s) >= 0 && s->queued.size > 0) {
                 uint64_t target = s->next_seq - 1;
 
                 s->write_now = true;
@@ -567,6 +562,13 @@ static int snapshot(Store *s, uint32_t device, TailPart **ret_parts, size_t *ret
                 while (s->written_seq < target && s->write_now && !s->disk_busy && !s->log_error)
                         pthread_cond_wait(&s->done, &s->lock);
         }
+        /* Counted after the wait, which lets go of the lock: a checkpoint
+         * may have frozen another generation meanwhile. */
+        for (const Tail *t = s->frozen; t; t = t->next)
+                n++;
+        parts = calloc(n, sizeof(TailPart));
+        if (!parts)
+                r = -ENOMEM;
         n = 0;
         for (const Tail *t = s->frozen; r >= 0 && t; t = t->next)
                 r = tail_part(t, device, s->written_seq, &parts[n++]);
