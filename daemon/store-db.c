@@ -100,7 +100,7 @@
 #include "macro.h"
 #include "store-internal.h"
 
-#define STORE_FORMAT_VERSION 2u
+#define STORE_FORMAT_VERSION 3u
 
 static const char *const db_names[_DB_MAX] = {
         [DB_META] = "meta",
@@ -117,6 +117,7 @@ static const char *const db_names[_DB_MAX] = {
         [DB_DAYS] = "days",
         [DB_FIRST] = "first",
         [DB_IMPORTED] = "imported",
+        [DB_CSEG] = "cseg",
 };
 
 const unsigned rollup_db[_STORE_RESOLUTION_MAX] = {
@@ -229,6 +230,37 @@ int tkey_parse(const MDB_val *k, int64_t *ret_t, uint32_t *ret_device, int64_t *
         if (ret_t0)
                 *ret_t0 = k->mv_size == SEG_KEY_SIZE ? (int64_t) get_be(b + 12, 8) : *ret_t;
         return 0;
+}
+
+void ckey_make(uint8_t k[static CSEG_KEY_SIZE], int64_t hour, uint64_t gen, uint32_t device, int64_t t0) {
+        put_be(k, (uint64_t) hour, 8);
+        put_be(k + 8, gen, 8);
+        put_be(k + 16, device, 4);
+        put_be(k + 20, (uint64_t) (t0 - hour), 4);
+}
+
+int ckey_parse(const MDB_val *k, int64_t *ret_hour, uint64_t *ret_gen, uint32_t *ret_device, int64_t *ret_t0) {
+        const uint8_t *b = k->mv_data;
+        int64_t hour;
+        uint64_t off;
+
+        if (k->mv_size != CSEG_KEY_SIZE)
+                return -EBADMSG;
+        hour = (int64_t) get_be(b, 8);
+        off = get_be(b + 20, 4);
+        if (off >= HOUR_MS)
+                return -EBADMSG;
+        *ret_hour = hour;
+        if (ret_gen)
+                *ret_gen = get_be(b + 8, 8);
+        *ret_device = (uint32_t) get_be(b + 16, 4);
+        if (ret_t0)
+                *ret_t0 = hour + (int64_t) off;
+        return 0;
+}
+
+int time_key_parse(unsigned db, const MDB_val *k, int64_t *ret_t, uint32_t *ret_device, int64_t *ret_t0) {
+        return db == DB_CSEG ? ckey_parse(k, ret_t, NULL, ret_device, ret_t0) : tkey_parse(k, ret_t, ret_device, ret_t0);
 }
 
 void device_key(uint8_t k[static 4], uint32_t device) {
@@ -499,8 +531,9 @@ static int open_txn(Store *s, MDB_txn *txn, void *userdata) {
                 if (p[0] == STORE_FORMAT_VERSION)
                         return 0;
         }
-        /* New, or version 1: from now on it holds version 2 values, which
-         * a version 1 reader would misread. */
+        /* New, or an older version: from now on it holds values an older
+         * reader would misread (version 2 ones for version 1) or not see
+         * (version 3 blocks for version 2), so those refuse to open it. */
         v = (MDB_val) { .mv_size = sizeof version, .mv_data = version };
         return store_errno(mdb_put(txn, s->dbi[DB_META], &k, &v, 0));
 }
@@ -628,12 +661,14 @@ static int rollup_put(Store *s, MDB_txn *txn, StoreResolution res, uint32_t devi
         return db_put(s, txn, rollup_tdb[res], kb, KEY_SIZE, vb, agg_encode(p->start, &a, vb));
 }
 
-/* One block: samples x[0..n) of one hour, prev the sample before them. */
-static int block_put(Store *s, MDB_txn *txn, const StoreSample *prev, const StoreSample *x, size_t n) {
+/* One block: samples x[0..n) of one hour, prev the sample before them,
+ * checkpointed by generation gen. */
+static int block_put(Store *s, MDB_txn *txn, uint64_t gen, const StoreSample *prev, const StoreSample *x,
+                     size_t n) {
         _cleanup_(period_array_done) PeriodArray m = {};
         _cleanup_free_ uint8_t *buf = NULL;
         StoreSample base = { .ts_ms = x[0].ts_ms };
-        uint8_t kb[SEG_KEY_SIZE], *p;
+        uint8_t kb[CSEG_KEY_SIZE], *p;
         int64_t prev_dt = 0;
         int r;
 
@@ -651,11 +686,11 @@ static int block_put(Store *s, MDB_txn *txn, const StoreSample *prev, const Stor
         p = minutes_encode_v2(p, floor_to(x[0].ts_ms, MINUTE_MS), m.items, m.n);
         for (size_t i = 0; i < n; i++)
                 p = samples_encode_one(p, &base, &prev_dt, &x[i]);
-        tkey_make(kb, floor_to(x[0].ts_ms, HOUR_MS), x[0].device, x[0].ts_ms);
-        return db_put(s, txn, DB_SEG, kb, sizeof kb, buf, (size_t) (p - buf));
+        ckey_make(kb, floor_to(x[0].ts_ms, HOUR_MS), gen, x[0].device, x[0].ts_ms);
+        return db_put(s, txn, DB_CSEG, kb, sizeof kb, buf, (size_t) (p - buf));
 }
 
-static int checkpoint_device(Store *s, MDB_txn *txn, const TailDev *td) {
+static int checkpoint_device(Store *s, MDB_txn *txn, uint64_t gen, const TailDev *td) {
         _cleanup_(sample_array_done) SampleArray a = {};
         Reader r = reader_make(td->buf.data, td->buf.size);
         const StoreSample *prev = td->have_base ? &td->base : NULL;
@@ -696,7 +731,7 @@ static int checkpoint_device(Store *s, MDB_txn *txn, const TailDev *td) {
                 int64_t hour = floor_to(a.items[i].ts_ms, HOUR_MS);
                 for (j = i + 1; j < a.n && floor_to(a.items[j].ts_ms, HOUR_MS) == hour; j++)
                         ;
-                e = block_put(s, txn, i == 0 ? prev : &a.items[i - 1], &a.items[i], j - i);
+                e = block_put(s, txn, gen, i == 0 ? prev : &a.items[i - 1], &a.items[i], j - i);
                 if (e < 0)
                         return e;
         }
@@ -742,13 +777,11 @@ static int checkpoint_device(Store *s, MDB_txn *txn, const TailDev *td) {
 
 static void map_release_locked(Store *s);
 
-/* A block key is (hour, device, time): a checkpoint more often than
- * hourly (the tail's byte bound at 1000 plugs, or CompactAfter=) puts
- * each device's block beside its earlier ones of the hour, one leaf page
- * per device across the hour's blocks, whose map pages it reads. Given
- * back every this many devices, they stay a few hundred kilobytes of the
- * resident set instead of growing with the hour (9.7 MB at 1000 plugs,
- * half an hour into it). */
+/* The map pages a checkpoint reads (the hour and day rollups of every
+ * device, and with version 2 blocks keyed (hour, device, time) one leaf
+ * page per device across the hour's blocks: 9.7 MB at 1000 plugs, half an
+ * hour into it) are given back every this many devices, so they stay a
+ * few hundred kilobytes of the resident set. */
 #define CHECKPOINT_RELEASE_DEVICES 128
 
 static int uint_cmp(const void *a, const void *b) {
@@ -774,7 +807,7 @@ static int checkpoint_txn(Store *s, MDB_txn *txn, void *userdata) {
         /* Key order: neighbouring puts share pages. */
         qsort(devs, n, sizeof(uint32_t), uint_cmp);
         for (guint i = 0; i < n && r >= 0; i++) {
-                r = checkpoint_device(s, txn, g_hash_table_lookup(t->devs, GUINT_TO_POINTER(devs[i])));
+                r = checkpoint_device(s, txn, t->last_seq, g_hash_table_lookup(t->devs, GUINT_TO_POINTER(devs[i])));
                 /* store_write() holds the map lock: the map stays put. */
                 if ((i + 1) % CHECKPOINT_RELEASE_DEVICES == 0)
                         map_release_locked(s);

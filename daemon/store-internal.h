@@ -28,6 +28,7 @@ enum {
         DB_DAYS,
         DB_FIRST,
         DB_IMPORTED,
+        DB_CSEG,
         _DB_MAX,
 };
 
@@ -109,6 +110,13 @@ int store_frame_round(Store *s);
 /* Time-first keys: be64 hour || be32 device || be64 t0 (blocks), be64
  * start || be32 device (rollups). */
 #define SEG_KEY_SIZE 20
+/* Blocks since format 3: be64 hour || be64 generation || be32 device ||
+ * be32 t0 - hour. The generation is the checkpoint's (the newest round it
+ * holds), so a checkpoint's blocks lie side by side after the earlier
+ * ones of the hour: it dirties and reads a few pages per hundred devices,
+ * not one per device (with (hour, device, t0), one leaf per device by the
+ * end of the hour, whose page buffers LMDB keeps: 6 MiB at 1000 plugs). */
+#define CSEG_KEY_SIZE 24
 /* A block's first interval reaches back at most the gap limit (<= 1 h). */
 #define LEAD_MS HOUR_MS
 
@@ -125,6 +133,10 @@ extern const unsigned rollup_tdb[_STORE_RESOLUTION_MAX];
 
 void tkey_make(uint8_t k[static SEG_KEY_SIZE], int64_t t, uint32_t device, int64_t t0);
 int tkey_parse(const MDB_val *k, int64_t *ret_t, uint32_t *ret_device, int64_t *ret_t0);
+void ckey_make(uint8_t k[static CSEG_KEY_SIZE], int64_t hour, uint64_t gen, uint32_t device, int64_t t0);
+int ckey_parse(const MDB_val *k, int64_t *ret_hour, uint64_t *ret_gen, uint32_t *ret_device, int64_t *ret_t0);
+/* Either kind of time-first key (rollups, v2 and v3 blocks). */
+int time_key_parse(unsigned db, const MDB_val *k, int64_t *ret_t, uint32_t *ret_device, int64_t *ret_t0);
 
 int store_errno(int rc);
 typedef int (*WriteFunc)(Store *s, MDB_txn *txn, void *userdata);

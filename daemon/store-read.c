@@ -63,12 +63,53 @@ static int device_span(Store *s, MDB_txn *txn, uint32_t device, int64_t *ret_fir
 
 typedef int (*BlockFunc)(uint32_t device, int64_t t0, const MDB_val *v, void *userdata);
 
+/* A device's version 3 blocks of hour h: one per checkpoint that held
+ * samples of it, found by skipping from generation to generation (a seek
+ * for each, and one more where the device has none). */
+static int walk_cseg_hour(MDB_cursor *c, uint32_t device, int64_t h, BlockFunc f, void *userdata) {
+        uint64_t gen = 0;
+        int r;
+
+        for (;;) {
+                uint8_t kb[CSEG_KEY_SIZE];
+                MDB_val k = { .mv_size = sizeof kb, .mv_data = kb }, v;
+                uint64_t g;
+                uint32_t d;
+                int64_t t, t0;
+
+                ckey_make(kb, h, gen, device, h);
+                r = store_errno(mdb_cursor_get(c, &k, &v, MDB_SET_RANGE));
+                if (r == -ENOENT)
+                        return 0;
+                if (r >= 0)
+                        r = ckey_parse(&k, &t, &g, &d, &t0);
+                if (r < 0)
+                        return r;
+                if (t != h)
+                        return 0;
+                if (g == gen && d == device) {
+                        r = f(device, t0, &v, userdata);
+                        if (r != 0)
+                                return r;
+                }
+                /* Past this generation's entry for the device, or it has
+                 * none: the next generation's, or the one the seek found. */
+                if (g == gen) {
+                        if (gen == UINT64_MAX)
+                                return 0;
+                        gen++;
+                } else
+                        gen = g;
+        }
+}
+
 /* Calls f for the device's blocks keyed in [from_ms, to_ms) by their
  * hour: version 1 ones (device first), then version 2 ones (time first,
- * one seek per hour of the device's span). f returns > 0 to stop. */
+ * one seek per hour of the device's span), then version 3 ones (time and
+ * checkpoint first, walk_cseg_hour()). f returns > 0 to stop. */
 static int walk_blocks(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, BlockFunc f,
                        void *userdata) {
-        _cleanup_cursor_ MDB_cursor *c = NULL, *tc = NULL;
+        _cleanup_cursor_ MDB_cursor *c = NULL, *tc = NULL, *cc = NULL;
         int64_t first, last;
         MDB_val k, v;
         int r;
@@ -96,11 +137,17 @@ static int walk_blocks(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms,
         if (r < 0)
                 return r;
         r = cursor_open(s, txn, DB_SEG, &tc);
+        if (r >= 0)
+                r = cursor_open(s, txn, DB_CSEG, &cc);
         if (r < 0)
                 return r;
         for (int64_t h = MAX(floor_to(from_ms, HOUR_MS), floor_to(first, HOUR_MS)); h < to_ms && h <= last;
              h += HOUR_MS) {
                 uint8_t kb[SEG_KEY_SIZE];
+
+                r = walk_cseg_hour(cc, device, h, f, userdata);
+                if (r != 0)
+                        return r;
 
                 tkey_make(kb, h, device, 0);
                 k = (MDB_val) { .mv_size = sizeof kb, .mv_data = kb };
@@ -454,7 +501,7 @@ int db_stats(Store *s, MDB_txn *txn, StoreStats *st) {
                 st->used_bytes += bytes;
                 if (db == DB_RAW)
                         st->raw_rows = ms.ms_entries;
-                else if (db == DB_BLOCK || db == DB_SEG)
+                else if (db == DB_BLOCK || db == DB_SEG || db == DB_CSEG)
                         st->blocks += ms.ms_entries;
                 else if (db == DB_MINUTES)
                         st->rollup_bytes[STORE_MINUTE] += bytes;
@@ -463,7 +510,9 @@ int db_stats(Store *s, MDB_txn *txn, StoreStats *st) {
                                 st->rollup_bytes[res] += bytes;
         }
 
-        for (unsigned db = DB_BLOCK;; db = DB_SEG) {
+        static const unsigned block_dbs[] = { DB_BLOCK, DB_SEG, DB_CSEG };
+        for (size_t i = 0; i < ELEMENTSOF(block_dbs); i++) {
+                unsigned db = block_dbs[i];
                 _cleanup_cursor_ MDB_cursor *c = NULL;
 
                 r = cursor_open(s, txn, db, &c);
@@ -475,7 +524,7 @@ int db_stats(Store *s, MDB_txn *txn, StoreStats *st) {
                         int64_t t, t0;
                         BlockInfo b;
 
-                        r = db == DB_SEG ? tkey_parse(&k, &t, &d, &t0) : key_parse(&k, &d, &t0);
+                        r = db == DB_BLOCK ? key_parse(&k, &d, &t0) : time_key_parse(db, &k, &t, &d, &t0);
                         if (r >= 0)
                                 r = block_open(t0, &v, 0, 0, NULL, &b);
                         if (r < 0)
@@ -486,9 +535,8 @@ int db_stats(Store *s, MDB_txn *txn, StoreStats *st) {
                 }
                 if (r != -ENOENT)
                         return r;
-                if (db == DB_SEG)
-                        return 0;
         }
+        return 0;
 }
 
 /* ---- the tail, and both merged ---- */

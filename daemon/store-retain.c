@@ -89,12 +89,12 @@ static int expire_db(Store *s, MDB_txn *txn, unsigned db, int64_t cutoff, size_t
 }
 
 /* Time-first blocks: the oldest of all devices come first. */
-static int expire_seg(Store *s, MDB_txn *txn, int64_t cutoff, size_t *budget) {
+static int expire_seg(Store *s, MDB_txn *txn, unsigned db, int64_t cutoff, size_t *budget) {
         _cleanup_cursor_ MDB_cursor *c = NULL;
         MDB_val k, v;
         int r;
 
-        r = cursor_open(s, txn, DB_SEG, &c);
+        r = cursor_open(s, txn, db, &c);
         if (r < 0)
                 return r;
         for (r = store_errno(mdb_cursor_get(c, &k, &v, MDB_FIRST)); r >= 0;
@@ -102,7 +102,7 @@ static int expire_seg(Store *s, MDB_txn *txn, int64_t cutoff, size_t *budget) {
                 uint32_t device;
                 int64_t hour, t0;
 
-                r = tkey_parse(&k, &hour, &device, &t0);
+                r = time_key_parse(db, &k, &hour, &device, &t0);
                 if (r < 0)
                         return r;
                 if (hour + HOUR_MS > cutoff)
@@ -128,7 +128,9 @@ static int expire_txn(Store *s, MDB_txn *txn, void *userdata) {
         if (r == 0)
                 r = expire_db(s, txn, DB_BLOCK, cutoff, &budget);
         if (r == 0)
-                r = expire_seg(s, txn, cutoff, &budget);
+                r = expire_seg(s, txn, DB_SEG, cutoff, &budget);
+        if (r == 0)
+                r = expire_seg(s, txn, DB_CSEG, cutoff, &budget);
         return r;
 }
 
@@ -151,7 +153,9 @@ static int delete_device_txn(Store *s, MDB_txn *txn, void *userdata) {
         }
         /* Time-first: a walk over every device's keys, but a deletion is
          * rare. */
-        for (unsigned db = DB_SEG; db <= DB_DAYS; db++) {
+        static const unsigned time_first[] = { DB_SEG, DB_CSEG, DB_HOURS, DB_DAYS };
+        for (size_t i = 0; i < ELEMENTSOF(time_first); i++) {
+                unsigned db = time_first[i];
                 _cleanup_cursor_ MDB_cursor *c = NULL;
                 MDB_val tk, v;
 
@@ -162,7 +166,7 @@ static int delete_device_txn(Store *s, MDB_txn *txn, void *userdata) {
                         uint32_t d;
                         int64_t t;
 
-                        r = tkey_parse(&tk, &t, &d, NULL);
+                        r = time_key_parse(db, &tk, &t, &d, NULL);
                         if (r < 0)
                                 return r;
                         if (d == device) {

@@ -20,6 +20,7 @@
 
 #include "store.h"
 #include "tap.h"
+#include "v2-fixture.h"
 
 #define MINUTE_MS INT64_C(60000)
 #define HOUR_MS INT64_C(3600000)
@@ -842,7 +843,9 @@ static int enospc_child(const char *dir) {
         char path[512], fill[512];
         StoreOptions o = { .day_start = day_utc, .tail_max_bytes = 8192, .pending_max_bytes = 65536,
                            .log_segment_bytes = 128 * 1024 };
-        Series x = series_make(30, T0, 1000, 40000, false);
+        /* More than the space left holds however the writer keeps up (40000
+         * fitted now and then, with LMDB reusing the pages it freed). */
+        Series x = series_make(30, T0, 1000, 150000, false);
         Store *st = NULL;
         size_t accepted = 0;
         int result = 0, r, last_r = 0, last_state = 0;
@@ -1083,6 +1086,76 @@ static void test_v1(const char *dir) {
 }
 
 
+/* A format 2 store (tests/store/data/v2, blocks keyed hour, device, time)
+ * opened by today's code: its blocks read back, and new ones (format 3,
+ * keyed hour, checkpoint, device) join them in the same hour. */
+static void test_v2(const char *dir) {
+        char src[4096], dst[4096];
+        Series want[V2_DEVICES];
+        StoreStats stats = {};
+        Store *st = NULL;
+        bool copied;
+
+        snprintf(src, sizeof src, "%s/data/v2/data.mdb", SOURCE_DIR);
+        snprintf(dst, sizeof dst, "%s/data.mdb", dir);
+        FILE *in = fopen(src, "re"), *out = fopen(dst, "we");
+        char buf[8192];
+        size_t n;
+        copied = in && out;
+        while (copied && (n = fread(buf, 1, sizeof buf, in)) > 0)
+                copied = fwrite(buf, 1, n, out) == n;
+        copied = copied && !ferror(in);
+        if (in)
+                fclose(in);
+        if (out)
+                copied = fclose(out) == 0 && copied;
+        if (!ok(copied, "v2: the fixture copied (%s)", src))
+                return;
+        for (unsigned d = 0; d < V2_DEVICES; d++) {
+                want[d] = (Series) { calloc(V2_ALL, sizeof(StoreSample)), V2_ALL };
+                for (unsigned i = 0; i < V2_ALL; i++)
+                        want[d].s[i] = v2_sample(V2_FIRST_DEVICE + d, i);
+        }
+
+        ok(store_open(dir, day_utc, NULL, &st) == 0, "v2: opens");
+        ok(store_stats(st, &stats) == 0, "v2: stats");
+        is_int(stats.blocks, 6, "v2: its six blocks");
+        want[0].n = want[1].n = V2_WRITTEN;
+        for (unsigned d = 0; d < V2_DEVICES; d++)
+                ok(query_matches(st, &want[d], 0, INT64_MAX), "v2: device %u's samples read back", d + 1);
+        /* The rest of the third hour, then the hour after: format 3 blocks
+         * beside the format 2 ones. */
+        for (unsigned i = V2_WRITTEN; i < V2_ALL; i++) {
+                StoreSample round[V2_DEVICES] = { want[0].s[i], want[1].s[i] };
+                if (append_sync(st, round, V2_DEVICES) < 0)
+                        break;
+        }
+        ok(store_checkpoint(st) == 0, "v2: appended after it, and a checkpoint");
+        want[0].n = want[1].n = V2_ALL;
+        store_free(st);
+        st = NULL;
+        ok(store_open(dir, day_utc, NULL, &st) == 0 && store_stats(st, &stats) == 0, "v2: reopened");
+        is_int(stats.blocks, 8, "v2: two more blocks");
+        is_int(stats.tail_samples, 0, "v2: nothing left in the log");
+        for (unsigned d = 0; d < V2_DEVICES; d++) {
+                StoreRollup *r = NULL;
+                size_t nr = 0;
+                int64_t e = -1;
+                const StoreSample *a = want[d].s;
+
+                ok(query_matches(st, &want[d], 0, INT64_MAX), "v2: device %u, old and new blocks read back", d + 1);
+                ok(query_matches(st, &want[d], a[140].ts_ms, a[170].ts_ms),
+                   "v2: device %u, a range across both kinds of block in one hour", d + 1);
+                ok(store_energy(st, a[0].device, V2_T0, V2_T0 + 86400000, &e) == 0, "v2: device %u's energy", d + 1);
+                is_int(e, a[V2_ALL - 1].energy_mwh - a[0].energy_mwh, "v2: device %u's energy over both", d + 1);
+                ok(store_query_rollup(st, a[0].device, STORE_HOUR, 0, INT64_MAX, SIZE_MAX, &r, &nr) == 0 && nr == 3 &&
+                   r[2].count == 60, "v2: device %u's third hour has all its 60 samples", d + 1);
+                free(r);
+                free(want[d].s);
+        }
+        store_free(st);
+}
+
 /* CompactAfter=: the tail goes into LMDB when the samples' time reaches
  * the next multiple of the interval, one block per device and hour. */
 static void test_interval(const char *dir) {
@@ -1248,6 +1321,7 @@ int main(void) {
                 { "counters", test_counters },
                 { "enospc", test_enospc },
                 { "v1", test_v1 },
+                { "v2", test_v2 },
                 { "interval", test_interval },
         };
 
