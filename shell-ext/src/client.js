@@ -70,6 +70,17 @@ function cachedProps(proxy) {
     return out;
 }
 
+// A session's callbacks can outlive it: SpiderMonkey's inline caches keep
+// functions they called (gjs's makeProxyWrapper keeps a `ready` of ours),
+// and with it its `entry`. A proxy dies with its last reference, so the
+// entry lets go of it here, not when the engine lets go of the entry.
+function release(entry) {
+    if (entry.proxy) {
+        entry.proxy.disconnect(entry.id);
+        entry.proxy = null;
+    }
+}
+
 function isCancelled(e) {
     return e instanceof GLib.Error && e.matches(Gio.IOErrorEnum, Gio.IOErrorEnum.CANCELLED);
 }
@@ -267,8 +278,7 @@ class Session {
         for (const iface of ifaces) {
             const entry = entries?.get(iface);
             if (entry) {
-                if (entry.proxy)
-                    entry.proxy.disconnect(entry.id);
+                release(entry);
                 entries.delete(iface);
             }
         }
@@ -306,12 +316,8 @@ class Session {
             this._om.disconnect(this._omSignalId);
             this._om = null;
         }
-        for (const ifaces of this._objects.values()) {
-            for (const entry of ifaces.values()) {
-                if (entry.proxy)
-                    entry.proxy.disconnect(entry.id);
-            }
-        }
+        for (const ifaces of this._objects.values())
+            ifaces.forEach(release);
         this._objects.clear();
     }
 }
