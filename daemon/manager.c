@@ -353,6 +353,9 @@ static int open_storage(Manager *m) {
                 .map_max_bytes = (uint64_t) m->config.max_size_mib << 20,
         };
         r = store_open_with(readings, &o, &m->store);
+        if (r == -EPROTONOSUPPORT)
+                return log_error_errno(r, "Failed to open the readings store %s: its format is not one this "
+                                       "kasamond reads (a newer kasamond's, or not a kasamond store).", readings);
         if (r < 0)
                 return log_error_errno(r, "Failed to open the readings store %s: %m", readings);
         return 0;

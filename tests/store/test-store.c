@@ -1154,6 +1154,30 @@ static void test_v2(const char *dir) {
                 free(want[d].s);
         }
         store_free(st);
+
+        /* A format from after this one is refused, not half read. */
+        MDB_env *env = NULL;
+        MDB_txn *txn = NULL;
+        MDB_dbi meta;
+        uint8_t four[4] = { 4, 0, 0, 0 };
+        MDB_val k = { 6, (void *) "format" }, v = { sizeof four, four };
+        int rc = mdb_env_create(&env);
+        if (rc == 0)
+                rc = mdb_env_set_maxdbs(env, 32);
+        if (rc == 0)
+                rc = mdb_env_open(env, dir, 0, 0600);
+        if (rc == 0)
+                rc = mdb_txn_begin(env, NULL, 0, &txn);
+        if (rc == 0)
+                rc = mdb_dbi_open(txn, "meta", 0, &meta);
+        if (rc == 0)
+                rc = mdb_put(txn, meta, &k, &v, 0);
+        rc = rc == 0 ? mdb_txn_commit(txn) : (txn ? (mdb_txn_abort(txn), rc) : rc);
+        mdb_env_close(env);
+        ok(rc == 0, "v2: marked as format 4");
+        st = NULL;
+        is_int(store_open(dir, day_utc, NULL, &st), -EPROTONOSUPPORT, "v2: a newer format is refused");
+        store_free(st);
 }
 
 /* CompactAfter=: the tail goes into LMDB when the samples' time reaches
