@@ -36,6 +36,7 @@
 static const char request[] = "{\"system\":{\"get_sysinfo\":{}},\"emeter\":{\"get_realtime\":{}}}";
 
 struct plug {
+        uint32_t id;
         int fd;
         uint64_t due;
         int busy;
@@ -66,6 +67,8 @@ static void xor_decrypt(unsigned char *buf, size_t n) {
 
 static int plug_connect(struct plug *p, const char *host) {
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(KASA_PORT) };
+
+        p->fd = -1;
         if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
                 fprintf(stderr, "bench-poll-bare: not an IPv4 address: %s\n", host);
                 return -EINVAL;
@@ -78,6 +81,19 @@ static int plug_connect(struct plug *p, const char *host) {
         int one = 1;
         setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         return 0;
+}
+
+static int plug_open(int ep, struct plug *p, const char *host) {
+        struct epoll_event ev = { .events = EPOLLIN, .data.u32 = p->id };
+        int r = plug_connect(p, host);
+
+        if (r < 0) {
+                if (p->fd >= 0)
+                        close(p->fd);
+                p->fd = -1;
+                return r;
+        }
+        return epoll_ctl(ep, EPOLL_CTL_ADD, p->fd, &ev) < 0 ? -errno : 0;
 }
 
 static int plug_send(struct plug *p, const unsigned char *frame, size_t n) {
@@ -155,11 +171,10 @@ int main(int argc, char **argv) {
         }
         uint64_t t0 = now_usec();
         for (int i = 0; i < n; i++) {
-                if (plug_connect(&plugs[i], argv[2 + i]) < 0)
+                plugs[i].id = (uint32_t) i;
+                if (plug_open(ep, &plugs[i], argv[2 + i]) < 0)
                         return 1;
                 plugs[i].due = t0 + interval * (uint64_t) i / (uint64_t) n;
-                struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t) i };
-                epoll_ctl(ep, EPOLL_CTL_ADD, plugs[i].fd, &ev);
         }
         struct epoll_event tev = { .events = EPOLLIN, .data.u32 = UINT32_MAX };
         struct epoll_event sev = { .events = EPOLLIN, .data.u32 = UINT32_MAX - 1 };
@@ -176,7 +191,11 @@ int main(int argc, char **argv) {
                 for (int i = 0; i < n; i++) {
                         struct plug *p = &plugs[i];
                         if (p->due <= now + slack) {
-                                if (p->busy)
+                                /* A connection that failed is made again
+                                 * when the plug is next due. */
+                                if (p->fd < 0 && plug_open(ep, p, argv[2 + i]) < 0)
+                                        errors++;
+                                else if (p->busy)
                                         errors++;       /* the last reply never came */
                                 else if (plug_send(p, frame, 4 + len) < 0)
                                         errors++;
@@ -213,7 +232,12 @@ int main(int argc, char **argv) {
                                         if (r > 0)
                                                 reads++;
                                         else if (r < 0) {
+                                                /* Closed, so that a dead socket does
+                                                 * not wake the loop over and over. */
                                                 errors++;
+                                                epoll_ctl(ep, EPOLL_CTL_DEL, plugs[id].fd, NULL);
+                                                close(plugs[id].fd);
+                                                plugs[id].fd = -1;
                                                 plugs[id].busy = 0;
                                         }
                                 }
