@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 
 /*
- * The LMDB side of the store (a little past 800 lines: the format it
- * documents here and the code that writes it belong together). On-disk format, version 2 (meta key
- * "format" = le32 2); version 1 stores are read as they are and written
- * in version 2 from then on (every value carries its own version byte).
+ * The LMDB side of the store. On-disk format, version 3 (meta key
+ * "format" = le32 3); stores of versions 1 and 2 are read as they are and
+ * marked version 3 at open, new values being written the version 3 way
+ * from then on (every value carries its own version byte), so that an
+ * older reader refuses them rather than miss what it cannot read. The
+ * keys' codecs are in store-keys.c.
  *
  * One LMDB environment (data.mdb, lock.mdb) beside the write-ahead log
  * (store-log.h) in the store's directory, with these named databases.
@@ -22,15 +24,23 @@
  *           zz lo, zz hi, zz power: the energy account's state (energy.h)
  *           as of the newest round checkpointed for the device
  *   first   be32 device -> be64 time of its first checkpointed sample
- *   seg     be64 hour || be32 device || be64 t0 -> BLOCK2: samples of one
- *           device in one UTC hour (t0 = the first), with the minute
- *           rollups of the poll intervals they end. Time first, so that a
- *           checkpoint's blocks of all devices land at the end of the
- *           tree, in a few pages, not one page per device; a device's
- *           blocks are found with one seek per hour of its span. Each
- *           checkpoint writes new blocks (several per hour when
- *           checkpoints fall inside hours); a minute cut by a checkpoint
- *           is in two blocks, and readers add the two parts up.
+ *   cseg    be64 hour || be64 generation || be32 device || be32 (t0 -
+ *           hour) -> BLOCK2: samples of one device in one UTC hour (t0 =
+ *           the first), with the minute rollups of the poll intervals they
+ *           end, written by the checkpoint of that generation (the seq of
+ *           the newest round it holds). Hour and checkpoint first, so that
+ *           a checkpoint's blocks of all devices land side by side at the
+ *           end of the tree, in a few pages, not one page per device; a
+ *           device's blocks of an hour are found by skipping from
+ *           generation to generation. Each checkpoint writes new blocks
+ *           (several per hour when checkpoints fall inside hours); a
+ *           minute cut by a checkpoint is in two blocks, and readers add
+ *           the two parts up.
+ *   seg     be64 hour || be32 device || be64 t0 -> BLOCK2: version 2's
+ *           blocks, keyed without the generation, so that a checkpoint
+ *           within an hour put each device's block beside its earlier ones
+ *           of the hour (one leaf page per device); read, expired, never
+ *           written
  *   hours, days
  *           be64 period_start || be32 device -> ROLLUP, time first for
  *           the same reason, added up by each checkpoint
@@ -43,8 +53,8 @@
  *           its own statistics (store-import.c). Kept apart from the
  *           rollups, which stay kasamond's own count; a store without
  *           this database (written before it existed) gets it empty at
- *           open, and a reader that does not know it never opens it, so
- *           the format version stays 2
+ *           open, and a reader that does not know it never opens it (it
+ *           came within version 2)
  *   block, hour, day, raw, minute
  *           version 1 only, device first (be32 device || be64 time): blocks
  *           (BLOCK1), hour and day rollups, raw rows (u8 1, zz power, zz
@@ -174,98 +184,6 @@ int store_errno(int rc) {
 void cursor_closep(MDB_cursor **c) {
         if (*c)
                 mdb_cursor_close(*c);
-}
-
-
-void key_make(uint8_t k[static KEY_SIZE], uint32_t device, int64_t t) {
-        uint64_t u = (uint64_t) t;
-
-        for (unsigned i = 0; i < 4; i++)
-                k[i] = (uint8_t) (device >> (24 - 8 * i));
-        for (unsigned i = 0; i < 8; i++)
-                k[4 + i] = (uint8_t) (u >> (56 - 8 * i));
-}
-
-int key_parse(const MDB_val *k, uint32_t *ret_device, int64_t *ret_t) {
-        const uint8_t *b = k->mv_data;
-        uint32_t d = 0;
-        uint64_t u = 0;
-
-        if (k->mv_size != KEY_SIZE)
-                return -EBADMSG;
-        for (unsigned i = 0; i < 4; i++)
-                d = d << 8 | b[i];
-        for (unsigned i = 0; i < 8; i++)
-                u = u << 8 | b[4 + i];
-        *ret_device = d;
-        *ret_t = (int64_t) u;
-        return 0;
-}
-
-static void put_be(uint8_t *p, uint64_t v, unsigned n) {
-        for (unsigned i = 0; i < n; i++)
-                p[i] = (uint8_t) (v >> (8 * (n - 1 - i)));
-}
-
-static uint64_t get_be(const uint8_t *p, unsigned n) {
-        uint64_t v = 0;
-        for (unsigned i = 0; i < n; i++)
-                v = v << 8 | p[i];
-        return v;
-}
-
-void tkey_make(uint8_t k[static SEG_KEY_SIZE], int64_t t, uint32_t device, int64_t t0) {
-        put_be(k, (uint64_t) t, 8);
-        put_be(k + 8, device, 4);
-        put_be(k + 12, (uint64_t) t0, 8);
-}
-
-int tkey_parse(const MDB_val *k, int64_t *ret_t, uint32_t *ret_device, int64_t *ret_t0) {
-        const uint8_t *b = k->mv_data;
-
-        if (k->mv_size != SEG_KEY_SIZE && k->mv_size != KEY_SIZE)
-                return -EBADMSG;
-        *ret_t = (int64_t) get_be(b, 8);
-        *ret_device = (uint32_t) get_be(b + 8, 4);
-        if (ret_t0)
-                *ret_t0 = k->mv_size == SEG_KEY_SIZE ? (int64_t) get_be(b + 12, 8) : *ret_t;
-        return 0;
-}
-
-void ckey_make(uint8_t k[static CSEG_KEY_SIZE], int64_t hour, uint64_t gen, uint32_t device, int64_t t0) {
-        put_be(k, (uint64_t) hour, 8);
-        put_be(k + 8, gen, 8);
-        put_be(k + 16, device, 4);
-        put_be(k + 20, (uint64_t) (t0 - hour), 4);
-}
-
-int ckey_parse(const MDB_val *k, int64_t *ret_hour, uint64_t *ret_gen, uint32_t *ret_device, int64_t *ret_t0) {
-        const uint8_t *b = k->mv_data;
-        int64_t hour;
-        uint64_t off;
-
-        if (k->mv_size != CSEG_KEY_SIZE)
-                return -EBADMSG;
-        hour = (int64_t) get_be(b, 8);
-        off = get_be(b + 20, 4);
-        if (off >= HOUR_MS)
-                return -EBADMSG;
-        *ret_hour = hour;
-        if (ret_gen)
-                *ret_gen = get_be(b + 8, 8);
-        *ret_device = (uint32_t) get_be(b + 16, 4);
-        if (ret_t0)
-                *ret_t0 = hour + (int64_t) off;
-        return 0;
-}
-
-int time_key_parse(unsigned db, const MDB_val *k, int64_t *ret_t, uint32_t *ret_device, int64_t *ret_t0) {
-        return db == DB_CSEG ? ckey_parse(k, ret_t, NULL, ret_device, ret_t0) : tkey_parse(k, ret_t, ret_device, ret_t0);
-}
-
-void device_key(uint8_t k[static 4], uint32_t device) {
-        for (unsigned i = 0; i < 4; i++)
-                k[i] = (uint8_t) (device >> (24 - 8 * i));
 }
 
 static Reader reader_val(const MDB_val *v) {

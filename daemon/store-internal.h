@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* Shared by store.c (API, tail, writer thread) and store-db.c (LMDB). */
+/* Shared by store.c (API, tail, writer thread), store-db.c (LMDB), its keys
+ * (store-keys.c) and the other store-*.c files. */
 
 #include <glib.h>
 #include <lmdb.h>
@@ -131,6 +132,19 @@ extern const unsigned rollup_db[_STORE_RESOLUTION_MAX];
 /* The time-first rollups, written since format 2 (NULL for minutes). */
 extern const unsigned rollup_tdb[_STORE_RESOLUTION_MAX];
 
+/* n bytes big-endian: keys sort as their numbers. */
+static inline void put_be(uint8_t *p, uint64_t v, unsigned n) {
+        for (unsigned i = 0; i < n; i++)
+                p[i] = (uint8_t) (v >> (8 * (n - 1 - i)));
+}
+
+static inline uint64_t get_be(const uint8_t *p, unsigned n) {
+        uint64_t v = 0;
+        for (unsigned i = 0; i < n; i++)
+                v = v << 8 | p[i];
+        return v;
+}
+
 void tkey_make(uint8_t k[static SEG_KEY_SIZE], int64_t t, uint32_t device, int64_t t0);
 int tkey_parse(const MDB_val *k, int64_t *ret_t, uint32_t *ret_device, int64_t *ret_t0);
 void ckey_make(uint8_t k[static CSEG_KEY_SIZE], int64_t hour, uint64_t gen, uint32_t device, int64_t t0);
@@ -187,6 +201,5 @@ int db_query_raw(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64
 int db_collect(Store *s, MDB_txn *txn, uint32_t device, StoreResolution res, int64_t from_ms, int64_t to_ms,
                size_t max, PeriodArray *out);
 int db_energy(Store *s, MDB_txn *txn, uint32_t device, int64_t from_ms, int64_t to_ms, int64_t *ret);
-int db_stats(Store *s, MDB_txn *txn, StoreStats *ret);
 
 
