@@ -2,8 +2,9 @@
 /*
  * The floor of tools/bench-poll: the least a poller of Kasa plugs can do per
  * read. One epoll loop, a persistent TCP connection per plug, the request
- * kasamond sends (sysinfo and realtime in one XOR frame), the whole reply
- * read and decrypted; nothing parsed, stored or signalled. It wakes as
+ * kasamond sends (sysinfo and realtime in one XOR frame, made by the same
+ * common/kasa-proto code), the whole reply read and decrypted; nothing
+ * parsed, stored or signalled. It wakes as
  * kasamond does: the plugs are spread over the interval and one timer wake-up
  * serves every plug due within a tenth of the interval (at most 250 ms), so
  * the difference to kasamond is kasamond's own work, not a different number
@@ -29,11 +30,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kasa-proto.h"
+
 #define KASA_PORT 9999
 #define REPLY_MAX (64 * 1024)
 #define SLACK_MAX_USEC (250 * 1000ULL)
-
-static const char request[] = "{\"system\":{\"get_sysinfo\":{}},\"emeter\":{\"get_realtime\":{}}}";
 
 struct plug {
         uint32_t id;
@@ -48,21 +49,6 @@ static uint64_t now_usec(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
-
-static void xor_encrypt(unsigned char *dst, const char *src, size_t n) {
-        unsigned char key = 171;
-        for (size_t i = 0; i < n; i++)
-                key = dst[i] = (unsigned char) src[i] ^ key;
-}
-
-static void xor_decrypt(unsigned char *buf, size_t n) {
-        unsigned char key = 171;
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = buf[i];
-                buf[i] = c ^ key;
-                key = c;
-        }
 }
 
 static int plug_connect(struct plug *p, const char *host) {
@@ -124,7 +110,7 @@ static int plug_read(struct plug *p) {
                         p->want = 4 + len;
                         continue;
                 }
-                xor_decrypt(p->buf + 4, p->want - 4);
+                kasa_decrypt(p->buf + 4, p->want - 4);
                 /* A reply is JSON: a frame that does not start as one is an error. */
                 if (p->buf[4] != '{')
                         return -EBADMSG;
@@ -149,13 +135,13 @@ int main(int argc, char **argv) {
         if (!plugs)
                 return 1;
 
-        size_t len = sizeof request - 1;
-        unsigned char frame[4 + sizeof request];
-        frame[0] = (unsigned char) (len >> 24);
-        frame[1] = (unsigned char) (len >> 16);
-        frame[2] = (unsigned char) (len >> 8);
-        frame[3] = (unsigned char) len;
-        xor_encrypt(frame + 4, request, len);
+        char *request = kasa_request_query(KASA_QUERY_SYSINFO | KASA_QUERY_REALTIME, NULL);
+        uint8_t *frame = NULL;
+        size_t frame_len = 0;
+        if (!request || kasa_frame_encode(request, strlen(request), &frame, &frame_len) < 0) {
+                fprintf(stderr, "bench-poll-bare: out of memory\n");
+                return 1;
+        }
 
         int ep = epoll_create1(EPOLL_CLOEXEC);
         int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -197,7 +183,7 @@ int main(int argc, char **argv) {
                                         errors++;
                                 else if (p->busy)
                                         errors++;       /* the last reply never came */
-                                else if (plug_send(p, frame, 4 + len) < 0)
+                                else if (plug_send(p, frame, frame_len) < 0)
                                         errors++;
                                 p->due += interval;
                         }

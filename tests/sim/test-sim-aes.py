@@ -82,7 +82,7 @@ class Aes:
             # The last plaintext byte made 0, which no padding ends with,
             # through the block before it (CBC). Flipping a bit of the last
             # ciphertext byte instead made the last block random, which
-            # unpadded cleanly once in about 256 sessions (a flaky -1003).
+            # unpadded cleanly once in about 225 sessions (a flaky -1003).
             assert len(cipher) >= 32
             n = 16 - len(json.dumps(inner).encode()) % 16
             cipher = cipher[:-17] + bytes([cipher[-17] ^ n]) + cipher[-16:]

@@ -1123,8 +1123,8 @@ static void test_v2(const char *dir) {
         want[0].n = want[1].n = V2_WRITTEN;
         for (unsigned d = 0; d < V2_DEVICES; d++)
                 ok(query_matches(st, &want[d], 0, INT64_MAX), "v2: device %u's samples read back", d + 1);
-        /* The rest of the third hour, then the hour after: format 3 blocks
-         * beside the format 2 ones. */
+        /* The rest of the third hour: format 3 blocks beside the format 2
+         * ones of the same hour. */
         for (unsigned i = V2_WRITTEN; i < V2_ALL; i++) {
                 StoreSample round[V2_DEVICES] = { want[0].s[i], want[1].s[i] };
                 if (append_sync(st, round, V2_DEVICES) < 0)
@@ -1160,7 +1160,6 @@ static void test_v2(const char *dir) {
         MDB_txn *txn = NULL;
         MDB_dbi meta;
         uint8_t four[4] = { 4, 0, 0, 0 };
-        MDB_val k = { 6, (void *) "format" }, v = { sizeof four, four };
         int rc = mdb_env_create(&env);
         if (rc == 0)
                 rc = mdb_env_set_maxdbs(env, 32);
@@ -1171,7 +1170,7 @@ static void test_v2(const char *dir) {
         if (rc == 0)
                 rc = mdb_dbi_open(txn, "meta", 0, &meta);
         if (rc == 0)
-                rc = mdb_put(txn, meta, &k, &v, 0);
+                rc = v1_put(txn, meta, "format", 6, four, four + 4);
         rc = rc == 0 ? mdb_txn_commit(txn) : (txn ? (mdb_txn_abort(txn), rc) : rc);
         mdb_env_close(env);
         ok(rc == 0, "v2: marked as format 4");
