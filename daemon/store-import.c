@@ -115,7 +115,11 @@ int store_import_days(Store *s, uint32_t device, const StoreImportedDay *days, s
                 if (sorted[i].day_start_ms == sorted[i - 1].day_start_ms)
                         return -EINVAL;
 
-        r = first_recorded_day(s, device, &first);
+        /* Readers skip what waits behind an fdatasync; this one must not,
+         * or a day kasamond recorded would be imported on top of it. */
+        r = store_wait_written(s);
+        if (r >= 0)
+                r = first_recorded_day(s, device, &first);
         if (r < 0)
                 return r;
         /* A day is taken only when it ends by the cutoff: it must not

@@ -106,6 +106,11 @@ struct Store {
 /* Frames the entries added since the last record into the queue of log
  * records; under Store.lock. */
 int store_frame_round(Store *s);
+/* Waits until every sample appended so far is written to the log (so in
+ * the tail readers see), through the writer's fdatasyncs: for the rare
+ * reader that must see all of them. Returns the log's error if it cannot
+ * write. */
+int store_wait_written(Store *s);
 
 #define KEY_SIZE 12
 /* Time-first keys: be64 hour || be32 device || be64 t0 (blocks), be64

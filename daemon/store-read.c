@@ -524,6 +524,24 @@ static void tail_parts_free(TailPart *p, size_t n) {
 /* The device's tail parts not yet in the snapshot txn reads, oldest
  * first; see the top comment. Opens txn: the caller ends it with
  * db_read_end(). */
+int store_wait_written(Store *s) {
+        uint64_t target;
+        int r;
+
+        pthread_mutex_lock(&s->lock);
+        r = store_frame_round(s);
+        target = s->next_seq - 1;
+        while (r >= 0 && s->written_seq < target && !s->log_error) {
+                s->write_now = true;
+                pthread_cond_signal(&s->wake);
+                pthread_cond_wait(&s->done, &s->lock);
+        }
+        if (r >= 0 && s->written_seq < target)
+                r = s->log_error;
+        pthread_mutex_unlock(&s->lock);
+        return r;
+}
+
 static int snapshot(Store *s, uint32_t device, TailPart **ret_parts, size_t *ret_n, MDB_txn **ret_txn) {
         TailPart *parts;
         size_t n = 1;
