@@ -521,9 +521,6 @@ static void tail_parts_free(TailPart *p, size_t n) {
         free(p);
 }
 
-/* The device's tail parts not yet in the snapshot txn reads, oldest
- * first; see the top comment. Opens txn: the caller ends it with
- * db_read_end(). */
 int store_wait_written(Store *s) {
         uint64_t target;
         int r;
@@ -542,6 +539,9 @@ int store_wait_written(Store *s) {
         return r;
 }
 
+/* The device's tail parts not yet in the snapshot txn reads, oldest
+ * first; see the top comment. Opens txn: the caller ends it with
+ * db_read_end(). */
 static int snapshot(Store *s, uint32_t device, TailPart **ret_parts, size_t *ret_n, MDB_txn **ret_txn) {
         TailPart *parts;
         size_t n = 1;
