@@ -25,6 +25,16 @@ static int64_t add_sat(int64_t a, int64_t b) {
         return r;
 }
 
+/* Rounded, and saturated: a damaged store's counters may sit near the
+ * ends of int64, where a double rounds past them. */
+static int64_t mwh_round(double x) {
+        if (x >= 0x1p63)
+                return INT64_MAX;
+        if (x <= -0x1p63)
+                return -INT64_MAX;
+        return (int64_t) llround(x);
+}
+
 static int64_t mid(int64_t lo, int64_t hi) {
         return lo + (hi - lo) / 2;
 }
@@ -41,8 +51,26 @@ void energy_account_init(EnergyAccount *a) {
 int64_t energy_account_estimate(const EnergyAccount *a) {
         if (!a->have_baseline)
                 return a->cumulative_mwh;
-        /* Both positions are on the same counter, so the difference fits. */
-        return add_sat(a->base_mwh, mid(a->lo_mwh, a->hi_mwh) - mid(a->first_lo_mwh, a->first_hi_mwh));
+        return add_sat(a->base_mwh, mwh_round(a->read_lo + (a->read_hi - a->read_lo) / 2));
+}
+
+/* The energy since the counter's first sample lies in what the counter
+ * allows, [lowest position now - highest then, highest now - lowest then]
+ * (both on the same counter, so the differences fit). The estimate is the
+ * middle of that window where it meets power x time without the power
+ * tolerance: at a steady load the power readings tell the energy far more
+ * closely than the counter's steps do; where they stray from the window it
+ * wins alone, and power x time starts again from it. */
+static void since_narrow(EnergyAccount *a, bool restart) {
+        double lo = (double) (a->lo_mwh - a->first_hi_mwh), hi = (double) (a->hi_mwh - a->first_lo_mwh);
+
+        if (!restart && a->read_lo <= hi && a->read_hi >= lo) {
+                a->read_lo = fmax(a->read_lo, lo);
+                a->read_hi = fmin(a->read_hi, hi);
+        } else {
+                a->read_lo = lo;
+                a->read_hi = hi;
+        }
 }
 
 /* A counter's first sample: the total is then base, and its position is
@@ -53,6 +81,7 @@ static void counter_start(EnergyAccount *a, int64_t base, int64_t counter, int64
         a->lo_mwh = a->first_lo_mwh = lo;
         a->hi_mwh = a->first_hi_mwh = hi;
         a->since_lo_mwh = a->since_hi_mwh = 0;
+        a->read_lo = a->read_hi = 0;
         a->refine = true;
 }
 
@@ -77,8 +106,9 @@ void energy_account_resume(EnergyAccount *a, int64_t counter_mwh, int64_t lo_mwh
         a->have_suspect = false;
 }
 
-/* The position moved by [elo, ehi]; counter < 0: no reading to trust. */
-static void advance(EnergyAccount *a, int64_t elo, int64_t ehi, int64_t counter) {
+/* The position moved by [elo, ehi], by [emin, emax] at the powers as read
+ * (NAN: they say nothing); counter < 0: no reading to trust. */
+static void advance(EnergyAccount *a, int64_t elo, int64_t ehi, double emin, double emax, int64_t counter) {
         int64_t lo = add_sat(a->lo_mwh, elo), hi = add_sat(a->hi_mwh, ehi);
 
         a->since_lo_mwh = add_sat(a->since_lo_mwh, elo);
@@ -94,6 +124,7 @@ static void advance(EnergyAccount *a, int64_t elo, int64_t ehi, int64_t counter)
                         lo = counter;
                         hi = top;
                         a->refine = false;
+                        emin = NAN;
                 }
                 a->counter_mwh = counter;
         }
@@ -111,6 +142,9 @@ static void advance(EnergyAccount *a, int64_t elo, int64_t ehi, int64_t counter)
                 } else
                         a->refine = false;
         }
+        a->read_lo += emin;
+        a->read_hi += emax;
+        since_narrow(a, isnan(emin));
 }
 
 int energy_account_update(EnergyAccount *a, int64_t ts_ms, int64_t counter_mwh, int64_t power_mw, EnergyUpdate *ret) {
@@ -139,9 +173,13 @@ int energy_account_update(EnergyAccount *a, int64_t ts_ms, int64_t counter_mwh, 
         int64_t p0 = MIN(a->power_mw, a->max_power_mw), p1 = MIN(power_mw, a->max_power_mw);
         int64_t estimate = energy_mwh((double) (p0 + p1) / 2, dt, round);
         int64_t elo, ehi, bound;
+        /* Unrounded, as they add up over a counter's life; over a gap the
+         * two powers say nothing of what was used. */
+        double emin = (double) MIN(p0, p1) * (double) dt / 3.6e6, emax = (double) MAX(p0, p1) * (double) dt / 3.6e6;
 
         if (dt > a->gap_ms) {
                 flags |= ENERGY_GAP;
+                emin = emax = NAN;
                 elo = 0;
                 ehi = bound = energy_mwh((double) a->max_power_mw, dt, ceil);
         } else {
@@ -156,7 +194,7 @@ int energy_account_update(EnergyAccount *a, int64_t ts_ms, int64_t counter_mwh, 
         bool reset = counter_mwh < a->counter_mwh;
 
         if (!reset && counter_mwh <= add_sat(a->hi_mwh, bound)) {
-                advance(a, elo, ehi, counter_mwh);
+                advance(a, elo, ehi, emin, emax, counter_mwh);
                 a->have_suspect = false;
                 goto done;
         }
@@ -187,7 +225,7 @@ int energy_account_update(EnergyAccount *a, int64_t ts_ms, int64_t counter_mwh, 
         }
 
         flags |= ENERGY_IMPLAUSIBLE;
-        advance(a, elo, ehi, -1);
+        advance(a, elo, ehi, emin, emax, -1);
         a->suspect_mwh = counter_mwh;
         a->have_suspect = true;
 

@@ -22,13 +22,20 @@
  * interval shrinks to a small part of a quantum. If the two disagree (the
  * power readings were off) the interval starts again from the counter.
  *
- * kasamond's cumulative follows the estimate of p (the middle of the
- * interval), not the raw counter, so it is smoother than the counter and
- * within the interval's half width of the true energy. What a counter sees
- * is measured from its first sample (after a reset, after the baseline):
- * the estimate of that first position is narrowed later by carrying the
- * interval back over the energy since (with its tolerance), so the
- * unknown phase at that sample does not stay in the total.
+ * What a counter saw since its first sample (after a reset, after the
+ * baseline) is then within [lo - first_hi, hi - first_lo], first_lo and
+ * first_hi being the interval at that first sample, narrowed later by
+ * carrying [lo, hi] back over the energy since (with its tolerance).
+ * kasamond's cumulative follows the middle of the part of that window
+ * that power x time allows at the powers as read, without the tolerance:
+ * at a steady load the readings tell the energy between two samples far
+ * more closely than the counter's steps, and only a change of load between
+ * two samples leaves a range (from the lower to the higher power). Where
+ * the readings stray out of the window the window alone counts, and power
+ * x time starts again from it. So the estimate is always inside the
+ * window, within half of it of the true energy while the readings are
+ * right (the true energy is then in both), within all of it otherwise;
+ * and smoother than the counter.
  *
  * Rules, per sample after the first:
  *  - counter not lower: p is advanced and intersected as above;
@@ -97,6 +104,8 @@ typedef struct EnergyAccount {
         int64_t base_mwh;
         int64_t first_lo_mwh, first_hi_mwh;
         int64_t since_lo_mwh, since_hi_mwh;
+        double read_lo, read_hi; /* the energy since at the powers as read,
+                                  * within what the counter allows */
         bool refine;             /* the first position is still narrowed */
 
         bool have_suspect;

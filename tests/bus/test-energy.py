@@ -25,10 +25,18 @@ daemon/energy.h):
   poll interval's energy at the load then (reset_bound());
 - at the window's end, half the interval, and the few ms between
   kasamond's time stamp and the simulator's reading (end_bound()).
-The polls are every 0.5 s so that a poll sees at most half a Wh. These are
-worst cases (a single step just seen); at a steady load many steps narrow
-the intervals further, so the errors measured are mostly within 0.1 %;
-they are printed."""
+The polls are every 0.2 s so that a poll sees at most a fifth of a Wh.
+These are worst cases (a single step just seen, kasamond's estimate at the
+middle of its interval); at a steady load many steps narrow the intervals
+further, and kasamond's estimate follows power x time inside them, so the
+errors measured are mostly within 0.1 %; they are printed.
+
+The whole run's energy within 0.1 % is the figure of issue 1. It is not a
+worst case but what the estimate gives; tests/daemon/test-energy.c runs a
+model of this run 1000 times (test_bus_run_model): at the 0.5 s polls this
+test had and kasamond's former estimate (the middle of its interval) about
+65 runs in 1000 went beyond it, which made this test fail now and then
+(with the estimate inside the interval 6 at 0.5 s, none at 0.2 s)."""
 
 import sys
 import time
@@ -61,7 +69,7 @@ TOLERANCE = 0.001
 # kasamond's settings the bound depends on: the poll interval of this test,
 # the default jitter, the default power tolerance of the energy account
 # (ENERGY_POWER_TOLERANCE_DEFAULT) and the devices' counter quantum.
-POLL = 0.5
+POLL = 0.2
 JITTER = 0.1
 POWER_TOLERANCE = 0.015
 QUANTUM_WH = 1.0
@@ -172,7 +180,7 @@ def main():
         for s in sims:
             mine = [j for j, (_, d, _) in enumerate(meters) if d == s["index"]]
             root = roots[s["index"]]
-            for _ in range(20):
+            for _ in range(50):
                 seen = env.wait_polled(root)
                 got = [env.get(meters[j][0], kt.METER_IFACE, "EnergyTotal") for j in mine]
                 before = time.time()
