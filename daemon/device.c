@@ -63,6 +63,8 @@ Device *device_free(Device *d) {
         d->host->net->disable_unref(d->countdown_timer);
         free(d->outlets);
         free(d->poll_request);
+        free(d->child_id);
+        free(d->auth_message);
         free(d->path);
         free(d);
         return NULL;
@@ -146,9 +148,13 @@ static void set_transport_state(Device *o, const char *protocol, DeviceAuth auth
                 snprintf(o->protocol, sizeof(o->protocol), "%s", protocol);
                 o->changes |= DEVICE_CHANGED_PROTOCOL;
         }
-        if (o->auth != auth || strcmp(o->auth_message, msg) != 0) {
+        if (o->auth != auth || strcmp(o->auth_message ?: "", msg) != 0) {
+                /* Out of memory the state is still right, its message "". */
+                char *m = *msg ? strdup(msg) : NULL;
+
+                free(o->auth_message);
+                o->auth_message = m;
                 o->auth = auth;
-                snprintf(o->auth_message, sizeof(o->auth_message), "%s", msg);
                 o->changes |= DEVICE_CHANGED_AUTH;
         }
 }
@@ -172,11 +178,12 @@ static void update_transport_state(Device *d) {
         } else if (auth == DEVICE_AUTH_NONE)
                 auth = DEVICE_AUTH_UNKNOWN;
         /* Still failed from an earlier round (this one failed otherwise):
-         * the message stays what it was. Copied, since it is rewritten. */
-        char kept[sizeof(d->auth_message)];
-        if (auth == DEVICE_AUTH_FAILED && d->round_error != -EACCES) {
-                snprintf(kept, sizeof(kept), "%s", d->auth_message);
-                msg = kept;
+         * the message stays what it was. Copied: the device's is replaced
+         * before its outlets get it. */
+        _cleanup_free_ char *kept = NULL;
+        if (auth == DEVICE_AUTH_FAILED && d->round_error != -EACCES && d->auth_message) {
+                kept = strdup(d->auth_message);
+                msg = kept ?: "";
         }
         if (auth == DEVICE_AUTH_FAILED && d->auth != DEVICE_AUTH_FAILED)
                 log_warning("%s (%s): %s", d->id, d->address, msg);

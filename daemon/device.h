@@ -120,13 +120,13 @@ struct Device {
         Device **outlets;          /* strips: their outlets, by index */
         size_t n_outlets;
         int outlet;                /* outlet index, -1 for plugs and strips */
-        char child_id[KASA_STRING_MAX];
+        char *child_id;            /* outlets: the strip's id for it (context) */
 
         /* identity */
         char alias[DEVICE_ALIAS_MAX];
         char model[64];
         char mac[18];
-        char device_id[KASA_STRING_MAX];
+        char device_id[48];        /* 40 hex digits on real devices */
         char hw_ver[32];
         char sw_ver[64];
         char address[32];          /* "a.b.c.d" or "a.b.c.d:port" */
@@ -154,7 +154,7 @@ struct Device {
         bool smart;                /* speaks the smart dialect (kasa-smart.h), not IOT */
         char protocol[16];         /* "xor/iot", "klap2/iot", "klap2/smart", "aes/smart"... (Protocol) */
         DeviceAuth auth;
-        char auth_message[256];
+        char *auth_message;        /* NULL: none (AuthMessage "") */
         Transport *transport;
         uint64_t poll_due_usec;    /* CLOCK_MONOTONIC */
         NetSource *poll_timer;

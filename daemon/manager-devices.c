@@ -235,12 +235,22 @@ static void emit_count(Manager *m) {
                                                       NULL);
 }
 
-static void child_full_id(const KasaSysinfo *si, size_t i, char *buf, size_t size) {
+/* The id a strip knows outlet i by, for the outlet's requests. */
+static int set_child_id(Device *o, const KasaSysinfo *si, size_t i) {
         /* Some firmwares give only the two-digit index. */
         bool short_id = strlen(si->children[i].id) <= 2;
+        char buf[2 * KASA_STRING_MAX], *id;
 
-        if (snprintf(buf, size, "%s%s", short_id ? si->device_id : "", si->children[i].id) >= (int) size)
-                buf[size - 1] = 0; /* cannot happen with ids the codec accepted */
+        snprintf(buf, sizeof(buf), "%s%s", short_id ? si->device_id : "", si->children[i].id);
+        if (o->child_id && strcmp(o->child_id, buf) == 0)
+                return 0;
+        id = strdup(buf);
+        if (!id)
+                return -ENOMEM;
+        free(o->child_id);
+        o->child_id = id;
+        device_forget_request(o);
+        return 0;
 }
 
 int manager_register(Manager *m, const struct sockaddr_in *sa, const KasaSysinfo *si, Device **ret) {
@@ -301,8 +311,9 @@ int manager_register(Manager *m, const struct sockaddr_in *sa, const KasaSysinfo
                         }
                         d->outlets[i] = o;
                 }
-                child_full_id(si, i, o->child_id, sizeof(o->child_id));
-                device_forget_request(o);
+                r = set_child_id(o, si, i);
+                if (r < 0)
+                        goto fail;
                 device_apply_sysinfo(o, si);
                 device_set_online(o, true);
                 o->last_seen_usec = d->last_seen_usec;
@@ -412,7 +423,12 @@ int manager_load_devices(Manager *m) {
                         snprintf(d->hw_ver, sizeof(d->hw_ver), "%s", rd->hw_ver ?: "");
                         snprintf(d->sw_ver, sizeof(d->sw_ver), "%s", rd->sw_ver ?: "");
                         snprintf(d->device_id, sizeof(d->device_id), "%s", rd->device_id ?: "");
-                        snprintf(d->child_id, sizeof(d->child_id), "%s", rd->child_id ?: "");
+                        /* An outlet's requests need it: never NULL there. */
+                        if (d->outlet >= 0 && !(d->child_id = strdup(rd->child_id ?: ""))) {
+                                device_free(d);
+                                registry_device_array_free(list, n);
+                                return log_oom();
+                        }
                         d->last_seen_usec = (uint64_t) rd->last_seen_ms * 1000;
                         if (parse_address(rd->address ?: "", &d->sockaddr) >= 0)
                                 format_address(&d->sockaddr, d->address, sizeof(d->address));

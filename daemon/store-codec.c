@@ -77,6 +77,22 @@ int buf_reserve(Buf *b, size_t more) {
         return 0;
 }
 
+void buf_trim(Buf *b) {
+        uint8_t *t;
+
+        if (b->size == 0) {
+                buf_done(b);
+                return;
+        }
+        if (b->allocated == b->size)
+                return;
+        t = realloc(b->data, b->size);
+        if (!t)
+                return;
+        b->data = t;
+        b->allocated = b->size;
+}
+
 void buf_done(Buf *b) {
         free(b->data);
         *b = (Buf) {};

@@ -54,6 +54,8 @@ typedef struct Buf {
 } Buf;
 
 int buf_reserve(Buf *b, size_t more);
+/* Gives back what the buffer holds beyond its size (kept if realloc fails). */
+void buf_trim(Buf *b);
 void buf_done(Buf *b);
 
 typedef struct SampleArray {

@@ -162,6 +162,13 @@ static int freeze(Store *s) {
         t = tail_new();
         if (!t)
                 return -ENOMEM;
+        /* A frozen generation never grows: the slack of its buffers (up to
+         * half of them, as they double) would wait out the checkpoint. */
+        GHashTableIter i;
+        void *v;
+        g_hash_table_iter_init(&i, s->active->devs);
+        while (g_hash_table_iter_next(&i, NULL, &v))
+                buf_trim(&((TailDev *) v)->buf);
         Tail **p = &s->frozen;
         while (*p)
                 p = &(*p)->next;

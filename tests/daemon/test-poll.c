@@ -110,7 +110,8 @@ static Device *new_strip(size_t n) {
                 d->outlets[i]->outlet = (int) i;
                 d->outlets[i]->metered = true;
                 d->outlets[i]->number = 100 + (uint32_t) i;
-                snprintf(d->outlets[i]->child_id, sizeof(d->outlets[i]->child_id), "8006AB%02zu", i);
+                if (asprintf(&d->outlets[i]->child_id, "8006AB%02zu", i) < 0)
+                        abort();
         }
         device_set_address(d, &address);
         return d;
