@@ -8,9 +8,6 @@
 #include "log.h"
 
 #define FAILURES_TABLE_MAX 4096
-/* Token ids are never reused; more revocations than this between two
- * bindings is a flood, and the oldest are forgotten. */
-#define REVOKED_MAX 4096
 
 AuthSession *auth_session_ref(AuthSession *s) {
         if (s)
@@ -42,6 +39,7 @@ int auth_new(const char *bus_address, Auth **ret) {
         a->sessions = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, session_unref);
         a->pending = g_hash_table_new(g_str_hash, g_str_equal);
         a->revoked = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        g_queue_init(&a->revoked_order);
         a->failures = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         *ret = a;
         return 0;
@@ -53,6 +51,7 @@ Auth *auth_free(Auth *a) {
         g_hash_table_destroy(a->sessions);
         /* Checks in flight hold no reference to a; none may outlive it. */
         g_hash_table_destroy(a->pending);
+        g_queue_clear(&a->revoked_order);
         g_hash_table_destroy(a->revoked);
         g_hash_table_destroy(a->failures);
         g_free(a->bus_address);
@@ -127,14 +126,23 @@ void auth_revoked(Auth *a, const char *token_id) {
 
         /* Its BindToken may be answered after this signal: the reply and
          * the signal come on different connections. */
-        if (g_hash_table_size(a->revoked) >= REVOKED_MAX)
-                g_hash_table_remove_all(a->revoked);
-        g_hash_table_add(a->revoked, g_strdup(token_id));
+        if (!g_hash_table_contains(a->revoked, token_id)) {
+                char *id = g_strdup(token_id);
+
+                if (g_queue_get_length(&a->revoked_order) >= AUTH_REVOKED_MAX)
+                        g_hash_table_remove(a->revoked, g_queue_pop_head(&a->revoked_order));
+                g_hash_table_add(a->revoked, id);
+                g_queue_push_tail(&a->revoked_order, id);
+        }
 
         g_hash_table_iter_init(&it, a->sessions);
         while (g_hash_table_iter_next(&it, NULL, &v))
                 if (g_strcmp0(((AuthSession *) v)->token_id, token_id) == 0)
                         g_hash_table_iter_remove(&it);
+}
+
+bool auth_is_revoked(const Auth *a, const char *token_id) {
+        return g_hash_table_contains(a->revoked, token_id);
 }
 
 void auth_forget_all(Auth *a) {
@@ -212,7 +220,7 @@ static void bound(GObject *source, GAsyncResult *res, gpointer userdata) {
                 return check_done(c, AUTH_UNAVAILABLE, error->message, 0);
         }
         g_variant_get(reply, "(&s&s)", &id, &role);
-        if (g_hash_table_contains(c->auth->revoked, id)) {
+        if (auth_is_revoked(c->auth, id)) {
                 auth_forget(c->auth, c->session);
                 return check_done(c, AUTH_INVALID, "the API token was revoked", 0);
         }

@@ -39,6 +39,7 @@ typedef struct Auth {
         GHashTable *sessions; /* key -> AuthSession */
         GHashTable *pending;  /* key -> the check of a token being bound now */
         GHashTable *revoked;  /* ids of TokenRevoked: a binding in flight for one is refused */
+        GQueue revoked_order; /* the same ids (the table owns them), oldest first */
         GHashTable *failures; /* client address -> AuthFailures */
         uint64_t bindings;    /* BindToken calls made */
 } Auth;
@@ -71,6 +72,11 @@ void auth_forget(Auth *a, AuthSession *s);
 /* TokenRevoked: the sessions of that token are closed (once their last
  * user lets go of them). */
 void auth_revoked(Auth *a, const char *token_id);
+/* Whether the daemon said so. Token ids are never reused; more revocations
+ * than AUTH_REVOKED_MAX between a binding's call and its reply is a flood,
+ * and the oldest are forgotten. */
+#define AUTH_REVOKED_MAX 4096
+bool auth_is_revoked(const Auth *a, const char *token_id);
 /* kasamond came back, without the bindings of before. */
 void auth_forget_all(Auth *a);
 
