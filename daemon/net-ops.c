@@ -44,6 +44,23 @@ static ssize_t real_recv(int fd, void *buf, size_t len, int flags) {
         return n < 0 ? -errno : n;
 }
 
+static ssize_t real_sendto(int fd, const void *buf, size_t len, const struct sockaddr_in *to) {
+        ssize_t n = sendto(fd, buf, len, MSG_NOSIGNAL, (const struct sockaddr *) to, sizeof(*to));
+        return n < 0 ? -errno : n;
+}
+
+/* A source of another family, or a truncated address, is -EAFNOSUPPORT. */
+static ssize_t real_recvfrom(int fd, void *buf, size_t len, struct sockaddr_in *from) {
+        socklen_t fromlen = sizeof(*from);
+        ssize_t n = recvfrom(fd, buf, len, MSG_DONTWAIT, (struct sockaddr *) from, &fromlen);
+
+        if (n < 0)
+                return -errno;
+        if (fromlen != sizeof(*from) || from->sin_family != AF_INET)
+                return -EAFNOSUPPORT;
+        return n;
+}
+
 static int real_close(int fd) {
         return close(fd) < 0 ? -errno : 0;
 }
@@ -537,6 +554,8 @@ const NetOps net_ops_real = {
         .connect_result = real_connect_result,
         .send = real_send,
         .recv = real_recv,
+        .sendto = real_sendto,
+        .recvfrom = real_recvfrom,
         .close = real_close,
         .now = real_now,
         .add_io = real_add_io,

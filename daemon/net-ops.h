@@ -17,6 +17,7 @@
  * (sd-event dispatches one source per epoll_wait()).
  */
 
+#include <netinet/in.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -37,6 +38,9 @@ typedef struct NetOps {
         int (*connect_result)(int fd);
         ssize_t (*send)(int fd, const void *buf, size_t len);
         ssize_t (*recv)(int fd, void *buf, size_t len, int flags);
+        /* Datagrams (discovery): IPv4 only. */
+        ssize_t (*sendto)(int fd, const void *buf, size_t len, const struct sockaddr_in *to);
+        ssize_t (*recvfrom)(int fd, void *buf, size_t len, struct sockaddr_in *from);
         int (*close)(int fd);
 
         /* The loop's time of this iteration (sd_event_now()), in usec. */

@@ -6,8 +6,8 @@
 #include <errno.h>
 #include <glib.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include "kasa-time.h"
 #include "log.h"
@@ -15,46 +15,83 @@
 
 struct UdpSweep {
         UdpSweepConfig config;
+        const NetOps *net;
+        sd_event *event;
         int fd;
-        sd_event_source *io, *send_timer, *end_timer;
+        NetSource *io, *send_timer, *end_timer;
         unsigned attempts_left;
         uint64_t spacing_usec;
+        uint64_t attempt_usec;     /* when the attempt being sent began */
+        size_t next;               /* its next destination */
+        bool blocked;              /* it waits for room in the socket's buffer */
         GHashTable *seen;          /* (addr << 16 | port) of sources accepted */
 };
 
-static int on_send_timer(sd_event_source *es, uint64_t usec, void *userdata) {
-        UdpSweep *s = userdata;
+/* Sends the rest of the attempt. A sweep of a /16 fills the socket's
+ * buffer long before its 65536 probes are out: it waits for room, or
+ * most of the block would never be asked. */
+static void send_attempt(UdpSweep *s) {
+        for (; s->next < s->config.n_dests; s->next++) {
+                const struct sockaddr_in *to = &s->config.dests[s->next];
+                ssize_t n = s->net->sendto(s->fd, s->config.probe, s->config.probe_len, to);
 
-        for (size_t i = 0; i < s->config.n_dests; i++)
-                if (sendto(s->fd, s->config.probe, s->config.probe_len, 0,
-                           (const struct sockaddr *) &s->config.dests[i], sizeof(s->config.dests[i])) < 0 &&
-                    errno != EAGAIN)
-                        log_debug_errno(errno, "%s probe to %s failed, ignoring: %m", s->config.what,
-                                        inet_ntoa(s->config.dests[i].sin_addr));
+                if (n == -EAGAIN) {
+                        if (!s->blocked && s->net->set_io_events(s->io, EPOLLIN | EPOLLOUT) >= 0)
+                                s->blocked = true;
+                        if (s->blocked)
+                                return;
+                        /* Without EPOLLOUT the attempt cannot wait: what is
+                         * left goes at the next one. */
+                        log_debug("%s: socket buffer full, %zu probes left for the next attempt, ignoring",
+                                  s->config.what, s->config.n_dests - s->next);
+                        break;
+                }
+                if (n < 0)
+                        log_debug_errno((int) -n, "%s probe to %s failed, ignoring: %m", s->config.what,
+                                        inet_ntoa(to->sin_addr));
+        }
+        if (s->blocked) {
+                (void) s->net->set_io_events(s->io, EPOLLIN);
+                s->blocked = false;
+        }
         if (--s->attempts_left == 0)
-                return sd_event_source_set_enabled(es, SD_EVENT_OFF);
-        (void) sd_event_source_set_time(es, usec + s->spacing_usec);
-        return sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
+                return;
+        /* Spaced from the start of this one, however long it took. */
+        uint64_t now = s->net->now(s->event, CLOCK_MONOTONIC);
+        (void) s->net->set_time(s->send_timer, MAX(s->attempt_usec + s->spacing_usec, now));
+        (void) s->net->set_enabled(s->send_timer, SD_EVENT_ONESHOT);
 }
 
-static int on_datagram(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+static int on_send_timer(NetSource *es, uint64_t usec, void *userdata) {
         UdpSweep *s = userdata;
 
+        s->attempt_usec = usec;
+        s->next = 0;
+        send_attempt(s);
+        return 0;
+}
+
+static int on_io(NetSource *es, int fd, uint32_t revents, void *userdata) {
+        UdpSweep *s = userdata;
+
+        if ((revents & EPOLLOUT) && s->blocked)
+                send_attempt(s);
+        if (!(revents & EPOLLIN))
+                return 0;
         for (;;) {
                 /* One loop thread: a static buffer serves every sweep. */
                 static uint8_t buf[65536];
                 struct sockaddr_in from;
-                socklen_t fromlen = sizeof(from);
                 ssize_t n;
 
-                n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *) &from, &fromlen);
+                n = s->net->recvfrom(fd, buf, sizeof(buf), &from);
+                if (n == -EAFNOSUPPORT)
+                        continue;
                 if (n < 0) {
-                        if (errno != EAGAIN && errno != EINTR)
-                                log_debug_errno(errno, "%s receive failed, ignoring: %m", s->config.what);
+                        if (n != -EAGAIN && n != -EINTR)
+                                log_debug_errno((int) -n, "%s receive failed, ignoring: %m", s->config.what);
                         return 0;
                 }
-                if (fromlen != sizeof(from) || from.sin_family != AF_INET)
-                        continue;
                 gpointer key = GSIZE_TO_POINTER(((gsize) ntohl(from.sin_addr.s_addr) << 16) | ntohs(from.sin_port));
                 if (g_hash_table_contains(s->seen, key))
                         continue;
@@ -63,7 +100,7 @@ static int on_datagram(sd_event_source *es, int fd, uint32_t revents, void *user
         }
 }
 
-static int on_end_timer(sd_event_source *es, uint64_t usec, void *userdata) {
+static int on_end_timer(NetSource *es, uint64_t usec, void *userdata) {
         UdpSweep *s = userdata;
 
         s->config.done(s, s->config.userdata);
@@ -73,11 +110,11 @@ static int on_end_timer(sd_event_source *es, uint64_t usec, void *userdata) {
 UdpSweep *udp_sweep_free(UdpSweep *s) {
         if (!s)
                 return NULL;
-        sd_event_source_disable_unref(s->io);
-        sd_event_source_disable_unref(s->send_timer);
-        sd_event_source_disable_unref(s->end_timer);
+        s->net->disable_unref(s->io);
+        s->net->disable_unref(s->send_timer);
+        s->net->disable_unref(s->end_timer);
         if (s->fd >= 0)
-                close(s->fd);
+                (void) s->net->close(s->fd);
         if (s->seen)
                 g_hash_table_unref(s->seen);
         free(s->config.dests);
@@ -90,6 +127,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(UdpSweep *, udp_sweep_free);
 
 int udp_sweep_start(sd_event *event, const UdpSweepConfig *config, UdpSweep **ret) {
         _cleanup_(udp_sweep_freep) UdpSweep *s = calloc(1, sizeof(UdpSweep));
+        uint64_t now;
         int r;
 
         if (!s) {
@@ -98,26 +136,30 @@ int udp_sweep_start(sd_event *event, const UdpSweepConfig *config, UdpSweep **re
                 return -ENOMEM;
         }
         s->config = *config;
+        s->net = config->net ?: &net_ops_real;
+        s->event = event;
         s->fd = -1;
         s->seen = g_hash_table_new(NULL, NULL);
-        s->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (s->fd < 0)
-                return -errno;
-        if (setsockopt(s->fd, SOL_SOCKET, SO_BROADCAST, &(int) { 1 }, sizeof(int)) < 0)
-                return -errno;
+        r = s->net->socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (r < 0)
+                return r;
+        s->fd = r;
+        r = s->net->setsockopt(s->fd, SOL_SOCKET, SO_BROADCAST, &(int) { 1 }, sizeof(int));
+        if (r < 0)
+                return r;
         /* Replies to a sweep of a /16 arrive in a burst. */
-        (void) setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &(int) { 4 << 20 }, sizeof(int));
-        r = sd_event_add_io(event, &s->io, s->fd, EPOLLIN, on_datagram, s);
+        (void) s->net->setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &(int) { 4 << 20 }, sizeof(int));
+        r = s->net->add_io(event, &s->io, s->fd, EPOLLIN, on_io, s);
         if (r < 0)
                 return r;
         s->attempts_left = MAX(config->attempts, 1u);
         /* Spread the attempts over the first half. */
         s->spacing_usec = MIN(config->duration_usec / 2 / s->attempts_left, 500 * USEC_PER_MSEC);
-        r = sd_event_add_time_relative(event, &s->send_timer, CLOCK_MONOTONIC, 0, 0, on_send_timer, s);
+        now = s->net->now(event, CLOCK_MONOTONIC);
+        r = s->net->add_time(event, &s->send_timer, now, 0, on_send_timer, s);
         if (r < 0)
                 return r;
-        r = sd_event_add_time_relative(event, &s->end_timer, CLOCK_MONOTONIC, config->duration_usec, 0,
-                                       on_end_timer, s);
+        r = s->net->add_time(event, &s->end_timer, now + config->duration_usec, 0, on_end_timer, s);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(s);

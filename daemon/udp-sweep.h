@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "net-ops.h"
+
 typedef struct UdpSweep UdpSweep;
 
 typedef bool (*UdpSweepReplyFn)(UdpSweep *s, const struct sockaddr_in *from, const uint8_t *buf, size_t n,
@@ -34,6 +36,7 @@ typedef struct UdpSweepConfig {
         UdpSweepReplyFn reply;
         UdpSweepDoneFn done;
         void *userdata;
+        const NetOps *net;          /* NULL: net_ops_real */
 } UdpSweepConfig;
 
 int udp_sweep_start(sd_event *event, const UdpSweepConfig *config, UdpSweep **ret);

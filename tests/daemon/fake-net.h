@@ -57,6 +57,13 @@ typedef struct FakeSocket {
         size_t in_len;
         uint8_t out[65536];        /* what the code under test sent */
         size_t out_len;
+        /* Datagrams: with dgram_limit, sendto() takes dgram_room more
+         * before EAGAIN (fake_dgram_room() makes room, as a drained buffer
+         * does); each one sent is counted, with its destination. */
+        bool dgram_limit;
+        size_t dgram_room;
+        size_t dgrams_sent;
+        struct sockaddr_in dgram_last_to;
 } FakeSocket;
 
 static struct {
@@ -149,6 +156,31 @@ static inline ssize_t fake_recv(int fd, void *buf, size_t len, int flags) {
         return (ssize_t) n;
 }
 
+static inline ssize_t fake_sendto(int fd, const void *buf, size_t len, const struct sockaddr_in *to) {
+        FakeSocket *s = fake_find(fd);
+        if (s->send_error)
+                return s->send_error;
+        if (s->dgram_limit) {
+                if (s->dgram_room == 0)
+                        return -EAGAIN;
+                s->dgram_room--;
+        }
+        s->dgrams_sent++;
+        s->dgram_last_to = *to;
+        return (ssize_t) len;
+}
+
+/* Datagrams in: none (the tests of sweeps feed the reply callback). */
+static inline ssize_t fake_recvfrom(int fd, void *buf, size_t len, struct sockaddr_in *from) {
+        fake_find(fd);
+        return -EAGAIN;
+}
+
+static inline void fake_dgram_room(FakeSocket *s, size_t n) {
+        s->dgram_room += n;
+        s->edge = true;
+}
+
 static inline int fake_close(int fd) {
         FakeSocket *s = fake_find(fd);
         if (s->closed)
@@ -232,6 +264,8 @@ static const NetOps fake_net = {
         .connect_result = fake_connect_result,
         .send = fake_send,
         .recv = fake_recv,
+        .sendto = fake_sendto,
+        .recvfrom = fake_recvfrom,
         .close = fake_close,
         .now = fake_now,
         .add_io = fake_add_io,
@@ -265,7 +299,7 @@ static inline void fake_fire(FakeSource *src) {
                         revents |= EPOLLIN;
                 if (s->peer_closed)
                         revents |= EPOLLRDHUP;
-                if (s->connect_done)
+                if (s->connect_done || (s->dgram_limit && s->dgram_room > 0))
                         revents |= EPOLLOUT;
                 if (s->connect_error)
                         revents |= EPOLLERR;
