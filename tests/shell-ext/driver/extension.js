@@ -167,14 +167,20 @@ class Driver {
 
     _shoot(file, area, invocation) {
         const shot = new Shell.Screenshot();
+        // Held until it is done: the test asks for garbage collections
+        // (Gc), and nothing else in JS refers to it meanwhile.
+        this._shots ??= new Set();
+        this._shots.add(shot);
         let stream;
         try {
             stream = Gio.File.new_for_path(file).replace(null, false, Gio.FileCreateFlags.NONE, null);
         } catch (e) {
+            this._shots.delete(shot);
             invocation.return_gerror(e);
             return;
         }
         const done = (o, res) => {
+            this._shots.delete(shot);
             try {
                 if (area)
                     o.screenshot_area_finish(res);
