@@ -73,8 +73,9 @@ POLL = 0.2
 JITTER = 0.1
 POWER_TOLERANCE = 0.015
 QUANTUM_WH = 1.0
-# kasamond stamps a sample when it sends the request, the simulator reads
-# its counter when the request arrives: a few ms later at most.
+# kasamond stamps a round's samples when its sysinfo reply arrives (device.c),
+# the simulator reads its counters as each request arrives (a strip's
+# outlets after it): a few ms apart at most.
 TIMING_S = 0.003
 
 
