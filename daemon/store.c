@@ -252,8 +252,9 @@ static void writer_checkpoint(Store *s) {
         /* The generation just freed and LMDB's transaction left free
          * chunks in both threads' malloc arenas, which glibc keeps in the
          * process: the resident set stayed at the checkpoint's peak until
-         * the next one (about 1 MiB more at 1000 plugs). This gives their
-         * pages back. Without the lock: it walks every arena. */
+         * the next one (about 1 MiB more at 1000 plugs, with a 1 MiB
+         * tail). This gives their pages back. Without the lock: it walks
+         * every arena. */
         pthread_mutex_unlock(&s->lock);
         (void) malloc_trim(0);
         pthread_mutex_lock(&s->lock);
