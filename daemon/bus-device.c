@@ -18,9 +18,8 @@ static int property_get_string(sd_bus *bus, const char *path, const char *interf
         return sd_bus_message_append_basic(reply, 's', userdata);
 }
 
-/* A char * field, NULL for "". */
-static int property_get_string_ptr(sd_bus *bus, const char *path, const char *interface, const char *property,
-                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+int bus_property_get_string_ptr(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         const char *s = *(char **) userdata;
         return sd_bus_message_append_basic(reply, 's', s ?: "");
 }
@@ -252,7 +251,7 @@ const sd_bus_vtable bus_device_vtable[] = {
         SD_BUS_PROPERTY("Countdown", "(st)", property_get_countdown, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Protocol", "s", property_get_string, offsetof(Device, protocol), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("AuthState", "s", property_get_auth, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("AuthMessage", "s", property_get_string_ptr, offsetof(Device, auth_message), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("AuthMessage", "s", bus_property_get_string_ptr, offsetof(Device, auth_message), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("SetOn", SD_BUS_ARGS("b", on), SD_BUS_NO_RESULT, method_set_on,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Toggle", SD_BUS_NO_ARGS, SD_BUS_RESULT("b", on), method_toggle,

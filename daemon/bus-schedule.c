@@ -28,13 +28,6 @@ static int property_get_devices(sd_bus *bus, const char *path, const char *inter
         return sd_bus_message_append_strv(reply, s->rec.devices);
 }
 
-/* A string field of the record; NULL reads as "". */
-static int property_get_string(sd_bus *bus, const char *path, const char *interface, const char *property,
-                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        const char *v = *(char **) userdata;
-        return sd_bus_message_append(reply, "s", v ?: "");
-}
-
 static int property_get_bool(sd_bus *bus, const char *path, const char *interface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         int b = *(bool *) userdata;
@@ -212,20 +205,20 @@ const sd_bus_vtable bus_schedule_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Id", "u", property_get_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Devices", "as", property_get_devices, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Action", "s", property_get_string, offsetof(Schedule, rec.action), SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Calendar", "s", property_get_string, offsetof(Schedule, rec.calendar), SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("SunEvent", "s", property_get_string, offsetof(Schedule, rec.sun_event), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Action", "s", bus_property_get_string_ptr, offsetof(Schedule, rec.action), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Calendar", "s", bus_property_get_string_ptr, offsetof(Schedule, rec.calendar), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("SunEvent", "s", bus_property_get_string_ptr, offsetof(Schedule, rec.sun_event), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("SunOffset", "x", NULL, offsetof(Schedule, rec.sun_offset_usec), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("RandomizedDelay", "t", NULL, offsetof(Schedule, rec.random_delay_usec), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Persistent", "b", property_get_bool, offsetof(Schedule, rec.persistent), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("ValidFrom", "t", NULL, offsetof(Schedule, rec.valid_from_usec), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("ValidUntil", "t", NULL, offsetof(Schedule, rec.valid_until_usec), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Enabled", "b", property_get_bool, offsetof(Schedule, rec.enabled), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Timer", "s", property_get_string, offsetof(Schedule, armed_timer), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Timer", "s", bus_property_get_string_ptr, offsetof(Schedule, armed_timer), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("NextElapse", "t", property_get_times, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
         SD_BUS_PROPERTY("LastTrigger", "t", property_get_times, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
         SD_BUS_PROPERTY("LastRun", "t", NULL, offsetof(Schedule, rec.last_run_usec), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("LastResult", "s", property_get_string, offsetof(Schedule, rec.last_result), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LastResult", "s", bus_property_get_string_ptr, offsetof(Schedule, rec.last_result), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Enable", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_enable, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Disable", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_disable, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("RunNow", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", result), method_run_now,

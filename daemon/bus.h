@@ -51,6 +51,10 @@ void bus_manager_emit_total(Manager *m);
 int bus_reply_device_error(sd_bus_message *call, Device *d, int error, int32_t device_err);
 int bus_set_device_error(sd_bus_error *e, Device *d, int error, int32_t device_err);
 
+/* An sd-bus property getter for a char * field (offsetof), NULL read as "". */
+int bus_property_get_string_ptr(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error);
+
 /* The string arrays sd_bus_message_read_strv() hands out: malloc'd, NULL
  * terminated. */
 static inline void strv_freep(char ***l) {

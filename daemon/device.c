@@ -178,21 +178,19 @@ static void update_transport_state(Device *d) {
         } else if (auth == DEVICE_AUTH_NONE)
                 auth = DEVICE_AUTH_UNKNOWN;
         /* Still failed from an earlier round (this one failed otherwise):
-         * the message stays what it was. Copied: the device's is replaced
-         * before its outlets get it. */
-        _cleanup_free_ char *kept = NULL;
-        if (auth == DEVICE_AUTH_FAILED && d->round_error != -EACCES && d->auth_message) {
-                kept = strdup(d->auth_message);
-                msg = kept ?: "";
-        }
+         * the message stays what it was. */
+        if (auth == DEVICE_AUTH_FAILED && d->round_error != -EACCES)
+                msg = d->auth_message ?: "";
         if (auth == DEVICE_AUTH_FAILED && d->auth != DEVICE_AUTH_FAILED)
                 log_warning("%s (%s): %s", d->id, d->address, msg);
         if (auth != DEVICE_AUTH_FAILED)
                 msg = "";
-        set_transport_state(d, p, auth, msg);
+        /* The outlets first: msg may be the device's own message, which
+         * its update replaces (after copying it). */
         for (size_t i = 0; i < d->n_outlets; i++)
                 if (d->outlets[i])
                         set_transport_state(d->outlets[i], p, auth, msg);
+        set_transport_state(d, p, auth, msg);
 }
 
 int device_set_address(Device *d, const struct sockaddr_in *sa) {

@@ -36,10 +36,10 @@ static void send_attempt(UdpSweep *s) {
                 ssize_t n = s->net->sendto(s->fd, s->config.probe, s->config.probe_len, to);
 
                 if (n == -EAGAIN) {
-                        if (!s->blocked && s->net->set_io_events(s->io, EPOLLIN | EPOLLOUT) >= 0)
+                        if (s->blocked || s->net->set_io_events(s->io, EPOLLIN | EPOLLOUT) >= 0) {
                                 s->blocked = true;
-                        if (s->blocked)
                                 return;
+                        }
                         /* Without EPOLLOUT the attempt cannot wait: what is
                          * left goes at the next one. */
                         log_debug("%s: socket buffer full, %zu probes left for the next attempt, ignoring",

@@ -581,8 +581,9 @@ def energy_end_bound_wh(load_w, poll_interval, jitter=0.1, tolerance=0.015, quan
     """How far EnergyTotal can be from the true energy after a steady load
     of load_w stopped: kasamond's estimate lies in an interval that holds
     each counter's true position, within half of it while the power
-    readings are right (daemon/energy.h; kasa-sim's 1 % noise averages out
-    over the polls far below that). At a steady load, right
+    readings are right (daemon/energy.h; kasa-sim's readings carry 1 %
+    noise, which the model in tests/daemon/test-energy.c includes). At a
+    steady load, right
     after a counter step the interval is at most one poll's energy wide,
     and until the next step it widens by the power tolerance over at most
     a quantum and a poll; the poll that sees the load gone adds up to one

@@ -170,7 +170,7 @@ static inline ssize_t fake_sendto(int fd, const void *buf, size_t len, const str
         return (ssize_t) len;
 }
 
-/* Datagrams in: none (the tests of sweeps feed the reply callback). */
+/* Datagrams in: none; the sweep's test checks what it sends. */
 static inline ssize_t fake_recvfrom(int fd, void *buf, size_t len, struct sockaddr_in *from) {
         fake_find(fd);
         return -EAGAIN;
