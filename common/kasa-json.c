@@ -44,28 +44,38 @@ __attribute__((format(printf, 2, 3))) static int perr(Parser *ps, const char *fm
         return -EBADMSG;
 }
 
-/* Index, not pointer: the array may move when it grows. */
-static int new_tok(Parser *ps, KjType type, size_t *ret) {
+static int grow_toks(KjDoc *d) {
+        size_t size = d->size * 4;
+        KjTok *t = d->toks == d->inline_toks ? malloc(size * sizeof(KjTok)) : realloc(d->toks, size * sizeof(KjTok));
+
+        if (!t)
+                return -ENOMEM;
+        if (d->toks == d->inline_toks)
+                memcpy(t, d->inline_toks, d->n * sizeof(KjTok));
+        d->toks = t;
+        d->size = size;
+        return 0;
+}
+
+/* Index, not pointer: the array may move when it grows. Inline: a reply
+ * is some sixty tokens, and a call each cost more than filling them. */
+static inline int new_tok(Parser *ps, KjType type, size_t *ret) {
         KjDoc *d = ps->doc;
 
-        if (d->n == d->size) {
-                size_t size = d->size * 4;
-                KjTok *t = d->toks == d->inline_toks ? malloc(size * sizeof(KjTok))
-                                                      : realloc(d->toks, size * sizeof(KjTok));
-                if (!t)
-                        return -ENOMEM;
-                if (d->toks == d->inline_toks)
-                        memcpy(t, d->inline_toks, d->n * sizeof(KjTok));
-                d->toks = t;
-                d->size = size;
+        if (_unlikely_(d->n == d->size)) {
+                int r = grow_toks(d);
+                if (r < 0)
+                        return r;
         }
         d->toks[d->n] = (KjTok) { .text = ps->p, .type = type, .skip = 1 };
         *ret = d->n++;
         return 0;
 }
 
-static void skip_ws(Parser *ps) {
-        while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
+static inline void skip_ws(Parser *ps) {
+        /* Devices send no whitespace: one test for the usual case. */
+        while (ps->p < ps->end && (unsigned char) *ps->p <= ' ' &&
+               (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
                 ps->p++;
 }
 
@@ -140,7 +150,27 @@ static uint32_t fnv(uint32_t h, const char *s, size_t n) {
         return h;
 }
 
-static int parse_string(Parser *ps, size_t *ret) {
+/* The bytes a string's fast path stops at: controls, quote, backslash and
+ * everything past ASCII. */
+static const bool string_special[256] = {
+        [0x00 ... 0x1f] = true, ['"'] = true, ['\\'] = true, [0x80 ... 0xff] = true,
+};
+
+/* Whether one of x's 8 bytes is string_special. Exact, not a filter: each
+ * term is the classic zero-byte test (Bit Twiddling Hacks' hasless() and
+ * haszero()), which has no false positives in bytes below 0x80, and any
+ * byte from 0x80 up answers yes by itself. */
+static inline bool word_special(uint64_t x) {
+        const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+        uint64_t quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');
+
+        return (((x - ones * 0x20) | (quote - ones) | (backslash - ones)) & ~x & highs) | (x & highs);
+}
+
+/* Keys are hashed, for the duplicate check and lookups; values are only
+ * scanned, eight bytes at a time: they are most of a reply's text (ids
+ * of 32 and 40 hex digits). */
+static int parse_string(Parser *ps, bool key, size_t *ret) {
         size_t idx;
         uint32_t dlen = 0, hash = FNV_OFFSET;
         bool escaped = false;
@@ -154,12 +184,14 @@ static int parse_string(Parser *ps, size_t *ret) {
                 /* Plain ASCII is nearly all of a reply: a tight loop for
                  * it, the checks below for everything else. */
                 const char *p = ps->p;
-                while (p < ps->end) {
-                        unsigned char a = (unsigned char) *p;
-                        if (a < 0x20 || a >= 0x80 || a == '"' || a == '\\')
-                                break;
-                        hash = (hash ^ a) * FNV_PRIME;
-                        p++;
+                if (key)
+                        for (; p < ps->end && !string_special[(unsigned char) *p]; p++)
+                                hash = (hash ^ (unsigned char) *p) * FNV_PRIME;
+                else {
+                        for (uint64_t x; ps->end - p >= 8 && (memcpy(&x, p, 8), !word_special(x));)
+                                p += 8;
+                        while (p < ps->end && !string_special[(unsigned char) *p])
+                                p++;
                 }
                 dlen += (uint32_t) (p - ps->p);
                 ps->p = p;
@@ -235,7 +267,7 @@ static int parse_string(Parser *ps, size_t *ret) {
         KjTok *t = &ps->doc->toks[idx];
         t->len = (uint32_t) (ps->p - t->text);
         t->decoded_len = dlen;
-        t->hash = hash;
+        t->hash = key ? hash : 0;
         t->escaped = escaped;
         ps->p++; /* the closing quote */
         *ret = idx;
@@ -451,6 +483,7 @@ static int next_member(Parser *ps, size_t idx, char close) {
 
 static int parse_object(Parser *ps, unsigned depth) {
         size_t idx, first_key = 0;
+        uint64_t filter[2] = {};
         int r;
 
         r = open_container(ps, depth, KJ_OBJECT, '}', &idx);
@@ -462,15 +495,23 @@ static int parse_object(Parser *ps, unsigned depth) {
                 skip_ws(ps);
                 if (ps->p >= ps->end || *ps->p != '"')
                         return perr(ps, "string expected as an object key");
-                r = parse_string(ps, &key);
+                r = parse_string(ps, true, &key);
                 if (r < 0)
                         return r;
                 if (ps->doc->toks[idx].count == 0)
                         first_key = key;
-                if (ps->doc->toks[idx].count < KJ_LINEAR_KEYS)
-                        for (size_t k = first_key; k < key; k += 1 + ps->doc->toks[k + 1].skip)
-                                if (key_cmp(&ps->doc->toks[k], &ps->doc->toks[key]) == 0)
-                                        return duplicate_key(ps, key);
+                if (ps->doc->toks[idx].count < KJ_LINEAR_KEYS) {
+                        /* A 128-bit filter of the keys' hashes: most keys
+                         * are compared with none of the earlier ones. */
+                        uint32_t bit = ps->doc->toks[key].hash >> 25;
+                        uint64_t mask = UINT64_C(1) << (bit & 63);
+
+                        if (filter[bit >> 6] & mask)
+                                for (size_t k = first_key; k < key; k += 1 + ps->doc->toks[k + 1].skip)
+                                        if (key_cmp(&ps->doc->toks[k], &ps->doc->toks[key]) == 0)
+                                                return duplicate_key(ps, key);
+                        filter[bit >> 6] |= mask;
+                }
                 skip_ws(ps);
                 if (ps->p >= ps->end || *ps->p != ':')
                         return perr(ps, "':' expected");
@@ -534,7 +575,7 @@ static int parse_value(Parser *ps, unsigned depth) {
         case '[':
                 return parse_array(ps, depth);
         case '"':
-                return parse_string(ps, &idx);
+                return parse_string(ps, false, &idx);
         case 't':
                 return parse_literal(ps, "true", KJ_TRUE);
         case 'f':

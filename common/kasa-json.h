@@ -32,7 +32,7 @@ typedef struct KjTok {
         uint32_t decoded_len;      /* strings: length once unescaped */
         uint32_t skip;             /* tokens in this value, itself included */
         uint32_t count;            /* objects: members; arrays: elements */
-        uint32_t hash;             /* strings: of the decoded bytes */
+        uint32_t hash;             /* object keys: of the decoded bytes */
         uint8_t type;              /* KjType */
         bool escaped;              /* strings: text holds backslash escapes */
         union {

@@ -243,10 +243,105 @@ static void test_nesting(void) {
         free(b.s);
 }
 
+/* Strings are scanned eight bytes at a time for the bytes that end the
+ * fast path (controls, quote, backslash, anything past ASCII): each of
+ * them, and their neighbours that are plain, at every place in and around
+ * that window, in values and in keys. */
+static void test_string_scan(void) {
+        static const struct {
+                const char *bytes, *decoded;
+                bool accepted;
+                const char *what;
+        } cases[] = {
+                { "\x01", NULL, false, "control 0x01" },
+                { "\x1f", NULL, false, "control 0x1f" },
+                { "\t", NULL, false, "a raw tab" },
+                { " ", " ", true, "a space (0x20)" },
+                { "!", "!", true, "0x21" },
+                { "#", "#", true, "0x23" },
+                { "[", "[", true, "0x5b" },
+                { "]", "]", true, "0x5d" },
+                { "\x7f", "\x7f", true, "DEL (0x7f)" },
+                { "\\\"", "\"", true, "an escaped quote" },
+                { "\\\\", "\\", true, "an escaped backslash" },
+                { "\\u00e9", "\xc3\xa9", true, "a \\u escape" },
+                { "\xc3\xa9", "\xc3\xa9", true, "two-byte UTF-8" },
+                { "\xe2\x82\xac", "\xe2\x82\xac", true, "three-byte UTF-8" },
+                { "\xf0\x9f\x94\x8c", "\xf0\x9f\x94\x8c", true, "four-byte UTF-8" },
+                { "\x80", NULL, false, "a lone continuation byte" },
+                { "\xff", NULL, false, "0xff" },
+                { "\xc3", NULL, false, "a cut two-byte sequence" },
+        };
+        unsigned bad = 0, checked = 0;
+
+        for (size_t c = 0; c < ELEMENTSOF(cases); c++)
+                for (unsigned key = 0; key <= 1; key++)
+                        for (size_t before = 0; before <= 17; before++)
+                                for (size_t after = 0; after <= 9; after += 9) {
+                                        char text[128], want[64], got[64];
+                                        char err[128];
+                                        size_t n = 0;
+                                        KjDoc doc;
+
+                                        n += (size_t) snprintf(text + n, sizeof(text) - n, key ? "{\"" : "[\"");
+                                        memset(text + n, 'a', before);
+                                        n += before;
+                                        n += (size_t) snprintf(text + n, sizeof(text) - n, "%s", cases[c].bytes);
+                                        memset(text + n, 'z', after);
+                                        n += after;
+                                        n += (size_t) snprintf(text + n, sizeof(text) - n, key ? "\":1}" : "\"]");
+                                        int r = kj_parse(&doc, text, n, err, sizeof(err));
+                                        bool pass;
+                                        if (!cases[c].accepted)
+                                                pass = r == -EBADMSG;
+                                        else {
+                                                const KjTok *s = r == 0 ? &doc.toks[1] : NULL;
+                                                size_t wn = (size_t) snprintf(want, sizeof(want), "%.*s%s%.*s", (int) before,
+                                                                              "aaaaaaaaaaaaaaaaaaaa", cases[c].decoded,
+                                                                              (int) after, "zzzzzzzzzz");
+                                                pass = kj_is_string(s) && s->decoded_len == wn;
+                                                if (pass) {
+                                                        kj_string_copy(s, got);
+                                                        pass = memcmp(got, want, wn) == 0;
+                                                }
+                                                /* A key is found by its decoded bytes. */
+                                                if (pass && key)
+                                                        pass = kj_is_integer(kj_object_getn(&doc.toks[0], want, wn));
+                                        }
+                                        kj_done(&doc);
+                                        checked++;
+                                        if (!pass) {
+                                                if (bad++ < 5)
+                                                        diag("%s, %s, %zu bytes before, %zu after: r=%d %s", cases[c].what,
+                                                             key ? "key" : "value", before, after, r, r < 0 ? err : "");
+                                        }
+                                }
+        ok(bad == 0, "every byte class at every place of the scan window, keys and values (%u texts, %u wrong)",
+           checked, bad);
+
+        /* A string the input ends in, at every length: never read past it. */
+        bad = 0;
+        for (size_t len = 0; len <= 24; len++) {
+                char *text = malloc(len + 2);
+                char err[128];
+                KjDoc doc;
+
+                text[0] = '[';
+                text[1] = '"';
+                memset(text + 2, 'q', len);
+                if (kj_parse(&doc, text, len + 2, err, sizeof(err)) != -EBADMSG || !strstr(err, "premature end"))
+                        bad++;
+                kj_done(&doc);
+                free(text);
+        }
+        ok(bad == 0, "an unterminated string of 0 to 24 bytes is refused as cut short (%u wrong)", bad);
+}
+
 int main(void) {
         test_hostile_reply();
         test_threshold();
         test_lookalikes();
         test_nesting();
+        test_string_scan();
         return done_testing();
 }
