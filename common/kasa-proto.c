@@ -209,12 +209,7 @@ char *kasa_request_erase_emeter(const char *child_id) {
 
 /* ---- response parsing ---- */
 
-/* Every getter: absent is fine unless required; present with the wrong
- * type or an insane value is an error naming the field. */
-
-
-
-
+/* The field getters (get_int() ...) are kasa-fields.h's. */
 static int get_err_code(const KjTok *obj, const char *where, int32_t *out, KasaError *err) {
         int64_t code = 0;
         int r = get_int(obj, where, "err_code", false, INT32_MIN + 1, INT32_MAX, &code, err);
