@@ -167,7 +167,7 @@ static inline bool word_special(uint64_t x) {
         return (((x - ones * 0x20) | (quote - ones) | (backslash - ones)) & ~x & highs) | (x & highs);
 }
 
-/* Keys are hashed, for the duplicate check and lookups; values are only
+/* Keys are hashed, for the duplicate check; values are only
  * scanned, eight bytes at a time: they are most of a reply's text (ids
  * of 32 and 40 hex digits). */
 static int parse_string(Parser *ps, bool key, size_t *ret) {
