@@ -98,7 +98,7 @@ typedef int64_t (*StoreDayStartFunc)(int64_t ts_ms, void *userdata);
 
 #define STORE_GAP_MS_DEFAULT (5 * 60 * 1000)
 #define STORE_CHECKPOINT_INTERVAL_MS_DEFAULT (60 * 60 * 1000)
-#define STORE_TAIL_MAX_BYTES_DEFAULT (512u << 10)
+#define STORE_TAIL_MAX_BYTES_DEFAULT (256u << 10)
 #define STORE_PENDING_MAX_BYTES_DEFAULT (8u << 20)
 /* 32-bit boards cannot map much more than 2 GiB. */
 #define STORE_MAP_MAX_BYTES_DEFAULT (sizeof(void *) < 8 ? UINT64_C(1) << 30 : UINT64_C(64) << 30)
