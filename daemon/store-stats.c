@@ -74,37 +74,64 @@ static int db_stats(Store *s, MDB_txn *txn, StoreStats *st) {
         return 0;
 }
 
-static void tail_stats(const Tail *t, StoreStats *st) {
+typedef struct TailCount {
+        uint64_t last_seq, samples, bytes;
+} TailCount;
+
+static TailCount tail_count(const Tail *t) {
+        TailCount c = { .last_seq = t->last_seq, .bytes = t->bytes };
         GHashTableIter it;
         gpointer v;
 
-        if (!t)
-                return;
-        st->tail_bytes += t->bytes;
         g_hash_table_iter_init(&it, t->devs);
         while (g_hash_table_iter_next(&it, NULL, &v))
-                st->tail_samples += ((const TailDev *) v)->n;
+                c.samples += ((const TailDev *) v)->n;
+        return c;
 }
 
 int store_stats(Store *s, StoreStats *ret) {
+        _cleanup_free_ TailCount *frozen = NULL;
         StoreStats st = {};
+        TailCount active;
+        size_t n = 0;
+        uint64_t ckpt = 0;
         MDB_txn *txn;
         int r;
 
         if (!s || !ret)
                 return -EINVAL;
+        /* The tail first, then LMDB, as queries do: a frozen generation
+         * the snapshot already holds (its checkpoint committed between
+         * the two) is counted there, not twice; one freed meanwhile was
+         * counted here. */
+        pthread_mutex_lock(&s->lock);
+        for (const Tail *t = s->frozen; t; t = t->next)
+                n++;
+        frozen = calloc(MAX(n, (size_t) 1), sizeof(TailCount));
+        n = 0;
+        for (const Tail *t = s->frozen; frozen && t; t = t->next)
+                frozen[n++] = tail_count(t);
+        active = tail_count(s->active);
+        pthread_mutex_unlock(&s->lock);
+        if (!frozen)
+                return -ENOMEM;
+
         r = db_read_begin(s, &txn);
         if (r < 0)
                 return r;
         r = db_stats(s, txn, &st);
+        if (r >= 0)
+                r = db_ckpt_seq(s, txn, &ckpt);
         db_read_end(s, txn);
         if (r < 0)
                 return r;
-        pthread_mutex_lock(&s->lock);
-        tail_stats(s->active, &st);
-        for (const Tail *t = s->frozen; t; t = t->next)
-                tail_stats(t, &st);
-        pthread_mutex_unlock(&s->lock);
+        for (size_t i = 0; i < n; i++)
+                if (frozen[i].last_seq > ckpt) {
+                        st.tail_samples += frozen[i].samples;
+                        st.tail_bytes += frozen[i].bytes;
+                }
+        st.tail_samples += active.samples;
+        st.tail_bytes += active.bytes;
         *ret = st;
         return 0;
 }

@@ -1325,6 +1325,40 @@ static void test_crash(const char *dir) {
         is_int(good, kills, "crash: consistent after each of %u SIGKILLs, nothing committed lost", kills);
 }
 
+/* store_stats() while the writer checkpoints: each sample counted once,
+ * packed or in the tail. Stats read LMDB, then the tail: a generation
+ * committed before the read and freed after it counted twice (CI: "the
+ * open hour waits in the log", 720 of 360), one committed and freed
+ * between the two not at all. */
+static void test_stats_once(const char *dir) {
+        StoreOptions o = { .day_start = day_utc, .tail_max_bytes = 2048 };
+        Series x = series_make(7, T0, 1000, 20000, false);
+        StoreStats stats;
+        Store *st = NULL;
+        unsigned twice = 0, calls = 0, packed = 0;
+
+        ok(store_open_with(dir, &o, &st) == 0, "stats: open");
+        for (size_t i = 0; i < x.n; i++) {
+                x.s[i].ts_ms = T0 + (int64_t) i * 1000;
+                if (store_append(st, &x.s[i], 1) < 0)
+                        break;
+                if (store_stats(st, &stats) < 0)
+                        break;
+                calls++;
+                if (stats.block_samples + stats.tail_samples != i + 1) {
+                        if (twice++ < 3)
+                                diag("after %zu samples: %" PRIu64 " packed + %" PRIu64 " in the tail", i + 1,
+                                     stats.block_samples, stats.tail_samples);
+                }
+                packed = (unsigned) stats.block_samples;
+        }
+        is_int(calls, 20000, "stats: read after each of 20000 samples");
+        ok(packed > 0, "stats: the writer packed meanwhile (%u samples)", packed);
+        is_int(twice, 0, "stats: each sample counted once, packed or in the tail");
+        store_free(st);
+        free(x.s);
+}
+
 int main(void) {
         struct {
                 const char *name;
@@ -1346,6 +1380,7 @@ int main(void) {
                 { "v1", test_v1 },
                 { "v2", test_v2 },
                 { "interval", test_interval },
+                { "stats", test_stats_once },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(tests); i++) {
