@@ -1335,7 +1335,7 @@ static void test_stats_once(const char *dir) {
         Series x = series_make(7, T0, 1000, 20000, false);
         StoreStats stats;
         Store *st = NULL;
-        unsigned twice = 0, calls = 0, packed = 0;
+        unsigned wrong = 0, calls = 0, packed = 0;
 
         ok(store_open_with(dir, &o, &st) == 0, "stats: open");
         for (size_t i = 0; i < x.n; i++) {
@@ -1346,7 +1346,7 @@ static void test_stats_once(const char *dir) {
                         break;
                 calls++;
                 if (stats.block_samples + stats.tail_samples != i + 1) {
-                        if (twice++ < 3)
+                        if (wrong++ < 3)
                                 diag("after %zu samples: %" PRIu64 " packed + %" PRIu64 " in the tail", i + 1,
                                      stats.block_samples, stats.tail_samples);
                 }
@@ -1354,7 +1354,7 @@ static void test_stats_once(const char *dir) {
         }
         is_int(calls, 20000, "stats: read after each of 20000 samples");
         ok(packed > 0, "stats: the writer packed meanwhile (%u samples)", packed);
-        is_int(twice, 0, "stats: each sample counted once, packed or in the tail");
+        is_int(wrong, 0, "stats: each sample counted once, packed or in the tail");
         store_free(st);
         free(x.s);
 }
