@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -271,7 +272,7 @@ const sd_bus_vtable bus_device_vtable[] = {
  * sd-bus reads them). sd_bus_emit_properties_changed_strv() first looks up
  * the path, its fallback vtables, the object and each property by name,
  * which for one poll's two signals cost more than parsing the reply. */
-static int emit_properties(sd_bus *bus, Device *d, const sd_bus_vtable *vtable, const char *iface, char **names) {
+static int emit_properties(sd_bus *bus, Device *d, const char *iface, const sd_bus_vtable *const *props) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
@@ -282,24 +283,18 @@ static int emit_properties(sd_bus *bus, Device *d, const sd_bus_vtable *vtable, 
                 r = sd_bus_message_append_basic(msg, 's', iface);
         if (r >= 0)
                 r = sd_bus_message_open_container(msg, 'a', "{sv}");
-        for (char **n = names; r >= 0 && *n; n++) {
-                const sd_bus_vtable *v = vtable;
-
-                while (v->type != _SD_BUS_VTABLE_END &&
-                       (v->type != _SD_BUS_VTABLE_PROPERTY || strcmp(v->x.property.member, *n) != 0))
-                        v++;
-                if (v->type == _SD_BUS_VTABLE_END)
-                        return -ENOENT;
+        for (const sd_bus_vtable *const *p = props; r >= 0 && *p; p++) {
+                const sd_bus_vtable *v = *p;
+                const char *name = v->x.property.member, *sig = v->x.property.signature;
                 void *field = (uint8_t *) d + v->x.property.offset;
-                const char *sig = v->x.property.signature;
 
                 r = sd_bus_message_open_container(msg, 'e', "sv");
                 if (r >= 0)
-                        r = sd_bus_message_append_basic(msg, 's', *n);
+                        r = sd_bus_message_append_basic(msg, 's', name);
                 if (r >= 0)
                         r = sd_bus_message_open_container(msg, 'v', sig);
                 if (r >= 0 && v->x.property.get)
-                        r = v->x.property.get(bus, d->path, iface, *n, msg, field, &error);
+                        r = v->x.property.get(bus, d->path, iface, name, msg, field, &error);
                 else if (r >= 0)
                         r = sd_bus_message_append_basic(msg, sig[0],
                                                         strchr("sog", sig[0]) ? *(const char **) field : field);
@@ -319,49 +314,62 @@ static int emit_properties(sd_bus *bus, Device *d, const sd_bus_vtable *vtable, 
         return sd_bus_send(bus, msg, NULL);
 }
 
+static const sd_bus_vtable *vtable_property(const sd_bus_vtable *v, const char *name) {
+        while (v->type != _SD_BUS_VTABLE_PROPERTY || strcmp(v->x.property.member, name) != 0) {
+                assert(v->type != _SD_BUS_VTABLE_END);
+                v++;
+        }
+        return v;
+}
+
 void bus_device_emit_changed(Manager *m, Device *d) {
+        enum { DEVICE, METER };
         static const struct {
                 unsigned mask;
-                const char *iface;
-                const char *names[4];
+                unsigned iface;
+                const char *names[3];
         } map[] = {
-                { DEVICE_CHANGED_ALIAS, KASA_DEVICE_IFACE, { "Alias" } },
-                { DEVICE_CHANGED_MODEL, KASA_DEVICE_IFACE, { "Model" } },
-                { DEVICE_CHANGED_ADDRESS, KASA_DEVICE_IFACE, { "Address" } },
-                { DEVICE_CHANGED_VERSIONS, KASA_DEVICE_IFACE, { "HardwareVersion", "FirmwareVersion" } },
-                { DEVICE_CHANGED_ON, KASA_DEVICE_IFACE, { "On" } },
-                { DEVICE_CHANGED_ONLINE, KASA_DEVICE_IFACE, { "Online" } },
-                { DEVICE_CHANGED_SEEN, KASA_DEVICE_IFACE, { "LastSeen" } },
-                { DEVICE_CHANGED_RSSI, KASA_DEVICE_IFACE, { "Rssi" } },
-                { DEVICE_CHANGED_COUNTDOWN, KASA_DEVICE_IFACE, { "Countdown" } },
-                { DEVICE_CHANGED_PROTOCOL, KASA_DEVICE_IFACE, { "Protocol" } },
-                { DEVICE_CHANGED_AUTH, KASA_DEVICE_IFACE, { "AuthState", "AuthMessage" } },
-                { DEVICE_CHANGED_READING, KASA_METER_IFACE, { "Power", "Voltage", "Current" } },
-                { DEVICE_CHANGED_ENERGY, KASA_METER_IFACE, { "EnergyTotal", "EnergyToday" } },
+                { DEVICE_CHANGED_ALIAS, DEVICE, { "Alias" } },
+                { DEVICE_CHANGED_MODEL, DEVICE, { "Model" } },
+                { DEVICE_CHANGED_ADDRESS, DEVICE, { "Address" } },
+                { DEVICE_CHANGED_VERSIONS, DEVICE, { "HardwareVersion", "FirmwareVersion" } },
+                { DEVICE_CHANGED_ON, DEVICE, { "On" } },
+                { DEVICE_CHANGED_ONLINE, DEVICE, { "Online" } },
+                { DEVICE_CHANGED_SEEN, DEVICE, { "LastSeen" } },
+                { DEVICE_CHANGED_RSSI, DEVICE, { "Rssi" } },
+                { DEVICE_CHANGED_COUNTDOWN, DEVICE, { "Countdown" } },
+                { DEVICE_CHANGED_PROTOCOL, DEVICE, { "Protocol" } },
+                { DEVICE_CHANGED_AUTH, DEVICE, { "AuthState", "AuthMessage" } },
+                { DEVICE_CHANGED_READING, METER, { "Power", "Voltage", "Current" } },
+                { DEVICE_CHANGED_ENERGY, METER, { "EnergyTotal", "EnergyToday" } },
         };
-        const char *iface_names[2] = { KASA_DEVICE_IFACE, KASA_METER_IFACE };
+        static const char *const ifaces[] = { [DEVICE] = KASA_DEVICE_IFACE, [METER] = KASA_METER_IFACE };
+        /* The names' vtable entries, looked up once: this runs for every
+         * poll of every device, and the loop is the only thread emitting. */
+        static const sd_bus_vtable *props[ELEMENTSOF(map)][ELEMENTSOF(map[0].names)];
+        const sd_bus_vtable *list[ELEMENTSOF(ifaces)][ELEMENTSOF(map) * ELEMENTSOF(map[0].names) + 1];
+        size_t n[ELEMENTSOF(ifaces)] = {};
         unsigned changes = d->changes;
 
         d->changes = 0;
         if (!m->bus || changes == 0)
                 return;
-        for (size_t k = 0; k < ELEMENTSOF(iface_names); k++) {
-                char *names[16];
-                size_t n = 0;
-
-                if (k == 1 && !device_has_meter(d))
-                        break;
-                for (size_t i = 0; i < ELEMENTSOF(map); i++) {
-                        if (!(changes & map[i].mask) || strcmp(map[i].iface, iface_names[k]) != 0)
-                                continue;
+        if (!props[0][0])
+                for (size_t i = 0; i < ELEMENTSOF(map); i++)
                         for (size_t j = 0; j < ELEMENTSOF(map[i].names) && map[i].names[j]; j++)
-                                names[n++] = (char *) map[i].names[j];
-                }
-                if (n == 0)
+                                props[i][j] = vtable_property(map[i].iface == METER ? bus_energy_vtable
+                                                                                   : bus_device_vtable,
+                                                              map[i].names[j]);
+        for (size_t i = 0; i < ELEMENTSOF(map); i++)
+                for (size_t j = 0; (changes & map[i].mask) && j < ELEMENTSOF(props[i]) && props[i][j]; j++)
+                        list[map[i].iface][n[map[i].iface]++] = props[i][j];
+        if (!device_has_meter(d))
+                n[METER] = 0;
+        for (size_t k = 0; k < ELEMENTSOF(ifaces); k++) {
+                if (n[k] == 0)
                         continue;
-                names[n] = NULL;
-                int r = emit_properties(m->bus, d, k == 0 ? bus_device_vtable : bus_energy_vtable, iface_names[k],
-                                        names);
+                list[k][n[k]] = NULL;
+                int r = emit_properties(m->bus, d, ifaces[k], list[k]);
                 if (r < 0)
                         log_debug_errno(r, "Failed to emit PropertiesChanged for %s, ignoring: %m", d->id);
         }
