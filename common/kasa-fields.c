@@ -18,21 +18,14 @@ int kasa_fail(KasaError *err, const char *fmt, ...) {
         return -EBADMSG;
 }
 
-static const KjTok *field(const KjTok *obj, const char *where, const char *key, bool required, KasaError *err,
-                          int *ret) {
-        const KjTok *v = kj_object_get(obj, key);
-
-        *ret = v || !required ? 0 : kasa_fail(err, "%s: required field \"%s\" is missing", where, key);
-        return v;
+static int absent(const char *where, const char *key, bool required, KasaError *err) {
+        return required ? kasa_fail(err, "%s: required field \"%s\" is missing", where, key) : 0;
 }
 
-int kasa_field_string(const KjTok *obj, const char *where, const char *key, bool required, char *out,
+int kasa_value_string(const KjTok *v, const char *where, const char *key, bool required, char *out,
                       size_t out_size, KasaError *err) {
-        int r;
-        const KjTok *v = field(obj, where, key, required, err, &r);
-
         if (!v)
-                return r;
+                return absent(where, key, required, err);
         if (!kj_is_string(v))
                 return kasa_fail(err, "%s: field \"%s\" must be a string", where, key);
         if (v->decoded_len >= out_size)
@@ -43,13 +36,15 @@ int kasa_field_string(const KjTok *obj, const char *where, const char *key, bool
         return 1;
 }
 
-int kasa_field_int(const KjTok *obj, const char *where, const char *key, bool required, int64_t min, int64_t max,
-                   int64_t *out, KasaError *err) {
-        int r;
-        const KjTok *v = field(obj, where, key, required, err, &r);
+int kasa_field_string(const KjTok *obj, const char *where, const char *key, bool required, char *out,
+                      size_t out_size, KasaError *err) {
+        return kasa_value_string(kj_object_get(obj, key), where, key, required, out, out_size, err);
+}
 
+int kasa_value_int(const KjTok *v, const char *where, const char *key, bool required, int64_t min, int64_t max,
+                   int64_t *out, KasaError *err) {
         if (!v)
-                return r;
+                return absent(where, key, required, err);
         if (!kj_is_integer(v))
                 return kasa_fail(err, "%s: field \"%s\" must be an integer", where, key);
         if (v->integer < min || v->integer > max)
@@ -59,13 +54,17 @@ int kasa_field_int(const KjTok *obj, const char *where, const char *key, bool re
         return 1;
 }
 
+int kasa_field_int(const KjTok *obj, const char *where, const char *key, bool required, int64_t min, int64_t max,
+                   int64_t *out, KasaError *err) {
+        return kasa_value_int(kj_object_get(obj, key), where, key, required, min, max, out, err);
+}
+
 int kasa_field_scaled(const KjTok *obj, const char *where, const char *key, bool required, double scale,
                       int64_t min, int64_t max, int64_t *out, KasaError *err) {
-        int r;
-        const KjTok *v = field(obj, where, key, required, err, &r);
+        const KjTok *v = kj_object_get(obj, key);
 
         if (!v)
-                return r;
+                return absent(where, key, required, err);
         if (!kj_is_number(v))
                 return kasa_fail(err, "%s: field \"%s\" must be a number", where, key);
         double d = kj_number_value(v) * scale;

@@ -27,3 +27,10 @@ int kasa_field_int(const KjTok *obj, const char *where, const char *key, bool re
 int kasa_field_scaled(const KjTok *obj, const char *where, const char *key, bool required, double scale,
                       int64_t min, int64_t max, int64_t *out, KasaError *err);
 int kasa_field_bool(const KjTok *obj, const char *where, const char *key, bool *out, KasaError *err);
+
+/* kasa_field_string() and kasa_field_int() for a value already looked up (NULL: absent), as
+ * kj_object_pick() gives them. */
+int kasa_value_string(const KjTok *v, const char *where, const char *key, bool required, char *out,
+                      size_t out_size, KasaError *err);
+int kasa_value_int(const KjTok *v, const char *where, const char *key, bool required, int64_t min, int64_t max,
+                   int64_t *out, KasaError *err);

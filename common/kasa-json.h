@@ -64,6 +64,10 @@ const KjTok *kj_object_getn(const KjTok *obj, const char *key, size_t n);
 static inline const KjTok *kj_object_get(const KjTok *obj, const char *key) {
         return kj_object_getn(obj, key, __builtin_strlen(key));
 }
+/* The values of several keys of obj in one pass over its members (each
+ * lookup above walks them): out[i] is keys[i]'s value, or NULL. */
+#define KJ_PICK_MAX 24
+void kj_object_pick(const KjTok *obj, const char *const *keys, size_t n, const KjTok **out);
 const KjTok *kj_array_get(const KjTok *array, size_t i);
 
 /* Writes decoded_len bytes (no NUL) to out. */

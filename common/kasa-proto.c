@@ -312,6 +312,18 @@ static int parse_child(const KjTok *c, size_t idx, KasaChild *ret, KasaError *er
 
 static int parse_sysinfo(const KjTok *si, KasaSysinfo *ret, KasaError *err) {
         static const char where[] = "system.get_sysinfo";
+        enum {
+                ALIAS, MODEL, MAC, MIC_MAC, DEVICE_ID, HW_ID, OEM_ID, HW_VER, SW_VER, FEATURE, TYPE, MIC_TYPE,
+                RELAY_STATE, LED_OFF, ON_TIME, RSSI, CHILDREN, _FIELDS
+        };
+        static const char *const keys[_FIELDS] = {
+                [ALIAS] = "alias", [MODEL] = "model", [MAC] = "mac", [MIC_MAC] = "mic_mac",
+                [DEVICE_ID] = "deviceId", [HW_ID] = "hwId", [OEM_ID] = "oemId", [HW_VER] = "hw_ver",
+                [SW_VER] = "sw_ver", [FEATURE] = "feature", [TYPE] = "type", [MIC_TYPE] = "mic_type",
+                [RELAY_STATE] = "relay_state", [LED_OFF] = "led_off", [ON_TIME] = "on_time", [RSSI] = "rssi",
+                [CHILDREN] = "children",
+        };
+        const KjTok *f[_FIELDS];
         char mac[KASA_STRING_MAX] = "";
         int64_t v;
         int r;
@@ -319,75 +331,71 @@ static int parse_sysinfo(const KjTok *si, KasaSysinfo *ret, KasaError *err) {
         /* Not the children's 8 KiB of strings: parse_child() clears each one
          * it fills, and nothing reads past n_children. */
         memset(ret, 0, offsetof(KasaSysinfo, children));
+        /* One pass over some thirty members, not one per field. */
+        kj_object_pick(si, keys, _FIELDS, f);
 
-        r = get_string(si, where, "alias", false, ret->alias, sizeof(ret->alias), err);
+        r = kasa_value_string(f[ALIAS], where, keys[ALIAS], false, ret->alias, sizeof(ret->alias), err);
         if (r < 0)
                 return r;
-        r = get_string(si, where, "model", true, ret->model, sizeof(ret->model), err);
+        r = kasa_value_string(f[MODEL], where, keys[MODEL], true, ret->model, sizeof(ret->model), err);
         if (r < 0)
                 return r;
         if (!ret->model[0])
                 return fail(err, "%s: field \"model\" is empty", where);
-        r = get_string(si, where, "mac", false, mac, sizeof(mac), err);
+        /* some firmwares name it mic_mac and drop the colons */
+        size_t m = f[MAC] ? MAC : MIC_MAC;
+        r = kasa_value_string(f[m], where, keys[m], false, mac, sizeof(mac), err);
         if (r < 0)
                 return r;
-        if (r == 0) {
-                /* some firmwares name it mic_mac and drop the colons */
-                r = get_string(si, where, "mic_mac", false, mac, sizeof(mac), err);
-                if (r < 0)
-                        return r;
-                if (r == 0)
-                        return fail(err, "%s: no \"mac\" or \"mic_mac\" field", where);
-        }
+        if (r == 0)
+                return fail(err, "%s: no \"mac\" or \"mic_mac\" field", where);
         if (kasa_mac_normalize(mac, ret->mac) < 0)
                 return fail(err, "%s: \"%.32s\" is not a MAC address", where, mac);
-        r = get_string(si, where, "deviceId", true, ret->device_id, sizeof(ret->device_id), err);
+        r = kasa_value_string(f[DEVICE_ID], where, keys[DEVICE_ID], true, ret->device_id, sizeof(ret->device_id),
+                              err);
         if (r < 0)
                 return r;
         if (!ret->device_id[0])
                 return fail(err, "%s: field \"deviceId\" is empty", where);
         const struct {
-                const char *key;
+                size_t field;
                 char *out;
                 size_t size;
         } optional[] = {
-                { "hwId", ret->hw_id, sizeof(ret->hw_id) },
-                { "oemId", ret->oem_id, sizeof(ret->oem_id) },
-                { "hw_ver", ret->hw_ver, sizeof(ret->hw_ver) },
-                { "sw_ver", ret->sw_ver, sizeof(ret->sw_ver) },
-                { "feature", ret->feature, sizeof(ret->feature) },
+                { HW_ID, ret->hw_id, sizeof(ret->hw_id) },
+                { OEM_ID, ret->oem_id, sizeof(ret->oem_id) },
+                { HW_VER, ret->hw_ver, sizeof(ret->hw_ver) },
+                { SW_VER, ret->sw_ver, sizeof(ret->sw_ver) },
+                { FEATURE, ret->feature, sizeof(ret->feature) },
+                { f[TYPE] ? TYPE : MIC_TYPE, ret->type, sizeof(ret->type) },
         };
         for (size_t i = 0; i < ELEMENTSOF(optional); i++) {
-                r = get_string(si, where, optional[i].key, false, optional[i].out, optional[i].size, err);
+                size_t k = optional[i].field;
+                r = kasa_value_string(f[k], where, keys[k], false, optional[i].out, optional[i].size, err);
                 if (r < 0)
                         return r;
         }
-        r = get_string(si, where, "type", false, ret->type, sizeof(ret->type), err);
-        if (r == 0)
-                r = get_string(si, where, "mic_type", false, ret->type, sizeof(ret->type), err);
-        if (r < 0)
-                return r;
         ret->has_emeter = strstr(ret->feature, "ENE") != NULL;
 
-        r = get_int(si, where, "relay_state", false, 0, 1, &v, err);
+        r = kasa_value_int(f[RELAY_STATE], where, keys[RELAY_STATE], false, 0, 1, &v, err);
         if (r < 0)
                 return r;
         ret->has_relay = r > 0;
         ret->on = r > 0 && v == 1;
-        r = get_int(si, where, "led_off", false, 0, 1, &v, err);
+        r = kasa_value_int(f[LED_OFF], where, keys[LED_OFF], false, 0, 1, &v, err);
         if (r < 0)
                 return r;
         ret->led_off = r > 0 && v == 1;
-        r = get_int(si, where, "on_time", false, 0, INT32_MAX, &ret->on_time, err);
+        r = kasa_value_int(f[ON_TIME], where, keys[ON_TIME], false, 0, INT32_MAX, &ret->on_time, err);
         if (r < 0)
                 return r;
-        r = get_int(si, where, "rssi", false, -200, 0, &v, err);
+        r = kasa_value_int(f[RSSI], where, keys[RSSI], false, -200, 0, &v, err);
         if (r < 0)
                 return r;
         ret->has_rssi = r > 0;
         ret->rssi = (int32_t) v;
 
-        const KjTok *children = kj_object_get(si, "children");
+        const KjTok *children = f[CHILDREN];
         if (children) {
                 if (!kj_is_array(children))
                         return fail(err, "%s: field \"children\" must be an array", where);

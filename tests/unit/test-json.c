@@ -176,20 +176,43 @@ static void test_threshold(void) {
         }
 }
 
+/* The hashes the parser gave the two keys of {"a":1,"b":2}, compared. */
+static bool same_hash(const char *text) {
+        _cleanup_(kj_done) KjDoc doc;
+        char err[128];
+
+        return kj_parse(&doc, text, strlen(text), err, sizeof(err)) == 0 && doc.toks[0].count == 2 &&
+               doc.toks[1].hash == doc.toks[3].hash;
+}
+
 static void test_lookalikes(void) {
-        /* "bgpvu" and "b13ea" have the same 32-bit FNV-1a hash and length:
+        /* "bcyrc" and "bfu2c" have the same 32-bit key hash and length:
          * different keys all the same, in small and in big objects. */
         unsigned n;
 
-        expect_ok("{\"bgpvu\":1,\"b13ea\":2}", "two keys with the same hash (small object)");
-        expect_ok("{\"\\u0062gpvu\":1,\"b13ea\":2}", "an escaped key and another with the same hash");
-        expect_dup("{\"bgpvu\":1,\"b13ea\":2,\"bgpv\\u0075\":3}", ",\"bgpv\\u0075\"", "a repeat among same-hash keys");
-        _cleanup_free_ char *big = many_keys(HOSTILE_SIZE, "", ",\"bgpvu\":1,\"b13ea\":2", &n);
+        ok(same_hash("{\"bcyrc\":1,\"bfu2c\":2}"), "\"bcyrc\" and \"bfu2c\" have the same key hash");
+        ok(same_hash("{\"\\u0062cyrc\":1,\"bfu2c\":2}"), "escaped, \"bcyrc\" has that hash too");
+        ok(!same_hash("{\"bcyrc\":1,\"bcyrd\":2}"), "\"bcyrc\" and \"bcyrd\" do not");
+        expect_ok("{\"bcyrc\":1,\"bfu2c\":2}", "two keys with the same hash (small object)");
+        expect_ok("{\"\\u0062cyrc\":1,\"bfu2c\":2}", "an escaped key and another with the same hash");
+        expect_dup("{\"bcyrc\":1,\"bfu2c\":2,\"bcyr\\u0063\":3}", ",\"bcyr\\u0063\"", "a repeat among same-hash keys");
+        _cleanup_free_ char *big = many_keys(HOSTILE_SIZE, "", ",\"bcyrc\":1,\"bfu2c\":2", &n);
         expect_ok(big, "two keys with the same hash (big object)");
-        _cleanup_free_ char *bigdup = many_keys(HOSTILE_SIZE, "", ",\"bgpvu\":1,\"b13ea\":2,\"b13ea\":3", &n);
-        expect_dup(bigdup, ",\"b13ea\":3", "a repeat among same-hash keys (big object)");
+        _cleanup_free_ char *bigdup = many_keys(HOSTILE_SIZE, "", ",\"bcyrc\":1,\"bfu2c\":2,\"bfu2c\":3", &n);
+        expect_dup(bigdup, ",\"bfu2c\":3", "a repeat among same-hash keys (big object)");
         _cleanup_free_ char *prefix = many_keys(HOSTILE_SIZE, "", ",\"q~\":1,\"q~r\":2", &n);
         expect_ok(prefix, "a key and its prefix (big object)");
+
+        /* Hashed a word at a time: a key's last word read whole (the first
+         * here) or byte by byte (the second, near the end of the text). */
+        expect_dup("{\"abcdefghi\":1,\"abcdefghi\":2}", ",\"abcdefghi\"", "a repeat read to the end of the text");
+        expect_dup("{\"abcdefgh\":1,\"abcdefgh\":2}", ",\"abcdefgh\"", "a repeat of a whole word");
+        /* An escaped key longer than the stack buffer its hash is taken in. */
+        char longkey[601], longdup[1400];
+        memset(longkey, 'a', 600);
+        longkey[600] = 0;
+        snprintf(longdup, sizeof(longdup), "{\"%s\":1,\"%.*s\\u0061\":2}", longkey, 599, longkey);
+        expect_dup(longdup, ",\"aaa", "a repeat of a long key, escaped");
 }
 
 static void test_nesting(void) {
@@ -240,6 +263,58 @@ static void test_nesting(void) {
         }
         put(&b, ",\"x\":1}");
         expect_dup(b.s, ",\"x\":1}", "a repeat in the parent of a big object");
+        free(b.s);
+}
+
+/* kj_object_pick() finds what kj_object_getn() finds, key by key: escaped
+ * keys, absent ones, two with the same hash, and a table's worth. */
+static void test_pick(void) {
+        static const char text[] = "{\"alias\":1,\"b\\u0063yrc\":2,\"bfu2c\":3,\"x\":{\"alias\":4},\"\":5,"
+                                   "\"a_rather_long_key_name\":6}";
+        static const char *const keys[] = { "alias", "bcyrc", "bfu2c", "x", "", "a_rather_long_key_name", "absent",
+                                            "bcyr", "aliasx" };
+        _cleanup_(kj_done) KjDoc doc;
+        const KjTok *got[ELEMENTSOF(keys)];
+        char err[128];
+        unsigned bad = 0;
+
+        ok(kj_parse(&doc, text, strlen(text), err, sizeof(err)) == 0, "pick: the text parses");
+        kj_object_pick(&doc.toks[0], keys, ELEMENTSOF(keys), got);
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if (got[i] != kj_object_get(&doc.toks[0], keys[i])) {
+                        diag("pick: \"%s\" gave %p, getn %p", keys[i], (void *) got[i],
+                             (void *) kj_object_get(&doc.toks[0], keys[i]));
+                        bad++;
+                }
+        ok(bad == 0 && got[0] && got[0]->integer == 1 && got[1] && got[1]->integer == 2 && !got[6],
+           "pick finds what a lookup finds, key by key");
+
+        /* KJ_PICK_MAX keys out of many members, each found. */
+        Buf b = {};
+        const char *many[KJ_PICK_MAX];
+        char names[KJ_PICK_MAX][8];
+        put(&b, "{");
+        for (unsigned i = 0; i < 3 * KJ_PICK_MAX; i++) {
+                char key[8], member[32];
+                key_name(i, key);
+                snprintf(member, sizeof(member), "%s\"%s\":%u", i ? "," : "", key, i);
+                put(&b, member);
+                if (i % 3 == 0) {
+                        memcpy(names[i / 3], key, sizeof(key));
+                        many[i / 3] = names[i / 3];
+                }
+        }
+        put(&b, "}");
+        _cleanup_(kj_done) KjDoc big;
+        const KjTok *vals[KJ_PICK_MAX];
+        bad = 0;
+        if (kj_parse(&big, b.s, b.n, err, sizeof(err)) == 0) {
+                kj_object_pick(&big.toks[0], many, KJ_PICK_MAX, vals);
+                for (unsigned i = 0; i < KJ_PICK_MAX; i++)
+                        bad += !vals[i] || vals[i]->integer != 3 * i;
+        } else
+                bad = 1;
+        ok(bad == 0, "pick finds %d keys among %d members", KJ_PICK_MAX, 3 * KJ_PICK_MAX);
         free(b.s);
 }
 
@@ -343,5 +418,6 @@ int main(void) {
         test_lookalikes();
         test_nesting();
         test_string_scan();
+        test_pick();
         return done_testing();
 }
