@@ -165,9 +165,14 @@ static void update_transport_state(Device *d) {
         const char *proto = d->transport ? transport_protocol(d->transport) : (d->klap ? "klap" : "xor");
         DeviceAuth auth = d->auth;
         const char *msg = "";
+        const char *dialect = d->smart ? "/smart" : "/iot";
         char p[sizeof(d->protocol)];
+        size_t n = strnlen(proto, sizeof(p) - sizeof("/smart"));
 
-        snprintf(p, sizeof(p), "%s/%s", proto, d->smart ? "smart" : "iot");
+        /* Not snprintf(): once per poll, it was a tenth of what a poll
+         * costs outside parsing and signals. */
+        memcpy(p, proto, n);
+        strcpy(p + n, dialect);
         if (!d->klap)
                 auth = DEVICE_AUTH_NONE;
         else if (d->round_error == 0)
