@@ -74,11 +74,17 @@ static inline int new_tok(Parser *ps, KjType type, size_t *ret) {
         return 0;
 }
 
-static inline void skip_ws(Parser *ps) {
-        /* Devices send no whitespace: one test for the usual case. */
-        while (ps->p < ps->end && (unsigned char) *ps->p <= ' ' &&
-               (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
-                ps->p++;
+/* The next byte past any whitespace (ps->p left on it), or -1 at the end.
+ * Devices send no whitespace: one test for the usual case. */
+static inline int peek(Parser *ps) {
+        const char *p = ps->p;
+
+        if (_likely_(p < ps->end && (unsigned char) *p > ' '))
+                return (unsigned char) *p;
+        while (p < ps->end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+                p++;
+        ps->p = p;
+        return p < ps->end ? (unsigned char) *p : -1;
 }
 
 static int hex4(const char *p, unsigned *ret) {
@@ -227,9 +233,8 @@ static int escaped_key_hash(const KjTok *t, uint32_t *ret) {
         return 0;
 }
 
-/* Scanned eight bytes at a time: strings are most of a reply's text (ids
- * of 32 and 40 hex digits). Keys are hashed too, for the duplicate check. */
-static int parse_string(Parser *ps, bool key, size_t *ret) {
+/* A string with escapes or bytes past ASCII, from its opening quote. */
+static int parse_string_slow(Parser *ps, bool key, size_t *ret) {
         size_t idx;
         uint32_t dlen = 0;
         bool escaped = false;
@@ -321,6 +326,29 @@ static int parse_string(Parser *ps, bool key, size_t *ret) {
         else if (key && (r = escaped_key_hash(t, &t->hash)) < 0)
                 return r;
         ps->p++; /* the closing quote */
+        *ret = idx;
+        return 0;
+}
+
+/* Scanned eight bytes at a time: strings are most of a reply's text (ids
+ * of 32 and 40 hex digits). Keys are hashed too, for the duplicate check.
+ * Inline, for the plain ASCII nearly every string of a reply is: a call
+ * per string cost more than scanning it. */
+static inline int parse_string(Parser *ps, bool key, size_t *ret) {
+        const char *start = ps->p + 1, *q = find_special(start, ps->end);
+        size_t idx;
+        int r;
+
+        if (_unlikely_(q >= ps->end || *q != '"'))
+                return parse_string_slow(ps, key, ret);
+        ps->p = start;
+        r = new_tok(ps, KJ_STRING, &idx);
+        if (r < 0)
+                return r;
+        KjTok *t = &ps->doc->toks[idx];
+        t->len = t->decoded_len = (uint32_t) (q - start);
+        t->hash = key ? key_hash(start, t->len, (size_t) (ps->end - start)) : 0;
+        ps->p = q + 1;
         *ret = idx;
         return 0;
 }
@@ -512,8 +540,7 @@ static int open_container(Parser *ps, unsigned depth, KjType type, char close, s
         if (r < 0)
                 return r;
         ps->p++;
-        skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == close)
+        if (peek(ps) == close)
                 return close_container(ps, *ret_idx);
         return 1;
 }
@@ -521,13 +548,14 @@ static int open_container(Parser *ps, unsigned depth, KjType type, char close, s
 /* After a member of container idx: 1 if a ',' announces another, 0 at the
  * close character (left for close_container), or the error. */
 static int next_member(Parser *ps, size_t idx, char close) {
+        int c = peek(ps);
+
         ps->doc->toks[idx].count++;
-        skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == ',') {
+        if (c == ',') {
                 ps->p++;
                 return 1;
         }
-        if (ps->p < ps->end && *ps->p == close)
+        if (c == close)
                 return 0;
         return perr(ps, "',' or '%c' expected", close);
 }
@@ -543,8 +571,7 @@ static int parse_object(Parser *ps, unsigned depth) {
         for (;;) {
                 size_t key;
 
-                skip_ws(ps);
-                if (ps->p >= ps->end || *ps->p != '"')
+                if (peek(ps) != '"')
                         return perr(ps, "string expected as an object key");
                 r = parse_string(ps, true, &key);
                 if (r < 0)
@@ -563,8 +590,7 @@ static int parse_object(Parser *ps, unsigned depth) {
                                                 return duplicate_key(ps, key);
                         filter[bit >> 6] |= mask;
                 }
-                skip_ws(ps);
-                if (ps->p >= ps->end || *ps->p != ':')
+                if (peek(ps) != ':')
                         return perr(ps, "':' expected");
                 ps->p++;
                 r = parse_value(ps, depth + 1);
@@ -617,10 +643,11 @@ static int parse_literal(Parser *ps, const char *word, KjType type) {
 static int parse_value(Parser *ps, unsigned depth) {
         size_t idx;
 
-        skip_ws(ps);
-        if (ps->p >= ps->end)
+        int c = peek(ps);
+
+        if (c < 0)
                 return perr(ps, "unexpected end of input");
-        switch (*ps->p) {
+        switch (c) {
         case '{':
                 return parse_object(ps, depth);
         case '[':
@@ -659,16 +686,15 @@ int kj_parse(KjDoc *doc, const char *text, size_t len, char *errbuf, size_t errs
         doc->size = KJ_INLINE_TOKENS;
         if (len > UINT32_MAX)
                 return perr(&ps, "text too long");
-        skip_ws(&ps);
-        if (ps.p >= ps.end || (*ps.p != '{' && *ps.p != '['))
+        int c = peek(&ps);
+        if (c != '{' && c != '[')
                 return perr(&ps, "'[' or '{' expected");
         r = parse_value(&ps, 0);
         if (ps.keys != ps.inline_keys)
                 free(ps.keys);
         if (r < 0)
                 return r;
-        skip_ws(&ps);
-        if (ps.p != ps.end)
+        if (peek(&ps) >= 0)
                 return perr(&ps, "end of input expected");
         return 0;
 }
@@ -701,29 +727,36 @@ const KjTok *kj_object_getn(const KjTok *obj, const char *key, size_t n) {
         return NULL;
 }
 
-void kj_object_pick(const KjTok *obj, const char *const *keys, size_t n, const KjTok **out) {
-        /* The keys in a table by hash, the members looked up in it: one
-         * pass over the members instead of one per key. Slots hold index + 1. */
-        enum { SLOTS = 64 };
-        uint8_t slot[SLOTS] = {};
-        uint32_t hash[KJ_PICK_MAX];
-        size_t len[KJ_PICK_MAX];
+void kj_keys_init(KjKeys *keys, const char *const *names, size_t n) {
+        const size_t slots = ELEMENTSOF(keys->slot);
+
+        assert(n <= KJ_PICK_MAX);
+        *keys = (KjKeys) { .names = names, .n = n };
+        for (size_t i = 0; i < n; i++) {
+                size_t len = strlen(names[i]);
+                assert(len <= UINT8_MAX);
+                keys->len[i] = (uint8_t) len;
+                keys->hash[i] = key_hash(names[i], len, len);
+                size_t j = keys->hash[i] % slots;
+                while (keys->slot[j])
+                        j = (j + 1) % slots;
+                keys->slot[j] = (uint8_t) (i + 1);
+        }
+}
+
+void kj_object_pick(const KjTok *obj, const KjKeys *keys, const KjTok **out) {
+        const size_t slots = ELEMENTSOF(keys->slot);
         const KjTok *k = obj + 1;
 
-        assert(n <= KJ_PICK_MAX && KJ_PICK_MAX <= SLOTS / 2);
-        for (size_t i = 0; i < n; i++) {
-                len[i] = strlen(keys[i]);
-                hash[i] = key_hash(keys[i], len[i], len[i]);
+        for (size_t i = 0; i < keys->n; i++)
                 out[i] = NULL;
-                size_t j = hash[i] % SLOTS;
-                while (slot[j])
-                        j = (j + 1) % SLOTS;
-                slot[j] = (uint8_t) (i + 1);
-        }
+        /* Each member looked up in the keys' table: one pass over the
+         * members instead of one per key. */
         for (uint32_t m = 0; m < obj->count; m++, k += 1 + k[1].skip)
-                for (size_t j = k->hash % SLOTS; slot[j]; j = (j + 1) % SLOTS) {
-                        size_t i = slot[j] - 1;
-                        if (hash[i] == k->hash && len[i] == k->decoded_len && key_is(k, keys[i], len[i])) {
+                for (size_t j = k->hash % slots; keys->slot[j]; j = (j + 1) % slots) {
+                        size_t i = keys->slot[j] - 1;
+                        if (keys->hash[i] == k->hash && keys->len[i] == k->decoded_len &&
+                            key_is(k, keys->names[i], keys->len[i])) {
                                 out[i] = k + 1;
                                 break;
                         }

@@ -64,10 +64,21 @@ const KjTok *kj_object_getn(const KjTok *obj, const char *key, size_t n);
 static inline const KjTok *kj_object_get(const KjTok *obj, const char *key) {
         return kj_object_getn(obj, key, __builtin_strlen(key));
 }
-/* The values of several keys of obj in one pass over its members (each
- * lookup above walks them): out[i] is keys[i]'s value, or NULL. */
+/* Keys to look up together, hashed once (kj_keys_init()) for any number
+ * of objects. */
 #define KJ_PICK_MAX 24
-void kj_object_pick(const KjTok *obj, const char *const *keys, size_t n, const KjTok **out);
+typedef struct KjKeys {
+        const char *const *names;
+        size_t n;
+        uint32_t hash[KJ_PICK_MAX];
+        uint8_t len[KJ_PICK_MAX];
+        uint8_t slot[2 * KJ_PICK_MAX + 16]; /* a table of the hashes: index + 1, or 0 */
+} KjKeys;
+/* n names of at most 255 bytes, at most KJ_PICK_MAX; names must outlive keys. */
+void kj_keys_init(KjKeys *keys, const char *const *names, size_t n);
+/* The values of those keys in obj, in one pass over its members (each
+ * lookup above walks them): out[i] is names[i]'s value, or NULL. */
+void kj_object_pick(const KjTok *obj, const KjKeys *keys, const KjTok **out);
 const KjTok *kj_array_get(const KjTok *array, size_t i);
 
 /* Writes decoded_len bytes (no NUL) to out. */

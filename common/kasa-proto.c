@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -310,19 +311,28 @@ static int parse_child(const KjTok *c, size_t idx, KasaChild *ret, KasaError *er
         return 0;
 }
 
+/* The sysinfo fields a reply is read for, hashed once by whichever thread
+ * parses a reply first. */
+enum {
+        ALIAS, MODEL, MAC, MIC_MAC, DEVICE_ID, HW_ID, OEM_ID, HW_VER, SW_VER, FEATURE, TYPE, MIC_TYPE,
+        RELAY_STATE, LED_OFF, ON_TIME, RSSI, CHILDREN, _FIELDS
+};
+static const char *const sysinfo_names[_FIELDS] = {
+        [ALIAS] = "alias", [MODEL] = "model", [MAC] = "mac", [MIC_MAC] = "mic_mac",
+        [DEVICE_ID] = "deviceId", [HW_ID] = "hwId", [OEM_ID] = "oemId", [HW_VER] = "hw_ver",
+        [SW_VER] = "sw_ver", [FEATURE] = "feature", [TYPE] = "type", [MIC_TYPE] = "mic_type",
+        [RELAY_STATE] = "relay_state", [LED_OFF] = "led_off", [ON_TIME] = "on_time", [RSSI] = "rssi",
+        [CHILDREN] = "children",
+};
+static KjKeys sysinfo_keys;
+static pthread_once_t sysinfo_keys_once = PTHREAD_ONCE_INIT;
+
+static void sysinfo_keys_init(void) {
+        kj_keys_init(&sysinfo_keys, sysinfo_names, _FIELDS);
+}
+
 static int parse_sysinfo(const KjTok *si, KasaSysinfo *ret, KasaError *err) {
         static const char where[] = "system.get_sysinfo";
-        enum {
-                ALIAS, MODEL, MAC, MIC_MAC, DEVICE_ID, HW_ID, OEM_ID, HW_VER, SW_VER, FEATURE, TYPE, MIC_TYPE,
-                RELAY_STATE, LED_OFF, ON_TIME, RSSI, CHILDREN, _FIELDS
-        };
-        static const char *const keys[_FIELDS] = {
-                [ALIAS] = "alias", [MODEL] = "model", [MAC] = "mac", [MIC_MAC] = "mic_mac",
-                [DEVICE_ID] = "deviceId", [HW_ID] = "hwId", [OEM_ID] = "oemId", [HW_VER] = "hw_ver",
-                [SW_VER] = "sw_ver", [FEATURE] = "feature", [TYPE] = "type", [MIC_TYPE] = "mic_type",
-                [RELAY_STATE] = "relay_state", [LED_OFF] = "led_off", [ON_TIME] = "on_time", [RSSI] = "rssi",
-                [CHILDREN] = "children",
-        };
         const KjTok *f[_FIELDS];
         char mac[KASA_STRING_MAX] = "";
         int64_t v;
@@ -332,26 +342,27 @@ static int parse_sysinfo(const KjTok *si, KasaSysinfo *ret, KasaError *err) {
          * it fills, and nothing reads past n_children. */
         memset(ret, 0, offsetof(KasaSysinfo, children));
         /* One pass over some thirty members, not one per field. */
-        kj_object_pick(si, keys, _FIELDS, f);
+        (void) pthread_once(&sysinfo_keys_once, sysinfo_keys_init);
+        kj_object_pick(si, &sysinfo_keys, f);
 
-        r = kasa_value_string(f[ALIAS], where, keys[ALIAS], false, ret->alias, sizeof(ret->alias), err);
+        r = kasa_value_string(f[ALIAS], where, sysinfo_names[ALIAS], false, ret->alias, sizeof(ret->alias), err);
         if (r < 0)
                 return r;
-        r = kasa_value_string(f[MODEL], where, keys[MODEL], true, ret->model, sizeof(ret->model), err);
+        r = kasa_value_string(f[MODEL], where, sysinfo_names[MODEL], true, ret->model, sizeof(ret->model), err);
         if (r < 0)
                 return r;
         if (!ret->model[0])
                 return fail(err, "%s: field \"model\" is empty", where);
         /* some firmwares name it mic_mac and drop the colons */
         size_t m = f[MAC] ? MAC : MIC_MAC;
-        r = kasa_value_string(f[m], where, keys[m], false, mac, sizeof(mac), err);
+        r = kasa_value_string(f[m], where, sysinfo_names[m], false, mac, sizeof(mac), err);
         if (r < 0)
                 return r;
         if (r == 0)
                 return fail(err, "%s: no \"mac\" or \"mic_mac\" field", where);
         if (kasa_mac_normalize(mac, ret->mac) < 0)
                 return fail(err, "%s: \"%.32s\" is not a MAC address", where, mac);
-        r = kasa_value_string(f[DEVICE_ID], where, keys[DEVICE_ID], true, ret->device_id, sizeof(ret->device_id),
+        r = kasa_value_string(f[DEVICE_ID], where, sysinfo_names[DEVICE_ID], true, ret->device_id, sizeof(ret->device_id),
                               err);
         if (r < 0)
                 return r;
@@ -371,25 +382,25 @@ static int parse_sysinfo(const KjTok *si, KasaSysinfo *ret, KasaError *err) {
         };
         for (size_t i = 0; i < ELEMENTSOF(optional); i++) {
                 size_t k = optional[i].field;
-                r = kasa_value_string(f[k], where, keys[k], false, optional[i].out, optional[i].size, err);
+                r = kasa_value_string(f[k], where, sysinfo_names[k], false, optional[i].out, optional[i].size, err);
                 if (r < 0)
                         return r;
         }
         ret->has_emeter = strstr(ret->feature, "ENE") != NULL;
 
-        r = kasa_value_int(f[RELAY_STATE], where, keys[RELAY_STATE], false, 0, 1, &v, err);
+        r = kasa_value_int(f[RELAY_STATE], where, sysinfo_names[RELAY_STATE], false, 0, 1, &v, err);
         if (r < 0)
                 return r;
         ret->has_relay = r > 0;
         ret->on = r > 0 && v == 1;
-        r = kasa_value_int(f[LED_OFF], where, keys[LED_OFF], false, 0, 1, &v, err);
+        r = kasa_value_int(f[LED_OFF], where, sysinfo_names[LED_OFF], false, 0, 1, &v, err);
         if (r < 0)
                 return r;
         ret->led_off = r > 0 && v == 1;
-        r = kasa_value_int(f[ON_TIME], where, keys[ON_TIME], false, 0, INT32_MAX, &ret->on_time, err);
+        r = kasa_value_int(f[ON_TIME], where, sysinfo_names[ON_TIME], false, 0, INT32_MAX, &ret->on_time, err);
         if (r < 0)
                 return r;
-        r = kasa_value_int(f[RSSI], where, keys[RSSI], false, -200, 0, &v, err);
+        r = kasa_value_int(f[RSSI], where, sysinfo_names[RSSI], false, -200, 0, &v, err);
         if (r < 0)
                 return r;
         ret->has_rssi = r > 0;

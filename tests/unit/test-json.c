@@ -275,11 +275,13 @@ static void test_pick(void) {
                                             "bcyr", "aliasx" };
         _cleanup_(kj_done) KjDoc doc;
         const KjTok *got[ELEMENTSOF(keys)];
+        KjKeys set;
         char err[128];
         unsigned bad = 0;
 
         ok(kj_parse(&doc, text, strlen(text), err, sizeof(err)) == 0, "pick: the text parses");
-        kj_object_pick(&doc.toks[0], keys, ELEMENTSOF(keys), got);
+        kj_keys_init(&set, keys, ELEMENTSOF(keys));
+        kj_object_pick(&doc.toks[0], &set, got);
         for (size_t i = 0; i < ELEMENTSOF(keys); i++)
                 if (got[i] != kj_object_get(&doc.toks[0], keys[i])) {
                         diag("pick: \"%s\" gave %p, getn %p", keys[i], (void *) got[i],
@@ -309,7 +311,8 @@ static void test_pick(void) {
         const KjTok *vals[KJ_PICK_MAX];
         bad = 0;
         if (kj_parse(&big, b.s, b.n, err, sizeof(err)) == 0) {
-                kj_object_pick(&big.toks[0], many, KJ_PICK_MAX, vals);
+                kj_keys_init(&set, many, KJ_PICK_MAX);
+                kj_object_pick(&big.toks[0], &set, vals);
                 for (unsigned i = 0; i < KJ_PICK_MAX; i++)
                         bad += !vals[i] || vals[i]->integer != 3 * i;
         } else
