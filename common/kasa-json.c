@@ -185,10 +185,11 @@ static const bool string_special[256] = {
         [0x00 ... 0x1f] = true, ['"'] = true, ['\\'] = true, [0x80 ... 0xff] = true,
 };
 
-/* Whether one of x's 8 bytes is string_special. Exact, not a filter: each
- * term is the classic zero-byte test (Bit Twiddling Hacks' hasless() and
- * haszero()), which has no false positives in bytes below 0x80, and any
- * byte from 0x80 up answers yes by itself. */
+/* Which of x's 8 bytes are string_special, as their high bits (0: none).
+ * Exact as a yes or no, not a filter: each term is the classic zero-byte
+ * test (Bit Twiddling Hacks' hasless() and haszero()), which has no false
+ * positives in bytes below 0x80, and any byte from 0x80 up answers yes by
+ * itself. */
 static inline uint64_t word_special(uint64_t x) {
         const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
         uint64_t quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');

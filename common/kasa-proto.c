@@ -362,8 +362,8 @@ static int parse_sysinfo(const KjTok *si, KasaSysinfo *ret, KasaError *err) {
                 return fail(err, "%s: no \"mac\" or \"mic_mac\" field", where);
         if (kasa_mac_normalize(mac, ret->mac) < 0)
                 return fail(err, "%s: \"%.32s\" is not a MAC address", where, mac);
-        r = kasa_value_string(f[DEVICE_ID], where, sysinfo_names[DEVICE_ID], true, ret->device_id, sizeof(ret->device_id),
-                              err);
+        r = kasa_value_string(f[DEVICE_ID], where, sysinfo_names[DEVICE_ID], true, ret->device_id,
+                              sizeof(ret->device_id), err);
         if (r < 0)
                 return r;
         if (!ret->device_id[0])
