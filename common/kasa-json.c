@@ -234,10 +234,11 @@ static int escaped_key_hash(const KjTok *t, uint32_t *ret) {
         return 0;
 }
 
-/* A string with escapes or bytes past ASCII, from its opening quote. */
-static int parse_string_slow(Parser *ps, bool key, size_t *ret) {
+/* A string with escapes or bytes past ASCII, from its opening quote;
+ * parse_string() read its plain start up to special. */
+static int parse_string_slow(Parser *ps, bool key, const char *special, size_t *ret) {
         size_t idx;
-        uint32_t dlen = 0;
+        uint32_t dlen;
         bool escaped = false;
         int r;
 
@@ -245,6 +246,8 @@ static int parse_string_slow(Parser *ps, bool key, size_t *ret) {
         r = new_tok(ps, KJ_STRING, &idx);
         if (r < 0)
                 return r;
+        dlen = (uint32_t) (special - ps->p);
+        ps->p = special;
         for (;;) {
                 /* Plain ASCII is nearly all of a reply: a tight loop for
                  * it, the checks below for everything else. */
@@ -341,7 +344,7 @@ static inline int parse_string(Parser *ps, bool key, size_t *ret) {
         int r;
 
         if (_unlikely_(q >= ps->end || *q != '"'))
-                return parse_string_slow(ps, key, ret);
+                return parse_string_slow(ps, key, q, ret);
         ps->p = start;
         r = new_tok(ps, KJ_STRING, &idx);
         if (r < 0)
