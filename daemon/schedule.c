@@ -29,7 +29,6 @@ static inline bool streq(const char *a, const char *b) {
         return strcmp(a, b) == 0;
 }
 
-
 static int set_error(char **ret_error, const char *fmt, ...) _printf_(2, 3);
 static int set_error(char **ret_error, const char *fmt, ...) {
         va_list ap;
